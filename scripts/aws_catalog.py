@@ -91,8 +91,9 @@ def load_overrides(path):
                 raise CatalogError(f"{where} ({entry['operation']}): a reason is required")
             if "when" in entry:
                 when = entry["when"]
-                if not isinstance(when, dict) or sorted(when) != ["equals", "member"]:
-                    raise CatalogError(f"{where} ({entry['operation']}): when must be {{member: NAME, equals: VALUE}}")
+                if not isinstance(when, dict) or sorted(when) != ["equals", "location", "member"]:
+                    raise CatalogError(f"{where} ({entry['operation']}): when must be "
+                                       "{member: NAME, location: WHERE, equals: VALUE}")
     return data
 
 
@@ -221,6 +222,23 @@ def build_service(name, loader, iam, overrides):
     return service, raw
 
 
+def member_location(protocol, member, ref):
+    """Where a top-level input member travels on the wire: body:<key>, query:<name>, header:<name>, uri:<label>."""
+    location = ref.get("location")
+    wire = ref.get("locationName", member)
+    if location == "querystring":
+        return f"query:{wire}"
+    if location == "header":
+        return f"header:{wire.lower()}"
+    if location == "uri":
+        return f"uri:{wire}"
+    if protocol == "query":
+        return f"form:{wire}"
+    if protocol == "ec2":
+        return f"form:{ref.get('queryName') or wire[:1].upper() + wire[1:]}"
+    return f"body:{wire}"
+
+
 def check_override_targets(overrides, services, raws, iam):
     """Every operation named in overrides.yaml must exist in the catalog."""
     problems = []
@@ -258,8 +276,13 @@ def check_override_targets(overrides, services, raws, iam):
                 members = raws[svc]["shapes"][inp["shape"]].get("members", {}) if inp else {}
                 if when["member"] not in members:
                     problems.append(f"{section}: {key}: when.member {when['member']} is not a top-level input member")
+                    continue
+                where = member_location(services[svc]["protocol"], when["member"], members[when["member"]])
+                if when["location"] != where:
+                    problems.append(f"{section}: {key}: when.location must be {where!r} "
+                                    f"(where {services[svc]['protocol']} puts {when['member']}), not {when['location']!r}")
     if problems:
-        raise CatalogError("profiles/aws/overrides.yaml names things the catalog does not have:\n  "
+        raise CatalogError("profiles/aws/overrides.yaml does not match the catalog:\n  "
                            + "\n  ".join(problems))
 
 
