@@ -296,6 +296,11 @@ def run(services, out, fixed, failures_out):
     return written, failed
 
 
+def known_limitation(why):
+    """Operations botocore itself cannot send here: input event streams, SigV4a without awscrt."""
+    return why.startswith("input event stream") or why.startswith("MissingDependencyException")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="scripts/aws_corpus.py",
@@ -333,9 +338,11 @@ def main(argv=None):
         if failures_out:
             failures_out.close()
     elapsed = time.monotonic() - start
+    unexpected = [f for f in failed if not known_limitation(f[2])]
     print(f"aws-corpus: {len(services)} services, {written} requests written to {args.out}, "
-          f"{len(failed)} operations not serialized, {elapsed:.1f} s", file=sys.stderr)
-    return 1 if failed else 0
+          f"{len(failed)} operations not serialized ({len(failed) - len(unexpected)} known botocore "
+          f"limitations, {len(unexpected)} unexpected), {elapsed:.1f} s", file=sys.stderr)
+    return 1 if unexpected else 0
 
 
 if __name__ == "__main__":
