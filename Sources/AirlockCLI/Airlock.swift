@@ -1,0 +1,59 @@
+import AirlockCore
+import ArgumentParser
+import Glibc
+
+@main
+struct Airlock: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "airlock",
+        abstract: "A deploy gate for AI agents: run them sandboxed, without credentials.",
+        discussion: """
+            `airlock run -- CMD` starts CMD (an agent, a shell, a script) in a Linux sandbox:
+            its own user, mount, pid, network, ipc, uts and cgroup namespaces; system
+            directories read-only; the workspace read-write; no capabilities; a seccomp filter;
+            no network but loopback; and no credential of yours in its files or environment.
+
+            Start with `airlock doctor` to see what this machine supports.
+            """,
+        subcommands: [Run.self, ProfileCommand.self, DoctorCommand.self])
+
+    static func main() {
+        if let run = RunArguments.fastParse(Array(CommandLine.arguments.dropFirst())) {
+            Glibc.exit(run.perform().rawValue)
+        }
+        main(nil)
+    }
+}
+
+/// Common option of every command (DESIGN §6).
+struct StateOptions: ParsableArguments {
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+        "Where Airlock keeps proposals, the audit log and agent homes.",
+        discussion: "Default: $AIRLOCK_STATE_DIR, else $XDG_STATE_HOME/airlock, else ~/.local/state/airlock.",
+        valueName: "DIR"))
+    var stateDir: String?
+}
+
+/// Prints an Airlock error the same way everywhere and ends with its exit code.
+func fail(_ error: AirlockError) -> ExitCode {
+    writeError("airlock: \(error.message)\n")
+    if let hint = error.hint { writeError("  hint: \(hint)\n") }
+    return ExitCode(error.exitCode)
+}
+
+func writeError(_ text: String) {
+    text.withCString { _ = write(2, $0, strlen($0)) }
+}
+
+func currentEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        pointer += 1
+    }
+    return result
+}

@@ -1,0 +1,123 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockSandbox
+import ArgumentParser
+import Glibc
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a command inside the sandbox.",
+        discussion: """
+            The command sees:
+              - /usr, /etc (without its secrets), /opt read-only; a fresh /proc; a minimal /dev
+              - the workspace (default: the current directory) read-write, at the same path
+              - /tmp and /var/tmp as private tmpfs
+              - a persistent home, /home/agent, kept per profile under the state directory
+              - only a loopback network
+            It runs as uid 1000 (`agent`) with no capabilities, no_new_privs and a seccomp
+            filter. Credential paths (~/.aws, ~/.ssh, ~/.kube, …) are never mounted, and
+            credential-shaped variables (AWS_*, *_TOKEN, …) never passed.
+
+            Exit status: the command's own, 128+N if a signal N ended it, 125 if Airlock itself
+            failed (the message says what to do), 126/127 if the command cannot be executed or
+            found in the sandbox.
+
+            Examples:
+              airlock run -- bash
+              airlock run --workspace ~/src/app -- make test
+              airlock run --profile default --profile ./extra.yaml -- claude
+            """)
+
+    @Option(name: .customLong("profile"), help: ArgumentHelp(
+        "A profile name (from profiles/) or YAML file; repeat to layer several.", valueName: "NAME|FILE"))
+    var profiles: [String] = []
+
+    @Option(help: ArgumentHelp("The directory the agent works in, mounted read-write.", valueName: "DIR"))
+    var workspace: String?
+
+    @OptionGroup var state: StateOptions
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command to run, after --.", valueName: "CMD"))
+    var command: [String] = []
+
+    func run() throws {
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir, command: argv)
+        throw request.perform()
+    }
+}
+
+/// What `airlock run` needs, however it was parsed.
+struct RunArguments {
+    var profiles: [String] = []
+    var workspace: String?
+    var stateDir: String?
+    var command: [String] = []
+
+    /// A well-formed `run` command line, parsed without ArgumentParser's reflection (about a
+    /// millisecond of start-up); nil sends anything unusual (help, errors) to ArgumentParser.
+    static func fastParse(_ arguments: [String]) -> RunArguments? {
+        guard arguments.first == "run" else { return nil }
+        var result = RunArguments()
+        var index = 1
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--" {
+                result.command = Array(arguments[(index + 1)...])
+                return result.command.isEmpty ? nil : result
+            }
+            let (name, inlineValue) = splitOption(argument)
+            let value: String
+            if let inlineValue {
+                value = inlineValue
+            } else {
+                guard index + 1 < arguments.count else { return nil }
+                index += 1
+                value = arguments[index]
+            }
+            switch name {
+            case "--profile": result.profiles.append(value)
+            case "--workspace" where result.workspace == nil: result.workspace = value
+            case "--state-dir" where result.stateDir == nil: result.stateDir = value
+            default: return nil
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    static func splitOption(_ argument: String) -> (String, String?) {
+        guard argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") else { return (argument, nil) }
+        return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
+    }
+
+    /// Runs the command in a sandbox and returns the exit code to end with.
+    func perform() -> ExitCode {
+        // Before any thread exists: every thread then has these blocked and one sigwait
+        // thread forwards them to the agent.
+        RunSession.blockSignals()
+        guard !command.isEmpty else {
+            return fail(AirlockError("no command given", hint: "airlock run -- CMD [ARG...], e.g. airlock run -- bash", exitCode: 2))
+        }
+        // The seccomp filter compiles on the other core while profiles are read.
+        let seccomp = Background { Result { () throws(AirlockError) in try SeccompProgram.build() } }
+        let environment = currentEnvironment()
+        do throws(AirlockError) {
+            let home = environment["HOME"] ?? "/"
+            let library = ProfileLibrary(environment: environment, home: home)
+            let stack = try library.loadStack(profiles)
+            let facts = try HostInspection.gather(
+                profiles: stack, workspace: workspace, stateDir: stateDir, environment: environment)
+            let layout = try SandboxLayout.make(profiles: stack, host: facts)
+            for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
+            var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
+            request.seccomp = seccomp
+            let exit = try RunSession.run(request, environment: environment)
+            return ExitCode(exit.code)
+        } catch {
+            return fail(error)
+        }
+    }
+}

@@ -1,0 +1,19 @@
+/// The one error type Airlock reports to people: what failed, in their terms, and what to do.
+///
+/// `exitCode` follows DESIGN §6: Airlock's own failures end `airlock run` with 125.
+public struct AirlockError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var message: String
+    public var hint: String?
+    public var exitCode: Int32
+
+    public init(_ message: String, hint: String? = nil, exitCode: Int32 = 125) {
+        self.message = message
+        self.hint = hint
+        self.exitCode = exitCode
+    }
+
+    public var description: String {
+        guard let hint else { return message }
+        return "\(message)\n  hint: \(hint)"
+    }
+}

@@ -1,0 +1,210 @@
+import AirlockCore
+
+/// A profile that cannot be used, located as `file:line: message`.
+public struct ProfileError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var message: String
+
+    public var description: String {
+        if let line { return "\(file):\(line): \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+/// Parses profile YAML strictly: unknown keys, wrong types, bad values, duplicate keys and
+/// YAML anchors/aliases (a classic way to blow up a parser) are errors with a line number.
+/// Pure: the caller reads the file.
+public enum ProfileParser {
+    /// Profiles are small; a huge one is a mistake or an attack.
+    public static let maximumSize = 256 * 1024
+
+    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "rlimits"]
+    static let filesystemKeys = ["readonly", "readwrite", "tmp_size"]
+    static let environmentKeys = ["pass", "set"]
+
+    public static func parse(_ text: String, name: String, source: String) throws(ProfileError) -> Profile {
+        let reader = Reader(file: source)
+        guard text.utf8.count <= maximumSize else {
+            throw reader.error(nil, "profile is larger than \(maximumSize / 1024) KiB")
+        }
+        let root: YAMLNode?
+        do {
+            root = try YAML.parse(text)
+        } catch {
+            throw ProfileError(file: source, line: error.line, message: error.message)
+        }
+        var profile = Profile(name: name, source: source)
+        guard let root else { return profile }  // an empty file is an empty profile
+        for (key, value) in try reader.mapping(root, at: "the profile", keys: topLevelKeys) {
+            switch key {
+            case "description":
+                profile.description = try reader.string(value, at: key)
+            case "extends":
+                profile.extends = try reader.stringOrList(value, at: key)
+                for parent in profile.extends where !ProfileName.isValid(parent) {
+                    throw reader.error(value, "extends: '\(parent)' is not a profile name")
+                }
+            case "filesystem":
+                for (fsKey, fsValue) in try reader.mapping(value, at: key, keys: filesystemKeys) {
+                    switch fsKey {
+                    case "readonly": profile.filesystem.readOnly = try reader.paths(fsValue, at: fsKey)
+                    case "readwrite": profile.filesystem.readWrite = try reader.paths(fsValue, at: fsKey)
+                    default: profile.filesystem.tmpSize = try reader.size(fsValue, at: fsKey)
+                    }
+                }
+            case "environment":
+                for (envKey, envValue) in try reader.mapping(value, at: key, keys: environmentKeys) {
+                    if envKey == "pass" {
+                        profile.environment.pass = try reader.environmentPass(envValue)
+                    } else {
+                        profile.environment.set = try reader.environmentSet(envValue)
+                    }
+                }
+            default:
+                profile.rlimits = try reader.rlimits(value)
+            }
+        }
+        return profile
+    }
+}
+
+/// Profile names become directory names (the agent's persistent home): keep them plain.
+public enum ProfileName {
+    public static func isValid(_ name: String) -> Bool {
+        guard !name.isEmpty, name.count <= 64, name.first != ".", name.first != "-" else { return false }
+        return name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || $0 == "-" || $0 == "_" || $0 == "."
+        }
+    }
+}
+
+private struct Reader {
+    let file: String
+
+    func error(_ node: YAMLNode?, _ message: String) -> ProfileError {
+        ProfileError(file: file, line: node?.line, message: message)
+    }
+
+    /// The mapping's entries in order, keys checked against `keys` (unknown → error; the
+    /// YAML reader already refuses repeated keys).
+    func mapping(_ node: YAMLNode, at place: String, keys: [String]?) throws(ProfileError) -> [(String, YAMLNode)] {
+        if node.isNull { return [] }
+        guard case .mapping(let entries) = node.value else {
+            throw error(node, "\(place) must be a mapping (key: value lines)")
+        }
+        for entry in entries {
+            if let keys, !keys.contains(entry.key) {
+                throw ProfileError(file: file, line: entry.line,
+                                   message: "unknown key '\(entry.key)' in \(place) (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+        return entries.map { ($0.key, $0.value) }
+    }
+
+    func string(_ node: YAMLNode, at place: String) throws(ProfileError) -> String {
+        guard let text = node.scalar else { throw error(node, "\(place) must be a single value") }
+        return text
+    }
+
+    func list(_ node: YAMLNode, at place: String) throws(ProfileError) -> [YAMLNode] {
+        if node.isNull { return [] }
+        guard case .sequence(let items) = node.value else { throw error(node, "\(place) must be a list") }
+        return items
+    }
+
+    func stringOrList(_ node: YAMLNode, at place: String) throws(ProfileError) -> [String] {
+        if node.scalar != nil { return [try string(node, at: place)] }
+        var out: [String] = []
+        for item in try list(node, at: place) { out.append(try string(item, at: place)) }
+        return out
+    }
+
+    func paths(_ node: YAMLNode, at place: String) throws(ProfileError) -> [String] {
+        var out: [String] = []
+        for item in try list(node, at: place) {
+            let path = try string(item, at: place)
+            guard path.hasPrefix("/") || path == "~" || path.hasPrefix("~/") else {
+                throw error(item, "\(place): '\(path)' must be an absolute path or start with ~/")
+            }
+            guard !path.contains("\0"), !path.split(separator: "/").contains("..") else {
+                throw error(item, "\(place): '\(path)' must not contain '..'")
+            }
+            out.append(path)
+        }
+        return out
+    }
+
+    func size(_ node: YAMLNode, at place: String) throws(ProfileError) -> UInt64 {
+        let text = try string(node, at: place)
+        guard let value = ByteSize.parse(text), value > 0 else {
+            throw error(node, "\(place): '\(text)' is not a size (examples: 512MiB, 2GiB)")
+        }
+        return value
+    }
+
+    func environmentPass(_ node: YAMLNode) throws(ProfileError) -> [String] {
+        var out: [String] = []
+        for item in try list(node, at: "environment.pass") {
+            let entry = try string(item, at: "environment.pass")
+            guard EnvironmentName.isValidPattern(entry) else {
+                throw error(item, "environment.pass: '\(entry)' is not a variable name or NAME_* pattern")
+            }
+            guard EnvironmentPolicy.isPermittedPassEntry(entry) else {
+                throw error(item, "environment.pass: '\(entry)' looks like a credential; Airlock never passes credentials into a sandbox (the broker holds them)")
+            }
+            out.append(entry)
+        }
+        return out
+    }
+
+    func environmentSet(_ node: YAMLNode) throws(ProfileError) -> [String: String] {
+        var out: [String: String] = [:]
+        for (name, value) in try mapping(node, at: "environment.set", keys: nil) {
+            guard EnvironmentName.isValidName(name) else {
+                throw error(value, "environment.set: '\(name)' is not a variable name")
+            }
+            guard !CredentialRules.isCredentialName(name) else {
+                throw error(value, "environment.set: '\(name)' looks like a credential; profiles cannot put credentials into a sandbox")
+            }
+            guard !name.hasPrefix("AIRLOCK_") else {
+                throw error(value, "environment.set: AIRLOCK_* variables are set by Airlock itself")
+            }
+            out[name] = try string(value, at: "environment.set.\(name)")
+        }
+        return out
+    }
+
+    func rlimits(_ node: YAMLNode) throws(ProfileError) -> [ResourceLimit: LimitValue] {
+        let known = ResourceLimit.allCases.map(\.rawValue)
+        var out: [ResourceLimit: LimitValue] = [:]
+        for (key, value) in try mapping(node, at: "rlimits", keys: known) {
+            guard let limit = ResourceLimit(rawValue: key) else { continue }  // checked above
+            let text = try string(value, at: "rlimits.\(key)")
+            if text == "unlimited" {
+                out[limit] = .unlimited
+            } else if let number = limit.isSize ? ByteSize.parse(text) : UInt64(text) {
+                out[limit] = .limited(number)
+            } else {
+                let example = limit.isSize ? "8GiB" : "1024"
+                throw error(value, "rlimits.\(key): '\(text)' is not a valid value (a number like \(example), or unlimited)")
+            }
+        }
+        return out
+    }
+}
+
+enum EnvironmentName {
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy {
+            ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+        }
+    }
+
+    static func isValidPattern(_ entry: String) -> Bool {
+        let stripped = entry.replacingStars(with: "")
+        return entry == "*" || (!stripped.isEmpty && isValidName(stripped))
+    }
+}
