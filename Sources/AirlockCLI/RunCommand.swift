@@ -99,7 +99,7 @@ struct RunArguments {
         // thread forwards them to the agent.
         RunSession.blockSignals()
         guard !command.isEmpty else {
-            return fail(AirlockError("no command given", hint: "airlock run -- CMD [ARG...], e.g. airlock run -- bash", exitCode: 2))
+            return fail(AirlockError("no command given", hint: "airlock run -- CMD [ARG...], e.g. airlock run -- bash"))
         }
         // The seccomp filter compiles on the other core while profiles are read.
         let seccomp = Background { Result { () throws(AirlockError) in try SeccompProgram.build() } }
@@ -117,6 +117,10 @@ struct RunArguments {
             let exit = try RunSession.run(request, environment: environment)
             return ExitCode(exit.code)
         } catch {
+            // DESIGN §6: whatever went wrong before the command ran is 125, except the
+            // shell's own 126/127 for a command that cannot be executed or found.
+            var error = error
+            if error.exitCode != 126 && error.exitCode != 127 { error.exitCode = 125 }
             return fail(error)
         }
     }
