@@ -27,6 +27,8 @@ public struct HostFacts: Sendable {
     /// Realpaths of the profile's paths and of credential paths, keyed by the lexical path.
     /// A profile path missing here does not exist on the host.
     public var resolved: [String: String] = [:]
+    /// Credential paths that exist on the host (only those need masking).
+    public var existing: Set<String> = []
     /// Host secrets (`CredentialRules.etcSecrets`, ssh host keys) the agent's identity could
     /// read: these get masked. Unreadable ones need no mount (each mask costs two).
     public var readableSecrets: [String] = []
@@ -139,7 +141,8 @@ public struct SandboxLayout: Sendable {
         layout.mounts += host.readableSecrets.map { .mask(target: $0, cover: emptyFile) }
         var masked = Set<String>()
         for tree in trees {
-            for credential in credentials where credential != tree.path && HostPath.isWithin(credential, tree.path) {
+            for credential in credentials
+            where credential != tree.path && HostPath.isWithin(credential, tree.path) && host.existing.contains(credential) {
                 guard masked.insert(credential).inserted else { continue }
                 layout.mounts.append(.mask(target: credential, cover: emptyFile))
                 layout.warnings.append("\(tree.path) contains \(credential); it is masked inside the sandbox")

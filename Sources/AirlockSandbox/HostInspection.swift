@@ -50,7 +50,13 @@ public enum HostInspection {
             }
         }
         for credential in SandboxLayout.credentialPaths(host: facts, trees: trees) {
-            if let real = realPath(credential), real != credential { facts.resolved[credential] = real }
+            var st = stat()
+            guard lstat(credential, &st) == 0 else { continue }
+            facts.existing.insert(credential)
+            if let real = realPath(credential), real != credential {
+                facts.resolved[credential] = real
+                facts.existing.insert(real)
+            }
         }
         let hostKeys = listDirectory("/etc/ssh")
             .filter { $0.hasPrefix("ssh_host_") && $0.hasSuffix("_key") }

@@ -385,10 +385,12 @@ static int al_pid1(void *arg) {
 
     // Identity. Supplementary groups are the launcher's (root's when run as root): drop them
     // while that is still allowed. Capabilities in the new namespace are kept for setup.
-    if (s->drop_groups && setgroups(0, NULL)) al_fail(s, AL_STAGE_SETGROUPS, errno, NULL);
+    // Raw syscalls, not glibc's wrappers: those broadcast the change to every thread glibc
+    // believes exists, and in this copy of a multi-threaded launcher the others never answer.
+    if (s->drop_groups && syscall(SYS_setgroups, 0, NULL)) al_fail(s, AL_STAGE_SETGROUPS, errno, NULL);
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)) al_fail(s, AL_STAGE_CAPS_RAISE, errno, "keepcaps");
-    if (setresgid(s->gid, s->gid, s->gid)) al_fail(s, AL_STAGE_SETGID, errno, NULL);
-    if (setresuid(s->uid, s->uid, s->uid)) al_fail(s, AL_STAGE_SETUID, errno, NULL);
+    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid)) al_fail(s, AL_STAGE_SETGID, errno, NULL);
+    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid)) al_fail(s, AL_STAGE_SETUID, errno, NULL);
     if (cap_set_proc(s->caps_full)) al_fail(s, AL_STAGE_CAPS_RAISE, errno, NULL);
     // Changing uid cleared the parent-death signal: arm it again, then make sure the launcher
     // did not die in between (it holds the sync pipe open for the whole session).

@@ -12,6 +12,9 @@ import Testing
             environment: environment, sessionID: "0123456789abcdef")
         facts.systemEntries = ["/usr": .directory, "/etc": .directory, "/bin": .symlink("usr/bin"), "/opt": .directory]
         facts.userHomes = ["/root", "/home/dev", "/home/other"]
+        // Pretend every credential path exists (the launcher only masks existing ones).
+        for home in ["/root", "/home/dev", "/home/other"] { facts.existing.formUnion(CredentialRules.paths(home: home)) }
+        facts.existing.formUnion([facts.stateDir, "/srv/creds/aws", "/srv/k1", "/srv/k2", "/home/dev/dotfiles/aws"])
         return facts
     }
 
@@ -71,6 +74,14 @@ import Testing
         let layout = try SandboxLayout.make(profiles: ProfileStack([]), host: host)
         #expect(masked(layout).contains("/home/other/.ssh"))
         #expect(masked(layout).contains("/home/dev/.aws"))
+    }
+
+    @Test func onlyExistingCredentialPathsAreMasked() throws {
+        var host = facts(workspace: "/home/dev")
+        host.existing = ["/home/dev/.aws"]
+        let layout = try SandboxLayout.make(profiles: ProfileStack([]), host: host)
+        #expect(masked(layout) == ["/home/dev/.aws"])
+        #expect(layout.warnings.count == 1)
     }
 
     @Test func credentialSymlinkTargetsAreMaskedToo() throws {

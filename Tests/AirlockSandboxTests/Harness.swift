@@ -1,0 +1,243 @@
+import Foundation
+import Testing
+
+/// Who starts `airlock run` in a test: root (the agent is then mapped to an unprivileged host
+/// uid) or an ordinary user (unprivileged user namespaces).
+enum Launch: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case root
+    case unprivileged
+
+    var testDescription: String { rawValue }
+
+    /// The unprivileged identity: ourselves when not root, else the test user
+    /// (`AIRLOCK_TEST_USER`, default `airlock-test`; scripts/test creates it).
+    static let user: (name: String, uid: uid_t, gid: gid_t)? = {
+        if getuid() != 0 { return (String(cString: getpwuid(getuid()).pointee.pw_name), getuid(), getgid()) }
+        let name = ProcessInfo.processInfo.environment["AIRLOCK_TEST_USER"] ?? "airlock-test"
+        guard let entry = getpwnam(name) else { return nil }
+        return (name, entry.pointee.pw_uid, entry.pointee.pw_gid)
+    }()
+
+    /// Whether this machine can run the case; when it cannot, the test says so (and fails when
+    /// AIRLOCK_TEST_REQUIRE_ALL=1, as CI sets).
+    func available() -> Bool {
+        let ok: Bool
+        let reason: String
+        switch self {
+        case .root:
+            ok = getuid() == 0
+            reason = "root launches need the tests to run as root"
+        case .unprivileged:
+            ok = Launch.user != nil
+            reason = "no unprivileged test user: run `useradd -m airlock-test` (scripts/test does) or set AIRLOCK_TEST_USER"
+        }
+        if !ok {
+            if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" {
+                Issue.record("cannot run the \(rawValue) case: \(reason)")
+            } else {
+                print("note: \(rawValue) case not run: \(reason)")
+            }
+        }
+        return ok
+    }
+
+    var uid: uid_t { self == .root ? 0 : Launch.user!.uid }
+    var gid: gid_t { self == .root ? 0 : Launch.user!.gid }
+
+    /// The host uid the agent runs as.
+    var agentHostUID: uid_t { self == .root ? 100_000 : Launch.user!.uid }
+}
+
+struct Outcome: CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
+}
+
+/// Binaries and profiles staged where any user can run them (the checkout may be in /root).
+enum Stage {
+    static let repoRoot: String = {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        return path
+    }()
+
+    static let directory: String = {
+        let fm = FileManager.default
+        let binDir = ProcessInfo.processInfo.environment["AIRLOCK_BIN_DIR"] ?? repoRoot + "/.build/debug"
+        let stage = makeTemporaryDirectory(prefix: "airlock-stage")
+        for name in ["airlock", "airlock-try-syscall"] {
+            let source = binDir + "/" + name
+            precondition(fm.fileExists(atPath: source), "\(source) is missing: run `swift build` first")
+            try! fm.copyItem(atPath: source, toPath: stage + "/" + name)
+        }
+        try! fm.copyItem(atPath: repoRoot + "/profiles", toPath: stage + "/profiles")
+        chmodRecursive(stage, dirMode: 0o755, fileMode: 0o755)
+        return stage
+    }()
+
+    static var airlock: String { directory + "/airlock" }
+    static var trySyscall: String { directory + "/airlock-try-syscall" }
+
+    static func chmodRecursive(_ path: String, dirMode: mode_t, fileMode: mode_t) {
+        chmod(path, dirMode)
+        guard let children = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+        for child in children {
+            var isDir: ObjCBool = false
+            let full = path + "/" + child
+            FileManager.default.fileExists(atPath: full, isDirectory: &isDir)
+            if isDir.boolValue { chmodRecursive(full, dirMode: dirMode, fileMode: fileMode) } else { chmod(full, fileMode) }
+        }
+    }
+}
+
+func makeTemporaryDirectory(prefix: String) -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    chmod(path, 0o755)
+    return path
+}
+
+/// One test's world: a workspace, a fake home for the launcher (with planted credentials)
+/// and a state directory, all owned by the launching identity.
+struct Scene {
+    let launch: Launch
+    let root: String
+    var workspace: String
+    let home: String
+    let stateDir: String
+
+    init(_ launch: Launch) {
+        self.launch = launch
+        root = makeTemporaryDirectory(prefix: "airlock-test")
+        workspace = root + "/workspace"
+        home = root + "/home"
+        stateDir = root + "/state"
+        for dir in [workspace, home, stateDir] { mkdir(dir, 0o755) }
+        chownTree()
+    }
+
+    /// Writes a file (creating parents), owned by the launching identity.
+    func write(_ path: String, _ contents: String, mode: mode_t = 0o644) {
+        let dir = String(path[..<path.lastIndex(of: "/")!])
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: path, contents: Data(contents.utf8))
+        chmod(path, mode)
+        chownTree()
+    }
+
+    func chownTree() {
+        for path in [root] + ((FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []).map({ root + "/" + $0 }) {
+            lchown(path, launch.uid, launch.gid)
+        }
+    }
+
+    /// Plants credentials where a careless sandbox would expose them.
+    func plantCredentials() {
+        write(home + "/.aws/credentials", "[default]\naws_secret_access_key = PLANTED-AWS-SECRET\n", mode: 0o600)
+        write(home + "/.ssh/id_rsa", "PLANTED-SSH-KEY\n", mode: 0o600)
+        write(home + "/.kube/config", "PLANTED-KUBE\n", mode: 0o600)
+        write(stateDir + "/planted-state", "PLANTED-STATE\n", mode: 0o600)
+    }
+
+    /// The launcher's environment: a few credentials to make sure they do not pass.
+    var environment: [String: String] {
+        [
+            "HOME": home, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM": "xterm", "LANG": "C.UTF-8",
+            "AIRLOCK_PROFILE_PATH": Stage.directory + "/profiles",
+            "AWS_ACCESS_KEY_ID": "AKIDPLANTEDLAUNCHER", "AWS_SECRET_ACCESS_KEY": "PLANTED-ENV-SECRET",
+            "GITHUB_TOKEN": "PLANTED-GITHUB-TOKEN", "SSH_AUTH_SOCK": "/tmp/planted.sock",
+        ]
+    }
+
+    /// `airlock run [options] -- command…` as the scene's identity.
+    func run(_ command: [String], options: [String] = [], stdin: String? = nil, timeout: Double = 60,
+             extraEnvironment: [String: String] = [:], whileRunning: ((Int32) -> Void)? = nil) -> Outcome {
+        var arguments = ["run", "--workspace", workspace, "--state-dir", stateDir] + options + ["--"] + command
+        var executable = Stage.airlock
+        if launch == .unprivileged && getuid() == 0 {
+            arguments = ["--reuid=\(launch.uid)", "--regid=\(launch.gid)", "--clear-groups", "--", Stage.airlock] + arguments
+            executable = "/usr/bin/setpriv"
+        }
+        return runProcess(executable, arguments, environment: environment.merging(extraEnvironment) { $1 },
+                          directory: workspace, stdin: stdin, timeout: timeout, whileRunning: whileRunning)
+    }
+
+    /// A shell command in the sandbox.
+    func sh(_ script: String, options: [String] = [], timeout: Double = 60) -> Outcome {
+        run(["/bin/sh", "-c", script], options: options, timeout: timeout)
+    }
+
+    /// airlock-try-syscall NAME inside the sandbox; returns its report line.
+    func attempt(_ name: String, _ arguments: String...) -> Outcome {
+        let local = workspace + "/try-syscall"
+        if !FileManager.default.fileExists(atPath: local) {
+            try? FileManager.default.copyItem(atPath: Stage.trySyscall, toPath: local)
+            chownTree()
+        }
+        return run([local, name] + arguments)
+    }
+}
+
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String], directory: String,
+                stdin: String? = nil, timeout: Double = 60, whileRunning: ((Int32) -> Void)? = nil) -> Outcome {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = environment
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+    let collected = Collected()
+    out.fileHandleForReading.readabilityHandler = { collected.append(stdout: $0.availableData) }
+    err.fileHandleForReading.readabilityHandler = { collected.append(stderr: $0.availableData) }
+    do { try process.run() } catch { return Outcome(status: -1, stdout: "", stderr: "cannot start: \(error)") }
+    if let stdin {
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try? input.fileHandleForWriting.close()
+    }
+    whileRunning?(process.processIdentifier)
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        out.fileHandleForReading.readabilityHandler = nil
+        err.fileHandleForReading.readabilityHandler = nil
+        return Outcome(status: -9, stdout: collected.stdout, stderr: collected.stderr + "\n[test harness: timed out after \(timeout)s]")
+    }
+    process.waitUntilExit()
+    // Drain what is left.
+    out.fileHandleForReading.readabilityHandler = nil
+    err.fileHandleForReading.readabilityHandler = nil
+    collected.append(stdout: out.fileHandleForReading.readDataToEndOfFile())
+    collected.append(stderr: err.fileHandleForReading.readDataToEndOfFile())
+    let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    return Outcome(status: status, stdout: collected.stdout, stderr: collected.stderr)
+}
+
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var out = Data(), err = Data()
+    func append(stdout data: Data) { lock.lock(); out.append(data); lock.unlock() }
+    func append(stderr data: Data) { lock.lock(); err.append(data); lock.unlock() }
+    var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
+    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+}
+
+/// Host processes whose command line contains `marker`.
+func hostProcesses(containing marker: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { name in
+        guard let pid = Int32(name), pid != getpid(),
+              let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+        let cmdline = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+        return cmdline.contains(marker) ? pid : nil
+    }
+}
+
+func uniqueMarker() -> String { "airlock\(UInt32.random(in: 100_000...999_999))" }
