@@ -38,7 +38,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command to run, after --.", valueName: "CMD"))
+    @Argument(parsing: .remaining, help: ArgumentHelp("The command to run, after --.", valueName: "CMD"))
     var command: [String] = []
 
     func run() throws {

@@ -29,9 +29,13 @@ public final class RunningSandbox: @unchecked Sendable {
         if let terminal { close(terminal) }
     }
 
+    /// Setup is a few milliseconds; a init that takes longer than this is stuck.
+    static let setupTimeoutMilliseconds: Int32 = 30_000
+
     /// Listeners first, then the pty master, in the order init sends them.
     func receiveDescriptors(listeners count: Int, terminal: Bool) throws(AirlockError) {
         for _ in 0..<(count + (terminal ? 1 : 0)) {
+            try waitReadable(controlFD)
             let fd = al_recv_fd(controlFD)
             guard fd >= 0 else { throw setupFailure() }
             if listeners.count < count { listeners.append(fd) } else { self.terminal = fd }
@@ -41,10 +45,21 @@ public final class RunningSandbox: @unchecked Sendable {
     /// Returns once the agent has exec'd (the report pipe closes empty); throws the failed
     /// setup stage otherwise.
     func awaitExec() throws(AirlockError) {
+        try waitReadable(reportFD)
         var report = al_report()
         let n = withUnsafeMutableBytes(of: &report) { readFully(reportFD, $0) }
         if n == 0 { return }
         throw LaunchFailure.error(for: report)
+    }
+
+    private func waitReadable(_ fd: Int32) throws(AirlockError) {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var ready: Int32
+        repeat { ready = poll(&entry, 1, Self.setupTimeoutMilliseconds) } while ready < 0 && errno == EINTR
+        if ready == 0 {
+            throw AirlockError("the sandbox did not finish setting up within \(Self.setupTimeoutMilliseconds / 1000) s",
+                               hint: "this is a bug in Airlock or a kernel that blocks a setup step; `airlock doctor` may tell which")
+        }
     }
 
     private func setupFailure() -> AirlockError {

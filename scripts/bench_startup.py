@@ -1,0 +1,73 @@
+"""Start-up of `airlock run -- /bin/true` against bubblewrap with equivalent isolation.
+
+Both run interleaved (A, B, A, B, ...) in one process so that machine noise hits both alike.
+bubblewrap gets what Airlock gives every agent: all namespaces, a new session, no
+capabilities, a read-only system root (/usr, /etc, /opt and the merged-/usr symlinks), a
+fresh /proc, a minimal /dev, a tmpfs /tmp and the workspace read-write. (bubblewrap adds
+no seccomp filter, Landlock or rlimits here; Airlock always does: that work is in its time.)
+"""
+import os, statistics, subprocess, sys, tempfile, time
+
+RUNS = int(os.environ.get("BENCH_RUNS", "200"))
+airlock = os.environ["AIRLOCK_BIN"]
+workspace = tempfile.mkdtemp(prefix="airlock-bench-")
+state = tempfile.mkdtemp(prefix="airlock-bench-state-")
+
+def bwrap_command():
+    cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for d in ["/usr", "/etc", "/opt"]:
+        if os.path.isdir(d) and not os.path.islink(d):
+            cmd += ["--ro-bind", d, d]
+    for d in ["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"]:
+        if os.path.islink(d):
+            cmd += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            cmd += ["--ro-bind", d, d]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", workspace, workspace,
+            "--chdir", workspace, "--", "/bin/true"]
+    return cmd
+
+commands = {
+    "airlock run": [airlock, "run", "--workspace", workspace, "--state-dir", state, "--", "/bin/true"],
+    "bwrap": bwrap_command(),
+}
+
+devnull = os.open(os.devnull, os.O_RDWR)
+
+def once(cmd):
+    start = time.perf_counter_ns()
+    pid = os.posix_spawnp(cmd[0], cmd, os.environ,
+                          file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)])
+    _, status, _ = os.wait4(pid, 0)
+    elapsed = (time.perf_counter_ns() - start) / 1e6
+    if status != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed (status {status})")
+    return elapsed
+
+def peak_rss_kb(cmd):
+    """Peak RSS of the command's process tree, through GNU time (a small parent: the kernel
+    charges a child the parent's RSS at fork, so Python cannot measure this itself)."""
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    return int(out.stderr.strip().splitlines()[-1])
+
+samples = {name: [] for name in commands}
+for name, cmd in commands.items():  # warm caches
+    for _ in range(5): once(cmd)
+for _ in range(RUNS):
+    for name, cmd in commands.items():
+        samples[name].append(once(cmd))
+peaks = {name: max(peak_rss_kb(cmd) for _ in range(10)) for name, cmd in commands.items()}
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+who = "root" if os.geteuid() == 0 else "unprivileged user"
+print(f"startup: {RUNS} interleaved runs of each, as {who}, on {os.cpu_count()} cores")
+print(f"{'':14} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'peak RSS':>10}")
+for name in commands:
+    s = samples[name]
+    print(f"{name:14} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f} {peaks[name] / 1024:8.1f}MB")
+ratio = statistics.median(samples["airlock run"]) / statistics.median(samples["bwrap"])
+print(f"ratio airlock/bwrap (median): {ratio:.2f}")
