@@ -89,20 +89,26 @@ public enum HostInspection {
 
     static func homeDirectory(uid: uid_t, environment: [String: String]) -> String {
         if let home = environment["HOME"], home.hasPrefix("/") { return HostPath.normalize(home) }
-        if let entry = getpwuid(uid), let dir = entry.pointee.pw_dir { return String(cString: dir) }
-        return "/"
+        return passwdEntries().first { $0.uid == uid }?.home ?? "/"
     }
 
-    /// Home directories of the local accounts, read from /etc/passwd directly: going through
-    /// NSS (getpwent) can load systemd-userdb and friends and costs milliseconds per launch.
-    static func accountHomes() -> [String] {
+    /// Local accounts from /etc/passwd, read directly: NSS (getpwent) can load
+    /// systemd-userdb and friends, costs milliseconds per launch, and cannot work in a static
+    /// executable.
+    static func passwdEntries() -> [(uid: uid_t, home: String)] {
         guard let text = try? readTextFile("/etc/passwd", limit: 1 << 20) else { return [] }
-        var homes: [String] = []
-        for line in text.split(separator: "\n") {
+        return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
-            guard fields.count >= 7 else { continue }
-            let home = String(fields[5])
-            if home.hasPrefix("/"), home != "/", !homes.contains(home) { homes.append(home) }
+            guard fields.count >= 7, let uid = uid_t(fields[2]) else { return nil }
+            return (uid, String(fields[5]))
+        }
+    }
+
+    /// Home directories of the local accounts.
+    static func accountHomes() -> [String] {
+        var homes: [String] = []
+        for entry in passwdEntries() where entry.home.hasPrefix("/") && entry.home != "/" && !homes.contains(entry.home) {
+            homes.append(entry.home)
         }
         return homes
     }
