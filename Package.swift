@@ -2,9 +2,10 @@
 import PackageDescription
 
 // Targets depend downward only:
-//   airlock (CLI) → AirlockSandbox → AirlockPolicy → AirlockCore
+//   airlock (CLI) → AirlockBroker → AirlockStore → AirlockPolicy → AirlockCore
+//                 → AirlockSandbox → AirlockPolicy
 //                                  → CAirlockLinux, CSeccomp, CCap
-// AirlockPolicy is pure: values in, decisions out, no I/O.
+// AirlockPolicy is pure: values in, decisions out, no I/O (SigV4 math included).
 let package = Package(
     name: "Airlock",
     platforms: [.macOS(.v15)],
@@ -14,6 +15,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -22,17 +26,35 @@ let package = Package(
         .systemLibrary(
             name: "CCap", pkgConfig: "libcap",
             providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
         // The only C code: what must run between clone() and execve().
         .target(name: "CAirlockLinux", dependencies: ["CCap"]),
         .target(name: "AirlockCore"),
-        .target(name: "AirlockPolicy", dependencies: ["AirlockCore"]),
+        .target(
+            name: "AirlockPolicy",
+            dependencies: ["AirlockCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "AirlockStore",
+            dependencies: ["AirlockCore", "AirlockPolicy", "CSQLite", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "AirlockBroker",
+            dependencies: [
+                "AirlockCore", "AirlockPolicy", "AirlockStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .target(
             name: "AirlockSandbox",
             dependencies: ["AirlockCore", "AirlockPolicy", "CAirlockLinux", "CSeccomp", "CCap"]),
         .executableTarget(
             name: "AirlockCLI",
             dependencies: [
-                "AirlockCore", "AirlockPolicy", "AirlockSandbox",
+                "AirlockCore", "AirlockPolicy", "AirlockSandbox", "AirlockStore", "AirlockBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A fully static executable: no dynamic loading or relocation at start-up (the
@@ -45,7 +67,7 @@ let package = Package(
                 .unsafeFlags([
                     "-static-executable", "-Xlinker", "--start-group", "-lFoundationEssentials",
                     "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
-                    "-lswiftCore", "-Xlinker", "--end-group",
+                    "-lswiftCore", "-Xlinker", "--end-group", "-lz",
                 ])
             ]),
         // Test helper: tries one syscall and prints the errno (bubblewrap's try-syscall idea).
@@ -54,6 +76,9 @@ let package = Package(
         .testTarget(
             name: "AirlockSandboxTests",
             dependencies: ["AirlockSandbox", "AirlockPolicy", "AirlockCore"]),
+        .testTarget(
+            name: "AirlockBrokerTests",
+            dependencies: ["AirlockBroker", "AirlockStore", "AirlockPolicy", "AirlockCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,127 @@
+import AirlockCore
+
+/// The AWS catalog generated into `profiles/aws/` (docs/aws-catalog.md): per service, how
+/// its operations appear on the wire and their IAM access levels. Parsed from the JSON text
+/// here; the broker reads the files.
+public enum AWSProtocol: String, Sendable {
+    case query, ec2, json
+    case restJSON = "rest-json"
+    case restXML = "rest-xml"
+    case cbor = "smithy-rpc-v2-cbor"
+}
+
+public struct AWSOperation: Sendable {
+    public let name: String
+    public let method: String
+    public let uri: String
+    public let requiredQuery: [String]
+    public let requiredHeaders: [String]
+    public let iamActions: [String]
+    public let access: [String]
+    /// nil (signed as the service says), "none" (sent unsigned) or "v4-unsigned-body".
+    public let authType: String?
+    let template: URITemplate
+
+    init(json: JSON) throws(AWSCatalogError) {
+        guard let name = json["name"]?.string, let method = json["method"]?.string, let uri = json["uri"]?.string else {
+            throw AWSCatalogError("operation without name, method or uri")
+        }
+        self.name = name
+        self.method = method
+        self.uri = uri
+        requiredQuery = json["required_query"]?.stringArray ?? []
+        requiredHeaders = (json["required_headers"]?.stringArray ?? []).map { $0.lowercased() }
+        iamActions = json["iam_actions"]?.stringArray ?? []
+        access = json["access"]?.stringArray ?? []
+        authType = json["auth_type"]?.string
+        template = URITemplate(uri)
+    }
+}
+
+public struct AWSService: Sendable {
+    public let name: String
+    public let serviceID: String
+    public let signingName: String
+    public let endpointPrefix: String
+    public let wireProtocol: AWSProtocol
+    public let apiVersion: String
+    public let targetPrefix: String?
+    public let jsonVersion: String?
+    public let signatureVersion: String?
+    public let operations: [AWSOperation]
+    let byName: [String: Int]
+
+    public func operation(named name: String) -> AWSOperation? {
+        byName[name].map { operations[$0] }
+    }
+
+    /// Parses one `profiles/aws/services/<name>.json`.
+    public init(jsonText: String) throws(AWSCatalogError) {
+        let json: JSON
+        do { json = try JSON.parse(jsonText) } catch { throw AWSCatalogError("service file: \(error)") }
+        guard let name = json["name"]?.string, let signing = json["signing_name"]?.string,
+            let protocolName = json["protocol"]?.string, let wire = AWSProtocol(rawValue: protocolName)
+        else { throw AWSCatalogError("service file without name, signing_name or a known protocol") }
+        self.name = name
+        serviceID = json["service_id"]?.string ?? name
+        signingName = signing
+        endpointPrefix = json["endpoint_prefix"]?.string ?? name
+        wireProtocol = wire
+        apiVersion = json["api_version"]?.string ?? ""
+        targetPrefix = json["target_prefix"]?.string
+        jsonVersion = json["json_version"]?.string
+        signatureVersion = json["signature_version"]?.string
+        var operations: [AWSOperation] = []
+        for item in json["operations"]?.array ?? [] { operations.append(try AWSOperation(json: item)) }
+        self.operations = operations
+        byName = Dictionary(operations.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+}
+
+/// One line of `profiles/aws/index.json`.
+public struct AWSServiceEntry: Sendable, Equatable {
+    public let name: String
+    public let serviceID: String
+    public let configKey: String
+    public let envSuffix: String
+    public let signingName: String
+    public let endpointPrefix: String
+}
+
+public struct AWSCatalogIndex: Sendable {
+    public let services: [AWSServiceEntry]
+    public let sources: [String: String]
+
+    public init(jsonText: String) throws(AWSCatalogError) {
+        let json: JSON
+        do { json = try JSON.parse(jsonText) } catch { throw AWSCatalogError("index.json: \(error)") }
+        var services: [AWSServiceEntry] = []
+        for item in json["services"]?.array ?? [] {
+            guard let name = item["name"]?.string, let key = item["config_key"]?.string,
+                let suffix = item["env_suffix"]?.string, let signing = item["signing_name"]?.string
+            else { throw AWSCatalogError("index.json: a service entry lacks name, config_key, env_suffix or signing_name") }
+            services.append(AWSServiceEntry(
+                name: name, serviceID: item["service_id"]?.string ?? name, configKey: key, envSuffix: suffix,
+                signingName: signing, endpointPrefix: item["endpoint_prefix"]?.string ?? name))
+        }
+        guard !services.isEmpty else { throw AWSCatalogError("index.json lists no services") }
+        self.services = services
+        sources = Dictionary(uniqueKeysWithValues: (json["sources"]?.objectPairs ?? []).compactMap { key, value in
+            value.string.map { (key, $0) }
+        })
+    }
+
+    public func entry(named name: String) -> AWSServiceEntry? {
+        services.first { $0.name == name }
+    }
+
+    /// Services that sign with `signingName` (several share one: rds, docdb, neptune…).
+    public func services(signingAs signingName: String) -> [AWSServiceEntry] {
+        services.filter { $0.signingName == signingName }
+    }
+}
+
+public struct AWSCatalogError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

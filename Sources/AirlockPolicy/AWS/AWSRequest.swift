@@ -1,0 +1,107 @@
+/// An HTTP request as the agent's SDK sent it to the broker, before anything is changed.
+public struct AWSRequest: Sendable {
+    public var method: String
+    /// The raw (percent-encoded) path, without the query.
+    public var path: String
+    /// The raw query string, without `?` (empty when none).
+    public var query: String
+    /// Header lines in order, names as received.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(method: String, path: String, query: String, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    /// From a request target (`/path?query`).
+    public init(method: String, target: String, headers: [(name: String, value: String)], body: [UInt8]) {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        self.init(method: method, path: String(parts[0]), query: parts.count > 1 ? String(parts[1]) : "",
+                  headers: headers, body: body)
+    }
+
+    public var target: String { query.isEmpty ? path : path + "?" + query }
+
+    /// The first value of a header, by case-insensitive name.
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name.lowercased() == lower }?.value
+    }
+
+    /// Decoded query parameters, in order; a key without `=` has a nil value.
+    public var queryItems: [(key: String, value: String?)] { Self.parseForm(query) }
+
+    /// `application/x-www-form-urlencoded` (query/ec2 bodies) or a query string.
+    public static func parseForm(_ text: String) -> [(key: String, value: String?)] {
+        text.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (PercentEncoding.decode(String(kv[0]), plusIsSpace: true),
+                    kv.count > 1 ? PercentEncoding.decode(String(kv[1]), plusIsSpace: true) : nil)
+        }
+    }
+
+    /// Form parameters of a query/ec2 request: the body for a form POST, else the query.
+    public var formParameters: [(key: String, value: String?)] {
+        let contentType = header("content-type")?.lowercased() ?? ""
+        if method == "POST" && (contentType.hasPrefix("application/x-www-form-urlencoded") || contentType.isEmpty) && !body.isEmpty {
+            return Self.parseForm(String(decoding: body, as: UTF8.self)) + queryItems
+        }
+        return queryItems
+    }
+}
+
+/// Percent-encoding as SigV4 and URLs need it.
+public enum PercentEncoding {
+    /// RFC 3986 unreserved characters, never encoded.
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+            || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E
+    }
+
+    static let hex = Array("0123456789ABCDEF".utf8)
+
+    /// Encodes everything but unreserved characters (and `/` when `keepSlash`).
+    public static func encode(_ text: String, keepSlash: Bool = false) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            if isUnreserved(byte) || (keepSlash && byte == 0x2F) {
+                out.append(byte)
+            } else {
+                out += [0x25, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes %XX (invalid sequences stay as they are); `+` becomes a space in forms.
+    public static func decode(_ text: String, plusIsSpace: Bool = false) -> String {
+        var out: [UInt8] = []
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            let byte = bytes[i]
+            if byte == 0x25, i + 2 < bytes.count, let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
+                out.append(high << 4 | low)
+                i += 3
+                continue
+            }
+            out.append(plusIsSpace && byte == 0x2B ? 0x20 : byte)
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: return byte - 0x30
+        case 0x41...0x46: return byte - 0x41 + 10
+        case 0x61...0x66: return byte - 0x61 + 10
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/// A botocore `requestUri` template: `/{Bucket}/{Key+}?uploads`. `{X}` matches one path
+/// segment, `{X+}` the rest (slashes included); literals after `?` must be in the query.
+struct URITemplate: Sendable {
+    enum Token: Sendable {
+        case literal([UInt8])
+        case label(String)
+        case greedy(String)
+    }
+
+    let tokens: [Token]
+    let queryLiterals: [(key: String, value: String?)]
+    /// Ranking facts (AWS-NOTES.md): more literal characters and fewer greedy labels win.
+    let literalLength: Int
+    let greedyCount: Int
+
+    init(_ template: String) {
+        let parts = template.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var tokens: [Token] = []
+        var literal: [UInt8] = []
+        var bytes = Array(parts[0].utf8)[...]
+        while let byte = bytes.first {
+            bytes = bytes.dropFirst()
+            guard byte == UInt8(ascii: "{"), let close = bytes.firstIndex(of: UInt8(ascii: "}")) else {
+                literal.append(byte)
+                continue
+            }
+            if !literal.isEmpty { tokens.append(.literal(literal)); literal = [] }
+            var name = String(decoding: bytes[bytes.startIndex..<close], as: UTF8.self)
+            bytes = bytes[(close + 1)...]
+            if name.hasSuffix("+") {
+                name.removeLast()
+                tokens.append(.greedy(name))
+            } else {
+                tokens.append(.label(name))
+            }
+        }
+        if !literal.isEmpty { tokens.append(.literal(literal)) }
+        self.tokens = tokens
+        var query: [(String, String?)] = []
+        if parts.count > 1 {
+            for item in parts[1].split(separator: "&") {
+                let kv = item.split(separator: "=", maxSplits: 1)
+                query.append((String(kv[0]), kv.count > 1 ? String(kv[1]) : nil))
+            }
+        }
+        queryLiterals = query
+        literalLength = tokens.reduce(0) { total, token in
+            if case .literal(let bytes) = token { return total + bytes.count }
+            return total
+        }
+        greedyCount = tokens.reduce(0) { total, token in
+            if case .greedy = token { return total + 1 }
+            return total
+        }
+    }
+
+    /// The label values (still percent-encoded) if `path` matches, else nil.
+    func match(_ path: [UInt8]) -> [String: String]? {
+        var bindings: [String: String] = [:]
+        return matchFrom(0, path[...], &bindings) ? bindings : nil
+    }
+
+    private func matchFrom(_ index: Int, _ rest: ArraySlice<UInt8>, _ bindings: inout [String: String]) -> Bool {
+        guard index < tokens.count else { return rest.isEmpty }
+        switch tokens[index] {
+        case .literal(let bytes):
+            guard rest.starts(with: bytes) else { return false }
+            return matchFrom(index + 1, rest.dropFirst(bytes.count), &bindings)
+        case .label(let name), .greedy(let name):
+            let greedy: Bool
+            if case .greedy = tokens[index] { greedy = true } else { greedy = false }
+            // One or more bytes; a plain label stops at '/'. Longest first, then shorter.
+            var end = rest.startIndex
+            while end < rest.endIndex && (greedy || rest[end] != UInt8(ascii: "/")) { end += 1 }
+            while end > rest.startIndex {
+                bindings[name] = String(decoding: rest[rest.startIndex..<end], as: UTF8.self)
+                if matchFrom(index + 1, rest[end...], &bindings) { return true }
+                end -= 1
+            }
+            bindings[name] = nil
+            return false
+        }
+    }
+}

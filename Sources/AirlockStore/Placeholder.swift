@@ -1,0 +1,1 @@
+// Proposal store: coming next.
