@@ -1,1 +1,0 @@
-// Proposal store: coming next.

@@ -1,0 +1,122 @@
+import AirlockCore
+import AirlockPolicy
+
+/// A change waiting behind the gate (DESIGN §5): what exactly would run (the payload, pinned
+/// by its SHA-256 digest), why it is gated, and what became of it.
+public struct Proposal: Sendable, Equatable {
+    public enum Kind: String, Sendable { case api, command }
+
+    public var id: String
+    public var sessionID: String
+    public var kind: Kind
+    public var state: ProposalState
+    /// One line: "ec2:TerminateInstances", "s3:PutObject (multipart, 3 parts)".
+    public var summary: String
+    public var decision: Decision
+    /// The rule that gated it.
+    public var rule: String
+    public var createdAt: String
+    public var updatedAt: String
+    /// SHA-256 (hex) of `payload`: what runs is what was approved (DESIGN §2.4).
+    public var digest: String
+    public var payload: [UInt8]
+    /// Where its session sends approved changes; execution goes there and nowhere else.
+    public var upstream: String
+    public var decidedBy: String?
+    public var decisionNote: String?
+    public var result: ExecutionResult?
+
+    public var needsDecision: Bool { state == .pending }
+}
+
+/// What an execution returned, stored for the agent (`airlock wait`) and the human.
+public struct ExecutionResult: Sendable, Equatable {
+    public var httpStatus: Int?
+    public var exitCode: Int?
+    public var contentType: String?
+    /// The output, cut at `ExecutionResult.outputLimit` bytes.
+    public var output: [UInt8]
+    public var truncated: Bool
+    public var error: String?
+
+    /// Stored output is capped (documented in docs/gate.md).
+    public static let outputLimit = 1 << 20
+
+    public init(httpStatus: Int? = nil, exitCode: Int? = nil, contentType: String? = nil, output: [UInt8],
+                error: String? = nil) {
+        self.httpStatus = httpStatus
+        self.exitCode = exitCode
+        self.contentType = contentType
+        self.truncated = output.count > Self.outputLimit
+        self.output = Array(output.prefix(Self.outputLimit))
+        self.error = error
+    }
+
+    public var succeeded: Bool {
+        if let status = httpStatus { return (200..<300).contains(status) }
+        if let code = exitCode { return code == 0 }
+        return false
+    }
+
+    public var json: JSON {
+        var fields: [(String, JSON)] = []
+        if let httpStatus { fields.append(("http_status", .number(Double(httpStatus)))) }
+        if let exitCode { fields.append(("exit_code", .number(Double(exitCode)))) }
+        if let contentType { fields.append(("content_type", .string(contentType))) }
+        fields.append(("output", .string(String(decoding: output, as: UTF8.self))))
+        if truncated { fields.append(("truncated", .bool(true))) }
+        if let error { fields.append(("error", .string(error))) }
+        return .object(fields)
+    }
+
+    public init?(json: JSON) {
+        guard let output = json["output"]?.string else { return nil }
+        httpStatus = json["http_status"]?.int
+        exitCode = json["exit_code"]?.int
+        contentType = json["content_type"]?.string
+        self.output = Array(output.utf8)
+        truncated = json["truncated"]?.bool ?? false
+        error = json["error"]?.string
+    }
+}
+
+/// A proposal about to be stored.
+public struct ProposalDraft: Sendable {
+    public var sessionID: String
+    public var kind: Proposal.Kind
+    public var summary: String
+    public var ruling: Ruling
+    public var payload: [UInt8]
+    public var upstream: String
+
+    public init(sessionID: String, kind: Proposal.Kind, summary: String, ruling: Ruling, payload: [UInt8], upstream: String) {
+        self.sessionID = sessionID
+        self.kind = kind
+        self.summary = summary
+        self.ruling = ruling
+        self.payload = payload
+        self.upstream = upstream
+    }
+}
+
+/// One `airlock run`: its dummy key identifies it to the broker.
+public struct Session: Sendable, Equatable {
+    public var id: String
+    public var startedAt: String
+    public var user: String
+    public var workspace: String
+    public var profiles: String
+    public var awsUpstream: String
+    public var awsAccessKeyID: String
+
+    public init(id: String, startedAt: String, user: String, workspace: String, profiles: String,
+                awsUpstream: String, awsAccessKeyID: String) {
+        self.id = id
+        self.startedAt = startedAt
+        self.user = user
+        self.workspace = workspace
+        self.profiles = profiles
+        self.awsUpstream = awsUpstream
+        self.awsAccessKeyID = awsAccessKeyID
+    }
+}
