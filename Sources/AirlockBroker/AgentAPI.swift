@@ -1,0 +1,173 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+import Glibc
+import NIOCore
+import NIOPosix
+
+/// The agent's side of the gate, on `/run/airlock/agent.sock` inside the sandbox: `status`
+/// and `wait` for the session's own proposals. There is no approve verb (DESIGN §2.3).
+/// One JSON line in, one JSON line out.
+public final class AgentAPI: @unchecked Sendable {
+    let sessionID: String
+    let store: () throws(AirlockError) -> ProposalStore
+    let log: BrokerLog
+    static let maximumWait = 24 * 3600.0
+
+    public init(sessionID: String, store: @escaping () throws(AirlockError) -> ProposalStore, log: BrokerLog) {
+        self.sessionID = sessionID
+        self.store = store
+        self.log = log
+    }
+
+    /// Blocking: answers one request line.
+    func answer(_ line: String) -> JSON {
+        guard let request = try? JSON.parse(line), let op = request["op"]?.string else {
+            return Self.failure("expected one JSON line: {\"op\": \"wait\"|\"status\", \"id\": \"…\"}")
+        }
+        guard let id = request["id"]?.string, !id.isEmpty, id.count <= 64 else { return Self.failure("no proposal id") }
+        do {
+            let store = try store()
+            try store.recoverInterruptedExecutions()
+            guard let proposal = try store.proposal(id: id), proposal.sessionID == sessionID else {
+                return Self.failure("no proposal \(id) in this session")
+            }
+            switch op {
+            case "status":
+                return Self.success(proposal)
+            case "wait":
+                let timeout = min(request["timeout"]?.int.map(Double.init) ?? Self.maximumWait, Self.maximumWait)
+                let deadline = Clock.monotonicSeconds() + timeout
+                var current = proposal
+                while !current.state.isFinal && Clock.monotonicSeconds() < deadline {
+                    usleep(200_000)
+                    try store.recoverInterruptedExecutions()
+                    current = try store.proposal(id: id) ?? current
+                }
+                return Self.success(current)
+            default:
+                return Self.failure("unknown op \(op): the agent API knows status and wait")
+            }
+        } catch {
+            log.write("agent api: \(error)")
+            return Self.failure(error.message)
+        }
+    }
+
+    static func failure(_ message: String) -> JSON {
+        .object([("ok", .bool(false)), ("error", .string(message))])
+    }
+
+    static func success(_ proposal: Proposal) -> JSON {
+        .object([("ok", .bool(true)), ("proposal", ProposalJSON.agentView(proposal))])
+    }
+}
+
+/// Proposals as JSON (DESIGN §6: at least id, state, kind, summary, decision_reason,
+/// created_at, digest, and once executed result).
+public enum ProposalJSON {
+    public static func agentView(_ proposal: Proposal) -> JSON {
+        var fields: [(String, JSON)] = [
+            ("id", .string(proposal.id)), ("state", .string(proposal.state.rawValue)), ("kind", .string(proposal.kind.rawValue)),
+            ("summary", .string(proposal.summary)), ("decision", .string(proposal.decision.rawValue)),
+            ("decision_reason", .string(proposal.rule)), ("created_at", .string(proposal.createdAt)),
+            ("updated_at", .string(proposal.updatedAt)), ("digest", .string(proposal.digest)),
+        ]
+        if let note = proposal.decisionNote { fields.append(("note", .string(note))) }
+        if let result = proposal.result { fields.append(("result", result.json)) }
+        return .object(fields)
+    }
+
+    public static func humanView(_ proposal: Proposal) -> JSON {
+        guard case .object(var fields) = agentView(proposal) else { return .null }
+        fields.append(("session", .string(proposal.sessionID)))
+        fields.append(("upstream", .string(proposal.upstream)))
+        if let decidedBy = proposal.decidedBy { fields.append(("decided_by", .string(decidedBy))) }
+        return .object(fields)
+    }
+}
+
+/// Serves the agent API on a listening unix socket (made inside the sandbox by its init).
+final class AgentAPIHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let api: AgentAPI
+    let pool: NIOThreadPool
+    var pending = ByteBuffer()
+    var answered = false
+
+    init(api: AgentAPI, pool: NIOThreadPool) {
+        self.api = api
+        self.pool = pool
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = unwrapInboundIn(data)
+        guard !answered else { return }
+        pending.writeBuffer(&chunk)
+        guard pending.readableBytes <= 64 * 1024 else {
+            reply(context, AgentAPI.failure("request too long"))
+            return
+        }
+        guard let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { return }
+        let line = String(decoding: pending.readableBytesView[..<newline], as: UTF8.self)
+        answered = true
+        let api = self.api
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.runIfActive(eventLoop: context.eventLoop) { api.answer(line) }.whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success(let json): handler.reply(context, json)
+            case .failure(let error): handler.reply(context, AgentAPI.failure("\(error)"))
+            }
+        }
+    }
+
+    func reply(_ context: ChannelHandlerContext, _ json: JSON) {
+        answered = true
+        let buffer = context.channel.allocator.buffer(string: json.serialized() + "\n")
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// The client side, used by `airlock wait`/`status` inside the sandbox (plain blocking I/O).
+public enum AgentAPIClient {
+    public static func call(socketPath: String, request: JSON) throws(AirlockError) -> JSON {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw AirlockError("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(socketPath.utf8)
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw AirlockError("socket path too long") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in pathBytes.enumerated() { raw[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            throw AirlockError("cannot reach the Airlock broker at \(socketPath): \(String(cString: strerror(errno)))",
+                               hint: "`airlock wait` works inside `airlock run`, while its session is running")
+        }
+        let line = Array((request.serialized() + "\n").utf8)
+        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        do {
+            return try JSON.parse(bytes: Array(response.prefix { $0 != 10 }))
+        } catch {
+            throw AirlockError("the broker's answer is not JSON: \(error)")
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import AirlockCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Sends one request and collects the whole response: what an approved proposal's execution
+/// needs (the result is stored for the agent and shown to the human).
+public enum ExecutionClient {
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [(name: String, value: String)]
+        public var body: [UInt8]
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    static let maximumResponse = 64 << 20
+
+    /// Blocks until the response is complete (or the request fails).
+    public static func send(_ request: OutboundRequest, timeoutSeconds: Int64 = 300) throws(AirlockError) -> Response {
+        let eventLoop = group.next()
+        let promise = eventLoop.makePromise(of: Response.self)
+        UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: eventLoop) { _ in
+            [Collector(promise: promise)]
+        }.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                channel.write(HTTPClientRequestPart.head(UpstreamConnector.head(for: request)), promise: nil)
+                if !request.body.isEmpty {
+                    channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: request.body))), promise: nil)
+                }
+                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                eventLoop.scheduleTask(in: .seconds(timeoutSeconds)) {
+                    promise.fail(AirlockError("no answer from \(request.host) within \(timeoutSeconds) s"))
+                    channel.close(promise: nil)
+                }
+            case .failure(let error):
+                promise.fail(error)
+            }
+        }
+        do {
+            return try promise.futureResult.wait()
+        } catch let error as AirlockError {
+            throw error
+        } catch {
+            throw AirlockError("cannot reach \(request.scheme)://\(request.host):\(request.port): \(error)")
+        }
+    }
+
+    final class Collector: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        let promise: EventLoopPromise<Response>
+        var response = Response(status: 0, headers: [], body: [])
+        var done = false
+
+        init(promise: EventLoopPromise<Response>) {
+            self.promise = promise
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                response.status = Int(head.status.code)
+                response.headers = head.headers.map { (name: $0.name, value: $0.value) }
+            case .body(var buffer):
+                if response.body.count + buffer.readableBytes > maximumResponse {
+                    finish(context, .failure(AirlockError("the response is larger than \(maximumResponse >> 20) MiB")))
+                    return
+                }
+                response.body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            case .end:
+                finish(context, .success(response))
+            }
+        }
+
+        func finish(_ context: ChannelHandlerContext, _ result: Result<Response, Error>) {
+            guard !done else { return }
+            done = true
+            promise.completeWith(result)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            finish(context, .failure(AirlockError("the connection closed before the response was complete")))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            finish(context, .failure(error))
+        }
+    }
+}

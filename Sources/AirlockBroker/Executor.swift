@@ -1,0 +1,149 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+
+/// Runs an approved API proposal exactly once: claims it (approved → executing, atomically),
+/// checks its digest, re-signs the pinned request with the execution credentials, sends it to
+/// the upstream its session recorded, and stores the result.
+public struct Executor: Sendable {
+    public let store: ProposalStore
+    public let catalog: AWSCatalogFiles
+    public let credentials: HostCredentials
+    public let blobDirectory: String
+
+    public init(store: ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String) {
+        self.store = store
+        self.catalog = catalog
+        self.credentials = credentials
+        self.blobDirectory = blobDirectory
+    }
+
+    enum Outcome: Error {
+        /// Nothing reached the upstream.
+        case notSent(String)
+        /// The request may have reached the upstream; what it did is not known.
+        case uncertain(String)
+    }
+
+    public func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
+        let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: Actor.processIdentity())
+        do {
+            let result = try run(claimed)
+            return try store.apply(result.succeeded ? .succeed : .fail, to: id, actor: actor, result: result)
+        } catch let outcome as Outcome {
+            switch outcome {
+            case .notSent(let why):
+                return try store.apply(.fail, to: id, actor: actor, note: why,
+                                       result: ExecutionResult(output: [], error: "not sent: \(why)"))
+            case .uncertain(let why):
+                return try store.apply(.lose, to: id, actor: actor, note: "sent, then \(why); whether it took effect is unknown")
+            }
+        } catch {
+            return try store.apply(.fail, to: id, actor: actor, note: "\(error)",
+                                   result: ExecutionResult(output: [], error: "not sent: \(error)"))
+        }
+    }
+
+    func run(_ proposal: Proposal) throws -> ExecutionResult {
+        guard SigV4.hexSHA256(proposal.payload) == proposal.digest else {
+            throw Outcome.notSent("the payload does not match its digest \(proposal.digest): the store was changed")
+        }
+        let payload = try JSON.parse(bytes: proposal.payload)
+        let upstream = try AWSUpstream(parsing: proposal.upstream)
+        switch payload["type"]?.string {
+        case "aws-request"?:
+            guard let pinned = PinnedRequest(json: payload) else { throw Outcome.notSent("the payload is not a request") }
+            let response = try send(pinned, upstream: upstream)
+            return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
+        case "s3-multipart"?:
+            return try runMultipart(payload, upstream: upstream)
+        default:
+            throw Outcome.notSent("proposals of this kind are not executed by the AWS executor")
+        }
+    }
+
+    func send(_ pinned: PinnedRequest, upstream: AWSUpstream) throws -> ExecutionClient.Response {
+        guard let service = try catalog.service(pinned.service) else {
+            throw Outcome.notSent("the AWS catalog has no service \(pinned.service)")
+        }
+        let keys: SigV4.Credentials
+        do { keys = try credentials.credentials() } catch { throw Outcome.notSent(error.description) }
+        let outbound = pinned.signed(for: upstream, service: service, credentials: keys)
+        do {
+            return try ExecutionClient.send(outbound)
+        } catch {
+            throw error.message.hasPrefix("cannot reach") && error.message.contains("connect")
+                ? Outcome.notSent(error.message) : Outcome.uncertain(error.message)
+        }
+    }
+
+    /// Replays a staged multipart upload: create, every part (bytes checked against their
+    /// digests), complete; aborts the real upload if a step fails.
+    func runMultipart(_ manifest: JSON, upstream: AWSUpstream) throws -> ExecutionResult {
+        guard let createJSON = manifest["create"], let create = PinnedRequest(json: createJSON),
+            let completeJSON = manifest["complete"], var complete = PinnedRequest(json: completeJSON),
+            let staged = manifest["staged_upload_id"]?.string, let parts = manifest["parts"]?.array
+        else { throw Outcome.notSent("the multipart manifest is incomplete") }
+        // Every part must be what was approved before anything is sent.
+        var partRequests: [(PinnedRequest, String)] = []
+        for part in parts {
+            guard let requestJSON = part["request"], var request = PinnedRequest(json: requestJSON),
+                let blob = part["blob_sha256"]?.string, let etag = part["etag"]?.string
+            else { throw Outcome.notSent("a part of the manifest is incomplete") }
+            do { request.body = try StagedMultipart.readBlob(directory: blobDirectory, digest: blob) } catch {
+                throw Outcome.notSent(error.message)
+            }
+            partRequests.append((request, etag))
+        }
+        let created = try send(create, upstream: upstream)
+        guard created.status == 200, let uploadID = Self.element("UploadId", in: created.body) else {
+            return ExecutionResult(httpStatus: created.status, contentType: created.header("content-type"), output: created.body,
+                                   error: "CreateMultipartUpload failed")
+        }
+        func withUploadID(_ request: PinnedRequest) -> PinnedRequest {
+            var copy = request
+            copy.query = request.query.replacingOccurrences(of: "uploadId=" + PercentEncoding.encode(staged),
+                                                            with: "uploadId=" + PercentEncoding.encode(uploadID))
+                .replacingOccurrences(of: "uploadId=" + staged, with: "uploadId=" + PercentEncoding.encode(uploadID))
+            return copy
+        }
+        var body = String(decoding: complete.body, as: UTF8.self)
+        for (request, stagedETag) in partRequests {
+            let response = try send(withUploadID(request), upstream: upstream)
+            guard response.status == 200, let etag = response.header("etag") else {
+                _ = try? send(abortRequest(create, uploadID: uploadID), upstream: upstream)
+                return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"),
+                                       output: response.body, error: "UploadPart failed; the upload was aborted")
+            }
+            if etag != stagedETag {
+                body = body.replacingOccurrences(of: stagedETag, with: etag)
+                    .replacingOccurrences(of: Self.xmlEscaped(stagedETag), with: Self.xmlEscaped(etag))
+            }
+        }
+        complete = withUploadID(complete)
+        complete.body = Array(body.utf8)
+        let finished = try send(complete, upstream: upstream)
+        return ExecutionResult(httpStatus: finished.status, contentType: finished.header("content-type"), output: finished.body)
+    }
+
+    func abortRequest(_ create: PinnedRequest, uploadID: String) -> PinnedRequest {
+        var abort = create
+        abort.method = "DELETE"
+        abort.query = "uploadId=" + PercentEncoding.encode(uploadID)
+        abort.operation = "AbortMultipartUpload"
+        abort.headers = create.headers.filter { ["user-agent", "x-amz-content-sha256"].contains($0.name.lowercased()) }
+        abort.body = []
+        return abort
+    }
+
+    static func element(_ name: String, in body: [UInt8]) -> String? {
+        let text = String(decoding: body, as: UTF8.self)
+        guard let open = text.range(ofText: "<\(name)>"), let close = text.range(ofText: "</\(name)>", from: open.upperBound) else { return nil }
+        return String(text[open.upperBound..<close.lowerBound])
+    }
+
+    static func xmlEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
+

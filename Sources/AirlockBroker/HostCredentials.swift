@@ -1,0 +1,185 @@
+import AirlockCore
+import AirlockPolicy
+import Glibc
+
+/// The host's real AWS credentials, found the standard way (DESIGN §4.3): the environment,
+/// then the profile (`--aws-profile`, `AWS_PROFILE`, else `default`) in the shared
+/// credentials and config files, including `credential_process`. Only ever read outside the
+/// sandbox, and only when a request is forwarded or executed.
+public final class HostCredentials: @unchecked Sendable {
+    let environment: [String: String]
+    let profile: String?
+    private var mutex = pthread_mutex_t()
+    private var cached: (credentials: SigV4.Credentials, expires: Int?)?
+
+    public init(environment: [String: String], profile: String?) {
+        self.environment = environment
+        self.profile = profile
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    var home: String { environment["HOME"] ?? "/" }
+    var profileName: String { profile ?? environment["AWS_PROFILE"] ?? environment["AWS_DEFAULT_PROFILE"] ?? "default" }
+    var credentialsFile: String { environment["AWS_SHARED_CREDENTIALS_FILE"] ?? home + "/.aws/credentials" }
+    var configFile: String { environment["AWS_CONFIG_FILE"] ?? home + "/.aws/config" }
+
+    public func credentials() throws(AirlockError) -> SigV4.Credentials {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let cached, cached.expires.map({ $0 - 300 > Clock.epochSeconds() }) ?? true { return cached.credentials }
+        let resolved = try resolve()
+        cached = resolved
+        return resolved.credentials
+    }
+
+    /// The region for real AWS endpoints when a request names none.
+    public func defaultRegion() -> String {
+        if let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"], !region.isEmpty { return region }
+        let config = (try? INI.parse(readTextFile(configFile, limit: 1 << 20))) ?? [:]
+        return config[configSection]?["region"] ?? "us-east-1"
+    }
+
+    var configSection: String { profileName == "default" ? "default" : "profile \(profileName)" }
+
+    func resolve() throws(AirlockError) -> (credentials: SigV4.Credentials, expires: Int?) {
+        if profile == nil, let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"],
+            !key.isEmpty, !secret.isEmpty
+        {
+            return (SigV4.Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]), nil)
+        }
+        let credentialsINI = (try? INI.parse(readTextFile(credentialsFile, limit: 1 << 20))) ?? [:]
+        if let section = credentialsINI[profileName], let found = Self.staticKeys(section) { return (found, nil) }
+        let configINI = (try? INI.parse(readTextFile(configFile, limit: 1 << 20))) ?? [:]
+        if let section = configINI[configSection] {
+            if let found = Self.staticKeys(section) { return (found, nil) }
+            if let command = section["credential_process"] { return try runCredentialProcess(command) }
+            if section["role_arn"] != nil || section["sso_session"] != nil || section["sso_start_url"] != nil {
+                throw AirlockError(
+                    "AWS profile \(profileName) uses role assumption or SSO, which Airlock does not resolve yet",
+                    hint: "give the broker a profile with keys or credential_process (e.g. `aws configure export-credentials --format process`)")
+            }
+        }
+        throw AirlockError(
+            "no AWS credentials for the broker (profile \(profileName))",
+            hint: "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY where you start airlock, or configure \(credentialsFile) or \(configFile)")
+    }
+
+    static func staticKeys(_ section: [String: String]) -> SigV4.Credentials? {
+        guard let key = section["aws_access_key_id"], let secret = section["aws_secret_access_key"] else { return nil }
+        return SigV4.Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: section["aws_session_token"])
+    }
+
+    /// Runs `credential_process` (split like a shell would, without a shell) and reads its
+    /// JSON: {"Version": 1, "AccessKeyId", "SecretAccessKey", "SessionToken"?, "Expiration"?}.
+    func runCredentialProcess(_ command: String) throws(AirlockError) -> (credentials: SigV4.Credentials, expires: Int?) {
+        let argv = ShellWords.split(command)
+        guard !argv.isEmpty else { throw AirlockError("credential_process of profile \(profileName) is empty") }
+        let output = try ChildProcess.run(argv, environment: environment)
+        guard output.status == 0 else {
+            throw AirlockError("credential_process of profile \(profileName) failed (exit \(output.status)): \(output.stderr.prefix(300))")
+        }
+        guard let json = try? JSON.parse(output.stdout), let key = json["AccessKeyId"]?.string,
+            let secret = json["SecretAccessKey"]?.string
+        else { throw AirlockError("credential_process of profile \(profileName) did not print AccessKeyId and SecretAccessKey as JSON") }
+        let expires = json["Expiration"]?.string.flatMap(ISO8601.epochSeconds)
+        return (SigV4.Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: json["SessionToken"]?.string), expires)
+    }
+}
+
+/// The AWS INI dialect: `[section]`, `key = value`, indented continuation lines (for nested
+/// `s3 =` blocks, which are kept as text), `#` and `;` comments.
+enum INI {
+    static func parse(_ text: String) -> [String: [String: String]] {
+        var sections: [String: [String: String]] = [:]
+        var current: String?
+        var lastKey: String?
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+            let trimmed = String(line).trimmingCharacters()
+            if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
+            if trimmed.hasPrefix("[") && trimmed.hasSuffix("]") {
+                current = String(trimmed.dropFirst().dropLast()).trimmingCharacters()
+                sections[current!, default: [:]] = sections[current!] ?? [:]
+                lastKey = nil
+                continue
+            }
+            guard let section = current else { continue }
+            if line.first == " " || line.first == "\t", let key = lastKey {
+                sections[section]?[key, default: ""] += "\n" + trimmed
+                continue
+            }
+            guard let equals = trimmed.firstIndex(of: "=") else { continue }
+            let key = String(trimmed[..<equals]).trimmingCharacters().lowercased()
+            sections[section]?[key] = String(trimmed[trimmed.index(after: equals)...]).trimmingCharacters()
+            lastKey = key
+        }
+        return sections
+    }
+}
+
+/// Splits a command line the way a POSIX shell would (quotes, backslashes), without
+/// expanding anything.
+enum ShellWords {
+    static func split(_ text: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var inWord = false
+        var quote: Character?
+        var escaped = false
+        for character in text {
+            if escaped {
+                current.append(character)
+                escaped = false
+                inWord = true
+                continue
+            }
+            if character == "\\" && quote != "'" {
+                escaped = true
+                continue
+            }
+            if let open = quote {
+                if character == open { quote = nil } else { current.append(character) }
+                continue
+            }
+            if character == "'" || character == "\"" {
+                quote = character
+                inWord = true
+            } else if character == " " || character == "\t" || character == "\n" {
+                if inWord { words.append(current) }
+                current = ""
+                inWord = false
+            } else {
+                current.append(character)
+                inWord = true
+            }
+        }
+        if inWord { words.append(current) }
+        return words
+    }
+}
+
+enum ISO8601 {
+    /// "2026-01-01T12:00:00Z" (or with +00:00, fractions) → seconds since the epoch.
+    static func epochSeconds(_ text: String) -> Int? {
+        let digits = text.unicodeScalars.filter { ("0"..."9").contains($0) }.map { Int($0.value) - 48 }
+        guard digits.count >= 14 else { return nil }
+        func number(_ range: Range<Int>) -> Int { digits[range].reduce(0) { $0 * 10 + $1 } }
+        var parts = tm()
+        parts.tm_year = Int32(number(0..<4) - 1900)
+        parts.tm_mon = Int32(number(4..<6) - 1)
+        parts.tm_mday = Int32(number(6..<8))
+        parts.tm_hour = Int32(number(8..<10))
+        parts.tm_min = Int32(number(10..<12))
+        parts.tm_sec = Int32(number(12..<14))
+        return Int(timegm(&parts))
+    }
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\t" || c == "\r" || c == "\n" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\t" || c == "\r" || c == "\n" { s = s.dropLast() }
+        return String(s)
+    }
+}

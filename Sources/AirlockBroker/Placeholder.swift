@@ -1,1 +1,0 @@
-// Broker: coming next.

@@ -1,0 +1,90 @@
+import AirlockCore
+import AirlockPolicy
+
+/// Where a session's AWS requests really go: AWS itself (regional endpoints), or one
+/// endpoint given with `--aws-endpoint` (moto, LocalStack). A proposal records its session's
+/// upstream; its execution goes there and nowhere else.
+public enum AWSUpstream: Sendable, Equatable, CustomStringConvertible {
+    case aws
+    case endpoint(scheme: String, host: String, port: Int, basePath: String)
+
+    public init(parsing text: String) throws(AirlockError) {
+        if text == "aws" {
+            self = .aws
+            return
+        }
+        let scheme: String
+        var rest: Substring
+        if text.hasPrefix("http://") {
+            scheme = "http"
+            rest = text.dropFirst(7)
+        } else if text.hasPrefix("https://") {
+            scheme = "https"
+            rest = text.dropFirst(8)
+        } else {
+            throw AirlockError("--aws-endpoint \(text) is not an http:// or https:// URL")
+        }
+        var basePath = ""
+        if let slash = rest.firstIndex(of: "/") {
+            basePath = String(rest[slash...])
+            rest = rest[..<slash]
+            while basePath.hasSuffix("/") { basePath.removeLast() }
+        }
+        var host = String(rest)
+        var port = scheme == "https" ? 443 : 80
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+            guard let number = Int(rest[rest.index(after: colon)...]), (1...65535).contains(number) else {
+                throw AirlockError("--aws-endpoint \(text): bad port")
+            }
+            port = number
+            host = String(rest[..<colon])
+        }
+        guard !host.isEmpty, !host.contains("@") else { throw AirlockError("--aws-endpoint \(text): no host") }
+        self = .endpoint(scheme: scheme, host: host, port: port, basePath: basePath)
+    }
+
+    public var description: String {
+        switch self {
+        case .aws: return "aws"
+        case let .endpoint(scheme, host, port, basePath):
+            let defaultPort = scheme == "https" ? 443 : 80
+            return "\(scheme)://\(host)\(port == defaultPort ? "" : ":\(port)")\(basePath)"
+        }
+    }
+
+    /// Services whose endpoint has no region (AWS's global endpoints).
+    static let globalHosts = [
+        "iam": "iam.amazonaws.com", "cloudfront": "cloudfront.amazonaws.com", "route53": "route53.amazonaws.com",
+        "organizations": "organizations.us-east-1.amazonaws.com", "globalaccelerator": "globalaccelerator.us-west-2.amazonaws.com",
+        "shield": "shield.us-east-1.amazonaws.com", "waf": "waf.amazonaws.com", "networkmanager": "networkmanager.us-west-2.amazonaws.com",
+    ]
+
+    /// (scheme, host, port, path prefix) for a service in a region.
+    func target(service: AWSService, region: String) -> (scheme: String, host: String, port: Int, basePath: String) {
+        switch self {
+        case let .endpoint(scheme, host, port, basePath):
+            return (scheme, host, port, basePath)
+        case .aws:
+            let host = Self.globalHosts[service.name]
+                ?? "\(service.endpointPrefix).\(region).amazonaws.com\(region.hasPrefix("cn-") ? ".cn" : "")"
+            return ("https", host, 443, "")
+        }
+    }
+}
+
+/// A request ready to send upstream: signed, Host and Content-Length set.
+public struct OutboundRequest: Sendable {
+    public var scheme: String
+    public var host: String
+    public var port: Int
+    public var method: String
+    /// Path and query, encoded.
+    public var target: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    var hostHeader: String {
+        let defaultPort = scheme == "https" ? 443 : 80
+        return port == defaultPort ? host : "\(host):\(port)"
+    }
+}

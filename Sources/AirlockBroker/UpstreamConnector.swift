@@ -1,0 +1,43 @@
+import AirlockCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Opens HTTP/1.1 connections to AWS (TLS, system trust store) or a local endpoint, with
+/// TCP_NODELAY (AWS-NOTES: without it Nagle and delayed ACKs cost ~40 ms a call).
+enum UpstreamConnector {
+    static let tlsContext: NIOSSLContext? = try? NIOSSLContext(configuration: .makeClientConfiguration())
+
+    static func connect(
+        scheme: String, host: String, port: Int, on eventLoop: EventLoop,
+        handlers: @escaping @Sendable (Channel) -> [ChannelHandler]
+    ) -> EventLoopFuture<Channel> {
+        ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(15))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if scheme == "https" {
+                        guard let context = tlsContext else { throw AirlockError("TLS is not available") }
+                        let tls = try NIOSSLClientHandler(context: context, serverHostname: host)
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandlers(handlers(channel))
+                }
+            }
+            .connect(host: host, port: port)
+    }
+
+    static func head(for request: OutboundRequest) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        for header in request.headers { headers.add(name: header.name, value: header.value) }
+        return HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: request.target,
+                               headers: headers)
+    }
+
+    /// Response headers that describe the upstream connection, not the response.
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+                                        "te", "trailer", "proxy-authenticate"]
+}

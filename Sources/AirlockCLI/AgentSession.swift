@@ -1,0 +1,105 @@
+import AirlockBroker
+import AirlockCore
+import AirlockPolicy
+import AirlockSandbox
+import AirlockStore
+import Glibc
+
+/// One `airlock run` session's broker side: the dummy keys and AWS config the sandbox gets,
+/// the listeners its init creates, and the broker serving them.
+final class AgentSession {
+    let id: String
+    let stateDir: String
+    let credentials: SigV4.Credentials
+    let upstream: AWSUpstream
+    let catalog: AWSCatalogFiles
+    let hostCredentials: HostCredentials
+    let region: String
+    let log: BrokerLog
+    let record: Session
+    let broker = Broker()
+    private let storeCache: StoreCache
+
+    init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
+         awsEndpoint: String?, awsProfile: String?) throws(AirlockError) {
+        id = facts.sessionID
+        stateDir = facts.stateDir
+        credentials = BrokerSession.dummyCredentials()
+        upstream = try AWSUpstream(parsing: awsEndpoint ?? "aws")
+        catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
+        hostCredentials = HostCredentials(environment: environment, profile: awsProfile)
+        region = hostCredentials.defaultRegion()
+        log = BrokerLog(path: facts.stateDir + "/sessions/\(facts.sessionID).log")
+        record = Session(id: id, startedAt: Clock.now(), user: Actor.currentUser(), workspace: facts.workspace,
+                         profiles: stack.names.joined(separator: ","), awsUpstream: upstream.description,
+                         awsAccessKeyID: credentials.accessKeyID)
+        storeCache = StoreCache(stateDir: facts.stateDir, session: record)
+    }
+
+    var listeners: [ListenerRequest] {
+        [.tcp(port: AWSSandboxSetup.port), .unix(path: AWSSandboxSetup.agentSocket)]
+    }
+
+    /// Adds the AWS config, the agent's own `airlock` (for `wait` and `status`) and the
+    /// variables that point SDKs at the broker.
+    func prepare(_ layout: inout SandboxLayout) {
+        layout.addFile(AWSSandboxSetup.configPath, contents: AWSSandboxSetup.configFile(index: catalog.index, region: region))
+        if let binary = HostInspection.realPath("/proc/self/exe") {
+            layout.addReadOnlyBind(source: binary, target: SandboxLayout.runDirectory + "/bin/airlock", directory: false)
+        }
+        layout.setEnvironment(AWSSandboxSetup.environment(credentials: credentials, region: region, index: catalog.index))
+    }
+
+    /// Called once the agent runs: serve the listeners its init handed over.
+    func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
+        guard sandbox.listeners.count == 2 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
+        log.write("session \(id) started: upstream \(upstream), workspace \(record.workspace)")
+        let cache = storeCache
+        let gateway = AWSGateway(
+            session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
+            catalog: catalog, store: { () throws(AirlockError) in try cache.store() }, credentials: hostCredentials,
+            stagingDirectory: stateDir + "/blobs", log: log)
+        try broker.serveAWS(listener: sandbox.listeners[0], gateway: gateway)
+        try broker.serveAgentAPI(listener: sandbox.listeners[1],
+                                 api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log))
+    }
+
+    /// After the agent ended: stop serving, and tell the human what waits for them.
+    func finish() {
+        broker.shutdown()
+        log.write("session \(id) ended")
+        guard let store = storeCache.openedStore, let mine = try? store.proposals(session: id), !mine.isEmpty else { return }
+        let pending = mine.filter { $0.state == .pending }
+        var text = "airlock: this session made \(mine.count) proposal\(mine.count == 1 ? "" : "s")"
+        if !pending.isEmpty {
+            text += "; pending: " + pending.map { "\($0.id) (\($0.summary))" }.joined(separator: ", ")
+            text += "\n  review with `airlock proposals`, `airlock show ID`, then `airlock approve ID` or `airlock deny ID`"
+        }
+        writeError(text + "\n")
+    }
+}
+
+/// Opens the store on first use (most sessions that only read never need it) and records
+/// the session then, once.
+final class StoreCache: @unchecked Sendable {
+    let stateDir: String
+    let session: Session
+    private var mutex = pthread_mutex_t()
+    private(set) var openedStore: ProposalStore?
+
+    init(stateDir: String, session: Session) {
+        self.stateDir = stateDir
+        self.session = session
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    func store() throws(AirlockError) -> ProposalStore {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let openedStore { return openedStore }
+        let store = try ProposalStore(stateDir: stateDir)
+        try store.recordSession(session)
+        openedStore = store
+        return store
+    }
+}

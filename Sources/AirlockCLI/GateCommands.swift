@@ -1,0 +1,298 @@
+import AirlockBroker
+import AirlockCore
+import AirlockPolicy
+import AirlockSandbox
+import AirlockStore
+import ArgumentParser
+import Glibc
+
+/// Opens the state directory's store for a human command.
+func openStore(_ state: StateOptions) throws(AirlockError) -> ProposalStore {
+    let environment = currentEnvironment()
+    let dir = StateDirectory.resolve(explicit: state.stateDir, environment: environment, home: environment["HOME"] ?? "/")
+    guard access(ProposalStore.databasePath(stateDir: dir), F_OK) == 0 else {
+        throw AirlockError("no proposals have been made with state directory \(dir)",
+                           hint: "proposals appear when an agent in `airlock run` tries a change; pass --state-dir if that run used another",
+                           exitCode: 1)
+    }
+    let store = try ProposalStore(stateDir: dir)
+    try store.recoverInterruptedExecutions()
+    return store
+}
+
+func age(_ timestamp: String) -> String { timestamp.replacingOccurrences(of: "T", with: " ").dropLast(5) + "Z" }
+
+struct Proposals: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proposals",
+        abstract: "List the proposals waiting for a decision (--all: every one).",
+        discussion: """
+            Each line: the id to use with show/approve/deny, its state, when it was made, why
+            it was gated (mutation or sensitive), and what it would do. Newest first.
+            """)
+
+    @Flag(help: "Also list decided, executed, expired ones.") var all = false
+    @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        do throws(AirlockError) {
+            let store = try openStore(state)
+            let list = try store.proposals(states: all ? nil : [.pending])
+            if json {
+                print(JSON.object([("proposals", .array(list.map(ProposalJSON.humanView)))]).serialized())
+                return
+            }
+            guard !list.isEmpty else {
+                print(all ? "no proposals" : "no pending proposals (--all lists decided ones)")
+                return
+            }
+            print("ID        STATE      CREATED               GATED      SUMMARY")
+            for p in list {
+                print("\(p.id)  \(p.state.rawValue.padded(9))  \(age(p.createdAt).padded(20))  \(p.decision.rawValue.padded(9))  \(p.summary)")
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show one proposal in full: what it would do, why it was gated, its digest and result.")
+
+    @Argument(help: "The proposal id.") var id: String
+    @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        do throws(AirlockError) {
+            let store = try openStore(state)
+            guard let proposal = try store.proposal(id: id) else {
+                throw AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", exitCode: 1)
+            }
+            let session = try store.session(id: proposal.sessionID)
+            if json {
+                guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
+                fields.append(("request", ProposalDescription.json(proposal)))
+                print(JSON.object(fields).serialized())
+            } else {
+                print(ProposalDescription.text(proposal, session: session))
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Approve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve",
+        abstract: "Approve a proposal and execute exactly what it pinned; prints the result.",
+        discussion: """
+            The proposal's digest is checked, its request is signed with your AWS credentials
+            (the environment, ~/.aws, or --aws-profile) and sent to the upstream its session
+            used, once. The result is stored for the agent (`airlock wait ID`). A proposal
+            runs at most once: if this process dies while executing, the proposal becomes
+            `unknown` and is never run again.
+            """)
+
+    @Argument(help: "The proposal id.") var id: String
+    @Option(help: "Why (recorded in the audit log).") var reason: String?
+    @Option(name: .customLong("aws-profile"), help: ArgumentHelp("The AWS profile to execute with.", valueName: "NAME"))
+    var awsProfile: String?
+    @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        let outcome: Proposal
+        do throws(AirlockError) {
+            let store = try openStore(state)
+            let actor = Actor.currentUser()
+            guard let proposal = try store.proposal(id: id) else {
+                throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", exitCode: 1)
+            }
+            guard proposal.kind == .api else {
+                throw AirlockError("proposal \(id) is a command proposal; this Airlock executes API proposals only", exitCode: 1)
+            }
+            try store.apply(.approve, to: id, actor: actor, note: reason)
+            let environment = currentEnvironment()
+            let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
+            let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
+            let executor = Executor(store: store, catalog: catalog,
+                                    credentials: HostCredentials(environment: environment, profile: awsProfile),
+                                    blobDirectory: store.stateDir + "/blobs")
+            outcome = try executor.execute(id, actor: actor)
+        } catch {
+            throw fail(error)
+        }
+        if json {
+            print(ProposalJSON.humanView(outcome).serialized())
+        } else {
+            print("approved \(outcome.id) (\(outcome.summary)); \(outcome.state.rawValue)")
+            if let result = outcome.result { print(ProposalDescription.resultText(result)) }
+            if outcome.state == .unknown, let note = outcome.decisionNote ?? outcome.result?.error { print("  \(note)") }
+        }
+        if outcome.state != .succeeded { throw ExitCode(1) }
+    }
+}
+
+struct Deny: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deny", abstract: "Deny a proposal: nothing is executed; the agent is told why.")
+
+    @Argument(help: "The proposal id.") var id: String
+    @Option(help: "Why (the agent sees it; recorded in the audit log).") var reason: String?
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        do throws(AirlockError) {
+            let store = try openStore(state)
+            let proposal = try store.apply(.deny, to: id, actor: Actor.currentUser(), note: reason)
+            print("denied \(proposal.id) (\(proposal.summary))")
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Work with the tamper-evident audit log.", subcommands: [Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the audit log's hash chain and that the store agrees with it.",
+            discussion: """
+                Fails (exit 1) if any entry was edited, deleted or reordered, or if a proposal's
+                state, decision, payload or digest in the store differs from what the log
+                recorded. Prints the head hash: keep it elsewhere to detect a rewritten chain.
+                """)
+        @Flag(help: "Print one JSON document.") var json = false
+        @OptionGroup var state: StateOptions
+
+        func run() throws {
+            let report: AuditChain.Report
+            do throws(AirlockError) {
+                report = try openStore(state).verifyAudit()
+            } catch {
+                throw fail(error)
+            }
+            if json {
+                print(JSON.object([("intact", .bool(report.intact)), ("entries", .number(Double(report.entries))),
+                                   ("head", .string(report.head)), ("problems", .array(report.problems.map(JSON.string)))]).serialized())
+            } else if report.intact {
+                print("audit log intact: \(report.entries) entries, head \(report.head)")
+            } else {
+                print("audit log NOT intact (\(report.problems.count) problem\(report.problems.count == 1 ? "" : "s")):")
+                for problem in report.problems { print("  - \(problem)") }
+            }
+            if !report.intact { throw ExitCode(1) }
+        }
+    }
+}
+
+/// `wait` and `status`: inside the sandbox through the agent socket, outside from the store.
+enum ProposalQuery {
+    static func fetch(id: String, op: String, timeout: Int?, state: StateOptions) throws(AirlockError) -> JSON {
+        let environment = currentEnvironment()
+        if let socket = environment["AIRLOCK_AGENT_SOCKET"] {
+            var request: [(String, JSON)] = [("op", .string(op)), ("id", .string(id))]
+            if let timeout { request.append(("timeout", .number(Double(timeout)))) }
+            let answer = try AgentAPIClient.call(socketPath: socket, request: .object(request))
+            guard answer["ok"]?.bool == true, let proposal = answer["proposal"] else {
+                throw AirlockError(answer["error"]?.string ?? "the broker did not answer", exitCode: 2)
+            }
+            return proposal
+        }
+        let store = try openStore(state)
+        let deadline = Clock.monotonicSeconds() + Double(timeout ?? 86_400)
+        while true {
+            guard let proposal = try store.proposal(id: id) else { throw AirlockError("no proposal \(id)", exitCode: 2) }
+            if op == "status" || proposal.state.isFinal || Clock.monotonicSeconds() >= deadline {
+                return ProposalJSON.humanView(proposal)
+            }
+            usleep(200_000)
+            try store.recoverInterruptedExecutions()
+        }
+    }
+
+    static func print(_ proposal: JSON, json: Bool) {
+        if json {
+            Swift.print(proposal.serialized())
+            return
+        }
+        let id = proposal["id"]?.string ?? "?"
+        let state = proposal["state"]?.string ?? "?"
+        Swift.print("proposal \(id): \(state) (\(proposal["summary"]?.string ?? ""))")
+        if let note = proposal["note"]?.string { Swift.print("  note: \(note)") }
+        if let result = proposal["result"].flatMap(ExecutionResult.init(json:)) {
+            Swift.print(ProposalDescription.resultText(result))
+        } else if state == "pending" {
+            Swift.print("  still waiting for a human: airlock approve \(id) / airlock deny \(id)")
+        }
+    }
+
+    /// 0 succeeded, 1 did not (denied, failed, unknown, expired), 75 still pending.
+    static func exitCode(_ proposal: JSON) -> Int32 {
+        switch proposal["state"]?.string {
+        case "succeeded"?: return 0
+        case "pending"?, "approved"?, "executing"?: return 75
+        default: return 1
+        }
+    }
+}
+
+struct Wait: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wait",
+        abstract: "Wait until a proposal is decided and executed; print its result.",
+        discussion: """
+            Inside `airlock run` this asks the broker (the agent's only view of the gate);
+            outside it reads the state directory. Exit status: 0 executed successfully; 1
+            denied, failed, expired or unknown; 75 still pending when --timeout ran out.
+            """)
+
+    @Argument(help: "The proposal id.") var id: String
+    @Option(help: ArgumentHelp("Give up after this many seconds (default: a day).", valueName: "SECONDS")) var timeout: Int?
+    @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        let proposal: JSON
+        do throws(AirlockError) {
+            proposal = try ProposalQuery.fetch(id: id, op: "wait", timeout: timeout, state: state)
+        } catch {
+            throw fail(error)
+        }
+        ProposalQuery.print(proposal, json: json)
+        throw ExitCode(ProposalQuery.exitCode(proposal))
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Print a proposal's state now (exit status as for wait).")
+
+    @Argument(help: "The proposal id.") var id: String
+    @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        let proposal: JSON
+        do throws(AirlockError) {
+            proposal = try ProposalQuery.fetch(id: id, op: "status", timeout: nil, state: state)
+        } catch {
+            throw fail(error)
+        }
+        ProposalQuery.print(proposal, json: json)
+        throw ExitCode(ProposalQuery.exitCode(proposal))
+    }
+}
+
+extension String {
+    func padded(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

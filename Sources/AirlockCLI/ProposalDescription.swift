@@ -1,0 +1,121 @@
+import AirlockBroker
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+
+/// A proposal's pinned payload in a form a person can check before approving: the
+/// operation, its parameters decoded (form fields, JSON, or method/path/query/body).
+enum ProposalDescription {
+    static func text(_ proposal: Proposal, session: Session?) -> String {
+        var lines = ["proposal \(proposal.id)  \(proposal.state.rawValue)"]
+        lines.append("  summary:   \(proposal.summary)")
+        lines.append("  gated:     \(proposal.decision.rawValue): \(proposal.rule)")
+        if let session {
+            lines.append("  session:   \(session.id), started \(age(session.startedAt)) by \(session.user) in \(session.workspace)")
+        }
+        lines.append("  created:   \(age(proposal.createdAt))")
+        lines.append("  upstream:  \(proposal.upstream) (approval sends it there and nowhere else)")
+        lines.append("  digest:    sha256:\(proposal.digest)")
+        if let decidedBy = proposal.decidedBy {
+            lines.append("  decided:   by \(decidedBy)\(proposal.decisionNote.map { ": \($0)" } ?? "")")
+        }
+        lines += requestLines(proposal)
+        if let result = proposal.result {
+            lines.append("  result:")
+            lines.append(resultText(result))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func requestLines(_ proposal: Proposal) -> [String] {
+        guard let payload = try? JSON.parse(bytes: proposal.payload) else { return ["  request:   (unreadable payload)"] }
+        if let pinned = PinnedRequest(json: payload) {
+            return ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (\(pinned.service), \(pinned.region))"]
+                + parameterLines(pinned).map { "    " + $0 }
+        }
+        if payload["type"]?.string == "s3-multipart" {
+            var lines = ["  request:   multipart upload to s3://\(payload["bucket"]?.string ?? "?")/\(payload["key"]?.string ?? "?") (\(payload["size"]?.int ?? 0) bytes)"]
+            for part in payload["parts"]?.array ?? [] {
+                lines.append("    part \(part["part_number"]?.int ?? 0): \(part["size"]?.int ?? 0) bytes, sha256:\(part["blob_sha256"]?.string ?? "?")")
+            }
+            if let create = payload["create"].flatMap(PinnedRequest.init(json:)) {
+                for header in create.headers where header.name.lowercased().hasPrefix("x-amz-") || header.name.lowercased() == "content-type" {
+                    lines.append("    \(header.name): \(header.value)")
+                }
+            }
+            return lines
+        }
+        return ["  request:   " + String(decoding: proposal.payload.prefix(2000), as: UTF8.self)]
+    }
+
+    /// Form fields one per line; JSON bodies pretty-printed; other bodies as text if short.
+    static func parameterLines(_ pinned: PinnedRequest) -> [String] {
+        var lines: [String] = []
+        let contentType = pinned.header("content-type")?.lowercased() ?? ""
+        for item in AWSRequest.parseForm(pinned.query) { lines.append("\(item.key) = \(item.value ?? "")") }
+        if let target = pinned.header("x-amz-target") { lines.append("X-Amz-Target: \(target)") }
+        for header in pinned.headers where header.name.lowercased().hasPrefix("x-amz-")
+            && !["x-amz-target", "x-amz-content-sha256", "x-amz-user-agent"].contains(header.name.lowercased()) {
+            lines.append("\(header.name): \(header.value)")
+        }
+        guard !pinned.body.isEmpty else { return lines }
+        if contentType.hasPrefix("application/x-www-form-urlencoded") {
+            for item in AWSRequest.parseForm(String(decoding: pinned.body, as: UTF8.self)) where item.key != "Version" {
+                lines.append("\(item.key) = \(item.value ?? "")")
+            }
+        } else if let json = try? JSON.parse(bytes: pinned.body) {
+            lines += pretty(json).split(separator: "\n").map(String.init)
+        } else if pinned.body.count <= 4096, let text = String(validatingUTF8: pinned.body) {
+            lines += text.split(separator: "\n").map(String.init)
+        } else {
+            lines.append("body: \(pinned.body.count) bytes, sha256:\(SigV4.hexSHA256(pinned.body))")
+        }
+        return lines
+    }
+
+    static func json(_ proposal: Proposal) -> JSON {
+        guard let payload = try? JSON.parse(bytes: proposal.payload) else { return .null }
+        guard let pinned = PinnedRequest(json: payload) else { return payload }
+        var fields: [(String, JSON)] = [
+            ("service", .string(pinned.service)), ("operation", pinned.operation.map(JSON.string) ?? .null),
+            ("region", .string(pinned.region)), ("method", .string(pinned.method)), ("path", .string(pinned.path)),
+            ("query", .string(pinned.query)), ("parameters", .array(parameterLines(pinned).map(JSON.string))),
+            ("body_bytes", .number(Double(pinned.body.count))),
+        ]
+        if let json = try? JSON.parse(bytes: pinned.body) { fields.append(("body", json)) }
+        return .object(fields)
+    }
+
+    static func resultText(_ result: ExecutionResult) -> String {
+        var lines: [String] = []
+        if let status = result.httpStatus { lines.append("  HTTP \(status)") }
+        if let code = result.exitCode { lines.append("  exit \(code)") }
+        if let error = result.error { lines.append("  error: \(error)") }
+        if !result.output.isEmpty {
+            let text = String(decoding: result.output.prefix(16_384), as: UTF8.self)
+            lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
+            if result.output.count > 16_384 || result.truncated { lines.append("  … (\(result.output.count) bytes; --json prints all)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// JSON indented two spaces, keys in their order.
+    static func pretty(_ json: JSON, indent: String = "") -> String {
+        let inner = indent + "  "
+        switch json {
+        case .array(let items) where !items.isEmpty:
+            return "[\n" + items.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        case .object(let pairs) where !pairs.isEmpty:
+            return "{\n" + pairs.map { inner + JSON.quote($0.0) + ": " + pretty($0.1, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "}"
+        default:
+            return json.serialized()
+        }
+    }
+}
+
+extension String {
+    init?(validatingUTF8 bytes: [UInt8]) {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        self = text
+    }
+}

@@ -1,0 +1,47 @@
+import Glibc
+
+/// Reads at most `limit` bytes of a text file.
+public func readTextFile(_ path: String, limit: Int) throws(AirlockError) -> String {
+    String(decoding: try readFile(path, limit: limit), as: UTF8.self)
+}
+
+/// Reads at most `limit` bytes of a file.
+public func readFile(_ path: String, limit: Int) throws(AirlockError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw AirlockError(String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var data = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while data.count < limit {
+        let n = read(fd, &buffer, min(buffer.count, limit - data.count))
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw AirlockError(String(cString: strerror(errno))) }
+        if n == 0 { break }
+        data += buffer[0..<n]
+    }
+    return data
+}
+
+/// Writes a file atomically (temporary file, fsync, rename) with `mode`.
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(AirlockError) {
+    let temporary = path + ".tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw AirlockError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else {
+            close(fd)
+            unlink(temporary)
+            throw AirlockError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        offset += n
+    }
+    fsync(fd)
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw AirlockError("cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+}
