@@ -121,6 +121,11 @@ public final class AWSGateway: @unchecked Sendable {
                 throw GatewayFailure(error: AWSErrorResponse.signature(failure, s3: s3), wire: wire)
             }
         }
+        if let malformation = request.malformation(for: wire) {
+            log.write("aws \(service.name) \(request.method) \(servicePath): refused: \(malformation)")
+            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockMalformedRequest",
+                message: "Airlock: malformed request: \(malformation); nothing was forwarded or stored"), wire: wire)
+        }
         let region = signature?.region ?? credentials.defaultRegion()
         let signingName = signature?.service ?? service.signingName
 

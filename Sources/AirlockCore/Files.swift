@@ -24,7 +24,8 @@ public func readFile(_ path: String, limit: Int) throws(AirlockError) -> [UInt8]
 
 /// Writes a file atomically (temporary file, fsync, rename) with `mode`.
 public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(AirlockError) {
-    let temporary = path + ".tmp-\(getpid())"
+    // Unique per call: two threads may write the same content-addressed file at once.
+    let temporary = path + ".tmp-\(getpid())-\(RandomID.make(8))"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { throw AirlockError("cannot write \(path): \(String(cString: strerror(errno)))") }
     var offset = 0

@@ -26,5 +26,5 @@ airlock_build_deps() {
     echo "airlock: Swift 6 is needed (https://www.swift.org/install/linux/); 'swift' is not on PATH" >&2
     return 1
   }
-  airlock_apt libseccomp-dev libcap-dev pkg-config
+  airlock_apt libseccomp-dev libcap-dev libsqlite3-dev pkg-config
 }

@@ -1,3 +1,5 @@
+import AirlockCore
+
 /// An HTTP request as the agent's SDK sent it to the broker, before anything is changed.
 public struct AWSRequest: Sendable {
     public var method: String
@@ -54,6 +56,36 @@ public struct AWSRequest: Sendable {
     }
 }
 
+extension AWSRequest {
+    /// Why the body cannot be a request of this protocol, or nil when it can: a query/ec2
+    /// form must be well-formed `key=value&…` with valid escapes, a JSON body valid JSON.
+    /// A malformed request is refused before anything is classified or stored.
+    public func malformation(for wire: AWSProtocol) -> String? {
+        switch wire {
+        case .query, .ec2:
+            let contentType = header("content-type")?.lowercased() ?? ""
+            guard method == "POST", !body.isEmpty, contentType.isEmpty || contentType.hasPrefix("application/x-www-form-urlencoded") else {
+                return nil
+            }
+            for pair in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false) {
+                let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+                guard !kv[0].isEmpty else { return "the form body has an empty field name" }
+                for part in kv where !PercentEncoding.isValidEscaping(part) { return "the form body has an invalid %-escape" }
+            }
+            return nil
+        case .json, .restJSON:
+            let contentType = header("content-type")?.lowercased() ?? ""
+            guard !body.isEmpty, wire == .json || contentType.contains("json") else { return nil }
+            if case .failure(let error) = Result(catching: { () throws(JSON.ParseError) in try JSON.parse(bytes: body) }) {
+                return "the JSON body is not valid JSON (\(error))"
+            }
+            return nil
+        case .restXML, .cbor:
+            return nil
+        }
+    }
+}
+
 /// Percent-encoding as SigV4 and URLs need it.
 public enum PercentEncoding {
     /// RFC 3986 unreserved characters, never encoded.
@@ -94,6 +126,19 @@ public enum PercentEncoding {
             i += 1
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    static func isValidEscaping(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            if bytes[index] == 0x25 {
+                guard index + 2 < bytes.endIndex, hexValue(bytes[index + 1]) != nil, hexValue(bytes[index + 2]) != nil else { return false }
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        return true
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {
