@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "airlock", targets: ["AirlockCLI"]),
         .executable(name: "airlock-try-syscall", targets: ["TrySyscall"]),
+        .executable(name: "airlock-bench", targets: ["AirlockBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -72,6 +73,8 @@ let package = Package(
             ]),
         // Test helper: tries one syscall and prints the errno (bubblewrap's try-syscall idea).
         .executableTarget(name: "TrySyscall"),
+        // Measurements for scripts/bench (not shipped, not a test).
+        .executableTarget(name: "AirlockBench", dependencies: ["AirlockCore", "AirlockPolicy"]),
         .testTarget(name: "AirlockPolicyTests", dependencies: ["AirlockPolicy", "AirlockCore"]),
         .testTarget(
             name: "AirlockSandboxTests",

@@ -48,10 +48,13 @@ import Testing
         let scene = Scene(launch)
         let out = scene.sh("env; cat /proc/self/environ | tr '\\0' '\\n'; for e in /proc/[0-9]*/environ; do cat $e 2>/dev/null; done")
         #expect(out.status == 0, "\(out)")
-        for secret in ["PLANTED-ENV-SECRET", "AKIDPLANTEDLAUNCHER", "PLANTED-GITHUB-TOKEN", "SSH_AUTH_SOCK", "AWS_"] {
+        for secret in ["PLANTED-ENV-SECRET", "AKIDPLANTEDLAUNCHER", "PLANTED-GITHUB-TOKEN", "SSH_AUTH_SOCK"] {
             #expect(!out.stdout.contains(secret), "\(secret) visible: \(out)")
         }
         #expect(out.stdout.contains("HOME=/home/agent"))
+        // The only AWS keys inside are the session's dummy ones, worth nothing outside.
+        #expect(out.stdout.contains("AWS_ACCESS_KEY_ID=AIRLOCK"))
+        #expect(out.stdout.contains("AWS_CONFIG_FILE=/run/airlock/aws/config"))
     }
 
     /// The launcher's own /proc entry (its environment holds the credentials) is not in the

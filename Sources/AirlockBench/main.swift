@@ -1,0 +1,78 @@
+// airlock-bench: measurements scripts/bench runs that need Airlock's own code (not shipped,
+// not a test). `airlock-bench classify CORPUS CATALOG_DIR`: classification and signature
+// verification cost per request over every operation of the catalog.
+import AirlockCore
+import AirlockPolicy
+import Glibc
+
+func fail(_ message: String) -> Never {
+    let text = "airlock-bench: \(message)\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
+    exit(2)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count == 4, arguments[1] == "classify" else { fail("usage: airlock-bench classify CORPUS CATALOG_DIR") }
+let corpusPath = arguments[2], catalogDir = arguments[3]
+
+let index = (try? AWSCatalogIndex(jsonText: readTextFile(catalogDir + "/index.json", limit: 1 << 26))) ?? { fail("bad index") }()
+var services: [String: AWSService] = [:]
+for entry in index.services {
+    guard let text = try? readTextFile(catalogDir + "/services/\(entry.name).json", limit: 1 << 26),
+          let service = try? AWSService(jsonText: text) else { fail("bad service \(entry.name)") }
+    services[entry.name] = service
+}
+let overridesText = (try? readTextFile(catalogDir + "/overrides.yaml", limit: 1 << 26)) ?? { fail("no overrides") }()
+let classifier = AWSClassifier(overrides: (try? AWSOverrides(yamlText: overridesText)) ?? { fail("bad overrides") }())
+
+struct Item {
+    var service: AWSService
+    var servicePath: String
+    var request: AWSRequest
+}
+var items: [Item] = []
+let corpus = (try? readTextFile(corpusPath, limit: 1 << 30)) ?? { fail("no corpus at \(corpusPath)") }()
+for line in corpus.split(separator: "\n") {
+    guard let json = try? JSON.parse(String(line)), let name = json["service"]?.string, let service = services[name],
+          let method = json["method"]?.string, let path = json["path"]?.string, let host = json["host"]?.string else { continue }
+    var headers = (json["headers"]?.objectPairs ?? []).compactMap { key, value in value.string.map { (name: key, value: $0) } }
+    headers.insert((name: "host", value: host), at: 0)
+    let body = json["body_base64"]?.string.flatMap(Base64.decode) ?? []
+    let request = AWSRequest(method: method, target: path, headers: headers, body: body)
+    let prefix = "/svc/" + name
+    let below = request.path.hasPrefix(prefix) ? String(request.path.dropFirst(prefix.count)) : request.path
+    items.append(Item(service: service, servicePath: below.isEmpty ? "/" : below, request: request))
+}
+
+@MainActor
+func measure(_ label: String, rounds: Int, _ body: (Item) -> Void) {
+    var samples: [Double] = []
+    for _ in 0..<rounds {
+        let start = Clock.monotonicSeconds()
+        for item in items { body(item) }
+        samples.append((Clock.monotonicSeconds() - start) / Double(items.count) * 1e6)
+    }
+    samples.sort()
+    let median = samples[samples.count / 2]
+    print("\(label): \(items.count) requests × \(rounds) rounds; median \(String(format2: median)) µs per request (best round \(String(format2: samples[0])) µs)")
+}
+
+var sink = 0
+measure("classify (resolve operation + decide)", rounds: 5) { item in
+    let result = classifier.classify(item.request, service: item.service, servicePath: item.servicePath)
+    sink &+= result.ruling.decision.rawValue.count
+}
+measure("verify SigV4 signature", rounds: 3) { item in
+    guard let signature = try? SigV4.parse(item.request) else { return }
+    if (try? SigV4.verify(item.request, signature: signature, secret: "airlock-corpus-dummy-secret",
+                          uriEncodedTwice: !["s3", "s3control", "s3express"].contains(signature.service))) != nil { sink &+= 1 }
+}
+if sink == 42 { print("") }
+
+extension String {
+    init(format2 value: Double) {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        self = "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
