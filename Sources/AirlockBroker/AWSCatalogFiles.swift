@@ -6,22 +6,33 @@ import Glibc
 /// service's file on first use. Thread-safe.
 public final class AWSCatalogFiles: @unchecked Sendable {
     public let directory: String
-    public let index: AWSCatalogIndex
     private var mutex = pthread_mutex_t()
+    private var loadedIndex: AWSCatalogIndex?
     private var loadedServices: [String: AWSService] = [:]
     private var loadedClassifier: AWSClassifier?
 
     public init(directory: String) throws(AirlockError) {
+        guard access(directory + "/index.json", R_OK) == 0 else {
+            throw AirlockError("no AWS catalog at \(directory)/index.json", hint: "regenerate it with scripts/aws-catalog")
+        }
         self.directory = directory
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    /// The index, parsed on first use.
+    public func index() throws(AirlockError) -> AWSCatalogIndex {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let loadedIndex { return loadedIndex }
         do {
-            index = try AWSCatalogIndex(jsonText: try Self.read(directory + "/index.json"))
+            let index = try AWSCatalogIndex(jsonText: try Self.read(directory + "/index.json"))
+            loadedIndex = index
+            return index
         } catch let error as AirlockError {
             throw error
         } catch {
-            throw AirlockError("the AWS catalog in \(directory) is unreadable: \(error)",
-                               hint: "regenerate it with scripts/aws-catalog")
+            throw AirlockError("the AWS catalog in \(directory) is unreadable: \(error)", hint: "regenerate it with scripts/aws-catalog")
         }
-        pthread_mutex_init(&mutex, nil)
     }
 
     /// Finds `profiles/aws` the way profiles are found (next to the binary or the checkout),
@@ -45,7 +56,7 @@ public final class AWSCatalogFiles: @unchecked Sendable {
 
     /// The service by its broker path name, or nil when the catalog has none.
     public func service(_ name: String) throws(AirlockError) -> AWSService? {
-        guard index.entry(named: name) != nil, ProfileName.isValid(name) else { return nil }
+        guard ProfileName.isValid(name), try index().entry(named: name) != nil else { return nil }
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let service = loadedServices[name] { return service }

@@ -177,7 +177,7 @@ public final class AWSGateway: @unchecked Sendable {
             return (service, below.isEmpty ? "/" : below)
         }
         if let signature = try? SigV4.parse(request) {
-            let candidates = catalog.index.services(signingAs: signature.service)
+            let candidates = try catalog.index().services(signingAs: signature.service)
             if candidates.count == 1, let service = try catalog.service(candidates[0].name) {
                 return (service, request.path.isEmpty ? "/" : request.path)
             }

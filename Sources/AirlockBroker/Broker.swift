@@ -17,39 +17,31 @@ public final class Broker: @unchecked Sendable {
         pool.start()
     }
 
-    /// Serves the AWS endpoint on an already listening TCP socket.
-    public func serveAWS(listener fd: Int32, gateway: AWSGateway) throws(AirlockError) {
+    /// Serves the AWS endpoint and the agent API on sockets that already listen (both bound
+    /// at once: their set-up round trips to the event loop overlap).
+    public func serve(aws awsFD: Int32, gateway: AWSGateway, agentAPI apiFD: Int32, api: AgentAPI) throws(AirlockError) {
         let pool = self.pool
-        do {
-            let channel = try ServerBootstrap(group: group)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(AWSEndpointHandler(gateway: gateway, pool: pool))
-                    }
+        let aws = ServerBootstrap(group: group)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AWSEndpointHandler(gateway: gateway, pool: pool))
                 }
-                .withBoundSocket(fd).wait()
-            channels.append(channel)
-        } catch {
-            throw AirlockError("the broker cannot serve the AWS endpoint: \(error)")
-        }
-    }
-
-    /// Serves the agent API on an already listening unix socket.
-    public func serveAgentAPI(listener fd: Int32, api: AgentAPI) throws(AirlockError) {
-        let pool = self.pool
-        do {
-            let channel = try ServerBootstrap(group: group)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AgentAPIHandler(api: api, pool: pool))
-                    }
+            }
+            .withBoundSocket(awsFD)
+        let agent = ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AgentAPIHandler(api: api, pool: pool))
                 }
-                .withBoundSocket(fd).wait()
-            channels.append(channel)
+            }
+            .withBoundSocket(apiFD)
+        do {
+            channels.append(try aws.wait())
+            channels.append(try agent.wait())
         } catch {
-            throw AirlockError("the broker cannot serve the agent API: \(error)")
+            throw AirlockError("the broker cannot serve the sandbox's sockets: \(error)")
         }
     }
 

@@ -17,7 +17,9 @@ final class AgentSession {
     let region: String
     let log: BrokerLog
     let record: Session
-    let broker = Broker()
+    /// Started on another thread at once: its threads and NIO's first use cost about a
+    /// millisecond, spent while profiles are read and the sandbox is built.
+    private let broker = Background { Broker() }
     private let storeCache: StoreCache
 
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
@@ -42,15 +44,20 @@ final class AgentSession {
 
     /// Adds the AWS config, the agent's own `airlock` (for `wait` and `status`) and the
     /// variables that point SDKs at the broker.
-    func prepare(_ layout: inout SandboxLayout) {
-        layout.addFile(AWSSandboxSetup.configPath, contents: AWSSandboxSetup.configFile(index: catalog.index, region: region))
+    func prepare(_ layout: inout SandboxLayout) throws(AirlockError) {
+        let catalog = self.catalog
+        let prepared = try AWSSandboxSetup.prepared(
+            catalogDirectory: catalog.directory, region: region, cacheDirectory: stateDir + "/cache",
+            loadIndex: { () throws(AirlockError) in try catalog.index() })
+        layout.addFile(AWSSandboxSetup.configPath, contents: prepared.configFile)
         if let binary = HostInspection.realPath("/proc/self/exe") {
             layout.addReadOnlyBind(source: binary, target: SandboxLayout.runDirectory + "/bin/airlock", directory: false)
         }
-        layout.setEnvironment(AWSSandboxSetup.environment(credentials: credentials, region: region, index: catalog.index))
+        layout.setEnvironment(AWSSandboxSetup.environment(credentials: credentials, region: region))
+        layout.extraEnvironment += prepared.endpointVariables
     }
 
-    /// Called once the agent runs: serve the listeners its init handed over.
+    /// Called as soon as the sandbox's init has handed over its listeners.
     func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
         guard sandbox.listeners.count == 2 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
         log.write("session \(id) started: upstream \(upstream), workspace \(record.workspace)")
@@ -59,14 +66,13 @@ final class AgentSession {
             session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
             catalog: catalog, store: { () throws(AirlockError) in try cache.store() }, credentials: hostCredentials,
             stagingDirectory: stateDir + "/blobs", log: log)
-        try broker.serveAWS(listener: sandbox.listeners[0], gateway: gateway)
-        try broker.serveAgentAPI(listener: sandbox.listeners[1],
-                                 api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log))
+        try broker.value.serve(aws: sandbox.listeners[0], gateway: gateway, agentAPI: sandbox.listeners[1],
+                         api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log))
     }
 
-    /// After the agent ended: stop serving, and tell the human what waits for them.
+    /// After the agent ended: tell the human what waits for them. (The process exits next:
+    /// the broker's threads and sockets go with it, no graceful shutdown needed.)
     func finish() {
-        broker.shutdown()
         log.write("session \(id) ended")
         guard let store = storeCache.openedStore, let mine = try? store.proposals(session: id), !mine.isEmpty else { return }
         let pending = mine.filter { $0.state == .pending }

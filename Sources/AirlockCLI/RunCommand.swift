@@ -136,7 +136,7 @@ struct RunArguments {
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
                 awsEndpoint: awsEndpoint, awsProfile: awsProfile)
-            session.prepare(&layout)
+            try session.prepare(&layout)
             for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
             var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
             request.seccomp = seccomp

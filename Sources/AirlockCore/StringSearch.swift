@@ -1,10 +1,16 @@
-/// Substring search and replacement without Foundation.
+/// Substring search and replacement without Foundation, on UTF-8 bytes (Character-wise
+/// comparison is orders of magnitude slower on large texts).
 extension String {
     public func range(ofText needle: String, from start: String.Index? = nil) -> Range<String.Index>? {
-        var index = start ?? startIndex
-        while index < endIndex {
-            if self[index...].hasPrefix(needle) { return index..<self.index(index, offsetBy: needle.count) }
-            index = self.index(after: index)
+        let haystack = utf8
+        let pattern = Array(needle.utf8)
+        guard let first = pattern.first else { return nil }
+        var index = start.map { $0.samePosition(in: haystack) ?? haystack.startIndex } ?? haystack.startIndex
+        while let candidate = haystack[index...].firstIndex(of: first) {
+            if haystack[candidate...].starts(with: pattern) {
+                return candidate..<haystack.index(candidate, offsetBy: pattern.count)
+            }
+            index = haystack.index(after: candidate)
         }
         return nil
     }

@@ -94,6 +94,9 @@ public struct SandboxLayout: Sendable {
     public var writable: [String] = []
     public var cwd: String = "/"
     public var environment: [(name: String, value: String)] = []
+    /// More variables, as `NAME=value`, whose names are Airlock's own and unique (the
+    /// per-service AWS endpoints: hundreds, kept out of the sorted list for speed).
+    public var extraEnvironment: [String] = []
     public var withheldEnvironment: [String] = []
     public var rlimits: [(limit: ResourceLimit, value: LimitValue)] = []
     public var warnings: [String] = []

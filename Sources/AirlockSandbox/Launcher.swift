@@ -51,7 +51,10 @@ public enum Launcher {
         return 100_000
     }
 
-    public static func start(_ request: LaunchRequest, environment: [String: String]) throws(AirlockError) -> RunningSandbox {
+    /// `onListeners` runs as soon as init has handed over the listeners, while it still sets
+    /// up the agent (the broker starts serving in that time).
+    public static func start(_ request: LaunchRequest, environment: [String: String],
+                             onListeners: (RunningSandbox) throws(AirlockError) -> Void = { _ throws(AirlockError) in }) throws(AirlockError) -> RunningSandbox {
         let arena = CArena()
         let layout = request.layout
         let asRoot = getuid() == 0
@@ -192,7 +195,7 @@ public enum Launcher {
             spec.cols = terminal.columns
         }
         spec.argv = UnsafePointer(arena.stringArray(request.argv))
-        spec.envp = UnsafePointer(arena.stringArray(layout.environment.map { "\($0.name)=\($0.value)" }))
+        spec.envp = UnsafePointer(arena.stringArray(layout.environment.map { "\($0.name)=\($0.value)" } + layout.extraEnvironment))
         spec.path = arena.string(layout.environment.first { $0.name == "PATH" }?.value ?? SandboxLayout.defaultPath)
         spec.rlimits = UnsafePointer(arena.array(rlimits))
         spec.rlimit_count = rlimits.count
@@ -224,6 +227,7 @@ public enum Launcher {
             for fd in ownedFDs { close(fd) }
             ownedFDs.removeAll()
             try sandbox.receiveDescriptors(listeners: request.listeners.count, terminal: request.terminal != nil)
+            try onListeners(sandbox)
             try sandbox.awaitExec()
         } catch {
             sandbox.kill()

@@ -15,10 +15,10 @@ public enum RunSession {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    /// Runs the request to completion. `beforeWait` runs once the agent has started (the
-    /// broker attaches to the listeners there).
+    /// Runs the request to completion. `serve` runs as soon as the sandbox's listeners exist
+    /// (the broker attaches to them there, while init finishes setting up).
     public static func run(_ request: LaunchRequest, environment: [String: String],
-                           beforeWait: (RunningSandbox) throws(AirlockError) -> Void = { _ throws(AirlockError) in }) throws(AirlockError) -> AgentExit {
+                           serve: (RunningSandbox) throws(AirlockError) -> Void = { _ throws(AirlockError) in }) throws(AirlockError) -> AgentExit {
         var request = request
         let interactive = isatty(0) == 1 && isatty(1) == 1
         let saved = interactive ? TerminalMode.makeRaw(0) : nil
@@ -29,11 +29,10 @@ public enum RunSession {
         }
         let target = SignalTarget(savedTerminal: saved)
         startSignalThread(target: target)
-        let sandbox = try Launcher.start(request, environment: environment)
+        let sandbox = try Launcher.start(request, environment: environment, onListeners: serve)
         target.set(sandbox)
         let relay = sandbox.terminal.map { TerminalRelay(master: $0) }
         relay?.start()
-        try beforeWait(sandbox)
         let result = sandbox.wait()
         relay?.finish()
         return try result.get()

@@ -413,7 +413,10 @@ static int al_pid1(void *arg) {
     // Init's memory is a copy of the launcher's: not dumpable, so the agent (same uid) cannot
     // open /proc/1/mem or /proc/1/fd. The agent's own exec makes it dumpable again.
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    pid_t pid = fork();
+    // The raw syscall, not glibc's fork(): that takes malloc's and stdio's locks for its
+    // atfork handlers, and in this copy of a multi-threaded launcher a lock another thread
+    // held at clone time is held forever.
+    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
     if (pid < 0) al_fail(s, AL_STAGE_FORK, errno, NULL);
     if (pid == 0) al_agent(s, tty);
     al_agent_pid = pid;

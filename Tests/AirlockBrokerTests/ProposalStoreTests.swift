@@ -70,9 +70,11 @@ import Testing
         try store.apply(.approve, to: proposal.id, actor: "user:alice")
         // An executor that has exited: a child process that is gone.
         let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30"]
         try child.run()
         let identity = try #require(Actor.processIdentity(child.processIdentifier))
+        child.terminate()
         child.waitUntilExit()
         try store.apply(.startExecution, to: proposal.id, actor: "user:alice", executor: identity)
         #expect(try store.recoverInterruptedExecutions() == [proposal.id])
