@@ -74,7 +74,7 @@ import Testing
         child.arguments = ["30"]
         try child.run()
         let identity = try #require(Actor.processIdentity(child.processIdentifier))
-        child.terminate()
+        kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         try store.apply(.startExecution, to: proposal.id, actor: "user:alice", executor: identity)
         #expect(try store.recoverInterruptedExecutions() == [proposal.id])
