@@ -9,7 +9,6 @@ import NIOPosix
 public final class Broker: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let pool: NIOThreadPool
-    private var channels: [Channel] = []
 
     public init() {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -17,9 +16,10 @@ public final class Broker: @unchecked Sendable {
         pool.start()
     }
 
-    /// Serves the AWS endpoint and the agent API on sockets that already listen (both bound
-    /// at once: their set-up round trips to the event loop overlap).
-    public func serve(aws awsFD: Int32, gateway: AWSGateway, agentAPI apiFD: Int32, api: AgentAPI) throws(AirlockError) {
+    /// Serves the AWS endpoint and the agent API on sockets that already listen. Returns at
+    /// once; `failed` hears of a socket that cannot be served.
+    public func serve(aws awsFD: Int32, gateway: AWSGateway, agentAPI apiFD: Int32, api: AgentAPI,
+                      failed: @escaping @Sendable (AirlockError) -> Void) {
         let pool = self.pool
         let aws = ServerBootstrap(group: group)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -37,16 +37,12 @@ public final class Broker: @unchecked Sendable {
                 }
             }
             .withBoundSocket(apiFD)
-        do {
-            channels.append(try aws.wait())
-            channels.append(try agent.wait())
-        } catch {
-            throw AirlockError("the broker cannot serve the sandbox's sockets: \(error)")
+        for future in [aws, agent] {
+            future.whenFailure { error in failed(AirlockError("the broker cannot serve the sandbox's sockets: \(error)")) }
         }
     }
 
     public func shutdown() {
-        for channel in channels { channel.close(promise: nil) }
         try? group.syncShutdownGracefully()
         try? pool.syncShutdownGracefully()
     }

@@ -59,15 +59,22 @@ final class AgentSession {
 
     /// Called as soon as the sandbox's init has handed over its listeners.
     func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
-        guard sandbox.listeners.count == 2 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
+        let listeners = sandbox.takeListeners()
+        guard listeners.count == 2 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
         log.write("session \(id) started: upstream \(upstream), workspace \(record.workspace)")
         let cache = storeCache
         let gateway = AWSGateway(
             session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
             catalog: catalog, store: { () throws(AirlockError) in try cache.store() }, credentials: hostCredentials,
             stagingDirectory: stateDir + "/blobs", log: log)
-        try broker.value.serve(aws: sandbox.listeners[0], gateway: gateway, agentAPI: sandbox.listeners[1],
-                         api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log))
+        let log = self.log
+        // Not waited for: connections queue on the listening sockets until the broker is
+        // ready, so the agent starts at once.
+        broker.value.serve(aws: listeners[0], gateway: gateway, agentAPI: listeners[1],
+                           api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log)) { error in
+            log.write("broker: \(error)")
+            writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
+        }
     }
 
     /// After the agent ended: tell the human what waits for them. (The process exits next:

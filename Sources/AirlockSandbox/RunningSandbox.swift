@@ -32,6 +32,12 @@ public final class RunningSandbox: @unchecked Sendable {
     /// Setup is a few milliseconds; a init that takes longer than this is stuck.
     static let setupTimeoutMilliseconds: Int32 = 30_000
 
+    /// Hands the listeners over (their new owner closes them).
+    public func takeListeners() -> [Int32] {
+        defer { listeners = [] }
+        return listeners
+    }
+
     /// Listeners first, then the pty master, in the order init sends them.
     func receiveDescriptors(listeners count: Int, terminal: Bool) throws(AirlockError) {
         for _ in 0..<(count + (terminal ? 1 : 0)) {
