@@ -21,6 +21,10 @@ import Testing
         _ = moto.aws(["s3", "mb", "s3://readable"])
         scene.write(scene.root + "/report.txt", "quarterly numbers\n")
         for index in 0..<25 { _ = moto.aws(["s3api", "put-object", "--bucket", "readable", "--key", "k\(index)", "--body", scene.root + "/report.txt"]) }
+        // A large object, streamed back through the broker.
+        let large = [UInt8]((0..<(24 << 20)).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761) >> 11) })
+        FileManager.default.createFile(atPath: scene.root + "/large.bin", contents: Data(large))
+        _ = moto.aws(["s3", "cp", scene.root + "/large.bin", "s3://readable/large.bin"])
         _ = moto.aws(["cloudformation", "create-stack", "--stack-name", "prod", "--template-body",
                       #"{"Resources":{"Q":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"prod-q"}}}}"#])
         _ = moto.aws(["dynamodb", "create-table", "--table-name", "t", "--attribute-definitions", "AttributeName=id,AttributeType=S",
@@ -37,7 +41,8 @@ import Testing
             print(len(keys), sorted(keys)[:3])
             """)
         let script = commands.enumerated().map { "aws --output json \($1) > out\($0).json 2> err\($0).txt" }.joined(separator: "; ")
-            + "; aws s3 cp s3://readable/k7 downloaded.txt > /dev/null; python3 paginate.py > paginated.txt"
+            + "; aws s3 cp s3://readable/k7 downloaded.txt > /dev/null; aws s3 cp s3://readable/large.bin large.bin > /dev/null"
+            + "; python3 paginate.py > paginated.txt"
         let out = scene.agent(script, moto: moto)
         #expect(out.status == 0, "\(out)")
         for (index, command) in commands.enumerated() {
@@ -51,7 +56,8 @@ import Testing
             }
         }
         #expect((try? String(contentsOfFile: scene.workspace + "/downloaded.txt", encoding: .utf8)) == "quarterly numbers\n")
-        #expect((try? String(contentsOfFile: scene.workspace + "/paginated.txt", encoding: .utf8)) == "25 ['k0', 'k1', 'k10']\n")
+        #expect(FileManager.default.contents(atPath: scene.workspace + "/large.bin") == Data(large))
+        #expect((try? String(contentsOfFile: scene.workspace + "/paginated.txt", encoding: .utf8)) == "26 ['k0', 'k1', 'k10']\n")
         // Nothing was proposed for reads.
         #expect(scene.airlock(["proposals", "--all", "--json"]).stdout.contains(#""proposals":[]"#) ||
                 scene.airlock(["proposals", "--all"]).status == 1)
