@@ -42,6 +42,25 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
+    /// Serves the egress proxy on a listening socket. Returns at once.
+    public func serve(egress fd: Int32, proxy: EgressProxy, failed: @escaping @Sendable (AirlockError) -> Void) {
+        let pool = self.pool
+        ServerBootstrap(group: group)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                                        name: "airlock-http-decoder")
+                    try sync.addHandler(HTTPResponseEncoder(), name: "airlock-http-encoder")
+                    try sync.addHandler(EgressProxyHandler(proxy: proxy, pool: pool))
+                }
+            }
+            .withBoundSocket(fd)
+            .whenFailure { error in failed(AirlockError("the broker cannot serve the egress proxy: \(error)")) }
+    }
+
     public func shutdown() {
         try? group.syncShutdownGracefully()
         try? pool.syncShutdownGracefully()

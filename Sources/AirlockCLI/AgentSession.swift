@@ -22,8 +22,10 @@ final class AgentSession {
     private let broker = Background { Broker() }
     private let storeCache: StoreCache
 
+    let egress: EgressProxy
+
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
-         awsEndpoint: String?, awsProfile: String?) throws(AirlockError) {
+         awsEndpoint: String?, awsProfile: String?, allowDomains: [String]) throws(AirlockError) {
         id = facts.sessionID
         stateDir = facts.stateDir
         credentials = BrokerSession.dummyCredentials()
@@ -36,10 +38,21 @@ final class AgentSession {
                          profiles: stack.names.joined(separator: ","), awsUpstream: upstream.description,
                          awsAccessKeyID: credentials.accessKeyID)
         storeCache = StoreCache(stateDir: facts.stateDir, session: record)
+        for domain in allowDomains where EgressRule.parse(domain, source: "--allow-domain") == nil {
+            throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
+        }
+        let timeouts = stack.egressTimeouts
+        egress = EgressProxy(
+            policy: stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") }),
+            limits: EgressProxy.Limits(headerTimeout: timeouts.header, idleTimeout: timeouts.idle, totalTimeout: timeouts.total,
+                                       maxTunnels: timeouts.maxTunnels),
+            resolver: EgressResolver(environment: environment), log: log)
     }
 
+    static let proxyPort: UInt16 = 3128
+
     var listeners: [ListenerRequest] {
-        [.tcp(port: AWSSandboxSetup.port), .unix(path: AWSSandboxSetup.agentSocket)]
+        [.tcp(port: AWSSandboxSetup.port), .unix(path: AWSSandboxSetup.agentSocket), .tcp(port: Self.proxyPort)]
     }
 
     /// Adds the AWS config, the agent's own `airlock` (for `wait` and `status`) and the
@@ -53,14 +66,19 @@ final class AgentSession {
         if let binary = HostInspection.realPath("/proc/self/exe") {
             layout.addReadOnlyBind(source: binary, target: SandboxLayout.runDirectory + "/bin/airlock", directory: false)
         }
-        layout.setEnvironment(AWSSandboxSetup.environment(credentials: credentials, region: region))
+        let proxy = "http://127.0.0.1:\(Self.proxyPort)"
+        let noProxy = "localhost,127.0.0.1,::1"
+        layout.setEnvironment(AWSSandboxSetup.environment(credentials: credentials, region: region).merging([
+            "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
+            "NO_PROXY": noProxy, "no_proxy": noProxy,
+        ]) { $1 })
         layout.extraEnvironment += prepared.endpointVariables
     }
 
     /// Called as soon as the sandbox's init has handed over its listeners.
     func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
         let listeners = sandbox.takeListeners()
-        guard listeners.count == 2 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
+        guard listeners.count == 3 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
         log.write("session \(id) started: upstream \(upstream), workspace \(record.workspace)")
         let cache = storeCache
         let gateway = AWSGateway(
@@ -75,12 +93,23 @@ final class AgentSession {
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
         }
+        broker.value.serve(egress: listeners[2], proxy: egress) { error in
+            log.write("broker: \(error)")
+            writeError("airlock: \(error.message): network access from the sandbox will fail\n")
+        }
     }
 
     /// After the agent ended: tell the human what waits for them. (The process exits next:
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
     func finish() {
         log.write("session \(id) ended")
+        let refused = egress.refusalSummary()
+        if !refused.isEmpty {
+            let total = refused.reduce(0) { $0 + $1.count }
+            let list = refused.prefix(8).map { $0.count > 1 ? "\($0.target) (×\($0.count))" : $0.target }.joined(separator: ", ")
+            writeError("airlock: the egress proxy refused \(total) connection\(total == 1 ? "" : "s"): \(list)\(refused.count > 8 ? ", …" : "")\n")
+            writeError("  allow a host with `airlock run --allow-domain HOST` or a profile's network.allow; details in \(log.path ?? "the session log")\n")
+        }
         guard let store = storeCache.openedStore, let mine = try? store.proposals(session: id), !mine.isEmpty else { return }
         let pending = mine.filter { $0.state == .pending }
         var text = "airlock: this session made \(mine.count) proposal\(mine.count == 1 ? "" : "s")"

@@ -91,7 +91,14 @@ struct SandboxSummary {
         lines.append("  read-write: " + (readWrite + ["/tmp, /var/tmp (tmpfs, \(ByteSize.format(stack.tmpSize)) each)"]).joined(separator: ", "))
         lines.append("  masked:     " + masked.joined(separator: ", ") + " (when present)")
         lines.append("  never mounted: credential paths (~/.aws, ~/.ssh, ~/.kube, …) and the state directory")
-        lines.append("  network:    loopback only")
+        let egress = stack.egressPolicy()
+        if egress.allow.isEmpty {
+            lines.append("  network:    loopback only; the egress proxy allows no host (AWS goes through the gate)")
+        } else {
+            lines.append("  network:    loopback only; the egress proxy allows " + egress.allow.map(\.description).joined(separator: ", "))
+        }
+        if !egress.deny.isEmpty { lines.append("  denied:     " + egress.deny.map(\.description).joined(separator: ", ")) }
+        if !egress.allowedRanges.isEmpty { lines.append("  non-public ranges opened: " + egress.allowedRanges.map(\.description).joined(separator: ", ")) }
         lines.append("  environment passed: " + layout.environment.map(\.name).joined(separator: ", "))
         if !layout.withheldEnvironment.isEmpty {
             lines.append("  environment withheld: " + layout.withheldEnvironment.joined(separator: ", "))
@@ -116,6 +123,9 @@ struct SandboxSummary {
             ("read_write", .array(readWrite.map(JSON.string))),
             ("masked", .array(masked.map(JSON.string))),
             ("tmp_size", .number(Double(stack.tmpSize))),
+            ("egress_allow", .array(stack.egressPolicy().allow.map { .string($0.description) })),
+            ("egress_deny", .array(stack.egressPolicy().deny.map { .string($0.description) })),
+            ("egress_address_ranges", .array(stack.egressPolicy().allowedRanges.map { .string($0.description) })),
             ("environment", .array(layout.environment.map { .string($0.name) })),
             ("environment_withheld", .array(layout.withheldEnvironment.map(JSON.string))),
             ("rlimits", .object(layout.rlimits.map { ($0.limit.rawValue, .string($0.value.formatted(for: $0.limit))) })),

@@ -14,7 +14,8 @@ struct Run: ParsableCommand {
               - the workspace (default: the current directory) read-write, at the same path
               - /tmp and /var/tmp as private tmpfs
               - a persistent home, /home/agent, kept per profile under the state directory
-              - only a loopback network
+              - only a loopback network; HTTPS_PROXY/HTTP_PROXY lead to Airlock's egress proxy,
+                which lets through only the hosts a profile or --allow-domain allows
             It runs as uid 1000 (`agent`) with no capabilities, no_new_privs and a seccomp
             filter. Credential paths (~/.aws, ~/.ssh, ~/.kube, …) are never mounted, and
             credential-shaped variables (AWS_*, *_TOKEN, …) never passed.
@@ -33,7 +34,8 @@ struct Run: ParsableCommand {
             Examples:
               airlock run -- bash
               airlock run --workspace ~/src/app -- make test
-              airlock run --profile default --profile ./extra.yaml -- claude
+              airlock run --profile claude-code -- claude
+              airlock run --allow-domain pypi.org --allow-domain files.pythonhosted.org -- pip install x
             """)
 
     @Option(name: .customLong("profile"), help: ArgumentHelp(
@@ -53,6 +55,11 @@ struct Run: ParsableCommand {
         valueName: "NAME"))
     var awsProfile: String?
 
+    @Option(name: .customLong("allow-domain"), help: ArgumentHelp(
+        "Let the agent reach this host through the egress proxy, for this session (repeatable): name, *.domain, optional :port.",
+        valueName: "D"))
+    var allowDomains: [String] = []
+
     @OptionGroup var state: StateOptions
 
     @Argument(parsing: .remaining, help: ArgumentHelp("The command to run, after --.", valueName: "CMD"))
@@ -62,7 +69,7 @@ struct Run: ParsableCommand {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
         let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir,
-                                   awsEndpoint: awsEndpoint, awsProfile: awsProfile, command: argv)
+                                   awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, command: argv)
         throw request.perform()
     }
 }
@@ -74,6 +81,7 @@ struct RunArguments {
     var stateDir: String?
     var awsEndpoint: String?
     var awsProfile: String?
+    var allowDomains: [String] = []
     var command: [String] = []
 
     /// A well-formed `run` command line, parsed without ArgumentParser's reflection (about a
@@ -103,6 +111,7 @@ struct RunArguments {
             case "--state-dir" where result.stateDir == nil: result.stateDir = value
             case "--aws-endpoint" where result.awsEndpoint == nil: result.awsEndpoint = value
             case "--aws-profile" where result.awsProfile == nil: result.awsProfile = value
+            case "--allow-domain": result.allowDomains.append(value)
             default: return nil
             }
             index += 1
@@ -135,7 +144,7 @@ struct RunArguments {
             var layout = try SandboxLayout.make(profiles: stack, host: facts)
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
-                awsEndpoint: awsEndpoint, awsProfile: awsProfile)
+                awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains)
             try session.prepare(&layout)
             for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
             var request = LaunchRequest(layout: layout, argv: command, terminal: nil)

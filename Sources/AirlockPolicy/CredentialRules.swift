@@ -36,13 +36,19 @@ public enum CredentialRules {
         "*PASSWORD*", "*PASSWD*", "*_CREDENTIALS", "*_CREDENTIALS_*", "*CREDENTIAL*",
         "*_PRIVATE_KEY*", "*_ACCESS_KEY*", "*_SECRET_KEY*", "*_SESSION_KEY*", "*_AUTH",
         "*_AUTH_*", "KUBECONFIG", "SSH_AUTH_SOCK", "SSH_AGENT_PID", "GPG_AGENT_INFO",
-        "AZURE_*", "ARM_*", "GOOGLE_*", "GCLOUD_*", "CLOUDSDK_*", "VAULT_*", "DOCKER_*",
+        "AZURE_*", "ARM_*", "GCLOUD_*", "CLOUDSDK_*", "VAULT_*", "DOCKER_*",
         "KRB5*", "NETRC", "GNUPGHOME", "DATABASE_URL", "*_DSN", "PGPASS*", "MYSQL_PWD",
     ].map(Glob.init)
 
     /// An agent's own model-provider key (`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`) may be passed
     /// by a profile that names it exactly; it is never an infrastructure credential.
     public static let agentKeyPattern = Glob("*_API_KEY")
+
+    /// An agent's own model-provider key named exactly (`GOOGLE_API_KEY` too, although
+    /// `GOOGLE_*` is credential-shaped); AWS keys never.
+    public static func isAgentKey(_ name: String) -> Bool {
+        agentKeyPattern.matches(name) && !name.hasPrefix("AWS_") && !name.hasPrefix("AMAZON_")
+    }
 
     public static func isCredentialName(_ name: String) -> Bool {
         environmentPatterns.contains { $0.matches(name) }

@@ -24,7 +24,7 @@ public enum EnvironmentPolicy {
     /// an error in the profile). Patterns are allowed: credential-shaped names are withheld
     /// from every pattern at launch, whatever it matches.
     public static func isPermittedPassEntry(_ entry: String) -> Bool {
-        !Glob(entry).isLiteral || !CredentialRules.isCredentialName(entry)
+        !Glob(entry).isLiteral || !CredentialRules.isCredentialName(entry) || CredentialRules.isAgentKey(entry)
     }
 
     public static func build(
@@ -37,7 +37,8 @@ public enum EnvironmentPolicy {
         for (name, value) in host {
             let byPattern = patterns.contains { $0.matches(name) }
             let asked = exact.contains(name) || byPattern
-            if CredentialRules.isCredentialName(name) {
+            let namedKey = exact.contains(name) && CredentialRules.isAgentKey(name)
+            if CredentialRules.isCredentialName(name) && !namedKey {
                 if asked { withheld.append(name) }
                 continue
             }

@@ -10,7 +10,16 @@ public struct Loosening: Sendable, Equatable, CustomStringConvertible {
         var out: [Loosening] = []
         func add(_ what: String) { out.append(Loosening(profile: profile.name, what: what)) }
         for path in profile.filesystem.readWrite { add("host path \(path) is writable by the agent") }
-        for path in profile.filesystem.readOnly { add("host path \(path) is readable by the agent") }
+        for path in profile.filesystem.readOnly + profile.filesystem.readOnlyIfPresent {
+            add("host path \(path) is readable by the agent")
+        }
+        for entry in profile.network.allow { add("the agent may connect to \(entry) through the egress proxy") }
+        for registry in profile.network.registries {
+            add("the agent may reach the \(registry) registry (\((EgressRegistries.hosts[registry] ?? []).joined(separator: ", ")))")
+        }
+        for range in profile.network.allowAddresses {
+            add("the egress proxy may connect to \(range) although it is not public address space")
+        }
         for entry in profile.environment.pass {
             if Glob(entry).isLiteral, CredentialRules.agentKeyPattern.matches(entry) {
                 add("the agent's own API key \(entry) is passed into the sandbox")

@@ -9,6 +9,7 @@ public struct Profile: Sendable, Equatable {
     public var extends: [String] = []
     public var filesystem = Filesystem()
     public var environment = Environment()
+    public var network = Network()
     public var rlimits: [ResourceLimit: LimitValue] = [:]
 
     public struct Filesystem: Sendable, Equatable {
@@ -16,6 +17,9 @@ public struct Profile: Sendable, Equatable {
         public var readOnly: [String] = []
         /// Extra host paths mounted read-write at the same path.
         public var readWrite: [String] = []
+        /// Like `readOnly`, for paths that exist on some machines only (an agent installed
+        /// one way or another): missing ones are skipped without a warning.
+        public var readOnlyIfPresent: [String] = []
         /// Size of the sandbox's `/tmp`.
         public var tmpSize: UInt64?
         public init() {}
@@ -27,6 +31,24 @@ public struct Profile: Sendable, Equatable {
         public var pass: [String] = []
         /// Variables to set to fixed values.
         public var set: [String: String] = [:]
+        /// Directories put on PATH (after /run/airlock/bin), `~` being the invoking user's home.
+        public var path: [String] = []
+        public init() {}
+    }
+
+    public struct Network: Sendable, Equatable {
+        /// Hosts the egress proxy lets the agent reach: `name`, `*.suffix`, optional `:port`.
+        public var allow: [String] = []
+        /// Hosts always refused (deny wins).
+        public var deny: [String] = []
+        /// Registry sets by name (npm, pypi, crates, go, …): their hosts join `allow`.
+        public var registries: [String] = []
+        /// Address ranges opened despite being loopback, private or link-local.
+        public var allowAddresses: [String] = []
+        public var headerTimeout: Int?
+        public var idleTimeout: Int?
+        public var totalTimeout: Int?
+        public var maxTunnels: Int?
         public init() {}
     }
 
@@ -54,6 +76,8 @@ public struct ProfileStack: Sendable, Equatable {
 
     public var names: [String] { layers.map(\.name) }
     public var readOnly: [String] { unique(layers.flatMap(\.filesystem.readOnly)) }
+    public var readOnlyIfPresent: [String] { unique(layers.flatMap(\.filesystem.readOnlyIfPresent)) }
+    public var path: [String] { unique(layers.flatMap(\.environment.path)) }
     public var readWrite: [String] { unique(layers.flatMap(\.filesystem.readWrite)) }
     public var tmpSize: UInt64 { layers.compactMap(\.filesystem.tmpSize).last ?? SandboxDefaults.tmpSize }
     public var pass: [String] { unique(layers.flatMap(\.environment.pass)) }
@@ -68,6 +92,29 @@ public struct ProfileStack: Sendable, Equatable {
         layers.reduce(into: SandboxDefaults.rlimits) { result, layer in
             result.merge(layer.rlimits) { _, new in new }
         }
+    }
+
+    /// The egress policy of all layers, plus `--allow-domain` entries.
+    public func egressPolicy(extraAllow: [(entry: String, source: String)] = []) -> EgressPolicy {
+        var policy = EgressPolicy()
+        for layer in layers {
+            let source = "profile \(layer.name)"
+            policy.allow += layer.network.allow.compactMap { EgressRule.parse($0, source: source) }
+            policy.deny += layer.network.deny.compactMap { EgressRule.parse($0, source: source) }
+            for registry in layer.network.registries {
+                policy.allow += (EgressRegistries.hosts[registry] ?? []).compactMap {
+                    EgressRule.parse($0, source: "\(registry) registry (profile \(layer.name))")
+                }
+            }
+            policy.allowedRanges += layer.network.allowAddresses.compactMap(IPRange.init)
+        }
+        policy.allow += extraAllow.compactMap { EgressRule.parse($0.entry, source: $0.source) }
+        return policy
+    }
+
+    public var egressTimeouts: (header: Int, idle: Int, total: Int, maxTunnels: Int) {
+        (layers.compactMap(\.network.headerTimeout).last ?? 10, layers.compactMap(\.network.idleTimeout).last ?? 300,
+         layers.compactMap(\.network.totalTimeout).last ?? 4 * 3600, layers.compactMap(\.network.maxTunnels).last ?? 1024)
     }
 
     /// The persistent home is per profile: the last named layer's (an agent profile placed

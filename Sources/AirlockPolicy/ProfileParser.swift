@@ -19,9 +19,11 @@ public enum ProfileParser {
     /// Profiles are small; a huge one is a mistake or an attack.
     public static let maximumSize = 256 * 1024
 
-    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "rlimits"]
-    static let filesystemKeys = ["readonly", "readwrite", "tmp_size"]
-    static let environmentKeys = ["pass", "set"]
+    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits"]
+    static let filesystemKeys = ["readonly", "readonly_if_present", "readwrite", "tmp_size"]
+    static let environmentKeys = ["pass", "set", "path"]
+    static let networkKeys = ["allow", "deny", "registries", "allow_addresses", "timeouts", "max_tunnels"]
+    static let timeoutKeys = ["header", "idle", "total"]
 
     public static func parse(_ text: String, name: String, source: String) throws(ProfileError) -> Profile {
         let reader = Reader(file: source)
@@ -49,18 +51,21 @@ public enum ProfileParser {
                 for (fsKey, fsValue) in try reader.mapping(value, at: key, keys: filesystemKeys) {
                     switch fsKey {
                     case "readonly": profile.filesystem.readOnly = try reader.paths(fsValue, at: fsKey)
+                    case "readonly_if_present": profile.filesystem.readOnlyIfPresent = try reader.paths(fsValue, at: fsKey)
                     case "readwrite": profile.filesystem.readWrite = try reader.paths(fsValue, at: fsKey)
                     default: profile.filesystem.tmpSize = try reader.size(fsValue, at: fsKey)
                     }
                 }
             case "environment":
                 for (envKey, envValue) in try reader.mapping(value, at: key, keys: environmentKeys) {
-                    if envKey == "pass" {
-                        profile.environment.pass = try reader.environmentPass(envValue)
-                    } else {
-                        profile.environment.set = try reader.environmentSet(envValue)
+                    switch envKey {
+                    case "pass": profile.environment.pass = try reader.environmentPass(envValue)
+                    case "path": profile.environment.path = try reader.paths(envValue, at: "environment.path")
+                    default: profile.environment.set = try reader.environmentSet(envValue)
                     }
                 }
+            case "network":
+                profile.network = try reader.network(value)
             default:
                 profile.rlimits = try reader.rlimits(value)
             }
@@ -176,6 +181,57 @@ private struct Reader {
         return out
     }
 
+    func network(_ node: YAMLNode) throws(ProfileError) -> Profile.Network {
+        var network = Profile.Network()
+        for (key, value) in try mapping(node, at: "network", keys: ProfileParser.networkKeys) {
+            switch key {
+            case "allow", "deny":
+                var entries: [String] = []
+                for item in try list(value, at: "network.\(key)") {
+                    let entry = try string(item, at: "network.\(key)")
+                    guard EgressRule.parse(entry, source: file) != nil else {
+                        throw error(item, "network.\(key): '\(entry)' is not a host, *.domain or IP, with an optional :port")
+                    }
+                    entries.append(entry)
+                }
+                if key == "allow" { network.allow = entries } else { network.deny = entries }
+            case "registries":
+                for item in try list(value, at: "network.registries") {
+                    let name = try string(item, at: "network.registries")
+                    guard EgressRegistries.hosts[name] != nil else {
+                        throw error(item, "network.registries: unknown registry '\(name)' (known: \(EgressRegistries.hosts.keys.sorted().joined(separator: ", ")))")
+                    }
+                    network.registries.append(name)
+                }
+            case "allow_addresses":
+                for item in try list(value, at: "network.allow_addresses") {
+                    let text = try string(item, at: "network.allow_addresses")
+                    guard IPRange(text) != nil else { throw error(item, "network.allow_addresses: '\(text)' is not an address or CIDR range") }
+                    network.allowAddresses.append(text)
+                }
+            case "max_tunnels":
+                let text = try string(value, at: "network.max_tunnels")
+                guard let number = Int(text), (1...100_000).contains(number) else {
+                    throw error(value, "network.max_tunnels: '\(text)' is not a number from 1 to 100000")
+                }
+                network.maxTunnels = number
+            default:
+                for (name, entry) in try mapping(value, at: "network.timeouts", keys: ProfileParser.timeoutKeys) {
+                    let text = try string(entry, at: "network.timeouts.\(name)")
+                    guard let seconds = Duration.seconds(text) else {
+                        throw error(entry, "network.timeouts.\(name): '\(text)' is not a duration (examples: 10s, 5m, 2h)")
+                    }
+                    switch name {
+                    case "header": network.headerTimeout = seconds
+                    case "idle": network.idleTimeout = seconds
+                    default: network.totalTimeout = seconds
+                    }
+                }
+            }
+        }
+        return network
+    }
+
     func rlimits(_ node: YAMLNode) throws(ProfileError) -> [ResourceLimit: LimitValue] {
         let known = ResourceLimit.allCases.map(\.rawValue)
         var out: [ResourceLimit: LimitValue] = [:]
@@ -192,6 +248,19 @@ private struct Reader {
             }
         }
         return out
+    }
+}
+
+enum Duration {
+    /// `30`, `30s`, `5m`, `2h` → seconds (at least 1).
+    static func seconds(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            guard let value = Int(text.dropLast()), value > 0, value <= 30 * 86400 / factor else { return nil }
+            return value * factor
+        }
+        guard let value = Int(text), value > 0, value <= 30 * 86400 else { return nil }
+        return value
     }
 }
 

@@ -112,16 +112,19 @@ public struct SandboxLayout: Sendable {
         let workspace = HostPath.normalize(host.workspace)
         var trees: [(path: String, writable: Bool, role: MountStep.Role)] = [(workspace, true, .workspace)]
         var treeNames = ["workspace"]
-        for (paths, writable) in [(profiles.readOnly, false), (profiles.readWrite, true)] {
+        var aliases: [(name: String, real: String)] = []
+        for (paths, writable, optional) in [(profiles.readOnly, false, false), (profiles.readOnlyIfPresent, false, true),
+                                            (profiles.readWrite, true, false)] {
             for entry in paths {
                 let lexical = HostPath.normalize(HostPath.expandingTilde(entry, home: host.home))
                 guard let real = host.resolved[lexical] else {
-                    layout.warnings.append("profile path \(entry) does not exist on this host; skipped")
+                    if !optional { layout.warnings.append("profile path \(entry) does not exist on this host; skipped") }
                     continue
                 }
                 if real == workspace { continue }
                 trees.append((real, writable, .profile))
                 treeNames.append("profile path \(entry)")
+                if real != lexical { aliases.append((lexical, real)) }
             }
         }
         let credentials = credentialPaths(host: host, trees: trees.map(\.path))
@@ -140,6 +143,13 @@ public struct SandboxLayout: Sendable {
         for tree in trees.sorted(by: { HostPath.depth($0.path) < HostPath.depth($1.path) }) {
             layout.mounts.append(
                 .bind(source: tree.path, target: tree.path, writable: tree.writable, directory: true, role: tree.role))
+        }
+        // A profile path that is a symlink on the host (~/.local/bin/claude → …/versions/1.2)
+        // is mounted at its real path and keeps its name as a symlink, where that name is
+        // not inside something already mounted.
+        let mounted = trees.map(\.path) + systemPaths + reservedTargets + ["/tmp", "/var/tmp"]
+        for alias in aliases where !mounted.contains(where: { HostPath.isWithin(alias.name, $0) }) {
+            layout.mounts.append(.symlink(target: alias.name, pointsTo: alias.real))
         }
         layout.mounts += host.readableSecrets.map { .mask(target: $0, cover: emptyFile) }
         var masked = Set<String>()
@@ -264,9 +274,10 @@ public struct SandboxLayout: Sendable {
 
     static func airlockEnvironment(profiles: ProfileStack, host: HostFacts, workspace: String) -> [String: String] {
         let path = profiles.set["PATH"] ?? defaultPath
+        let extra = profiles.path.map { HostPath.normalize(HostPath.expandingTilde($0, home: host.home)) + ":" }.joined()
         return [
             "HOME": agentHomePath, "USER": "agent", "LOGNAME": "agent", "SHELL": host.shell,
-            "PATH": "\(runDirectory)/bin:\(path)", "TMPDIR": "/tmp",
+            "PATH": "\(runDirectory)/bin:\(extra)\(path)", "TMPDIR": "/tmp",
             "AIRLOCK_SESSION": host.sessionID, "AIRLOCK_WORKSPACE": workspace,
         ]
     }

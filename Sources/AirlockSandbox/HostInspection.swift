@@ -42,7 +42,7 @@ public enum HostInspection {
             }
         }
         var trees = [workspace]
-        for entry in profiles.readOnly + profiles.readWrite {
+        for entry in profiles.readOnly + profiles.readOnlyIfPresent + profiles.readWrite {
             let lexical = HostPath.normalize(HostPath.expandingTilde(entry, home: home))
             if let real = realPath(lexical) {
                 facts.resolved[lexical] = real

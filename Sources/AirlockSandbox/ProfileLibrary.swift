@@ -3,7 +3,7 @@ import AirlockPolicy
 import Glibc
 
 /// Finds and reads profiles: a path (contains `/` or ends in `.yaml`) is read as is; a name is
-/// looked up in, first to last: `$AIRLOCK_PROFILE_PATH` (colon-separated), the user's
+/// looked up (as NAME.yaml, then agents/NAME.yaml) in, first to last: `$AIRLOCK_PROFILE_PATH` (colon-separated), the user's
 /// `~/.config/airlock/profiles`, `/etc/airlock/profiles`, `<prefix>/share/airlock/profiles`
 /// next to the binary, and the `profiles/` directory of the source checkout the binary was
 /// built in. `extends:` is resolved the same way.
@@ -46,8 +46,10 @@ public struct ProfileLibrary: Sendable {
             throw AirlockError("'\(reference)' is not a profile name or file", exitCode: 2)
         }
         for dir in searchPath {
-            let candidate = dir + "/" + reference + ".yaml"
-            if access(candidate, R_OK) == 0 { return (reference, candidate) }
+            for candidate in [dir + "/" + reference + ".yaml", dir + "/agents/" + reference + ".yaml"]
+            where access(candidate, R_OK) == 0 {
+                return (reference, candidate)
+            }
         }
         throw AirlockError(
             "no profile named '\(reference)'",

@@ -1,0 +1,389 @@
+import AirlockCore
+import AirlockPolicy
+import Glibc
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The egress proxy (HTTPS_PROXY/HTTP_PROXY inside the sandbox): CONNECT tunnels and plain
+/// HTTP forwarding to allowed hosts only, with names resolved here (the sandbox has no DNS)
+/// and non-public addresses refused (DNS rebinding, cloud metadata) unless a profile opened
+/// them. Every connection and refusal goes to the session log.
+public final class EgressProxy: @unchecked Sendable {
+    public struct Limits: Sendable {
+        public var headerTimeout: Int64
+        public var idleTimeout: Int64
+        public var totalTimeout: Int64
+        public var maxTunnels: Int
+        public static let maximumBody = 64 << 20
+
+        public init(headerTimeout: Int, idleTimeout: Int, totalTimeout: Int, maxTunnels: Int) {
+            self.headerTimeout = Int64(headerTimeout)
+            self.idleTimeout = Int64(idleTimeout)
+            self.totalTimeout = Int64(totalTimeout)
+            self.maxTunnels = maxTunnels
+        }
+    }
+
+    let policy: EgressPolicy
+    let limits: Limits
+    let resolver: EgressResolver
+    let log: BrokerLog
+    private var mutex = pthread_mutex_t()
+    private var active = 0
+    private var refusals: [String: Int] = [:]
+    private var allowedCount = 0
+
+    public init(policy: EgressPolicy, limits: Limits, resolver: EgressResolver, log: BrokerLog) {
+        self.policy = policy
+        self.limits = limits
+        self.resolver = resolver
+        self.log = log
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
+
+    /// Takes a connection slot; false when the cap is reached.
+    func acquire() -> Bool {
+        locked {
+            guard active < limits.maxTunnels else { return false }
+            active += 1
+            allowedCount += 1
+            return true
+        }
+    }
+
+    func release() { locked { active -= 1 } }
+
+    func noteRefusal(_ target: String, _ rule: String) {
+        locked { refusals[target, default: 0] += 1 }
+        log.write("egress refused \(target): \(rule)")
+    }
+
+    /// For the end of `airlock run`: connections refused, by target, most first.
+    public func refusalSummary() -> [(target: String, count: Int)] {
+        locked { refusals.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    public var activeConnections: Int { locked { active } }
+}
+
+/// One client connection to the proxy.
+final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    enum State {
+        case awaitingHead
+        case readingBody(HTTPRequestHead, EgressTarget)
+        case working
+        case done
+    }
+
+    let proxy: EgressProxy
+    let pool: NIOThreadPool
+    private var state = State.awaitingHead
+    private var body = ByteBuffer()
+    private var headerTimer: Scheduled<Void>?
+
+    init(proxy: EgressProxy, pool: NIOThreadPool) {
+        self.proxy = proxy
+        self.pool = pool
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // Slowloris: a request head must arrive whole within the header timeout.
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        headerTimer = context.eventLoop.scheduleTask(in: .seconds(proxy.limits.headerTimeout)) {
+            let (handler, context) = bound.value
+            if case .awaitingHead = handler.state {
+                handler.proxy.log.write("egress: no complete request within \(handler.proxy.limits.headerTimeout) s; closed")
+                handler.refuse(context, .requestTimeout, "Airlock proxy: no complete request within \(handler.proxy.limits.headerTimeout) s")
+            }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .awaitingHead = state else { return }
+            headerTimer?.cancel()
+            do {
+                let target = head.method == .CONNECT ? try EgressTarget.connect(head.uri) : try EgressTarget.absolute(head.uri)
+                state = .readingBody(head, target)
+            } catch {
+                proxy.log.write("egress: malformed \(head.method.rawValue) \(head.uri.prefix(200)): \(error)")
+                refuse(context, .badRequest, "Airlock proxy: \(error)")
+            }
+        case .body(var chunk):
+            guard case .readingBody = state else { return }
+            if body.readableBytes + chunk.readableBytes > EgressProxy.Limits.maximumBody {
+                refuse(context, .payloadTooLarge, "Airlock proxy: request bodies above \(EgressProxy.Limits.maximumBody >> 20) MiB are refused")
+                return
+            }
+            body.writeBuffer(&chunk)
+        case .end:
+            guard case .readingBody(let head, let target) = state else { return }
+            state = .working
+            // Nothing more is read from the agent until the upstream is connected.
+            context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
+            decide(context, head: head, target: target)
+        }
+    }
+
+    private func decide(_ context: ChannelHandlerContext, head: HTTPRequestHead, target: EgressTarget) {
+        if case .refuse(let rule, let hint) = proxy.policy.decide(host: target.host, port: target.port) {
+            proxy.noteRefusal(target.description, rule)
+            refuse(context, .forbidden, Self.refusalText(target, rule: rule, hint: hint))
+            return
+        }
+        let proxy = self.proxy
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.runIfActive(eventLoop: context.eventLoop) { proxy.resolver.resolve(target.host) }.whenComplete { result in
+            let (handler, context) = bound.value
+            let addresses = (try? result.get()) ?? []
+            switch proxy.policy.permittedAddresses(addresses, host: target.host) {
+            case .failure(let refusal):
+                proxy.noteRefusal(target.description, refusal.rule)
+                handler.refuse(context, .forbidden, Self.refusalText(target, rule: refusal.rule, hint: refusal.hint))
+            case .success(let permitted):
+                guard proxy.acquire() else {
+                    proxy.noteRefusal(target.description, "too many connections (\(proxy.limits.maxTunnels))")
+                    handler.refuse(context, .serviceUnavailable, "Airlock proxy: more than \(proxy.limits.maxTunnels) connections at once; try again")
+                    return
+                }
+                handler.connect(context, head: head, target: target, address: permitted[0])
+            }
+        }
+    }
+
+    static func refusalText(_ target: EgressTarget, rule: String, hint: String) -> String {
+        "Airlock proxy refused \(target): \(rule). \(hint.prefix(1).uppercased() + hint.dropFirst())."
+    }
+
+    private func connect(_ context: ChannelHandlerContext, head: HTTPRequestHead, target: EgressTarget, address: IPAddress) {
+        let socketAddress: SocketAddress
+        do {
+            socketAddress = try SocketAddress(ipAddress: address.description, port: target.port)
+        } catch {
+            proxy.release()
+            refuse(context, .badGateway, "Airlock proxy: cannot use address \(address)")
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let started = Clock.monotonicSeconds()
+        let proxy = self.proxy
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connectTimeout(.seconds(15))
+            .connect(to: socketAddress)
+            .whenComplete { result in
+                let (handler, context) = bound.value
+                switch result {
+                case .failure(let error):
+                    proxy.release()
+                    proxy.log.write("egress \(target) → \(address): cannot connect: \(error)")
+                    handler.refuse(context, .badGateway, "Airlock proxy: cannot connect to \(target) (\(address)): \(error)")
+                case .success(let upstream):
+                    let record = ConnectionRecord(proxy: proxy, label: "\(head.method == .CONNECT ? "CONNECT" : head.method.rawValue) \(target) → \(address)", started: started)
+                    if head.method == .CONNECT {
+                        handler.startTunnel(context, upstream: upstream, record: record)
+                    } else {
+                        handler.forward(context, head: head, target: target, upstream: upstream, record: record)
+                    }
+                }
+            }
+    }
+
+    /// 200, then the HTTP handlers leave and the two connections are glued byte for byte.
+    private func startTunnel(_ context: ChannelHandlerContext, upstream: Channel, record: ConnectionRecord) {
+        state = .done
+        let downstream = context.channel
+        let (agentSide, upstreamSide) = TunnelHandler.pair(record: record)
+        let limits = proxy.limits
+        let pipeline = context.pipeline
+        // The 200 is written as raw bytes once the encoder is gone: the encoder would frame it
+        // (chunked) and put a terminator into the tunnel.
+        let established = context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")
+        pipeline.removeHandler(name: "airlock-http-encoder").flatMap {
+            context.writeAndFlush(NIOAny(established))
+        }.flatMap {
+            upstream.pipeline.addHandler(upstreamSide)
+        }.flatMap {
+            pipeline.addHandler(agentSide)
+        }.flatMap {
+            pipeline.removeHandler(self)
+        }.flatMap {
+            // Bytes the agent sent after CONNECT come out of the decoder as it leaves.
+            pipeline.removeHandler(name: "airlock-http-decoder")
+        }.whenComplete { result in
+            switch result {
+            case .success:
+                TunnelHandler.arm(downstream: downstream, upstream: upstream, limits: limits, record: record)
+                downstream.setOption(.autoRead, value: true).whenComplete { _ in }
+            case .failure(let error):
+                record.proxy.log.write("egress tunnel setup failed: \(error)")
+                downstream.close(promise: nil)
+                upstream.close(promise: nil)
+                record.finish()
+            }
+        }
+    }
+
+    /// Plain HTTP: the request in origin form, without proxy headers; the response streamed
+    /// back; one request per connection.
+    private func forward(_ context: ChannelHandlerContext, head: HTTPRequestHead, target: EgressTarget, upstream: Channel,
+                         record: ConnectionRecord) {
+        state = .done
+        var headers = HTTPHeaders()
+        for header in head.headers where !Self.dropped.contains(header.name.lowercased()) {
+            headers.add(name: header.name, value: header.value)
+        }
+        headers.replaceOrAdd(name: "Host", value: target.port == 80 ? target.host : "\(target.host):\(target.port)")
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        let relay = ForwardRelay(downstream: context, record: record)
+        let body = self.body
+        upstream.pipeline.addHTTPClientHandlers().flatMap { upstream.pipeline.addHandler(relay) }.whenComplete { result in
+            guard case .success = result else {
+                upstream.close(promise: nil)
+                return
+            }
+            upstream.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target.path ?? "/", headers: headers)),
+                           promise: nil)
+            if body.readableBytes > 0 { upstream.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+            record.up += body.readableBytes
+            upstream.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        }
+        upstream.closeFuture.whenComplete { _ in record.finish() }
+    }
+
+    static let dropped: Set<String> = ["proxy-connection", "proxy-authorization", "connection", "keep-alive", "te",
+                                       "trailer", "transfer-encoding", "upgrade", "host"]
+
+    func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String) {
+        state = .done
+        headerTimer?.cancel()
+        let text = message + "\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(text.utf8.count))
+        headers.add(name: "Connection", value: "close")
+        headers.add(name: "X-Airlock-Refusal", value: String(message.prefix(400)).replacingNewlines())
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if case .awaitingHead = state {
+            proxy.log.write("egress: unreadable request: \(error)")
+            let status: HTTPResponseStatus = "\(error)".contains("HEADER_OVERFLOW") || "\(error)".contains("headerOverflow")
+                ? .requestHeaderFieldsTooLarge : .badRequest
+            refuse(context, status, "Airlock proxy: unreadable request (\(error))")
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        headerTimer?.cancel()
+        context.fireChannelInactive()
+    }
+}
+
+/// Counts one connection's bytes and logs it when it ends.
+final class ConnectionRecord: @unchecked Sendable {
+    let proxy: EgressProxy
+    let label: String
+    let started: Double
+    var up = 0
+    var down = 0
+    var lastActivity = Clock.monotonicSeconds()
+    private var finished = false
+    private var closedSides = 0
+
+    init(proxy: EgressProxy, label: String, started: Double) {
+        self.proxy = proxy
+        self.label = label
+        self.started = started
+    }
+
+    /// A tunnel is finished when both of its connections are.
+    func sideClosed() {
+        closedSides += 1
+        if closedSides == 2 { finish() }
+    }
+
+    /// Once, from the connection's event loop.
+    func finish() {
+        guard !finished else { return }
+        finished = true
+        proxy.release()
+        let seconds = Clock.monotonicSeconds() - started
+        proxy.log.write("egress \(label): \(up) bytes up, \(down) bytes down, \(String(format3: seconds)) s")
+    }
+}
+
+/// The response of a plain HTTP forward, streamed to the agent with back-pressure.
+final class ForwardRelay: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    private let downstream: NIOLoopBound<ChannelHandlerContext>
+    private let record: ConnectionRecord
+
+    init(downstream: ChannelHandlerContext, record: ConnectionRecord) {
+        self.downstream = NIOLoopBound(downstream, eventLoop: downstream.eventLoop)
+        self.record = record
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let downstream = self.downstream.value
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            var headers = HTTPHeaders()
+            for header in head.headers where !UpstreamConnector.hopByHop.contains(header.name.lowercased()) {
+                headers.add(name: header.name, value: header.value)
+            }
+            headers.replaceOrAdd(name: "Connection", value: "close")
+            downstream.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
+        case .body(let buffer):
+            record.down += buffer.readableBytes
+            let write = downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))))
+            if !downstream.channel.isWritable {
+                let upstream = context.channel
+                upstream.setOption(.autoRead, value: false).whenComplete { _ in }
+                write.whenComplete { _ in
+                    upstream.setOption(.autoRead, value: true).whenComplete { _ in }
+                    upstream.read()
+                }
+            }
+        case .end:
+            let channel = downstream.channel
+            downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        downstream.value.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+extension String {
+    /// Three decimals: 1.234.
+    init(format3 value: Double) {
+        let thousandths = Int((value * 1000).rounded())
+        let fraction = String(thousandths % 1000)
+        self = "\(thousandths / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+    }
+}

@@ -1,0 +1,145 @@
+/// Which hosts the agent may reach through the egress proxy (DESIGN §2.2: no way out but the
+/// broker). Pure: a host, a port and resolved addresses in; a decision naming its rule out.
+public struct EgressRule: Sendable, Equatable, CustomStringConvertible {
+    /// `api.anthropic.com`, `*.npmjs.org` (any name under it, not the name itself), or an IP.
+    public var pattern: String
+    /// nil: the web ports, 80 and 443.
+    public var port: Int?
+    /// Where the rule came from: a profile, `--allow-domain`, a registry set.
+    public var source: String
+
+    public static let webPorts = [80, 443]
+
+    public init(pattern: String, port: Int?, source: String) {
+        self.pattern = pattern
+        self.port = port
+        self.source = source
+    }
+
+    /// `host`, `*.suffix`, optionally `:port` (IPv6 literals in brackets).
+    public static func parse(_ text: String, source: String) -> EgressRule? {
+        var entry = text.lowercased()
+        var port: Int?
+        if entry.hasPrefix("[") {
+            guard let close = entry.firstIndex(of: "]") else { return nil }
+            let after = entry[entry.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let value = Int(after.dropFirst()), (1...65535).contains(value) else { return nil }
+                port = value
+            } else if !after.isEmpty { return nil }
+            entry = String(entry[entry.index(after: entry.startIndex)..<close])
+            return IPAddress(entry) == nil ? nil : EgressRule(pattern: entry, port: port, source: source)
+        }
+        if let colon = entry.lastIndex(of: ":"), IPAddress(entry) == nil {
+            guard let value = Int(entry[entry.index(after: colon)...]), (1...65535).contains(value) else { return nil }
+            port = value
+            entry = String(entry[..<colon])
+        }
+        if entry.hasSuffix(".") { entry.removeLast() }
+        let name = entry.hasPrefix("*.") ? String(entry.dropFirst(2)) : entry
+        guard !name.isEmpty, !name.contains("*"), !name.contains("/") else { return nil }
+        if IPAddress(name) == nil {
+            guard (try? EgressTarget.splitAuthority(name + ":1", defaultPort: nil)) != nil, name.contains(".") || name == "localhost" else {
+                return nil
+            }
+        } else if entry.hasPrefix("*.") {
+            return nil
+        }
+        return EgressRule(pattern: entry, port: port, source: source)
+    }
+
+    public func matches(host: String, port: Int) -> Bool {
+        guard self.port.map({ $0 == port }) ?? Self.webPorts.contains(port) else { return false }
+        if pattern.hasPrefix("*.") { return host.hasSuffix(pattern.dropFirst(1)) }
+        return host == pattern
+    }
+
+    public var description: String { port.map { "\(pattern):\($0)" } ?? pattern }
+}
+
+public enum EgressDecision: Sendable, Equatable {
+    case allow(rule: String)
+    case refuse(rule: String, hint: String)
+}
+
+public struct EgressPolicy: Sendable, Equatable {
+    public var allow: [EgressRule]
+    public var deny: [EgressRule]
+    /// Address ranges a profile explicitly opened (loopback, private…): off by default.
+    public var allowedRanges: [IPRange]
+
+    public init(allow: [EgressRule] = [], deny: [EgressRule] = [], allowedRanges: [IPRange] = []) {
+        self.allow = allow
+        self.deny = deny
+        self.allowedRanges = allowedRanges
+    }
+
+    static let awsSuffixes = [".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".aws.amazon.com"]
+
+    /// By name and port, before any resolution. Deny rules win; AWS is always refused here
+    /// (it has its own endpoint, where changes are gated); IP literals need a rule or range.
+    public func decide(host: String, port: Int) -> EgressDecision {
+        if let rule = deny.first(where: { $0.matches(host: host, port: port) }) {
+            return .refuse(rule: "deny \(rule) (\(rule.source))", hint: "a deny rule wins over every allow; remove it from the profile to allow this")
+        }
+        if Self.awsSuffixes.contains(where: { host.hasSuffix($0) || host == String($0.dropFirst()) }) {
+            return .refuse(rule: "AWS goes through Airlock's AWS endpoint, not the proxy",
+                           hint: "AWS SDKs and the aws CLI in this sandbox already use it (AWS_CONFIG_FILE); changes wait for approval there")
+        }
+        if let address = IPAddress(host) {
+            if let rule = allow.first(where: { $0.matches(host: host, port: port) }) {
+                return .allow(rule: "allow \(rule) (\(rule.source))")
+            }
+            if let range = allowedRanges.first(where: { $0.contains(address) }) {
+                return .allow(rule: "address range \(range)")
+            }
+            return .refuse(rule: "IP addresses need an explicit rule",
+                           hint: "use the host name, or allow the address in a profile's network.allow")
+        }
+        if let rule = allow.first(where: { $0.matches(host: host, port: port) }) {
+            return .allow(rule: "allow \(rule) (\(rule.source))")
+        }
+        let portNote = Self.isWebPort(port) ? "" : " (rules without a port allow only 80 and 443)"
+        return .refuse(rule: "\(host) is not on the allow list\(portNote)",
+                       hint: "allow it for one session with `airlock run --allow-domain \(host)\(Self.isWebPort(port) ? "" : ":\(port)")`, or add it to a profile's network.allow")
+    }
+
+    static func isWebPort(_ port: Int) -> Bool { EgressRule.webPorts.contains(port) }
+
+    /// After resolution: the addresses the proxy may connect to, or why none. An allowed name
+    /// that resolves to loopback, private, link-local or multicast space is refused unless a
+    /// profile opened that range (a DNS rebinding or metadata-service attack otherwise).
+    public func permittedAddresses(_ addresses: [IPAddress], host: String) -> Result<[IPAddress], EgressRefusal> {
+        var reasons: [String] = []
+        let permitted = addresses.filter { address in
+            guard let purpose = address.specialPurpose else { return true }
+            if allowedRanges.contains(where: { $0.contains(address) }) { return true }
+            reasons.append("\(address) is \(purpose)")
+            return false
+        }
+        if !permitted.isEmpty { return .success(permitted) }
+        if addresses.isEmpty { return .failure(EgressRefusal(rule: "\(host) does not resolve", hint: "check the name")) }
+        return .failure(EgressRefusal(
+            rule: "\(host) resolves to a non-public address (\(reasons.joined(separator: "; ")))",
+            hint: "if that is intended, open the range in a profile's network.allow_addresses"))
+    }
+}
+
+public struct EgressRefusal: Error, Sendable, Equatable {
+    public var rule: String
+    public var hint: String
+}
+
+/// Package registries an agent profile can opt into by name.
+public enum EgressRegistries {
+    public static let hosts: [String: [String]] = [
+        "npm": ["registry.npmjs.org", "*.npmjs.org", "registry.yarnpkg.com", "npm.pkg.github.com"],
+        "pypi": ["pypi.org", "files.pythonhosted.org"],
+        "crates": ["crates.io", "index.crates.io", "static.crates.io", "static.rust-lang.org"],
+        "go": ["proxy.golang.org", "sum.golang.org", "index.golang.org", "storage.googleapis.com"],
+        "rubygems": ["rubygems.org", "index.rubygems.org"],
+        "maven": ["repo.maven.apache.org", "repo1.maven.org", "plugins.gradle.org", "services.gradle.org"],
+        "github": ["github.com", "codeload.github.com", "objects.githubusercontent.com", "raw.githubusercontent.com"],
+        "debian": ["deb.debian.org", "security.debian.org"],
+    ]
+}
