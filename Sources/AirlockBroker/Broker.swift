@@ -22,7 +22,8 @@ public final class Broker: @unchecked Sendable {
                       failed: @escaping @Sendable (AirlockError) -> Void) {
         let pool = self.pool
         let aws = ServerBootstrap(group: group)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .serverChannelOption(.backlog, value: Self.backlog)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
@@ -46,7 +47,8 @@ public final class Broker: @unchecked Sendable {
     public func serve(egress fd: Int32, proxy: EgressProxy, failed: @escaping @Sendable (AirlockError) -> Void) {
         let pool = self.pool
         ServerBootstrap(group: group)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .serverChannelOption(.backlog, value: Self.backlog)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -60,6 +62,10 @@ public final class Broker: @unchecked Sendable {
             .withBoundSocket(fd)
             .whenFailure { error in failed(AirlockError("the broker cannot serve the egress proxy: \(error)")) }
     }
+
+    /// Agents open connections in bursts (a package manager fetching in parallel); a short
+    /// accept queue would turn a burst into SYN retries of a second or more.
+    static let backlog: Int32 = 1024
 
     public func shutdown() {
         try? group.syncShutdownGracefully()

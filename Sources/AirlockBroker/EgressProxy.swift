@@ -39,6 +39,7 @@ public final class EgressProxy: @unchecked Sendable {
         self.limits = limits
         self.resolver = resolver
         self.log = log
+        cap = limits.maxTunnels
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -48,10 +49,36 @@ public final class EgressProxy: @unchecked Sendable {
         return body()
     }
 
+    private var cap: Int
+
+    /// Raises this process's open-file limit to its hard limit (each connection holds two
+    /// descriptors) and lowers the connection cap if even that is too few. Called once the
+    /// agent has started, so the agent keeps the limits it was given.
+    public func fitDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let available = Int(clamping: limit.rlim_cur)
+        // Room for the broker's own files, the store, the log and the other listeners.
+        let fitting = max(1, (available - 128) / 2)
+        locked {
+            if fitting < cap {
+                log.write("egress: at most \(fitting) connections at once (open-file limit \(available)), not \(cap)")
+                cap = fitting
+            }
+        }
+    }
+
+    public var connectionCap: Int { locked { cap } }
+
     /// Takes a connection slot; false when the cap is reached.
     func acquire() -> Bool {
         locked {
-            guard active < limits.maxTunnels else { return false }
+            guard active < cap else { return false }
             active += 1
             allowedCount += 1
             return true
@@ -113,6 +140,12 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             guard case .awaitingHead = state else { return }
             headerTimer?.cancel()
+            // Refused before a byte of it is read, so the client hears why instead of a reset.
+            if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > EgressProxy.Limits.maximumBody {
+                proxy.log.write("egress: \(head.method.rawValue) \(head.uri.prefix(200)) with a \(length)-byte body refused")
+                refuse(context, .payloadTooLarge, "Airlock proxy: request bodies above \(EgressProxy.Limits.maximumBody >> 20) MiB are refused")
+                return
+            }
             do {
                 let target = head.method == .CONNECT ? try EgressTarget.connect(head.uri) : try EgressTarget.absolute(head.uri)
                 state = .readingBody(head, target)
@@ -153,8 +186,9 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 handler.refuse(context, .forbidden, Self.refusalText(target, rule: refusal.rule, hint: refusal.hint))
             case .success(let permitted):
                 guard proxy.acquire() else {
-                    proxy.noteRefusal(target.description, "too many connections (\(proxy.limits.maxTunnels))")
-                    handler.refuse(context, .serviceUnavailable, "Airlock proxy: more than \(proxy.limits.maxTunnels) connections at once; try again")
+                    let cap = proxy.connectionCap
+                    proxy.noteRefusal(target.description, "too many connections (\(cap))")
+                    handler.refuse(context, .serviceUnavailable, "Airlock proxy: more than \(cap) connections at once (network.max_tunnels); try again")
                     return
                 }
                 handler.connect(context, head: head, target: target, address: permitted[0])
@@ -179,7 +213,7 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let started = Clock.monotonicSeconds()
         let proxy = self.proxy
         ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connectTimeout(.seconds(15))
             .connect(to: socketAddress)
@@ -283,8 +317,7 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if case .awaitingHead = state {
             proxy.log.write("egress: unreadable request: \(error)")
-            let status: HTTPResponseStatus = "\(error)".contains("HEADER_OVERFLOW") || "\(error)".contains("headerOverflow")
-                ? .requestHeaderFieldsTooLarge : .badRequest
+            let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
             refuse(context, status, "Airlock proxy: unreadable request (\(error))")
         } else {
             context.close(promise: nil)

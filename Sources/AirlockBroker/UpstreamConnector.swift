@@ -14,7 +14,7 @@ enum UpstreamConnector {
         handlers: @escaping @Sendable (Channel) -> [ChannelHandler]
     ) -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(15))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

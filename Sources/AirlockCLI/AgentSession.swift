@@ -93,6 +93,7 @@ final class AgentSession {
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
         }
+        egress.fitDescriptorLimit()
         broker.value.serve(egress: listeners[2], proxy: egress) { error in
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): network access from the sandbox will fail\n")

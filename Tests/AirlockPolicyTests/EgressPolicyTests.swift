@@ -97,6 +97,11 @@ import Testing
         } else {
             Issue.record("deny did not win")
         }
+        // A deny without a port holds on every port, even against an allow naming that port.
+        let ported = EgressPolicy(allow: [EgressRule.parse("*.example.com:8443", source: "x")!],
+                                  deny: [EgressRule.parse("secret.example.com", source: "y")!])
+        #expect(ported.decide(host: "secret.example.com", port: 8443) != .allow(rule: "allow *.example.com:8443 (x)"))
+        #expect(ported.decide(host: "open.example.com", port: 8443) == .allow(rule: "allow *.example.com:8443 (x)"))
     }
 
     @Test func awsIsAlwaysRefusedHere() {
@@ -115,8 +120,9 @@ import Testing
         #expect(!allowed("203.0.113.6", 443))
         guard case .refuse(let rule, _) = policy.decide(host: "1.1.1.1", port: 443) else { return }
         #expect(rule.contains("IP addresses need an explicit rule"))
+        // An opened range is for names that resolve into it, not a licence to dial its addresses.
         let ranged = EgressPolicy(allowedRanges: [IPRange("10.0.0.0/8")!])
-        if case .allow = ranged.decide(host: "10.1.2.3", port: 22) {} else { Issue.record("opened range refused") }
+        if case .allow = ranged.decide(host: "10.1.2.3", port: 443) { Issue.record("literal in an opened range allowed") }
     }
 
     @Test func refusalsSayHowToAllow() {

@@ -63,6 +63,31 @@ import Testing
                 scene.airlock(["proposals", "--all"]).status == 1)
     }
 
+    /// Without root anywhere (user namespaces only): reads pass, a change waits, and the same
+    /// user approves it.
+    @Test func unprivilegedLaunchGatesTheSameWay() throws {
+        guard Launch.unprivileged.available(), PythonTools.available() else { return }
+        let scene = Scene(.unprivileged)
+        let moto = try Moto()
+        _ = moto.aws(["s3", "mb", "s3://existing"])
+        var approval: Outcome?
+        let out = scene.agent("""
+            aws s3 ls > ls.out 2>&1; aws s3 mb s3://created 2> mb.err; echo $? > mb.rc
+            airlock wait $(grep -o 'Proposal [0-9a-f]*' mb.err | cut -d' ' -f2) --timeout 120 > wait.txt 2>&1; echo $? > wait.rc
+            """, moto: moto) { _ in
+            for _ in 0..<2400 where !FileManager.default.fileExists(atPath: scene.workspace + "/mb.rc") { usleep(50_000) }
+            #expect(!moto.aws(["s3", "ls"]).stdout.contains("created"))
+            let id = Scene.proposalIDs(in: scene.file("mb.err")).first ?? "none"
+            approval = scene.airlock(["approve", id, "--reason", "test"])
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(scene.file("ls.out").contains("existing"), "\(scene.file("ls.out"))")
+        #expect(scene.file("mb.rc") != "0\n" && scene.file("mb.err").contains("AirlockProposalPending"), "\(scene.file("mb.err"))")
+        #expect(approval?.status == 0, "\(String(describing: approval))")
+        #expect(scene.file("wait.rc") == "0\n", "\(scene.file("wait.txt"))")
+        #expect(moto.aws(["s3", "ls"]).stdout.contains("created"))
+    }
+
     /// Each mutation becomes a proposal and changes nothing; approved, it happens once and the
     /// agent's `airlock wait` returns the result; denied, nothing happens.
     @Test func mutationsWaitForApproval() throws {

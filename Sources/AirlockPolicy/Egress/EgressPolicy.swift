@@ -48,8 +48,10 @@ public struct EgressRule: Sendable, Equatable, CustomStringConvertible {
         return EgressRule(pattern: entry, port: port, source: source)
     }
 
-    public func matches(host: String, port: Int) -> Bool {
-        guard self.port.map({ $0 == port }) ?? Self.webPorts.contains(port) else { return false }
+    /// Whether the rule covers host:port. A rule without a port covers 80 and 443 when it
+    /// allows, and every port when it denies (a deny must not be sidestepped by a port).
+    public func matches(host: String, port: Int, portlessMeansAny: Bool = false) -> Bool {
+        guard self.port.map({ $0 == port }) ?? (portlessMeansAny || Self.webPorts.contains(port)) else { return false }
         if pattern.hasPrefix("*.") { return host.hasSuffix(pattern.dropFirst(1)) }
         return host == pattern
     }
@@ -79,7 +81,7 @@ public struct EgressPolicy: Sendable, Equatable {
     /// By name and port, before any resolution. Deny rules win; AWS is always refused here
     /// (it has its own endpoint, where changes are gated); IP literals need a rule or range.
     public func decide(host: String, port: Int) -> EgressDecision {
-        if let rule = deny.first(where: { $0.matches(host: host, port: port) }) {
+        if let rule = deny.first(where: { $0.matches(host: host, port: port, portlessMeansAny: true) }) {
             return .refuse(rule: "deny \(rule) (\(rule.source))", hint: "a deny rule wins over every allow; remove it from the profile to allow this")
         }
         if Self.awsSuffixes.contains(where: { host.hasSuffix($0) || host == String($0.dropFirst()) }) {
@@ -90,11 +92,10 @@ public struct EgressPolicy: Sendable, Equatable {
             if let rule = allow.first(where: { $0.matches(host: host, port: port) }) {
                 return .allow(rule: "allow \(rule) (\(rule.source))")
             }
-            if let range = allowedRanges.first(where: { $0.contains(address) }) {
-                return .allow(rule: "address range \(range)")
-            }
-            return .refuse(rule: "IP addresses need an explicit rule",
-                           hint: "use the host name, or allow the address in a profile's network.allow")
+            // allow_addresses does not admit literals: opening 10.0.0.0/8 for an internal
+            // registry's name must not let the agent dial every host in it.
+            return .refuse(rule: "IP addresses need an explicit rule (\(address))",
+                           hint: "use the host name, or allow the address and port in a profile's network.allow")
         }
         if let rule = allow.first(where: { $0.matches(host: host, port: port) }) {
             return .allow(rule: "allow \(rule) (\(rule.source))")
