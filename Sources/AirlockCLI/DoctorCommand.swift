@@ -8,8 +8,10 @@ struct DoctorCommand: ParsableCommand {
         abstract: "Check what this kernel offers the sandbox, and how to fix what is missing.",
         discussion: """
             Checks user namespaces (and the sysctls or AppArmor settings that restrict them),
-            seccomp, Landlock, cgroup v2, idmapped mounts (when run as root), and finally starts
-            a real sandbox. Exits 1 if a sandbox cannot be started here.
+            seccomp, Landlock, cgroup v2, idmapped mounts (when run as root), then starts a real
+            sandbox, and finally a real `airlock run` whose probe fetches a page through the
+            egress proxy (from a one-shot server on 127.0.0.1), is refused a host not on the
+            list, and finds no DNS and no route around the proxy. Exits 1 if a check fails.
             """)
 
     @Flag(help: "Print one JSON document instead of text.")
@@ -17,10 +19,17 @@ struct DoctorCommand: ParsableCommand {
 
     @OptionGroup var state: StateOptions
 
+    /// The egress check's probe, run by doctor itself inside a sandbox.
+    @Option(help: .hidden) var probeEgress: String?
+
     func run() throws {
         var environment = currentEnvironment()
+        if let url = probeEgress { throw ExitCode(EgressDoctor.probe(url: url, environment: environment)) }
         if let dir = state.stateDir { environment["AIRLOCK_STATE_DIR"] = dir }
-        let checks = Doctor.run(environment: environment)
+        var checks = Doctor.run(environment: environment)
+        if !checks.contains(where: { $0.name == "sandbox" && $0.status == .failed }) {
+            checks += EgressDoctor.checks(environment: environment)
+        }
         if json {
             let items = checks.map { check -> JSON in
                 var fields: [(String, JSON)] = [

@@ -11,6 +11,13 @@ public struct DoctorCheck: Sendable, Equatable {
     public var status: Status
     public var detail: String
     public var fix: String?
+
+    public init(name: String, status: Status, detail: String, fix: String?) {
+        self.name = name
+        self.status = status
+        self.detail = detail
+        self.fix = fix
+    }
 }
 
 public enum Doctor {

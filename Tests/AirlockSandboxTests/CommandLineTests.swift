@@ -19,6 +19,9 @@ import Testing
         #expect(byName["seccomp"] == "ok")
         #expect(byName["sandbox"] == "ok")
         #expect(byName["landlock"] != nil && byName["cgroup v2"] != nil)
+        // A real run: a page fetched through the proxy, a host refused, no DNS, no way around.
+        #expect(byName["egress proxy"] == "ok", "\(checks)")
+        #expect(byName["DNS-free path"] == "ok", "\(checks)")
         let text = airlock(["doctor", "--state-dir", scene.stateDir], scene: scene)
         #expect(text.stdout.contains("ok    sandbox: started /bin/true"), "\(text)")
     }
