@@ -50,6 +50,8 @@ public final class Broker: @unchecked Sendable {
             .serverChannelOption(.backlog, value: Self.backlog)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.recvAllocator, value: EgressProxy.Limits.readBuffers)
+            .childChannelOption(.writeBufferWaterMark, value: EgressProxy.Limits.waterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

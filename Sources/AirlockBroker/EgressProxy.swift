@@ -16,6 +16,11 @@ public final class EgressProxy: @unchecked Sendable {
         public var totalTimeout: Int64
         public var maxTunnels: Int
         public static let maximumBody = 64 << 20
+        /// Reads grow up to 256 KiB when data streams (fewer system calls for large
+        /// downloads), and at most 1 MiB waits to be written per direction: a tunnel holds
+        /// at most a few MiB whatever it carries.
+        public static let readBuffers = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 16384, maximum: 1 << 20)
+        public static let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
 
         public init(headerTimeout: Int, idleTimeout: Int, totalTimeout: Int, maxTunnels: Int) {
             self.headerTimeout = Int64(headerTimeout)
@@ -215,6 +220,8 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         ClientBootstrap(group: context.eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.recvAllocator, value: EgressProxy.Limits.readBuffers)
+            .channelOption(.writeBufferWaterMark, value: EgressProxy.Limits.waterMark)
             .connectTimeout(.seconds(15))
             .connect(to: socketAddress)
             .whenComplete { result in
