@@ -85,7 +85,7 @@ public enum ProfileName {
     }
 }
 
-private struct Reader {
+struct Reader {
     let file: String
 
     func error(_ node: YAMLNode?, _ message: String) -> ProfileError {

@@ -1,0 +1,84 @@
+/// How Airlock treats one command-line tool (terraform, kubectl, helm, gh): read from
+/// `profiles/tools/NAME.yaml`. Which subcommands read, change or are refused, which flags
+/// take a value (so a value is never mistaken for a subcommand), which flags would point the
+/// tool at other credentials or servers, and what to pin when a change is proposed.
+public struct ToolProfile: Sendable, Equatable {
+    public var tool: String
+    public var source: String
+    public var description = ""
+    /// Where the real binary may be on the host, in order (`~` is the launcher's home).
+    public var binaries: [String] = []
+    /// Flags whose value is the next argument (unless written `--flag=value`).
+    public var valueFlags: Set<String> = []
+    /// Flags known to take no value.
+    public var booleanFlags: Set<String> = []
+    /// Any of these makes the command a read: it prints help and does nothing.
+    public var helpFlags: Set<String> = []
+    /// Flags that change where the tool gets credentials or whom it talks to: refused unless
+    /// listed in `allowFlags`. They take a value.
+    public var redirectFlags: Set<String> = []
+    public var allowFlags: Set<String> = []
+    /// Flags whose value is a path that must stay inside the workspace (`-chdir`, `-state`).
+    public var workspacePathFlags: Set<String> = []
+    /// Files of the working directory pinned by digest for every change (`*.tf`, the lock file).
+    public var pinGlobs: [String] = []
+    public var rules: [ToolRule] = []
+    /// What an unknown subcommand is: a change, unless the profile says otherwise.
+    public var defaultDecision: Decision = .mutation
+
+    public init(tool: String, source: String) {
+        self.tool = tool
+        self.source = source
+    }
+
+    /// Whether `flag` takes a value.
+    func takesValue(_ flag: String) -> Bool? {
+        if valueFlags.contains(flag) || redirectFlags.contains(flag) || workspacePathFlags.contains(flag) { return true }
+        if booleanFlags.contains(flag) || helpFlags.contains(flag) { return false }
+        return nil
+    }
+}
+
+/// One subcommand's treatment.
+public struct ToolRule: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case read, mutation, deny
+        /// `gh api`: GET and HEAD read, any other method changes.
+        case byMethod = "by-method"
+    }
+
+    /// How a proposed change is prepared: what the broker runs first to get a preview and an
+    /// artifact, and what the approved execution runs.
+    public enum Prepare: String, Sendable, CaseIterable {
+        /// The command itself runs on approval; the preview is the command and its pinned files.
+        case none
+        /// terraform: `plan -out` (or the saved plan the command names), preview `show`,
+        /// execution `apply PLANFILE`.
+        case terraformPlan = "terraform-plan"
+        /// terraform destroy: `plan -destroy -out`, then as above.
+        case terraformPlanDestroy = "terraform-plan-destroy"
+    }
+
+    /// The subcommand words: ["state", "rm"].
+    public var command: [String]
+    public var kind: Kind
+    public var reason: String?
+    /// A read after all when one of these is given (`--dry-run=client`); `--flag` matches any
+    /// value, `--flag=value` only that one.
+    public var readIf: [String] = []
+    public var prepare: Prepare = .none
+    /// Flags whose values are files the command reads (`-f`): pinned and copied.
+    public var pinFlags: Set<String> = []
+    /// Positional arguments after the subcommand are files to pin when they exist.
+    public var pinPositionals = false
+    /// by-method: the flags that set the method, the ones that make the default POST, and the
+    /// methods that only read.
+    public var methodFlags: Set<String> = []
+    public var bodyFlags: Set<String> = []
+    public var readMethods: Set<String> = ["GET", "HEAD"]
+
+    public init(command: [String], kind: Kind) {
+        self.command = command
+        self.kind = kind
+    }
+}
