@@ -11,6 +11,9 @@ public struct Profile: Sendable, Equatable {
     public var environment = Environment()
     public var network = Network()
     public var rlimits: [ResourceLimit: LimitValue] = [:]
+    /// Command-line tools intercepted by shims (profiles/tools/NAME.yaml); nil when the
+    /// profile does not say (a later layer's list replaces an earlier one's).
+    public var tools: [String]?
 
     public struct Filesystem: Sendable, Equatable {
         /// Extra host paths mounted read-only at the same path (`~` is the invoking user's home).
@@ -76,6 +79,9 @@ public struct ProfileStack: Sendable, Equatable {
 
     public var names: [String] { layers.map(\.name) }
     public var readOnly: [String] { unique(layers.flatMap(\.filesystem.readOnly)) }
+    /// The intercepted tools: the last layer that names them decides (so a profile can also
+    /// turn interception off with `tools: []`).
+    public var tools: [String] { layers.compactMap(\.tools).last ?? [] }
     public var readOnlyIfPresent: [String] { unique(layers.flatMap(\.filesystem.readOnlyIfPresent)) }
     public var path: [String] { unique(layers.flatMap(\.environment.path)) }
     public var readWrite: [String] { unique(layers.flatMap(\.filesystem.readWrite)) }

@@ -19,7 +19,7 @@ public enum ProfileParser {
     /// Profiles are small; a huge one is a mistake or an attack.
     public static let maximumSize = 256 * 1024
 
-    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits"]
+    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools"]
     static let filesystemKeys = ["readonly", "readonly_if_present", "readwrite", "tmp_size"]
     static let environmentKeys = ["pass", "set", "path"]
     static let networkKeys = ["allow", "deny", "registries", "allow_addresses", "timeouts", "max_tunnels"]
@@ -66,6 +66,12 @@ public enum ProfileParser {
                 }
             case "network":
                 profile.network = try reader.network(value)
+            case "tools":
+                let tools = try reader.stringOrList(value, at: key)
+                for tool in tools where !ProfileName.isValid(tool) || tool.contains(".") {
+                    throw reader.error(value, "tools: '\(tool)' is not a tool name (profiles/tools/NAME.yaml)")
+                }
+                profile.tools = tools
             default:
                 profile.rlimits = try reader.rlimits(value)
             }

@@ -295,3 +295,48 @@ enum ShippedTools {
         #expect(ruling.decision == .read)
     }
 }
+
+/// What a proposal runs: the prepare steps, the preview and the apply step.
+@Suite struct CommandStepsTests {
+    static func steps(_ line: String) -> CommandSteps {
+        let words = line.split(separator: " ").map(String.init)
+        let ruling = ShippedTools.classify(line)
+        return CommandSteps.make(ruling, arguments: Array(words.dropFirst()), artifact: "/run/airlock/artifact")
+    }
+
+    @Test func terraformApplyPlansThenAppliesThePlan() {
+        let steps = Self.steps("terraform apply -auto-approve -var-file=prod.tfvars -target aws_s3_bucket.b")
+        #expect(steps.prepare == [
+            ["init", "-input=false", "-no-color"],
+            ["plan", "-input=false", "-no-color", "-out=/run/airlock/artifact/plan.tfplan", "-var-file=prod.tfvars", "-target=aws_s3_bucket.b"],
+        ])
+        #expect(steps.preview == ["show", "-no-color", "/run/airlock/artifact/plan.tfplan"])
+        #expect(steps.apply == ["apply", "-input=false", "-no-color", "/run/airlock/artifact/plan.tfplan"])
+    }
+
+    @Test func terraformDestroyPlansADestroy() {
+        let steps = Self.steps("terraform -chdir=envs/prod destroy")
+        #expect(steps.prepare.last == ["-chdir=envs/prod", "plan", "-input=false", "-no-color", "-out=/run/airlock/artifact/plan.tfplan", "-destroy"])
+        #expect(steps.apply.first == "-chdir=envs/prod")
+    }
+
+    @Test func aSavedPlanIsCopiedAndApplied() {
+        let steps = Self.steps("terraform apply tfplan")
+        #expect(steps.prepare.isEmpty)
+        #expect(steps.savedPlan == "/work/app/infra/tfplan")
+        #expect(steps.apply == ["apply", "-input=false", "-no-color", "/run/airlock/artifact/plan.tfplan"])
+    }
+
+    @Test func kubectlReadsCopiesOfItsFiles() {
+        let steps = Self.steps("kubectl apply -f deploy.yaml --filename=../base/svc.yaml -n prod")
+        #expect(steps.apply == ["apply", "-f", "/run/airlock/artifact/files/0-deploy.yaml",
+                                "--filename=/run/airlock/artifact/files/1-svc.yaml", "-n", "prod"])
+        #expect(steps.copies.map(\.source) == ["/work/app/infra/deploy.yaml", "/work/app/base/svc.yaml"])
+        #expect(steps.preview == nil)
+    }
+
+    @Test func commandsWithoutFilesRunAsGiven() {
+        #expect(Self.steps("terraform state rm aws_instance.web").apply == ["state", "rm", "aws_instance.web"])
+        #expect(Self.steps("gh pr merge 12 --squash").apply == ["pr", "merge", "12", "--squash"])
+    }
+}

@@ -77,16 +77,20 @@ public enum CommandClassifier {
                           tokens: tokens)
         }
         // Paths the tool will write or read must stay in the workspace (the execution sees only it).
+        // terraform's -chdir moves first; the subcommand's paths are then relative to it.
         var directory = context.directory
+        for (name, value) in flags where name == "-chdir" || name == "--chdir" {
+            directory = PathResolution.absolute(value ?? "", from: context.directory)
+        }
         for (name, value) in flags where profile.workspacePathFlags.contains(name) {
             guard let value, !value.isEmpty else {
                 return ruling(.deny, "\(tool) \(name)", "\(name) needs a path", tokens: tokens)
             }
-            let resolved = PathResolution.absolute(value, from: context.directory)
+            let isChdir = name == "-chdir" || name == "--chdir"
+            let resolved = PathResolution.absolute(value, from: isChdir ? context.directory : directory)
             guard PathResolution.isInside(resolved, context.workspace) else {
                 return ruling(.deny, "\(tool) \(name)", "\(name) \(value) is outside the workspace \(context.workspace)", tokens: tokens)
             }
-            if name == "-chdir" { directory = resolved }
         }
         if let help = flags.first(where: { profile.helpFlags.contains($0.0) }) {
             return ruling(.read, "\(tool) \(help.0)", "prints help", tokens: tokens, directory: directory)
@@ -115,7 +119,7 @@ public enum CommandClassifier {
                 return ruling(.deny, source, "\(flag) \(value): only files in the workspace can be pinned for approval; write it to a file there",
                               words: rule.command, tokens: tokens)
             }
-            let path = PathResolution.absolute(value, from: context.directory)
+            let path = PathResolution.absolute(value, from: directory)
             guard PathResolution.isInside(path, context.workspace) else {
                 return ruling(.deny, source, "\(flag) \(value) is outside the workspace; copy it into \(context.workspace)",
                               words: rule.command, tokens: tokens)
@@ -124,7 +128,7 @@ public enum CommandClassifier {
         }
         if rule.pinPositionals {
             for word in positionals.dropFirst(rule.command.count) where !word.contains("://") {
-                let path = PathResolution.absolute(word, from: context.directory)
+                let path = PathResolution.absolute(word, from: directory)
                 if PathResolution.isInside(path, context.workspace) { pinned.append(path) }
             }
         }

@@ -2,7 +2,7 @@
 /// `profiles/tools/NAME.yaml`. Which subcommands read, change or are refused, which flags
 /// take a value (so a value is never mistaken for a subcommand), which flags would point the
 /// tool at other credentials or servers, and what to pin when a change is proposed.
-public struct ToolProfile: Sendable, Equatable {
+public struct ToolProfile: Sendable {
     public var tool: String
     public var source: String
     public var description = ""
@@ -23,6 +23,18 @@ public struct ToolProfile: Sendable, Equatable {
     /// Files of the working directory pinned by digest for every change (`*.tf`, the lock file).
     public var pinGlobs: [String] = []
     public var rules: [ToolRule] = []
+    /// The execution sandbox (where prepare and approved apply steps run): hosts its egress
+    /// proxy allows (registries, the tool's API), and variables set there (`{artifact}` is the
+    /// proposal's artifact directory inside it).
+    public var executionHosts: [String] = []
+    public var executionEnvironment: [String: String] = [:]
+    /// Host files copied into the artifact directory for the execution, each variable set to
+    /// its copy: the first candidate that exists (`$NAME` is the host variable's value, `~`
+    /// the host home). The tool's own configuration and the human's credentials (kubeconfig)
+    /// reach the execution sandbox this way, never the agent's.
+    public var executionFiles: [(variable: String, candidates: [String])] = []
+    /// Host variables passed into the execution sandbox as they are (GH_TOKEN).
+    public var executionPass: [String] = []
     /// What an unknown subcommand is: a change, unless the profile says otherwise.
     public var defaultDecision: Decision = .mutation
 

@@ -2,7 +2,8 @@
 /// rules and contradictory flags are errors with their line.
 public enum ToolProfileParser {
     static let topLevelKeys = ["tool", "description", "binaries", "value_flags", "boolean_flags", "help_flags",
-                               "redirect_flags", "allow_flags", "workspace_path_flags", "pin_globs", "default", "rules"]
+                               "redirect_flags", "allow_flags", "workspace_path_flags", "pin_globs", "default", "rules",
+                               "execution_hosts", "execution_environment", "execution_files", "execution_pass"]
     static let ruleKeys = ["command", "decision", "reason", "read_if", "prepare", "pin", "pin_positionals",
                            "method_flags", "body_flags", "read_methods"]
 
@@ -39,6 +40,30 @@ public enum ToolProfileParser {
                 profile.pinGlobs = try reader.stringOrList(value, at: key)
                 for glob in profile.pinGlobs where glob.contains("/") || glob.isEmpty {
                     throw reader.error(value, "pin_globs: '\(glob)' must be a file name pattern (no /)")
+                }
+            case "execution_hosts":
+                profile.executionHosts = try reader.stringOrList(value, at: key)
+                for host in profile.executionHosts where EgressRule.parse(host, source: source) == nil {
+                    throw reader.error(value, "execution_hosts: '\(host)' is not a host, *.domain or IP, with an optional :port")
+                }
+            case "execution_environment":
+                for (name, entry) in try reader.mapping(value, at: key, keys: nil) {
+                    guard EnvironmentName.isValidName(name) else { throw reader.error(entry, "execution_environment: '\(name)' is not a variable name") }
+                    profile.executionEnvironment[name] = try reader.string(entry, at: "execution_environment.\(name)")
+                }
+            case "execution_files":
+                for (name, entry) in try reader.mapping(value, at: key, keys: nil) {
+                    guard EnvironmentName.isValidName(name) else { throw reader.error(entry, "execution_files: '\(name)' is not a variable name") }
+                    let candidates = try reader.stringOrList(entry, at: "execution_files.\(name)")
+                    for candidate in candidates where !(candidate.hasPrefix("/") || candidate.hasPrefix("~/") || candidate.hasPrefix("$")) {
+                        throw reader.error(entry, "execution_files.\(name): '\(candidate)' must be an absolute path, ~/path or $VARIABLE")
+                    }
+                    profile.executionFiles.append((name, candidates))
+                }
+            case "execution_pass":
+                profile.executionPass = try reader.stringOrList(value, at: key)
+                for name in profile.executionPass where !EnvironmentName.isValidName(name) {
+                    throw reader.error(value, "execution_pass: '\(name)' is not a variable name")
                 }
             case "default":
                 let text = try reader.string(value, at: key)
