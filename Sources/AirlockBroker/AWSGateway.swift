@@ -37,7 +37,19 @@ public enum GatewayReply: Sendable {
 /// store a proposal for a mutation or sensitive read, or refuse a denied one. Blocking (it
 /// reads the catalog and writes the store): the server calls it off its event loop.
 public final class AWSGateway: @unchecked Sendable {
+    /// What a mutation or sensitive read from this session becomes.
+    public enum MutationPolicy: Sendable, Equatable {
+        /// A proposal (an agent's session).
+        case propose
+        /// Refused (preparing a proposal: a plan only reads).
+        case refuse(String)
+        /// Sent, with the execution credentials, and audited under the approved command
+        /// proposal this session executes. Only that session's keys get this.
+        case execute(proposalID: String)
+    }
+
     public let session: BrokerSession
+    let mutationPolicy: MutationPolicy
     let catalog: AWSCatalogFiles
     let storeProvider: () throws(AirlockError) -> ProposalStore
     let credentials: HostCredentials
@@ -45,8 +57,9 @@ public final class AWSGateway: @unchecked Sendable {
     let log: BrokerLog
 
     public init(session: BrokerSession, catalog: AWSCatalogFiles, store: @escaping () throws(AirlockError) -> ProposalStore,
-                credentials: HostCredentials, stagingDirectory: String, log: BrokerLog) {
+                credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose) {
         self.session = session
+        self.mutationPolicy = mutationPolicy
         self.catalog = catalog
         self.storeProvider = store
         self.credentials = credentials
@@ -144,6 +157,19 @@ public final class AWSGateway: @unchecked Sendable {
             try storeProvider().recordRefusal(sessionID: session.id, summary: summary, rule: classification.ruling.rule)
             throw GatewayFailure(error: .denied(summary, rule: classification.ruling.rule), wire: wire)
         case .mutation, .sensitive:
+            switch mutationPolicy {
+            case .propose:
+                break
+            case .refuse(let why):
+                try storeProvider().recordRefusal(sessionID: session.id, summary: summary, rule: why)
+                throw GatewayFailure(error: .denied(summary, rule: why), wire: wire)
+            case .execute(let proposalID):
+                try storeProvider().recordExecutionCall(proposalID: proposalID, sessionID: session.id, summary: summary,
+                                                        rule: classification.ruling.rule)
+                log.write("aws \(summary): sent as part of approved proposal \(proposalID)")
+                let outbound = pinned.signed(for: session.upstream, service: service, credentials: try credentials.credentials())
+                return .forward(outbound)
+            }
             // S3 multipart uploads are staged here and proposed as one upload at completion.
             switch try staging.handle(pinned, ruling: classification.ruling) {
             case .answered(let reply): return reply

@@ -12,18 +12,27 @@ public final class AgentAPI: @unchecked Sendable {
     let sessionID: String
     let store: () throws(AirlockError) -> ProposalStore
     let log: BrokerLog
+    /// Proposes a command a shim could not run itself ({"op": "command", "tool", "argv",
+    /// "cwd"}); nil when this session intercepts no tools.
+    let commands: (@Sendable (JSON) -> JSON)?
     static let maximumWait = 24 * 3600.0
 
-    public init(sessionID: String, store: @escaping () throws(AirlockError) -> ProposalStore, log: BrokerLog) {
+    public init(sessionID: String, store: @escaping () throws(AirlockError) -> ProposalStore, log: BrokerLog,
+                commands: (@Sendable (JSON) -> JSON)? = nil) {
         self.sessionID = sessionID
         self.store = store
         self.log = log
+        self.commands = commands
     }
 
     /// Blocking: answers one request line.
     func answer(_ line: String) -> JSON {
         guard let request = try? JSON.parse(line), let op = request["op"]?.string else {
-            return Self.failure("expected one JSON line: {\"op\": \"wait\"|\"status\", \"id\": \"…\"}")
+            return Self.failure("expected one JSON line: {\"op\": \"wait\"|\"status\"|\"command\", …}")
+        }
+        if op == "command" {
+            guard let commands else { return Self.failure("this session intercepts no commands") }
+            return commands(request)
         }
         guard let id = request["id"]?.string, !id.isEmpty, id.count <= 64 else { return Self.failure("no proposal id") }
         do {
@@ -105,7 +114,7 @@ final class AgentAPIHandler: ChannelInboundHandler {
         var chunk = unwrapInboundIn(data)
         guard !answered else { return }
         pending.writeBuffer(&chunk)
-        guard pending.readableBytes <= 64 * 1024 else {
+        guard pending.readableBytes <= 1 << 20 else {
             reply(context, AgentAPI.failure("request too long"))
             return
         }
@@ -114,12 +123,13 @@ final class AgentAPIHandler: ChannelInboundHandler {
         answered = true
         let api = self.api
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        pool.runIfActive(eventLoop: context.eventLoop) { api.answer(line) }.whenComplete { result in
+        // A thread of its own: `wait` blocks until a human decides and `command` while a plan
+        // is made; neither may hold the pool the AWS endpoint needs.
+        let promise = context.eventLoop.makePromise(of: JSON.self)
+        DetachedThread.run { promise.succeed(api.answer(line)) }
+        promise.futureResult.whenSuccess { json in
             let (handler, context) = bound.value
-            switch result {
-            case .success(let json): handler.reply(context, json)
-            case .failure(let error): handler.reply(context, AgentAPI.failure("\(error)"))
-            }
+            handler.reply(context, json)
         }
     }
 

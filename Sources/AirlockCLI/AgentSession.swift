@@ -23,9 +23,30 @@ final class AgentSession {
     private let storeCache: StoreCache
 
     let egress: EgressProxy
+    /// Tools whose shims this sandbox gets (an agent's), or the one an execution runs.
+    let tools: [InterceptedTool]
+    let execution: ExecutionRequest?
+    let environment: [String: String]
+    let home: String
+    let awsEndpoint: String?
+    let awsProfile: String?
 
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
-         awsEndpoint: String?, awsProfile: String?, allowDomains: [String]) throws(AirlockError) {
+         awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil) throws(AirlockError) {
+        self.environment = environment
+        self.execution = execution
+        self.awsEndpoint = awsEndpoint
+        self.awsProfile = awsProfile
+        home = environment["HOME"] ?? "/"
+        if let execution {
+            let (profile, text) = try InterceptedTool.profile(execution.tool, library: library)
+            guard let binary = InterceptedTool.installed(profile, home: home) else {
+                throw AirlockError("\(execution.tool) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
+            }
+            tools = [InterceptedTool(profile: profile, text: text, binary: binary)]
+        } else {
+            tools = try InterceptedTool.load(stack.tools, library: library, home: home)
+        }
         id = facts.sessionID
         stateDir = facts.stateDir
         credentials = BrokerSession.dummyCredentials()
@@ -42,8 +63,16 @@ final class AgentSession {
             throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
         }
         let timeouts = stack.egressTimeouts
+        var policy = stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
+        if let execution, let tool = tools.first {
+            // The execution reaches what the tool's profile and the human's own configuration
+            // name (a cluster on a private network included), and nothing else.
+            policy.allow += execution.hosts(tool: tool, environment: environment, home: home)
+                .compactMap { EgressRule.parse($0, source: "execution of \(tool.profile.tool)") }
+            if !policy.allow.isEmpty { policy.allowedRanges += [IPRange("0.0.0.0/0"), IPRange("::/0")].compactMap { $0 } }
+        }
         egress = EgressProxy(
-            policy: stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") }),
+            policy: policy,
             limits: EgressProxy.Limits(headerTimeout: timeouts.header, idleTimeout: timeouts.idle, totalTimeout: timeouts.total,
                                        maxTunnels: timeouts.maxTunnels),
             resolver: EgressResolver(environment: environment), log: log)
@@ -73,6 +102,11 @@ final class AgentSession {
             "NO_PROXY": noProxy, "no_proxy": noProxy,
         ]) { $1 })
         layout.extraEnvironment += prepared.endpointVariables
+        if let execution, let tool = tools.first {
+            try execution.prepare(&layout, tool: tool, environment: environment, home: home)
+        } else if let binary = HostInspection.realPath("/proc/self/exe") {
+            for tool in tools { tool.addShim(to: &layout, airlockBinary: binary, home: home) }
+        }
     }
 
     /// Called as soon as the sandbox's init has handed over its listeners.
@@ -84,12 +118,20 @@ final class AgentSession {
         let gateway = AWSGateway(
             session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
             catalog: catalog, store: { () throws(AirlockError) in try cache.store() }, credentials: hostCredentials,
-            stagingDirectory: stateDir + "/blobs", log: log)
+            stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy)
         let log = self.log
+        let commands: (@Sendable (JSON) -> JSON)?
+        if execution == nil && !tools.isEmpty {
+            let proposer = CommandProposer(session: self)
+            commands = { request in proposer.propose(request) }
+        } else {
+            commands = nil
+        }
         // Not waited for: connections queue on the listening sockets until the broker is
         // ready, so the agent starts at once.
         broker.value.serve(aws: listeners[0], gateway: gateway, agentAPI: listeners[1],
-                           api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log)) { error in
+                           api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log,
+                                         commands: commands)) { error in
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
         }
@@ -100,10 +142,21 @@ final class AgentSession {
         }
     }
 
+    var mutationPolicy: AWSGateway.MutationPolicy {
+        switch execution?.mode {
+        case nil: return .propose
+        case .prepare?: return .refuse("preparing a proposal only reads (a plan); it may not change anything")
+        case .apply(let id)?: return .execute(proposalID: id)
+        }
+    }
+
+    func store() throws(AirlockError) -> ProposalStore { try storeCache.store() }
+
     /// After the agent ended: tell the human what waits for them. (The process exits next:
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
     func finish() {
         log.write("session \(id) ended")
+        execution?.cleanUp()
         let refused = egress.refusalSummary()
         if !refused.isEmpty {
             let total = refused.reduce(0) { $0 + $1.count }

@@ -25,6 +25,10 @@ struct Airlock: ParsableCommand {
         ])
 
     static func main() {
+        // Inside a sandbox this binary is also the shim of each intercepted tool.
+        if let argv0 = CommandLine.arguments.first, let tool = Shim.tool(invokedAs: argv0) {
+            Glibc.exit(Shim.run(tool: tool, arguments: Array(CommandLine.arguments.dropFirst())))
+        }
         if let run = RunArguments.fastParse(Array(CommandLine.arguments.dropFirst())) {
             Glibc.exit(run.perform().rawValue)
         }

@@ -91,11 +91,14 @@ struct Approve: ParsableCommand {
         commandName: "approve",
         abstract: "Approve a proposal and execute exactly what it pinned; prints the result.",
         discussion: """
-            The proposal's digest is checked, its request is signed with your AWS credentials
-            (the environment, ~/.aws, or --aws-profile) and sent to the upstream its session
-            used, once. The result is stored for the agent (`airlock wait ID`). A proposal
-            runs at most once: if this process dies while executing, the proposal becomes
-            `unknown` and is never run again.
+            The proposal's digest is checked. An API proposal's request is signed with your
+            AWS credentials (the environment, ~/.aws, or --aws-profile) and sent to the
+            upstream its session used, once. A command proposal (terraform apply, kubectl
+            apply, …) runs its apply step in an execution sandbox after checking that the plan
+            and every file it pinned are unchanged (any change: nothing runs); its AWS calls are
+            signed with your credentials and audited under the proposal. The result is stored
+            for the agent (`airlock wait ID`). A proposal runs at most once: if this process
+            dies while executing, the proposal becomes `unknown` and is never run again.
             """)
 
     @Argument(help: "The proposal id.") var id: String
@@ -113,20 +116,26 @@ struct Approve: ParsableCommand {
             guard let proposal = try store.proposal(id: id) else {
                 throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", exitCode: 1)
             }
-            guard proposal.kind == .api else {
-                throw AirlockError("proposal \(id) is a command proposal; this Airlock executes API proposals only", exitCode: 1)
-            }
             try store.apply(.approve, to: id, actor: actor, note: reason)
             let environment = currentEnvironment()
-            let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
-            let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
-            let executor = Executor(store: store, catalog: catalog,
-                                    credentials: HostCredentials(environment: environment, profile: awsProfile),
-                                    blobDirectory: store.stateDir + "/blobs")
-            outcome = try executor.execute(id, actor: actor)
+            if proposal.kind == .command {
+                // terraform apply (or kubectl …) of what was pinned, in an execution sandbox.
+                outcome = try CommandExecutor(store: store, environment: environment, awsProfile: awsProfile).execute(id, actor: actor)
+            } else {
+                let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
+                let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
+                let executor = Executor(store: store, catalog: catalog,
+                                        credentials: HostCredentials(environment: environment, profile: awsProfile),
+                                        blobDirectory: store.stateDir + "/blobs")
+                outcome = try executor.execute(id, actor: actor)
+            }
         } catch {
             throw fail(error)
         }
+        try report(outcome)
+    }
+
+    func report(_ outcome: Proposal) throws {
         if json {
             print(ProposalJSON.humanView(outcome).serialized())
         } else {

@@ -33,6 +33,9 @@ enum ProposalDescription {
             return ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (\(pinned.service), \(pinned.region))"]
                 + parameterLines(pinned).map { "    " + $0 }
         }
+        if payload["type"]?.string == "command" {
+            return commandLines(payload)
+        }
         if payload["type"]?.string == "s3-multipart" {
             var lines = ["  request:   multipart upload to s3://\(payload["bucket"]?.string ?? "?")/\(payload["key"]?.string ?? "?") (\(payload["size"]?.int ?? 0) bytes)"]
             for part in payload["parts"]?.array ?? [] {
@@ -46,6 +49,28 @@ enum ProposalDescription {
             return lines
         }
         return ["  request:   " + String(decoding: proposal.payload.prefix(2000), as: UTF8.self)]
+    }
+
+    /// A command proposal: what the agent ran, what approval runs, what is pinned, and the
+    /// preview (terraform's plan) in full.
+    static func commandLines(_ payload: JSON) -> [String] {
+        let tool = payload["tool"]?.string ?? "?"
+        let words = { (key: String) in (payload[key]?.array ?? []).compactMap(\.string).joined(separator: " ") }
+        var lines = ["  command:   \(words("command"))   (in \(payload["directory"]?.string ?? "?"))"]
+        lines.append("  runs:      \(tool) \(words("apply"))   (in an execution sandbox, \(payload["binary"]?.string ?? tool))")
+        if case .object(let pins)? = payload["pins"], !pins.isEmpty {
+            lines.append("  pinned:    (any change refuses the execution)")
+            for (name, digest) in pins {
+                lines.append("    \(name.replacingOccurrences(of: "artifact:", with: "(copy) ").replacingOccurrences(of: "workspace:", with: ""))  sha256:\(digest.string ?? "?")")
+            }
+        }
+        if let preview = payload["preview"]?.string {
+            lines.append("  preview:   (\(tool) show of the pinned plan)")
+            lines += preview.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
+        } else {
+            lines.append("  preview:   the command above, on the pinned files")
+        }
+        return lines
     }
 
     /// Form fields one per line; JSON bodies pretty-printed; other bodies as text if short.

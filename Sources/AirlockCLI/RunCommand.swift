@@ -62,6 +62,11 @@ struct Run: ParsableCommand {
 
     @OptionGroup var state: StateOptions
 
+    /// Execution sandboxes for command proposals (started by Airlock itself).
+    @Option(help: .hidden) var execution: String?
+    @Option(help: .hidden) var artifact: String?
+    @Option(help: .hidden) var tool: String?
+
     @Argument(parsing: .remaining, help: ArgumentHelp("The command to run, after --.", valueName: "CMD"))
     var command: [String] = []
 
@@ -69,7 +74,8 @@ struct Run: ParsableCommand {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
         let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir,
-                                   awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, command: argv)
+                                   awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, command: argv,
+                                   execution: execution, artifact: artifact, tool: tool)
         throw request.perform()
     }
 }
@@ -83,6 +89,9 @@ struct RunArguments {
     var awsProfile: String?
     var allowDomains: [String] = []
     var command: [String] = []
+    var execution: String?
+    var artifact: String?
+    var tool: String?
 
     /// A well-formed `run` command line, parsed without ArgumentParser's reflection (about a
     /// millisecond of start-up); nil sends anything unusual (help, errors) to ArgumentParser.
@@ -112,6 +121,9 @@ struct RunArguments {
             case "--aws-endpoint" where result.awsEndpoint == nil: result.awsEndpoint = value
             case "--aws-profile" where result.awsProfile == nil: result.awsProfile = value
             case "--allow-domain": result.allowDomains.append(value)
+            case "--execution" where result.execution == nil: result.execution = value
+            case "--artifact" where result.artifact == nil: result.artifact = value
+            case "--tool" where result.tool == nil: result.tool = value
             default: return nil
             }
             index += 1
@@ -122,6 +134,14 @@ struct RunArguments {
     static func splitOption(_ argument: String) -> (String, String?) {
         guard argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") else { return (argument, nil) }
         return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
+    }
+
+    func executionRequest() throws(AirlockError) -> ExecutionRequest? {
+        guard execution != nil || artifact != nil || tool != nil else { return nil }
+        guard let execution, let mode = ExecutionMode(argument: execution), let artifact, let tool else {
+            throw AirlockError("--execution, --artifact and --tool go together (Airlock's own execution sandboxes)")
+        }
+        return ExecutionRequest(mode: mode, tool: tool, artifact: artifact)
     }
 
     /// Runs the command in a sandbox and returns the exit code to end with.
@@ -138,13 +158,18 @@ struct RunArguments {
         do throws(AirlockError) {
             let home = environment["HOME"] ?? "/"
             let library = ProfileLibrary(environment: environment, home: home)
-            let stack = try library.loadStack(profiles)
+            let executionRequest = try self.executionRequest()
+            // An execution sandbox is the default sandbox plus what the tool's profile asks.
+            let stack = try library.loadStack(executionRequest == nil ? profiles : [])
             let facts = try HostInspection.gather(
                 profiles: stack, workspace: workspace, stateDir: stateDir, environment: environment)
             var layout = try SandboxLayout.make(profiles: stack, host: facts)
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
-                awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains)
+                awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, execution: executionRequest)
+            if let executionRequest {
+                try executionRequest.validate(stateDir: facts.stateDir) { () throws(AirlockError) in try session.store() }
+            }
             try session.prepare(&layout)
             for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
             var request = LaunchRequest(layout: layout, argv: command, terminal: nil)

@@ -9,7 +9,11 @@ public enum ChildProcess {
         public var stderr: String
     }
 
-    public static func run(_ argv: [String], environment: [String: String], stdin: [UInt8] = []) throws(AirlockError) -> Output {
+    /// `directory`: where the child starts (default: here). `mergeOutput`: stderr goes to
+    /// stdout (in order, as a terminal would show them). `outputLimit`: bytes kept of each
+    /// stream; the rest is read and dropped so the child never blocks.
+    public static func run(_ argv: [String], environment: [String: String], stdin: [UInt8] = [], directory: String? = nil,
+                           mergeOutput: Bool = false, outputLimit: Int = 64 << 20) throws(AirlockError) -> Output {
         var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1], inPipe: [Int32] = [-1, -1]
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, pipe(&inPipe) == 0 else {
             throw AirlockError("pipe failed: \(String(cString: strerror(errno)))")
@@ -19,7 +23,8 @@ public enum ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, mergeOutput ? outPipe[1] : errPipe[1], 2)
+        if let directory { _ = spawnAddChdir(&actions, directory) }
         for fd in inPipe + outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -54,9 +59,9 @@ public enum ChildProcess {
                     close(entry.fd)
                     open.removeAll { $0 == entry.fd }
                 } else if entry.fd == outPipe[0] {
-                    out += buffer[0..<n]
+                    if out.count < outputLimit { out += buffer[0..<min(n, outputLimit - out.count)] }
                 } else {
-                    err += buffer[0..<n]
+                    if err.count < outputLimit { err += buffer[0..<min(n, outputLimit - err.count)] }
                 }
             }
         }
@@ -66,3 +71,7 @@ public enum ChildProcess {
         return Output(status: code, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
     }
 }
+
+/// glibc ≥ 2.29; not exported by the Glibc module (it is a GNU extension).
+@_silgen_name("posix_spawn_file_actions_addchdir_np")
+private func spawnAddChdir(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ path: UnsafePointer<CChar>) -> Int32

@@ -66,6 +66,9 @@ public struct Profile: Sendable, Equatable {
 public enum SandboxDefaults {
     public static let tmpSize: UInt64 = 2 << 30
     public static let rlimits = ResourceLimit.defaults
+    /// Intercepted unless a profile says otherwise: a profile that forgets to name them must
+    /// not let `terraform apply` run unprepared.
+    public static let tools = ["terraform", "kubectl", "helm", "gh"]
 }
 
 /// Several profiles applied in order (`--profile a --profile b`, or `extends:`): lists add
@@ -81,7 +84,7 @@ public struct ProfileStack: Sendable, Equatable {
     public var readOnly: [String] { unique(layers.flatMap(\.filesystem.readOnly)) }
     /// The intercepted tools: the last layer that names them decides (so a profile can also
     /// turn interception off with `tools: []`).
-    public var tools: [String] { layers.compactMap(\.tools).last ?? [] }
+    public var tools: [String] { layers.compactMap(\.tools).last ?? SandboxDefaults.tools }
     public var readOnlyIfPresent: [String] { unique(layers.flatMap(\.filesystem.readOnlyIfPresent)) }
     public var path: [String] { unique(layers.flatMap(\.environment.path)) }
     public var readWrite: [String] { unique(layers.flatMap(\.filesystem.readWrite)) }

@@ -312,6 +312,17 @@ extension SandboxLayout {
         mounts.append(.file(target: target, contents: contents, mode: mode))
     }
 
+    /// A host directory mounted read-write at `target` (writes allowed there by Landlock too).
+    public mutating func addWritableBind(source: String, target: String) {
+        mounts.append(.bind(source: source, target: target, writable: true, directory: true, role: .profile))
+        writable.append(target)
+    }
+
+    /// Whether a host path is inside the system directories every sandbox shows.
+    public static func isSystemPath(_ path: String) -> Bool {
+        systemPaths.contains { HostPath.isWithin(path, $0) }
+    }
+
     /// A host file or directory mounted read-only at `target`.
     public mutating func addReadOnlyBind(source: String, target: String, directory: Bool) {
         mounts.append(.bind(source: source, target: target, writable: false, directory: directory, role: .system))

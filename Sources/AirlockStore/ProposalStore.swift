@@ -206,6 +206,18 @@ public final class ProposalStore: @unchecked Sendable {
         }
     }
 
+    /// Records an API call made by an approved command's execution (terraform apply's
+    /// calls): let through because of that proposal, and audited under it.
+    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                try appendAudit(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
+                                detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
+                                                 ("rule", .string(rule))]))
+            }
+        }
+    }
+
     static func proposal(_ row: SQLiteStatement.Row) -> Proposal {
         Proposal(
             id: row.text("id") ?? "", sessionID: row.text("session_id") ?? "",

@@ -23,6 +23,9 @@ public struct ToolProfile: Sendable {
     /// Files of the working directory pinned by digest for every change (`*.tf`, the lock file).
     public var pinGlobs: [String] = []
     public var rules: [ToolRule] = []
+    /// Variables the shim sets when it runs the real tool for a read in the agent's sandbox
+    /// (CHECKPOINT_DISABLE: no update checks that the proxy would refuse anyway).
+    public var environment: [String: String] = [:]
     /// The execution sandbox (where prepare and approved apply steps run): hosts its egress
     /// proxy allows (registries, the tool's API), and variables set there (`{artifact}` is the
     /// proposal's artifact directory inside it).

@@ -3,7 +3,7 @@
 public enum ToolProfileParser {
     static let topLevelKeys = ["tool", "description", "binaries", "value_flags", "boolean_flags", "help_flags",
                                "redirect_flags", "allow_flags", "workspace_path_flags", "pin_globs", "default", "rules",
-                               "execution_hosts", "execution_environment", "execution_files", "execution_pass"]
+                               "execution_hosts", "execution_environment", "execution_files", "execution_pass", "environment"]
     static let ruleKeys = ["command", "decision", "reason", "read_if", "prepare", "pin", "pin_positionals",
                            "method_flags", "body_flags", "read_methods"]
 
@@ -45,6 +45,11 @@ public enum ToolProfileParser {
                 profile.executionHosts = try reader.stringOrList(value, at: key)
                 for host in profile.executionHosts where EgressRule.parse(host, source: source) == nil {
                     throw reader.error(value, "execution_hosts: '\(host)' is not a host, *.domain or IP, with an optional :port")
+                }
+            case "environment":
+                for (name, entry) in try reader.mapping(value, at: key, keys: nil) {
+                    guard EnvironmentName.isValidName(name) else { throw reader.error(entry, "environment: '\(name)' is not a variable name") }
+                    profile.environment[name] = try reader.string(entry, at: "environment.\(name)")
                 }
             case "execution_environment":
                 for (name, entry) in try reader.mapping(value, at: key, keys: nil) {

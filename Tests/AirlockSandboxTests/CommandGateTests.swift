@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+
+/// Real terraform (and kubectl) inside `airlock run`: reads run at once, a change becomes one
+/// proposal with its plan, approval applies exactly that plan.
+enum Terraform {
+    static let binary = ["/usr/local/bin/terraform", "/usr/bin/terraform"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// The AWS provider, available offline in a filesystem mirror on this machine.
+    static let mirror = "/opt/tf-plugins"
+    static var hasAWSProvider: Bool { FileManager.default.fileExists(atPath: mirror + "/registry.terraform.io/hashicorp/aws") }
+
+    static func available() -> Bool {
+        if binary != nil { return true }
+        let message = "terraform is not installed (looked in /usr/local/bin, /usr/bin): the command gate tests need it"
+        if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" { Issue.record("\(message)") } else { print("note: \(message)") }
+        return false
+    }
+
+    static let dataConfig = """
+        resource "terraform_data" "release" {
+          input = "v1"
+        }
+        output "release" { value = terraform_data.release.output }
+
+        """
+
+    /// The launcher's environment for terraform: no update checks, and (when given) a CLI
+    /// configuration that installs providers from the offline mirror.
+    static func environment(cliConfig: String? = nil) -> [String: String] {
+        var variables = ["CHECKPOINT_DISABLE": "1"]
+        variables["TF_CLI_CONFIG_FILE"] = cliConfig ?? "/nonexistent"
+        return variables
+    }
+}
+
+extension Scene {
+    func state(_ name: String = "terraform.tfstate") -> String { file(name) }
+
+    /// `terraform apply` inside the sandbox; then the agent waits for the decision.
+    func terraformAgent(_ script: String, options: [String] = [], environment: [String: String] = Terraform.environment(),
+                        whileRunning: ((Int32) -> Void)? = nil) -> Outcome {
+        run(["/bin/sh", "-c", script], options: options, timeout: 300, extraEnvironment: environment, whileRunning: whileRunning)
+    }
+
+    func waitForFile(_ name: String, timeout: Double = 120) -> Bool {
+        BrokerProcess.waitForFile(workspace + "/" + name, timeout: timeout)
+    }
+}
+
+@Suite struct CommandGateTests {
+    static let applyScript = """
+        terraform init -no-color > init.txt 2>&1; echo $? > init.rc
+        terraform validate -no-color > validate.txt 2>&1; echo $? > validate.rc
+        terraform plan -no-color > plan.txt 2>&1; echo $? > plan.rc
+        terraform apply -auto-approve > apply.out 2> apply.err; echo $? > apply.rc
+        grep -o 'Proposal [0-9a-f]*' apply.err | cut -d' ' -f2 > id.txt; touch proposed
+        airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
+        """
+
+    func setUp(_ launch: Launch? = nil) -> Scene? {
+        if let launch {
+            guard launch.available(), Terraform.available() else { return nil }
+        } else {
+            guard Launch.root.available() || Launch.unprivileged.available(), Terraform.available() else { return nil }
+        }
+        let scene = Scene(launch ?? (getuid() == 0 ? .root : .unprivileged))
+        scene.write(scene.workspace + "/main.tf", Terraform.dataConfig)
+        return scene
+    }
+
+    @Test(arguments: Launch.allCases)
+    func applyBecomesOneProposalWithItsPlanAndRunsOnceApproved(_ launch: Launch) throws {
+        guard let scene = setUp(launch) else { return }
+        var shown = Outcome(status: -1, stdout: "", stderr: "")
+        var approval = shown
+        var stateWhilePending = "(not looked at)"
+        let out = scene.terraformAgent(Self.applyScript) { _ in
+            guard scene.waitForFile("proposed") else { return }
+            stateWhilePending = scene.state()
+            let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+            shown = scene.airlock(["show", id])
+            approval = scene.airlock(["approve", id, "--reason", "release v1"])
+        }
+        #expect(out.status == 0, "\(out)")
+        // Reads need no approval.
+        for step in ["init", "validate", "plan"] {
+            #expect(scene.file("\(step).rc") == "0\n", "\(step): \(scene.file("\(step).txt"))")
+        }
+        #expect(scene.file("plan.txt").contains("terraform_data.release will be created"))
+        // The change: exit 75, one proposal naming how a human approves it.
+        #expect(scene.file("apply.rc") == "75\n", "\(scene.file("apply.err"))")
+        #expect(scene.file("apply.err").contains("airlock approve"), "\(scene.file("apply.err"))")
+        #expect(!stateWhilePending.contains("terraform_data"), "applied before approval: \(stateWhilePending)")
+        // The human sees the plan in full.
+        #expect(shown.status == 0, "\(shown)")
+        #expect(shown.stdout.contains("# terraform_data.release will be created"), "\(shown.stdout)")
+        #expect(shown.stdout.contains("Plan: 1 to add, 0 to change, 0 to destroy."), "\(shown.stdout)")
+        #expect(shown.stdout.contains("main.tf  sha256:"), "\(shown.stdout)")
+        // Approved: applied from the plan; the agent's wait prints terraform's output.
+        #expect(approval.status == 0, "\(approval)")
+        #expect(approval.stdout.contains("Apply complete! Resources: 1 added"), "\(approval)")
+        #expect(scene.state().contains("\"terraform_data\""), "\(scene.state())")
+        #expect(scene.file("wait.rc") == "0\n", "\(scene.file("wait.txt"))")
+        #expect(scene.file("wait.txt").contains("Apply complete! Resources: 1 added"), "\(scene.file("wait.txt"))")
+        // One proposal, of kind command; approving again runs nothing.
+        let listed = scene.airlock(["proposals", "--all", "--json"])
+        #expect(listed.stdout.contains(#""kind":"command""#), "\(listed)")
+        let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+        let again = scene.airlock(["approve", id])
+        #expect(again.status != 0 && again.stderr.contains("already approved"), "\(again)")
+        #expect(scene.airlock(["audit", "verify"]).status == 0)
+    }
+
+    @Test func denyLeavesTheStateUntouched() throws {
+        guard let scene = setUp() else { return }
+        var denial = Outcome(status: -1, stdout: "", stderr: "")
+        let out = scene.terraformAgent(Self.applyScript) { _ in
+            guard scene.waitForFile("proposed") else { return }
+            denial = scene.airlock(["deny", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines), "--reason", "not today"])
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(denial.status == 0, "\(denial)")
+        #expect(!scene.state().contains("terraform_data"), "\(scene.state())")
+        #expect(scene.file("wait.rc") == "1\n")
+        #expect(scene.file("wait.txt").contains("denied") && scene.file("wait.txt").contains("not today"), "\(scene.file("wait.txt"))")
+    }
+
+    /// Between proposal and approval: an edited .tf file, a new one, or a tampered plan each
+    /// refuse the execution, and nothing is applied.
+    @Test(arguments: ["edit main.tf", "add extra.tf", "tamper with the plan"])
+    func changesAfterTheProposalRefuseTheExecution(_ change: String) throws {
+        guard let scene = setUp() else { return }
+        var approval = Outcome(status: -1, stdout: "", stderr: "")
+        let out = scene.terraformAgent(Self.applyScript) { _ in
+            guard scene.waitForFile("proposed") else { return }
+            switch change {
+            case "edit main.tf":
+                scene.write(scene.workspace + "/main.tf", Terraform.dataConfig.replacingOccurrences(of: "v1", with: "v2"))
+            case "add extra.tf":
+                scene.write(scene.workspace + "/extra.tf", "resource \"terraform_data\" \"sneaky\" {}\n")
+            default:
+                let artifacts = scene.stateDir + "/artifacts"
+                let key = (try? FileManager.default.contentsOfDirectory(atPath: artifacts))?.first ?? "?"
+                let plan = artifacts + "/" + key + "/plan.tfplan"
+                var bytes = FileManager.default.contents(atPath: plan) ?? Data()
+                if !bytes.isEmpty { bytes[bytes.count / 2] ^= 0xFF }
+                FileManager.default.createFile(atPath: plan, contents: bytes)
+            }
+            approval = scene.airlock(["approve", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)])
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(approval.status == 1, "\(approval)")
+        #expect(approval.stdout.contains("changed since the proposal") && approval.stdout.contains("nothing was applied"), "\(approval)")
+        let expected = change == "edit main.tf" ? "main.tf" : change == "add extra.tf" ? "extra.tf (new)" : "plan.tfplan"
+        #expect(approval.stdout.contains(expected), "\(approval)")
+        #expect(!scene.state().contains("terraform_data"), "applied anyway: \(scene.state())")
+        #expect(scene.file("wait.rc") == "1\n", "\(scene.file("wait.txt"))")
+    }
+
+    /// The shim is also at the tool's usual path, and a refused subcommand exits 77.
+    @Test func theUsualPathLeadsToTheShimAndRefusalsExit77() throws {
+        guard let scene = setUp() else { return }
+        let binary = try #require(Terraform.binary)
+        let out = scene.terraformAgent("""
+            \(binary) version > version.txt; echo $? > version.rc
+            \(binary) apply -auto-approve > apply.out 2> apply.err; echo $? > apply.rc
+            terraform login > login.out 2> login.err; echo $? > login.rc
+            terraform init -plugin-dir=/tmp/evil > plugin.out 2> plugin.err; echo $? > plugin.rc
+            """)
+        #expect(out.status == 0, "\(out)")
+        #expect(scene.file("version.rc") == "0\n" && scene.file("version.txt").contains("Terraform v"), "\(scene.file("version.txt"))")
+        #expect(scene.file("apply.rc") == "75\n", "\(scene.file("apply.err"))")
+        #expect(scene.file("login.rc") == "77\n" && scene.file("login.err").contains("belong to the host"), "\(scene.file("login.err"))")
+        #expect(scene.file("plugin.rc") == "77\n" && scene.file("plugin.err").contains("-plugin-dir"), "\(scene.file("plugin.err"))")
+    }
+
+    /// An AWS resource against moto: the plan is made through the broker (reads pass), the
+    /// approved apply's calls go through, and while it runs the agent's own AWS change is
+    /// still a proposal.
+    @Test func approvedExecutionAdmitsOnlyItsOwnMutations() throws {
+        guard let scene = setUp(), PythonTools.available() else { return }
+        guard Terraform.hasAWSProvider else {
+            print("note: the AWS provider is not in \(Terraform.mirror) (no offline copy): the terraform-on-moto test is skipped")
+            return
+        }
+        let moto = try Moto()
+        scene.write(scene.root + "/mirror.tfrc", """
+            provider_installation {
+              filesystem_mirror {
+                path    = "\(Terraform.mirror)"
+                include = ["registry.terraform.io/hashicorp/*"]
+              }
+              direct { exclude = ["registry.terraform.io/hashicorp/*"] }
+            }
+
+            """)
+        try FileManager.default.copyItem(atPath: scene.root + "/mirror.tfrc", toPath: scene.workspace + "/.mirror.tfrc")
+        scene.write(scene.workspace + "/main.tf", """
+            terraform {
+              required_providers {
+                aws = { source = "hashicorp/aws" }
+              }
+            }
+            provider "aws" { region = "us-east-1" }
+            resource "aws_iam_user" "deployer" { name = "deployer" }
+            # Holds the execution open long enough for the agent to try something of its own.
+            resource "terraform_data" "pause" {
+              depends_on = [aws_iam_user.deployer]
+              provisioner "local-exec" { command = "touch executing; sleep 6" }
+            }
+
+            """)
+        let profile = scene.root + "/terraform-agent.yaml"
+        scene.write(profile, "filesystem:\n  readonly: [\(PythonTools.venv)]\nenvironment:\n  set: {TF_CLI_CONFIG_FILE: \(scene.workspace)/.mirror.tfrc}\n")
+        var approval = Outcome(status: -1, stdout: "", stderr: "")
+        let out = scene.run(["/bin/sh", "-c", """
+            export PATH=\(PythonTools.venv)/bin:$PATH
+            terraform init -no-color > init.txt 2>&1; echo $? > init.rc
+            terraform apply -auto-approve > apply.out 2> apply.err; echo $? > apply.rc
+            grep -o 'Proposal [0-9a-f]*' apply.err | cut -d' ' -f2 > id.txt; touch proposed
+            for i in $(seq 1200); do [ -e executing ] && break; sleep 0.1; done
+            aws iam create-user --user-name sneaky > sneaky.out 2> sneaky.err; echo $? > sneaky.rc
+            airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
+            """], options: ["--profile", profile, "--aws-endpoint", moto.url], timeout: 300,
+            extraEnvironment: Moto.keys.merging(["AWS_DEFAULT_REGION": "us-east-1"]) { $1 }
+                .merging(Terraform.environment(cliConfig: scene.root + "/mirror.tfrc")) { $1 }) { _ in
+            guard scene.waitForFile("proposed") else { return }
+            #expect(!moto.aws(["iam", "list-users"]).stdout.contains("deployer"), "created before approval")
+            approval = runProcess(Stage.airlock, ["approve", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines),
+                                                  "--state-dir", scene.stateDir],
+                                  environment: scene.environment.merging(Moto.keys) { $1 }
+                                    .merging(Terraform.environment(cliConfig: scene.root + "/mirror.tfrc")) { $1 },
+                                  directory: scene.workspace, timeout: 240)
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(scene.file("init.rc") == "0\n", "\(scene.file("init.txt"))")
+        #expect(scene.file("apply.rc") == "75\n", "\(scene.file("apply.err"))")
+        #expect(approval.status == 0, "\(approval)")
+        let users = moto.aws(["iam", "list-users"]).stdout
+        #expect(users.contains("deployer"), "\(users)")
+        // The agent's own change during the execution: a proposal, not executed.
+        #expect(scene.file("sneaky.rc") != "0\n" && scene.file("sneaky.err").contains("AirlockProposalPending"), "\(scene.file("sneaky.err"))")
+        #expect(!users.contains("sneaky"), "\(users)")
+        #expect(scene.file("wait.rc") == "0\n", "\(scene.file("wait.txt"))")
+        // The execution's call is audited under the proposal.
+        let audit = scene.airlock(["audit", "verify"])
+        #expect(audit.status == 0, "\(audit)")
+    }
+}
