@@ -140,6 +140,15 @@ final class CommandProposer: @unchecked Sendable {
             ("pins", .object(pins)), ("reason", .string(ruling.reason)),
         ]
         if let awsEndpoint { fields.append(("aws_endpoint", .string(awsEndpoint))) }
+        // The pinned copies' text, for `airlock show` (the human reviews what will be applied).
+        var shown: [(String, JSON)] = []
+        var shownBytes = 0
+        for copy in steps.copies {
+            guard let text = try? readTextFile(artifact + "/" + copy.name, limit: 256 << 10), shownBytes + text.utf8.count <= 256 << 10 else { continue }
+            shownBytes += text.utf8.count
+            shown.append((copy.name, .string(text)))
+        }
+        if !shown.isEmpty { fields.append(("files", .object(shown))) }
         if let preview { fields.append(("preview", .string(preview))) }
         let payload = Array(JSON.object(fields).serialized().utf8)
         do {

@@ -70,6 +70,12 @@ enum ProposalDescription {
         } else {
             lines.append("  preview:   the command above, on the pinned files")
         }
+        if case .object(let files)? = payload["files"] {
+            for (name, text) in files {
+                lines.append("  file \(name):")
+                lines += (text.string ?? "").split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
+            }
+        }
         return lines
     }
 

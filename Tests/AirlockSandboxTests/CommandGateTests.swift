@@ -247,3 +247,130 @@ extension Scene {
         #expect(audit.status == 0, "\(audit)")
     }
 }
+
+/// A stand-in Kubernetes API server (Tests/Support/kube_standin.py): no real API server can
+/// run here, so this one answers kubectl's discovery and ConfigMap requests over TLS and
+/// records each request. kubectl itself is real.
+final class KubeStandIn: @unchecked Sendable {
+    let process: Process
+    let port: Int
+    let log: String
+    let kubeconfig: String
+    let caData: String
+
+    init(directory: String) throws {
+        let fixtures = runProcess("/usr/bin/python3", [Stage.repoRoot + "/Tests/Support/egress_server.py", "fixtures", directory + "/tls"],
+                                  environment: ["PATH": "/usr/bin:/bin"], directory: directory, timeout: 60)
+        guard fixtures.status == 0 else { throw TestUpstreamError("fixtures: \(fixtures)") }
+        log = directory + "/kube-requests.jsonl"
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [Stage.repoRoot + "/Tests/Support/kube_standin.py", log, directory + "/tls/server.pem", directory + "/tls/server.key"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw TestUpstreamError("the stand-in did not start") }
+            line.append(chunk)
+        }
+        port = (try JSONSerialization.jsonObject(with: line) as? [String: Int])?["port"] ?? 0
+        caData = (FileManager.default.contents(atPath: directory + "/tls/ca.pem") ?? Data()).base64EncodedString()
+        kubeconfig = directory + "/kubeconfig"
+        FileManager.default.createFile(atPath: kubeconfig, contents: Data(Self.config(port: port, caData: caData, token: "host-secret-token").utf8))
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    static func config(port: Int, caData: String, token: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: standin
+          cluster:
+            server: https://kube.test:\(port)
+            certificate-authority-data: \(caData)
+        contexts:
+        - name: standin
+          context: {cluster: standin, user: person}
+        current-context: standin
+        users:
+        - name: person
+          user: {token: \(token)}
+
+        """
+    }
+
+    /// The requests it received: method, path, authorization, body.
+    var requests: [[String: String]] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
+    }
+}
+
+@Suite struct KubectlGateTests {
+    @Test func createIsProposedWithItsFilePinnedAndAppliedWithTheHumansCredentials() throws {
+        guard Launch.root.available() || Launch.unprivileged.available() else { return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl") || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/kubectl") else {
+            let message = "kubectl is not installed: the kubectl gate test needs it"
+            if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" { Issue.record("\(message)") } else { print("note: \(message)") }
+            return
+        }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let kube = try KubeStandIn(directory: scene.root)
+        scene.write(scene.workspace + "/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  mode: blue\n")
+        // The agent's own kubeconfig: the same cluster, a token that is worth nothing (the
+        // stand-in lets anyone read; kubectl would prompt for a password without any token).
+        scene.write(scene.workspace + "/agent-kubeconfig", KubeStandIn.config(port: kube.port, caData: kube.caData, token: "worthless"))
+        let profile = scene.egressProfile("network:\n  allow: [kube.test:\(kube.port)]\n  allow_addresses: [127.0.0.1/32]\n")
+        var shown = Outcome(status: -1, stdout: "", stderr: "")
+        var approval = shown
+        var requestsBeforeApproval: [[String: String]] = []
+        let out = scene.run(["/bin/sh", "-c", """
+            mkdir -p ~/.kube && cp agent-kubeconfig ~/.kube/config
+            kubectl get configmaps > get.out 2> get.err; echo $? > get.rc
+            kubectl create -f cm.yaml --validate=false > create.out 2> create.err; echo $? > create.rc
+            kubectl exec -it web-0 -- sh > exec.out 2> exec.err; echo $? > exec.rc
+            kubectl --kubeconfig=/tmp/other get pods > redirect.out 2> redirect.err; echo $? > redirect.rc
+            grep -o 'Proposal [0-9a-f]*' create.err | cut -d' ' -f2 > id.txt; touch proposed
+            airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
+            """], options: ["--profile", profile], timeout: 240,
+            extraEnvironment: ["KUBECONFIG": kube.kubeconfig, "AIRLOCK_EGRESS_RESOLVE": "kube.test=127.0.0.1"]) { _ in
+            guard scene.waitForFile("proposed") else { return }
+            requestsBeforeApproval = kube.requests
+            // Edited after the proposal: the approved run still creates what was proposed.
+            scene.write(scene.workspace + "/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  mode: red\n")
+            let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+            shown = scene.airlock(["show", id])
+            approval = runProcess(Stage.airlock, ["approve", id, "--state-dir", scene.stateDir],
+                                  environment: scene.environment.merging(["KUBECONFIG": kube.kubeconfig,
+                                                                          "AIRLOCK_EGRESS_RESOLVE": "kube.test=127.0.0.1"]) { $1 },
+                                  directory: scene.workspace, timeout: 120)
+        }
+        #expect(out.status == 0, "\(out)")
+        // A read ran at once, in the sandbox, without credentials.
+        #expect(scene.file("get.rc") == "0\n", "\(scene.file("get.err"))")
+        #expect(requestsBeforeApproval.contains { $0["method"] == "GET" && $0["path"]?.hasPrefix("/api/v1/namespaces/default/configmaps") == true })
+        #expect(requestsBeforeApproval.allSatisfy { $0["authorization"] == "Bearer worthless" }, "\(requestsBeforeApproval)")
+        #expect(!requestsBeforeApproval.contains { $0["method"] == "POST" }, "created before approval")
+        // The change waited; exec and a redirected kubeconfig were refused.
+        #expect(scene.file("create.rc") == "75\n", "\(scene.file("create.err"))")
+        #expect(scene.file("exec.rc") == "77\n" && scene.file("exec.err").contains("outside the gate"), "\(scene.file("exec.err"))")
+        #expect(scene.file("redirect.rc") == "77\n" && scene.file("redirect.err").contains("--kubeconfig"), "\(scene.file("redirect.err"))")
+        // The human saw the pinned file; approval created exactly it, with their token.
+        #expect(shown.stdout.contains("mode: blue") && !shown.stdout.contains("mode: red"), "\(shown)")
+        #expect(approval.status == 0, "\(approval)")
+        let posts = kube.requests.filter { $0["method"] == "POST" }
+        #expect(posts.count == 1, "\(posts)")
+        #expect(posts.first?["authorization"] == "Bearer host-secret-token")
+        #expect(posts.first?["body"]?.contains("\"mode\":\"blue\"") == true, "\(posts)")
+        #expect(scene.file("wait.rc") == "0\n" && scene.file("wait.txt").contains("configmap/app-config created"), "\(scene.file("wait.txt"))")
+    }
+}
