@@ -159,6 +159,11 @@ struct Deny: ParsableCommand {
         do throws(AirlockError) {
             let store = try openStore(state)
             let proposal = try store.apply(.deny, to: id, actor: Actor.currentUser(), note: reason)
+            // A denied command's provider cache is not needed any more (its plan stays, for the record).
+            if proposal.kind == .command, let payload = try? JSON.parse(bytes: proposal.payload),
+               let key = payload["artifact"]?.string, !key.isEmpty, !key.contains("/") {
+                PinnedFiles.remove(store.stateDir + "/artifacts/" + key + "/tfdata")
+            }
             print("denied \(proposal.id) (\(proposal.summary))")
         } catch {
             throw fail(error)

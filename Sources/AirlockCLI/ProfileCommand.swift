@@ -99,6 +99,8 @@ struct SandboxSummary {
         }
         if !egress.deny.isEmpty { lines.append("  denied:     " + egress.deny.map(\.description).joined(separator: ", ")) }
         if !egress.allowedRanges.isEmpty { lines.append("  non-public ranges opened: " + egress.allowedRanges.map(\.description).joined(separator: ", ")) }
+        lines.append("  tools:      " + (stack.tools.isEmpty ? "none intercepted"
+            : stack.tools.joined(separator: ", ") + " (reads run; changes become proposals; profiles/tools/)"))
         lines.append("  environment passed: " + layout.environment.map(\.name).joined(separator: ", "))
         if !layout.withheldEnvironment.isEmpty {
             lines.append("  environment withheld: " + layout.withheldEnvironment.joined(separator: ", "))
@@ -122,6 +124,7 @@ struct SandboxSummary {
             ("read_only", .array(readOnly.map(JSON.string))),
             ("read_write", .array(readWrite.map(JSON.string))),
             ("masked", .array(masked.map(JSON.string))),
+            ("tools", .array(stack.tools.map(JSON.string))),
             ("tmp_size", .number(Double(stack.tmpSize))),
             ("egress_allow", .array(stack.egressPolicy().allow.map { .string($0.description) })),
             ("egress_deny", .array(stack.egressPolicy().deny.map { .string($0.description) })),

@@ -14,6 +14,11 @@ public struct Loosening: Sendable, Equatable, CustomStringConvertible {
             add("host path \(path) is readable by the agent")
         }
         for entry in profile.network.allow { add("the agent may connect to \(entry) through the egress proxy") }
+        if let tools = profile.tools {
+            for tool in SandboxDefaults.tools where !tools.contains(tool) {
+                add("\(tool) is not intercepted: its changes are not gated as one proposal (its AWS calls still are)")
+            }
+        }
         for registry in profile.network.registries {
             add("the agent may reach the \(registry) registry (\((EgressRegistries.hosts[registry] ?? []).joined(separator: ", ")))")
         }

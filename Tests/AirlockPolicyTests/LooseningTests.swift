@@ -3,6 +3,19 @@ import Testing
 @testable import AirlockPolicy
 
 @Suite struct LooseningTests {
+    @Test func aToolNoLongerInterceptedIsALoosening() throws {
+        let profile = try ProfileParser.parse("tools: [kubectl]\n", name: "few", source: "few.yaml")
+        #expect(profile.tools == ["kubectl"])
+        let found = Loosening.of(profile).map(\.what)
+        for tool in ["terraform", "helm", "gh"] {
+            #expect(found.contains { $0.hasPrefix("\(tool) is not intercepted") }, "\(found)")
+        }
+        #expect(!found.contains { $0.hasPrefix("kubectl") })
+        // Unsaid, every shipped tool is intercepted.
+        #expect(ProfileStack([try ProfileParser.parse("", name: "x", source: "x.yaml")]).tools == SandboxDefaults.tools)
+        #expect(throws: ProfileError.self) { try ProfileParser.parse("tools: [../x]\n", name: "bad", source: "bad.yaml") }
+    }
+
     @Test func everyLooseningIsReported() throws {
         let profile = try ProfileParser.parse("""
             filesystem:
