@@ -15,7 +15,9 @@ struct Airlock: ParsableCommand {
 
             AWS calls from inside go through Airlock's broker: reads pass, changes become
             proposals a human reviews (`airlock proposals`, `airlock show ID`) and approves
-            (`airlock approve ID`) or denies; the agent waits with `airlock wait ID`.
+            (`airlock approve ID`) or denies; the agent waits with `airlock wait ID`. A
+            terraform, kubectl, helm or gh command that changes something becomes one proposal
+            with its preview (the terraform plan), applied exactly as reviewed.
 
             Start with `airlock doctor` to see what this machine supports.
             """,

@@ -27,6 +27,11 @@ struct Run: ParsableCommand {
             the agent gets HTTP 403 AirlockProposalPending naming the proposal, a human runs
             `airlock approve ID`, and the agent can `airlock wait ID` for the result.
 
+            Tools: terraform, kubectl, helm and gh (a profile's `tools:`) are shims inside.
+            Reads run at once; a change (terraform apply, kubectl apply -f) exits 75 after the
+            broker has prepared one proposal with its preview (the terraform plan), which
+            `airlock approve ID` applies exactly; refused commands exit 77.
+
             Exit status: the command's own, 128+N if a signal N ended it, 125 if Airlock itself
             failed (the message says what to do), 126/127 if the command cannot be executed or
             found in the sandbox.

@@ -157,6 +157,20 @@ extension Scene {
         #expect(scene.file("wait.rc") == "1\n", "\(scene.file("wait.txt"))")
     }
 
+    /// Nothing to change: no proposal, and the agent hears so.
+    @Test func aPlanWithoutChangesIsNotProposed() throws {
+        guard let scene = setUp() else { return }
+        scene.write(scene.workspace + "/main.tf", "locals { unused = 1 }\n")
+        let out = scene.terraformAgent("terraform apply -auto-approve > apply.out 2> apply.err; echo $? > apply.rc")
+        #expect(out.status == 0, "\(out)")
+        #expect(scene.file("apply.rc") == "0\n", "\(scene.file("apply.err"))")
+        #expect(scene.file("apply.err").contains("no changes; nothing to approve"), "\(scene.file("apply.err"))")
+        let listed = scene.airlock(["proposals", "--all", "--json"])
+        #expect(!listed.stdout.contains("\"kind\""), "\(listed)")
+        let artifacts = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/artifacts")) ?? []
+        #expect(artifacts.isEmpty, "left behind: \(artifacts)")
+    }
+
     /// The shim is also at the tool's usual path, and a refused subcommand exits 77.
     @Test func theUsualPathLeadsToTheShimAndRefusalsExit77() throws {
         guard let scene = setUp() else { return }
