@@ -117,6 +117,15 @@ final class CommandProposer: @unchecked Sendable {
                                     exitCode: Int(status), output: output)
             }
             preview = output
+            if let planJSON = steps.planJSON {
+                // Provisioners run commands at apply that `show` does not print: the human
+                // must see them (they run with the execution's AWS rights).
+                let (status, json) = run(tool, planJSON, directory: directory, artifact: artifact)
+                guard status == 0, let parsed = try? JSON.parse(json) else {
+                    return Self.failure("reading the plan as JSON failed (exit \(status)); nothing was proposed", exitCode: Int(status))
+                }
+                preview = output + TerraformPlanFacts.describe(TerraformPlanFacts.provisioners(parsed))
+            }
             if PlanSummary.hasNoChanges(output) {
                 return .object([("ok", .bool(true)), ("decision", .string("unchanged")),
                                 ("output", .string("airlock: \(command): the plan has no changes; nothing to approve.\n" + output))])

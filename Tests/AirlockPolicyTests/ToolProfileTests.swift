@@ -1,3 +1,4 @@
+import AirlockCore
 import Foundation
 import Testing
 
@@ -338,5 +339,30 @@ enum ShippedTools {
     @Test func commandsWithoutFilesRunAsGiven() {
         #expect(Self.steps("terraform state rm aws_instance.web").apply == ["state", "rm", "aws_instance.web"])
         #expect(Self.steps("gh pr merge 12 --squash").apply == ["pr", "merge", "12", "--squash"])
+    }
+}
+
+@Suite struct TerraformPlanFactsTests {
+    @Test func provisionersAreFoundInModulesToo() throws {
+        let plan = try JSON.parse("""
+            {"configuration": {"root_module": {
+              "resources": [
+                {"address": "terraform_data.pause", "provisioners": [
+                  {"type": "local-exec", "expressions": {"command": {"constant_value": "touch executing; sleep 6"}}}]},
+                {"address": "aws_iam_user.deployer"}],
+              "module_calls": {"net": {"module": {"resources": [
+                {"address": "null_resource.x", "provisioners": [
+                  {"type": "remote-exec", "expressions": {"inline": {"constant_value": ["a", "b"]}}},
+                  {"type": "local-exec", "expressions": {"command": {"references": ["var.cmd"]}}}]}]}}}}}}
+            """)
+        let found = TerraformPlanFacts.provisioners(plan)
+        #expect(found == [
+            .init(address: "terraform_data.pause", type: "local-exec", command: "touch executing; sleep 6"),
+            .init(address: "module.net.null_resource.x", type: "remote-exec", command: "a; b"),
+            .init(address: "module.net.null_resource.x", type: "local-exec", command: "(computed from var.cmd)"),
+        ])
+        #expect(TerraformPlanFacts.describe(found).contains("terraform_data.pause: local-exec: touch executing; sleep 6"))
+        #expect(TerraformPlanFacts.provisioners(try JSON.parse("{}")).isEmpty)
+        #expect(TerraformPlanFacts.describe([]).isEmpty)
     }
 }

@@ -240,6 +240,10 @@ extension Scene {
                 .merging(Terraform.environment(cliConfig: scene.root + "/mirror.tfrc")) { $1 }) { _ in
             guard scene.waitForFile("proposed") else { return }
             #expect(!moto.aws(["iam", "list-users"]).stdout.contains("deployer"), "created before approval")
+            // The plan, and the command its provisioner will run, are what the human reviews.
+            let shown = scene.airlock(["show", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)])
+            #expect(shown.stdout.contains("# aws_iam_user.deployer will be created"), "\(shown)")
+            #expect(shown.stdout.contains("terraform_data.pause: local-exec: touch executing; sleep 6"), "\(shown)")
             approval = runProcess(Stage.airlock, ["approve", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines),
                                                   "--state-dir", scene.stateDir],
                                   environment: scene.environment.merging(Moto.keys) { $1 }

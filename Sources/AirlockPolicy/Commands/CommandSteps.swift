@@ -6,6 +6,8 @@ public struct CommandSteps: Sendable, Equatable {
     public var prepare: [[String]]
     /// Its output is what the human reviews; nil when the command itself is the preview.
     public var preview: [String]?
+    /// terraform: the plan as JSON, read for what `show` leaves out (provisioners).
+    public var planJSON: [String]? = nil
     public var apply: [String]
     /// Files the command names (`-f x.yaml`, a chart directory): copied into the artifact
     /// directory at the name given here, the apply step reading the copy.
@@ -38,9 +40,10 @@ public struct CommandSteps: Sendable, Equatable {
                 return nil
             }.dropFirst(ruling.words.count)
             let show = chdir + ["show", "-no-color", plan]
+            let json = chdir + ["show", "-json", plan]
             let apply = chdir + ["apply", "-input=false", "-no-color", plan]
             if let saved = positionals.first, ruling.prepare == .terraformPlan {
-                return CommandSteps(prepare: [], preview: show, apply: apply, copies: [],
+                return CommandSteps(prepare: [], preview: show, planJSON: json, apply: apply, copies: [],
                                     savedPlan: PathResolution.absolute(saved, from: ruling.workingDirectory))
             }
             var planFlags: [String] = []
@@ -52,7 +55,7 @@ public struct CommandSteps: Sendable, Equatable {
             return CommandSteps(
                 prepare: [chdir + ["init", "-input=false", "-no-color"],
                           chdir + ["plan", "-input=false", "-no-color", "-out=\(plan)"] + planFlags],
-                preview: show, apply: apply, copies: [], savedPlan: nil)
+                preview: show, planJSON: json, apply: apply, copies: [], savedPlan: nil)
         case .none:
             // The same command, reading copies of the files it names.
             var apply = arguments
