@@ -32,7 +32,8 @@ final class AgentSession {
     let awsProfile: String?
 
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
-         awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil) throws(AirlockError) {
+         awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
+         tools agentTools: [InterceptedTool]) throws(AirlockError) {
         self.environment = environment
         self.execution = execution
         self.awsEndpoint = awsEndpoint
@@ -45,7 +46,7 @@ final class AgentSession {
             }
             tools = [InterceptedTool(profile: profile, text: text, binary: binary)]
         } else {
-            tools = try InterceptedTool.load(stack.tools, library: library, home: home)
+            tools = agentTools
         }
         id = facts.sessionID
         stateDir = facts.stateDir

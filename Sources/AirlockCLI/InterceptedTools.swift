@@ -60,7 +60,9 @@ struct InterceptedTool: Sendable {
     func addShim(to layout: inout SandboxLayout, airlockBinary: String, home: String) {
         layout.addReadOnlyBind(source: binary, target: realPath, directory: false)
         layout.addFile(profilePath, contents: text)
-        layout.addReadOnlyBind(source: airlockBinary, target: SandboxLayout.runDirectory + "/bin/" + profile.tool, directory: false)
+        // A symlink to /run/airlock/bin/airlock (already mounted for `airlock wait`): run
+        // through it, argv[0] names the tool. Cheaper than another mount (start-up time).
+        layout.mounts.append(.symlink(target: SandboxLayout.runDirectory + "/bin/" + profile.tool, pointsTo: "airlock"))
         var covered = Set<String>()
         for candidate in profile.binaries {
             let path = HostPath.expandingTilde(candidate, home: home)

@@ -166,12 +166,16 @@ struct RunArguments {
             let executionRequest = try self.executionRequest()
             // An execution sandbox is the default sandbox plus what the tool's profile asks.
             let stack = try library.loadStack(executionRequest == nil ? profiles : [])
+            // Tool profiles are read and parsed on another core while the host is inspected.
+            let toolNames = executionRequest == nil ? stack.tools : []
+            let tools = Background { Result { () throws(AirlockError) in try InterceptedTool.load(toolNames, library: library, home: home) } }
             let facts = try HostInspection.gather(
                 profiles: stack, workspace: workspace, stateDir: stateDir, environment: environment)
             var layout = try SandboxLayout.make(profiles: stack, host: facts)
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
-                awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, execution: executionRequest)
+                awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, execution: executionRequest,
+                tools: try tools.value.get())
             if let executionRequest {
                 try executionRequest.validate(stateDir: facts.stateDir) { () throws(AirlockError) in try session.store() }
             }

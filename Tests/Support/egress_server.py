@@ -25,7 +25,7 @@ import sys
 import threading
 import zipfile
 
-NAMES = ["web.test", "secure.test", "pypi.test", "git.test", "mirror.wild.test", "denied.wild.test", "api.anthropic.com", "kube.test"]
+NAMES = ["web.test", "secure.test", "pypi.test", "git.test", "mirror.wild.test", "denied.wild.test", "api.anthropic.com", "kube.test", "gh.test"]
 BLOCK = bytes((i * 2654435761 >> 11) & 0xFF for i in range(1 << 16))
 
 
