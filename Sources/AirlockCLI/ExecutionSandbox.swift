@@ -65,6 +65,9 @@ struct ExecutionRequest: Sendable {
     /// kubeconfig it gets.
     func hosts(tool: InterceptedTool, environment: [String: String], home: String) -> [String] {
         var hosts = tool.profile.executionHosts
+        for name in tool.profile.executionHostVariables {
+            if let host = environment[name], !host.isEmpty, EgressRule.parse(host, source: name) != nil { hosts.append(host) }
+        }
         for (name, candidates) in tool.profile.executionFiles where name == "KUBECONFIG" {
             if let source = Self.firstExisting(candidates, environment: environment, home: home) { hosts += Self.kubeconfigServers(source) }
         }

@@ -392,3 +392,76 @@ final class KubeStandIn: @unchecked Sendable {
         #expect(scene.file("wait.rc") == "0\n" && scene.file("wait.txt").contains("configmap/app-config created"), "\(scene.file("wait.txt"))")
     }
 }
+
+/// A stand-in GitHub Enterprise API (Tests/Support/github_standin.py; the real GitHub is not
+/// reachable from here) on 127.0.0.3:443 (another test has 127.0.0.2): gh talks to
+/// https://HOST/api/v3/, port 443 only, so this test runs as root. gh itself is real.
+@Suite struct GitHubCLIGateTests {
+    @Test func apiPostIsProposedAndRunsWithTheHumansToken() throws {
+        guard Launch.root.available() else { return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gh") else {
+            let message = "gh is not installed (apt-get install gh; scripts/test does): the gh gate test needs it"
+            if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" { Issue.record("\(message)") } else { print("note: \(message)") }
+            return
+        }
+        let scene = Scene(.root)
+        let fixtures = runProcess("/usr/bin/python3", [Stage.repoRoot + "/Tests/Support/egress_server.py", "fixtures", scene.root + "/tls"],
+                                  environment: ["PATH": "/usr/bin:/bin"], directory: scene.root, timeout: 60)
+        try #require(fixtures.status == 0, "\(fixtures)")
+        let log = scene.root + "/github-requests.jsonl"
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = [Stage.repoRoot + "/Tests/Support/github_standin.py", log, scene.root + "/tls/server.pem",
+                            scene.root + "/tls/server.key", "127.0.0.3:443"]
+        let output = Pipe()
+        server.standardOutput = output
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        guard !output.fileHandleForReading.availableData.isEmpty else {
+            Issue.record("cannot stand in for a GitHub host on 127.0.0.3:443")
+            return
+        }
+        func requests() -> [[String: String]] {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+            }
+        }
+        try FileManager.default.copyItem(atPath: scene.root + "/tls/ca.pem", toPath: scene.workspace + "/ca.pem")
+        scene.chownTree()
+        let profile = scene.egressProfile("network:\n  allow: [gh.test]\n  allow_addresses: [127.0.0.3/32]\n")
+        let human = ["GH_HOST": "gh.test", "GH_ENTERPRISE_TOKEN": "host-github-token", "SSL_CERT_FILE": scene.root + "/tls/ca.pem",
+                     "AIRLOCK_EGRESS_RESOLVE": "gh.test=127.0.0.3"]
+        var approval = Outcome(status: -1, stdout: "", stderr: "")
+        var beforeApproval: [[String: String]] = []
+        let out = scene.run(["/bin/sh", "-c", """
+            export GH_HOST=gh.test GH_ENTERPRISE_TOKEN=worthless SSL_CERT_FILE=$PWD/ca.pem
+            gh api repos/o/r > get.out 2> get.err; echo $? > get.rc
+            gh api -X POST repos/o/r/issues -f title=hello > post.out 2> post.err; echo $? > post.rc
+            gh auth token > token.out 2> token.err; echo $? > token.rc
+            gh api --hostname evil.example repos/o/r > host.out 2> host.err; echo $? > host.rc
+            grep -o 'Proposal [0-9a-f]*' post.err | cut -d' ' -f2 > id.txt; touch proposed
+            airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
+            """], options: ["--profile", profile], timeout: 240, extraEnvironment: human) { _ in
+            guard scene.waitForFile("proposed") else { return }
+            beforeApproval = requests()
+            approval = runProcess(Stage.airlock, ["approve", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines),
+                                                  "--state-dir", scene.stateDir],
+                                  environment: scene.environment.merging(human) { $1 }, directory: scene.workspace, timeout: 120)
+        }
+        #expect(out.status == 0, "\(out)")
+        // The read ran in the sandbox, with the agent's worthless token only.
+        #expect(scene.file("get.rc") == "0\n" && scene.file("get.out").contains("\"full_name\""), "\(scene.file("get.err"))")
+        #expect(!beforeApproval.isEmpty && beforeApproval.allSatisfy { $0["authorization"] == "token worthless" }, "\(beforeApproval)")
+        #expect(!beforeApproval.contains { $0["method"] == "POST" }, "posted before approval")
+        #expect(scene.file("post.rc") == "75\n", "\(scene.file("post.err"))")
+        #expect(scene.file("token.rc") == "77\n", "\(scene.file("token.err"))")
+        #expect(scene.file("host.rc") == "77\n" && scene.file("host.err").contains("--hostname"), "\(scene.file("host.err"))")
+        // Approved: sent once, with the human's token; the agent's wait shows GitHub's answer.
+        #expect(approval.status == 0, "\(approval)")
+        let posts = requests().filter { $0["method"] == "POST" }
+        #expect(posts.count == 1 && posts.first?["authorization"] == "token host-github-token", "\(posts)")
+        #expect(posts.first?["body"] == #"{"title":"hello"}"#, "\(posts)")
+        #expect(scene.file("wait.rc") == "0\n" && scene.file("wait.txt").contains("\"number\""), "\(scene.file("wait.txt"))")
+    }
+}

@@ -38,6 +38,9 @@ public struct ToolProfile: Sendable {
     public var executionFiles: [(variable: String, candidates: [String])] = []
     /// Host variables passed into the execution sandbox as they are (GH_TOKEN).
     public var executionPass: [String] = []
+    /// Host variables naming a server the execution talks to (GH_HOST): allowed through its
+    /// proxy, like the servers of a copied kubeconfig.
+    public var executionHostVariables: [String] = []
     /// What an unknown subcommand is: a change, unless the profile says otherwise.
     public var defaultDecision: Decision = .mutation
 

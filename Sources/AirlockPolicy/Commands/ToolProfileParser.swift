@@ -3,7 +3,7 @@
 public enum ToolProfileParser {
     static let topLevelKeys = ["tool", "description", "binaries", "value_flags", "boolean_flags", "help_flags",
                                "redirect_flags", "allow_flags", "workspace_path_flags", "pin_globs", "default", "rules",
-                               "execution_hosts", "execution_environment", "execution_files", "execution_pass", "environment"]
+                               "execution_hosts", "execution_environment", "execution_files", "execution_pass", "execution_host_variables", "environment"]
     static let ruleKeys = ["command", "decision", "reason", "read_if", "prepare", "pin", "pin_positionals",
                            "method_flags", "body_flags", "read_methods"]
 
@@ -64,6 +64,11 @@ public enum ToolProfileParser {
                         throw reader.error(entry, "execution_files.\(name): '\(candidate)' must be an absolute path, ~/path or $VARIABLE")
                     }
                     profile.executionFiles.append((name, candidates))
+                }
+            case "execution_host_variables":
+                profile.executionHostVariables = try reader.stringOrList(value, at: key)
+                for name in profile.executionHostVariables where !EnvironmentName.isValidName(name) {
+                    throw reader.error(value, "execution_host_variables: '\(name)' is not a variable name")
                 }
             case "execution_pass":
                 profile.executionPass = try reader.stringOrList(value, at: key)
