@@ -30,7 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INDEX = os.path.join(ROOT, "profiles", "aws", "index.json")
 BROKER = "http://127.0.0.1:8181/svc/{service}"
 REGION = "us-east-1"
-ACCESS_KEY = "AKIDAIRLOCKCORPUS000"
+# Test dummies, not real keys: the corpus is signed with them and verified with them.
+DUMMY_ACCESS_KEY = ACCESS_KEY = "AKIDAIRLOCKCORPUS000"
 SECRET_KEY = "airlock-corpus-dummy-secret"
 FIXED_TIME = datetime.datetime(2026, 1, 1, 0, 0, 0, tzinfo=datetime.timezone.utc)
 S3_BUCKET = "amzn-s3-demo-bucket"

@@ -141,7 +141,8 @@ struct Scene {
         write(stateDir + "/planted-state", "PLANTED-STATE\n", mode: 0o600)
     }
 
-    /// The launcher's environment: a few credentials to make sure they do not pass.
+    /// The launcher's environment: a few planted test dummies shaped like credentials (none is
+    /// real), to make sure they do not pass.
     var environment: [String: String] {
         [
             "HOME": home, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
