@@ -65,9 +65,8 @@ struct CommandExecutor {
             if actual != expected.string { changed.append(actual == nil ? "\(path) (gone)" : path) }
         }
         // Configuration files that appeared since the proposal change the plan's meaning too.
-        if let directory = payload["directory"]?.string, let tool = payload["tool"]?.string, payload["preview"] != nil {
+        if let directory = payload["directory"]?.string, payload["preview"] != nil {
             let pinned = Set(pins.map(\.0))
-            _ = tool
             for path in PinnedFiles.matching(["*.tf", "*.tf.json", "*.tfvars", "*.tfvars.json"], in: workingDirectory(payload, directory))
             where !pinned.contains("workspace:" + path) {
                 changed.append("\(path) (new)")
