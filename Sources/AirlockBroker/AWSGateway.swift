@@ -57,13 +57,14 @@ public final class AWSGateway: @unchecked Sendable {
     let log: BrokerLog
 
     public init(session: BrokerSession, catalog: AWSCatalogFiles, store: @escaping () throws(AirlockError) -> ProposalStore,
-                credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose) {
+                credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose,
+                environment: [String: String] = [:]) {
         self.session = session
         self.mutationPolicy = mutationPolicy
         self.catalog = catalog
         self.storeProvider = store
         self.credentials = credentials
-        self.staging = StagedMultipart(directory: stagingDirectory)
+        self.staging = StagedMultipart(directory: stagingDirectory, quota: StagedMultipart.Quota(environment: environment))
         self.log = log
     }
 
@@ -139,6 +140,14 @@ public final class AWSGateway: @unchecked Sendable {
             throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockMalformedRequest",
                 message: "Airlock: malformed request: \(malformation); nothing was forwarded or stored"), wire: wire)
         }
+        // One reading or none (docs/gate.md): refused, never resolved by picking a reading.
+        if let signature, !AWSRegion.isValidName(signature.region) {
+            throw ambiguous(service, servicePath, "the signing region \(signature.region) is not an AWS region name")
+        }
+        if let ambiguity = request.ambiguity(for: service, servicePath: servicePath,
+                                             decidingQueryKeys: classifier.decidingQueryKeys(for: service)) {
+            throw ambiguous(service, servicePath, ambiguity)
+        }
         let region = signature?.region ?? credentials.defaultRegion()
         let signingName = signature?.service ?? service.signingName
 
@@ -179,6 +188,13 @@ public final class AWSGateway: @unchecked Sendable {
                 return try propose(summary: summary, ruling: classification.ruling, payload: Array(pinned.json.serialized().utf8), wire: wire)
             }
         }
+    }
+
+    func ambiguous(_ service: AWSService, _ servicePath: String, _ why: String) -> GatewayFailure {
+        log.write("aws \(service.name) \(servicePath): refused: \(why)")
+        return GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockAmbiguousRequest",
+            message: "Airlock: \(why); a request must have exactly one reading, so nothing was forwarded or stored. SDKs never send this: check what made the request"),
+            wire: service.wireProtocol)
     }
 
     func propose(summary: String, ruling: Ruling, payload: [UInt8], wire: AWSProtocol) throws -> GatewayReply {

@@ -134,15 +134,27 @@ public enum JSON: Sendable, Equatable {
         return try parser.document()
     }
 
+    /// Parses a document that must have exactly one reading (docs/gate.md, "One reading or
+    /// none"): a key twice in one object, bytes that are not UTF-8, or a number outside
+    /// RFC 8259's grammar are errors. Parsers disagree on those (Python keeps the last of
+    /// duplicate keys, others the first), so a broker that picked one could be read
+    /// differently upstream.
+    public static func parseStrict(bytes: [UInt8], maximumDepth: Int = 64) throws(ParseError) -> JSON {
+        var parser = Parser(bytes: bytes, maximumDepth: maximumDepth, strict: true)
+        return try parser.document()
+    }
+
     private struct Parser {
         let bytes: [UInt8]
         let maximumDepth: Int
+        let strict: Bool
         var index = 0
         var depth = 0
 
-        init(bytes: [UInt8], maximumDepth: Int) {
+        init(bytes: [UInt8], maximumDepth: Int, strict: Bool = false) {
             self.bytes = bytes
             self.maximumDepth = maximumDepth
+            self.strict = strict
         }
 
         func fail(_ message: String) -> ParseError { ParseError(offset: index, message: message) }
@@ -189,6 +201,7 @@ public enum JSON: Sendable, Equatable {
             try enter()
             index += 1
             var pairs: [(String, JSON)] = []
+            var seen = Set<String>()
             skipSpace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -198,7 +211,11 @@ public enum JSON: Sendable, Equatable {
             while true {
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+                let keyOffset = index
                 let key = try string()
+                if strict && !seen.insert(key).inserted {
+                    throw ParseError(offset: keyOffset, message: "the key \(JSON.quote(key)) appears twice in one object")
+                }
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 index += 1
@@ -292,6 +309,10 @@ public enum JSON: Sendable, Equatable {
                 default: throw fail("bad escape")
                 }
             }
+            if strict {
+                guard let text = String(validating: out, as: UTF8.self) else { throw fail("a string that is not UTF-8") }
+                return text
+            }
             return String(decoding: out, as: UTF8.self)
         }
 
@@ -301,7 +322,31 @@ public enum JSON: Sendable, Equatable {
             guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
                 throw fail("unexpected character")
             }
+            if strict && !Self.isStrictNumber(bytes[start..<index]) { throw ParseError(offset: start, message: "a number outside JSON's grammar") }
             return value
+        }
+
+        /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+        static func isStrictNumber(_ text: ArraySlice<UInt8>) -> Bool {
+            var i = text.startIndex
+            func digits() -> Int {
+                let from = i
+                while i < text.endIndex, (0x30...0x39).contains(text[i]) { i += 1 }
+                return i - from
+            }
+            if i < text.endIndex, text[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < text.endIndex else { return false }
+            if text[i] == UInt8(ascii: "0") { i += 1 } else if digits() == 0 { return false }
+            if i < text.endIndex, text[i] == UInt8(ascii: ".") {
+                i += 1
+                if digits() == 0 { return false }
+            }
+            if i < text.endIndex, text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E") {
+                i += 1
+                if i < text.endIndex, text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-") { i += 1 }
+                if digits() == 0 { return false }
+            }
+            return i == text.endIndex
         }
     }
 }

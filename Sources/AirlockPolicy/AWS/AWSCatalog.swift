@@ -50,6 +50,9 @@ public struct AWSService: Sendable {
     public let signatureVersion: String?
     public let operations: [AWSOperation]
     let byName: [String: Int]
+    /// Query parameters that pick a REST operation (template literals such as `uploads`,
+    /// required members such as `uploadId`): each may appear once (docs/gate.md).
+    public let routingQueryKeys: Set<String>
 
     public func operation(named name: String) -> AWSOperation? {
         byName[name].map { operations[$0] }
@@ -74,6 +77,7 @@ public struct AWSService: Sendable {
         var operations: [AWSOperation] = []
         for item in json["operations"]?.array ?? [] { operations.append(try AWSOperation(json: item)) }
         self.operations = operations
+        routingQueryKeys = Set(operations.flatMap { $0.requiredQuery + $0.template.queryLiterals.map(\.key) })
         byName = Dictionary(operations.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
 }

@@ -48,7 +48,7 @@ public struct AWSClassifier: Sendable {
                 return Ruling(.sensitive, "sensitive (overrides.yaml, \(key)): \(entry.reason)")
             }
             if Self.holds(condition, request: request, bindings: bindings) {
-                return Ruling(.sensitive, "sensitive (overrides.yaml, \(key) with \(condition.member)=\(condition.equals)): \(entry.reason)")
+                return Ruling(.sensitive, "sensitive (overrides.yaml, \(key) with \(condition.member) set): \(entry.reason)")
             }
         }
         if let entry = overrides.read[key] {
@@ -65,28 +65,41 @@ public struct AWSClassifier: Sendable {
         return Ruling(.mutation, "IAM access level \(levels) (\(actions))")
     }
 
-    /// Whether a `when` condition holds for this request. A body that cannot be read counts as
-    /// holding (the safe side); an absent member does not.
+    /// The query parameters a request of `service` is decided by: those that route it and
+    /// those a `when` condition reads. Each may appear only once.
+    public func decidingQueryKeys(for service: AWSService) -> Set<String> {
+        var keys = service.routingQueryKeys
+        for (operation, entries) in overrides.sensitive where operation.hasPrefix(service.name + ":") {
+            for condition in entries.compactMap(\.when) {
+                let parts = condition.location.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, parts[0] == "query" { keys.insert(String(parts[1])) }
+            }
+        }
+        return keys
+    }
+
+    /// Whether a `when` condition holds, failing closed (docs/aws-catalog.md): the member
+    /// counts as set when it is present with any value but a literal `false` (`1`, `"yes"`,
+    /// `"False"` and a bare `?flag` all count), its name compared case-insensitively (some
+    /// parsers match it so). A body that cannot be read counts as set; an absent member not.
     static func holds(_ condition: AWSOverrides.Condition, request: AWSRequest, bindings: [String: String]) -> Bool {
         let parts = condition.location.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { return true }
-        let (place, name) = (parts[0], parts[1])
-        let value: String?
+        let (place, name) = (parts[0], parts[1].lowercased())
         switch place {
         case "body":
-            guard let json = try? JSON.parse(bytes: request.body) else { return true }
-            switch json[name] {
-            case .bool(let flag)?: value = flag ? "true" : "false"
-            case .string(let text)?: value = text
-            case .number(let number)?: value = String(number)
-            default: value = nil
-            }
-        case "query": value = request.queryItems.first { $0.key == name }?.value
-        case "form": value = request.formParameters.first { $0.key == name }?.value
-        case "header": value = request.header(name)
-        case "uri": value = bindings[name].map { PercentEncoding.decode($0) }
-        default: return true
+            guard let json = try? JSON.parseStrict(bytes: request.body), let pairs = json.objectPairs else { return true }
+            return pairs.contains { $0.0.lowercased() == name && $0.1 != .bool(false) }
+        case "query":
+            return request.queryItems.contains { $0.key.lowercased() == name && $0.value != "false" }
+        case "form":
+            return request.formParameters.contains { $0.key.lowercased() == name && $0.value != "false" }
+        case "header":
+            return request.headers.contains { $0.name.lowercased() == name && $0.value.trimmingSpaces() != "false" }
+        case "uri":
+            return bindings.contains { $0.key.lowercased() == name && PercentEncoding.decode($0.value) != "false" }
+        default:
+            return true
         }
-        return value?.lowercased() == condition.equals.lowercased()
     }
 }

@@ -63,6 +63,9 @@ public struct AWSOverrides: Sendable {
                 let location = parts.first(where: { $0.key == "location" })?.value.scalar,
                 let equals = parts.first(where: { $0.key == "equals" })?.value.scalar
             else { throw AWSCatalogError("\(source):\(condition.line): when needs member, location and equals") }
+            // Conditions are flags that fail closed (set unless literally false), so the
+            // only meaningful value is true.
+            guard equals == "true" else { throw AWSCatalogError("\(source):\(condition.line): when: equals must be true (a condition holds unless the member is literally false)") }
             when = Condition(member: member, location: location, equals: equals)
         }
         return Entry(operation: operation, reason: reason, when: when)
