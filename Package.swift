@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "airlock", targets: ["AirlockCLI"]),
         .executable(name: "airlock-try-syscall", targets: ["TrySyscall"]),
         .executable(name: "airlock-bench", targets: ["AirlockBench"]),
+        .executable(name: "airlock-fuzz", targets: ["AirlockFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,7 +43,7 @@ let package = Package(
         .target(
             name: "AirlockBroker",
             dependencies: [
-                "AirlockCore", "AirlockPolicy", "AirlockStore",
+                "AirlockCore", "AirlockPolicy", "AirlockStore", "CAirlockLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -75,6 +76,8 @@ let package = Package(
         .executableTarget(name: "TrySyscall"),
         // Measurements for scripts/bench (not shipped, not a test).
         .executableTarget(name: "AirlockBench", dependencies: ["AirlockCore", "AirlockPolicy"]),
+        // Fuzz targets for scripts/fuzz (libFuzzer; without it, a replayer of inputs).
+        .executableTarget(name: "AirlockFuzz", dependencies: ["AirlockCore", "AirlockPolicy"]),
         .testTarget(name: "AirlockPolicyTests", dependencies: ["AirlockPolicy", "AirlockCore"]),
         .testTarget(
             name: "AirlockSandboxTests",

@@ -3,6 +3,7 @@ import AirlockPolicy
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Glibc
 
 /// The broker's AWS endpoint on the sandbox's loopback: collects a request (bounded),
 /// asks the gateway off the event loop, then answers or streams the upstream's response
@@ -17,13 +18,39 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let gateway: AWSGateway
     let pool: NIOThreadPool
+    let budget: BodyBudget
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var refusing = false
+    /// Bytes of `budget` this connection holds (its request body, until answered).
+    private var reserved = 0
 
-    init(gateway: AWSGateway, pool: NIOThreadPool) {
+    init(gateway: AWSGateway, pool: NIOThreadPool, budget: BodyBudget) {
         self.gateway = gateway
         self.pool = pool
+        self.budget = budget
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        release()
+        context.fireChannelInactive()
+    }
+
+    func release() {
+        if reserved > 0 { budget.release(reserved) }
+        reserved = 0
+    }
+
+    /// Takes `count` more bytes of the session's body budget, or answers 503 SlowDown (SDKs
+    /// back off and retry): many large uploads at once must not exhaust the broker's memory.
+    private func reserve(_ count: Int, _ context: ChannelHandlerContext, head: HTTPRequestHead) -> Bool {
+        guard budget.take(count) else {
+            refuse(context, head: head, status: 503, code: "SlowDown",
+                   message: "Airlock: the broker holds \(BodyBudget.limit >> 20) MiB of request bodies already; retry shortly")
+            return false
+        }
+        reserved += count
+        return true
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -37,6 +64,9 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
                        message: "Airlock: request bodies above \(Self.maximumBody >> 20) MiB are refused (this one is \(length) bytes); upload large objects in parts (aws s3 cp does above 8 MiB)")
                 return
             }
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 0, !reserve(length, context, head: head) {
+                return
+            }
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
@@ -45,6 +75,10 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
             if body.readableBytes + chunk.readableBytes > Self.maximumBody {
                 refuse(context, head: head, status: 413, code: "AirlockRequestTooLarge",
                        message: "Airlock: request bodies above \(Self.maximumBody >> 20) MiB are refused")
+                return
+            }
+            // Without a Content-Length the budget is taken as the bytes come.
+            if body.readableBytes + chunk.readableBytes > reserved, !reserve(body.readableBytes + chunk.readableBytes - reserved, context, head: head) {
                 return
             }
             body.writeBuffer(&chunk)
@@ -61,6 +95,7 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             pool.runIfActive(eventLoop: context.eventLoop) { gateway.handle(request) }.whenComplete { result in
                 let (handler, context) = bound.value
+                handler.release()
                 switch result {
                 case .success(.respond(let status, let headers, let body)):
                     handler.respond(context, version: head.version, status: status, headers: headers, body: body,
@@ -100,6 +135,29 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         gateway.log.write("aws endpoint connection error: \(error)")
         context.close(promise: nil)
+    }
+}
+
+/// Request bodies the AWS endpoint holds at once, across a session's connections.
+public final class BodyBudget: @unchecked Sendable {
+    static let limit = 512 << 20
+    private var mutex = pthread_mutex_t()
+    private var used = 0
+
+    public init() { pthread_mutex_init(&mutex, nil) }
+
+    func take(_ count: Int) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard used + count <= Self.limit else { return false }
+        used += count
+        return true
+    }
+
+    func release(_ count: Int) {
+        pthread_mutex_lock(&mutex)
+        used -= count
+        pthread_mutex_unlock(&mutex)
     }
 }
 

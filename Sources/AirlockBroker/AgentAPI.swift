@@ -16,6 +16,12 @@ public final class AgentAPI: @unchecked Sendable {
     /// "cwd"}); nil when this session intercepts no tools.
     let commands: (@Sendable (JSON) -> JSON)?
     static let maximumWait = 24 * 3600.0
+    /// Connections and waits one session may hold open at once (docs/gate.md): each is a
+    /// thread of the broker, which must keep serving the agent's AWS calls.
+    static let connectionLimit = 64
+    static let waitLimit = 32
+    let connections = SessionCounter()
+    let waits = SessionCounter()
 
     public init(sessionID: String, store: @escaping () throws(AirlockError) -> ProposalStore, log: BrokerLog,
                 commands: (@Sendable (JSON) -> JSON)? = nil) {
@@ -45,6 +51,10 @@ public final class AgentAPI: @unchecked Sendable {
             case "status":
                 return Self.success(proposal)
             case "wait":
+                guard waits.enter(limit: Self.waitLimit) else {
+                    return Self.failure("\(Self.waitLimit) waits of this session are open already; wait for one to end (one `airlock wait` per proposal)")
+                }
+                defer { waits.leave() }
                 let timeout = min(request["timeout"]?.int.map(Double.init) ?? Self.maximumWait, Self.maximumWait)
                 let deadline = Clock.monotonicSeconds() + timeout
                 var current = proposal
@@ -69,6 +79,28 @@ public final class AgentAPI: @unchecked Sendable {
 
     static func success(_ proposal: Proposal) -> JSON {
         .object([("ok", .bool(true)), ("proposal", ProposalJSON.agentView(proposal))])
+    }
+}
+
+/// A bounded count of things in flight, shared by a session's connections.
+public final class SessionCounter: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var value = 0
+
+    public init() { pthread_mutex_init(&mutex, nil) }
+
+    public func enter(limit: Int) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard value < limit else { return false }
+        value += 1
+        return true
+    }
+
+    public func leave() {
+        pthread_mutex_lock(&mutex)
+        value -= 1
+        pthread_mutex_unlock(&mutex)
     }
 }
 
@@ -104,10 +136,27 @@ final class AgentAPIHandler: ChannelInboundHandler {
     let pool: NIOThreadPool
     var pending = ByteBuffer()
     var answered = false
+    var counted = false
 
     init(api: AgentAPI, pool: NIOThreadPool) {
         self.api = api
         self.pool = pool
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        counted = api.connections.enter(limit: AgentAPI.connectionLimit)
+        if !counted {
+            reply(context, AgentAPI.failure("\(AgentAPI.connectionLimit) connections to the agent API are open already; try again when one has ended"))
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted {
+            counted = false
+            api.connections.leave()
+        }
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -21,13 +21,19 @@ public final class Broker: @unchecked Sendable {
     public func serve(aws awsFD: Int32, gateway: AWSGateway, agentAPI apiFD: Int32, api: AgentAPI,
                       failed: @escaping @Sendable (AirlockError) -> Void) {
         let pool = self.pool
+        let budget = BodyBudget()
+        let connections = SessionCounter()
         let aws = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Self.backlog)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // A session's SDKs keep a few connections each; thousands are an attack on
+                // the broker's descriptors, refused by closing at once.
+                guard connections.enter(limit: Self.awsConnectionLimit) else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in connections.leave() }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AWSEndpointHandler(gateway: gateway, pool: pool))
+                    try channel.pipeline.syncOperations.addHandler(AWSEndpointHandler(gateway: gateway, pool: pool, budget: budget))
                 }
             }
             .withBoundSocket(awsFD)
@@ -68,6 +74,8 @@ public final class Broker: @unchecked Sendable {
     /// Agents open connections in bursts (a package manager fetching in parallel); a short
     /// accept queue would turn a burst into SYN retries of a second or more.
     static let backlog: Int32 = 1024
+    /// AWS endpoint connections one session may hold open (docs/gate.md).
+    static let awsConnectionLimit = 512
 
     public func shutdown() {
         try? group.syncShutdownGracefully()

@@ -157,6 +157,27 @@ public enum PinnedFiles {
         return String(cString: resolved)
     }
 
+    /// Makes a tree readable by the execution sandbox's agent (a root launch maps it to
+    /// another uid, and binds read-only trees without an idmap): 0644 files, 0755
+    /// directories. Only for Airlock's own copies inside the state directory (0700).
+    public static func makeReadable(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            chmod(path, 0o755)
+            guard let handle = opendir(path) else { return }
+            var names: [String] = []
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(handle)
+            for name in names { makeReadable(path + "/" + name) }
+        } else if info.st_mode & S_IFMT == S_IFREG {
+            chmod(path, 0o644)
+        }
+    }
+
     /// Removes a directory tree (artifact scratch: provider caches, copied credentials).
     public static func remove(_ path: String) {
         var info = stat()

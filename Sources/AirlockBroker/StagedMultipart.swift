@@ -31,13 +31,36 @@ final class StagedMultipart: @unchecked Sendable {
         var parts: [Int: Part] = [:]
     }
 
+    /// What one session may stage (docs/gate.md): part bytes kept on disk (until the upload
+    /// is approved or denied) and uploads open at once.
+    struct Quota: Sendable {
+        var bytes: Int
+        var uploads: Int
+        static let standard = Quota(bytes: 10 << 30, uploads: 100)
+
+        /// `AIRLOCK_STAGING_QUOTA` (bytes, e.g. 2GiB) lowers or raises the byte quota.
+        init(environment: [String: String]) {
+            self = .standard
+            if let text = environment["AIRLOCK_STAGING_QUOTA"], let value = ByteSize.parse(text), value > 0 { bytes = Int(clamping: value) }
+        }
+
+        init(bytes: Int, uploads: Int) {
+            self.bytes = bytes
+            self.uploads = uploads
+        }
+    }
+
     static let idPrefix = "airlock-staged-"
     let directory: String
+    let quota: Quota
     private var mutex = pthread_mutex_t()
     private var uploads: [String: Upload] = [:]
+    /// Bytes of every part this session staged, replaced parts not counted twice.
+    private var stagedBytes = 0
 
-    init(directory: String) {
+    init(directory: String, quota: Quota = .standard) {
         self.directory = directory
+        self.quota = quota
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -64,7 +87,15 @@ final class StagedMultipart: @unchecked Sendable {
         case "CreateMultipartUpload"?:
             let (bucket, key) = Self.bucketAndKey(request.path)
             let id = Self.idPrefix + RandomID.make(24)
-            locked { uploads[id] = Upload(bucket: bucket, key: key, create: request) }
+            let admitted: Bool = locked {
+                guard uploads.count < quota.uploads else { return false }
+                uploads[id] = Upload(bucket: bucket, key: key, create: request)
+                return true
+            }
+            guard admitted else {
+                return .answered(s3Error(400, "AirlockQuotaExceeded",
+                    "Airlock: this session has \(quota.uploads) multipart uploads open, the most it may stage at once; complete or abort one first"))
+            }
             var headers: [(String, String)] = [("Content-Type", "application/xml")]
             if let algorithm = request.header("x-amz-checksum-algorithm") { headers.append(("x-amz-checksum-algorithm", algorithm)) }
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>\(xml(bucket))</Bucket><Key>\(xml(key))</Key><UploadId>\(id)</UploadId></InitiateMultipartUploadResult>"
@@ -83,6 +114,22 @@ final class StagedMultipart: @unchecked Sendable {
                 }
                 data = decoded.data
                 trailers = decoded.trailers
+            }
+            // The quota is taken before the bytes reach the disk.
+            enum Admission { case unknown, overQuota, admitted(previous: Int) }
+            let admission: Admission = locked {
+                guard let upload = uploads[id] else { return .unknown }
+                let previous = upload.parts[number]?.size ?? 0
+                guard stagedBytes - previous + data.count <= quota.bytes else { return .overQuota }
+                stagedBytes += data.count - previous
+                return .admitted(previous: previous)
+            }
+            switch admission {
+            case .unknown: return .answered(noSuchUpload(id))
+            case .overQuota:
+                return .answered(s3Error(400, "AirlockQuotaExceeded",
+                    "Airlock: this session has staged \(ByteSize.human(stagedBytes)) of multipart uploads, its quota is \(ByteSize.human(quota.bytes)) (AIRLOCK_STAGING_QUOTA); wait for the pending uploads to be decided"))
+            case .admitted: break
             }
             let blob = try storeBlob(request.body)
             let etag = "\"" + SigV4.hex(Array(Insecure.MD5.hash(data: data))) + "\""
@@ -103,7 +150,11 @@ final class StagedMultipart: @unchecked Sendable {
             return .answered(.respond(status: 200, headers: headers, body: []))
         case "AbortMultipartUpload"?:
             guard let id = uploadID(request), id.hasPrefix(Self.idPrefix) else { return .notStaged }
-            let removed = locked { uploads.removeValue(forKey: id) }
+            let removed: Upload? = locked {
+                let upload = uploads.removeValue(forKey: id)
+                stagedBytes -= upload?.parts.values.reduce(0) { $0 + $1.size } ?? 0
+                return upload
+            }
             guard removed != nil else { return .answered(noSuchUpload(id)) }
             return .answered(.respond(status: 204, headers: [], body: []))
         case "CompleteMultipartUpload"?:

@@ -30,6 +30,12 @@ final class AgentSession {
     let home: String
     let awsEndpoint: String?
     let awsProfile: String?
+    /// The agent's network allowlist (a command's prepare steps get no more).
+    let egressPolicy: EgressPolicy
+    let snapshotExclude: [String]
+    let snapshotLimit: Int
+    /// Paths inside the workspace the sandbox masks (credentials): never in a snapshot.
+    private(set) var maskedWorkspacePaths: Set<String> = []
 
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
@@ -64,14 +70,12 @@ final class AgentSession {
             throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
         }
         let timeouts = stack.egressTimeouts
-        var policy = stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
-        if let execution, let tool = tools.first {
-            // The execution reaches what the tool's profile and the human's own configuration
-            // name (a cluster on a private network included), and nothing else.
-            policy.allow += execution.hosts(tool: tool, environment: environment, home: home)
-                .compactMap { EgressRule.parse($0, source: "execution of \(tool.profile.tool)") }
-            if !policy.allow.isEmpty { policy.allowedRanges += [IPRange("0.0.0.0/0"), IPRange("::/0")].compactMap { $0 } }
-        }
+        // An execution reaches what its spec names (the agent's own allowlist for a prepare
+        // step, the tool's hosts, the human's cluster at its current addresses), nothing else.
+        let policy = execution?.spec.egressPolicy ?? stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
+        egressPolicy = policy
+        snapshotExclude = stack.snapshotExclude
+        snapshotLimit = Int(clamping: stack.snapshotLimit)
         egress = EgressProxy(
             policy: policy,
             limits: EgressProxy.Limits(headerTimeout: timeouts.header, idleTimeout: timeouts.idle, totalTimeout: timeouts.total,
@@ -103,8 +107,13 @@ final class AgentSession {
             "NO_PROXY": noProxy, "no_proxy": noProxy,
         ]) { $1 })
         layout.extraEnvironment += prepared.endpointVariables
+        let workspace = record.workspace
+        maskedWorkspacePaths = Set(layout.mounts.compactMap { step -> String? in
+            guard case .mask(let target, _) = step, target != workspace, HostPath.isWithin(target, workspace) else { return nil }
+            return String(target.dropFirst(workspace.count + 1))
+        })
         if let execution, let tool = tools.first {
-            try execution.prepare(&layout, tool: tool, environment: environment, home: home)
+            execution.prepare(&layout, tool: tool)
         } else if let binary = HostInspection.realPath("/proc/self/exe") {
             for tool in tools { tool.addShim(to: &layout, airlockBinary: binary, home: home) }
         }
@@ -119,7 +128,7 @@ final class AgentSession {
         let gateway = AWSGateway(
             session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
             catalog: catalog, store: { () throws(AirlockError) in try cache.store() }, credentials: hostCredentials,
-            stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy)
+            stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy, environment: environment)
         let log = self.log
         let commands: (@Sendable (JSON) -> JSON)?
         if execution == nil && !tools.isEmpty {
@@ -157,7 +166,6 @@ final class AgentSession {
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
     func finish() {
         log.write("session \(id) ended")
-        execution?.cleanUp()
         let refused = egress.refusalSummary()
         if !refused.isEmpty {
             let total = refused.reduce(0) { $0 + $1.count }

@@ -58,6 +58,17 @@ func writeError(_ text: String) {
     text.withCString { _ = write(2, $0, strlen($0)) }
 }
 
+/// Raw bytes to stdout (a file of a snapshot, as it is).
+func writeOutput(_ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let count = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return }
+        offset += count
+    }
+}
+
 func currentEnvironment() -> [String: String] {
     var result: [String: String] = [:]
     var pointer = environ

@@ -1,13 +1,16 @@
 import AirlockBroker
 import AirlockCore
 import AirlockPolicy
+import AirlockSandbox
 import AirlockStore
 import Glibc
 
-/// Runs an approved command proposal exactly once: claims it, checks that the payload and
-/// every pinned file (the plan, the copies, the configuration in the workspace) are what was
-/// proposed, then runs the apply step in an execution sandbox whose AWS endpoint sends this
-/// proposal's calls, and stores terraform's (or kubectl's…) output and exit code.
+/// Runs an approved command proposal exactly once (docs/commands.md): claims it, checks that
+/// the payload, the workspace snapshot and the plan are what was proposed, runs the apply step
+/// on the snapshot in an execution sandbox whose AWS endpoint sends this proposal's calls,
+/// stores the output and the new state, and copies the state back into the workspace when
+/// the workspace's copy is still the one the plan was made against. The live workspace is
+/// never read for the execution itself.
 struct CommandExecutor {
     let store: ProposalStore
     let environment: [String: String]
@@ -15,28 +18,50 @@ struct CommandExecutor {
 
     func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
         let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: Actor.processIdentity())
-        let payload: JSON
+        let verified: (payload: JSON, artifact: ArtifactLayout, tool: InterceptedTool)
         do {
-            payload = try verify(claimed)
+            verified = try verify(claimed)
         } catch {
             return try store.apply(.fail, to: id, actor: actor, note: error.message,
                                    result: ExecutionResult(output: [], error: "not run: \(error.message)"))
         }
-        let tool = payload["tool"]?.string ?? ""
-        let apply = payload["apply"]?.array?.compactMap(\.string) ?? []
-        let (status, output) = ExecutionRequest.run(
-            .apply(proposalID: id), tool: tool, arguments: apply, directory: payload["directory"]?.string ?? "/",
-            workspace: payload["workspace"]?.string ?? "/", stateDir: store.stateDir,
-            artifact: store.stateDir + "/artifacts/" + (payload["artifact"]?.string ?? ""),
-            awsEndpoint: payload["aws_endpoint"]?.string, awsProfile: awsProfile, environment: environment)
-        // The provider cache is big and rebuilt from the registry next time; the plan stays.
-        PinnedFiles.remove(store.stateDir + "/artifacts/" + (payload["artifact"]?.string ?? "") + "/tfdata")
-        let result = ExecutionResult(exitCode: Int(status), contentType: "text/plain", output: Array(output.utf8))
+        let (payload, artifact, tool) = verified
+        let workspace = payload["workspace"]?.string ?? "/"
+        let outputs = (payload["outputs"]?.array ?? []).compactMap { item -> (path: String, original: String?)? in
+            guard let path = item["path"]?.string, SnapshotManifest.isRelativePath(path) else { return nil }
+            return (path, item["original"]?.string)
+        }
+        do {
+            try seedOutputs(outputs.map(\.path), artifact: artifact)
+        } catch {
+            return try store.apply(.fail, to: id, actor: actor, note: "\(error)",
+                                   result: ExecutionResult(output: [], error: "not run: cannot set up the outputs: \(error)"))
+        }
+        var runner = ExecutionRunner(stateDir: store.stateDir, artifact: artifact, workspace: workspace, tool: tool,
+                                     environment: environment, awsEndpoint: payload["aws_endpoint"]?.string, awsProfile: awsProfile,
+                                     network: NetworkGrant())
+        if let config = payload["cli_config"] {
+            runner.cliConfig = TerraformCLIConfig(text: "", mirrorPaths: config["mirror_paths"]?.stringArray ?? [],
+                                                  mirrorHosts: config["mirror_hosts"]?.stringArray ?? [], dropped: [])
+        }
+        runner.outputs = outputs.map(\.path)
+        let apply = CommandStep(payload["apply"]?.array?.compactMap(\.string) ?? [], writes: [.outputs])
+        let (status, output) = runner.run(apply, mode: .apply(proposalID: id), directory: payload["directory"]?.string ?? workspace, name: "apply")
+        // The provider cache is big and rebuilt from the registry next time; plan and
+        // snapshot stay with the proposal.
+        PinnedFiles.remove(artifact.dataDirectory)
+        PinnedFiles.remove(artifact.steps)
+        let saved = keepOutputs(outputs, artifact: artifact, workspace: workspace)
+        var text = output
+        if !saved.notes.isEmpty { text += (text.hasSuffix("\n") || text.isEmpty ? "" : "\n") + saved.notes.map { "airlock: \($0)\n" }.joined() }
+        var result = ExecutionResult(exitCode: Int(status), contentType: "text/plain", output: Array(text.utf8))
+        result.outputs = saved.records
         return try store.apply(status == 0 ? .succeed : .fail, to: id, actor: actor, result: result)
     }
 
-    /// The payload, if it and everything it pins are unchanged.
-    func verify(_ proposal: Proposal) throws(AirlockError) -> JSON {
+    /// The payload, the artifact and the tool, if the payload matches its digest and the
+    /// snapshot and plan are exactly what was proposed.
+    func verify(_ proposal: Proposal) throws(AirlockError) -> (JSON, ArtifactLayout, InterceptedTool) {
         guard SigV4.hexSHA256(proposal.payload) == proposal.digest else {
             throw AirlockError("the payload does not match its digest \(proposal.digest): the store was changed")
         }
@@ -47,43 +72,103 @@ struct CommandExecutor {
             throw AirlockError("the payload is not JSON")
         }
         guard payload["type"]?.string == "command", let key = payload["artifact"]?.string, !key.contains("/"), !key.isEmpty,
-              case .object(let pins)? = payload["pins"] else {
+              key != ".", key != "..", let toolName = payload["tool"]?.string else {
             throw AirlockError("the payload is not a command")
         }
-        let artifact = store.stateDir + "/artifacts/" + key
-        var changed: [String] = []
-        for (name, expected) in pins {
-            let path: String
-            if name.hasPrefix("artifact:") {
-                path = artifact + "/" + name.dropFirst("artifact:".count)
-            } else if name.hasPrefix("workspace:") {
-                path = String(name.dropFirst("workspace:".count))
-            } else {
-                throw AirlockError("unknown pin \(name)")
+        guard let snapshotPin = payload["pins"]?["snapshot"]?.string else {
+            throw AirlockError("the proposal has no workspace snapshot (made by an older Airlock); make a new proposal")
+        }
+        let artifact = ArtifactLayout(host: store.stateDir + "/artifacts/" + key)
+        let manifest: SnapshotManifest
+        do {
+            manifest = try WorkspaceSnapshot.manifest(of: artifact.snapshot)
+        } catch {
+            throw AirlockError("the proposal's snapshot cannot be read (\(error)); nothing was applied. Make a new proposal")
+        }
+        guard manifest.digest == snapshotPin else {
+            let pinned = (try? readTextFile(artifact.manifest, limit: 64 << 20)).flatMap(SnapshotManifest.parse)
+            let changes = pinned.map { manifest.differences(from: $0) } ?? ["its manifest"]
+            throw AirlockError("changed since the proposal: the snapshot (\(changes.joined(separator: ", "))); nothing was applied. Make a new proposal")
+        }
+        if let planPin = payload["pins"]?["plan"]?.string {
+            let actual = try? PinnedFiles.digest(artifact.plan + "/plan.tfplan")
+            guard actual == planPin else {
+                throw AirlockError("changed since the proposal: \(actual == nil ? "plan.tfplan (gone)" : "plan.tfplan"); nothing was applied. Make a new proposal")
             }
-            let actual = try? PinnedFiles.digest(path)
-            if actual != expected.string { changed.append(actual == nil ? "\(path) (gone)" : path) }
         }
-        // Configuration files that appeared since the proposal change the plan's meaning too.
-        if let directory = payload["directory"]?.string, payload["preview"] != nil {
-            let pinned = Set(pins.map(\.0))
-            for path in PinnedFiles.matching(["*.tf", "*.tf.json", "*.tfvars", "*.tfvars.json"], in: workingDirectory(payload, directory))
-            where !pinned.contains("workspace:" + path) {
-                changed.append("\(path) (new)")
-            }
+        let environment = self.environment
+        let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
+        let (profile, text) = try InterceptedTool.profile(toolName, library: library)
+        guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/") else {
+            throw AirlockError("\(toolName) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
         }
-        guard changed.isEmpty else {
-            throw AirlockError("changed since the proposal: \(changed.joined(separator: ", ")); nothing was applied. Make a new proposal")
-        }
-        return payload
+        return (payload, artifact, InterceptedTool(profile: profile, text: text, binary: binary))
     }
 
-    /// terraform's -chdir, else where the command was started.
-    func workingDirectory(_ payload: JSON, _ directory: String) -> String {
-        for argument in payload["command"]?.array?.compactMap(\.string) ?? [] where argument.hasPrefix("-chdir=") || argument.hasPrefix("--chdir=") {
-            let value = String(argument.split(separator: "=", maxSplits: 1).last ?? "")
-            return PathResolution.absolute(value, from: directory)
+    /// Fresh copies of the snapshot's (verified) output files, bound writable into the run.
+    func seedOutputs(_ outputs: [String], artifact: ArtifactLayout) throws {
+        PinnedFiles.remove(artifact.outputs)
+        let root = try Beneath.openRoot(artifact.snapshot)
+        defer { close(root) }
+        for path in outputs {
+            let destination = artifact.outputs + "/" + path
+            try PinnedFiles.makeParents(of: destination)
+            let bytes = try Beneath.read(root, path, limit: 1 << 30)
+            try writeFileAtomically(destination, bytes, mode: 0o644)
         }
-        return directory
+    }
+
+    /// After the run: every output that changed is kept with the result, and copied into the
+    /// workspace when the workspace's file is still the snapshot's (else both are kept and
+    /// the notes say where).
+    func keepOutputs(_ outputs: [(path: String, original: String?)], artifact: ArtifactLayout, workspace: String)
+        -> (records: [ExecutionResult.Output], notes: [String]) {
+        var records: [ExecutionResult.Output] = []
+        var notes: [String] = []
+        let root = try? Beneath.openRoot(workspace)
+        defer { if let root { close(root) } }
+        for output in outputs {
+            let saved = artifact.outputs + "/" + output.path
+            guard let bytes = try? readFile(saved, limit: 1 << 30) else { continue }
+            let digest = SigV4.hexSHA256(bytes)
+            // Untouched: nothing new to keep.
+            if digest == output.original || (output.original == nil && bytes.isEmpty) { continue }
+            var record = ExecutionResult.Output(path: output.path, sha256: digest, size: bytes.count, savedAt: saved, copiedToWorkspace: false)
+            guard let root else {
+                notes.append("the workspace \(workspace) is gone: the new \(output.path) is kept at \(saved)")
+                records.append(record)
+                continue
+            }
+            let current = try? Beneath.read(root, output.path, limit: 1 << 30)
+            let unchanged = current.map { SigV4.hexSHA256($0) == output.original } ?? (output.original == nil)
+            if unchanged {
+                do {
+                    try Beneath.replace(root, output.path, with: bytes, mode: 0o644, owner: owner(of: workspace, output.path, root: root))
+                    record.copiedToWorkspace = true
+                } catch {
+                    notes.append("could not write \(output.path) into the workspace (\(error)): the new one is kept at \(saved)")
+                }
+            } else {
+                notes.append("\(output.path) in the workspace changed since the proposal, so it was left alone: the new one is kept at \(saved); compare them before the next change")
+            }
+            records.append(record)
+        }
+        return (records, notes)
+    }
+
+    /// Files written into the workspace belong to whoever owns their directory (an approval
+    /// run as root must not leave root-owned state in a user's workspace).
+    func owner(of workspace: String, _ path: String, root: Int32) -> (uid_t, gid_t)? {
+        guard getuid() == 0 else { return nil }
+        let parent = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ""
+        var info = stat()
+        if parent.isEmpty {
+            guard fstat(root, &info) == 0 else { return nil }
+        } else {
+            guard let fd = try? Beneath.open(root, parent, flags: O_RDONLY | O_DIRECTORY) else { return nil }
+            defer { close(fd) }
+            guard fstat(fd, &info) == 0 else { return nil }
+        }
+        return (info.st_uid, info.st_gid)
     }
 }

@@ -6,9 +6,9 @@ import AirlockStore
 import Glibc
 
 /// The broker's side of a shim: classifies the command again (the shim runs in the agent's
-/// sandbox and proves nothing), and for a change prepares one proposal: copies and digests
-/// what the command reads, runs the tool's prepare steps (terraform init and plan) in an
-/// execution sandbox, keeps the preview, and stores the proposal.
+/// sandbox and proves nothing), and for a change prepares one proposal (docs/commands.md):
+/// snapshots the workspace, runs the tool's prepare steps (terraform init and plan) on the
+/// snapshot in execution sandboxes, keeps the preview, and stores the proposal.
 final class CommandProposer: @unchecked Sendable {
     let sessionID: String
     let stateDir: String
@@ -20,6 +20,14 @@ final class CommandProposer: @unchecked Sendable {
     let awsEndpoint: String?
     let awsProfile: String?
     let upstream: String
+    /// The agent's own network: a prepare step reaches no more (plus the tool's hosts).
+    let network: NetworkGrant
+    let exclusion: [String]
+    let maskedPaths: Set<String>
+    let snapshotLimit: Int
+    private let inFlight = SessionCounter()
+    /// Preparations one session may run at once: each is a sandbox and a workspace copy.
+    static let preparationLimit = 4
 
     init(session: AgentSession) {
         sessionID = session.id
@@ -32,6 +40,10 @@ final class CommandProposer: @unchecked Sendable {
         awsEndpoint = session.awsEndpoint
         awsProfile = session.awsProfile
         upstream = session.upstream.description
+        network = NetworkGrant(session.egressPolicy)
+        exclusion = session.snapshotExclude
+        maskedPaths = session.maskedWorkspacePaths
+        snapshotLimit = session.snapshotLimit
     }
 
     static func failure(_ message: String, decision: String? = nil, exitCode: Int? = nil, output: String? = nil) -> JSON {
@@ -63,66 +75,179 @@ final class CommandProposer: @unchecked Sendable {
             try? store().recordRefusal(sessionID: sessionID, summary: command, rule: ruling.rule + ": " + ruling.reason)
             return Self.failure("\(ruling.reason) (\(ruling.rule))", decision: "deny")
         case .mutation, .sensitive:
-            return prepare(tool: tool, arguments: arguments, directory: directory, ruling: ruling, command: command)
+            guard inFlight.enter(limit: Self.preparationLimit) else {
+                return Self.failure("\(Self.preparationLimit) changes of this session are being prepared already; wait for one to be proposed, then try again")
+            }
+            defer { inFlight.leave() }
+            do {
+                return try prepare(tool: tool, arguments: arguments, directory: PathResolution.normalize(directory), ruling: ruling, command: command)
+            } catch let refusal as PreparationFailure {
+                return refusal.json
+            } catch {
+                return Self.failure("preparing the proposal failed: \(error)")
+            }
         }
     }
 
-    private func prepare(tool: InterceptedTool, arguments: [String], directory: String, ruling: CommandRuling, command: String) -> JSON {
+    /// Why nothing was proposed, as the shim reports it.
+    struct PreparationFailure: Error {
+        var json: JSON
+        init(_ message: String, decision: String? = nil, exitCode: Int? = nil, output: String? = nil) {
+            json = CommandProposer.failure(message, decision: decision, exitCode: exitCode, output: output)
+        }
+    }
+
+    func relative(_ path: String) -> String {
+        path == workspace ? "." : String(path.dropFirst(workspace.count + 1))
+    }
+
+    private func prepare(tool: InterceptedTool, arguments: [String], directory: String, ruling: CommandRuling, command: String) throws -> JSON {
         let key = RandomID.make(16)
-        let artifact = stateDir + "/artifacts/" + key
+        let artifact = ArtifactLayout(host: stateDir + "/artifacts/" + key)
         do {
-            try PinnedFiles.makeParents(of: artifact + "/x")
+            try PinnedFiles.makeParents(of: artifact.host + "/x")
         } catch {
-            return Self.failure("cannot make the artifact directory: \(error)")
+            throw PreparationFailure("cannot make the artifact directory: \(error)")
         }
         var keep = false
-        defer { if !keep { PinnedFiles.remove(artifact) } }
-        let steps = CommandSteps.make(ruling, arguments: arguments, artifact: ExecutionRequest.mount)
-        var pins: [(String, JSON)] = []
+        defer { if !keep { PinnedFiles.remove(artifact.host) } }
+        var steps = CommandSteps.make(ruling, arguments: arguments, artifact: ArtifactLayout.mount)
+        if let refusal = steps.refusal { throw PreparationFailure("\(command): \(refusal)", decision: "deny") }
+
+        // 1. The workspace, copied: everything the execution reads comes from here.
+        let exclusion = SnapshotExclusion(patterns: tool.profile.snapshotExclude + self.exclusion, paths: maskedPaths)
+        let copied: WorkspaceSnapshot.Result
         do {
-            // What the command names, copied: the approved run reads these copies.
-            var budget = PinnedFiles.copyLimit
-            for copy in steps.copies {
-                budget -= try PinnedFiles.copy(copy.source, to: artifact + "/" + copy.name, workspace: workspace, budget: budget)
-                pins.append(("artifact:" + copy.name, .string(try PinnedFiles.digest(artifact + "/" + copy.name))))
+            copied = try WorkspaceSnapshot.copy(workspace, to: artifact.snapshot, exclusion: exclusion, limit: snapshotLimit)
+        } catch {
+            throw PreparationFailure("cannot snapshot the workspace: \(error)")
+        }
+        let workingDirectory = relative(ruling.workingDirectory)
+        if workingDirectory != ".", copied.manifest.entry(workingDirectory)?.kind != .directory {
+            throw PreparationFailure("\(workingDirectory) is not a directory in the workspace snapshot (left out, or a symlink); nothing was proposed")
+        }
+        for path in ruling.pinnedPaths {
+            guard case .file? = copied.manifest.entry(relative(path))?.kind else {
+                throw PreparationFailure("\(relative(path)) is not a regular file of the workspace snapshot (a symlink, a directory, or left out): the approved run could not read what you see; nothing was proposed")
+            }
+        }
+
+        var runner = ExecutionRunner(stateDir: stateDir, artifact: artifact, workspace: workspace, tool: tool, environment: environment,
+                                     awsEndpoint: awsEndpoint, awsProfile: awsProfile, network: network)
+        var notes: [String] = []
+        if !copied.skipped.isEmpty { notes.append("left out of the snapshot (not regular files): \(copied.skipped.prefix(10).joined(separator: ", "))") }
+        var terraformWorkspace = "default"
+        if tool.profile.executionCLIConfig == "terraform" {
+            let config = try terraformCLIConfig()
+            notes += config.dropped.map { "left out of your terraform CLI configuration: \($0)" }
+            runner.cliConfig = config
+            do {
+                try writeFileAtomically(artifact.cliConfig, Array(config.text.utf8), mode: 0o644)
+                for directory in [artifact.dataDirectory, artifact.plan] where mkdir(directory, 0o755) != 0 {
+                    throw AirlockError("\(directory): \(String(cString: strerror(errno)))")
+                }
+            } catch {
+                throw PreparationFailure("cannot set up the artifact: \(error)")
+            }
+            // The terraform workspace the agent selected (`terraform workspace select`).
+            terraformWorkspace = selectedTerraformWorkspace(workingDirectory)
+            if terraformWorkspace != "default" {
+                try? writeFileAtomically(artifact.dataDirectory + "/environment", Array(terraformWorkspace.utf8), mode: 0o644)
             }
             if let saved = steps.savedPlan {
-                _ = try PinnedFiles.copy(saved, to: artifact + "/plan.tfplan", workspace: workspace, budget: budget)
+                let bytes: [UInt8]
+                do {
+                    let root = try Beneath.openRoot(artifact.snapshot)
+                    defer { close(root) }
+                    bytes = try Beneath.read(root, relative(saved), limit: 256 << 20)
+                    try writeFileAtomically(artifact.plan + "/plan.tfplan", bytes, mode: 0o644)
+                } catch {
+                    throw PreparationFailure("cannot read the saved plan \(relative(saved)) from the snapshot: \(error)")
+                }
             }
-            // What the working directory's configuration is now (the plan was made from it).
-            for path in PinnedFiles.matching(tool.profile.pinGlobs, in: ruling.workingDirectory) {
-                pins.append(("workspace:" + path, .string(try PinnedFiles.digest(path))))
-            }
-            for path in ruling.pinnedPaths where !steps.copies.contains(where: { $0.source == path }) {
-                pins.append(("workspace:" + path, .string(try PinnedFiles.digest(path))))
-            }
-        } catch {
-            return Self.failure("cannot pin what \(command) reads: \(error)")
         }
+
         var transcript = ""
-        for step in steps.prepare {
-            let (status, output) = run(tool, step, directory: directory, artifact: artifact)
+        func step(_ step: CommandStep, _ name: String) -> (Int32, String) {
+            let (status, output) = runner.run(step, mode: .prepare, directory: ruling.workingDirectory, name: name)
+            return (status, output)
+        }
+        // 2. Setup (terraform init: providers and modules into the artifact, the lock file into
+        //    the snapshot). Nothing the agent wrote runs here.
+        for (index, setup) in steps.setup.enumerated() {
+            let (status, output) = step(setup, "\(index)-setup")
             transcript += output
             guard status == 0 else {
-                log.write("command \(command): preparing with \(tool.profile.tool) \(step.joined(separator: " ")) failed (exit \(status))")
-                return Self.failure("preparing the proposal failed: `\(tool.profile.tool) \(step.joined(separator: " "))` exited \(status); nothing was proposed",
-                                    exitCode: Int(status), output: transcript)
+                log.write("command \(command): preparing with \(tool.profile.tool) \(setup.arguments.joined(separator: " ")) failed (exit \(status))")
+                throw PreparationFailure("preparing the proposal failed: `\(tool.profile.tool) \(setup.arguments.joined(separator: " "))` exited \(status); nothing was proposed",
+                                         exitCode: Int(status), output: transcript)
             }
         }
+        // 3. The outputs the apply writes: placeholders in the snapshot, where they are bound.
+        var outputs: [(path: String, original: String?)] = []
+        if tool.profile.executionCLIConfig == "terraform" {
+            let record = try? JSON.parse(bytes: readFile(artifact.dataDirectory + "/terraform.tfstate", limit: 1 << 20))
+            steps = CommandSteps.make(ruling, arguments: arguments, artifact: ArtifactLayout.mount, localState: TerraformState.isLocal(backendRecord: record))
+            var seen = Set<String>()
+            for output in TerraformState.outputs(backendRecord: record, workspace: terraformWorkspace) + tool.profile.executionOutputs {
+                let absolute = PathResolution.absolute(output, from: ruling.workingDirectory)
+                guard PathResolution.isInside(absolute, workspace), absolute != workspace else {
+                    throw PreparationFailure("terraform keeps its state at \(absolute), outside the workspace: the snapshot cannot hold it; nothing was proposed")
+                }
+                let path = relative(absolute)
+                guard seen.insert(path).inserted else { continue }
+                outputs.append((path, try outputPlaceholder(artifact, path)))
+            }
+        } else {
+            for output in tool.profile.executionOutputs {
+                let path = relative(PathResolution.absolute(output, from: ruling.workingDirectory))
+                outputs.append((path, try outputPlaceholder(artifact, path)))
+            }
+        }
+        runner.outputs = outputs.map(\.path)
+        // 4. The snapshot as the plan sees it: digested now, checked again after the
+        //    read-only steps and before the approved run.
+        let manifest: SnapshotManifest
+        do {
+            manifest = try WorkspaceSnapshot.manifest(of: artifact.snapshot)
+            try writeFileAtomically(artifact.manifest, Array(manifest.text.utf8), mode: 0o644)
+        } catch {
+            throw PreparationFailure("cannot digest the snapshot: \(error)")
+        }
+        // 5. The plan (agent-written code may run here: `data "external"`; the snapshot is
+        //    read-only, only the plan directory is writable), digested right after.
+        if let plan = steps.plan {
+            let (status, output) = step(plan, "1-plan")
+            transcript += output
+            guard status == 0 else {
+                throw PreparationFailure("preparing the proposal failed: `\(tool.profile.tool) \(plan.arguments.joined(separator: " "))` exited \(status); nothing was proposed",
+                                         exitCode: Int(status), output: transcript)
+            }
+        }
+        var pins: [(String, JSON)] = [("snapshot", .string(manifest.digest))]
+        let planFile = artifact.plan + "/plan.tfplan"
+        if access(planFile, F_OK) == 0 {
+            do {
+                pins.append(("plan", .string(try PinnedFiles.digest(planFile))))
+            } catch {
+                throw PreparationFailure("cannot pin the plan: \(error)")
+            }
+        }
+        // 6. The preview, with everything read-only.
         var preview: String?
         if let show = steps.preview {
-            let (status, output) = run(tool, show, directory: directory, artifact: artifact)
+            let (status, output) = step(show, "2-preview")
             guard status == 0 else {
-                return Self.failure("the preview (`\(tool.profile.tool) \(show.joined(separator: " "))`) failed with exit \(status)",
-                                    exitCode: Int(status), output: output)
+                throw PreparationFailure("the preview (`\(tool.profile.tool) \(show.arguments.joined(separator: " "))`) failed with exit \(status)",
+                                         exitCode: Int(status), output: output)
             }
             preview = output
             if let planJSON = steps.planJSON {
                 // Provisioners run commands at apply that `show` does not print: the human
                 // must see them (they run with the execution's AWS rights).
-                let (status, json) = run(tool, planJSON, directory: directory, artifact: artifact)
+                let (status, json) = step(planJSON, "3-plan-json")
                 guard status == 0, let parsed = try? JSON.parse(json) else {
-                    return Self.failure("reading the plan as JSON failed (exit \(status)); nothing was proposed", exitCode: Int(status))
+                    throw PreparationFailure("reading the plan as JSON failed (exit \(status)); nothing was proposed", exitCode: Int(status))
                 }
                 preview = output + TerraformPlanFacts.describe(TerraformPlanFacts.provisioners(parsed))
             }
@@ -131,31 +256,48 @@ final class CommandProposer: @unchecked Sendable {
                                 ("output", .string("airlock: \(command): the plan has no changes; nothing to approve.\n" + output))])
             }
         }
-        do {
-            for name in ["plan.tfplan"] where access(artifact + "/" + name, R_OK) == 0 {
-                pins.append(("artifact:" + name, .string(try PinnedFiles.digest(artifact + "/" + name))))
-            }
-        } catch {
-            return Self.failure("cannot pin the plan: \(error)")
+        // 7. Nothing changed while it was shown.
+        let after = try? WorkspaceSnapshot.manifest(of: artifact.snapshot)
+        guard after?.digest == manifest.digest else {
+            throw PreparationFailure("the snapshot changed while the proposal was prepared (\((after.map { $0.differences(from: manifest) } ?? ["unreadable"]).joined(separator: ", "))); nothing was proposed")
         }
-        let relative = ruling.workingDirectory == workspace ? "." : String(ruling.workingDirectory.dropFirst(workspace.count + 1))
-        var summary = "\(tool.profile.tool) \(ruling.words.joined(separator: " ")) in \(relative)"
+        if let pinned = pins.first(where: { $0.0 == "plan" })?.1.string, (try? PinnedFiles.digest(planFile)) != pinned {
+            throw PreparationFailure("the plan changed while it was shown; nothing was proposed")
+        }
+
+        var summary = "\(tool.profile.tool) \(ruling.words.joined(separator: " ")) in \(relative(ruling.workingDirectory))"
         if let preview, let counts = PlanSummary.counts(preview) { summary += " (\(counts))" }
         var fields: [(String, JSON)] = [
             ("type", .string("command")), ("tool", .string(tool.profile.tool)), ("binary", .string(tool.binary)),
             ("command", .array(([tool.profile.tool] + arguments).map { .string($0) })),
-            ("apply", .array(steps.apply.map { .string($0) })),
-            ("workspace", .string(workspace)), ("directory", .string(directory)), ("artifact", .string(key)),
+            ("apply", .array(steps.apply.arguments.map { .string($0) })),
+            ("workspace", .string(workspace)), ("directory", .string(ruling.workingDirectory)), ("artifact", .string(key)),
             ("pins", .object(pins)), ("reason", .string(ruling.reason)),
+            ("snapshot", .object([("files", .number(Double(manifest.fileCount))), ("bytes", .number(Double(manifest.totalBytes))),
+                                  ("digest", .string(manifest.digest))])),
+            ("outputs", .array(outputs.map { .object([("path", .string($0.path)), ("original", $0.original.map(JSON.string) ?? .null)]) })),
         ]
         if let awsEndpoint { fields.append(("aws_endpoint", .string(awsEndpoint))) }
-        // The pinned copies' text, for `airlock show` (the human reviews what will be applied).
+        if let config = runner.cliConfig {
+            fields.append(("cli_config", .object([("mirror_paths", .array(config.mirrorPaths.map(JSON.string))),
+                                                  ("mirror_hosts", .array(config.mirrorHosts.map(JSON.string)))])))
+            fields.append(("providers", .array(providers(artifact, workingDirectory).map { provider in
+                .object([("address", .string(provider.address)), ("version", .string(provider.version)),
+                         ("hashes", .array(provider.hashes.map(JSON.string)))])
+            })))
+        }
+        if !notes.isEmpty { fields.append(("notes", .array(notes.map(JSON.string)))) }
+        // The files the command names, from the snapshot (the human reviews what will be applied).
         var shown: [(String, JSON)] = []
         var shownBytes = 0
-        for copy in steps.copies {
-            guard let text = try? readTextFile(artifact + "/" + copy.name, limit: 256 << 10), shownBytes + text.utf8.count <= 256 << 10 else { continue }
-            shownBytes += text.utf8.count
-            shown.append((copy.name, .string(text)))
+        if let root = try? Beneath.openRoot(artifact.snapshot) {
+            defer { close(root) }
+            for path in ruling.pinnedPaths {
+                guard let bytes = try? Beneath.read(root, relative(path), limit: 256 << 10), shownBytes + bytes.count <= 256 << 10,
+                      let text = String(validating: bytes, as: UTF8.self) else { continue }
+                shownBytes += bytes.count
+                shown.append((relative(path), .string(text)))
+            }
         }
         if !shown.isEmpty { fields.append(("files", .object(shown))) }
         if let preview { fields.append(("preview", .string(preview))) }
@@ -165,17 +307,93 @@ final class CommandProposer: @unchecked Sendable {
                 sessionID: sessionID, kind: .command, summary: summary, ruling: Ruling(.mutation, ruling.rule),
                 payload: payload, upstream: upstream))
             keep = true
-            log.write("proposal \(proposal.id): \(summary) is pending approval")
+            PinnedFiles.remove(artifact.steps)
+            log.write("proposal \(proposal.id): \(summary) is pending approval (snapshot sha256:\(manifest.digest))")
             return .object([("ok", .bool(true)), ("decision", .string("mutation")), ("proposal", ProposalJSON.agentView(proposal))])
         } catch {
-            return Self.failure("cannot store the proposal: \(error.message)")
+            throw PreparationFailure("cannot store the proposal: \(error.message)")
         }
     }
 
-    private func run(_ tool: InterceptedTool, _ step: [String], directory: String, artifact: String) -> (Int32, String) {
-        ExecutionRequest.run(.prepare, tool: tool.profile.tool, arguments: step, directory: directory, workspace: workspace,
-                             stateDir: stateDir, artifact: artifact, awsEndpoint: awsEndpoint, awsProfile: awsProfile,
-                             environment: environment)
+    /// The snapshot's copy of an output, or an empty file where it will be bound; its digest
+    /// when it existed (the copy-back compares the workspace's file with it).
+    func outputPlaceholder(_ artifact: ArtifactLayout, _ path: String) throws -> String? {
+        let root = try Beneath.openRoot(artifact.snapshot)
+        defer { close(root) }
+        let parts = path.split(separator: "/").map(String.init)
+        if parts.count > 1 {
+            // Parents (terraform.tfstate.d/prod/) are made in the snapshot, one by one.
+            var current = ""
+            for part in parts.dropLast() {
+                current += (current.isEmpty ? "" : "/") + part
+                let fd = try? Beneath.open(root, current, flags: O_RDONLY | O_DIRECTORY)
+                if let fd { close(fd); continue }
+                let parent = current.contains("/") ? String(current[..<current.lastIndex(of: "/")!]) : ""
+                let parentFD = parent.isEmpty ? dup(root) : try Beneath.open(root, parent, flags: O_RDONLY | O_DIRECTORY)
+                defer { close(parentFD) }
+                guard mkdirat(parentFD, part, 0o755) == 0 else {
+                    throw PreparationFailure("cannot make \(current) in the snapshot: \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+        if let info = fileStatus(root, path) {
+            guard info.st_mode & S_IFMT == S_IFREG else {
+                throw PreparationFailure("\(path) (where the apply writes its state) is not a regular file in the workspace; nothing was proposed")
+            }
+            return try PinnedFiles.digest(artifact.snapshot + "/" + path)
+        }
+        try WorkspaceSnapshot.placeholder(artifact.snapshot, path)
+        return nil
+    }
+
+    func fileStatus(_ root: Int32, _ path: String) -> stat? {
+        let parent = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ""
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let fd = parent.isEmpty ? dup(root) : ((try? Beneath.open(root, parent, flags: O_RDONLY | O_DIRECTORY)) ?? -1)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return Beneath.status(fd, name)
+    }
+
+    /// The CLI configuration for the execution, made from the human's (TF_CLI_CONFIG_FILE,
+    /// else ~/.terraformrc). A mirror the agent could write into is refused.
+    func terraformCLIConfig() throws -> TerraformCLIConfig {
+        let home = environment["HOME"] ?? "/"
+        let path = environment["TF_CLI_CONFIG_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.terraformrc"
+        let text = access(path, R_OK) == 0 ? try? readTextFile(path, limit: 1 << 20) : nil
+        let config: TerraformCLIConfig
+        do {
+            config = try TerraformCLIConfig.generate(from: text, source: path)
+        } catch {
+            throw PreparationFailure("cannot read your terraform CLI configuration \(path): \(error); nothing was proposed")
+        }
+        for mirror in config.mirrorPaths {
+            let real = PinnedFiles.realPath(mirror) ?? PathResolution.normalize(mirror)
+            if PathResolution.isInside(real, workspace) || PathResolution.isInside(real, stateDir) {
+                throw PreparationFailure("your terraform CLI configuration's filesystem_mirror \(mirror) is where the agent can write (the workspace or Airlock's state); providers from it would run with the approval's rights. Move the mirror elsewhere; nothing was proposed")
+            }
+        }
+        return config
+    }
+
+    /// `.terraform/environment` of the live working directory (read beneath the workspace).
+    func selectedTerraformWorkspace(_ workingDirectory: String) -> String {
+        guard let root = try? Beneath.openRoot(workspace) else { return "default" }
+        defer { close(root) }
+        let path = (workingDirectory == "." ? "" : workingDirectory + "/") + ".terraform/environment"
+        guard let bytes = try? Beneath.read(root, path, limit: 256),
+              case let name = String(decoding: bytes.filter { $0 != 0x0A && $0 != 0x0D && $0 != 0x20 }, as: UTF8.self),
+              TerraformState.isWorkspaceName(name) else { return "default" }
+        return name
+    }
+
+    /// The providers of the snapshot's lock file (after init wrote it).
+    func providers(_ artifact: ArtifactLayout, _ workingDirectory: String) -> [TerraformProvider] {
+        guard let root = try? Beneath.openRoot(artifact.snapshot) else { return [] }
+        defer { close(root) }
+        let path = (workingDirectory == "." ? "" : workingDirectory + "/") + ".terraform.lock.hcl"
+        guard let bytes = try? Beneath.read(root, path, limit: 1 << 20) else { return [] }
+        return (try? TerraformProvider.fromLockFile(String(decoding: bytes, as: UTF8.self))) ?? []
     }
 }
 

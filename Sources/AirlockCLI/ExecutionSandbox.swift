@@ -5,104 +5,164 @@ import AirlockSandbox
 import AirlockStore
 import Glibc
 
-/// What an `airlock run` is for, besides an agent: running a command proposal's steps.
-enum ExecutionMode: Sendable, Equatable {
-    /// Making a proposal's plan and preview: AWS mutations are refused.
-    case prepare
-    /// Running an approved command proposal: AWS mutations from this sandbox are sent,
-    /// audited under the proposal.
-    case apply(proposalID: String)
+/// Where a proposal's artifact parts are, on the host and inside its execution sandboxes
+/// (docs/commands.md, "The artifact").
+struct ArtifactLayout: Sendable {
+    /// `<state>/artifacts/<key>`.
+    let host: String
+    static let mount = SandboxLayout.runDirectory + "/artifact"
 
-    init?(argument: String) {
-        if argument == "prepare" {
-            self = .prepare
-        } else if argument.hasPrefix("apply:"), case let id = String(argument.dropFirst(6)), !id.isEmpty, id.count <= 64,
-                  id.allSatisfy({ $0.isLetter || $0.isNumber }) {
-            self = .apply(proposalID: id)
-        } else {
-            return nil
-        }
+    var snapshot: String { host + "/snapshot" }
+    var manifest: String { host + "/snapshot.manifest" }
+    var plan: String { host + "/plan" }
+    var dataDirectory: String { host + "/tfdata" }
+    var cliConfig: String { host + "/terraformrc" }
+    var outputs: String { host + "/outputs" }
+    /// Copies of the human's files for one run (a kubeconfig): removed when the run ends.
+    var scratch: String { host + "/exec" }
+    var steps: String { host + "/steps" }
+
+    static func inside(_ part: String) -> String { mount + "/" + part }
+}
+
+/// What an execution may reach over the network besides the tool's own hosts: for a prepare
+/// step the agent's own allowlist (no wider), for an apply nothing more.
+struct NetworkGrant: Sendable {
+    var allow: [(rule: String, source: String)] = []
+    var deny: [(rule: String, source: String)] = []
+    var addresses: [String] = []
+
+    init(allow: [(rule: String, source: String)] = [], deny: [(rule: String, source: String)] = [], addresses: [String] = []) {
+        self.allow = allow
+        self.deny = deny
+        self.addresses = addresses
     }
 
-    var argument: String {
-        switch self {
-        case .prepare: return "prepare"
-        case .apply(let id): return "apply:\(id)"
-        }
+    init(_ policy: EgressPolicy) {
+        allow = policy.allow.map { (Self.text($0), $0.source) }
+        deny = policy.deny.map { (Self.text($0), $0.source) }
+        addresses = policy.allowedRanges.map(\.description)
+    }
+
+    /// A rule as EgressRule.parse reads it back.
+    static func text(_ rule: EgressRule) -> String {
+        let host = rule.pattern.contains(":") ? "[\(rule.pattern)]" : rule.pattern
+        return rule.port.map { "\(host):\($0)" } ?? host
     }
 }
 
-/// The hidden part of `airlock run` that makes an execution sandbox: the same launcher, the
-/// workspace read-write, no shims, the proposal's artifact directory at /run/airlock/artifact,
-/// and the tool's execution settings (profiles/tools/NAME.yaml: variables, configuration
-/// files copied from the host, hosts its proxy allows).
-struct ExecutionRequest: Sendable {
-    var mode: ExecutionMode
-    var tool: String
-    /// On the host: `<state>/artifacts/<key>`.
-    var artifact: String
+/// The broker's side of an execution sandbox: writes one step's spec into the artifact and
+/// runs it as a child `airlock run --execution SPEC` (a fresh process of the same launcher).
+struct ExecutionRunner {
+    let stateDir: String
+    let artifact: ArtifactLayout
+    let workspace: String
+    let tool: InterceptedTool
+    /// The launcher's (or approver's) environment: only what the tool profile names passes.
+    let environment: [String: String]
+    let awsEndpoint: String?
+    let awsProfile: String?
+    let network: NetworkGrant
+    /// terraform: the generated CLI configuration's mirrors.
+    var cliConfig: TerraformCLIConfig?
+    /// Relative to the workspace: bound writable for steps that write outputs.
+    var outputs: [String] = []
 
-    static let mount = SandboxLayout.runDirectory + "/artifact"
-    /// Copies of host files for one run (a kubeconfig): removed when the run ends.
-    static let scratch = "exec"
+    var home: String { environment["HOME"] ?? "/" }
 
-    /// Checks the request against the state directory before anything runs.
-    func validate(stateDir: String, store: () throws(AirlockError) -> ProposalStore) throws(AirlockError) {
-        let root = stateDir + "/artifacts/"
-        guard artifact.hasPrefix(root), !artifact.dropFirst(root.count).contains("/"), !artifact.contains(".."),
-              PinnedFiles.realPath(artifact) == artifact else {
-            throw AirlockError("--artifact must be a directory in \(root)")
-        }
-        if case .apply(let id) = mode {
-            let proposal = try store().proposal(id: id)
-            guard let proposal, proposal.kind == .command, proposal.state == .executing else {
-                throw AirlockError("proposal \(id) is not an approved command being executed; nothing runs")
-            }
-        }
-    }
-
-    /// The hosts the execution's proxy allows: the tool's, and the API servers of the
-    /// kubeconfig it gets.
-    func hosts(tool: InterceptedTool, environment: [String: String], home: String) -> [String] {
-        var hosts = tool.profile.executionHosts
-        for name in tool.profile.executionHostVariables {
-            if let host = environment[name], !host.isEmpty, EgressRule.parse(host, source: name) != nil { hosts.append(host) }
-        }
-        for (name, candidates) in tool.profile.executionFiles where name == "KUBECONFIG" {
-            if let source = Self.firstExisting(candidates, environment: environment, home: home) { hosts += Self.kubeconfigServers(source) }
-        }
-        return hosts
-    }
-
-    /// Sets up the sandbox for the step: the artifact, the real binary, the variables and
-    /// copied files.
-    func prepare(_ layout: inout SandboxLayout, tool: InterceptedTool, environment: [String: String], home: String) throws(AirlockError) {
-        layout.addWritableBind(source: artifact, target: Self.mount)
-        tool.addBinary(to: &layout)
+    func spec(_ step: CommandStep, mode: ExecutionSpec.Mode, directory: String) throws(AirlockError) -> ExecutionSpec {
+        var binds: [ExecutionSpec.Bind] = []
         var variables: [String: String] = [:]
         for (name, value) in tool.profile.executionEnvironment {
-            variables[name] = value.replacingOccurrences(of: "{artifact}", with: Self.mount)
+            variables[name] = value.replacingOccurrences(of: "{artifact}", with: ArtifactLayout.mount)
         }
         for name in tool.profile.executionPass {
             if let value = environment[name] { variables[name] = value }
         }
-        PinnedFiles.remove(artifact + "/" + Self.scratch)
+        if access(artifact.plan, F_OK) == 0 {
+            binds.append(.init(source: artifact.plan, target: ArtifactLayout.inside("plan"), writable: step.writes.contains(.plan), directory: true))
+        }
+        if access(artifact.dataDirectory, F_OK) == 0 {
+            binds.append(.init(source: artifact.dataDirectory, target: ArtifactLayout.inside("tfdata"),
+                               writable: step.writes.contains(.dataDirectory), directory: true))
+        }
+        var hosts = tool.profile.executionHosts.map { ($0, "execution of \(tool.profile.tool)") }
+        var addresses = network.addresses
+        if let cliConfig {
+            binds.append(.init(source: artifact.cliConfig, target: ArtifactLayout.inside("terraformrc"), writable: false, directory: false))
+            variables["TF_CLI_CONFIG_FILE"] = ArtifactLayout.inside("terraformrc")
+            for path in cliConfig.mirrorPaths where !SandboxLayout.isSystemPath(path) && access(path, F_OK) == 0 {
+                binds.append(.init(source: PathResolution.normalize(path), target: PathResolution.normalize(path), writable: false, directory: true))
+            }
+            hosts += cliConfig.mirrorHosts.map { ($0, "network_mirror of your terraform CLI configuration") }
+        }
+        // Servers the human's own configuration names (GH_HOST, a kubeconfig's clusters) are
+        // reachable by name, and only at the addresses they have now: they may be on a
+        // private network, which an agent's proxy never reaches.
+        let resolver = EgressResolver(environment: environment)
+        func allowServer(_ server: String, _ source: String) {
+            hosts.append((server, source))
+            if let (host, _) = try? EgressTarget.splitAuthority(server, defaultPort: 443) {
+                addresses += resolver.resolve(host).map(\.singleRange)
+            }
+        }
+        for name in tool.profile.executionHostVariables {
+            if let host = environment[name], !host.isEmpty, EgressRule.parse(host, source: name) != nil { allowServer(host, name) }
+        }
+        // The human's files the tool needs (a kubeconfig), copied for this run only.
+        PinnedFiles.remove(artifact.scratch)
         for (name, candidates) in tool.profile.executionFiles {
             guard let source = Self.firstExisting(candidates, environment: environment, home: home) else { continue }
-            let copy = Self.scratch + "/" + name
             do {
-                _ = try PinnedFiles.copyAny(source, to: artifact + "/" + copy, budget: PinnedFiles.copyLimit)
+                _ = try PinnedFiles.copyAny(source, to: artifact.scratch + "/" + name, budget: PinnedFiles.copyLimit)
             } catch {
                 throw AirlockError("cannot copy \(source) for the execution: \(error)")
             }
-            variables[name] = Self.mount + "/" + copy
+            variables[name] = ArtifactLayout.inside("exec/" + name)
+            if name == "KUBECONFIG" {
+                for server in Self.kubeconfigServers(source) { allowServer(server, "your kubeconfig") }
+            }
         }
-        layout.setEnvironment(variables)
+        if access(artifact.scratch, F_OK) == 0 {
+            PinnedFiles.makeReadable(artifact.scratch)
+            binds.append(.init(source: artifact.scratch, target: ArtifactLayout.inside("exec"), writable: false, directory: true))
+        }
+        if step.writes.contains(.outputs) {
+            for output in outputs {
+                binds.append(.init(source: artifact.outputs + "/" + output, target: workspace + "/" + output, writable: true, directory: false))
+            }
+        }
+        return ExecutionSpec(
+            mode: mode, tool: tool.profile.tool, artifact: artifact.host, workspace: workspace, snapshot: artifact.snapshot,
+            snapshotWritable: step.writes.contains(.snapshot), directory: directory, binds: binds, environment: variables,
+            allow: network.allow + hosts.map { (rule: $0.0, source: $0.1) }, deny: network.deny, addresses: addresses)
     }
 
-    /// Removes what must not outlive the run (copied credentials, provider caches).
-    func cleanUp() {
-        PinnedFiles.remove(artifact + "/" + Self.scratch)
+    /// Runs one step; its output (stdout and stderr merged) and exit status.
+    func run(_ step: CommandStep, mode: ExecutionSpec.Mode, directory: String, name: String) -> (status: Int32, output: String) {
+        guard let binary = HostInspection.realPath("/proc/self/exe") else { return (125, "airlock: cannot find its own binary") }
+        let specPath = artifact.steps + "/" + name + ".json"
+        do {
+            let spec = try spec(step, mode: mode, directory: directory)
+            try PinnedFiles.makeParents(of: specPath)
+            try writeFileAtomically(specPath, Array((spec.json.serialized() + "\n").utf8), mode: 0o600)
+        } catch let error as AirlockError {
+            return (125, "airlock: \(error.message)\n")
+        } catch {
+            return (125, "airlock: \(error)\n")
+        }
+        defer { PinnedFiles.remove(artifact.scratch) }
+        var argv = [binary, "run", "--state-dir", stateDir, "--execution", specPath]
+        if let awsEndpoint { argv += ["--aws-endpoint", awsEndpoint] }
+        if let awsProfile { argv += ["--aws-profile", awsProfile] }
+        argv += ["--", InterceptedTool.directory + "/" + tool.profile.tool] + step.arguments
+        do {
+            let output = try ChildProcess.run(argv, environment: environment, directory: "/", mergeOutput: true,
+                                              outputLimit: 4 * ExecutionResult.outputLimit)
+            return (output.status, output.stdout)
+        } catch {
+            return (125, "airlock: \(error.message)\n")
+        }
     }
 
     static func firstExisting(_ candidates: [String], environment: [String: String], home: String) -> String? {
@@ -135,22 +195,64 @@ struct ExecutionRequest: Sendable {
         }
         return hosts
     }
+}
 
-    /// Runs one step (argv without the tool's name) as a child `airlock run`, output merged.
-    static func run(_ mode: ExecutionMode, tool: String, arguments: [String], directory: String, workspace: String, stateDir: String,
-                    artifact: String, awsEndpoint: String?, awsProfile: String?, environment: [String: String]) -> (status: Int32, output: String) {
-        guard let binary = HostInspection.realPath("/proc/self/exe") else { return (125, "airlock: cannot find its own binary") }
-        var argv = [binary, "run", "--workspace", workspace, "--state-dir", stateDir, "--execution", mode.argument,
-                    "--artifact", artifact, "--tool", tool]
-        if let awsEndpoint { argv += ["--aws-endpoint", awsEndpoint] }
-        if let awsProfile { argv += ["--aws-profile", awsProfile] }
-        argv += ["--", InterceptedTool.directory + "/" + tool] + arguments
-        do {
-            let output = try ChildProcess.run(argv, environment: environment, directory: directory, mergeOutput: true,
-                                              outputLimit: 4 * ExecutionResult.outputLimit)
-            return (output.status, output.stdout)
-        } catch {
-            return (125, "airlock: \(error.message)")
+/// The child's side: an `airlock run --execution SPEC` sets its sandbox up from the spec.
+struct ExecutionRequest: Sendable {
+    let spec: ExecutionSpec
+    var mode: ExecutionSpec.Mode { spec.mode }
+    var tool: String { spec.tool }
+
+    static func load(_ path: String, stateDir: String) throws(AirlockError) -> ExecutionRequest {
+        let root = PathResolution.normalize(stateDir) + "/artifacts/"
+        guard path.hasPrefix(root), PinnedFiles.realPath(path) == path else {
+            throw AirlockError("--execution must name a spec in \(root) (Airlock's own execution sandboxes)")
         }
+        do {
+            return ExecutionRequest(spec: try ExecutionSpec.parse(try readTextFile(path, limit: 1 << 20), stateDirectory: stateDir))
+        } catch let error as ExecutionSpec.Invalid {
+            throw AirlockError(error.description)
+        } catch let error as AirlockError {
+            throw error
+        } catch {
+            throw AirlockError("\(error)")
+        }
+    }
+
+    /// Checks the request against the store before anything runs.
+    func validate(store: () throws(AirlockError) -> ProposalStore) throws(AirlockError) {
+        guard PinnedFiles.realPath(spec.artifact) == spec.artifact, PinnedFiles.realPath(spec.snapshot) == spec.snapshot else {
+            throw AirlockError("the execution's artifact is not where its spec says")
+        }
+        if case .apply(let id) = mode {
+            let proposal = try store().proposal(id: id)
+            guard let proposal, proposal.kind == .command, proposal.state == .executing else {
+                throw AirlockError("proposal \(id) is not an approved command being executed; nothing runs")
+            }
+        }
+    }
+
+    /// The snapshot at the workspace's path, a fresh home: set on the host facts before the
+    /// layout is made.
+    func apply(to facts: inout HostFacts) {
+        facts.workspace = spec.workspace
+        facts.workspaceSource = spec.snapshot
+        facts.workspaceReadOnly = !spec.snapshotWritable
+        facts.freshHome = true
+        facts.cwd = spec.directory
+    }
+
+    /// The artifact's parts, the real binary, and the spec's variables.
+    func prepare(_ layout: inout SandboxLayout, tool: InterceptedTool) {
+        for bind in spec.binds {
+            if bind.writable {
+                layout.mounts.append(.bind(source: bind.source, target: bind.target, writable: true, directory: bind.directory, role: .profile))
+                layout.writable.append(bind.target)
+            } else {
+                layout.addReadOnlyBind(source: bind.source, target: bind.target, directory: bind.directory)
+            }
+        }
+        tool.addBinary(to: &layout)
+        layout.setEnvironment(spec.environment)
     }
 }

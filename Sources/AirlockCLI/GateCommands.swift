@@ -60,9 +60,18 @@ struct Proposals: ParsableCommand {
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
-        abstract: "Show one proposal in full: what it would do, why it was gated, its digest and result.")
+        abstract: "Show one proposal in full: what it would do, why it was gated, its digest and result.",
+        discussion: """
+            An API proposal shows the request decoded. A command proposal shows the command,
+            what approval runs, the workspace snapshot it runs on (every file, its size and
+            the snapshot's digest), the providers, and the preview (terraform's plan) in full.
+            --file PATH prints one file of the snapshot as the approved run will read it, e.g.
+            a script a provisioner runs: `airlock show ID --file deploy.sh`.
+            """)
 
     @Argument(help: "The proposal id.") var id: String
+    @Option(help: ArgumentHelp("Print this file of a command proposal's snapshot (relative to the workspace).", valueName: "PATH"))
+    var file: String?
     @Flag(help: "Print one JSON document.") var json = false
     @OptionGroup var state: StateOptions
 
@@ -72,16 +81,72 @@ struct Show: ParsableCommand {
             guard let proposal = try store.proposal(id: id) else {
                 throw AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", exitCode: 1)
             }
+            let payload = try? JSON.parse(bytes: proposal.payload)
+            let artifact = payload?["artifact"]?.string.flatMap { key in
+                key.contains("/") || key.isEmpty ? nil : ArtifactLayout(host: store.stateDir + "/artifacts/" + key)
+            }
+            if let file {
+                try printSnapshotFile(file, artifact: artifact, payload: payload)
+                return
+            }
+            let manifest = artifact.flatMap { try? readTextFile($0.manifest, limit: 64 << 20) }.flatMap(SnapshotManifest.parse)
             let session = try store.session(id: proposal.sessionID)
             if json {
                 guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
                 fields.append(("request", ProposalDescription.json(proposal)))
+                if let manifest {
+                    fields.append(("snapshot_files", .array(manifest.entries.map { entry in
+                        switch entry.kind {
+                        case .directory: return .object([("path", .string(entry.path)), ("type", .string("directory"))])
+                        case .file(let size, let sha, let executable):
+                            return .object([("path", .string(entry.path)), ("type", .string("file")), ("size", .number(Double(size))),
+                                            ("sha256", .string(sha)), ("executable", .bool(executable))])
+                        case .symlink(let target):
+                            return .object([("path", .string(entry.path)), ("type", .string("symlink")), ("target", .string(target))])
+                        }
+                    })))
+                }
                 print(JSON.object(fields).serialized())
             } else {
-                print(ProposalDescription.text(proposal, session: session))
+                print(ProposalDescription.text(proposal, session: session, manifest: manifest))
             }
         } catch {
             throw fail(error)
+        }
+    }
+
+    /// One snapshot file, read beneath the snapshot (never through a symlink), checked
+    /// against the pinned manifest.
+    func printSnapshotFile(_ path: String, artifact: ArtifactLayout?, payload: JSON?) throws(AirlockError) {
+        guard let artifact, payload?["pins"]?["snapshot"] != nil else {
+            throw AirlockError("proposal \(id) has no workspace snapshot (only command proposals do)", exitCode: 1)
+        }
+        let relative = path.hasPrefix("./") ? String(path.dropFirst(2)) : path
+        guard SnapshotManifest.isRelativePath(relative) else {
+            throw AirlockError("--file takes a path relative to the workspace, without .. (e.g. deploy.sh or modules/net/main.tf)", exitCode: 2)
+        }
+        let manifest = (try? readTextFile(artifact.manifest, limit: 64 << 20)).flatMap(SnapshotManifest.parse)
+        guard let entry = manifest?.entry(relative) else {
+            throw AirlockError("\(relative) is not in proposal \(id)'s snapshot", hint: "`airlock show \(id)` lists its files", exitCode: 1)
+        }
+        switch entry.kind {
+        case .directory:
+            throw AirlockError("\(relative) is a directory of the snapshot", hint: "`airlock show \(id)` lists its files", exitCode: 1)
+        case .symlink(let target):
+            print("\(relative) is a symlink to \(target) (the approved run sees it as such; Airlock never follows it)")
+        case .file(_, let sha, _):
+            let bytes: [UInt8]
+            do {
+                let root = try Beneath.openRoot(artifact.snapshot)
+                defer { close(root) }
+                bytes = try Beneath.read(root, relative, limit: 1 << 30)
+            } catch {
+                throw AirlockError("cannot read \(relative) from the snapshot: \(error)", exitCode: 1)
+            }
+            guard SigV4.hexSHA256(bytes) == sha else {
+                throw AirlockError("\(relative) in the snapshot no longer matches its digest: the snapshot was changed (approval would refuse)", exitCode: 1)
+            }
+            writeOutput(bytes)
         }
     }
 }

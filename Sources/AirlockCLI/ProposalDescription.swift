@@ -6,7 +6,7 @@ import AirlockStore
 /// A proposal's pinned payload in a form a person can check before approving: the
 /// operation, its parameters decoded (form fields, JSON, or method/path/query/body).
 enum ProposalDescription {
-    static func text(_ proposal: Proposal, session: Session?) -> String {
+    static func text(_ proposal: Proposal, session: Session?, manifest: SnapshotManifest? = nil) -> String {
         var lines = ["proposal \(proposal.id)  \(proposal.state.rawValue)"]
         lines.append("  summary:   \(proposal.summary)")
         lines.append("  gated:     \(proposal.decision.rawValue): \(proposal.rule)")
@@ -19,7 +19,7 @@ enum ProposalDescription {
         if let decidedBy = proposal.decidedBy {
             lines.append("  decided:   by \(decidedBy)\(proposal.decisionNote.map { ": \($0)" } ?? "")")
         }
-        lines += requestLines(proposal)
+        lines += requestLines(proposal, manifest: manifest)
         if let result = proposal.result {
             lines.append("  result:")
             lines.append(resultText(result))
@@ -27,14 +27,14 @@ enum ProposalDescription {
         return lines.joined(separator: "\n")
     }
 
-    static func requestLines(_ proposal: Proposal) -> [String] {
+    static func requestLines(_ proposal: Proposal, manifest: SnapshotManifest?) -> [String] {
         guard let payload = try? JSON.parse(bytes: proposal.payload) else { return ["  request:   (unreadable payload)"] }
         if let pinned = PinnedRequest(json: payload) {
             return ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (\(pinned.service), \(pinned.region))"]
                 + parameterLines(pinned).map { "    " + $0 }
         }
         if payload["type"]?.string == "command" {
-            return commandLines(payload)
+            return commandLines(payload, manifest: manifest)
         }
         if payload["type"]?.string == "s3-multipart" {
             var lines = ["  request:   multipart upload to s3://\(payload["bucket"]?.string ?? "?")/\(payload["key"]?.string ?? "?") (\(payload["size"]?.int ?? 0) bytes)"]
@@ -51,30 +51,51 @@ enum ProposalDescription {
         return ["  request:   " + String(decoding: proposal.payload.prefix(2000), as: UTF8.self)]
     }
 
-    /// A command proposal: what the agent ran, what approval runs, what is pinned, and the
-    /// preview (terraform's plan) in full.
-    static func commandLines(_ payload: JSON) -> [String] {
+    /// A command proposal: what the agent ran, what approval runs, the snapshot it runs on,
+    /// the providers, and the preview (terraform's plan) in full.
+    static func commandLines(_ payload: JSON, manifest: SnapshotManifest? = nil) -> [String] {
         let tool = payload["tool"]?.string ?? "?"
         let words = { (key: String) in (payload[key]?.array ?? []).compactMap(\.string).joined(separator: " ") }
         var lines = ["  command:   \(words("command"))   (in \(payload["directory"]?.string ?? "?"))"]
-        lines.append("  runs:      \(tool) \(words("apply"))   (in an execution sandbox, \(payload["binary"]?.string ?? tool))")
-        if case .object(let pins)? = payload["pins"], !pins.isEmpty {
-            lines.append("  pinned:    (any change refuses the execution)")
-            for (name, digest) in pins {
-                lines.append("    \(name.replacingOccurrences(of: "artifact:", with: "(copy) ").replacingOccurrences(of: "workspace:", with: ""))  sha256:\(digest.string ?? "?")")
-            }
+        lines.append("  runs:      \(tool) \(words("apply"))   (in an execution sandbox on the snapshot, \(payload["binary"]?.string ?? tool))")
+        if let snapshot = payload["snapshot"] {
+            lines.append("  snapshot:  \(snapshot["files"]?.int ?? 0) files, \(ByteSize.human(snapshot["bytes"]?.int ?? 0)), sha256:\(snapshot["digest"]?.string ?? "?")")
+            lines.append("             of \(payload["workspace"]?.string ?? "?") when proposed; the approved run reads only this copy (any change to it refuses the run)")
         }
+        if let plan = payload["pins"]?["plan"]?.string {
+            lines.append("  plan:      sha256:\(plan)")
+        }
+        for provider in payload["providers"]?.array ?? [] {
+            let hash = provider["hashes"]?.stringArray?.first { $0.hasPrefix("h1:") } ?? provider["hashes"]?.stringArray?.first ?? "no hash"
+            lines.append("  provider:  \(provider["address"]?.string ?? "?") \(provider["version"]?.string ?? "?") (\(hash))")
+        }
+        for output in payload["outputs"]?.array ?? [] {
+            lines.append("  writes:    \(output["path"]?.string ?? "?") (kept with the result; copied into the workspace if unchanged there)")
+        }
+        for note in payload["notes"]?.stringArray ?? [] { lines.append("  note:      \(note)") }
         if let preview = payload["preview"]?.string {
             lines.append("  preview:   (\(tool) show of the pinned plan)")
             lines += preview.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
         } else {
-            lines.append("  preview:   the command above, on the pinned files")
+            lines.append("  preview:   the command above, on the snapshot")
         }
         if case .object(let files)? = payload["files"] {
             for (name, text) in files {
                 lines.append("  file \(name):")
                 lines += (text.string ?? "").split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
             }
+        }
+        if let manifest {
+            let listed = manifest.entries.filter { if case .directory = $0.kind { return false } else { return true } }
+            lines.append("  snapshot files: (`airlock show ID --file PATH` prints one)")
+            for entry in listed.prefix(200) {
+                switch entry.kind {
+                case .file(let size, _, let executable): lines.append("    \(entry.path)  \(ByteSize.human(size))\(executable ? ", executable" : "")")
+                case .symlink(let target): lines.append("    \(entry.path) -> \(target)  (symlink, not followed)")
+                case .directory: break
+                }
+            }
+            if listed.count > 200 { lines.append("    … \(listed.count - 200) more (--json lists all)") }
         }
         return lines
     }
@@ -122,6 +143,9 @@ enum ProposalDescription {
         if let status = result.httpStatus { lines.append("  HTTP \(status)") }
         if let code = result.exitCode { lines.append("  exit \(code)") }
         if let error = result.error { lines.append("  error: \(error)") }
+        for output in result.outputs {
+            lines.append("  wrote \(output.path) (\(ByteSize.human(output.size)), sha256:\(output.sha256)): \(output.copiedToWorkspace ? "copied into the workspace; also" : "NOT copied into the workspace;") kept at \(output.savedAt)")
+        }
         if !result.output.isEmpty {
             let text = String(decoding: result.output.prefix(16_384), as: UTF8.self)
             lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }

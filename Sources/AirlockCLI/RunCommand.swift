@@ -1,3 +1,4 @@
+import AirlockBroker
 import AirlockCore
 import AirlockPolicy
 import AirlockSandbox
@@ -67,10 +68,9 @@ struct Run: ParsableCommand {
 
     @OptionGroup var state: StateOptions
 
-    /// Execution sandboxes for command proposals (started by Airlock itself).
+    /// Execution sandboxes for command proposals (started by Airlock itself): a spec in the
+    /// proposal's artifact directory.
     @Option(help: .hidden) var execution: String?
-    @Option(help: .hidden) var artifact: String?
-    @Option(help: .hidden) var tool: String?
 
     @Argument(parsing: .remaining, help: ArgumentHelp("The command to run, after --.", valueName: "CMD"))
     var command: [String] = []
@@ -80,7 +80,7 @@ struct Run: ParsableCommand {
         if argv.first == "--" { argv.removeFirst() }
         let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir,
                                    awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, command: argv,
-                                   execution: execution, artifact: artifact, tool: tool)
+                                   execution: execution)
         throw request.perform()
     }
 }
@@ -95,8 +95,6 @@ struct RunArguments {
     var allowDomains: [String] = []
     var command: [String] = []
     var execution: String?
-    var artifact: String?
-    var tool: String?
 
     /// A well-formed `run` command line, parsed without ArgumentParser's reflection (about a
     /// millisecond of start-up); nil sends anything unusual (help, errors) to ArgumentParser.
@@ -127,8 +125,6 @@ struct RunArguments {
             case "--aws-profile" where result.awsProfile == nil: result.awsProfile = value
             case "--allow-domain": result.allowDomains.append(value)
             case "--execution" where result.execution == nil: result.execution = value
-            case "--artifact" where result.artifact == nil: result.artifact = value
-            case "--tool" where result.tool == nil: result.tool = value
             default: return nil
             }
             index += 1
@@ -141,12 +137,14 @@ struct RunArguments {
         return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
     }
 
-    func executionRequest() throws(AirlockError) -> ExecutionRequest? {
-        guard execution != nil || artifact != nil || tool != nil else { return nil }
-        guard let execution, let mode = ExecutionMode(argument: execution), let artifact, let tool else {
-            throw AirlockError("--execution, --artifact and --tool go together (Airlock's own execution sandboxes)")
+    func executionRequest(environment: [String: String]) throws(AirlockError) -> ExecutionRequest? {
+        guard let execution else { return nil }
+        guard workspace == nil, profiles.isEmpty, allowDomains.isEmpty else {
+            throw AirlockError("--execution takes no --workspace, --profile or --allow-domain: its spec says everything")
         }
-        return ExecutionRequest(mode: mode, tool: tool, artifact: artifact)
+        let home = environment["HOME"] ?? "/"
+        let state = StateDirectory.resolve(explicit: stateDir, environment: environment, home: home)
+        return try ExecutionRequest.load(execution, stateDir: PinnedFiles.realPath(state) ?? state)
     }
 
     /// Runs the command in a sandbox and returns the exit code to end with.
@@ -163,21 +161,22 @@ struct RunArguments {
         do throws(AirlockError) {
             let home = environment["HOME"] ?? "/"
             let library = ProfileLibrary(environment: environment, home: home)
-            let executionRequest = try self.executionRequest()
+            let executionRequest = try self.executionRequest(environment: environment)
             // An execution sandbox is the default sandbox plus what the tool's profile asks.
             let stack = try library.loadStack(executionRequest == nil ? profiles : [])
             // Tool profiles are read and parsed on another core while the host is inspected.
             let toolNames = executionRequest == nil ? stack.tools : []
             let tools = Background { Result { () throws(AirlockError) in try InterceptedTool.load(toolNames, library: library, home: home) } }
-            let facts = try HostInspection.gather(
-                profiles: stack, workspace: workspace, stateDir: stateDir, environment: environment)
+            var facts = try HostInspection.gather(
+                profiles: stack, workspace: executionRequest?.spec.snapshot ?? workspace, stateDir: stateDir, environment: environment)
+            executionRequest?.apply(to: &facts)
             var layout = try SandboxLayout.make(profiles: stack, host: facts)
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
                 awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, execution: executionRequest,
                 tools: try tools.value.get())
             if let executionRequest {
-                try executionRequest.validate(stateDir: facts.stateDir) { () throws(AirlockError) in try session.store() }
+                try executionRequest.validate { () throws(AirlockError) in try session.store() }
             }
             try session.prepare(&layout)
             for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }

@@ -27,6 +27,19 @@ public enum ByteSize {
         }
         return "\(value)"
     }
+
+    /// Rounded, for messages: 1536 → "1.5 KiB", 300000000 → "286 MiB".
+    public static func human(_ value: Int) -> String {
+        var amount = Double(max(value, 0))
+        for unit in ["B", "KiB", "MiB", "GiB"] {
+            if amount < 1024 || unit == "GiB" {
+                if unit == "B" { return "\(value) B" }
+                return amount < 10 ? "\(Double(Int(amount * 10)) / 10) \(unit)" : "\(Int(amount.rounded())) \(unit)"
+            }
+            amount /= 1024
+        }
+        return "\(value) B"
+    }
 }
 
 extension String {

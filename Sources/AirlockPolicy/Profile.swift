@@ -14,6 +14,15 @@ public struct Profile: Sendable, Equatable {
     /// Command-line tools intercepted by shims (profiles/tools/NAME.yaml); nil when the
     /// profile does not say (a later layer's list replaces an earlier one's).
     public var tools: [String]?
+    public var snapshot = Snapshot()
+
+    /// What a command proposal's workspace snapshot leaves out, and how large it may be
+    /// (docs/commands.md).
+    public struct Snapshot: Sendable, Equatable {
+        public var exclude: [String] = []
+        public var limit: UInt64?
+        public init() {}
+    }
 
     public struct Filesystem: Sendable, Equatable {
         /// Extra host paths mounted read-only at the same path (`~` is the invoking user's home).
@@ -65,6 +74,7 @@ public struct Profile: Sendable, Equatable {
 /// measures loosenings against.
 public enum SandboxDefaults {
     public static let tmpSize: UInt64 = 2 << 30
+    public static let snapshotLimit: UInt64 = 256 << 20
     public static let rlimits = ResourceLimit.defaults
     /// Intercepted unless a profile says otherwise: a profile that forgets to name them must
     /// not let `terraform apply` run unprepared.
@@ -90,6 +100,9 @@ public struct ProfileStack: Sendable, Equatable {
     public var readWrite: [String] { unique(layers.flatMap(\.filesystem.readWrite)) }
     public var tmpSize: UInt64 { layers.compactMap(\.filesystem.tmpSize).last ?? SandboxDefaults.tmpSize }
     public var pass: [String] { unique(layers.flatMap(\.environment.pass)) }
+    public var snapshotExclude: [String] { unique(layers.flatMap(\.snapshot.exclude)) }
+    /// Bytes a proposal's workspace snapshot may hold (256 MiB unless a profile says).
+    public var snapshotLimit: UInt64 { layers.compactMap(\.snapshot.limit).last ?? SandboxDefaults.snapshotLimit }
 
     public var set: [String: String] {
         layers.reduce(into: [:]) { result, layer in

@@ -19,7 +19,8 @@ public enum ProfileParser {
     /// Profiles are small; a huge one is a mistake or an attack.
     public static let maximumSize = 256 * 1024
 
-    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools"]
+    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools", "snapshot"]
+    static let snapshotKeys = ["exclude", "limit"]
     static let filesystemKeys = ["readonly", "readonly_if_present", "readwrite", "tmp_size"]
     static let environmentKeys = ["pass", "set", "path"]
     static let networkKeys = ["allow", "deny", "registries", "allow_addresses", "timeouts", "max_tunnels"]
@@ -72,6 +73,17 @@ public enum ProfileParser {
                     throw reader.error(value, "tools: '\(tool)' is not a tool name (profiles/tools/NAME.yaml)")
                 }
                 profile.tools = tools
+            case "snapshot":
+                for (snapshotKey, snapshotValue) in try reader.mapping(value, at: key, keys: snapshotKeys) {
+                    if snapshotKey == "limit" {
+                        profile.snapshot.limit = try reader.size(snapshotValue, at: "snapshot.limit")
+                        continue
+                    }
+                    profile.snapshot.exclude = try reader.stringOrList(snapshotValue, at: "snapshot.exclude")
+                    for pattern in profile.snapshot.exclude where !ToolProfileParser.isSnapshotPattern(pattern) {
+                        throw reader.error(snapshotValue, "snapshot.exclude: '\(pattern)' must be a name pattern or a relative path (no .., no leading /)")
+                    }
+                }
             default:
                 profile.rlimits = try reader.rlimits(value)
             }

@@ -21,6 +21,12 @@ public struct HostFacts: Sendable {
     public var stateDir: String
     /// The host directory mounted as the agent's persistent home.
     public var agentHome: String
+    /// Execution sandboxes (docs/commands.md): the proposal's snapshot is mounted at the
+    /// workspace's path instead of the workspace, read-only unless a step may write it, and
+    /// the home is a fresh empty tmpfs, never a persistent home the agent could have written.
+    public var workspaceSource: String?
+    public var workspaceReadOnly = false
+    public var freshHome = false
     public var environment: [String: String]
     /// Which top-level system paths exist and how ("/bin" → symlink "usr/bin").
     public var systemEntries: [String: Entry] = [:]
@@ -110,7 +116,7 @@ public struct SandboxLayout: Sendable {
     public static func make(profiles: ProfileStack, host: HostFacts) throws(AirlockError) -> SandboxLayout {
         var layout = SandboxLayout()
         let workspace = HostPath.normalize(host.workspace)
-        var trees: [(path: String, writable: Bool, role: MountStep.Role)] = [(workspace, true, .workspace)]
+        var trees: [(path: String, writable: Bool, role: MountStep.Role)] = [(workspace, !host.workspaceReadOnly, .workspace)]
         var treeNames = ["workspace"]
         var aliases: [(name: String, real: String)] = []
         for (paths, writable, optional) in [(profiles.readOnly, false, false), (profiles.readOnlyIfPresent, false, true),
@@ -137,12 +143,15 @@ public struct SandboxLayout: Sendable {
             .proc(target: "/proc"),
             .tmpfs(target: "/tmp", options: "mode=1777,size=\(profiles.tmpSize)", noExec: false),
             .tmpfs(target: "/var/tmp", options: "mode=1777,size=\(profiles.tmpSize)", noExec: false),
-            .bind(source: host.agentHome, target: agentHomePath, writable: true, directory: true, role: .home),
+            host.freshHome
+                ? .tmpfs(target: agentHomePath, options: "mode=0700,size=\(profiles.tmpSize)", noExec: false)
+                : .bind(source: host.agentHome, target: agentHomePath, writable: true, directory: true, role: .home),
         ]
         // Parents before children: a tree inside another is mounted on top of it.
         for tree in trees.sorted(by: { HostPath.depth($0.path) < HostPath.depth($1.path) }) {
+            let source = tree.role == .workspace ? host.workspaceSource ?? tree.path : tree.path
             layout.mounts.append(
-                .bind(source: tree.path, target: tree.path, writable: tree.writable, directory: true, role: tree.role))
+                .bind(source: source, target: tree.path, writable: tree.writable, directory: true, role: tree.role))
         }
         // A profile path that is a symlink on the host (~/.local/bin/claude → …/versions/1.2)
         // is mounted at its real path and keeps its name as a symlink, where that name is

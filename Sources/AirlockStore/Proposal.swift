@@ -38,6 +38,25 @@ public struct ExecutionResult: Sendable, Equatable {
     public var output: [UInt8]
     public var truncated: Bool
     public var error: String?
+    /// Files a command's execution wrote (terraform's new state), kept in the proposal's
+    /// artifact and, when safe, copied into the workspace (docs/commands.md).
+    public var outputs: [Output] = []
+
+    public struct Output: Sendable, Equatable {
+        public var path: String
+        public var sha256: String
+        public var size: Int
+        public var savedAt: String
+        public var copiedToWorkspace: Bool
+
+        public init(path: String, sha256: String, size: Int, savedAt: String, copiedToWorkspace: Bool) {
+            self.path = path
+            self.sha256 = sha256
+            self.size = size
+            self.savedAt = savedAt
+            self.copiedToWorkspace = copiedToWorkspace
+        }
+    }
 
     /// Stored output is capped (documented in docs/gate.md).
     public static let outputLimit = 1 << 20
@@ -66,6 +85,12 @@ public struct ExecutionResult: Sendable, Equatable {
         fields.append(("output", .string(String(decoding: output, as: UTF8.self))))
         if truncated { fields.append(("truncated", .bool(true))) }
         if let error { fields.append(("error", .string(error))) }
+        if !outputs.isEmpty {
+            fields.append(("outputs", .array(outputs.map {
+                .object([("path", .string($0.path)), ("sha256", .string($0.sha256)), ("size", .number(Double($0.size))),
+                         ("saved_at", .string($0.savedAt)), ("copied_to_workspace", .bool($0.copiedToWorkspace))])
+            })))
+        }
         return .object(fields)
     }
 
@@ -77,6 +102,11 @@ public struct ExecutionResult: Sendable, Equatable {
         self.output = Array(output.utf8)
         truncated = json["truncated"]?.bool ?? false
         error = json["error"]?.string
+        outputs = (json["outputs"]?.array ?? []).compactMap { item in
+            guard let path = item["path"]?.string, let sha = item["sha256"]?.string, let size = item["size"]?.int,
+                  let saved = item["saved_at"]?.string else { return nil }
+            return Output(path: path, sha256: sha, size: size, savedAt: saved, copiedToWorkspace: item["copied_to_workspace"]?.bool ?? false)
+        }
     }
 }
 

@@ -35,6 +35,7 @@ public final class ProposalStore: @unchecked Sendable {
           created_at TEXT NOT NULL, updated_at TEXT NOT NULL, digest TEXT NOT NULL, payload BLOB NOT NULL,
           upstream TEXT NOT NULL, decided_by TEXT, decision_note TEXT, executor TEXT, result TEXT);
         CREATE INDEX IF NOT EXISTS proposals_state ON proposals(state);
+        CREATE INDEX IF NOT EXISTS proposals_session ON proposals(session_id, state);
         CREATE TABLE IF NOT EXISTS audit (
           seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
           actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
@@ -75,10 +76,21 @@ public final class ProposalStore: @unchecked Sendable {
 
     // MARK: Proposals
 
-    /// Stores a new pending proposal and its audit entry; returns it once durable.
-    public func propose(_ draft: ProposalDraft) throws(AirlockError) -> Proposal {
+    /// Proposals one session may have pending at once (docs/gate.md): an agent in a loop
+    /// must not bury the human's queue or fill the disk.
+    public static let pendingLimit = 200
+
+    /// Stores a new pending proposal and its audit entry; returns it once durable. Refused
+    /// when its session already has `pendingLimit` pending (checked in the same transaction).
+    public func propose(_ draft: ProposalDraft, pendingLimit: Int = ProposalStore.pendingLimit) throws(AirlockError) -> Proposal {
         try locked { () throws(AirlockError) in
             try db.transaction { () throws(AirlockError) in
+                let pending = try db.prepare("SELECT COUNT(*) AS n FROM proposals WHERE session_id = ? AND state = 'pending'")
+                    .rows([.text(draft.sessionID)]).first?.integer("n") ?? 0
+                guard pending < Int64(pendingLimit) else {
+                    throw AirlockError("this session already has \(pending) proposals waiting for a decision, the most one session may have; nothing was proposed",
+                                       hint: "ask the human to decide some (`airlock proposals`), then try again", exitCode: 1)
+                }
                 let now = Clock.now()
                 var id = RandomID.make(8)
                 while try !db.prepare("SELECT 1 FROM proposals WHERE id = ?").rows([.text(id)]).isEmpty { id = RandomID.make(8) }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -59,10 +60,17 @@ static uint64_t al_fs_rights(int abi) {
     return all;
 }
 
+// Rights that apply to a file (not a directory): a rule on a file may grant only these.
+#define AL_FS_FILE_RIGHTS (AL_FS_EXECUTE | AL_FS_WRITE_FILE | AL_FS_READ_FILE | AL_FS_TRUNCATE | AL_FS_IOCTL_DEV)
+
 static int al_allow(int ruleset, const char *path, uint64_t access) {
     struct al_path_beneath rule;
     rule.parent_fd = open(path, O_PATH | O_CLOEXEC);
     if (rule.parent_fd < 0) return errno == ENOENT ? 0 : -1;
+    // A writable file bound into a read-only tree (an execution's terraform.tfstate): only
+    // file rights, or the kernel refuses the rule.
+    struct stat st;
+    if (fstat(rule.parent_fd, &st) == 0 && !S_ISDIR(st.st_mode)) access &= AL_FS_FILE_RIGHTS;
     rule.allowed_access = access;
     int rc = (int)syscall(AL_LL_ADD_RULE, ruleset, AL_LL_RULE_PATH_BENEATH, &rule, 0);
     int saved = errno;

@@ -277,7 +277,11 @@ enum ShippedTools {
         ("tool: x\nrules: []\nsurprise: 1\n", "unknown key 'surprise'"),
         ("tool: ../x\nrules: []\n", "is not a command name"),
         ("tool: x\ndefault: sensitive\nrules: []\n", "is not read, mutation or deny"),
-        ("tool: x\npin_globs: [a/b]\nrules: []\n", "must be a file name pattern"),
+        ("tool: x\nsnapshot_exclude: [../up]\nrules: []\n", "must be a name pattern or a relative path"),
+        ("tool: x\nsnapshot_exclude: [/abs]\nrules: []\n", "must be a name pattern or a relative path"),
+        ("tool: x\nexecution_outputs: [a/../b]\nrules: []\n", "must be a relative file path"),
+        ("tool: x\nexecution_outputs: [\"*.tfstate\"]\nrules: []\n", "must be a relative file path"),
+        ("tool: x\nexecution_cli_config: helm\nrules: []\n", "only `terraform` is known"),
         ("tool: x\nrules:\n  - {command: --get, decision: read}\n", "give the subcommand words"),
     ])
     func refuses(_ text: String, _ words: String) {
@@ -297,48 +301,67 @@ enum ShippedTools {
     }
 }
 
-/// What a proposal runs: the prepare steps, the preview and the apply step.
+/// What a proposal runs: the setup and plan steps, the preview and the apply step, and what
+/// each may write.
 @Suite struct CommandStepsTests {
-    static func steps(_ line: String) -> CommandSteps {
+    static func steps(_ line: String, localState: Bool = true) -> CommandSteps {
         let words = line.split(separator: " ").map(String.init)
         let ruling = ShippedTools.classify(line)
-        return CommandSteps.make(ruling, arguments: Array(words.dropFirst()), artifact: "/run/airlock/artifact")
+        return CommandSteps.make(ruling, arguments: Array(words.dropFirst()), artifact: "/run/airlock/artifact", localState: localState)
     }
 
     @Test func terraformApplyPlansThenAppliesThePlan() {
         let steps = Self.steps("terraform apply -auto-approve -var-file=prod.tfvars -target aws_s3_bucket.b")
-        #expect(steps.prepare == [
-            ["init", "-input=false", "-no-color"],
-            ["plan", "-input=false", "-no-color", "-out=/run/airlock/artifact/plan.tfplan", "-var-file=prod.tfvars", "-target=aws_s3_bucket.b"],
-        ])
-        #expect(steps.preview == ["show", "-no-color", "/run/airlock/artifact/plan.tfplan"])
-        #expect(steps.apply == ["apply", "-input=false", "-no-color", "/run/airlock/artifact/plan.tfplan"])
+        #expect(steps.setup == [CommandStep(["init", "-input=false", "-no-color"], writes: [.snapshot, .dataDirectory])])
+        #expect(steps.plan == CommandStep(["plan", "-input=false", "-no-color", "-lock=false", "-out=/run/airlock/artifact/plan/plan.tfplan",
+                                           "-var-file=prod.tfvars", "-target=aws_s3_bucket.b"], writes: [.plan]))
+        // The show steps write nothing; only the apply writes, and only the outputs.
+        #expect(steps.preview == CommandStep(["show", "-no-color", "/run/airlock/artifact/plan/plan.tfplan"]))
+        #expect(steps.planJSON == CommandStep(["show", "-json", "/run/airlock/artifact/plan/plan.tfplan"]))
+        #expect(steps.apply == CommandStep(["apply", "-input=false", "-no-color", "-lock=false", "/run/airlock/artifact/plan/plan.tfplan"],
+                                           writes: [.outputs]))
+        #expect(steps.refusal == nil)
+    }
+
+    @Test func aRemoteBackendKeepsItsLocking() {
+        let steps = Self.steps("terraform apply -lock-timeout=30s", localState: false)
+        #expect(steps.plan?.arguments == ["plan", "-input=false", "-no-color", "-out=/run/airlock/artifact/plan/plan.tfplan", "-lock-timeout=30s"])
+        #expect(steps.apply.arguments == ["apply", "-input=false", "-no-color", "/run/airlock/artifact/plan/plan.tfplan"])
+        // The agent's -lock=false is never passed on.
+        #expect(Self.steps("terraform apply -lock=false", localState: false).plan?.arguments.contains("-lock=false") == false)
     }
 
     @Test func terraformDestroyPlansADestroy() {
         let steps = Self.steps("terraform -chdir=envs/prod destroy")
-        #expect(steps.prepare.last == ["-chdir=envs/prod", "plan", "-input=false", "-no-color", "-out=/run/airlock/artifact/plan.tfplan", "-destroy"])
-        #expect(steps.apply.first == "-chdir=envs/prod")
+        #expect(steps.plan?.arguments == ["-chdir=envs/prod", "plan", "-input=false", "-no-color", "-lock=false",
+                                          "-out=/run/airlock/artifact/plan/plan.tfplan", "-destroy"])
+        #expect(steps.setup.first?.arguments.first == "-chdir=envs/prod")
+        #expect(steps.apply.arguments.first == "-chdir=envs/prod")
     }
 
-    @Test func aSavedPlanIsCopiedAndApplied() {
+    @Test func aSavedPlanIsInitializedAndApplied() {
         let steps = Self.steps("terraform apply tfplan")
-        #expect(steps.prepare.isEmpty)
+        #expect(steps.plan == nil)
+        #expect(steps.setup.count == 1)
         #expect(steps.savedPlan == "/work/app/infra/tfplan")
-        #expect(steps.apply == ["apply", "-input=false", "-no-color", "/run/airlock/artifact/plan.tfplan"])
+        #expect(steps.apply.arguments == ["apply", "-input=false", "-no-color", "-lock=false", "/run/airlock/artifact/plan/plan.tfplan"])
     }
 
-    @Test func kubectlReadsCopiesOfItsFiles() {
+    /// Legacy state flags would write beside the read-only snapshot.
+    @Test(arguments: ["terraform apply -state=other.tfstate", "terraform destroy -state-out=x", "terraform apply -backup=b"])
+    func legacyStateFlagsAreRefused(_ line: String) {
+        #expect(Self.steps(line).refusal?.contains("not supported for a gated change") == true)
+    }
+
+    @Test func kubectlRunsAsGivenOnTheSnapshot() {
         let steps = Self.steps("kubectl apply -f deploy.yaml --filename=../base/svc.yaml -n prod")
-        #expect(steps.apply == ["apply", "-f", "/run/airlock/artifact/files/0-deploy.yaml",
-                                "--filename=/run/airlock/artifact/files/1-svc.yaml", "-n", "prod"])
-        #expect(steps.copies.map(\.source) == ["/work/app/infra/deploy.yaml", "/work/app/base/svc.yaml"])
-        #expect(steps.preview == nil)
+        #expect(steps.apply.arguments == ["apply", "-f", "deploy.yaml", "--filename=../base/svc.yaml", "-n", "prod"])
+        #expect(steps.setup.isEmpty && steps.plan == nil && steps.preview == nil)
     }
 
     @Test func commandsWithoutFilesRunAsGiven() {
-        #expect(Self.steps("terraform state rm aws_instance.web").apply == ["state", "rm", "aws_instance.web"])
-        #expect(Self.steps("gh pr merge 12 --squash").apply == ["pr", "merge", "12", "--squash"])
+        #expect(Self.steps("terraform state rm aws_instance.web").apply.arguments == ["state", "rm", "aws_instance.web"])
+        #expect(Self.steps("gh pr merge 12 --squash").apply.arguments == ["pr", "merge", "12", "--squash"])
     }
 }
 

@@ -95,7 +95,8 @@ extension Scene {
         #expect(shown.status == 0, "\(shown)")
         #expect(shown.stdout.contains("# terraform_data.release will be created"), "\(shown.stdout)")
         #expect(shown.stdout.contains("Plan: 1 to add, 0 to change, 0 to destroy."), "\(shown.stdout)")
-        #expect(shown.stdout.contains("main.tf  sha256:"), "\(shown.stdout)")
+        // …and the snapshot the run will read, file by file.
+        #expect(shown.stdout.contains("snapshot:  ") && shown.stdout.contains("    main.tf  "), "\(shown.stdout)")
         // Approved: applied from the plan; the agent's wait prints terraform's output.
         #expect(approval.status == 0, "\(approval)")
         #expect(approval.stdout.contains("Apply complete! Resources: 1 added"), "\(approval)")
@@ -125,36 +126,48 @@ extension Scene {
         #expect(scene.file("wait.txt").contains("denied") && scene.file("wait.txt").contains("not today"), "\(scene.file("wait.txt"))")
     }
 
-    /// Between proposal and approval: an edited .tf file, a new one, or a tampered plan each
-    /// refuse the execution, and nothing is applied.
-    @Test(arguments: ["edit main.tf", "add extra.tf", "tamper with the plan"])
-    func changesAfterTheProposalRefuseTheExecution(_ change: String) throws {
+    /// Between proposal and approval the agent can edit the live workspace all it likes: the
+    /// approved run reads the snapshot, so it applies what was planned (v1) and leaves the
+    /// edits alone. Whoever changes the proposal's own artifact (the plan or the snapshot, in
+    /// the state directory) makes the execution refuse, and nothing is applied.
+    @Test(arguments: ["edit main.tf", "add extra.tf", "tamper with the plan", "tamper with the snapshot"])
+    func changesAfterTheProposal(_ change: String) throws {
         guard let scene = setUp() else { return }
         var approval = Outcome(status: -1, stdout: "", stderr: "")
         let out = scene.terraformAgent(Self.applyScript) { _ in
             guard scene.waitForFile("proposed") else { return }
+            let artifacts = scene.stateDir + "/artifacts"
+            let key = (try? FileManager.default.contentsOfDirectory(atPath: artifacts))?.first ?? "?"
             switch change {
             case "edit main.tf":
                 scene.write(scene.workspace + "/main.tf", Terraform.dataConfig.replacingOccurrences(of: "v1", with: "v2"))
             case "add extra.tf":
                 scene.write(scene.workspace + "/extra.tf", "resource \"terraform_data\" \"sneaky\" {}\n")
-            default:
-                let artifacts = scene.stateDir + "/artifacts"
-                let key = (try? FileManager.default.contentsOfDirectory(atPath: artifacts))?.first ?? "?"
-                let plan = artifacts + "/" + key + "/plan.tfplan"
+            case "tamper with the plan":
+                let plan = artifacts + "/" + key + "/plan/plan.tfplan"
                 var bytes = FileManager.default.contents(atPath: plan) ?? Data()
                 if !bytes.isEmpty { bytes[bytes.count / 2] ^= 0xFF }
                 FileManager.default.createFile(atPath: plan, contents: bytes)
+            default:
+                FileManager.default.createFile(atPath: artifacts + "/" + key + "/snapshot/main.tf",
+                                               contents: Data(Terraform.dataConfig.replacingOccurrences(of: "v1", with: "v3").utf8))
             }
             approval = scene.airlock(["approve", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)])
         }
         #expect(out.status == 0, "\(out)")
-        #expect(approval.status == 1, "\(approval)")
-        #expect(approval.stdout.contains("changed since the proposal") && approval.stdout.contains("nothing was applied"), "\(approval)")
-        let expected = change == "edit main.tf" ? "main.tf" : change == "add extra.tf" ? "extra.tf (new)" : "plan.tfplan"
-        #expect(approval.stdout.contains(expected), "\(approval)")
-        #expect(!scene.state().contains("terraform_data"), "applied anyway: \(scene.state())")
-        #expect(scene.file("wait.rc") == "1\n", "\(scene.file("wait.txt"))")
+        if change.hasPrefix("tamper") {
+            #expect(approval.status == 1, "\(approval)")
+            #expect(approval.stdout.contains("changed since the proposal") && approval.stdout.contains("nothing was applied"), "\(approval)")
+            #expect(approval.stdout.contains(change == "tamper with the plan" ? "plan.tfplan" : "main.tf"), "\(approval)")
+            #expect(!scene.state().contains("terraform_data"), "applied anyway: \(scene.state())")
+            #expect(scene.file("wait.rc") == "1\n", "\(scene.file("wait.txt"))")
+        } else {
+            #expect(approval.status == 0, "\(approval)")
+            #expect(approval.stdout.contains("Resources: 1 added"), "\(approval)")
+            #expect(scene.state().contains("\"input\"") && scene.state().contains("\"v1\""), "\(scene.state())")
+            #expect(!scene.state().contains("v2") && !scene.state().contains("sneaky"), "\(scene.state())")
+            #expect(scene.file("wait.rc") == "0\n", "\(scene.file("wait.txt"))")
+        }
     }
 
     /// Nothing to change: no proposal, and the agent hears so.
@@ -220,7 +233,7 @@ extension Scene {
             # Holds the execution open long enough for the agent to try something of its own.
             resource "terraform_data" "pause" {
               depends_on = [aws_iam_user.deployer]
-              provisioner "local-exec" { command = "touch executing; sleep 6" }
+              provisioner "local-exec" { command = "sleep 8" }
             }
 
             """)
@@ -232,7 +245,7 @@ extension Scene {
             terraform init -no-color > init.txt 2>&1; echo $? > init.rc
             terraform apply -auto-approve > apply.out 2> apply.err; echo $? > apply.rc
             grep -o 'Proposal [0-9a-f]*' apply.err | cut -d' ' -f2 > id.txt; touch proposed
-            for i in $(seq 1200); do [ -e executing ] && break; sleep 0.1; done
+            for i in $(seq 600); do aws iam get-user --user-name deployer > /dev/null 2>&1 && break; sleep 0.2; done
             aws iam create-user --user-name sneaky > sneaky.out 2> sneaky.err; echo $? > sneaky.rc
             airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
             """], options: ["--profile", profile, "--aws-endpoint", moto.url], timeout: 300,
@@ -243,7 +256,9 @@ extension Scene {
             // The plan, and the command its provisioner will run, are what the human reviews.
             let shown = scene.airlock(["show", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)])
             #expect(shown.stdout.contains("# aws_iam_user.deployer will be created"), "\(shown)")
-            #expect(shown.stdout.contains("terraform_data.pause: local-exec: touch executing; sleep 6"), "\(shown)")
+            #expect(shown.stdout.contains("terraform_data.pause: local-exec: sleep 8"), "\(shown)")
+            // The providers the plan was made with, from the mirror the human's configuration names.
+            #expect(shown.stdout.contains("provider:  registry.terraform.io/hashicorp/aws"), "\(shown)")
             approval = runProcess(Stage.airlock, ["approve", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines),
                                                   "--state-dir", scene.stateDir],
                                   environment: scene.environment.merging(Moto.keys) { $1 }

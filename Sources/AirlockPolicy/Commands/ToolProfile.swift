@@ -20,8 +20,16 @@ public struct ToolProfile: Sendable {
     public var allowFlags: Set<String> = []
     /// Flags whose value is a path that must stay inside the workspace (`-chdir`, `-state`).
     public var workspacePathFlags: Set<String> = []
-    /// Files of the working directory pinned by digest for every change (`*.tf`, the lock file).
-    public var pinGlobs: [String] = []
+    /// What a proposal's workspace snapshot leaves out (docs/commands.md): names matching
+    /// any path component (`.terraform`), or paths from the workspace root (`data/raw`).
+    public var snapshotExclude: [String] = []
+    /// Files the approved run writes beside the configuration, relative to the tool's working
+    /// directory: bound writable into the otherwise read-only snapshot, stored with the result
+    /// and copied back into the workspace (terraform's local state).
+    public var executionOutputs: [String] = []
+    /// Whose CLI configuration the execution gets: `terraform` makes Airlock generate one from
+    /// the human's, keeping provider installation only.
+    public var executionCLIConfig: String?
     public var rules: [ToolRule] = []
     /// Variables the shim sets when it runs the real tool for a read in the agent's sandbox
     /// (CHECKPOINT_DISABLE: no update checks that the proxy would refuse anyway).

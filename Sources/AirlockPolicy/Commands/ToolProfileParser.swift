@@ -2,8 +2,9 @@
 /// rules and contradictory flags are errors with their line.
 public enum ToolProfileParser {
     static let topLevelKeys = ["tool", "description", "binaries", "value_flags", "boolean_flags", "help_flags",
-                               "redirect_flags", "allow_flags", "workspace_path_flags", "pin_globs", "default", "rules",
-                               "execution_hosts", "execution_environment", "execution_files", "execution_pass", "execution_host_variables", "environment"]
+                               "redirect_flags", "allow_flags", "workspace_path_flags", "snapshot_exclude", "default", "rules",
+                               "execution_hosts", "execution_environment", "execution_files", "execution_pass", "execution_host_variables",
+                               "execution_outputs", "execution_cli_config", "environment"]
     static let ruleKeys = ["command", "decision", "reason", "read_if", "prepare", "pin", "pin_positionals",
                            "method_flags", "body_flags", "read_methods"]
 
@@ -36,11 +37,20 @@ public enum ToolProfileParser {
             case "redirect_flags": profile.redirectFlags = try flags(value, at: key, reader)
             case "allow_flags": profile.allowFlags = try flags(value, at: key, reader)
             case "workspace_path_flags": profile.workspacePathFlags = try flags(value, at: key, reader)
-            case "pin_globs":
-                profile.pinGlobs = try reader.stringOrList(value, at: key)
-                for glob in profile.pinGlobs where glob.contains("/") || glob.isEmpty {
-                    throw reader.error(value, "pin_globs: '\(glob)' must be a file name pattern (no /)")
+            case "snapshot_exclude":
+                profile.snapshotExclude = try reader.stringOrList(value, at: key)
+                for pattern in profile.snapshotExclude where !Self.isSnapshotPattern(pattern) {
+                    throw reader.error(value, "snapshot_exclude: '\(pattern)' must be a name pattern or a relative path (no .., no leading /)")
                 }
+            case "execution_outputs":
+                profile.executionOutputs = try reader.stringOrList(value, at: key)
+                for output in profile.executionOutputs where !SnapshotManifest.isRelativePath(output) || output.contains("*") {
+                    throw reader.error(value, "execution_outputs: '\(output)' must be a relative file path (no .., no *)")
+                }
+            case "execution_cli_config":
+                let text = try reader.string(value, at: key)
+                guard text == "terraform" else { throw reader.error(value, "execution_cli_config: only `terraform` is known") }
+                profile.executionCLIConfig = text
             case "execution_hosts":
                 profile.executionHosts = try reader.stringOrList(value, at: key)
                 for host in profile.executionHosts where EgressRule.parse(host, source: source) == nil {
@@ -103,6 +113,12 @@ public enum ToolProfileParser {
             throw reader.error(root, "allow_flags: \(flag) is not one of the redirect_flags")
         }
         return profile
+    }
+
+    /// `node_modules`, `*.log`, `data/raw`: no `..`, `.` or empty component, no leading `/`.
+    public static func isSnapshotPattern(_ pattern: String) -> Bool {
+        let trimmed = pattern.hasSuffix("/") ? String(pattern.dropLast()) : pattern
+        return SnapshotManifest.isRelativePath(trimmed)
     }
 
     static func flags(_ node: YAMLNode, at place: String, _ reader: Reader) throws(ProfileError) -> Set<String> {

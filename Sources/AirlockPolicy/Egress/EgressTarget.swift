@@ -41,7 +41,7 @@ public struct EgressTarget: Sendable, Equatable, CustomStringConvertible {
         return EgressTarget(host: host, port: port, path: path)
     }
 
-    static func splitAuthority(_ authority: String, defaultPort: Int?) throws(Failure) -> (String, Int) {
+    public static func splitAuthority(_ authority: String, defaultPort: Int?) throws(Failure) -> (String, Int) {
         guard !authority.isEmpty, authority.count <= 300,
               authority.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 32 && $0.value < 127 })
         else { throw .malformed("bad host '\(authority.prefix(80))'") }

@@ -75,6 +75,12 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it is.
+    /// This address alone, as a CIDR range.
+    public var singleRange: String {
+        if case .v4 = self { return "\(self)/32" }
+        return "\(self)/128"
+    }
+
     public var unmapped: IPAddress {
         if case .v6(let bytes) = self, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
             return .v4(UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15]))

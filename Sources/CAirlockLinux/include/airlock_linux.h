@@ -139,6 +139,12 @@ int al_pidfd_send_signal(int pidfd, int sig);
 int al_pipe_cloexec(int fds[2]);
 long al_filesystem_type(const char *path); // statfs f_type, or -1
 
+// openat2(dirfd, path, flags | O_CLOEXEC) resolving beneath dirfd with no symlinks at all
+// (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS): a symlink swapped into
+// the path, `..` or an absolute path fails instead of leading elsewhere. glibc has no wrapper.
+// -1 with errno; ENOSYS on kernels before 5.6 (the caller walks component by component then).
+int al_openat2_beneath(int dirfd, const char *path, int flags, int mode);
+
 // Landlock ABI version this kernel offers, or <= 0 when it has none.
 int al_landlock_abi(void);
 
