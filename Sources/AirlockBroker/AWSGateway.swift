@@ -81,7 +81,7 @@ public final class AWSGateway: @unchecked Sendable {
             // A problem on the broker's side (no host credentials, an unreadable catalog):
             // a 4xx so SDKs do not retry it, with the fix for whoever reads it.
             log.write("aws \(request.method) \(request.path): broker error: \(error)")
-            return render(AWSErrorResponse(status: 400, code: "AirlockBrokerError",
+            return render(AWSErrorResponse(status: 400, code: error.code ?? "AirlockBrokerError",
                                            message: "Airlock broker: \(error.message)\(error.hint.map { " (\($0))" } ?? "")"),
                           wire: try? route(request).0.wireProtocol, requestID: requestID)
         } catch {
@@ -135,11 +135,6 @@ public final class AWSGateway: @unchecked Sendable {
                 throw GatewayFailure(error: AWSErrorResponse.signature(failure, s3: s3), wire: wire)
             }
         }
-        if let malformation = request.malformation(for: wire) {
-            log.write("aws \(service.name) \(request.method) \(servicePath): refused: \(malformation)")
-            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockMalformedRequest",
-                message: "Airlock: malformed request: \(malformation); nothing was forwarded or stored"), wire: wire)
-        }
         // One reading or none (docs/gate.md): refused, never resolved by picking a reading.
         if let signature, !AWSRegion.isValidName(signature.region) {
             throw ambiguous(service, servicePath, "the signing region \(signature.region) is not an AWS region name")
@@ -147,6 +142,11 @@ public final class AWSGateway: @unchecked Sendable {
         if let ambiguity = request.ambiguity(for: service, servicePath: servicePath,
                                              decidingQueryKeys: classifier.decidingQueryKeys(for: service)) {
             throw ambiguous(service, servicePath, ambiguity)
+        }
+        if let malformation = request.malformation(for: wire) {
+            log.write("aws \(service.name) \(request.method) \(servicePath): refused: \(malformation)")
+            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockMalformedRequest",
+                message: "Airlock: malformed request: \(malformation); nothing was forwarded or stored"), wire: wire)
         }
         let region = signature?.region ?? credentials.defaultRegion()
         let signingName = signature?.service ?? service.signingName

@@ -5,11 +5,14 @@ public struct AirlockError: Error, CustomStringConvertible, Sendable, Equatable 
     public var message: String
     public var hint: String?
     public var exitCode: Int32
+    /// A machine-readable name for errors a client may act on (`AirlockProposalLimit`).
+    public var code: String?
 
-    public init(_ message: String, hint: String? = nil, exitCode: Int32 = 125) {
+    public init(_ message: String, hint: String? = nil, exitCode: Int32 = 125, code: String? = nil) {
         self.message = message
         self.hint = hint
         self.exitCode = exitCode
+        self.code = code
     }
 
     public var description: String {

@@ -76,7 +76,13 @@ public enum JSON: Sendable, Equatable {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
         case .number(let value):
-            if value == value.rounded(), abs(value) < 9e15 { out += String(Int64(value)) } else { out += "\(value)" }
+            if !value.isFinite {
+                out += "null"  // JSON has no infinity or NaN
+            } else if value == value.rounded(), abs(value) < 9e15 {
+                out += String(Int64(value))
+            } else {
+                out += "\(value)"
+            }
         case .string(let value): JSON.writeString(value, to: &out)
         case .array(let items):
             out += "["
@@ -323,6 +329,8 @@ public enum JSON: Sendable, Equatable {
                 throw fail("unexpected character")
             }
             if strict && !Self.isStrictNumber(bytes[start..<index]) { throw ParseError(offset: start, message: "a number outside JSON's grammar") }
+            // 1e999 is infinity to some parsers and an error to others (found by scripts/fuzz).
+            if strict && !value.isFinite { throw ParseError(offset: start, message: "a number too large for a double") }
             return value
         }
 

@@ -1,15 +1,28 @@
 import Glibc
 
-// Built by scripts/fuzz with -sanitize=fuzzer (and -DAIRLOCK_LIBFUZZER): libFuzzer supplies
-// main and calls this for every input; AIRLOCK_FUZZ_TARGET picks the target.
+// Built by scripts/fuzz with -sanitize=fuzzer (and -DAIRLOCK_LIBFUZZER): libFuzzer runs the
+// loop; AIRLOCK_FUZZ_TARGET picks the target. SwiftPM links an executable's main under its
+// own name, so libFuzzer's main is not used: this main hands over to libFuzzer's driver.
 #if AIRLOCK_LIBFUZZER
-nonisolated(unsafe) let selectedTarget = FuzzTargets.selected()
+nonisolated(unsafe) var selectedTarget = ""
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    FuzzTargets.run(selectedTarget, bytes)
-    return 0
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+@main
+struct FuzzMain {
+    static func main() {
+        selectedTarget = FuzzTargets.selected()
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        let status = runFuzzerDriver(&argc, &argv) { data, size in
+            let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+            FuzzTargets.run(selectedTarget, bytes)
+            return 0
+        }
+        exit(status)
+    }
 }
 #else
 /// Without libFuzzer: runs a target over files (a corpus, or a crash to reproduce).

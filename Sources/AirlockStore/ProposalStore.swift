@@ -89,7 +89,8 @@ public final class ProposalStore: @unchecked Sendable {
                     .rows([.text(draft.sessionID)]).first?.integer("n") ?? 0
                 guard pending < Int64(pendingLimit) else {
                     throw AirlockError("this session already has \(pending) proposals waiting for a decision, the most one session may have; nothing was proposed",
-                                       hint: "ask the human to decide some (`airlock proposals`), then try again", exitCode: 1)
+                                       hint: "ask the human to decide some (`airlock proposals`), then try again", exitCode: 1,
+                                       code: "AirlockProposalLimit")
                 }
                 let now = Clock.now()
                 var id = RandomID.make(8)

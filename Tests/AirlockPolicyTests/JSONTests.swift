@@ -32,6 +32,8 @@ import Testing
     @Test(arguments: [
         #"{"a":1,"a":2}"#, #"{"x":{"b":true,"b":false}}"#, #"[{"k":1},{"k":1,"k":1}]"#, #"{"a\u0062":1,"ab":2}"#,
         "{\"a\":01}", "{\"a\":+1}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":-}",
+        // Found by scripts/fuzz: infinity to Python, an error to others; once serialized as "inf".
+        "{\"Sree\":1e999}", "-1E400",
     ])
     func refuses(_ text: String) {
         #expect(throws: JSON.ParseError.self) { try JSON.parseStrict(bytes: Array(text.utf8)) }
@@ -47,6 +49,11 @@ import Testing
     func accepts(_ text: String) throws {
         let strict = try JSON.parseStrict(bytes: Array(text.utf8))
         #expect(strict == (try JSON.parse(text)))
+    }
+
+    @Test func nonFiniteNumbersSerializeAsNull() {
+        #expect(JSON.number(.infinity).serialized() == "null")
+        #expect(JSON.object([("a", .number(-.infinity))]).serialized() == #"{"a":null}"#)
     }
 
     @Test func theDuplicateIsNamed() {

@@ -32,6 +32,22 @@ import Testing
         }
     }
 
+    /// An execution sandbox: the snapshot at the workspace's path, read-only and not
+    /// writable for Landlock; a fresh tmpfs home instead of any persistent home.
+    @Test func executionSandboxesGetTheSnapshotReadOnlyAndAFreshHome() throws {
+        var host = facts()
+        host.workspaceSource = "/home/dev/.local/state/airlock/artifacts/k1/snapshot"
+        host.workspaceReadOnly = true
+        host.freshHome = true
+        let layout = try SandboxLayout.make(profiles: ProfileStack([]), host: host)
+        let b = binds(layout)
+        #expect(b.contains { $0 == ("/home/dev/.local/state/airlock/artifacts/k1/snapshot", "/home/dev/project", false) })
+        #expect(!b.contains { $0.source == "/home/dev/project" || $0.target == SandboxLayout.agentHomePath })
+        #expect(layout.mounts.contains { if case .tmpfs(SandboxLayout.agentHomePath, _, _) = $0 { return true } else { return false } })
+        #expect(!layout.writable.contains("/home/dev/project"))
+        #expect(layout.writable.contains(SandboxLayout.agentHomePath))
+    }
+
     @Test func defaultLayout() throws {
         let layout = try SandboxLayout.make(profiles: ProfileStack([]), host: facts())
         let b = binds(layout)

@@ -46,7 +46,7 @@ extension AWSRequest {
             }
             // A REST body may be an opaque payload (a document, a function's input); when it
             // is JSON at all, it must be JSON with one reading.
-            if contentType.contains("json"), (try? JSON.parse(bytes: body)) != nil { return jsonAmbiguity() }
+            if contentType.contains("json") { return jsonAmbiguity() }
             return nil
         }
     }
@@ -89,8 +89,10 @@ extension AWSRequest {
         return nil
     }
 
+    /// A body that is not JSON at all is malformed (refused as such); one that is, must be
+    /// JSON with exactly one reading.
     func jsonAmbiguity() -> String? {
-        guard !body.isEmpty else { return nil }
+        guard !body.isEmpty, (try? JSON.parse(bytes: body)) != nil else { return nil }
         do {
             _ = try JSON.parseStrict(bytes: body)
             return nil
