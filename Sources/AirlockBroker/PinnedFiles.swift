@@ -3,9 +3,9 @@ import AirlockPolicy
 import Crypto
 import Glibc
 
-/// The files a command proposal pins: copied out of the workspace into the proposal's
-/// artifact directory (the approved run reads the copies, so a later edit cannot slip in),
-/// and digested (any change between proposal and approval refuses the execution).
+/// Files of a proposal's artifact directory (in the state directory, which no sandbox sees):
+/// digests of the plan and of outputs, copies of the human's files for one execution, and
+/// cleaning up. Workspace files are read only through `Beneath` and `WorkspaceSnapshot`.
 public enum PinnedFiles {
     /// All copies of one proposal together.
     public static let copyLimit = 64 << 20
@@ -70,27 +70,7 @@ public enum PinnedFiles {
         return found.sorted()
     }
 
-    /// Copies `source` (a file or a directory, inside `workspace` once symlinks are
-    /// resolved) to `destination`. Returns the bytes copied.
-    public static func copy(_ source: String, to destination: String, workspace: String, budget: Int) throws(Refusal) -> Int {
-        guard let real = realPath(source) else { throw Refusal("\(source) does not exist") }
-        guard let workspaceReal = realPath(workspace), PathResolution.isInside(real, workspaceReal) else {
-            throw Refusal("\(source) leads outside the workspace (to \(real))")
-        }
-        var info = stat()
-        guard stat(real, &info) == 0 else { throw Refusal("\(source): \(String(cString: strerror(errno)))") }
-        var copied = 0
-        if info.st_mode & S_IFMT == S_IFDIR {
-            for relative in try walk(real) {
-                copied += try copyFile(real + "/" + relative, to: destination + "/" + relative, budget: budget - copied)
-            }
-        } else {
-            copied = try copyFile(real, to: destination, budget: budget)
-        }
-        return copied
-    }
-
-    /// Copies a host file or directory (a tool's configuration) without the workspace check.
+    /// Copies a host file or directory (the human's kubeconfig for one execution).
     public static func copyAny(_ source: String, to destination: String, budget: Int) throws(Refusal) -> Int {
         var info = stat()
         guard stat(source, &info) == 0 else { throw Refusal("\(source): \(String(cString: strerror(errno)))") }
@@ -121,7 +101,7 @@ public enum PinnedFiles {
             if count == 0 { break }
             total += count
             guard total <= budget else {
-                throw Refusal("the files this command names are larger than \(copyLimit >> 20) MiB together; Airlock pins at most that")
+                throw Refusal("\(source) is larger than \(copyLimit >> 20) MiB; Airlock copies at most that for an execution")
             }
             guard write(output, buffer, count) == count else { throw Refusal("\(destination): \(String(cString: strerror(errno)))") }
         }
@@ -134,21 +114,6 @@ public enum PinnedFiles {
             current += "/" + part
             if mkdir(current, 0o700) != 0 && errno != EEXIST { throw Refusal("\(current): \(String(cString: strerror(errno)))") }
         }
-    }
-
-    /// Regular files directly in `directory` whose names match one of `globs`, sorted.
-    public static func matching(_ globs: [String], in directory: String) -> [String] {
-        guard !globs.isEmpty, let handle = opendir(directory) else { return [] }
-        defer { closedir(handle) }
-        let patterns = globs.map(Glob.init)
-        var found: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name != ".", name != "..", patterns.contains(where: { $0.matches(name) }) else { continue }
-            var info = stat()
-            if lstat(directory + "/" + name, &info) == 0, info.st_mode & S_IFMT == S_IFREG { found.append(directory + "/" + name) }
-        }
-        return found.sorted()
     }
 
     public static func realPath(_ path: String) -> String? {

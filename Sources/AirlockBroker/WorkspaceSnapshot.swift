@@ -14,7 +14,7 @@ public enum WorkspaceSnapshot {
     public struct Result: Sendable {
         public var manifest: SnapshotManifest
         /// Relative paths of sockets, FIFOs and devices, which are not copied.
-        public var skipped: [String]
+        public var leftOut: [String]
     }
 
     /// Copies `workspace` into `destination` (created, must not exist).
@@ -38,7 +38,7 @@ public enum WorkspaceSnapshot {
         } catch {
             throw Beneath.Failure("\(error)")
         }
-        return Result(manifest: SnapshotManifest(entries: walk.entries), skipped: walk.skipped)
+        return Result(manifest: SnapshotManifest(entries: walk.entries), leftOut: walk.leftOut)
     }
 
     /// The manifest of a snapshot as it is now (to check it against the pinned one).
@@ -53,7 +53,7 @@ public enum WorkspaceSnapshot {
         } catch {
             throw Beneath.Failure("\(error)")
         }
-        guard walk.skipped.isEmpty else { throw Beneath.Failure("the snapshot holds special files: \(walk.skipped.joined(separator: ", "))") }
+        guard walk.leftOut.isEmpty else { throw Beneath.Failure("the snapshot holds special files: \(walk.leftOut.joined(separator: ", "))") }
         return SnapshotManifest(entries: walk.entries)
     }
 
@@ -94,7 +94,7 @@ public enum WorkspaceSnapshot {
         let exclusion: SnapshotExclusion
         let limit: Int
         var entries: [SnapshotEntry] = []
-        var skipped: [String] = []
+        var leftOut: [String] = []
         var total = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 17)
 
@@ -127,7 +127,7 @@ public enum WorkspaceSnapshot {
                     if let target, symlinkat(destination, target, name) != 0 { throw Beneath.Failure("\(relative): \(Beneath.errnoText())") }
                     entries.append(SnapshotEntry(path: relative, kind: .symlink(target: destination)))
                 default:
-                    skipped.append(relative)
+                    leftOut.append(relative)
                 }
             }
         }

@@ -135,7 +135,7 @@ final class CommandProposer: @unchecked Sendable {
         var runner = ExecutionRunner(stateDir: stateDir, artifact: artifact, workspace: workspace, tool: tool, environment: environment,
                                      awsEndpoint: awsEndpoint, awsProfile: awsProfile, network: network)
         var notes: [String] = []
-        if !copied.skipped.isEmpty { notes.append("left out of the snapshot (not regular files): \(copied.skipped.prefix(10).joined(separator: ", "))") }
+        if !copied.leftOut.isEmpty { notes.append("left out of the snapshot (not regular files): \(copied.leftOut.prefix(10).joined(separator: ", "))") }
         var terraformWorkspace = "default"
         if tool.profile.executionCLIConfig == "terraform" {
             let config = try terraformCLIConfig()

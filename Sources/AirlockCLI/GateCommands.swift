@@ -159,9 +159,11 @@ struct Approve: ParsableCommand {
             The proposal's digest is checked. An API proposal's request is signed with your
             AWS credentials (the environment, ~/.aws, or --aws-profile) and sent to the
             upstream its session used, once. A command proposal (terraform apply, kubectl
-            apply, …) runs its apply step in an execution sandbox after checking that the plan
-            and every file it pinned are unchanged (any change: nothing runs); its AWS calls are
-            signed with your credentials and audited under the proposal. The result is stored
+            apply, …) runs its apply step on the workspace snapshot it was proposed with, in an
+            execution sandbox, after checking that the snapshot and the plan are unchanged (any
+            change: nothing runs; edits to the live workspace do not matter); its AWS calls are
+            signed with your credentials and audited under the proposal. New state is kept
+            with the result and copied into the workspace when its copy there is unchanged. The result is stored
             for the agent (`airlock wait ID`). A proposal runs at most once: if this process
             dies while executing, the proposal becomes `unknown` and is never run again.
             """)

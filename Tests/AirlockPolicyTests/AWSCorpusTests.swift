@@ -34,7 +34,7 @@ import Testing
     @Test func everyOperationResolvesClassifiesAndVerifies() throws {
         guard let corpus = Self.loadCorpus() else {
             let message = "AWS corpus not available: scripts/test generates it (AIRLOCK_AWS_CORPUS)"
-            if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" { Issue.record("\(message)") } else { print("note: \(message)") }
+            Issue.record(Comment(rawValue: message))
             return
         }
         let catalog = try TestCatalog.load()

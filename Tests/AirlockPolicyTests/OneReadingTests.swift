@@ -54,6 +54,9 @@ import Testing
         ("apigateway", "GET", "/apikeys/k?includeValue=false&includeValue=true", [], "", "includeValue appears more than once"),
         ("s3", "GET", "/b/k?uploadId=1&uploadId=2", [], "", "uploadId appears more than once"),
         ("lambda", "POST", "/2015-03-31/functions", [("Content-Type", "application/json")], #"{"FunctionName":"a","FunctionName":"b"}"#, "appears twice"),
+        // Methods are case-sensitive; SigV4 signs them upper-cased (found by scripts/fuzz).
+        ("lambda", "GEt", "/2015-03-31/functions", [], "", "is not one AWS APIs use"),
+        ("sts", "post", "/", [Self.form], "Action=GetCallerIdentity", "is not one AWS APIs use"),
         // cbor: a target on a CBOR path, a wrong service in the path, no protocol header.
         ("arc-region-switch", "POST", "/service/ArcRegionSwitch/operation/ListPlans",
          [("X-Amz-Target", "ArcRegionSwitch.DeletePlan"), ("Content-Type", "application/x-amz-json-1.0")], "", "both X-Amz-Target and a CBOR operation path"),

@@ -5,7 +5,7 @@ import Testing
 /// with the same data as direct calls, changes wait behind the gate until a human decides.
 @Suite struct AWSGateTests {
     func setUp() throws -> (Scene, Moto)? {
-        guard Launch.root.available() || Launch.unprivileged.available(), PythonTools.available() else { return nil }
+        guard Launch.anyAvailable(), PythonTools.available() else { return nil }
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         return (scene, try Moto())
     }
@@ -211,7 +211,7 @@ import Testing
     /// Re-signing proven by moto checking signatures: after the first calls it verifies SigV4
     /// with the IAM user created in them, whose keys are the broker's real credentials.
     @Test func resigningPassesMotoSignatureChecks() throws {
-        guard Launch.root.available() || Launch.unprivileged.available(), PythonTools.available() else { return }
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "4"])
         _ = moto.aws(["iam", "create-user", "--user-name", "broker"])

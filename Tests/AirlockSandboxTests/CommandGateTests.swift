@@ -12,7 +12,7 @@ enum Terraform {
     static func available() -> Bool {
         if binary != nil { return true }
         let message = "terraform is not installed (looked in /usr/local/bin, /usr/bin): the command gate tests need it"
-        if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" { Issue.record("\(message)") } else { print("note: \(message)") }
+        Issue.record(Comment(rawValue: message))
         return false
     }
 
@@ -61,7 +61,7 @@ extension Scene {
         if let launch {
             guard launch.available(), Terraform.available() else { return nil }
         } else {
-            guard Launch.root.available() || Launch.unprivileged.available(), Terraform.available() else { return nil }
+            guard Launch.anyAvailable(), Terraform.available() else { return nil }
         }
         let scene = Scene(launch ?? (getuid() == 0 ? .root : .unprivileged))
         scene.write(scene.workspace + "/main.tf", Terraform.dataConfig)
@@ -130,7 +130,7 @@ extension Scene {
     /// approved run reads the snapshot, so it applies what was planned (v1) and leaves the
     /// edits alone. Whoever changes the proposal's own artifact (the plan or the snapshot, in
     /// the state directory) makes the execution refuse, and nothing is applied.
-    @Test(arguments: ["edit main.tf", "add extra.tf", "tamper with the plan", "tamper with the snapshot"])
+    @Test(arguments: ["edit main.tf", "add extra.tf", "write a state file", "tamper with the plan", "tamper with the snapshot"])
     func changesAfterTheProposal(_ change: String) throws {
         guard let scene = setUp() else { return }
         var approval = Outcome(status: -1, stdout: "", stderr: "")
@@ -143,6 +143,8 @@ extension Scene {
                 scene.write(scene.workspace + "/main.tf", Terraform.dataConfig.replacingOccurrences(of: "v1", with: "v2"))
             case "add extra.tf":
                 scene.write(scene.workspace + "/extra.tf", "resource \"terraform_data\" \"sneaky\" {}\n")
+            case "write a state file":
+                scene.write(scene.workspace + "/terraform.tfstate", "{\"agent\": \"wrote this\"}\n")
             case "tamper with the plan":
                 let plan = artifacts + "/" + key + "/plan/plan.tfplan"
                 var bytes = FileManager.default.contents(atPath: plan) ?? Data()
@@ -161,6 +163,14 @@ extension Scene {
             #expect(approval.stdout.contains(change == "tamper with the plan" ? "plan.tfplan" : "main.tf"), "\(approval)")
             #expect(!scene.state().contains("terraform_data"), "applied anyway: \(scene.state())")
             #expect(scene.file("wait.rc") == "1\n", "\(scene.file("wait.txt"))")
+        } else if change == "write a state file" {
+            // The new state is not dropped, and the workspace's own is not overwritten: the
+            // result says where the new one is.
+            #expect(approval.status == 0, "\(approval)")
+            #expect(scene.state() == "{\"agent\": \"wrote this\"}\n", "\(scene.state())")
+            #expect(approval.stdout.contains("terraform.tfstate in the workspace changed since the proposal, so it was left alone"), "\(approval)")
+            let saved = approval.stdout.components(separatedBy: "the new one is kept at ").dropFirst().first?.split(separator: ";").first.map(String.init) ?? ""
+            #expect(((try? String(contentsOfFile: saved, encoding: .utf8)) ?? "").contains("terraform_data"), "\(saved)")
         } else {
             #expect(approval.status == 0, "\(approval)")
             #expect(approval.stdout.contains("Resources: 1 added"), "\(approval)")
@@ -206,10 +216,7 @@ extension Scene {
     /// still a proposal.
     @Test func approvedExecutionAdmitsOnlyItsOwnMutations() throws {
         guard let scene = setUp(), PythonTools.available() else { return }
-        guard Terraform.hasAWSProvider else {
-            print("note: the AWS provider is not in \(Terraform.mirror) (no offline copy): the terraform-on-moto test is skipped")
-            return
-        }
+        guard require(Terraform.hasAWSProvider, "the AWS provider is not in \(Terraform.mirror) (an offline copy this machine image provides): the terraform-on-moto test needs it") else { return }
         let moto = try Moto()
         scene.write(scene.root + "/mirror.tfrc", """
             provider_installation {
@@ -350,10 +357,10 @@ final class KubeStandIn: @unchecked Sendable {
 
 @Suite struct KubectlGateTests {
     @Test func createIsProposedWithItsFilePinnedAndAppliedWithTheHumansCredentials() throws {
-        guard Launch.root.available() || Launch.unprivileged.available() else { return }
+        guard Launch.anyAvailable() else { return }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl") || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/kubectl") else {
             let message = "kubectl is not installed: the kubectl gate test needs it"
-            if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" { Issue.record("\(message)") } else { print("note: \(message)") }
+            Issue.record(Comment(rawValue: message))
             return
         }
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
@@ -416,7 +423,7 @@ final class KubeStandIn: @unchecked Sendable {
         guard Launch.root.available() else { return }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gh") else {
             let message = "gh is not installed (apt-get install gh; scripts/test does): the gh gate test needs it"
-            if ProcessInfo.processInfo.environment["AIRLOCK_TEST_REQUIRE_ALL"] == "1" { Issue.record("\(message)") } else { print("note: \(message)") }
+            Issue.record(Comment(rawValue: message))
             return
         }
         let scene = Scene(.root)

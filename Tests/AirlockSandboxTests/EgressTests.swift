@@ -100,7 +100,7 @@ import Testing
 
     /// The tools agents use to fetch code: pip from a PEP 503 index, git over HTTPS.
     @Test func pipAndGitWorkOverHTTPSThroughTheProxy() throws {
-        guard Launch.root.available() || Launch.unprivileged.available(), PythonTools.available() else { return }
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
         let upstream = try TestUpstream()
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         try FileManager.default.copyItem(atPath: upstream.caPath, toPath: scene.workspace + "/ca.pem")
@@ -131,7 +131,7 @@ import Testing
     /// A 1 GiB download through a tunnel arrives intact while the broker's memory stays flat:
     /// back-pressure holds the upstream while the agent is slower.
     @Test func gigabyteDownloadKeepsBrokerMemoryBounded() throws {
-        guard Launch.root.available() || Launch.unprivileged.available() else { return }
+        guard Launch.anyAvailable() else { return }
         let upstream = try TestUpstream()
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         let profile = scene.egressProfile("network:\n  allow: [web.test:\(upstream.http)]\n  allow_addresses: [127.0.0.1/32]\n")
@@ -167,7 +167,7 @@ import Testing
     /// 500 tunnels open at once and then closed, then malformed, oversized and slow clients:
     /// each gets a clear answer and the broker ends with the descriptors it started with.
     @Test func tunnelsAndAbusiveClientsLeaveNoDescriptorsBehind() throws {
-        guard Launch.root.available() || Launch.unprivileged.available() else { return }
+        guard Launch.anyAvailable() else { return }
         let upstream = try TestUpstream()
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         let port = upstream.http

@@ -11,7 +11,7 @@ import Testing
                           "PLANTED-SSM-SECRET", "PLANTED-HOST-FILE", "PLANTED-APPROVER"]
 
     func setUp() throws -> (Scene, CheckedMoto)? {
-        guard Launch.root.available() || Launch.unprivileged.available(), PythonTools.available(), Terraform.available() else { return nil }
+        guard Launch.anyAvailable(), PythonTools.available(), Terraform.available() else { return nil }
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         scene.plantCredentials()
         return (scene, try CheckedMoto())

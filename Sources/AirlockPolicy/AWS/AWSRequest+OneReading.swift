@@ -11,6 +11,8 @@ extension AWSRequest {
     /// `decidingQueryKeys` are the query parameters that pick or condition a REST operation
     /// (`AWSClassifier.decidingQueryKeys(for:)`).
     public func ambiguity(for service: AWSService, servicePath: String, decidingQueryKeys: Set<String>) -> String? {
+        // HTTP methods are case-sensitive, SigV4 signs them upper-cased (found by scripts/fuzz).
+        guard Self.methods.contains(method) else { return "the method \(method.prefix(16)) is not one AWS APIs use (\(Self.methods.sorted().joined(separator: ", ")))" }
         if let repeated = repeatedHeader() { return "the header \(repeated) appears more than once" }
         let target = header("x-amz-target")
         let contentType = header("content-type")?.lowercased() ?? ""
@@ -50,6 +52,8 @@ extension AWSRequest {
             return nil
         }
     }
+
+    static let methods: Set<String> = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"]
 
     /// A header name (case-insensitively) given twice: `X-Amz-Target`, `Content-Type` and the
     /// signing headers decide how a request is read, and no SDK repeats a header.
