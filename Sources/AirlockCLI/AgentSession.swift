@@ -36,12 +36,14 @@ final class AgentSession {
     let snapshotLimit: Int
     /// Paths inside the workspace the sandbox masks (credentials): never in a snapshot.
     private(set) var maskedWorkspacePaths: Set<String> = []
+    let hasEtcProfile: Bool
 
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
          tools agentTools: [InterceptedTool]) throws(AirlockError) {
         self.environment = environment
         self.execution = execution
+        hasEtcProfile = facts.hasEtcProfile
         self.awsEndpoint = awsEndpoint
         self.awsProfile = awsProfile
         home = environment["HOME"] ?? "/"
@@ -66,6 +68,11 @@ final class AgentSession {
                          profiles: stack.names.joined(separator: ","), awsUpstream: upstream.description,
                          awsAccessKeyID: credentials.accessKeyID)
         storeCache = StoreCache(stateDir: facts.stateDir, session: record)
+        if execution == nil {
+            let owner: (uid_t, gid_t)? = getuid() == 0
+                ? (Launcher.rootAgentID(environment: environment), Launcher.rootAgentID(environment: environment)) : nil
+            for warning in HomeFiles.write(stack.homeFiles, into: facts.agentHome, owner: owner) { writeError("airlock: warning: \(warning)\n") }
+        }
         for domain in allowDomains where EgressRule.parse(domain, source: "--allow-domain") == nil {
             throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
         }
@@ -117,6 +124,7 @@ final class AgentSession {
         } else if let binary = HostInspection.realPath("/proc/self/exe") {
             for tool in tools { tool.addShim(to: &layout, airlockBinary: binary, home: home) }
         }
+        layout.addLoginShellProfile(hostHasEtcProfile: hasEtcProfile)
     }
 
     /// Called as soon as the sandbox's init has handed over its listeners.

@@ -183,8 +183,21 @@ struct RunArguments {
             var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
             request.seccomp = seccomp
             request.listeners = session.listeners
+            let limits = stack.limits
+            if !limits.isEmpty {
+                let plan = CgroupPlan.make(limits, host: Cgroups.inspect(), name: "airlock-" + facts.sessionID)
+                for (kind, why) in plan.unenforced {
+                    writeError("airlock: warning: limits.\(kind == .cpu ? "cpus" : kind.rawValue) is not enforced: \(why)\n")
+                }
+                request.cgroups = try Cgroups.create(plan)
+            }
+            defer { request.cgroups?.remove() }
             let exit = try RunSession.run(request, environment: environment) { (sandbox) throws(AirlockError) in
                 try session.serve(sandbox)
+            }
+            if let kills = request.cgroups?.oomKills(), kills > 0, let memory = limits.memory {
+                writeError("airlock: the sandbox reached its memory limit (\(ByteSize.format(memory))): the kernel killed \(kills) process\(kills == 1 ? "" : "es") in it\n")
+                writeError("  raise limits.memory in a profile if the work needs more\n")
             }
             session.finish()
             return ExitCode(exit.code)

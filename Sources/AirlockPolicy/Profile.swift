@@ -15,6 +15,11 @@ public struct Profile: Sendable, Equatable {
     /// profile does not say (a later layer's list replaces an earlier one's).
     public var tools: [String]?
     public var snapshot = Snapshot()
+    /// Files written into the persistent home when they do not exist yet (an agent's
+    /// configuration, e.g. Codex's `.codex/config.toml`): relative path → contents.
+    public var homeFiles: [String: String] = [:]
+    /// Memory, CPU and process limits for the whole sandbox (cgroups; docs/sandbox.md).
+    public var limits = SandboxLimits()
 
     /// What a command proposal's workspace snapshot leaves out, and how large it may be
     /// (docs/commands.md).
@@ -101,6 +106,16 @@ public struct ProfileStack: Sendable, Equatable {
     public var tmpSize: UInt64 { layers.compactMap(\.filesystem.tmpSize).last ?? SandboxDefaults.tmpSize }
     public var pass: [String] { unique(layers.flatMap(\.environment.pass)) }
     public var snapshotExclude: [String] { unique(layers.flatMap(\.snapshot.exclude)) }
+    /// The whole sandbox's cgroup limits: for each, the last layer that sets it.
+    public var limits: SandboxLimits {
+        SandboxLimits(memory: layers.compactMap(\.limits.memory).last, cpus: layers.compactMap(\.limits.cpus).last,
+                      pids: layers.compactMap(\.limits.pids).last)
+    }
+
+    /// Later layers win for the same path.
+    public var homeFiles: [String: String] {
+        layers.reduce(into: [:]) { result, layer in result.merge(layer.homeFiles) { _, new in new } }
+    }
     /// Bytes a proposal's workspace snapshot may hold (256 MiB unless a profile says).
     public var snapshotLimit: UInt64 { layers.compactMap(\.snapshot.limit).last ?? SandboxDefaults.snapshotLimit }
 

@@ -19,7 +19,8 @@ public enum ProfileParser {
     /// Profiles are small; a huge one is a mistake or an attack.
     public static let maximumSize = 256 * 1024
 
-    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools", "snapshot"]
+    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools", "snapshot", "home_files", "limits"]
+    static let limitKeys = ["memory", "cpus", "pids"]
     static let snapshotKeys = ["exclude", "limit"]
     static let filesystemKeys = ["readonly", "readonly_if_present", "readwrite", "tmp_size"]
     static let environmentKeys = ["pass", "set", "path"]
@@ -73,6 +74,36 @@ public enum ProfileParser {
                     throw reader.error(value, "tools: '\(tool)' is not a tool name (profiles/tools/NAME.yaml)")
                 }
                 profile.tools = tools
+            case "limits":
+                for (limitKey, limitValue) in try reader.mapping(value, at: key, keys: limitKeys) {
+                    let text = try reader.string(limitValue, at: "limits.\(limitKey)")
+                    switch limitKey {
+                    case "memory":
+                        guard let bytes = ByteSize.parse(text), bytes >= 16 << 20 else {
+                            throw reader.error(limitValue, "limits.memory: '\(text)' is not a size of at least 16MiB (examples: 512MiB, 8GiB)")
+                        }
+                        profile.limits.memory = bytes
+                    case "cpus":
+                        guard let cpus = Double(text), cpus >= 0.01, cpus <= 4096 else {
+                            throw reader.error(limitValue, "limits.cpus: '\(text)' is not a number of CPUs (examples: 0.5, 2)")
+                        }
+                        profile.limits.cpus = cpus
+                    default:
+                        guard let pids = Int(text), pids >= 8, pids <= 4_194_304 else {
+                            throw reader.error(limitValue, "limits.pids: '\(text)' is not a number of processes of at least 8")
+                        }
+                        profile.limits.pids = pids
+                    }
+                }
+            case "home_files":
+                for (path, entry) in try reader.mapping(value, at: key, keys: nil) {
+                    guard SnapshotManifest.isRelativePath(path) else {
+                        throw reader.error(entry, "home_files: '\(path)' must be a path relative to the home (no .., no leading /)")
+                    }
+                    let contents = try reader.string(entry, at: "home_files.\(path)")
+                    guard contents.utf8.count <= 64 << 10 else { throw reader.error(entry, "home_files.\(path) is larger than 64 KiB") }
+                    profile.homeFiles[path] = contents
+                }
             case "snapshot":
                 for (snapshotKey, snapshotValue) in try reader.mapping(value, at: key, keys: snapshotKeys) {
                     if snapshotKey == "limit" {

@@ -59,6 +59,10 @@ public enum YAML {
         var number: Int
         var indent: Int
         var text: Substring  // without indentation; comments not yet removed
+        /// A line that starts with `#`: skipped like a blank line (`indent` -1), except inside
+        /// a block scalar, where it is content (its own indentation is kept here).
+        var commentIndent: Int? = nil
+        var comment: Substring = ""
     }
 
     static func logicalLines(_ text: String) throws(YAMLError) -> [Line] {
@@ -78,7 +82,12 @@ public enum YAML {
             }
             if rest.isEmpty || rest.first == "#" {
                 // Blank and comment lines still matter inside block scalars: keep them marked.
-                out.append(Line(number: number, indent: -1, text: rest.first == "#" ? "" : rest))
+                var blank = Line(number: number, indent: -1, text: "")
+                if rest.first == "#" {
+                    blank.commentIndent = indent
+                    blank.comment = rest
+                }
+                out.append(blank)
                 continue
             }
             if indent == 0 && (rest == "---" || rest.hasPrefix("--- ")) {
@@ -246,7 +255,16 @@ public enum YAML {
             while index < lines.count {
                 let next = lines[index]
                 if next.indent < 0 {
-                    collected.append("")
+                    // A `#` line indented like the content is content (`# a comment` in a
+                    // file a profile writes), one indented less ends nothing here.
+                    if let commentIndent = next.commentIndent, commentIndent > parentIndent,
+                       commentIndent >= (contentIndent ?? commentIndent) {
+                        let indent = contentIndent ?? commentIndent
+                        contentIndent = indent
+                        collected.append(Substring(String(repeating: " ", count: commentIndent - indent)) + next.comment)
+                    } else {
+                        collected.append("")
+                    }
                     index += 1
                     continue
                 }

@@ -80,17 +80,25 @@ public enum Doctor {
                            fix: errno == EOPNOTSUPP ? "add landlock to the kernel's lsm= boot parameter" : "use Linux ≥ 5.13 with CONFIG_SECURITY_LANDLOCK=y")
     }
 
+    /// Which of a profile's `limits:` (memory, cpus, pids for the whole sandbox) this host
+    /// and this user can enforce, and how to enable the rest.
     static func cgroups() -> DoctorCheck {
-        if al_filesystem_type("/sys/fs/cgroup") == 0x6367_7270 {  // CGROUP2_SUPER_MAGIC
-            return DoctorCheck(name: "cgroup v2", status: .ok, detail: "unified hierarchy at /sys/fs/cgroup", fix: nil)
+        let host = Cgroups.inspect()
+        let plan = CgroupPlan.make(SandboxLimits(memory: 1 << 30, cpus: 1, pids: 1024), host: host, name: "airlock-doctor")
+        let enforced = SandboxLimits.Kind.allCases.filter { kind in !plan.unenforced.contains { $0.kind == kind } }
+        let how = plan.groups.map { group in
+            group.directory.hasPrefix(host.unifiedMount ?? "\0") ? "cgroup v2" : "cgroup v1"
         }
-        if HostInspection.isDirectory("/sys/fs/cgroup/unified") {
-            return DoctorCheck(name: "cgroup v2", status: .warning,
-                               detail: "hybrid hierarchy (v2 at /sys/fs/cgroup/unified); Airlock limits processes with rlimits",
-                               fix: "boot with systemd.unified_cgroup_hierarchy=1 for a pure v2 hierarchy")
+        let names = { (kinds: [SandboxLimits.Kind]) in kinds.map { $0 == .cpu ? "cpus" : $0.rawValue }.joined(separator: ", ") }
+        if plan.unenforced.isEmpty {
+            return DoctorCheck(name: "cgroup limits", status: .ok,
+                               detail: "limits.memory, cpus and pids are enforced (\(Set(how).sorted().joined(separator: " and ")))", fix: nil)
         }
-        return DoctorCheck(name: "cgroup v2", status: .warning, detail: "not mounted; Airlock limits processes with rlimits",
-                           fix: "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)")
+        let detail = enforced.isEmpty
+            ? "no profile limit (memory, cpus, pids) can be enforced for this user here; only rlimits apply"
+            : "enforced: \(names(enforced)); not enforced: \(names(plan.unenforced.map(\.kind)))"
+        return DoctorCheck(name: "cgroup limits", status: .warning, detail: detail,
+                           fix: plan.unenforced.map { "\($0.kind == .cpu ? "cpus" : $0.kind.rawValue): \($0.why)" }.joined(separator: "; "))
     }
 
     static func idmappedMounts() -> DoctorCheck {

@@ -72,6 +72,8 @@ public enum HostInspection {
             }
         }
         facts.shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
+        var profile = stat()
+        facts.hasEtcProfile = stat("/etc/profile", &profile) == 0 && profile.st_mode & S_IFMT == S_IFREG
         return facts
     }
 

@@ -19,6 +19,8 @@ public struct LaunchRequest: Sendable {
     public var listeners: [ListenerRequest] = []
     /// The compiled seccomp filter, when the caller built it ahead (in the background).
     public var seccomp: Background<Result<SeccompProgram, AirlockError>>?
+    /// The cgroups the sandbox's init joins before it starts (its memory, CPU, process limits).
+    public var cgroups: Cgroups.Handle?
 
     public init(layout: SandboxLayout, argv: [String], terminal: (rows: UInt16, columns: UInt16)?) {
         self.layout = layout
@@ -222,6 +224,9 @@ public enum Launcher {
                                      control: control[0])
         do throws(AirlockError) {
             try writeIdentityMaps(pid: pid, asRoot: asRoot, hostID: hostID, hostGID: hostGID)
+            // Init has not run anything yet (it waits for `go`): every process of the sandbox
+            // is born inside its limits.
+            try request.cgroups?.add(pid)
             var go: UInt8 = 1
             guard write(sync.write, &go, 1) == 1 else { throw AirlockError("the sandbox's init did not start") }
             for fd in ownedFDs { close(fd) }

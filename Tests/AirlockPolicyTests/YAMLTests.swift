@@ -130,4 +130,13 @@ import Testing
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
         #expect(throws: YAMLError.self) { try YAML.parse("a: " + deep) }
     }
+
+    /// `#` lines inside a block scalar are its content (a config file a profile writes).
+    @Test func commentLinesInsideBlockScalarsAreContent() throws {
+        let text = "file: |\n  # first\n  key = 1\n\n  # second\n# not content\nnext: x\n"
+        let node = try #require(try YAML.parse(text))
+        guard case .mapping(let pairs) = node.value else { Issue.record("not a mapping"); return }
+        #expect(pairs.first?.value.scalar == "# first\nkey = 1\n\n# second\n")
+        #expect(pairs.last?.value.scalar == "x")
+    }
 }

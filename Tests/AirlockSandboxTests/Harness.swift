@@ -129,8 +129,12 @@ struct Scene {
         chownTree()
     }
 
+    /// Gives the scene's files to the launching identity; the agents' persistent homes are
+    /// theirs (a root launch's belong to the agent's host uid) and are left alone.
     func chownTree() {
-        for path in [root] + ((FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []).map({ root + "/" + $0 }) {
+        let homes = stateDir + "/homes"
+        for path in [root] + ((FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []).map({ root + "/" + $0 })
+        where !(path == homes || path.hasPrefix(homes + "/")) {
             lchown(path, launch.uid, launch.gid)
         }
     }

@@ -24,3 +24,29 @@ airlock_python_env() {
   export AIRLOCK_PYTHON="$venv/bin/python3"
   export PATH="$venv/bin:$PATH"
 }
+
+# airlock_agents_env: makes .venv-agents (the real agents the agent tests run: Claude Code,
+# Codex, aider; scripts/agents-requirements.txt) if missing or out of date, and exports
+# AIRLOCK_AGENTS_VENV. About 1.4 GB; says so.
+airlock_agents_env() {
+  local root venv want have python=/usr/bin/python3
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  venv="$root/.venv-agents"
+  want=$(sha256sum "$root/scripts/agents-requirements.txt" | cut -d' ' -f1)
+  have=$(cat "$venv/.requirements-sha256" 2>/dev/null || true)
+  [ -x "$python" ] || python=$(command -v python3)
+  if [ "$want" != "$have" ]; then
+    echo "airlock: installing the real agents into $venv (Claude Code, Codex, aider from PyPI: about 1.4 GB)" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || return 1
+    local nodeps deps
+    nodeps=$(sed -n 's/^nodeps: *//p' "$root/scripts/agents-requirements.txt")
+    deps=$(grep -v -E '^(#|nodeps:|$)' "$root/scripts/agents-requirements.txt")
+    # aider first: pip then has no half-installed package to warn about.
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $deps &&
+      "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps $nodeps || {
+      echo "airlock: pip could not install scripts/agents-requirements.txt (is PyPI reachable?)" >&2; return 1; }
+    echo "$want" > "$venv/.requirements-sha256"
+  fi
+  export AIRLOCK_AGENTS_VENV="$venv"
+}
