@@ -19,16 +19,20 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
     let gateway: AWSGateway
     let pool: NIOThreadPool
     let budget: BodyBudget
+    /// Set when this connection is TLS to an AWS host name, terminated by the broker (the
+    /// egress proxy's CONNECT): every request on it must name that host.
+    let interceptedHost: String?
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var refusing = false
     /// Bytes of `budget` this connection holds (its request body, until answered).
     private var reserved = 0
 
-    init(gateway: AWSGateway, pool: NIOThreadPool, budget: BodyBudget) {
+    init(gateway: AWSGateway, pool: NIOThreadPool, budget: BodyBudget, interceptedHost: String? = nil) {
         self.gateway = gateway
         self.pool = pool
         self.budget = budget
+        self.interceptedHost = interceptedHost
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -59,6 +63,16 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
             refusing = false
             self.head = head
             body.clear()
+            if let interceptedHost {
+                // One reading: the host the client connected to is the host it names.
+                let hosts = head.headers["host"]
+                let named = hosts.first.map { $0.lowercased().hasSuffix(":443") ? String($0.lowercased().dropLast(4)) : $0.lowercased() }
+                guard hosts.count == 1, named == interceptedHost else {
+                    refuse(context, head: head, status: 400, code: "AirlockAmbiguousRequest",
+                           message: "Airlock: this connection was opened to \(interceptedHost), but the request names the host \(hosts.joined(separator: ", ")); nothing was forwarded or stored")
+                    return
+                }
+            }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > Self.maximumBody {
                 refuse(context, head: head, status: 413, code: "AirlockRequestTooLarge",
                        message: "Airlock: request bodies above \(Self.maximumBody >> 20) MiB are refused (this one is \(length) bytes); upload large objects in parts (aws s3 cp does above 8 MiB)")
@@ -93,7 +107,8 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
             let keepAlive = head.isKeepAlive
             let gateway = self.gateway
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            pool.runIfActive(eventLoop: context.eventLoop) { gateway.handle(request) }.whenComplete { result in
+            let host = interceptedHost
+            pool.runIfActive(eventLoop: context.eventLoop) { gateway.handle(request, host: host) }.whenComplete { result in
                 let (handler, context) = bound.value
                 handler.release()
                 switch result {

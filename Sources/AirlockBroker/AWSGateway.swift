@@ -70,10 +70,12 @@ public final class AWSGateway: @unchecked Sendable {
 
     static let servicePrefix = "/svc/"
 
-    public func handle(_ request: AWSRequest) -> GatewayReply {
+    /// `host`: the AWS host name the request reached through the egress proxy (TLS
+    /// terminated by the broker), nil for the broker's own AWS endpoint.
+    public func handle(_ request: AWSRequest, host: String? = nil) -> GatewayReply {
         let requestID = RandomID.make(16)
         do {
-            return try decide(request, requestID: requestID)
+            return try decide(request, requestID: requestID, host: host)
         } catch let failure as GatewayFailure {
             log.write("aws \(request.method) \(request.path): \(failure.error.code): \(failure.error.message)")
             return render(failure.error, wire: failure.wire, requestID: requestID)
@@ -101,8 +103,8 @@ public final class AWSGateway: @unchecked Sendable {
         return .respond(status: error.status, headers: rendered.headers, body: rendered.body)
     }
 
-    func decide(_ request: AWSRequest, requestID: String) throws -> GatewayReply {
-        let (service, servicePath) = try route(request)
+    func decide(_ request: AWSRequest, requestID: String, host: String?) throws -> GatewayReply {
+        let (service, servicePath) = try host.map { host in try route(request, host: host) } ?? route(request)
         let wire = service.wireProtocol
         let s3 = ["s3", "s3control"].contains(service.name)
         let classifier = try catalog.classifier()
@@ -203,6 +205,29 @@ public final class AWSGateway: @unchecked Sendable {
                                                        payload: payload, upstream: session.upstream.description))
         log.write("proposal \(proposal.id): \(summary) is pending approval")
         throw GatewayFailure(error: .pending(proposal), wire: wire)
+    }
+
+    /// A request to an AWS host name: the service from the signature's scope (and, where
+    /// services share a signing name, the host and API version), S3's bucket from a
+    /// virtual-hosted name (docs/gate.md).
+    func route(_ request: AWSRequest, host: String) throws -> (AWSService, String) {
+        let signature = try? SigV4.parse(request)
+        var candidates: [(name: String, endpointPrefix: String, apiVersion: String)] = []
+        if let signing = signature?.service {
+            for entry in try catalog.index().services(signingAs: signing) {
+                candidates.append((entry.name, entry.endpointPrefix, try catalog.service(entry.name)?.apiVersion ?? ""))
+            }
+        }
+        let version = request.formParameters.first { $0.key == "Version" }?.value ?? nil
+        switch AWSHostRoute.route(host: host, path: request.path, signingName: signature?.service, candidates: candidates, version: version) {
+        case .refused(let why):
+            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockUnknownService", message: "Airlock: \(why)"), wire: nil)
+        case .service(let name, let path):
+            guard let service = try catalog.service(name) else {
+                throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockUnknownService", message: "Airlock: no catalog entry for \(name)"), wire: nil)
+            }
+            return (service, path)
+        }
     }
 
     /// `/svc/<name>/…` → the service and the path below it. Without the prefix (a client using

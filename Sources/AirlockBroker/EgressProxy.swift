@@ -4,6 +4,7 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The egress proxy (HTTPS_PROXY/HTTP_PROXY inside the sandbox): CONNECT tunnels and plain
 /// HTTP forwarding to allowed hosts only, with names resolved here (the sandbox has no DNS)
@@ -34,6 +35,13 @@ public final class EgressProxy: @unchecked Sendable {
     let limits: Limits
     let resolver: EgressResolver
     let log: BrokerLog
+    /// Where CONNECTs to AWS hosts go (TLS terminated by the broker, requests handed to the
+    /// AWS gateway): set by the session before the proxy serves.
+    private var interceptionSlot: AWSInterception?
+    public var awsInterception: AWSInterception? {
+        get { locked { interceptionSlot } }
+        set { locked { interceptionSlot = newValue } }
+    }
     private var mutex = pthread_mutex_t()
     private var active = 0
     private var refusals: [String: Int] = [:]
@@ -103,6 +111,21 @@ public final class EgressProxy: @unchecked Sendable {
     }
 
     public var activeConnections: Int { locked { active } }
+}
+
+/// What the egress proxy needs to answer an AWS host itself (docs/gate.md): the session's
+/// TLS context (its CA's certificates) and the AWS gateway the requests go to.
+public final class AWSInterception: @unchecked Sendable {
+    let context: NIOSSLContext
+    let gateway: AWSGateway
+    let pool: NIOThreadPool
+    let budget = BodyBudget()
+
+    public init(ca: SessionCA, gateway: AWSGateway, broker: Broker) throws(AirlockError) {
+        context = try ca.serverContext()
+        self.gateway = gateway
+        pool = broker.pool
+    }
 }
 
 /// One client connection to the proxy.
@@ -175,6 +198,12 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func decide(_ context: ChannelHandlerContext, head: HTTPRequestHead, target: EgressTarget) {
+        // AWS hosts are Airlock's to answer: the gate is where AWS calls go, whatever host a
+        // client has built in (the aws CLI's queue.amazonaws.com for every `aws sqs`).
+        if head.method == .CONNECT, target.port == 443, SessionCA.covers(target.host), let interception = proxy.awsInterception {
+            intercept(context, target: target, interception)
+            return
+        }
         if case .refuse(let rule, let hint) = proxy.policy.decide(host: target.host, port: target.port) {
             proxy.noteRefusal(target.description, rule)
             refuse(context, .forbidden, Self.refusalText(target, rule: rule, hint: hint))
@@ -240,6 +269,45 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             }
+    }
+
+    /// 200, then TLS with a certificate of the session's CA for the host, and the AWS endpoint's
+    /// handler behind it, bound to that host.
+    private func intercept(_ context: ChannelHandlerContext, target: EgressTarget, _ interception: AWSInterception) {
+        state = .done
+        guard proxy.acquire() else {
+            refuse(context, .serviceUnavailable, "Airlock proxy: more than \(proxy.connectionCap) connections at once (network.max_tunnels); try again")
+            return
+        }
+        let record = ConnectionRecord(proxy: proxy, label: "CONNECT \(target) → Airlock's AWS gateway (TLS terminated)", started: Clock.monotonicSeconds())
+        let channel = context.channel
+        let pipeline = context.pipeline
+        let established = context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")
+        let host = target.host.lowercased()
+        pipeline.removeHandler(name: "airlock-http-encoder").flatMap {
+            context.writeAndFlush(NIOAny(established))
+        }.flatMapThrowing {
+            let sync = pipeline.syncOperations
+            try sync.addHandler(NIOSSLServerHandler(context: interception.context), position: .last)
+            try sync.configureHTTPServerPipeline(position: .last, withErrorHandling: true)
+            try sync.addHandler(AWSEndpointHandler(gateway: interception.gateway, pool: interception.pool, budget: interception.budget,
+                                                   interceptedHost: host), position: .last)
+        }.flatMap {
+            pipeline.removeHandler(self)
+        }.flatMap {
+            // The ClientHello may already be read: it goes on to the TLS handler.
+            pipeline.removeHandler(name: "airlock-http-decoder")
+        }.whenComplete { result in
+            switch result {
+            case .success:
+                channel.closeFuture.whenComplete { _ in record.finish() }
+                channel.setOption(.autoRead, value: true).whenComplete { _ in }
+            case .failure(let error):
+                record.proxy.log.write("egress: TLS for \(target) could not be set up: \(error)")
+                channel.close(promise: nil)
+                record.finish()
+            }
+        }
     }
 
     /// 200, then the HTTP handlers leave and the two connections are glued byte for byte.

@@ -20,6 +20,9 @@ final class AgentSession {
     /// Started on another thread at once: its threads and NIO's first use cost about a
     /// millisecond, spent while profiles are read and the sandbox is built.
     private let broker = Background { Broker() }
+    /// The session's CA for AWS hosts reached through the proxy (docs/gate.md), made on
+    /// another core while the sandbox is built; its key stays in this process.
+    private let authority = Background { Result { () throws(AirlockError) in try SessionCA() } }
     private let storeCache: StoreCache
 
     let egress: EgressProxy
@@ -91,6 +94,9 @@ final class AgentSession {
     }
 
     static let proxyPort: UInt16 = 3128
+    static let systemBundle = "/etc/ssl/certs/ca-certificates.crt"
+    static let caPath = SandboxLayout.runDirectory + "/ca/airlock-aws-ca.pem"
+    static let bundlePath = SandboxLayout.runDirectory + "/ca/bundle.pem"
 
     var listeners: [ListenerRequest] {
         [.tcp(port: AWSSandboxSetup.port), .unix(path: AWSSandboxSetup.agentSocket), .tcp(port: Self.proxyPort)]
@@ -114,6 +120,14 @@ final class AgentSession {
             "NO_PROXY": noProxy, "no_proxy": noProxy,
         ]) { $1 })
         layout.extraEnvironment += prepared.endpointVariables
+        if case .success(let ca) = authority.value {
+            // Clients trust the session CA on top of the system's roots.
+            let system = (try? readTextFile(Self.systemBundle, limit: 4 << 20)) ?? ""
+            layout.addFile(Self.caPath, contents: ca.pem)
+            layout.addFile(Self.bundlePath, contents: system + (system.hasSuffix("\n") || system.isEmpty ? "" : "\n") + ca.pem)
+            layout.setEnvironment(["AWS_CA_BUNDLE": Self.bundlePath, "SSL_CERT_FILE": Self.bundlePath, "REQUESTS_CA_BUNDLE": Self.bundlePath,
+                                   "CURL_CA_BUNDLE": Self.bundlePath, "NODE_EXTRA_CA_CERTS": Self.caPath])
+        }
         let workspace = record.workspace
         maskedWorkspacePaths = Set(layout.mounts.compactMap { step -> String? in
             guard case .mask(let target, _) = step, target != workspace, HostPath.isWithin(target, workspace) else { return nil }
@@ -152,6 +166,16 @@ final class AgentSession {
                                          commands: commands)) { error in
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
+        }
+        switch authority.value {
+        case .success(let ca):
+            do {
+                egress.awsInterception = try AWSInterception(ca: ca, gateway: gateway, broker: broker.value)
+            } catch {
+                log.write("broker: \(error.message): AWS hosts reached through the proxy are refused")
+            }
+        case .failure(let error):
+            log.write("broker: \(error.message): AWS hosts reached through the proxy are refused")
         }
         egress.fitDescriptorLimit()
         broker.value.serve(egress: listeners[2], proxy: egress) { error in

@@ -142,3 +142,49 @@ import Testing
         #expect(try decision("apigateway", "GET", target) == expected, "\(target)")
     }
 }
+
+/// AWS host names reached through the proxy: the service from the signature, S3's bucket
+/// from a virtual-hosted name, one way or refused.
+@Suite struct AWSHostRouteTests {
+    typealias Route = AWSHostRoute.Outcome
+
+    @Test(arguments: [
+        ("s3.amazonaws.com", "/b/k", Route.service("s3", path: "/b/k")),
+        ("s3.us-east-1.amazonaws.com", "/", Route.service("s3", path: "/")),
+        ("reports.s3.us-east-1.amazonaws.com", "/2026/q1.txt", Route.service("s3", path: "/reports/2026/q1.txt")),
+        ("reports.s3.amazonaws.com", "/", Route.service("s3", path: "/reports")),
+        ("my.dotted.bucket.s3.dualstack.eu-west-1.amazonaws.com", "/k", Route.service("s3", path: "/my.dotted.bucket/k")),
+        ("legacy.s3-us-west-2.amazonaws.com", "/k", Route.service("s3", path: "/legacy/k")),
+        ("cnbucket.s3.cn-north-1.amazonaws.com.cn", "/k", Route.service("s3", path: "/cnbucket/k")),
+    ])
+    func s3Hosts(_ host: String, _ path: String, _ expected: Route) {
+        #expect(AWSHostRoute.route(host: host, path: path, signingName: "s3", candidates: [], version: nil) == expected)
+    }
+
+    @Test(arguments: ["Bad_Bucket.s3.amazonaws.com", "ab.s3.amazonaws.com", "192.168.1.1.s3.amazonaws.com", "a..b.s3.amazonaws.com",
+                      "ap-123456789012.s3-accesspoint.us-east-1.amazonaws.com", "b.s3.evil-label.amazonaws.com", "b.s3express-use1-az4.us-east-1.amazonaws.com"])
+    func s3HostsThatAreRefused(_ host: String) {
+        guard case .refused = AWSHostRoute.route(host: host, path: "/k", signingName: "s3", candidates: [], version: nil) else {
+            Issue.record("\(host) was accepted")
+            return
+        }
+    }
+
+    @Test func sharedSigningNamesAreNarrowedByHostAndVersion() {
+        let elb = [(name: "elb", endpointPrefix: "elasticloadbalancing", apiVersion: "2012-06-01"),
+                   (name: "elbv2", endpointPrefix: "elasticloadbalancing", apiVersion: "2015-12-01")]
+        #expect(AWSHostRoute.route(host: "elasticloadbalancing.us-east-1.amazonaws.com", path: "/", signingName: "elasticloadbalancing",
+                                   candidates: elb, version: "2015-12-01") == .service("elbv2", path: "/"))
+        guard case .refused = AWSHostRoute.route(host: "elasticloadbalancing.us-east-1.amazonaws.com", path: "/",
+                                                 signingName: "elasticloadbalancing", candidates: elb, version: nil) else {
+            Issue.record("an ambiguous service was chosen")
+            return
+        }
+        #expect(AWSHostRoute.route(host: "queue.amazonaws.com", path: "/", signingName: "sqs",
+                                   candidates: [(name: "sqs", endpointPrefix: "sqs", apiVersion: "2012-11-05")], version: nil) == .service("sqs", path: "/"))
+        guard case .refused = AWSHostRoute.route(host: "sqs.amazonaws.com", path: "/", signingName: nil, candidates: [], version: nil) else {
+            Issue.record("an unsigned request was routed")
+            return
+        }
+    }
+}

@@ -44,7 +44,9 @@ import Testing
             Self.curl("http://internal.test:\(http)/", into: "internal"),
             Self.curl("http://loop.test:\(http)/", into: "loopback"),
             Self.curl("http://203.0.113.9:\(http)/hello.txt", into: "literal"),
-            Self.curl("https://s3.us-east-1.amazonaws.com/", into: "aws"),
+            // An AWS host is answered by Airlock's AWS gateway (TLS with the session's CA, which
+            // curl trusts through SSL_CERT_FILE): unsigned, it is refused there.
+            "curl -sS -o aws.body -w '%{http_code}' https://s3.us-east-1.amazonaws.com/ > aws.status 2> aws.err",
             Self.curl("http://extra.test:\(http)/hello.txt", into: "session"),
             // Around the proxy: nothing listens on the sandbox's own loopback, and there is
             // no route and no DNS out of it.
@@ -77,7 +79,7 @@ import Testing
         #expect(body("metadata").contains("169.254.169.254"), "\(body("metadata"))")
         #expect(body("internal").contains("10.0.0.1"), "\(body("internal"))")
         #expect(status("literal") == "403" && body("literal").lowercased().contains("address"), "\(body("literal"))")
-        #expect(scene.file("aws.err").contains("403"), "\(scene.file("aws.err"))")
+        #expect(status("aws") == "400" && body("aws").contains("not signed"), "\(status("aws")) \(body("aws")) \(scene.file("aws.err"))")
 
         #expect(status("direct-loopback") != "0" && status("direct-loopback") != "", "\(scene.file("direct-loopback.out"))")
         #expect(status("direct-remote") != "0" && status("direct-remote") != "", "\(scene.file("direct-remote.out"))")

@@ -1,0 +1,128 @@
+import AirlockCore
+import Crypto
+import FoundationEssentials
+import NIOCore
+import NIOSSL
+import Synchronization
+import SwiftASN1
+import X509
+
+/// A certificate authority of one session (docs/gate.md, "AWS hosts through the proxy"): the
+/// broker terminates TLS to AWS hosts the agent reaches through HTTPS_PROXY (clients that
+/// hard-code `queue.amazonaws.com` and the like) and hands the requests to the AWS gateway,
+/// where they are verified, classified and gated like any other. The CA may only sign names
+/// under the AWS domains (a name-constrained CA: a client that checks constraints rejects
+/// anything else it signed), its key never leaves the broker's memory, and it lives as long
+/// as the session. The sandbox trusts its certificate (`AWS_CA_BUNDLE`, `SSL_CERT_FILE`,
+/// `NODE_EXTRA_CA_CERTS`).
+public final class SessionCA: Sendable {
+    public static let domains = ["amazonaws.com", "amazonaws.com.cn", "api.aws"]
+
+    let key: P256.Signing.PrivateKey
+    let certificate: Certificate
+    let keyIdentifier: ArraySlice<UInt8>
+    /// The CA certificate, PEM: what the sandbox trusts.
+    public let pem: String
+    let leafKey: P256.Signing.PrivateKey
+    let leafKeyForTLS: NIOSSLPrivateKey
+    private let leaves = Mutex<[String: NIOSSLCertificate]>([:])
+
+    public init() throws(AirlockError) {
+        do {
+            let now = Date()
+            key = P256.Signing.PrivateKey()
+            let signer = Certificate.PrivateKey(key)
+            let name = try DistinguishedName {
+                OrganizationName("Airlock")
+                CommonName("Airlock session CA (AWS hosts only)")
+            }
+            let identifier = SubjectKeyIdentifier(hash: signer.publicKey)
+            let extensions = try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                Critical(NameConstraints(permittedDNSDomains: Self.domains))
+                identifier
+            }
+            certificate = try Certificate(
+                version: .v3, serialNumber: Self.serial(), publicKey: signer.publicKey,
+                notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(7 * 24 * 3600),
+                issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: signer)
+            keyIdentifier = identifier.keyIdentifier
+            pem = try certificate.serializeAsPEM().pemString + "\n"
+            leafKey = P256.Signing.PrivateKey()
+            leafKeyForTLS = try NIOSSLPrivateKey(bytes: Array(leafKey.derRepresentation), format: .der)
+        } catch {
+            throw AirlockError("cannot make the session's certificate authority: \(error)")
+        }
+    }
+
+    /// 16 random bytes, the top bit clear: a positive INTEGER of at most 16 octets.
+    static func serial() -> Certificate.SerialNumber {
+        var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max) }
+        bytes[0] &= 0x7F
+        bytes[0] |= 0x01
+        return Certificate.SerialNumber(bytes: bytes)
+    }
+
+    /// Whether this CA may speak for `host` (an AWS host name).
+    public static func covers(_ host: String) -> Bool {
+        let name = host.lowercased()
+        return domains.contains { name.hasSuffix("." + $0) }
+    }
+
+    /// A leaf certificate for `host`, issued once per session and name.
+    func leaf(for host: String) throws -> NIOSSLCertificate {
+        if let cached = leaves.withLock({ $0[host] }) { return cached }
+        let now = Date()
+        let publicKey = Certificate.PublicKey(leafKey.publicKey)
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.notCertificateAuthority)
+            Critical(KeyUsage(digitalSignature: true))
+            try ExtendedKeyUsage([.serverAuth])
+            SubjectAlternativeNames([.dnsName(host)])
+            AuthorityKeyIdentifier(keyIdentifier: keyIdentifier)
+        }
+        let issued = try Certificate(
+            version: .v3, serialNumber: Self.serial(), publicKey: publicKey,
+            notValidBefore: now.addingTimeInterval(-3600), notValidAfter: min(now.addingTimeInterval(24 * 3600), certificate.notValidAfter),
+            issuer: certificate.subject, subject: try DistinguishedName { CommonName(host) },
+            signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(key))
+        var serializer = DER.Serializer()
+        try serializer.serialize(issued)
+        let leaf = try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
+        leaves.withLock { $0[host] = leaf }
+        return leaf
+    }
+
+    struct NotAnAWSHost: Error, CustomStringConvertible {
+        let name: String?
+        var description: String { "TLS for \(name ?? "no server name") is not Airlock's to answer (AWS hosts only)" }
+    }
+
+    /// One server context for the session: the certificate is chosen per connection by the
+    /// name the client asks for (SNI), and only for AWS hosts.
+    public func serverContext() throws(AirlockError) -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: [], privateKey: .privateKey(leafKeyForTLS))
+        configuration.minimumTLSVersion = .tlsv12
+        let ca = self
+        configuration.sslContextCallback = { values, promise in
+            guard let name = values.serverHostname?.lowercased(), Self.covers(name) else {
+                promise.fail(NotAnAWSHost(name: values.serverHostname))
+                return
+            }
+            do {
+                var changes = NIOSSLContextConfigurationOverride()
+                changes.certificateChain = [.certificate(try ca.leaf(for: name))]
+                changes.privateKey = .privateKey(ca.leafKeyForTLS)
+                promise.succeed(changes)
+            } catch {
+                promise.fail(error)
+            }
+        }
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw AirlockError("cannot make the TLS context for AWS hosts: \(error)")
+        }
+    }
+}
