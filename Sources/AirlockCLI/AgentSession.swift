@@ -52,10 +52,12 @@ final class AgentSession {
         home = environment["HOME"] ?? "/"
         if let execution {
             let (profile, text) = try InterceptedTool.profile(execution.tool, library: library)
-            guard let binary = InterceptedTool.installed(profile, home: home) else {
+            guard let binary = InterceptedTool.installed(profile, home: home, path: environment["PATH"]) else {
                 throw AirlockError("\(execution.tool) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
             }
-            tools = [InterceptedTool(profile: profile, text: text, binary: binary)]
+            let tool = InterceptedTool(profile: profile, text: text, binary: binary)
+            if let refusal = tool.refusalToExecute(workspace: facts.workspace, stateDir: facts.stateDir) { throw AirlockError(refusal) }
+            tools = [tool]
         } else {
             tools = agentTools
         }
@@ -125,8 +127,10 @@ final class AgentSession {
             let system = (try? readTextFile(Self.systemBundle, limit: 4 << 20)) ?? ""
             layout.addFile(Self.caPath, contents: ca.pem)
             layout.addFile(Self.bundlePath, contents: system + (system.hasSuffix("\n") || system.isEmpty ? "" : "\n") + ca.pem)
-            layout.setEnvironment(["AWS_CA_BUNDLE": Self.bundlePath, "SSL_CERT_FILE": Self.bundlePath, "REQUESTS_CA_BUNDLE": Self.bundlePath,
-                                   "CURL_CA_BUNDLE": Self.bundlePath, "NODE_EXTRA_CA_CERTS": Self.caPath])
+            // Not REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE: python-requests lets either override
+            // a CA a program chose itself (`pip --cert`, `Session.verify`), which breaks them.
+            layout.setEnvironment(["AWS_CA_BUNDLE": Self.bundlePath, "SSL_CERT_FILE": Self.bundlePath,
+                                   "NODE_EXTRA_CA_CERTS": Self.caPath])
         }
         let workspace = record.workspace
         maskedWorkspacePaths = Set(layout.mounts.compactMap { step -> String? in

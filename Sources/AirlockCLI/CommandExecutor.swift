@@ -99,10 +99,14 @@ struct CommandExecutor {
         let environment = self.environment
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
         let (profile, text) = try InterceptedTool.profile(toolName, library: library)
-        guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/") else {
+        guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/", path: environment["PATH"]) else {
             throw AirlockError("\(toolName) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
         }
-        return (payload, artifact, InterceptedTool(profile: profile, text: text, binary: binary))
+        let tool = InterceptedTool(profile: profile, text: text, binary: binary)
+        if let refusal = tool.refusalToExecute(workspace: payload["workspace"]?.string ?? "/", stateDir: store.stateDir) {
+            throw AirlockError(refusal)
+        }
+        return (payload, artifact, tool)
     }
 
     /// Fresh copies of the snapshot's (verified) output files, bound writable into the run.

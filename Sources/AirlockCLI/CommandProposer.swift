@@ -251,7 +251,7 @@ final class CommandProposer: @unchecked Sendable {
                 }
                 preview = output + TerraformPlanFacts.describe(TerraformPlanFacts.provisioners(parsed))
             }
-            if PlanSummary.hasNoChanges(output) {
+            if PlanSummary.hasNoChanges(output) || (ruling.prepare == .dryRun && output.trimmingWhitespace.isEmpty) {
                 return .object([("ok", .bool(true)), ("decision", .string("unchanged")),
                                 ("output", .string("airlock: \(command): the plan has no changes; nothing to approve.\n" + output))])
             }
@@ -267,6 +267,10 @@ final class CommandProposer: @unchecked Sendable {
 
         var summary = "\(tool.profile.tool) \(ruling.words.joined(separator: " ")) in \(relative(ruling.workingDirectory))"
         if let preview, let counts = PlanSummary.counts(preview) { summary += " (\(counts))" }
+        if ruling.prepare == .dryRun, let preview {
+            let operations = preview.split(separator: "\n").filter { $0.hasPrefix("(dryrun)") }.count
+            summary += " (\(operations) operation\(operations == 1 ? "" : "s"))"
+        }
         var fields: [(String, JSON)] = [
             ("type", .string("command")), ("tool", .string(tool.profile.tool)), ("binary", .string(tool.binary)),
             ("command", .array(([tool.profile.tool] + arguments).map { .string($0) })),
@@ -394,6 +398,12 @@ final class CommandProposer: @unchecked Sendable {
         let path = (workingDirectory == "." ? "" : workingDirectory + "/") + ".terraform.lock.hcl"
         guard let bytes = try? Beneath.read(root, path, limit: 1 << 20) else { return [] }
         return (try? TerraformProvider.fromLockFile(String(decoding: bytes, as: UTF8.self))) ?? []
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
 

@@ -74,7 +74,7 @@ enum ProposalDescription {
         }
         for note in payload["notes"]?.stringArray ?? [] { lines.append("  note:      \(note)") }
         if let preview = payload["preview"]?.string {
-            lines.append("  preview:   (\(tool) show of the pinned plan)")
+            lines.append(tool == "terraform" ? "  preview:   (\(tool) show of the pinned plan)" : "  preview:   (what \(tool) said it would do, dry run on the snapshot)")
             lines += preview.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
         } else {
             lines.append("  preview:   the command above, on the snapshot")

@@ -166,7 +166,7 @@ struct RunArguments {
             let stack = try library.loadStack(executionRequest == nil ? profiles : [])
             // Tool profiles are read and parsed on another core while the host is inspected.
             let toolNames = executionRequest == nil ? stack.tools : []
-            let tools = Background { Result { () throws(AirlockError) in try InterceptedTool.load(toolNames, library: library, home: home) } }
+            let tools = Background { Result { () throws(AirlockError) in try InterceptedTool.load(toolNames, library: library, home: home, path: environment["PATH"]) } }
             var facts = try HostInspection.gather(
                 profiles: stack, workspace: executionRequest?.spec.snapshot ?? workspace, stateDir: stateDir, environment: environment)
             executionRequest?.apply(to: &facts)

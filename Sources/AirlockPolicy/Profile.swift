@@ -83,7 +83,7 @@ public enum SandboxDefaults {
     public static let rlimits = ResourceLimit.defaults
     /// Intercepted unless a profile says otherwise: a profile that forgets to name them must
     /// not let `terraform apply` run unprepared.
-    public static let tools = ["terraform", "kubectl", "helm", "gh"]
+    public static let tools = ["terraform", "kubectl", "helm", "gh", "aws"]
 }
 
 /// Several profiles applied in order (`--profile a --profile b`, or `extends:`): lists add

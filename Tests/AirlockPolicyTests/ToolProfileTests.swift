@@ -14,7 +14,7 @@ enum ShippedTools {
 
     static let profiles: [String: ToolProfile] = {
         var out: [String: ToolProfile] = [:]
-        for name in ["terraform", "kubectl", "helm", "gh"] {
+        for name in ["terraform", "kubectl", "helm", "gh", "aws"] {
             let path = directory + "/\(name).yaml"
             let text = try! String(contentsOfFile: path, encoding: .utf8)
             out[name] = try! ToolProfileParser.parse(text, source: "profiles/tools/\(name).yaml")
@@ -157,7 +157,28 @@ enum ShippedTools {
         ("gh api --hostname evil.example repos/o/r", .deny), ("gh pr list --hostname=evil.example", .deny),
     ]
 
-    static let all: [Row] = terraform + kubectl + helm + gh
+    /// The aws CLI: single calls run (the broker gates each); multi-call commands that write
+    /// to S3 or deploy a stack are one proposal.
+    static let aws: [Row] = [
+        ("aws s3 ls", .read), ("aws s3 ls s3://b --recursive", .read), ("aws sts get-caller-identity", .read),
+        ("aws ec2 terminate-instances --instance-ids i-1", .read), ("aws s3 mb s3://new", .read),
+        ("aws s3 sync ./site s3://b/site", .mutation), ("aws s3 sync s3://b/site ./site", .read),
+        ("aws s3 sync ./site s3://b --delete --exclude *.tmp", .mutation), ("aws s3 sync s3://a s3://b", .mutation),
+        ("aws s3 cp --recursive ./dist s3://b/dist", .mutation), ("aws s3 cp ./one.txt s3://b/one.txt", .read),
+        ("aws s3 cp --recursive s3://b/dist ./dist", .read), ("aws s3 cp s3://b/k ./k", .read),
+        ("aws s3 mv ./a.txt s3://b/a.txt", .mutation), ("aws s3 mv s3://b/a.txt s3://b/c.txt", .mutation),
+        ("aws s3 mv s3://b/a.txt ./a.txt", .mutation),
+        ("aws s3 rm --recursive s3://b/old", .mutation), ("aws s3 rm s3://b/one", .read),
+        ("aws s3 rb s3://b --force", .mutation),
+        ("aws cloudformation deploy --stack-name prod --template-file stack.yaml", .mutation),
+        ("aws cloudformation package --template-file stack.yaml --s3-bucket b", .mutation),
+        ("aws cloudformation describe-stacks", .read), ("aws configure", .deny), ("aws configure set region x", .deny),
+        ("aws sso login", .deny), ("aws login", .deny), ("aws", .read), ("aws s3 sync --help", .read),
+        ("aws --profile prod s3 ls", .deny), ("aws s3 sync . s3://b --endpoint-url https://elsewhere", .deny),
+        ("aws --region eu-west-1 s3 sync . s3://b", .mutation),
+    ]
+
+    static let all: [Row] = terraform + kubectl + helm + gh + aws
 
     @Test(arguments: all.map { [$0.line, $0.decision.rawValue] })
     func decides(_ row: [String]) {
@@ -387,5 +408,26 @@ enum ShippedTools {
         #expect(TerraformPlanFacts.describe(found).contains("terraform_data.pause: local-exec: touch executing; sleep 6"))
         #expect(TerraformPlanFacts.provisioners(try JSON.parse("{}")).isEmpty)
         #expect(TerraformPlanFacts.describe([]).isEmpty)
+    }
+}
+
+/// The aws CLI's multi-call commands: the dry run is the preview, the command the approved run.
+@Suite struct AWSCommandStepsTests {
+    @Test func syncIsPreviewedByItsDryRun() {
+        let steps = CommandStepsTests.steps("aws s3 sync ./site s3://b/site --delete")
+        #expect(steps.preview == CommandStep(["s3", "sync", "./site", "s3://b/site", "--delete", "--dryrun"]))
+        #expect(steps.apply == CommandStep(["s3", "sync", "./site", "s3://b/site", "--delete"], writes: [.outputs]))
+        #expect(steps.refusal == nil && steps.setup.isEmpty && steps.plan == nil)
+    }
+
+    @Test func movingOutOfS3IntoTheWorkspaceIsRefused() {
+        #expect(CommandStepsTests.steps("aws s3 mv s3://b/a.txt ./a.txt").refusal?.contains("read-only copy of the workspace") == true)
+        #expect(CommandStepsTests.steps("aws s3 mv ./a.txt s3://b/a.txt").refusal == nil)
+    }
+
+    @Test func deployPinsItsTemplate() {
+        let ruling = ShippedTools.classify("aws cloudformation deploy --stack-name prod --template-file stack.yaml")
+        #expect(ruling.pinnedPaths == ["/work/app/infra/stack.yaml"])
+        #expect(CommandStepsTests.steps("aws cloudformation deploy --stack-name prod --template-file stack.yaml").preview == nil)
     }
 }

@@ -18,7 +18,7 @@ import Testing
         #expect(byName["user namespaces"] == "ok")
         #expect(byName["seccomp"] == "ok")
         #expect(byName["sandbox"] == "ok")
-        #expect(byName["landlock"] != nil && byName["cgroup v2"] != nil)
+        #expect(byName["landlock"] != nil && byName["cgroup limits"] != nil)
         // A real run: a page fetched through the proxy, a host refused, no DNS, no way around.
         #expect(byName["egress proxy"] == "ok", "\(checks)")
         #expect(byName["DNS-free path"] == "ok", "\(checks)")

@@ -27,6 +27,11 @@ public struct CommandRuling: Sendable, Equatable {
     /// The matched subcommand words.
     public var words: [String]
     public var prepare: ToolRule.Prepare
+    /// dry-run preparations: the flag that makes the preview.
+    public var previewFlag: String? = nil
+    /// by-destination changes whose last argument is a local path (a move from S3 into the
+    /// workspace): the approved run, on the read-only snapshot, could not write it.
+    public var writesLocally = false
     /// Absolute paths of the files the command names that are pinned (`-f`, `-var-file`);
     /// the working directory's `pinGlobs` are added by whoever lists the directory.
     public var pinnedPaths: [String]
@@ -138,8 +143,24 @@ public enum CommandClassifier {
         case .deny:
             return ruling(.deny, source, rule.reason ?? "refused by \(profile.source)", words: rule.command, tokens: tokens)
         case .mutation:
-            return ruling(.mutation, source, rule.reason ?? "changes infrastructure", words: rule.command, tokens: tokens,
-                          prepare: rule.prepare, pinned: pinned, directory: directory)
+            var result = ruling(.mutation, source, rule.reason ?? "changes infrastructure", words: rule.command, tokens: tokens,
+                                prepare: rule.prepare, pinned: pinned, directory: directory)
+            result.previewFlag = rule.previewFlag
+            return result
+        case .byDestination:
+            let arguments = positionals.dropFirst(rule.command.count)
+            let targets = rule.anyPositional ? Array(arguments) : arguments.last.map { [$0] } ?? []
+            let writes = targets.contains { $0.hasPrefix(rule.destinationPrefix) }
+            let required = rule.onlyWith.isEmpty || flags.contains { rule.onlyWith.contains($0.0) }
+            guard writes && required else {
+                let why = writes ? "one object: the broker gates its call" : "writes only local files"
+                return ruling(.read, source, why, words: rule.command, tokens: tokens, directory: directory)
+            }
+            var result = ruling(.mutation, source, rule.reason ?? "writes to \(rule.destinationPrefix)", words: rule.command, tokens: tokens,
+                                prepare: rule.prepare, pinned: pinned, directory: directory)
+            result.previewFlag = rule.previewFlag
+            result.writesLocally = !(arguments.last?.hasPrefix(rule.destinationPrefix) ?? false)
+            return result
         case .byMethod:
             let method = flags.last { rule.methodFlags.contains($0.0) }?.1?.uppercased()
                 ?? (flags.contains { rule.bodyFlags.contains($0.0) } ? "POST" : "GET")

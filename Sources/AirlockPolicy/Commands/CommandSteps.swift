@@ -97,6 +97,16 @@ public struct CommandSteps: Sendable, Equatable {
             // The same command, on the snapshot: the files it names are there, at the same
             // paths, as they were when it was proposed.
             return CommandSteps(apply: CommandStep(arguments, writes: [.outputs]))
+        case .dryRun where ruling.writesLocally:
+            var steps = CommandSteps(apply: CommandStep(arguments))
+            steps.refusal = "moving objects out of S3 into local files is not supported as a gated change (the approved run works on a read-only copy of the workspace): copy them (a read, it runs at once), then remove them from S3"
+            return steps
+        case .dryRun:
+            // What the command would do, printed by the tool itself (AWS reads pass in the
+            // prepare sandbox; `--dryrun` makes none of its changes), then the command itself.
+            var steps = CommandSteps(apply: CommandStep(arguments, writes: [.outputs]))
+            steps.preview = CommandStep(arguments + [ruling.previewFlag ?? "--dryrun"])
+            return steps
         }
     }
 }

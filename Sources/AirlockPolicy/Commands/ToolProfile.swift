@@ -71,6 +71,10 @@ public struct ToolRule: Sendable, Equatable {
         case read, mutation, deny
         /// `gh api`: GET and HEAD read, any other method changes.
         case byMethod = "by-method"
+        /// `aws s3 sync`: a change when it writes to a URL (`destination_prefix`, e.g.
+        /// `s3://`): the last positional argument (`destination: last`) or any
+        /// (`destination: any`, for moves); local writes only read.
+        case byDestination = "by-destination"
     }
 
     /// How a proposed change is prepared: what the broker runs first to get a preview and an
@@ -83,6 +87,9 @@ public struct ToolRule: Sendable, Equatable {
         case terraformPlan = "terraform-plan"
         /// terraform destroy: `plan -destroy -out`, then as above.
         case terraformPlanDestroy = "terraform-plan-destroy"
+        /// The command with the rule's `preview_flag` (`--dryrun`) is the preview; the
+        /// approved run is the command as given.
+        case dryRun = "dry-run"
     }
 
     /// The subcommand words: ["state", "rm"].
@@ -102,6 +109,13 @@ public struct ToolRule: Sendable, Equatable {
     public var methodFlags: Set<String> = []
     public var bodyFlags: Set<String> = []
     public var readMethods: Set<String> = ["GET", "HEAD"]
+    /// by-destination: what a written-to argument starts with, which one counts, and flags
+    /// of which one must be given for it to count (`--recursive`; none: always).
+    public var destinationPrefix = ""
+    public var anyPositional = false
+    public var onlyWith: [String] = []
+    /// dry-run: the flag that makes the command print what it would do.
+    public var previewFlag: String?
 
     public init(command: [String], kind: Kind) {
         self.command = command

@@ -6,7 +6,8 @@ public enum ToolProfileParser {
                                "execution_hosts", "execution_environment", "execution_files", "execution_pass", "execution_host_variables",
                                "execution_outputs", "execution_cli_config", "environment"]
     static let ruleKeys = ["command", "decision", "reason", "read_if", "prepare", "pin", "pin_positionals",
-                           "method_flags", "body_flags", "read_methods"]
+                           "method_flags", "body_flags", "read_methods", "destination_prefix", "destination", "only_with",
+                           "preview_flag"]
 
     public static func parse(_ text: String, source: String) throws(ProfileError) -> ToolProfile {
         let reader = Reader(file: source)
@@ -30,7 +31,14 @@ public enum ToolProfileParser {
                     throw reader.error(value, "tool: '\(profile.tool)' is not a command name")
                 }
             case "description": profile.description = try reader.string(value, at: key)
-            case "binaries": profile.binaries = try reader.paths(value, at: key)
+            case "binaries":
+                // `$PATH`: wherever the launcher's PATH finds the tool (a pip or pipx install).
+                for candidate in try reader.stringOrList(value, at: key) {
+                    guard candidate == "$PATH" || candidate.hasPrefix("/") || candidate.hasPrefix("~/"), !candidate.split(separator: "/").contains("..") else {
+                        throw reader.error(value, "binaries: '\(candidate)' must be an absolute path, ~/path or $PATH")
+                    }
+                    profile.binaries.append(candidate)
+                }
             case "value_flags": profile.valueFlags = try flags(value, at: key, reader)
             case "boolean_flags": profile.booleanFlags = try flags(value, at: key, reader)
             case "help_flags": profile.helpFlags = try flags(value, at: key, reader)
@@ -170,6 +178,18 @@ public enum ToolProfileParser {
                 rule.pinPositionals = text == "true"
             case "method_flags": rule.methodFlags = try flags(value, at: key, reader)
             case "body_flags": rule.bodyFlags = try flags(value, at: key, reader)
+            case "destination_prefix":
+                rule.destinationPrefix = try reader.string(value, at: key)
+                guard rule.destinationPrefix.contains("://") else { throw reader.error(value, "destination_prefix: give a URL scheme, e.g. s3://") }
+            case "destination":
+                let text = try reader.string(value, at: key)
+                guard text == "last" || text == "any" else { throw reader.error(value, "destination: last or any") }
+                rule.anyPositional = text == "any"
+            case "only_with": rule.onlyWith = Array(try flags(value, at: key, reader)).sorted()
+            case "preview_flag":
+                let flag = try reader.string(value, at: key)
+                guard flag.hasPrefix("-"), !flag.contains("=") else { throw reader.error(value, "preview_flag: '\(flag)' is not a flag") }
+                rule.previewFlag = flag
             default:
                 rule.readMethods = Set(try reader.stringOrList(value, at: key).map { $0.uppercased() })
             }
@@ -181,8 +201,14 @@ public enum ToolProfileParser {
         if kind == .byMethod && rule.methodFlags.isEmpty {
             throw reader.error(node, "rule '\(command.joined(separator: " "))': by-method needs method_flags")
         }
-        if rule.prepare != .none && kind != .mutation {
+        if rule.prepare != .none && kind != .mutation && kind != .byDestination {
             throw reader.error(node, "rule '\(command.joined(separator: " "))': only mutations are prepared")
+        }
+        if kind == .byDestination && rule.destinationPrefix.isEmpty {
+            throw reader.error(node, "rule '\(command.joined(separator: " "))': by-destination needs destination_prefix")
+        }
+        if rule.prepare == .dryRun && rule.previewFlag == nil {
+            throw reader.error(node, "rule '\(command.joined(separator: " "))': prepare: dry-run needs preview_flag")
         }
         return rule
     }
