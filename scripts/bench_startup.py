@@ -1,4 +1,6 @@
-"""Start-up of `airlock run -- /bin/true` against bubblewrap with equivalent isolation.
+"""Start-up of `airlock run -- /bin/true` against bubblewrap with equivalent isolation:
+the sandbox alone (`airlock run --no-broker`) and the full session (broker, egress proxy,
+shims for the installed tools), each against bubblewrap.
 
 Both run interleaved (A, B, A, B, ...) in one process so that machine noise hits both alike.
 bubblewrap gets what Airlock gives every agent: all namespaces, a new session, no
@@ -28,9 +30,37 @@ def bwrap_command():
     return cmd
 
 commands = {
+    "airlock --no-broker": [airlock, "run", "--no-broker", "--workspace", workspace, "--state-dir", state, "--", "/bin/true"],
     "airlock run": [airlock, "run", "--workspace", workspace, "--state-dir", state, "--", "/bin/true"],
     "bwrap": bwrap_command(),
 }
+
+if len(sys.argv) > 1 and sys.argv[1] == "trace":
+    # Where the time goes: AIRLOCK_TRACE_STARTUP marks (CLOCK_MONOTONIC, the clock of
+    # time.monotonic_ns) against the moment of the spawn, median of RUNS runs.
+    marks = {}
+    env = dict(os.environ, AIRLOCK_TRACE_STARTUP="1")
+    for _ in range(RUNS):
+        for name in ("airlock --no-broker", "airlock run"):
+            start = time.monotonic_ns()
+            out = subprocess.run(commands[name], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True, env=env)
+            end = time.monotonic_ns()
+            seen = marks.setdefault(name, {})
+            for line in out.stderr.splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[0] == "airlock-trace":
+                    seen.setdefault(parts[1], []).append((int(parts[2]) - start) / 1e6)
+            seen.setdefault("(process gone)", []).append((end - start) / 1e6)
+    for name, seen in marks.items():
+        print(f"{name}: median ms since spawn, {RUNS} runs")
+        ordered = sorted(seen.items(), key=lambda item: statistics.median(item[1]))
+        previous = 0.0
+        for label, values in ordered:
+            at = statistics.median(values)
+            print(f"  {label:16} {at:7.2f}  (+{at - previous:5.2f})")
+            previous = at
+    sys.exit(0)
 
 devnull = os.open(os.devnull, os.O_RDWR)
 
@@ -69,5 +99,6 @@ print(f"{'':14} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'peak RSS':>10}")
 for name in commands:
     s = samples[name]
     print(f"{name:14} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f} {peaks[name] / 1024:8.1f}MB")
-ratio = statistics.median(samples["airlock run"]) / statistics.median(samples["bwrap"])
-print(f"ratio airlock/bwrap (median): {ratio:.2f}")
+for name in ("airlock --no-broker", "airlock run"):
+    ratio = statistics.median(samples[name]) / statistics.median(samples["bwrap"])
+    print(f"ratio {name} / bwrap (median): {ratio:.2f}")

@@ -1,6 +1,8 @@
 // airlock-bench: measurements scripts/bench runs that need Airlock's own code (not shipped,
 // not a test). `airlock-bench classify CORPUS CATALOG_DIR`: classification and signature
-// verification cost per request over every operation of the catalog.
+// verification cost per request over every operation of the catalog. `airlock-bench parse
+// FILE...`: what reading profiles costs `airlock run` (the first parse in a process,
+// which pays the Swift runtime's one-time type lookups, and warm parses).
 import AirlockCore
 import AirlockPolicy
 import Glibc
@@ -12,7 +14,13 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 4, arguments[1] == "classify" else { fail("usage: airlock-bench classify CORPUS CATALOG_DIR") }
+if arguments.count >= 3, arguments[1] == "parse" {
+    measureParsing(Array(arguments.dropFirst(2)))
+    exit(0)
+}
+guard arguments.count == 4, arguments[1] == "classify" else {
+    fail("usage: airlock-bench classify CORPUS CATALOG_DIR | airlock-bench parse TOOL_PROFILE...")
+}
 let corpusPath = arguments[2], catalogDir = arguments[3]
 
 let index = (try? AWSCatalogIndex(jsonText: readTextFile(catalogDir + "/index.json", limit: 1 << 26))) ?? { fail("bad index") }()
@@ -75,4 +83,32 @@ extension String {
         let fraction = hundredths % 100
         self = "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
+}
+
+/// The first parse of each file (in this order, in a fresh process: what `airlock run` pays)
+/// and the median of 200 more.
+func measureParsing(_ paths: [String]) {
+    var total = 0.0
+    for path in paths {
+        guard let text = try? readTextFile(path, limit: 1 << 20) else { fail("cannot read \(path)") }
+        // Tool profiles (profiles/tools/) and sandbox profiles have their own parsers.
+        let isTool = path.contains("/tools/")
+        let parse: () -> Bool = {
+            isTool ? (try? ToolProfileParser.parse(text, source: path)) != nil
+                : (try? ProfileParser.parse(text, name: "bench", source: path)) != nil
+        }
+        var start = Clock.monotonicSeconds()
+        guard parse() else { fail("\(path) does not parse") }
+        let first = (Clock.monotonicSeconds() - start) * 1e6
+        total += first
+        var samples: [Double] = []
+        for _ in 0..<200 {
+            start = Clock.monotonicSeconds()
+            _ = parse()
+            samples.append((Clock.monotonicSeconds() - start) * 1e6)
+        }
+        samples.sort()
+        print("parse \(path) (\(text.utf8.count) bytes): first \(String(format2: first)) µs, then median \(String(format2: samples[100])) µs")
+    }
+    print("parse: first parses together \(String(format2: total)) µs")
 }

@@ -23,9 +23,25 @@ public final class SessionCA: Sendable {
     let keyIdentifier: ArraySlice<UInt8>
     /// The CA certificate, PEM: what the sandbox trusts.
     public let pem: String
-    let leafKey: P256.Signing.PrivateKey
-    let leafKeyForTLS: NIOSSLPrivateKey
+    /// The key of every leaf certificate, made with the first TLS context (the session's first
+    /// interception): a session that never reaches an AWS host by name does not pay for it.
+    private let leafKeys = Mutex<LeafKeys?>(nil)
     private let leaves = Mutex<[String: NIOSSLCertificate]>([:])
+
+    struct LeafKeys: @unchecked Sendable {
+        let key: P256.Signing.PrivateKey
+        let forTLS: NIOSSLPrivateKey
+    }
+
+    func leafKey() throws -> LeafKeys {
+        try leafKeys.withLock { keys in
+            if let keys { return keys }
+            let key = P256.Signing.PrivateKey()
+            let made = LeafKeys(key: key, forTLS: try NIOSSLPrivateKey(bytes: Array(key.derRepresentation), format: .der))
+            keys = made
+            return made
+        }
+    }
 
     public init() throws(AirlockError) {
         do {
@@ -49,8 +65,6 @@ public final class SessionCA: Sendable {
                 issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: signer)
             keyIdentifier = identifier.keyIdentifier
             pem = try certificate.serializeAsPEM().pemString + "\n"
-            leafKey = P256.Signing.PrivateKey()
-            leafKeyForTLS = try NIOSSLPrivateKey(bytes: Array(leafKey.derRepresentation), format: .der)
         } catch {
             throw AirlockError("cannot make the session's certificate authority: \(error)")
         }
@@ -74,7 +88,7 @@ public final class SessionCA: Sendable {
     func leaf(for host: String) throws -> NIOSSLCertificate {
         if let cached = leaves.withLock({ $0[host] }) { return cached }
         let now = Date()
-        let publicKey = Certificate.PublicKey(leafKey.publicKey)
+        let publicKey = Certificate.PublicKey(try leafKey().key.publicKey)
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true))
@@ -102,7 +116,13 @@ public final class SessionCA: Sendable {
     /// One server context for the session: the certificate is chosen per connection by the
     /// name the client asks for (SNI), and only for AWS hosts.
     public func serverContext() throws(AirlockError) -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: [], privateKey: .privateKey(leafKeyForTLS))
+        let leafKey: NIOSSLPrivateKey
+        do {
+            leafKey = try self.leafKey().forTLS
+        } catch {
+            throw AirlockError("cannot make the key for AWS hosts' certificates: \(error)")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: [], privateKey: .privateKey(leafKey))
         configuration.minimumTLSVersion = .tlsv12
         let ca = self
         configuration.sslContextCallback = { values, promise in
@@ -113,7 +133,7 @@ public final class SessionCA: Sendable {
             do {
                 var changes = NIOSSLContextConfigurationOverride()
                 changes.certificateChain = [.certificate(try ca.leaf(for: name))]
-                changes.privateKey = .privateKey(ca.leafKeyForTLS)
+                changes.privateKey = .privateKey(leafKey)
                 promise.succeed(changes)
             } catch {
                 promise.fail(error)

@@ -7,7 +7,9 @@ import Glibc
 
 /// One `airlock run` session's broker side: the dummy keys and AWS config the sandbox gets,
 /// the listeners its init creates, and the broker serving them.
-final class AgentSession {
+/// Unchecked: `prepare` (before the launch) is the only mutation; from `serve` on the
+/// session is read from the broker's threads.
+final class AgentSession: @unchecked Sendable {
     let id: String
     let stateDir: String
     let credentials: SigV4.Credentials
@@ -17,12 +19,27 @@ final class AgentSession {
     let region: String
     let log: BrokerLog
     let record: Session
-    /// Started on another thread at once: its threads and NIO's first use cost about a
-    /// millisecond, spent while profiles are read and the sandbox is built.
-    private let broker = Background { Broker() }
-    /// The session's CA for AWS hosts reached through the proxy (docs/gate.md), made on
-    /// another core while the sandbox is built; its key stays in this process.
-    private let authority = Background { Result { () throws(AirlockError) in try SessionCA() } }
+    /// The session's CA for AWS hosts reached through the proxy (docs/gate.md) and the trust
+    /// bundle the sandbox gets, made on another core from the launcher's first step (about
+    /// 2 ms: two P-256 keys, a certificate, 220 KB of system roots); its key stays in this
+    /// process.
+    let authority: Background<Result<SessionTrust, AirlockError>>
+
+    struct SessionTrust: Sendable {
+        let ca: SessionCA
+        /// The system's roots and the session CA: what SSL_CERT_FILE and AWS_CA_BUNDLE name.
+        let bundle: String
+    }
+
+    static func startAuthority() -> Background<Result<SessionTrust, AirlockError>> {
+        Background { Result { () throws(AirlockError) in
+            StartupTrace.mark("ca-start")
+            defer { StartupTrace.mark("ca-done") }
+            let ca = try SessionCA()
+            let system = (try? readTextFile(Self.systemBundle, limit: 4 << 20)) ?? ""
+            return SessionTrust(ca: ca, bundle: system + (system.hasSuffix("\n") || system.isEmpty ? "" : "\n") + ca.pem)
+        } }
+    }
     private let storeCache: StoreCache
 
     let egress: EgressProxy
@@ -43,7 +60,8 @@ final class AgentSession {
 
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
-         tools agentTools: [InterceptedTool]) throws(AirlockError) {
+         tools agentTools: [InterceptedTool], authority: Background<Result<SessionTrust, AirlockError>> = startAuthority()) throws(AirlockError) {
+        self.authority = authority
         self.environment = environment
         self.execution = execution
         hasEtcProfile = facts.hasEtcProfile
@@ -73,11 +91,7 @@ final class AgentSession {
                          profiles: stack.names.joined(separator: ","), awsUpstream: upstream.description,
                          awsAccessKeyID: credentials.accessKeyID)
         storeCache = StoreCache(stateDir: facts.stateDir, session: record)
-        if execution == nil {
-            let owner: (uid_t, gid_t)? = getuid() == 0
-                ? (Launcher.rootAgentID(environment: environment), Launcher.rootAgentID(environment: environment)) : nil
-            for warning in HomeFiles.write(stack.homeFiles, into: facts.agentHome, owner: owner) { writeError("airlock: warning: \(warning)\n") }
-        }
+        if execution == nil { Self.writeHomeFiles(stack, facts: facts, environment: environment) }
         for domain in allowDomains where EgressRule.parse(domain, source: "--allow-domain") == nil {
             throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
         }
@@ -112,6 +126,7 @@ final class AgentSession {
             catalogDirectory: catalog.directory, region: region, cacheDirectory: stateDir + "/cache",
             loadIndex: { () throws(AirlockError) in try catalog.index() })
         layout.addFile(AWSSandboxSetup.configPath, contents: prepared.configFile)
+        StartupTrace.mark("aws-config")
         if let binary = HostInspection.realPath("/proc/self/exe") {
             layout.addReadOnlyBind(source: binary, target: SandboxLayout.runDirectory + "/bin/airlock", directory: false)
         }
@@ -122,16 +137,18 @@ final class AgentSession {
             "NO_PROXY": noProxy, "no_proxy": noProxy,
         ]) { $1 })
         layout.extraEnvironment += prepared.endpointVariables
-        if case .success(let ca) = authority.value {
+        StartupTrace.mark("variables")
+        if case .success(let trust) = authority.value {
+            StartupTrace.mark("session-ca")
             // Clients trust the session CA on top of the system's roots.
-            let system = (try? readTextFile(Self.systemBundle, limit: 4 << 20)) ?? ""
-            layout.addFile(Self.caPath, contents: ca.pem)
-            layout.addFile(Self.bundlePath, contents: system + (system.hasSuffix("\n") || system.isEmpty ? "" : "\n") + ca.pem)
+            layout.addFile(Self.caPath, contents: trust.ca.pem)
+            layout.addFile(Self.bundlePath, contents: trust.bundle)
             // Not REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE: python-requests lets either override
             // a CA a program chose itself (`pip --cert`, `Session.verify`), which breaks them.
             layout.setEnvironment(["AWS_CA_BUNDLE": Self.bundlePath, "SSL_CERT_FILE": Self.bundlePath,
                                    "NODE_EXTRA_CA_CERTS": Self.caPath])
         }
+        StartupTrace.mark("ca-bundle")
         let workspace = record.workspace
         maskedWorkspacePaths = Set(layout.mounts.compactMap { step -> String? in
             guard case .mask(let target, _) = step, target != workspace, HostPath.isWithin(target, workspace) else { return nil }
@@ -145,11 +162,30 @@ final class AgentSession {
         layout.addLoginShellProfile(hostHasEtcProfile: hasEtcProfile)
     }
 
+    /// The profile's `home_files`, written into the agent's home before it starts.
+    static func writeHomeFiles(_ stack: ProfileStack, facts: HostFacts, environment: [String: String]) {
+        let owner: (uid_t, gid_t)? = getuid() == 0
+            ? (Launcher.rootAgentID(environment: environment), Launcher.rootAgentID(environment: environment)) : nil
+        for warning in HomeFiles.write(stack.homeFiles, into: facts.agentHome, owner: owner) { writeError("airlock: warning: \(warning)\n") }
+    }
+
     /// Called as soon as the sandbox's init has handed over its listeners.
     func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
         let listeners = sandbox.takeListeners()
         guard listeners.count == 3 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
+        // On another thread, and only once the agent connects: connections queue on the
+        // listening sockets until the broker serves them. The gateway, NIO's threads and
+        // first bootstraps cost about 3 ms and 8 MB of resident memory (code paged in), which
+        // a session that never calls AWS or the network does not pay (BENCHMARKS.md).
+        _ = Background { self.startServing(listeners) }
+    }
+
+    private func startServing(_ listeners: [Int32]) {
         log.write("session \(id) started: upstream \(upstream), workspace \(record.workspace)")
+        var waiting = listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while poll(&waiting, nfds_t(waiting.count), -1) < 0 && errno == EINTR {}
+        StartupTrace.mark("first-connection")
+        let broker = Broker()
         let cache = storeCache
         let gateway = AWSGateway(
             session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
@@ -158,31 +194,37 @@ final class AgentSession {
         let log = self.log
         let commands: (@Sendable (JSON) -> JSON)?
         if execution == nil && !tools.isEmpty {
+            // The profiles the launcher did not need to parse: ready before the first command.
+            let tools = self.tools
+            _ = Background { for tool in tools { _ = tool.profile } }
             let proposer = CommandProposer(session: self)
             commands = { request in proposer.propose(request) }
         } else {
             commands = nil
         }
+        StartupTrace.mark("gateway")
         // Not waited for: connections queue on the listening sockets until the broker is
         // ready, so the agent starts at once.
-        broker.value.serve(aws: listeners[0], gateway: gateway, agentAPI: listeners[1],
+        broker.serve(aws: listeners[0], gateway: gateway, agentAPI: listeners[1],
                            api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log,
                                          commands: commands)) { error in
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
         }
+        StartupTrace.mark("aws-serving")
         switch authority.value {
-        case .success(let ca):
+        case .success(let trust):
             do {
-                egress.awsInterception = try AWSInterception(ca: ca, gateway: gateway, broker: broker.value)
+                egress.awsInterception = try AWSInterception(ca: trust.ca, gateway: gateway, broker: broker)
             } catch {
                 log.write("broker: \(error.message): AWS hosts reached through the proxy are refused")
             }
         case .failure(let error):
             log.write("broker: \(error.message): AWS hosts reached through the proxy are refused")
         }
+        StartupTrace.mark("interception")
         egress.fitDescriptorLimit()
-        broker.value.serve(egress: listeners[2], proxy: egress) { error in
+        broker.serve(egress: listeners[2], proxy: egress) { error in
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): network access from the sandbox will fail\n")
         }

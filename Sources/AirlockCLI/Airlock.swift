@@ -27,12 +27,17 @@ struct Airlock: ParsableCommand {
         ])
 
     static func main() {
+        StartupTrace.mark("main")
         // Inside a sandbox this binary is also the shim of each intercepted tool.
         if let argv0 = CommandLine.arguments.first, let tool = Shim.tool(invokedAs: argv0) {
             Glibc.exit(Shim.run(tool: tool, arguments: Array(CommandLine.arguments.dropFirst())))
         }
         if let run = RunArguments.fastParse(Array(CommandLine.arguments.dropFirst())) {
-            Glibc.exit(run.perform().rawValue)
+            let code = run.perform().rawValue
+            // The broker's threads may still be serving: no exit handlers racing them, and
+            // nothing left to flush but stdio's buffers.
+            fflush(nil)
+            Glibc._exit(code)
         }
         main(nil)
     }

@@ -33,7 +33,7 @@ final class CommandProposer: @unchecked Sendable {
         sessionID = session.id
         stateDir = session.stateDir
         workspace = session.record.workspace
-        tools = Dictionary(session.tools.map { ($0.profile.tool, $0) }, uniquingKeysWith: { first, _ in first })
+        tools = Dictionary(session.tools.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         store = { () throws(AirlockError) in try session.store() }
         log = session.log
         environment = session.environment

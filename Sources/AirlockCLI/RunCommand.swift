@@ -33,6 +33,10 @@ struct Run: ParsableCommand {
             broker has prepared one proposal with its preview (the terraform plan), which
             `airlock approve ID` applies exactly; refused commands exit 77.
 
+            --no-broker runs the sandbox alone, like `bwrap --unshare-all`: no broker, so no
+            network at all (not even through a proxy), no AWS endpoint, no shims; the tools in
+            it run as they are, with no credentials and nothing to reach.
+
             Exit status: the command's own, 128+N if a signal N ended it, 125 if Airlock itself
             failed (the message says what to do), 126/127 if the command cannot be executed or
             found in the sandbox.
@@ -66,6 +70,10 @@ struct Run: ParsableCommand {
         valueName: "D"))
     var allowDomains: [String] = []
 
+    @Flag(name: .customLong("no-broker"), help: ArgumentHelp(
+        "Run the sandbox alone: no broker, no network, no AWS endpoint, no intercepted tools."))
+    var noBroker = false
+
     @OptionGroup var state: StateOptions
 
     /// Execution sandboxes for command proposals (started by Airlock itself): a spec in the
@@ -80,7 +88,7 @@ struct Run: ParsableCommand {
         if argv.first == "--" { argv.removeFirst() }
         let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir,
                                    awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, command: argv,
-                                   execution: execution)
+                                   execution: execution, noBroker: noBroker)
         throw request.perform()
     }
 }
@@ -95,6 +103,7 @@ struct RunArguments {
     var allowDomains: [String] = []
     var command: [String] = []
     var execution: String?
+    var noBroker = false
 
     /// A well-formed `run` command line, parsed without ArgumentParser's reflection (about a
     /// millisecond of start-up); nil sends anything unusual (help, errors) to ArgumentParser.
@@ -107,6 +116,11 @@ struct RunArguments {
             if argument == "--" {
                 result.command = Array(arguments[(index + 1)...])
                 return result.command.isEmpty ? nil : result
+            }
+            if argument == "--no-broker" {
+                result.noBroker = true
+                index += 1
+                continue
             }
             let (name, inlineValue) = splitOption(argument)
             let value: String
@@ -139,8 +153,8 @@ struct RunArguments {
 
     func executionRequest(environment: [String: String]) throws(AirlockError) -> ExecutionRequest? {
         guard let execution else { return nil }
-        guard workspace == nil, profiles.isEmpty, allowDomains.isEmpty else {
-            throw AirlockError("--execution takes no --workspace, --profile or --allow-domain: its spec says everything")
+        guard workspace == nil, profiles.isEmpty, allowDomains.isEmpty, !noBroker else {
+            throw AirlockError("--execution takes no --workspace, --profile, --allow-domain or --no-broker: its spec says everything")
         }
         let home = environment["HOME"] ?? "/"
         let state = StateDirectory.resolve(explicit: stateDir, environment: environment, home: home)
@@ -157,6 +171,7 @@ struct RunArguments {
         }
         // The seccomp filter compiles on the other core while profiles are read.
         let seccomp = Background { Result { () throws(AirlockError) in try SeccompProgram.build() } }
+        let authority = noBroker ? nil : AgentSession.startAuthority()
         let environment = currentEnvironment()
         do throws(AirlockError) {
             let home = environment["HOME"] ?? "/"
@@ -164,21 +179,34 @@ struct RunArguments {
             let executionRequest = try self.executionRequest(environment: environment)
             // An execution sandbox is the default sandbox plus what the tool's profile asks.
             let stack = try library.loadStack(executionRequest == nil ? profiles : [])
+            StartupTrace.mark("profiles")
             // Tool profiles are read and parsed on another core while the host is inspected.
-            let toolNames = executionRequest == nil ? stack.tools : []
-            let tools = Background { Result { () throws(AirlockError) in try InterceptedTool.load(toolNames, library: library, home: home, path: environment["PATH"]) } }
+            let toolNames = executionRequest == nil && !noBroker ? stack.tools : []
+            let cache = ToolProfileCache(stateDir: StateDirectory.resolve(explicit: stateDir, environment: environment, home: home))
+            let tools = Background { Result { () throws(AirlockError) in
+                try InterceptedTool.load(toolNames, library: library, home: home, path: environment["PATH"], cache: cache)
+            } }
             var facts = try HostInspection.gather(
                 profiles: stack, workspace: executionRequest?.spec.snapshot ?? workspace, stateDir: stateDir, environment: environment)
             executionRequest?.apply(to: &facts)
+            StartupTrace.mark("host-facts")
             var layout = try SandboxLayout.make(profiles: stack, host: facts)
+            StartupTrace.mark("layout")
+            if noBroker {
+                return try runAlone(layout: &layout, stack: stack, facts: facts, environment: environment, seccomp: seccomp)
+            }
+            let agentTools = try tools.value.get()
+            StartupTrace.mark("tools")
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
                 awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, execution: executionRequest,
-                tools: try tools.value.get())
+                tools: agentTools, authority: authority ?? AgentSession.startAuthority())
+            StartupTrace.mark("session")
             if let executionRequest {
                 try executionRequest.validate { () throws(AirlockError) in try session.store() }
             }
             try session.prepare(&layout)
+            StartupTrace.mark("prepared")
             for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
             var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
             request.seccomp = seccomp
@@ -192,14 +220,14 @@ struct RunArguments {
                 request.cgroups = try Cgroups.create(plan)
             }
             defer { request.cgroups?.remove() }
+            StartupTrace.mark("launch")
             let exit = try RunSession.run(request, environment: environment) { (sandbox) throws(AirlockError) in
                 try session.serve(sandbox)
             }
-            if let kills = request.cgroups?.oomKills(), kills > 0, let memory = limits.memory {
-                writeError("airlock: the sandbox reached its memory limit (\(ByteSize.format(memory))): the kernel killed \(kills) process\(kills == 1 ? "" : "es") in it\n")
-                writeError("  raise limits.memory in a profile if the work needs more\n")
-            }
+            StartupTrace.mark("exited")
+            Self.reportMemoryKills(request.cgroups, limits: limits)
             session.finish()
+            StartupTrace.mark("finished")
             return ExitCode(exit.code)
         } catch {
             // DESIGN §6: whatever went wrong before the command ran is 125, except the
@@ -207,6 +235,46 @@ struct RunArguments {
             var error = error
             if error.exitCode != 126 && error.exitCode != 127 { error.exitCode = 125 }
             return fail(error)
+        }
+    }
+
+    /// `--no-broker`: the sandbox alone. No listeners, no proxy variables, no shims, no AWS
+    /// configuration: nothing inside can reach anything outside.
+    func runAlone(layout: inout SandboxLayout, stack: ProfileStack, facts: HostFacts, environment: [String: String],
+                  seccomp: Background<Result<SeccompProgram, AirlockError>>) throws(AirlockError) -> ExitCode {
+        guard awsEndpoint == nil, awsProfile == nil, allowDomains.isEmpty else {
+            throw AirlockError("--no-broker runs without the broker, which --aws-endpoint, --aws-profile and --allow-domain need",
+                               hint: "leave out --no-broker to reach AWS or the network through the gate")
+        }
+        let policy = stack.egressPolicy()
+        if !policy.allow.isEmpty {
+            layout.warnings.append("--no-broker: the profile's network.allow (\(policy.allow.prefix(3).map(\.description).joined(separator: ", "))\(policy.allow.count > 3 ? ", …" : "")) is not reachable without the broker")
+        }
+        AgentSession.writeHomeFiles(stack, facts: facts, environment: environment)
+        layout.addLoginShellProfile(hostHasEtcProfile: facts.hasEtcProfile)
+        for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
+        var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
+        request.seccomp = seccomp
+        let limits = stack.limits
+        if !limits.isEmpty {
+            let plan = CgroupPlan.make(limits, host: Cgroups.inspect(), name: "airlock-" + facts.sessionID)
+            for (kind, why) in plan.unenforced {
+                writeError("airlock: warning: limits.\(kind == .cpu ? "cpus" : kind.rawValue) is not enforced: \(why)\n")
+            }
+            request.cgroups = try Cgroups.create(plan)
+        }
+        defer { request.cgroups?.remove() }
+        StartupTrace.mark("launch")
+        let exit = try RunSession.run(request, environment: environment)
+        StartupTrace.mark("exited")
+        Self.reportMemoryKills(request.cgroups, limits: limits)
+        return ExitCode(exit.code)
+    }
+
+    static func reportMemoryKills(_ cgroups: Cgroups.Handle?, limits: SandboxLimits) {
+        if let kills = cgroups?.oomKills(), kills > 0, let memory = limits.memory {
+            writeError("airlock: the sandbox reached its memory limit (\(ByteSize.format(memory))): the kernel killed \(kills) process\(kills == 1 ? "" : "es") in it\n")
+            writeError("  raise limits.memory in a profile if the work needs more\n")
         }
     }
 }

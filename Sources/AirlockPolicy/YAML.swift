@@ -5,7 +5,10 @@
 /// Deliberately refused, with the line: anchors, aliases and tags (alias expansion is the
 /// classic way to blow up a YAML parser), tabs in indentation, duplicate keys, several
 /// documents. Scalars stay strings; the caller decides what `true` or `8GiB` means.
-/// Pure and allocation-light: no Foundation, no regular expressions.
+/// Pure and allocation-light: no Foundation, no regular expressions. It scans UTF-8 bytes, not
+/// Characters: every byte YAML's syntax cares about is ASCII, which never occurs inside a
+/// multi-byte UTF-8 sequence. (Reading profiles character by character took 2 ms for a
+/// 6.7 KB tool profile, on every `airlock run`: `airlock-bench parse`, BENCHMARKS.md.)
 public struct YAMLNode: Sendable, Equatable {
     public enum Value: Sendable, Equatable {
         case scalar(String, quoted: Bool)
@@ -69,35 +72,41 @@ public enum YAML {
         var out: [Line] = []
         var number = 0
         var sawContent = false
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        let utf8 = text.utf8
+        var lineStart = utf8.startIndex
+        while true {
+            let end = utf8[lineStart...].firstIndex(of: ASCII.newline) ?? utf8.endIndex
+            defer { if end < utf8.endIndex { lineStart = utf8.index(after: end) } }
             number += 1
-            var line = raw
-            if line.last == "\r" { line = line.dropLast() }
+            var lineEnd = end
+            if lineEnd > lineStart, utf8[utf8.index(before: lineEnd)] == ASCII.carriageReturn { lineEnd = utf8.index(before: lineEnd) }
             var indent = 0
-            var rest = line[...]
-            while let c = rest.first, c == " " || c == "\t" {
-                if c == "\t" { throw YAMLError(line: number, message: "tabs are not allowed for indentation") }
+            var contentStart = lineStart
+            while contentStart < lineEnd, utf8[contentStart] == ASCII.space || utf8[contentStart] == ASCII.tab {
+                if utf8[contentStart] == ASCII.tab { throw YAMLError(line: number, message: "tabs are not allowed for indentation") }
                 indent += 1
-                rest = rest.dropFirst()
+                contentStart = utf8.index(after: contentStart)
             }
-            if rest.isEmpty || rest.first == "#" {
+            let rest = Substring(utf8[contentStart..<lineEnd])
+            let firstByte = rest.utf8.first
+            if firstByte == nil || firstByte == ASCII.hash {
                 // Blank and comment lines still matter inside block scalars: keep them marked.
                 var blank = Line(number: number, indent: -1, text: "")
-                if rest.first == "#" {
+                if firstByte == ASCII.hash {
                     blank.commentIndent = indent
                     blank.comment = rest
                 }
                 out.append(blank)
-                continue
-            }
-            if indent == 0 && (rest == "---" || rest.hasPrefix("--- ")) {
+            } else if indent == 0 && (rest == "---" || rest.utf8.starts(with: "--- ".utf8)) {
                 if sawContent { throw YAMLError(line: number, message: "only one YAML document is allowed") }
-                continue
+            } else if indent == 0 && rest == "..." {
+                break
+            } else {
+                if firstByte == ASCII.percent { throw YAMLError(line: number, message: "YAML directives are not allowed") }
+                sawContent = true
+                out.append(Line(number: number, indent: indent, text: rest))
             }
-            if indent == 0 && rest == "..." { break }
-            if rest.hasPrefix("%") { throw YAMLError(line: number, message: "YAML directives are not allowed") }
-            sawContent = true
-            out.append(Line(number: number, indent: indent, text: rest))
+            if end == utf8.endIndex { break }
         }
         return out
     }
@@ -132,7 +141,10 @@ public enum YAML {
         }
 
         func isSequenceItem(_ text: Substring) -> Bool {
-            text == "-" || text.hasPrefix("- ")
+            let utf8 = text.utf8
+            guard utf8.first == ASCII.dash else { return false }
+            let after = utf8.index(after: utf8.startIndex)
+            return after == utf8.endIndex || utf8[after] == ASCII.space
         }
 
         func startsBlock(_ text: Substring, line: Int) throws(YAMLError) -> Bool {
@@ -144,13 +156,10 @@ public enum YAML {
             let start = lines[index].number
             var items: [YAMLNode] = []
             while let line = current, line.indent == indent, isSequenceItem(line.text) {
-                var rest = line.text.dropFirst()
-                var offset = 1
-                while rest.first == " " {
-                    rest = rest.dropFirst()
-                    offset += 1
-                }
-                if rest.isEmpty || rest.first == "#" {
+                let afterDash = line.text.utf8.dropFirst()
+                let rest = Substring(afterDash.drop { $0 == ASCII.space })
+                let offset = 1 + afterDash.count - rest.utf8.count
+                if rest.isEmpty || rest.utf8.first == ASCII.hash {
                     index += 1
                     skipBlank()
                     if let next = current, next.indent > indent {
@@ -187,8 +196,8 @@ public enum YAML {
                     throw YAMLError(line: line.number, message: "key '\(key)' appears twice")
                 }
                 let value: YAMLNode
-                let trimmed = rest.drop { $0 == " " }
-                if trimmed.isEmpty || trimmed.first == "#" {
+                let trimmed = Substring(rest.utf8.drop { $0 == ASCII.space })
+                if trimmed.isEmpty || trimmed.utf8.first == ASCII.hash {
                     index += 1
                     skipBlank()
                     if let next = current, next.indent > indent {
@@ -214,29 +223,31 @@ public enum YAML {
         /// The value on a line after `key:` or `- `. Flow collections may continue on the
         /// following lines; block scalars take the more-indented lines after them.
         mutating func inlineValue(_ text: Substring, line: Int, blockIndent: Int) throws(YAMLError) -> YAMLNode {
-            guard let first = text.first else { return YAMLNode(value: .scalar("", quoted: false), line: line) }
+            guard let first = text.utf8.first else { return YAMLNode(value: .scalar("", quoted: false), line: line) }
             switch first {
-            case "&": throw YAMLError(line: line, message: "YAML anchors are not allowed")
-            case "*": throw YAMLError(line: line, message: "YAML aliases are not allowed")
-            case "!": throw YAMLError(line: line, message: "YAML tags are not allowed")
-            case "|", ">": return try blockScalar(header: text, line: line, parentIndent: blockIndent)
-            case "[", "{":
-                var source = String(text)
+            case ASCII.ampersand: throw YAMLError(line: line, message: "YAML anchors are not allowed")
+            case ASCII.asterisk: throw YAMLError(line: line, message: "YAML aliases are not allowed")
+            case ASCII.bang: throw YAMLError(line: line, message: "YAML tags are not allowed")
+            case ASCII.pipe, ASCII.greater: return try blockScalar(header: text, line: line, parentIndent: blockIndent)
+            case ASCII.openBracket, ASCII.openBrace:
+                var source = Array(text.utf8)
                 while true {
-                    var flow = FlowReader(text: Array(source.unicodeScalars), line: line)
+                    var flow = FlowReader(text: source, line: line)
                     do {
                         let node = try flow.document()
                         return node
                     } catch let error where error.message == FlowReader.incomplete {
-                        // The collection continues on the next line.
+                        // The collection continues on the next line. (Parsed again from its
+                        // start: a few lines of bytes, microseconds.)
                         skipBlank()
-                        guard let next = current else { throw YAMLError(line: line, message: "unclosed \(first)") }
-                        source += " " + next.text
+                        guard let next = current else { throw YAMLError(line: line, message: "unclosed \(first == ASCII.openBracket ? "[" : "{")") }
+                        source.append(ASCII.space)
+                        source.append(contentsOf: next.text.utf8)
                         index += 1
                     }
                 }
             default:
-                var flow = FlowReader(text: Array(text.unicodeScalars), line: line)
+                var flow = FlowReader(text: Array(text.utf8), line: line)
                 return try flow.blockScalarValue()
             }
         }
@@ -299,59 +310,68 @@ public enum YAML {
 
         /// Splits `key: rest` (plain or quoted key). nil when the line is not a mapping entry.
         func splitKey(_ text: Substring, line: Int) throws(YAMLError) -> (String, Substring)? {
-            guard let first = text.first else { return nil }
-            if first == "\"" || first == "'" {
-                var flow = FlowReader(text: Array(text.unicodeScalars), line: line)
+            let utf8 = text.utf8
+            guard let first = utf8.first else { return nil }
+            if first == ASCII.doubleQuote || first == ASCII.singleQuote {
+                var flow = FlowReader(text: Array(utf8), line: line)
                 let key = try flow.quoted()
                 flow.skipSpaces()
-                guard flow.peek == ":" else { return nil }
+                guard flow.peek == ASCII.colon else { return nil }
                 flow.position += 1
-                guard flow.atEnd || flow.peek == " " else { return nil }
-                return (key, Substring(String(String.UnicodeScalarView(flow.text[flow.position...]))))
+                guard flow.atEnd || flow.peek == ASCII.space else { return nil }
+                return (key, Substring(String(decoding: flow.text[flow.position...], as: UTF8.self)))
             }
-            if "[{&*!|>#".unicodeScalars.contains(first.unicodeScalars.first!) { return nil }
-            var i = text.startIndex
-            while i < text.endIndex {
-                if text[i] == ":" {
-                    let after = text.index(after: i)
-                    if after == text.endIndex || text[after] == " " {
-                        let key = text[..<i].trimmingTrailingSpaces()
-                        return key.isEmpty ? nil : (String(key), text[after...])
-                    }
+            if "[{&*!|>#".utf8.contains(first) { return nil }
+            var i = utf8.startIndex
+            var afterSpace = false
+            while i < utf8.endIndex {
+                let byte = utf8[i]
+                let after = utf8.index(after: i)
+                if byte == ASCII.colon, after == utf8.endIndex || utf8[after] == ASCII.space {
+                    let key = text[..<i].trimmingTrailingSpaces()
+                    return key.isEmpty ? nil : (String(key), text[after...])
                 }
-                if text[i] == "#", i > text.startIndex, text[text.index(before: i)] == " " { return nil }
-                i = text.index(after: i)
+                if byte == ASCII.hash && afterSpace { return nil }
+                afterSpace = byte == ASCII.space
+                i = after
             }
             return nil
         }
     }
 
-    /// Scalars and flow collections within one (possibly joined) line.
+    /// Scalars and flow collections within one (possibly joined) line, as UTF-8 bytes.
     struct FlowReader {
         static let incomplete = "incomplete flow collection"
-        var text: [Unicode.Scalar]
+        var text: [UInt8]
         var line: Int
         var position = 0
         var depth = 0
 
-        init(text: [Unicode.Scalar], line: Int) {
+        init(text: [UInt8], line: Int) {
             self.text = text
             self.line = line
         }
 
         var atEnd: Bool { position >= text.count }
-        var peek: Unicode.Scalar? { atEnd ? nil : text[position] }
+        var peek: UInt8? { atEnd ? nil : text[position] }
 
         func fail(_ message: String) -> YAMLError { YAMLError(line: line, message: message) }
 
         mutating func skipSpaces() {
-            while let c = peek, c == " " { position += 1 }
+            while let c = peek, c == ASCII.space { position += 1 }
+        }
+
+        /// The bytes as a string, without trailing spaces and tabs.
+        func string(_ range: Range<Int>) -> String {
+            var end = range.upperBound
+            while end > range.lowerBound, text[end - 1] == ASCII.space || text[end - 1] == ASCII.tab { end -= 1 }
+            return String(decoding: text[range.lowerBound..<end], as: UTF8.self)
         }
 
         /// After the value only a comment may follow.
         mutating func expectEnd() throws(YAMLError) {
             skipSpaces()
-            if let c = peek, c != "#" { throw fail("unexpected text after the value") }
+            if let c = peek, c != ASCII.hash { throw fail("unexpected text after the value") }
         }
 
         mutating func document() throws(YAMLError) -> YAMLNode {
@@ -362,30 +382,29 @@ public enum YAML {
 
         /// A scalar in block context: quoted, or plain up to a comment.
         mutating func blockScalarValue() throws(YAMLError) -> YAMLNode {
-            if let c = peek, c == "\"" || c == "'" {
+            if let c = peek, c == ASCII.doubleQuote || c == ASCII.singleQuote {
                 let value = try quoted()
                 try expectEnd()
                 return YAMLNode(value: .scalar(value, quoted: true), line: line)
             }
             var end = text.count
-            for i in 0..<text.count where text[i] == "#" && i > 0 && text[i - 1] == " " {
+            for i in 1..<max(text.count, 1) where text[i] == ASCII.hash && text[i - 1] == ASCII.space {
                 end = i
                 break
             }
-            let value = String(String.UnicodeScalarView(text[0..<end])).trimmingTrailingSpaces()
-            return YAMLNode(value: .scalar(String(value), quoted: false), line: line)
+            return YAMLNode(value: .scalar(string(0..<end), quoted: false), line: line)
         }
 
         mutating func flowValue() throws(YAMLError) -> YAMLNode {
             skipSpaces()
             guard let c = peek else { throw fail(Self.incomplete) }
             switch c {
-            case "[": return try flowSequence()
-            case "{": return try flowMapping()
-            case "\"", "'": return YAMLNode(value: .scalar(try quoted(), quoted: true), line: line)
-            case "&": throw fail("YAML anchors are not allowed")
-            case "*": throw fail("YAML aliases are not allowed")
-            case "!": throw fail("YAML tags are not allowed")
+            case ASCII.openBracket: return try flowSequence()
+            case ASCII.openBrace: return try flowMapping()
+            case ASCII.doubleQuote, ASCII.singleQuote: return YAMLNode(value: .scalar(try quoted(), quoted: true), line: line)
+            case ASCII.ampersand: throw fail("YAML anchors are not allowed")
+            case ASCII.asterisk: throw fail("YAML aliases are not allowed")
+            case ASCII.bang: throw fail("YAML tags are not allowed")
             default: return YAMLNode(value: .scalar(plainInFlow(), quoted: false), line: line)
             }
         }
@@ -400,7 +419,7 @@ public enum YAML {
             position += 1
             var items: [YAMLNode] = []
             skipSpaces()
-            if peek == "]" {
+            if peek == ASCII.closeBracket {
                 position += 1
                 depth -= 1
                 return YAMLNode(value: .sequence(items), line: line)
@@ -410,10 +429,10 @@ public enum YAML {
                 skipSpaces()
                 guard let c = peek else { throw fail(Self.incomplete) }
                 position += 1
-                if c == "]" { break }
-                guard c == "," else { throw fail("expected ',' or ']' in a flow sequence") }
+                if c == ASCII.closeBracket { break }
+                guard c == ASCII.comma else { throw fail("expected ',' or ']' in a flow sequence") }
                 skipSpaces()
-                if peek == "]" { position += 1; break }  // trailing comma
+                if peek == ASCII.closeBracket { position += 1; break }  // trailing comma
             }
             depth -= 1
             return YAMLNode(value: .sequence(items), line: line)
@@ -425,7 +444,7 @@ public enum YAML {
             var entries: [YAMLNode.Entry] = []
             var seen = Set<String>()
             skipSpaces()
-            if peek == "}" {
+            if peek == ASCII.closeBrace {
                 position += 1
                 depth -= 1
                 return YAMLNode(value: .mapping(entries), line: line)
@@ -433,9 +452,9 @@ public enum YAML {
             while true {
                 skipSpaces()
                 guard let c = peek else { throw fail(Self.incomplete) }
-                let key = c == "\"" || c == "'" ? try quoted() : plainInFlow()
+                let key = c == ASCII.doubleQuote || c == ASCII.singleQuote ? try quoted() : plainInFlow()
                 skipSpaces()
-                guard peek == ":" else {
+                guard peek == ASCII.colon else {
                     if atEnd { throw fail(Self.incomplete) }
                     throw fail("expected ':' after key '\(key)'")
                 }
@@ -445,10 +464,10 @@ public enum YAML {
                 skipSpaces()
                 guard let next = peek else { throw fail(Self.incomplete) }
                 position += 1
-                if next == "}" { break }
-                guard next == "," else { throw fail("expected ',' or '}' in a flow mapping") }
+                if next == ASCII.closeBrace { break }
+                guard next == ASCII.comma else { throw fail("expected ',' or '}' in a flow mapping") }
                 skipSpaces()
-                if peek == "}" { position += 1; break }
+                if peek == ASCII.closeBrace { position += 1; break }
             }
             depth -= 1
             return YAMLNode(value: .mapping(entries), line: line)
@@ -458,48 +477,52 @@ public enum YAML {
         mutating func plainInFlow() -> String {
             let start = position
             while let c = peek {
-                if c == "," || c == "]" || c == "}" || c == "[" || c == "{" { break }
-                if c == ":" && (position + 1 >= text.count || text[position + 1] == " " || text[position + 1] == ","
-                    || text[position + 1] == "}" || text[position + 1] == "]") { break }
-                if c == "#" && position > start && text[position - 1] == " " { break }
+                if c == ASCII.comma || c == ASCII.closeBracket || c == ASCII.closeBrace || c == ASCII.openBracket
+                    || c == ASCII.openBrace { break }
+                if c == ASCII.colon {
+                    let next = position + 1 < text.count ? text[position + 1] : nil
+                    if next == nil || next == ASCII.space || next == ASCII.comma || next == ASCII.closeBrace
+                        || next == ASCII.closeBracket { break }
+                }
+                if c == ASCII.hash && position > start && text[position - 1] == ASCII.space { break }
                 position += 1
             }
-            return String(String(String.UnicodeScalarView(text[start..<position])).trimmingTrailingSpaces())
+            return string(start..<position)
         }
 
         mutating func quoted() throws(YAMLError) -> String {
             guard let quote = peek else { throw fail("expected a quoted string") }
             position += 1
-            var out = String.UnicodeScalarView()
+            var out: [UInt8] = []
             while true {
                 guard let c = peek else { throw fail("unterminated quoted string") }
                 position += 1
                 if c == quote {
-                    if quote == "'" && peek == "'" {  // '' is a literal quote
-                        out.append("'")
+                    if quote == ASCII.singleQuote && peek == ASCII.singleQuote {  // '' is a literal quote
+                        out.append(ASCII.singleQuote)
                         position += 1
                         continue
                     }
-                    return String(out)
+                    return String(decoding: out, as: UTF8.self)
                 }
-                if quote == "\"" && c == "\\" {
+                if quote == ASCII.doubleQuote && c == ASCII.backslash {
                     guard let e = peek else { throw fail("unterminated escape") }
                     position += 1
                     switch e {
-                    case "n": out.append("\n")
-                    case "t": out.append("\t")
-                    case "r": out.append("\r")
-                    case "0": out.append("\0")
-                    case "\"", "\\", "/", " ": out.append(e)
-                    case "u", "x", "U":
-                        let count = e == "x" ? 2 : e == "u" ? 4 : 8
+                    case UInt8(ascii: "n"): out.append(ASCII.newline)
+                    case UInt8(ascii: "t"): out.append(ASCII.tab)
+                    case UInt8(ascii: "r"): out.append(ASCII.carriageReturn)
+                    case UInt8(ascii: "0"): out.append(0)
+                    case ASCII.doubleQuote, ASCII.backslash, UInt8(ascii: "/"), ASCII.space: out.append(e)
+                    case UInt8(ascii: "u"), UInt8(ascii: "x"), UInt8(ascii: "U"):
+                        let count = e == UInt8(ascii: "x") ? 2 : e == UInt8(ascii: "u") ? 4 : 8
                         guard position + count <= text.count,
-                            let value = UInt32(String(String.UnicodeScalarView(text[position..<position + count])), radix: 16),
+                            let value = UInt32(String(decoding: text[position..<position + count], as: UTF8.self), radix: 16),
                             let scalar = Unicode.Scalar(value)
-                        else { throw fail("bad \\\(e) escape") }
-                        out.append(scalar)
+                        else { throw fail("bad \\\(Character(Unicode.Scalar(e))) escape") }
+                        out.append(contentsOf: String(Character(scalar)).utf8)
                         position += count
-                    default: throw fail("unknown escape \\\(e)")
+                    default: throw fail("unknown escape \\\(Character(Unicode.Scalar(e)))")
                     }
                     continue
                 }
@@ -507,6 +530,16 @@ public enum YAML {
             }
         }
     }
+}
+
+/// The bytes of YAML's syntax.
+enum ASCII {
+    static let tab = UInt8(ascii: "\t"), newline = UInt8(ascii: "\n"), carriageReturn = UInt8(ascii: "\r")
+    static let space = UInt8(ascii: " "), bang = UInt8(ascii: "!"), doubleQuote = UInt8(ascii: "\""), hash = UInt8(ascii: "#")
+    static let percent = UInt8(ascii: "%"), ampersand = UInt8(ascii: "&"), singleQuote = UInt8(ascii: "'")
+    static let asterisk = UInt8(ascii: "*"), comma = UInt8(ascii: ","), dash = UInt8(ascii: "-"), colon = UInt8(ascii: ":")
+    static let greater = UInt8(ascii: ">"), openBracket = UInt8(ascii: "["), backslash = UInt8(ascii: "\\")
+    static let closeBracket = UInt8(ascii: "]"), openBrace = UInt8(ascii: "{"), pipe = UInt8(ascii: "|"), closeBrace = UInt8(ascii: "}")
 }
 
 extension StringProtocol {

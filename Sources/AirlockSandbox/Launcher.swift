@@ -211,7 +211,9 @@ public enum Launcher {
         listeners.removeAll()
 
         var pidfd: Int32 = -1
+        StartupTrace.mark("spawn")
         let pid = al_spawn(&spec, &pidfd)
+        StartupTrace.mark("spawned")
         guard pid > 0 else {
             let err = errno
             throw AirlockError(
@@ -232,8 +234,11 @@ public enum Launcher {
             for fd in ownedFDs { close(fd) }
             ownedFDs.removeAll()
             try sandbox.receiveDescriptors(listeners: request.listeners.count, terminal: request.terminal != nil)
+            StartupTrace.mark("listeners")
             try onListeners(sandbox)
+            StartupTrace.mark("serving")
             try sandbox.awaitExec()
+            StartupTrace.mark("exec")
         } catch {
             sandbox.kill()
             _ = sandbox.wait()
