@@ -172,10 +172,13 @@ struct RunArguments {
         // The seccomp filter compiles on the other core while profiles are read.
         let seccomp = Background { Result { () throws(AirlockError) in try SeccompProgram.build() } }
         let authority = noBroker ? nil : AgentSession.startAuthority()
+        StartupTrace.mark("threads")
         let environment = currentEnvironment()
+        StartupTrace.mark("environment")
         do throws(AirlockError) {
             let home = environment["HOME"] ?? "/"
             let library = ProfileLibrary(environment: environment, home: home)
+            StartupTrace.mark("library")
             let executionRequest = try self.executionRequest(environment: environment)
             // An execution sandbox is the default sandbox plus what the tool's profile asks.
             let stack = try library.loadStack(executionRequest == nil ? profiles : [])

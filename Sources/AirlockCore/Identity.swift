@@ -4,9 +4,25 @@ import Glibc
 public enum RandomID {
     /// `count` characters from `alphabet`, uniformly.
     public static func make(_ count: Int, alphabet: String = "0123456789abcdef") -> String {
-        var generator = SystemRandomNumberGenerator()
         let letters = Array(alphabet)
-        return String((0..<count).map { _ in letters[Int(generator.next(upperBound: UInt64(letters.count)))] })
+        // getentropy(3) (getrandom) fills 32 values a call, where SystemRandomNumberGenerator
+        // makes one call per value (60 for a session's dummy keys). Multiply-shift maps 64
+        // random bits onto the alphabet with a bias below 2^-58.
+        var values = [UInt64](repeating: 0, count: count)
+        let filled = values.withUnsafeMutableBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count, let base = buffer.baseAddress {
+                let chunk = min(256, buffer.count - offset)  // its most per call
+                guard getentropy(base + offset, chunk) == 0 else { return false }
+                offset += chunk
+            }
+            return true
+        }
+        if !filled {
+            var generator = SystemRandomNumberGenerator()
+            values = values.map { _ in generator.next() }
+        }
+        return String(values.map { letters[Int(($0.multipliedFullWidth(by: UInt64(letters.count))).high)] })
     }
 }
 

@@ -136,6 +136,21 @@ static const char *al_relative(const char *target) {
     return *target ? target : ".";
 }
 
+// mkdir -p of `buf`, deepest first: most mount points' parents exist already (the plan
+// goes parents before children), so this is one mkdir where walking down from the root
+// was one per component (89 per launch, ~0.3 ms).
+static int al_mkdir_p(char *buf) {
+    if (mkdir(buf, 0755) == 0 || errno == EEXIST) return 0;
+    if (errno != ENOENT) return -1;
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf) return -1;
+    *slash = 0;
+    int rc = al_mkdir_p(buf);
+    *slash = '/';
+    if (rc) return -1;
+    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
 // mkdir -p of every parent of `rel` (and of `rel` itself when `self` is set).
 static int al_make_parents(const char *rel, int self) {
     char buf[PATH_MAX];
@@ -143,16 +158,12 @@ static int al_make_parents(const char *rel, int self) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || (*p == 0 && self)) {
-            char saved = *p;
-            *p = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-            *p = saved;
-        }
-        if (*p == 0) break;
+    if (!self) {
+        char *slash = strrchr(buf, '/');
+        if (!slash) return 0;  // directly in the root
+        *slash = 0;
     }
-    return 0;
+    return al_mkdir_p(buf);
 }
 
 static int al_make_mount_point(const char *rel, int directory) {
