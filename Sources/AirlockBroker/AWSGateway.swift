@@ -55,6 +55,7 @@ public final class AWSGateway: @unchecked Sendable {
     let credentials: HostCredentials
     let staging: StagedMultipart
     let log: BrokerLog
+    let discovery = AWSEndpointDiscovery()
 
     public init(session: BrokerSession, catalog: AWSCatalogFiles, store: @escaping () throws(AirlockError) -> ProposalStore,
                 credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose,
@@ -78,7 +79,8 @@ public final class AWSGateway: @unchecked Sendable {
             return try decide(request, requestID: requestID, host: host)
         } catch let failure as GatewayFailure {
             log.write("aws \(request.method) \(request.path): \(failure.error.code): \(failure.error.message)")
-            return render(failure.error, wire: failure.wire, requestID: requestID)
+            let wire = failure.wire ?? AWSProtocol.guess(contentType: request.header("content-type"), target: request.header("x-amz-target"), body: request.body)
+            return render(failure.error, wire: wire, requestID: requestID)
         } catch let error as AirlockError {
             // A problem on the broker's side (no host credentials, an unreadable catalog):
             // a 4xx so SDKs do not retry it, with the fix for whoever reads it.
@@ -162,7 +164,10 @@ public final class AWSGateway: @unchecked Sendable {
         switch classification.ruling.decision {
         case .read:
             if let staged = try staging.answerRead(pinned) { return staged }
-            let outbound = pinned.signed(for: session.upstream, service: service, credentials: try credentials.credentials())
+            let outbound = pinned.signed(for: upstream(for: service), service: service, credentials: try credentials.credentials())
+            if classification.operation == "DescribeEndpoints", service.wireProtocol == .json {
+                return try discoverEndpoints(outbound, service: service)
+            }
             return .forward(outbound)
         case .deny:
             try storeProvider().recordRefusal(sessionID: session.id, summary: summary, rule: classification.ruling.rule)
@@ -178,7 +183,7 @@ public final class AWSGateway: @unchecked Sendable {
                 try storeProvider().recordExecutionCall(proposalID: proposalID, sessionID: session.id, summary: summary,
                                                         rule: classification.ruling.rule)
                 log.write("aws \(summary): sent as part of approved proposal \(proposalID)")
-                let outbound = pinned.signed(for: session.upstream, service: service, credentials: try credentials.credentials())
+                let outbound = pinned.signed(for: upstream(for: service), service: service, credentials: try credentials.credentials())
                 return .forward(outbound)
             }
             // S3 multipart uploads are staged here and proposed as one upload at completion.
@@ -190,6 +195,31 @@ public final class AWSGateway: @unchecked Sendable {
                 return try propose(summary: summary, ruling: classification.ruling, payload: Array(pinned.json.serialized().utf8), wire: wire)
             }
         }
+    }
+
+    /// Where a service's calls go: the session's upstream, or on AWS itself the host its
+    /// endpoint discovery named.
+    func upstream(for service: AWSService) -> AWSUpstream {
+        if session.upstream == .aws, let host = discovery.host(for: service.name) {
+            return .endpoint(scheme: "https", host: host, port: 443, basePath: "")
+        }
+        return session.upstream
+    }
+
+    /// Sends `DescribeEndpoints` and answers with the broker's own address (AWSEndpointDiscovery).
+    func discoverEndpoints(_ outbound: OutboundRequest, service: AWSService) throws -> GatewayReply {
+        let response = try ExecutionClient.send(outbound, timeoutSeconds: 60)
+        let hopByHop: Set<String> = ["content-length", "transfer-encoding", "connection", "keep-alive"]
+        let headers = response.headers.filter { !hopByHop.contains($0.name.lowercased()) }.map { ($0.name, $0.value) }
+        guard response.status == 200,
+              let rewritten = AWSEndpointDiscovery.rewrite(response.body, brokerAddress: AWSSandboxSetup.endpoint + Self.servicePrefix + service.name) else {
+            return .respond(status: response.status, headers: headers, body: response.body)
+        }
+        if session.upstream == .aws, let address = rewritten.discovered, AWSEndpointDiscovery.isAWSHost(address) {
+            discovery.remember(address, for: service.name)
+        }
+        log.write("aws \(service.name):DescribeEndpoints: \(rewritten.discovered ?? "no address") answered as the broker's address")
+        return .respond(status: 200, headers: headers, body: rewritten.body)
     }
 
     func ambiguous(_ service: AWSService, _ servicePath: String, _ why: String) -> GatewayFailure {

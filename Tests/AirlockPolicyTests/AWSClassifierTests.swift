@@ -150,5 +150,14 @@ import Testing
         #expect(throws: SigV4.Failure.unsupported("SigV4a")) { try SigV4.parse(sigv4a) }
         let broken = AWSRequest(method: "GET", target: "/", headers: [(name: "Authorization", value: "AWS4-HMAC-SHA256 Credential=x"), (name: "X-Amz-Date", value: "20260101T000000Z")], body: [])
         #expect(throws: SigV4.Failure.self) { try SigV4.parse(broken) }
+        // A SigV2 presigned URL is named as such, with what to do, not called "not signed".
+        let sigv2 = AWSRequest(method: "GET", target: "/svc/s3/b/k?AWSAccessKeyId=AKIAX&Signature=abc%3D&Expires=1796182050", headers: [], body: [])
+        do {
+            _ = try SigV4.parse(sigv2)
+            Issue.record("a SigV2 presigned URL parsed as SigV4")
+        } catch {
+            guard case .unsupported(let what) = error else { Issue.record("\(error)"); return }
+            #expect(what.contains("SigV2") && what.contains("s3v4"))
+        }
     }
 }

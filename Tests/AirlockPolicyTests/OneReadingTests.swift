@@ -187,4 +187,33 @@ import Testing
             return
         }
     }
+
+    /// The aws CLI sends rds, docdb and neptune calls to `rds.amazonaws.com`: one endpoint,
+    /// one API version, one signing name. RDS owns it; a service of another signing name or
+    /// another endpoint prefix is never picked that way.
+    @Test func servicesOnRDSEndpointAreRDS() {
+        let family = [(name: "docdb", endpointPrefix: "rds", apiVersion: "2014-10-31"),
+                      (name: "neptune", endpointPrefix: "rds", apiVersion: "2014-10-31"),
+                      (name: "rds", endpointPrefix: "rds", apiVersion: "2014-10-31")]
+        for host in ["rds.amazonaws.com", "rds.us-east-1.amazonaws.com"] {
+            #expect(AWSHostRoute.route(host: host, path: "/", signingName: "rds", candidates: family, version: "2014-10-31")
+                    == .service("rds", path: "/"))
+        }
+        // No owner among the candidates (a signing name no one of them is named for): refused.
+        let strangers = [(name: "a", endpointPrefix: "x", apiVersion: "1"), (name: "b", endpointPrefix: "x", apiVersion: "1")]
+        guard case .refused = AWSHostRoute.route(host: "x.amazonaws.com", path: "/", signingName: "x", candidates: strangers, version: "1") else {
+            Issue.record("a shared endpoint without an owner was routed")
+            return
+        }
+    }
+
+    @Test func refusalsOfUnknownServicesAreShapedAsTheRequestLooks() {
+        #expect(AWSProtocol.guess(contentType: "application/x-www-form-urlencoded; charset=utf-8", target: nil,
+                                  body: Array("Action=DescribeDBParameterGroups&Version=2014-10-31".utf8)) == .query)
+        #expect(AWSProtocol.guess(contentType: "application/x-www-form-urlencoded", target: nil,
+                                  body: Array("Version=1&Action=X".utf8)) == .query)
+        #expect(AWSProtocol.guess(contentType: "application/x-amz-json-1.0", target: "DynamoDB_20120810.ListTables", body: []) == .json)
+        #expect(AWSProtocol.guess(contentType: nil, target: nil, body: []) == .restXML)
+        #expect(AWSProtocol.guess(contentType: "application/x-www-form-urlencoded", target: nil, body: Array("a=b".utf8)) == .restXML)
+    }
 }

@@ -8,6 +8,19 @@ public enum AWSProtocol: String, Sendable {
     case restJSON = "rest-json"
     case restXML = "rest-xml"
     case cbor = "smithy-rpc-v2-cbor"
+
+    /// The protocol a request looks like when its service is not known (a refusal must still
+    /// reach the SDK in a shape it parses, so the user reads Airlock's message and not
+    /// "Unknown"): a JSON target header, a form body with `Action=`, or REST-XML (S3's).
+    public static func guess(contentType: String?, target: String?, body: [UInt8]) -> AWSProtocol {
+        let type = contentType?.lowercased() ?? ""
+        if target != nil || type.hasPrefix("application/x-amz-json") { return .json }
+        if type.hasPrefix("application/cbor") { return .cbor }
+        if type.hasPrefix("application/x-www-form-urlencoded"), body.starts(with: Array("Action=".utf8)) || body.firstRange(of: Array("&Action=".utf8)) != nil {
+            return .query
+        }
+        return .restXML
+    }
 }
 
 public struct AWSOperation: Sendable {

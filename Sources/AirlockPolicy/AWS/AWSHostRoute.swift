@@ -29,6 +29,13 @@ public enum AWSHostRoute {
             let first = name.split(separator: ".").first.map(String.init) ?? name
             var narrowed = candidates.filter { $0.endpointPrefix == first }
             if narrowed.count > 1, let version { narrowed = narrowed.filter { $0.apiVersion == version } }
+            // DocumentDB and Neptune are served by RDS's own endpoint with RDS's API version
+            // and signing name (the aws CLI sends all three to `rds.amazonaws.com`): the
+            // request is RDS's, and RDS's catalog (every one of their IAM actions is `rds:*`)
+            // classifies it; an operation it does not know is still a mutation.
+            if narrowed.count > 1, let owner = narrowed.first(where: { $0.name == signingName && $0.endpointPrefix == signingName }) {
+                narrowed = [owner]
+            }
             guard narrowed.count == 1 else {
                 return .refused("\(host) with a signature for \(signingName) could be \(candidates.map(\.name).joined(separator: " or ")); use the sandbox's AWS_CONFIG_FILE endpoints (/svc/<service>)")
             }

@@ -76,7 +76,13 @@ public enum SigV4 {
         }
         let query = request.queryItems
         func item(_ name: String) -> String? { query.first { $0.key == name }?.value }
-        guard let queryAlgorithm = item("X-Amz-Algorithm") else { throw .missing }
+        guard let queryAlgorithm = item("X-Amz-Algorithm") else {
+            // botocore still presigns S3 URLs the SigV2 way in us-east-1 unless s3v4 is configured.
+            if item("AWSAccessKeyId") != nil, item("Signature") != nil {
+                throw .unsupported("a SigV2 presigned URL (presign with signature_version s3v4: the sandbox's AWS_CONFIG_FILE sets it for s3)")
+            }
+            throw .missing
+        }
         guard queryAlgorithm == algorithm else { throw .unsupported("presigned with \(queryAlgorithm)") }
         guard let credential = item("X-Amz-Credential"), let signed = item("X-Amz-SignedHeaders"),
             let signature = item("X-Amz-Signature"), let timestamp = item("X-Amz-Date")
