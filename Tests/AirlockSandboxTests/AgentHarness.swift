@@ -53,6 +53,13 @@ final class ModelServer: @unchecked Sendable {
         }.map { String(decoding: (try? JSONSerialization.data(withJSONObject: $0)) ?? Data(), as: UTF8.self) }
     }
 
+    /// aider's conversation: its Chat Completions requests, in order (aider offers no tools;
+    /// it runs the ```bash blocks of the answers and sends their output with the next message).
+    var chatConversation: [String] {
+        requests.filter { ($0["path"] as? String)?.hasSuffix("/chat/completions") ?? false }
+            .map { String(decoding: (try? JSONSerialization.data(withJSONObject: $0)) ?? Data(), as: UTF8.self) }
+    }
+
     /// The base URL an agent in the sandbox uses: through the egress proxy, by a name the
     /// broker resolves to this server (`AIRLOCK_EGRESS_RESOLVE`).
     static let host = "model.test"

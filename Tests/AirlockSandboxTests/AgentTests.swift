@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// Real agents inside `airlock run`: Claude Code and Codex (the binaries their PyPI wheels
-/// ship) driven by a scripted model server (no model API is reachable here: the server stands
+/// Real agents inside `airlock run`: Claude Code, Codex (the binaries their PyPI wheels
+/// ship) and aider driven by a scripted model server (no model API is reachable here: the server stands
 /// in for it and hands the agent the test's commands one per turn). They re-enact the
 /// incident on moto: inspect the prod stack (a read, passes), delete and recreate it (two
 /// proposals, the stack untouched), and wait for a human's approval of a harmless change;
@@ -53,8 +53,9 @@ import Testing
         return (out, approval)
     }
 
-    func expectIncident(_ scene: Scene, _ moto: Moto, _ model: ModelServer, _ out: Outcome, _ approval: Outcome?, agent: String) {
-        let turns = model.conversation
+    func expectIncident(_ scene: Scene, _ moto: Moto, _ model: ModelServer, _ out: Outcome, _ approval: Outcome?, agent: String,
+                        turns: [String]? = nil) {
+        let turns = turns ?? model.conversation
         #expect(turns.count >= Self.incident.count + 1, "\(agent): \(turns.count) turns\n\(out)")
         // The output of each command is in the agent's next request: the real agent ran it.
         let markers = ["STEP1-CREATE_COMPLETE", "STEP2-exit-", "STEP3-exit-", "STEP4-exit-0", "STEP5-probed"]
@@ -95,6 +96,48 @@ import Testing
                                extraEnvironment: environment(again, settings.merging(["ANTHROPIC_BASE_URL": again.sandboxURL]) { $1 }))
         #expect(second.status == 0, "\(second)")
         #expect(again.conversation.joined().contains("CLAUDE-STATE-KEPT"), "\(second)")
+    }
+
+    /// aider (PyPI aider-chat, its real CLI) through an OpenAI-compatible base URL. It asks
+    /// before it runs a suggested command and before it adds the output to the chat
+    /// (`--yes-always` answers no to commands, on purpose), so the test answers on stdin as a
+    /// user would: a message, then "y" twice, per step. Its settings persist in the home.
+    @Test func aiderReenactsTheIncidentGated() throws {
+        guard Agents.available(Agents.aider, "aider"), let (scene, moto) = try setUp() else { return }
+        let model = try ModelServer(directory: scene.root, commands: Self.incident)
+        func command(_ model: ModelServer) -> [String] {
+            [Agents.aider, "--no-git", "--model", "openai/scripted", "--edit-format", "diff", "--openai-api-base", model.sandboxURL + "/v1",
+             "--no-show-model-warnings", "--no-check-update", "--no-analytics", "--no-pretty", "--no-stream", "--no-show-release-notes"]
+        }
+        let settings = ["OPENAI_API_KEY": "sk-dummy-for-tests"]
+        // A last message after the steps, so step 5's output is sent to the model too.
+        let answers = Self.incident.indices.map { "do step \($0 + 1)\ny\ny\n" }.joined() + "is that all?\n"
+        var approval: Outcome?
+        let out = scene.run(command(model), options: ["--profile", scene.agentTestProfile(model), "--profile", "aider", "--aws-endpoint", moto.url],
+                            stdin: answers, timeout: 420, extraEnvironment: environment(model, settings)) { _ in
+            guard scene.waitForFile("harmless.id", timeout: 300) else { return }
+            usleep(200_000)
+            let id = scene.file("harmless.id").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !id.isEmpty else { return }
+            approval = scene.airlock(["approve", id, "--reason", "a scratch bucket is fine"], hostKeys: Agents.canaries)
+        }
+        #expect(out.status == 0, "\(out)")
+        expectIncident(scene, moto, model, out, approval, agent: "aider", turns: model.chatConversation)
+        // aider's own state (~/.aider/analytics.json, with the install's id) persists in the
+        // profile's home: the next session reads the id the first one wrote.
+        let written = FileManager.default.enumerator(atPath: scene.stateDir)?.compactMap { $0 as? String }
+            .first { $0.hasSuffix(".aider/analytics.json") }
+        let id = written.flatMap { try? String(contentsOfFile: scene.stateDir + "/" + $0, encoding: .utf8) }
+            .flatMap { $0.split(separator: "\"").dropFirst(3).first.map(String.init) }
+        guard let id, id.count == 36 else {
+            Issue.record("aider wrote no ~/.aider/analytics.json in the profile's home under \(scene.stateDir)")
+            return
+        }
+        let again = try ModelServer(directory: scene.root, commands: ["cat ~/.aider/analytics.json"])
+        let second = scene.run(command(again), options: ["--profile", scene.agentTestProfile(again), "--profile", "aider"],
+                               stdin: "check\ny\ny\nthanks\n", timeout: 240, extraEnvironment: environment(again, settings))
+        #expect(second.status == 0, "\(second)")
+        #expect(again.chatConversation.dropFirst().joined().contains(id), "\(second)")
     }
 
     static func codexProvider(_ model: ModelServer) -> [String] {

@@ -50,3 +50,23 @@ airlock_agents_env() {
   fi
   export AIRLOCK_AGENTS_VENV="$venv"
 }
+
+# airlock_newest_clients_env: makes .venv-newest with the newest aws CLI, boto3 and botocore
+# on PyPI (what users have; clients newer than Airlock's catalog must still work), refreshed
+# when older than a day, and exports AIRLOCK_NEWEST_VENV. The compatibility matrix runs with
+# it beside the pinned .venv.
+airlock_newest_clients_env() {
+  local root venv python=/usr/bin/python3
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  venv="$root/.venv-newest"
+  [ -x "$python" ] || python=$(command -v python3)
+  if [ ! -x "$venv/bin/aws" ] || [ -n "$(find "$venv/.installed" -mmin +1440 2>/dev/null)" ] || [ ! -e "$venv/.installed" ]; then
+    echo "airlock: installing the newest aws CLI and boto3 from PyPI into $venv" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || return 1
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade awscli boto3 botocore || {
+      echo "airlock: pip could not install the newest awscli and boto3 (is PyPI reachable?)" >&2; return 1; }
+    touch "$venv/.installed"
+  fi
+  export AIRLOCK_NEWEST_VENV="$venv"
+}
