@@ -51,13 +51,13 @@ public final class AWSGateway: @unchecked Sendable {
     public let session: BrokerSession
     let mutationPolicy: MutationPolicy
     let catalog: AWSCatalogFiles
-    let storeProvider: () throws(AirlockError) -> ProposalStore
+    let storeProvider: () throws(AirlockError) -> any ProposalStore
     let credentials: HostCredentials
     let staging: StagedMultipart
     let log: BrokerLog
     let discovery = AWSEndpointDiscovery()
 
-    public init(session: BrokerSession, catalog: AWSCatalogFiles, store: @escaping () throws(AirlockError) -> ProposalStore,
+    public init(session: BrokerSession, catalog: AWSCatalogFiles, store: @escaping () throws(AirlockError) -> any ProposalStore,
                 credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose,
                 environment: [String: String] = [:]) {
         self.session = session

@@ -10,7 +10,7 @@ import NIOPosix
 /// One JSON line in, one JSON line out.
 public final class AgentAPI: @unchecked Sendable {
     let sessionID: String
-    let store: () throws(AirlockError) -> ProposalStore
+    let store: () throws(AirlockError) -> any ProposalStore
     let log: BrokerLog
     /// Proposes a command a shim could not run itself ({"op": "command", "tool", "argv",
     /// "cwd"}); nil when this session intercepts no tools.
@@ -23,7 +23,7 @@ public final class AgentAPI: @unchecked Sendable {
     let connections = SessionCounter()
     let waits = SessionCounter()
 
-    public init(sessionID: String, store: @escaping () throws(AirlockError) -> ProposalStore, log: BrokerLog,
+    public init(sessionID: String, store: @escaping () throws(AirlockError) -> any ProposalStore, log: BrokerLog,
                 commands: (@Sendable (JSON) -> JSON)? = nil) {
         self.sessionID = sessionID
         self.store = store

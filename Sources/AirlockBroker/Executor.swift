@@ -6,12 +6,12 @@ import AirlockStore
 /// checks its digest, re-signs the pinned request with the execution credentials, sends it to
 /// the upstream its session recorded, and stores the result.
 public struct Executor: Sendable {
-    public let store: ProposalStore
+    public let store: any ProposalStore
     public let catalog: AWSCatalogFiles
     public let credentials: HostCredentials
     public let blobDirectory: String
 
-    public init(store: ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String) {
+    public init(store: any ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String) {
         self.store = store
         self.catalog = catalog
         self.credentials = credentials

@@ -238,7 +238,7 @@ final class AgentSession: @unchecked Sendable {
         }
     }
 
-    func store() throws(AirlockError) -> ProposalStore { try storeCache.store() }
+    func store() throws(AirlockError) -> any ProposalStore { try storeCache.store() }
 
     /// After the agent ended: tell the human what waits for them. (The process exits next:
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
@@ -268,7 +268,7 @@ final class StoreCache: @unchecked Sendable {
     let stateDir: String
     let session: Session
     private var mutex = pthread_mutex_t()
-    private(set) var openedStore: ProposalStore?
+    private(set) var openedStore: (any ProposalStore)?
 
     init(stateDir: String, session: Session) {
         self.stateDir = stateDir
@@ -276,11 +276,11 @@ final class StoreCache: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
     }
 
-    func store() throws(AirlockError) -> ProposalStore {
+    func store() throws(AirlockError) -> any ProposalStore {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let openedStore { return openedStore }
-        let store = try ProposalStore(stateDir: stateDir)
+        let store = try SQLiteProposalStore(stateDir: stateDir)
         try store.recordSession(session)
         openedStore = store
         return store

@@ -12,7 +12,9 @@ import Glibc
 /// the workspace's copy is still the one the plan was made against. The live workspace is
 /// never read for the execution itself.
 struct CommandExecutor {
-    let store: ProposalStore
+    let store: any ProposalStore
+    /// Where the proposal's artifacts (snapshot, plan) and execution sandboxes live.
+    let stateDir: String
     let environment: [String: String]
     let awsProfile: String?
 
@@ -37,7 +39,7 @@ struct CommandExecutor {
             return try store.apply(.fail, to: id, actor: actor, note: "\(error)",
                                    result: ExecutionResult(output: [], error: "not run: cannot set up the outputs: \(error)"))
         }
-        var runner = ExecutionRunner(stateDir: store.stateDir, artifact: artifact, workspace: workspace, tool: tool,
+        var runner = ExecutionRunner(stateDir: stateDir, artifact: artifact, workspace: workspace, tool: tool,
                                      environment: environment, awsEndpoint: payload["aws_endpoint"]?.string, awsProfile: awsProfile,
                                      network: NetworkGrant())
         if let config = payload["cli_config"] {
@@ -78,7 +80,7 @@ struct CommandExecutor {
         guard let snapshotPin = payload["pins"]?["snapshot"]?.string else {
             throw AirlockError("the proposal has no workspace snapshot (made by an older Airlock); make a new proposal")
         }
-        let artifact = ArtifactLayout(host: store.stateDir + "/artifacts/" + key)
+        let artifact = ArtifactLayout(host: stateDir + "/artifacts/" + key)
         let manifest: SnapshotManifest
         do {
             manifest = try WorkspaceSnapshot.manifest(of: artifact.snapshot)
@@ -103,7 +105,7 @@ struct CommandExecutor {
             throw AirlockError("\(toolName) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
         }
         let tool = InterceptedTool(profile: profile, text: text, binary: binary)
-        if let refusal = tool.refusalToExecute(workspace: payload["workspace"]?.string ?? "/", stateDir: store.stateDir) {
+        if let refusal = tool.refusalToExecute(workspace: payload["workspace"]?.string ?? "/", stateDir: stateDir) {
             throw AirlockError(refusal)
         }
         return (payload, artifact, tool)

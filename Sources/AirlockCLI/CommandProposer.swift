@@ -14,7 +14,7 @@ final class CommandProposer: @unchecked Sendable {
     let stateDir: String
     let workspace: String
     let tools: [String: InterceptedTool]
-    let store: () throws(AirlockError) -> ProposalStore
+    let store: () throws(AirlockError) -> any ProposalStore
     let log: BrokerLog
     let environment: [String: String]
     let awsEndpoint: String?

@@ -220,7 +220,7 @@ struct ExecutionRequest: Sendable {
     }
 
     /// Checks the request against the store before anything runs.
-    func validate(store: () throws(AirlockError) -> ProposalStore) throws(AirlockError) {
+    func validate(store: () throws(AirlockError) -> any ProposalStore) throws(AirlockError) {
         guard PinnedFiles.realPath(spec.artifact) == spec.artifact, PinnedFiles.realPath(spec.snapshot) == spec.snapshot else {
             throw AirlockError("the execution's artifact is not where its spec says")
         }

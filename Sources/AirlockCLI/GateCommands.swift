@@ -7,15 +7,15 @@ import ArgumentParser
 import Glibc
 
 /// Opens the state directory's store for a human command.
-func openStore(_ state: StateOptions) throws(AirlockError) -> ProposalStore {
+func openStore(_ state: StateOptions) throws(AirlockError) -> SQLiteProposalStore {
     let environment = currentEnvironment()
     let dir = StateDirectory.resolve(explicit: state.stateDir, environment: environment, home: environment["HOME"] ?? "/")
-    guard access(ProposalStore.databasePath(stateDir: dir), F_OK) == 0 else {
+    guard access(SQLiteProposalStore.databasePath(stateDir: dir), F_OK) == 0 else {
         throw AirlockError("no proposals have been made with state directory \(dir)",
                            hint: "proposals appear when an agent in `airlock run` tries a change; pass --state-dir if that run used another",
                            exitCode: 1)
     }
-    let store = try ProposalStore(stateDir: dir)
+    let store = try SQLiteProposalStore(stateDir: dir)
     try store.recoverInterruptedExecutions()
     return store
 }
@@ -187,7 +187,7 @@ struct Approve: ParsableCommand {
             let environment = currentEnvironment()
             if proposal.kind == .command {
                 // terraform apply (or kubectl …) of what was pinned, in an execution sandbox.
-                outcome = try CommandExecutor(store: store, environment: environment, awsProfile: awsProfile).execute(id, actor: actor)
+                outcome = try CommandExecutor(store: store, stateDir: store.stateDir, environment: environment, awsProfile: awsProfile).execute(id, actor: actor)
             } else {
                 let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
                 let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)

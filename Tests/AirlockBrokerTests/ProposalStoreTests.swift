@@ -5,12 +5,28 @@ import Testing
 
 @testable import AirlockStore
 
-@Suite struct ProposalStoreTests {
-    func makeStore() throws -> (ProposalStore, String) {
-        let dir = NSTemporaryDirectory() + "airlock-store-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return (try ProposalStore(stateDir: dir), dir)
+/// The store's drivers, each as the contract suite opens it: `make` gives a store and a
+/// second handle on the same data, as another process (or replica) would have it.
+enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case memory, sqlite
+
+    var testDescription: String { rawValue }
+
+    func make() throws -> (store: any ProposalStore, second: any ProposalStore) {
+        switch self {
+        case .memory:
+            let store = InMemoryProposalStore()
+            return (store, store)
+        case .sqlite:
+            let dir = NSTemporaryDirectory() + "airlock-store-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            return (try SQLiteProposalStore(stateDir: dir), try SQLiteProposalStore(stateDir: dir))
+        }
     }
+}
+
+/// What every store driver promises (ProposalStore's contract), run on each driver.
+@Suite struct ProposalStoreContractTests {
 
     func draft(_ summary: String = "ec2:TerminateInstances") -> ProposalDraft {
         ProposalDraft(sessionID: "s1", kind: .api, summary: summary,
@@ -18,8 +34,9 @@ import Testing
                       payload: Array("{\"method\":\"POST\"}".utf8), upstream: "http://127.0.0.1:5000")
     }
 
-    @Test func lifecycleToSuccess() throws {
-        let (store, _) = try makeStore()
+    @Test(arguments: StoreDriver.allCases)
+    func lifecycleToSuccess(_ driver: StoreDriver) throws {
+        let (store, _) = try driver.make()
         let proposal = try store.propose(draft())
         #expect(proposal.state == .pending)
         #expect(proposal.digest == SigV4.hexSHA256(proposal.payload))
@@ -39,8 +56,9 @@ import Testing
         #expect(try store.verifyAudit().intact)
     }
 
-    @Test func deniedIsFinal() throws {
-        let (store, _) = try makeStore()
+    @Test(arguments: StoreDriver.allCases)
+    func deniedIsFinal(_ driver: StoreDriver) throws {
+        let (store, _) = try driver.make()
         let proposal = try store.propose(draft())
         try store.apply(.deny, to: proposal.id, actor: "user:bob", note: "no")
         #expect(throws: AirlockError.self) { try store.apply(.approve, to: proposal.id, actor: "user:bob") }
@@ -49,14 +67,14 @@ import Testing
     }
 
     /// Two processes race to execute the same approved proposal: exactly one wins.
-    @Test func executionIsClaimedOnce() throws {
-        let (store, dir) = try makeStore()
+    @Test(arguments: StoreDriver.allCases)
+    func executionIsClaimedOnce(_ driver: StoreDriver) throws {
+        let (store, other) = try driver.make()
         let proposal = try store.propose(draft())
         try store.apply(.approve, to: proposal.id, actor: "user:alice")
-        let other = try ProposalStore(stateDir: dir)  // a second connection, as another process has
         let wins = Counter()
         DispatchQueue.concurrentPerform(iterations: 8) { index in
-            let connection = index % 2 == 0 ? store : other
+            let connection: any ProposalStore = index % 2 == 0 ? store : other
             if (try? connection.apply(.startExecution, to: proposal.id, actor: "x", executor: Actor.processIdentity())) != nil {
                 wins.increment()
             }
@@ -64,8 +82,9 @@ import Testing
         #expect(wins.value == 1)
     }
 
-    @Test func interruptedExecutionBecomesUnknownNotRerun() throws {
-        let (store, _) = try makeStore()
+    @Test(arguments: StoreDriver.allCases)
+    func interruptedExecutionBecomesUnknownNotRerun(_ driver: StoreDriver) throws {
+        let (store, _) = try driver.make()
         let proposal = try store.propose(draft())
         try store.apply(.approve, to: proposal.id, actor: "user:alice")
         // An executor that has exited: a child process that is gone.
@@ -88,6 +107,54 @@ import Testing
         #expect(try store.verifyAudit().intact)
     }
 
+    @Test(arguments: StoreDriver.allCases)
+    func listingsSessionsAndLimits(_ driver: StoreDriver) throws {
+        let (store, other) = try driver.make()
+        let session = Session(id: "s1", startedAt: Clock.now(), user: "alice", workspace: "/w", profiles: "default",
+                              awsUpstream: "aws", awsAccessKeyID: "AKIAAIRLOCK")
+        try store.recordSession(session)
+        #expect(try other.session(id: "s1") == session)
+        #expect(try store.session(id: "nope") == nil)
+        #expect(throws: AirlockError.self) { try store.recordSession(session) }
+        var ids: [String] = []
+        for index in 0..<3 { ids.append(try store.propose(draft("p\(index)"), pendingLimit: 3).id) }
+        // The limit is per session and counts only pending proposals.
+        #expect(throws: AirlockError.self) { try store.propose(self.draft("p4"), pendingLimit: 3) }
+        var elsewhere = draft("other session")
+        elsewhere.sessionID = "s2"
+        _ = try other.propose(elsewhere, pendingLimit: 3)
+        try store.apply(.deny, to: ids[0], actor: "user:bob")
+        usleep(3_000)  // timestamps have milliseconds: p5 is the newest by its time, not its id
+        _ = try store.propose(draft("p5"), pendingLimit: 3)
+        #expect(try other.proposals(states: [.pending], session: "s1").count == 3)
+        #expect(try store.proposals(session: "s1").first?.summary == "p5", "newest first")
+        #expect(try other.proposals(states: [.denied]).map(\.id) == [ids[0]])
+        #expect(try other.proposals().count == 5)
+        #expect(try store.proposal(id: "00000000") == nil)
+        #expect(throws: AirlockError.self) { try store.apply(.approve, to: "00000000", actor: "user:bob") }
+        try store.recordRefusal(sessionID: "s1", summary: "iam:CreateUser", rule: "denied by profile")
+        try store.apply(.approve, to: ids[1], actor: "user:bob")
+        try other.apply(.startExecution, to: ids[1], actor: "user:bob", executor: Actor.processIdentity())
+        #expect(try store.executions().map(\.id) == [ids[1]])
+        try store.recordExecutionCall(proposalID: ids[1], sessionID: "s1", summary: "s3:PutObject", rule: "approved")
+        let events = try other.auditEntries().map(\.event)
+        #expect(events.first == "session" && events.contains("refused") && events.contains("execution-call"))
+        let report = try other.verifyAudit()
+        #expect(report.intact, "\(report.problems)")
+        // Payload and digest are what was proposed.
+        let stored = try #require(try other.proposal(id: ids[1]))
+        #expect(stored.payload == draft().payload && stored.digest == SigV4.hexSHA256(draft().payload))
+    }
+}
+
+/// The SQLite driver's own: its file edited by hand.
+@Suite struct SQLiteProposalStoreTests {
+    func draft(_ summary: String) -> ProposalDraft {
+        ProposalDraft(sessionID: "s1", kind: .api, summary: summary,
+                      ruling: Ruling(.mutation, "IAM access level Write (ec2:TerminateInstances)"),
+                      payload: Array("{\"method\":\"POST\"}".utf8), upstream: "http://127.0.0.1:5000")
+    }
+
     /// Hand edits of the store's decision rows or of the log itself are detected.
     @Test(arguments: [
         ("UPDATE proposals SET state = 'approved' WHERE state = 'pending'", "is approved in the store but pending"),
@@ -100,7 +167,9 @@ import Testing
         ("INSERT INTO proposals SELECT 'ffffffff', session_id, kind, state, summary, decision, rule, created_at, updated_at, digest, payload, upstream, decided_by, decision_note, executor, result FROM proposals LIMIT 1", "not in the audit log"),
     ])
     func tamperingIsDetected(sql: String, expected: String) throws {
-        let (store, _) = try makeStore()
+        let dir = NSTemporaryDirectory() + "airlock-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let store = try SQLiteProposalStore(stateDir: dir)
         _ = try store.propose(draft("first"))
         let second = try store.propose(draft("second"))
         try store.apply(.deny, to: second.id, actor: "user:bob", note: "no")

@@ -1,0 +1,107 @@
+import AirlockCore
+import AirlockPolicy
+import Glibc
+
+/// The store driver for tests and throwaway gates: everything in this process's memory, gone
+/// when it exits. Same promises as the others (one mutex stands for the transaction).
+public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var sessions: [String: Session] = [:]
+    private var rows: [Proposal] = []
+    private var executors: [String: String] = [:]
+    private var audit: [AuditEntry] = []
+
+    public init() { pthread_mutex_init(&mutex, nil) }
+
+    func locked<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+
+    public func recordSession(_ session: Session) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            guard sessions[session.id] == nil else { throw AirlockError("session \(session.id) is already recorded") }
+            sessions[session.id] = session
+            append(event: "session", proposalID: nil, actor: session.user, detail: ProposalRecords.sessionDetail(session))
+        }
+    }
+
+    public func session(id: String) throws(AirlockError) -> Session? {
+        try locked { () throws(AirlockError) in sessions[id] }
+    }
+
+    public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
+        try locked { () throws(AirlockError) in
+            let pending = rows.filter { $0.sessionID == draft.sessionID && $0.state == .pending }.count
+            guard pending < pendingLimit else { throw ProposalRecords.pendingLimitReached(pending) }
+            var id = RandomID.make(8)
+            while rows.contains(where: { $0.id == id }) { id = RandomID.make(8) }
+            let proposal = ProposalRecords.newProposal(draft, id: id, now: Clock.now())
+            rows.append(proposal)
+            append(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal))
+            return proposal
+        }
+    }
+
+    public func proposal(id: String) throws(AirlockError) -> Proposal? {
+        try locked { () throws(AirlockError) in rows.first { $0.id == id } }
+    }
+
+    public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] {
+        try locked { () throws(AirlockError) in
+            rows.filter { (states?.contains($0.state) ?? true) && (session == nil || $0.sessionID == session) }
+                .sorted { ($0.createdAt, $1.id) > ($1.createdAt, $0.id) }
+        }
+    }
+
+    @discardableResult
+    public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
+                      result: ExecutionResult?, executor: String?) throws(AirlockError) -> Proposal {
+        try locked { () throws(AirlockError) in
+            guard let index = rows.firstIndex(where: { $0.id == id }) else { throw ProposalRecords.noSuchProposal(id) }
+            let step = try ProposalRecords.transition(rows[index], event, actor: actor, note: note, result: result,
+                                                      executor: executor, now: Clock.now())
+            rows[index] = step.updated
+            if let executor { executors[id] = executor }
+            append(event: step.updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
+            return step.updated
+        }
+    }
+
+    public func executions() throws(AirlockError) -> [(id: String, executor: String?)] {
+        try locked { () throws(AirlockError) in
+            rows.filter { $0.state == .executing }.map { (id: $0.id, executor: executors[$0.id]) }
+        }
+    }
+
+    public func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            append(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
+                   detail: .object([("summary", .string(summary)), ("rule", .string(rule))]))
+        }
+    }
+
+    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            append(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
+                   detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
+                                    ("rule", .string(rule))]))
+        }
+    }
+
+    public func auditEntries() throws(AirlockError) -> [AuditEntry] {
+        try locked { () throws(AirlockError) in audit }
+    }
+
+    public func allProposalRows() throws(AirlockError) -> [Proposal] {
+        try locked { () throws(AirlockError) in rows }
+    }
+
+    /// Under the mutex.
+    private func append(event: String, proposalID: String?, actor: String, detail: JSON) {
+        let entry = AuditEntry(seq: audit.count + 1, at: Clock.now(), event: event, proposalID: proposalID, actor: actor,
+                               detail: detail.serialized(), previousHash: audit.last?.hash ?? AuditChain.genesis, hash: "")
+        audit.append(AuditChain.seal(entry))
+    }
+}

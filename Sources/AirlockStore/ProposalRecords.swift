@@ -1,0 +1,76 @@
+import AirlockCore
+import AirlockPolicy
+
+/// What every store driver writes for a proposal and a transition, computed once so the
+/// drivers cannot drift apart (the audit chain's verifier reads these details). Pure.
+public enum ProposalRecords {
+    public static func newProposal(_ draft: ProposalDraft, id: String, now: String) -> Proposal {
+        Proposal(id: id, sessionID: draft.sessionID, kind: draft.kind, state: .pending, summary: draft.summary,
+                 decision: draft.ruling.decision, rule: draft.ruling.rule, createdAt: now, updatedAt: now,
+                 digest: SigV4.hexSHA256(draft.payload), payload: draft.payload, upstream: draft.upstream)
+    }
+
+    public static func proposedDetail(_ proposal: Proposal) -> JSON {
+        .object([
+            ("state", .string("pending")), ("kind", .string(proposal.kind.rawValue)),
+            ("summary", .string(proposal.summary)), ("decision", .string(proposal.decision.rawValue)),
+            ("rule", .string(proposal.rule)), ("digest", .string(proposal.digest)),
+            ("upstream", .string(proposal.upstream)),
+        ])
+    }
+
+    public static func sessionDetail(_ session: Session) -> JSON {
+        .object([
+            ("session", .string(session.id)), ("workspace", .string(session.workspace)),
+            ("profiles", .string(session.profiles)), ("aws_upstream", .string(session.awsUpstream)),
+        ])
+    }
+
+    public static func pendingLimitReached(_ pending: Int) -> AirlockError {
+        AirlockError("this session already has \(pending) proposals waiting for a decision, the most one session may have; nothing was proposed",
+                     hint: "ask the human to decide some (`airlock proposals`), then try again", exitCode: 1,
+                     code: "AirlockProposalLimit")
+    }
+
+    public static func noSuchProposal(_ id: String) -> AirlockError {
+        AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", exitCode: 1)
+    }
+
+    /// One transition: the proposal after it and the audit entry's detail, or why it cannot
+    /// apply (the lifecycle decides).
+    public struct Transition: Sendable {
+        public var updated: Proposal
+        public var from: ProposalState
+        public var detail: JSON
+        /// Whether this event records a decision (who and why).
+        public var decides: Bool
+        public var executor: String?
+    }
+
+    public static func transition(_ current: Proposal, _ event: ProposalEvent, actor: String, note: String?,
+                                  result: ExecutionResult?, executor: String?, now: String) throws(AirlockError) -> Transition {
+        guard let next = ProposalLifecycle.next(current.state, on: event) else {
+            throw AirlockError("proposal \(current.id) cannot be \(event.resultingState.rawValue): \(ProposalLifecycle.refusal(current.state, on: event))",
+                               exitCode: 1)
+        }
+        let decides = event == .approve || event == .deny || event == .expire
+        var detail: [(String, JSON)] = [("from", .string(current.state.rawValue)), ("state", .string(next.rawValue)),
+                                        ("digest", .string(current.digest))]
+        if let note { detail.append(("note", .string(note))) }
+        if let executor { detail.append(("executor", .string(executor))) }
+        if let result {
+            if let status = result.httpStatus { detail.append(("http_status", .number(Double(status)))) }
+            if let code = result.exitCode { detail.append(("exit_code", .number(Double(code)))) }
+            detail.append(("output_sha256", .string(SigV4.hexSHA256(result.output))))
+        }
+        var updated = current
+        updated.state = next
+        updated.updatedAt = now
+        if decides {
+            updated.decidedBy = actor
+            updated.decisionNote = note
+        }
+        if let result { updated.result = result }
+        return Transition(updated: updated, from: current.state, detail: .object(detail), decides: decides, executor: executor)
+    }
+}

@@ -1,0 +1,219 @@
+import AirlockCore
+import AirlockPolicy
+import Glibc
+
+/// The embedded store driver (docs/gate.md): sessions, proposals and their transitions, and
+/// the hash-chained audit log, in one SQLite database (WAL) in the state directory, shared by
+/// the local `airlock run` sessions and `airlock approve`. Every change and its audit entry
+/// commit in one transaction, before anyone is told.
+public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
+    let db: SQLiteDatabase
+    private var lock = pthread_mutex_t()
+    public let stateDir: String
+
+    public static func databasePath(stateDir: String) -> String { stateDir + "/airlock.db" }
+
+    public init(stateDir: String) throws(AirlockError) {
+        self.stateDir = stateDir
+        let path = Self.databasePath(stateDir: stateDir)
+        let existed = access(path, F_OK) == 0
+        db = try SQLiteDatabase(path: path)
+        if !existed { chmod(path, 0o600) }
+        pthread_mutex_init(&lock, nil)
+        try db.execute("PRAGMA journal_mode=WAL")
+        // FULL: a decision is on disk before `airlock approve` says so.
+        try db.execute("PRAGMA synchronous=FULL")
+        try db.execute(Self.schema)
+    }
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS sessions (
+          id TEXT PRIMARY KEY, started_at TEXT NOT NULL, user TEXT NOT NULL, workspace TEXT NOT NULL,
+          profiles TEXT NOT NULL, aws_upstream TEXT NOT NULL, aws_access_key_id TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS proposals (
+          id TEXT PRIMARY KEY, session_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+          summary TEXT NOT NULL, decision TEXT NOT NULL, rule TEXT NOT NULL,
+          created_at TEXT NOT NULL, updated_at TEXT NOT NULL, digest TEXT NOT NULL, payload BLOB NOT NULL,
+          upstream TEXT NOT NULL, decided_by TEXT, decision_note TEXT, executor TEXT, result TEXT);
+        CREATE INDEX IF NOT EXISTS proposals_state ON proposals(state);
+        CREATE INDEX IF NOT EXISTS proposals_session ON proposals(session_id, state);
+        CREATE TABLE IF NOT EXISTS audit (
+          seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
+          actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        """
+
+    func locked<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return try body()
+    }
+
+    // MARK: Sessions
+
+    public func recordSession(_ session: Session) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                try db.prepare("INSERT INTO sessions VALUES (?,?,?,?,?,?,?)").run([
+                    .text(session.id), .text(session.startedAt), .text(session.user), .text(session.workspace),
+                    .text(session.profiles), .text(session.awsUpstream), .text(session.awsAccessKeyID),
+                ])
+                try appendAudit(event: "session", proposalID: nil, actor: session.user, detail: ProposalRecords.sessionDetail(session))
+            }
+        }
+    }
+
+    public func session(id: String) throws(AirlockError) -> Session? {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM sessions WHERE id = ?").rows([.text(id)]).first.map { row in
+                Session(id: row.text("id") ?? "", startedAt: row.text("started_at") ?? "", user: row.text("user") ?? "",
+                        workspace: row.text("workspace") ?? "", profiles: row.text("profiles") ?? "",
+                        awsUpstream: row.text("aws_upstream") ?? "", awsAccessKeyID: row.text("aws_access_key_id") ?? "")
+            }
+        }
+    }
+
+    // MARK: Proposals
+
+    public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                let pending = try db.prepare("SELECT COUNT(*) AS n FROM proposals WHERE session_id = ? AND state = 'pending'")
+                    .rows([.text(draft.sessionID)]).first?.integer("n") ?? 0
+                guard pending < Int64(pendingLimit) else { throw ProposalRecords.pendingLimitReached(Int(pending)) }
+                let now = Clock.now()
+                var id = RandomID.make(8)
+                while try !db.prepare("SELECT 1 FROM proposals WHERE id = ?").rows([.text(id)]).isEmpty { id = RandomID.make(8) }
+                let proposal = ProposalRecords.newProposal(draft, id: id, now: now)
+                try db.prepare("""
+                    INSERT INTO proposals (id, session_id, kind, state, summary, decision, rule, created_at, updated_at,
+                      digest, payload, upstream) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                    """).run([
+                        .text(id), .text(proposal.sessionID), .text(proposal.kind.rawValue), .text("pending"),
+                        .text(proposal.summary), .text(proposal.decision.rawValue), .text(proposal.rule), .text(now),
+                        .text(now), .text(proposal.digest), .blob(proposal.payload), .text(proposal.upstream),
+                    ])
+                try appendAudit(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal))
+                return proposal
+            }
+        }
+    }
+
+    public func proposal(id: String) throws(AirlockError) -> Proposal? {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM proposals WHERE id = ?").rows([.text(id)]).first.map(Self.proposal)
+        }
+    }
+
+    public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM proposals ORDER BY created_at DESC, id").rows().map(Self.proposal).filter {
+                (states?.contains($0.state) ?? true) && (session == nil || $0.sessionID == session)
+            }
+        }
+    }
+
+    @discardableResult
+    public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
+                      result: ExecutionResult?, executor: String?) throws(AirlockError) -> Proposal {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                guard let current = try db.prepare("SELECT * FROM proposals WHERE id = ?").rows([.text(id)]).first.map(Self.proposal) else {
+                    throw ProposalRecords.noSuchProposal(id)
+                }
+                let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
+                                                          executor: executor, now: Clock.now())
+                let updated = step.updated
+                var sets = ["state = ?", "updated_at = ?"]
+                var values: [SQLiteStatement.Value] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
+                if step.decides {
+                    sets += ["decided_by = ?", "decision_note = ?"]
+                    values += [.text(actor), note.map { .text($0) } ?? .null]
+                }
+                if let executor {
+                    sets.append("executor = ?")
+                    values.append(.text(executor))
+                }
+                if let result {
+                    sets.append("result = ?")
+                    values.append(.text(result.json.serialized()))
+                }
+                try db.prepare("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ?")
+                    .run(values + [.text(id), .text(current.state.rawValue)])
+                guard db.changes == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1) }
+                try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
+                return updated
+            }
+        }
+    }
+
+    public func executions() throws(AirlockError) -> [(id: String, executor: String?)] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT id, executor FROM proposals WHERE state = 'executing'").rows().compactMap { row in
+                row.text("id").map { (id: $0, executor: row.text("executor")) }
+            }
+        }
+    }
+
+    public func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                try appendAudit(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
+                                detail: .object([("summary", .string(summary)), ("rule", .string(rule))]))
+            }
+        }
+    }
+
+    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                try appendAudit(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
+                                detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
+                                                 ("rule", .string(rule))]))
+            }
+        }
+    }
+
+    static func proposal(_ row: SQLiteStatement.Row) -> Proposal {
+        Proposal(
+            id: row.text("id") ?? "", sessionID: row.text("session_id") ?? "",
+            kind: Proposal.Kind(rawValue: row.text("kind") ?? "") ?? .api,
+            state: ProposalState(rawValue: row.text("state") ?? "") ?? .unknown,
+            summary: row.text("summary") ?? "", decision: Decision(rawValue: row.text("decision") ?? "") ?? .mutation,
+            rule: row.text("rule") ?? "", createdAt: row.text("created_at") ?? "", updatedAt: row.text("updated_at") ?? "",
+            digest: row.text("digest") ?? "", payload: row.blob("payload") ?? [], upstream: row.text("upstream") ?? "",
+            decidedBy: row.text("decided_by"), decisionNote: row.text("decision_note"),
+            result: row.text("result").flatMap { try? JSON.parse($0) }.flatMap(ExecutionResult.init(json:)))
+    }
+
+    // MARK: Audit
+
+    /// Appends one entry to the chain; call inside a transaction.
+    func appendAudit(event: String, proposalID: String?, actor: String, detail: JSON) throws(AirlockError) {
+        let last = try db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").rows().first
+        let seq = (last?.integer("seq") ?? 0) + 1
+        let previous = last?.text("hash") ?? AuditChain.genesis
+        let entry = AuditEntry(seq: Int(seq), at: Clock.now(), event: event, proposalID: proposalID, actor: actor,
+                               detail: detail.serialized(), previousHash: previous, hash: "")
+        let hashed = AuditChain.seal(entry)
+        try db.prepare("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?)").run([
+            .integer(Int64(hashed.seq)), .text(hashed.at), .text(hashed.event), hashed.proposalID.map { .text($0) } ?? .null,
+            .text(hashed.actor), .text(hashed.detail), .text(hashed.previousHash), .text(hashed.hash),
+        ])
+    }
+
+    public func auditEntries() throws(AirlockError) -> [AuditEntry] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM audit ORDER BY seq").rows().map { row in
+                AuditEntry(seq: Int(row.integer("seq") ?? 0), at: row.text("at") ?? "", event: row.text("event") ?? "",
+                           proposalID: row.text("proposal_id"), actor: row.text("actor") ?? "", detail: row.text("detail") ?? "",
+                           previousHash: row.text("prev_hash") ?? "", hash: row.text("hash") ?? "")
+            }
+        }
+    }
+
+    public func allProposalRows() throws(AirlockError) -> [Proposal] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM proposals").rows().map(Self.proposal)
+        }
+    }
+}
