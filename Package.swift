@@ -3,6 +3,7 @@ import PackageDescription
 
 // Targets depend downward only:
 //   airlock (CLI) → AirlockBroker → AirlockStore → AirlockPolicy → AirlockCore
+//   AirlockStorePostgres → AirlockStore (the team driver; not in `airlock`)
 //                 → AirlockSandbox → AirlockPolicy
 //                                  → CAirlockLinux, CSeccomp, CCap
 // AirlockPolicy is pure: values in, decisions out, no I/O (SigV4 math included).
@@ -22,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -42,6 +45,17 @@ let package = Package(
         .target(
             name: "AirlockStore",
             dependencies: ["AirlockCore", "AirlockPolicy", "CSQLite", .product(name: "Crypto", package: "swift-crypto")]),
+        // The team store (PostgreSQL). Not linked into `airlock`, whose start-up must not pay
+        // for postgres-nio: only the gate and the tests use it.
+        .target(
+            name: "AirlockStorePostgres",
+            dependencies: [
+                "AirlockCore", "AirlockPolicy", "AirlockStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .target(
             name: "AirlockBroker",
             dependencies: [
@@ -88,7 +102,7 @@ let package = Package(
             dependencies: ["AirlockSandbox", "AirlockPolicy", "AirlockCore"]),
         .testTarget(
             name: "AirlockBrokerTests",
-            dependencies: ["AirlockBroker", "AirlockStore", "AirlockPolicy", "AirlockCore"]),
+            dependencies: ["AirlockBroker", "AirlockStore", "AirlockStorePostgres", "AirlockPolicy", "AirlockCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,6 +14,18 @@ public struct AuditEntry: Sendable, Equatable {
     public var previousHash: String
     public var hash: String
 
+    public init(seq: Int, at: String, event: String, proposalID: String?, actor: String, detail: String,
+                previousHash: String, hash: String) {
+        self.seq = seq
+        self.at = at
+        self.event = event
+        self.proposalID = proposalID
+        self.actor = actor
+        self.detail = detail
+        self.previousHash = previousHash
+        self.hash = hash
+    }
+
     var hashedText: String {
         [String(seq), at, event, proposalID ?? "", actor, detail, previousHash].joined(separator: "\u{1F}")
     }
@@ -22,7 +34,7 @@ public struct AuditEntry: Sendable, Equatable {
 public enum AuditChain {
     public static let genesis = String(repeating: "0", count: 64)
 
-    static func seal(_ entry: AuditEntry) -> AuditEntry {
+    public static func seal(_ entry: AuditEntry) -> AuditEntry {
         var sealed = entry
         sealed.hash = SigV4.hexSHA256(Array(entry.hashedText.utf8))
         return sealed

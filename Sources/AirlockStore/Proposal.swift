@@ -27,6 +27,26 @@ public struct Proposal: Sendable, Equatable {
     public var result: ExecutionResult?
 
     public var needsDecision: Bool { state == .pending }
+
+    public init(id: String, sessionID: String, kind: Kind, state: ProposalState, summary: String, decision: Decision,
+                rule: String, createdAt: String, updatedAt: String, digest: String, payload: [UInt8], upstream: String,
+                decidedBy: String? = nil, decisionNote: String? = nil, result: ExecutionResult? = nil) {
+        self.id = id
+        self.sessionID = sessionID
+        self.kind = kind
+        self.state = state
+        self.summary = summary
+        self.decision = decision
+        self.rule = rule
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.digest = digest
+        self.payload = payload
+        self.upstream = upstream
+        self.decidedBy = decidedBy
+        self.decisionNote = decisionNote
+        self.result = result
+    }
 }
 
 /// What an execution returned, stored for the agent (`airlock wait`) and the human.

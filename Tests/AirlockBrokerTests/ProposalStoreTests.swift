@@ -4,11 +4,15 @@ import Foundation
 import Testing
 
 @testable import AirlockStore
+import AirlockStorePostgres
 
 /// The store's drivers, each as the contract suite opens it: `make` gives a store and a
 /// second handle on the same data, as another process (or replica) would have it.
 enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case memory, sqlite
+    /// A real PostgreSQL server: scripts/test starts one and sets AIRLOCK_TEST_POSTGRES; each
+    /// test gets a schema of its own.
+    case postgres
 
     var testDescription: String { rawValue }
 
@@ -21,6 +25,14 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
             let dir = NSTemporaryDirectory() + "airlock-store-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             return (try SQLiteProposalStore(stateDir: dir), try SQLiteProposalStore(stateDir: dir))
+        case .postgres:
+            guard let url = ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"] else {
+                throw AirlockError("AIRLOCK_TEST_POSTGRES is not set: the PostgreSQL store tests need a server",
+                                   hint: "scripts/test starts one (Debian's postgresql); or set AIRLOCK_TEST_POSTGRES=postgres://USER@HOST:PORT/DB")
+            }
+            let configuration = try PostgresStoreConfiguration(parsing: url)
+            let schema = "t_" + RandomID.make(12)
+            return (try PostgresProposalStore(configuration, schema: schema), try PostgresProposalStore(configuration, schema: schema))
         }
     }
 }
@@ -80,6 +92,34 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
             }
         }
         #expect(wins.value == 1)
+    }
+
+    /// Replicas racing over a queue: every approved proposal is claimed by exactly one of
+    /// four executors on two handles, and the chain stays whole.
+    @Test(arguments: StoreDriver.allCases)
+    func aQueueIsClaimedOnceEach(_ driver: StoreDriver) throws {
+        let (store, other) = try driver.make()
+        var ids: [String] = []
+        for index in 0..<40 {
+            let proposal = try store.propose(draft("p\(index)"))
+            try other.apply(.approve, to: proposal.id, actor: "user:alice")
+            ids.append(proposal.id)
+        }
+        let claims = Counter()
+        let perProposal = ClaimLedger()
+        let snapshot = ids
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            let handle: any ProposalStore = worker % 2 == 0 ? store : other
+            for id in snapshot.shuffled() {
+                if (try? handle.apply(.startExecution, to: id, actor: "replica-\(worker)", executor: Actor.processIdentity())) != nil {
+                    claims.increment()
+                    perProposal.record(id)
+                }
+            }
+        }
+        #expect(claims.value == ids.count)
+        #expect(perProposal.counts.values.allSatisfy { $0 == 1 } && perProposal.counts.count == ids.count)
+        #expect(try store.verifyAudit().intact)
     }
 
     @Test(arguments: StoreDriver.allCases)
@@ -181,9 +221,51 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 }
 
+final class ClaimLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var claimed: [String: Int] = [:]
+    func record(_ id: String) { lock.lock(); claimed[id, default: 0] += 1; lock.unlock() }
+    var counts: [String: Int] { lock.lock(); defer { lock.unlock() }; return claimed }
+}
+
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
     func increment() { lock.lock(); count += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
+/// The PostgreSQL driver's own: its URL, its schema name, its migrations.
+@Suite struct PostgresStoreTests {
+    @Test func urlsAreReadOneWay() throws {
+        let tcp = try PostgresStoreConfiguration(parsing: "postgres://gate:p%40ss@db.internal:6432/airlock")
+        #expect(tcp.user == "gate" && tcp.password == "p@ss" && tcp.host == "db.internal" && tcp.port == 6432 && tcp.database == "airlock")
+        #expect(!tcp.display.contains("p@ss") && !tcp.display.contains("p%40ss"))
+        let socket = try PostgresStoreConfiguration(parsing: "postgresql://gate@/airlock?host=/run/postgresql")
+        #expect(socket.socketDirectory == "/run/postgresql" && socket.host == nil && socket.port == 5432)
+        for bad in ["mysql://a@b/c", "postgres://host/db", "postgres://a@h:0/db", "postgres://a@h:x/db", "postgres://a@h",
+                    "postgres://a@h/db?sslmode=require", "postgres://a@/db", "postgres://@h/db"] {
+            #expect(throws: AirlockError.self, "\(bad)") { try PostgresStoreConfiguration(parsing: bad) }
+        }
+    }
+
+    @Test func schemaNamesCannotCarrySQL() {
+        for good in ["airlock", "t_0a1b", "_x"] { #expect(PostgresStoreConfiguration.isIdentifier(good)) }
+        for bad in ["", "1x", "Airlock", "a;DROP TABLE audit", "a b", "a\"b", String(repeating: "a", count: 64)] {
+            #expect(!PostgresStoreConfiguration.isIdentifier(bad), "\(bad)")
+        }
+    }
+
+    /// Opening the store again runs no migration twice; a store migrated by a newer Airlock
+    /// is refused, not written to.
+    @Test func migrationsRunOnceAndNewerSchemasAreRefused() throws {
+        let (store, _) = try StoreDriver.postgres.make()
+        guard let postgres = store as? PostgresProposalStore else { return }
+        let url = try #require(ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"])
+        let configuration = try PostgresStoreConfiguration(parsing: url)
+        _ = try PostgresProposalStore(configuration, schema: postgres.schema)
+        #expect(try postgres.migrationsApplied() == [PostgresProposalStore.schemaVersion])
+        try postgres.recordFutureMigration(PostgresProposalStore.schemaVersion + 1)
+        #expect(throws: AirlockError.self) { try PostgresProposalStore(configuration, schema: postgres.schema) }
+    }
 }

@@ -1,0 +1,344 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// The team driver (docs/gate.md): the store in PostgreSQL, shared by every gate replica.
+/// Each store holds one connection; its calls block the calling thread (never an event loop)
+/// like the other drivers', so the gate's domain code is the same on all three.
+///
+/// Every write runs in one transaction that first takes a transaction-scoped advisory lock:
+/// the audit chain has one head, so appends (and with them every transition, the execution
+/// claim included) are serialized across replicas; the lock is released at COMMIT or
+/// ROLLBACK, also when a replica dies mid-transaction (its connection closes).
+public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
+    let connection: PostgresConnection
+    let logger: Logger
+    private var mutex = pthread_mutex_t()
+    public let schema: String
+
+    /// The advisory lock's key: any constant all replicas agree on ("airlock" in ASCII).
+    static let chainLock: Int64 = 0x6169726c6f636b
+
+    /// Connects, selects `schema` (created if missing) and runs the migrations it lacks.
+    public init(_ configuration: PostgresStoreConfiguration, schema: String = "airlock") throws(AirlockError) {
+        guard PostgresStoreConfiguration.isIdentifier(schema) else {
+            throw AirlockError("'\(schema)' is not a PostgreSQL schema name Airlock accepts (lowercase letters, digits, _)")
+        }
+        self.schema = schema
+        var logger = Logger(label: "airlock.store.postgres")
+        logger.logLevel = .warning
+        self.logger = logger
+        pthread_mutex_init(&mutex, nil)
+        do {
+            connection = try PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration.connection,
+                id: 1, logger: logger).wait()
+        } catch {
+            throw AirlockError("cannot connect to PostgreSQL at \(configuration.display): \(String(reflecting: error))",
+                               hint: "check the gate's store URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) and that the server accepts this user")
+        }
+        try migrate()
+    }
+
+    deinit { try? connection.close().wait() }
+
+    // MARK: Queries
+
+    @discardableResult
+    func run(_ sql: String, _ values: [SQLValue] = []) throws(AirlockError) -> PostgresQueryResult {
+        var binds = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .text(let text): binds.append(text)
+            case .bytes(let bytes): binds.append(ByteBuffer(bytes: bytes))
+            case .integer(let number): binds.append(number)
+            case .null: binds.appendNull()
+            }
+        }
+        do {
+            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).wait()
+        } catch {
+            throw AirlockError("PostgreSQL: \(String(reflecting: error))")
+        }
+    }
+
+    enum SQLValue {
+        case text(String), bytes([UInt8]), integer(Int64), null
+    }
+
+    func locked<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+
+    /// BEGIN, the chain's lock, `body`, COMMIT; ROLLBACK when `body` throws.
+    func transaction<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {
+        try locked { () throws(AirlockError) in
+            try run("BEGIN")
+            do throws(AirlockError) {
+                try run("SELECT pg_advisory_xact_lock($1)", [.integer(Self.chainLock)])
+                let value = try body()
+                try run("COMMIT")
+                return value
+            } catch {
+                _ = try? run("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    // MARK: Schema
+
+    /// Versioned migrations, applied in order on start, each once (recorded in
+    /// `schema_migrations`), under the chain's lock so two replicas starting together do not
+    /// both apply one.
+    static let migrations: [(version: Int64, sql: [String])] = [
+        (1, [
+            """
+            CREATE TABLE sessions (
+              id TEXT PRIMARY KEY, started_at TEXT NOT NULL, "user" TEXT NOT NULL, workspace TEXT NOT NULL,
+              profiles TEXT NOT NULL, aws_upstream TEXT NOT NULL, aws_access_key_id TEXT NOT NULL)
+            """,
+            """
+            CREATE TABLE proposals (
+              id TEXT PRIMARY KEY, session_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+              summary TEXT NOT NULL, decision TEXT NOT NULL, rule TEXT NOT NULL,
+              created_at TEXT NOT NULL, updated_at TEXT NOT NULL, digest TEXT NOT NULL, payload BYTEA NOT NULL,
+              upstream TEXT NOT NULL, decided_by TEXT, decision_note TEXT, executor TEXT, result TEXT)
+            """,
+            "CREATE INDEX proposals_state ON proposals(state)",
+            "CREATE INDEX proposals_session ON proposals(session_id, state)",
+            """
+            CREATE TABLE audit (
+              seq BIGINT PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
+              actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)
+            """,
+        ]),
+    ]
+
+    public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
+
+    func migrate() throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            try run("CREATE SCHEMA IF NOT EXISTS \(schema)")
+            try run("SET LOCAL search_path TO \(schema)")
+            try run("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            let applied = Set(try run("SELECT version FROM schema_migrations").rows.compactMap { try? $0.decode(Int64.self) })
+            if let newest = applied.max(), newest > Self.schemaVersion {
+                throw AirlockError("the store's schema is version \(newest), newer than this Airlock knows (\(Self.schemaVersion))",
+                                   hint: "run the newer Airlock that migrated it, or a store of its own")
+            }
+            for migration in Self.migrations where !applied.contains(migration.version) {
+                for statement in migration.sql { try run(statement) }
+                try run("INSERT INTO schema_migrations VALUES ($1, $2)", [.integer(migration.version), .text(Clock.now())])
+            }
+        }
+        // Every later statement on this connection names the schema's tables.
+        try locked { () throws(AirlockError) in try run("SET search_path TO \(schema)") }
+    }
+
+    // MARK: Sessions
+
+    public func recordSession(_ session: Session) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            guard try run("SELECT 1 FROM sessions WHERE id = $1", [.text(session.id)]).rows.isEmpty else {
+                throw AirlockError("session \(session.id) is already recorded")
+            }
+            try run("INSERT INTO sessions VALUES ($1,$2,$3,$4,$5,$6,$7)", [
+                .text(session.id), .text(session.startedAt), .text(session.user), .text(session.workspace),
+                .text(session.profiles), .text(session.awsUpstream), .text(session.awsAccessKeyID),
+            ])
+            try appendAudit(event: "session", proposalID: nil, actor: session.user, detail: ProposalRecords.sessionDetail(session))
+        }
+    }
+
+    public func session(id: String) throws(AirlockError) -> Session? {
+        try locked { () throws(AirlockError) in
+            try run("SELECT id, started_at, \"user\", workspace, profiles, aws_upstream, aws_access_key_id FROM sessions WHERE id = $1",
+                    [.text(id)]).rows.first.map { row throws(AirlockError) in
+                let r = row.makeRandomAccess()
+                return Session(id: try text(r, "id"), startedAt: try text(r, "started_at"), user: try text(r, "user"),
+                               workspace: try text(r, "workspace"), profiles: try text(r, "profiles"),
+                               awsUpstream: try text(r, "aws_upstream"), awsAccessKeyID: try text(r, "aws_access_key_id"))
+            }
+        }
+    }
+
+    // MARK: Proposals
+
+    public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
+        try transaction { () throws(AirlockError) in
+            let pending = try run("SELECT COUNT(*) FROM proposals WHERE session_id = $1 AND state = 'pending'", [.text(draft.sessionID)])
+                .rows.first.flatMap { try? $0.decode(Int64.self) } ?? 0
+            guard pending < Int64(pendingLimit) else { throw ProposalRecords.pendingLimitReached(Int(pending)) }
+            var id = RandomID.make(8)
+            while try !run("SELECT 1 FROM proposals WHERE id = $1", [.text(id)]).rows.isEmpty { id = RandomID.make(8) }
+            let proposal = ProposalRecords.newProposal(draft, id: id, now: Clock.now())
+            try run("""
+                INSERT INTO proposals (id, session_id, kind, state, summary, decision, rule, created_at, updated_at,
+                  digest, payload, upstream) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+                """, [
+                    .text(id), .text(proposal.sessionID), .text(proposal.kind.rawValue), .text("pending"),
+                    .text(proposal.summary), .text(proposal.decision.rawValue), .text(proposal.rule), .text(proposal.createdAt),
+                    .text(proposal.updatedAt), .text(proposal.digest), .bytes(proposal.payload), .text(proposal.upstream),
+                ])
+            try appendAudit(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal))
+            return proposal
+        }
+    }
+
+    public func proposal(id: String) throws(AirlockError) -> Proposal? {
+        try locked { () throws(AirlockError) in
+            try run("SELECT * FROM proposals WHERE id = $1", [.text(id)]).rows.first.map { row throws(AirlockError) in try Self.proposal(row) }
+        }
+    }
+
+    public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] {
+        try locked { () throws(AirlockError) in
+            try run("SELECT * FROM proposals ORDER BY created_at DESC, id").rows.map { row throws(AirlockError) in try Self.proposal(row) }.filter {
+                (states?.contains($0.state) ?? true) && (session == nil || $0.sessionID == session)
+            }
+        }
+    }
+
+    @discardableResult
+    public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
+                      result: ExecutionResult?, executor: String?) throws(AirlockError) -> Proposal {
+        try transaction { () throws(AirlockError) in
+            guard let current = try run("SELECT * FROM proposals WHERE id = $1 FOR UPDATE", [.text(id)]).rows.first
+                .map({ row throws(AirlockError) in try Self.proposal(row) }) else {
+                throw ProposalRecords.noSuchProposal(id)
+            }
+            let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
+                                                      executor: executor, now: Clock.now())
+            let updated = step.updated
+            var sets = ["state = $1", "updated_at = $2"]
+            var values: [SQLValue] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
+            func set(_ column: String, _ value: SQLValue) {
+                values.append(value)
+                sets.append("\(column) = $\(values.count)")
+            }
+            if step.decides {
+                set("decided_by", .text(actor))
+                set("decision_note", note.map { .text($0) } ?? .null)
+            }
+            if let executor { set("executor", .text(executor)) }
+            if let result { set("result", .text(result.json.serialized())) }
+            values += [.text(id), .text(current.state.rawValue)]
+            let changed = try run("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count - 1) AND state = $\(values.count)", values)
+            guard changed.metadata.rows == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1) }
+            try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
+            return updated
+        }
+    }
+
+    public func executions() throws(AirlockError) -> [(id: String, executor: String?)] {
+        try locked { () throws(AirlockError) in
+            try run("SELECT id, executor FROM proposals WHERE state = 'executing'").rows.map { row throws(AirlockError) in
+                let r = row.makeRandomAccess()
+                return (id: try text(r, "id"), executor: try optionalText(r, "executor"))
+            }
+        }
+    }
+
+    public func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            try appendAudit(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
+                            detail: .object([("summary", .string(summary)), ("rule", .string(rule))]))
+        }
+    }
+
+    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            try appendAudit(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
+                            detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
+                                             ("rule", .string(rule))]))
+        }
+    }
+
+    // MARK: Audit
+
+    /// Appends one entry to the chain; call inside `transaction` (which holds the chain's lock).
+    func appendAudit(event: String, proposalID: String?, actor: String, detail: JSON) throws(AirlockError) {
+        let last = try run("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").rows.first.map { row throws(AirlockError) in
+            let r = row.makeRandomAccess()
+            return (seq: try decode(r, "seq", Int64.self), hash: try text(r, "hash"))
+        }
+        let entry = AuditEntry(seq: Int((last?.seq ?? 0) + 1), at: Clock.now(), event: event, proposalID: proposalID, actor: actor,
+                               detail: detail.serialized(), previousHash: last?.hash ?? AuditChain.genesis, hash: "")
+        let hashed = AuditChain.seal(entry)
+        try run("INSERT INTO audit VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", [
+            .integer(Int64(hashed.seq)), .text(hashed.at), .text(hashed.event), hashed.proposalID.map { .text($0) } ?? .null,
+            .text(hashed.actor), .text(hashed.detail), .text(hashed.previousHash), .text(hashed.hash),
+        ])
+    }
+
+    public func auditEntries() throws(AirlockError) -> [AuditEntry] {
+        try locked { () throws(AirlockError) in
+            try run("SELECT * FROM audit ORDER BY seq").rows.map { row throws(AirlockError) in
+                let r = row.makeRandomAccess()
+                return AuditEntry(seq: Int(try decode(r, "seq", Int64.self)), at: try text(r, "at"), event: try text(r, "event"),
+                                  proposalID: try optionalText(r, "proposal_id"), actor: try text(r, "actor"),
+                                  detail: try text(r, "detail"), previousHash: try text(r, "prev_hash"), hash: try text(r, "hash"))
+            }
+        }
+    }
+
+    public func allProposalRows() throws(AirlockError) -> [Proposal] {
+        try locked { () throws(AirlockError) in
+            try run("SELECT * FROM proposals").rows.map { row throws(AirlockError) in try Self.proposal(row) }
+        }
+    }
+
+    static func proposal(_ row: PostgresRow) throws(AirlockError) -> Proposal {
+        let r = row.makeRandomAccess()
+        let payload = try decode(r, "payload", ByteBuffer.self)
+        return Proposal(
+            id: try text(r, "id"), sessionID: try text(r, "session_id"),
+            kind: Proposal.Kind(rawValue: try text(r, "kind")) ?? .api,
+            state: ProposalState(rawValue: try text(r, "state")) ?? .unknown,
+            summary: try text(r, "summary"), decision: Decision(rawValue: try text(r, "decision")) ?? .mutation,
+            rule: try text(r, "rule"), createdAt: try text(r, "created_at"), updatedAt: try text(r, "updated_at"),
+            digest: try text(r, "digest"), payload: Array(payload.readableBytesView), upstream: try text(r, "upstream"),
+            decidedBy: try optionalText(r, "decided_by"), decisionNote: try optionalText(r, "decision_note"),
+            result: try optionalText(r, "result").flatMap { try? JSON.parse($0) }.flatMap(ExecutionResult.init(json:)))
+    }
+}
+
+func decode<T: PostgresDecodable>(_ row: PostgresRandomAccessRow, _ column: String, _ type: T.Type) throws(AirlockError) -> T {
+    do {
+        return try row[column].decode(T.self)
+    } catch {
+        throw AirlockError("PostgreSQL: column \(column) is not a \(T.self): \(error)")
+    }
+}
+
+func text(_ row: PostgresRandomAccessRow, _ column: String) throws(AirlockError) -> String {
+    try decode(row, column, String.self)
+}
+
+func optionalText(_ row: PostgresRandomAccessRow, _ column: String) throws(AirlockError) -> String? {
+    try decode(row, column, String?.self)
+}
+
+extension PostgresProposalStore {
+    /// The migrations recorded in this schema (for tests and `airlock gate doctor`).
+    public func migrationsApplied() throws(AirlockError) -> [Int64] {
+        try locked { () throws(AirlockError) in
+            try run("SELECT version FROM schema_migrations ORDER BY version").rows.compactMap { try? $0.decode(Int64.self) }
+        }
+    }
+
+    /// Records a migration this build does not know, as a newer Airlock would have: tests only.
+    public func recordFutureMigration(_ version: Int64) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            try run("INSERT INTO schema_migrations VALUES ($1, $2)", [.integer(version), .text(Clock.now())])
+        }
+    }
+}
