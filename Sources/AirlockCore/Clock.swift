@@ -36,6 +36,13 @@ public enum Clock {
 
     public static func epochSeconds() -> Int { Int(time(nil)) }
 
+    /// Wall-clock milliseconds since 1970: execution leases are compared in it across hosts.
+    public static func epochMilliseconds() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec / 1_000_000)
+    }
+
     static func pad(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
 }
 

@@ -9,6 +9,7 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
     private var sessions: [String: Session] = [:]
     private var rows: [Proposal] = []
     private var executors: [String: String] = [:]
+    private var leases: [String: Int64] = [:]
     private var audit: [AuditEntry] = []
 
     public init() { pthread_mutex_init(&mutex, nil) }
@@ -57,21 +58,31 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
 
     @discardableResult
     public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
-                      result: ExecutionResult?, executor: String?) throws(AirlockError) -> Proposal {
+                      result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
         try locked { () throws(AirlockError) in
             guard let index = rows.firstIndex(where: { $0.id == id }) else { throw ProposalRecords.noSuchProposal(id) }
             let step = try ProposalRecords.transition(rows[index], event, actor: actor, note: note, result: result,
-                                                      executor: executor, now: Clock.now())
+                                                      executor: executor, leaseUntil: leaseUntil, now: Clock.now())
             rows[index] = step.updated
             if let executor { executors[id] = executor }
+            if let leaseUntil { leases[id] = leaseUntil }
             append(event: step.updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
             return step.updated
         }
     }
 
-    public func executions() throws(AirlockError) -> [(id: String, executor: String?)] {
+    public func executions() throws(AirlockError) -> [Execution] {
         try locked { () throws(AirlockError) in
-            rows.filter { $0.state == .executing }.map { (id: $0.id, executor: executors[$0.id]) }
+            rows.filter { $0.state == .executing }.map { Execution(id: $0.id, executor: executors[$0.id], leaseUntil: leases[$0.id]) }
+        }
+    }
+
+    public func renewLease(_ id: String, owner: String, until: Int64) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            guard rows.first(where: { $0.id == id })?.state == .executing, executors[id] == owner, leases[id] != nil else {
+                throw ProposalRecords.leaseLost(id, owner: owner)
+            }
+            leases[id] = until
         }
     }
 

@@ -32,6 +32,11 @@ public enum ProposalRecords {
                      code: "AirlockProposalLimit")
     }
 
+    public static func leaseLost(_ id: String, owner: String) -> AirlockError {
+        AirlockError("the execution of \(id) is no longer held by \(owner): its lease ran out (the proposal is unknown) or it ended",
+                     hint: "stop: an execution whose lease is gone must not send anything more", exitCode: 1)
+    }
+
     public static func noSuchProposal(_ id: String) -> AirlockError {
         AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", exitCode: 1)
     }
@@ -48,7 +53,8 @@ public enum ProposalRecords {
     }
 
     public static func transition(_ current: Proposal, _ event: ProposalEvent, actor: String, note: String?,
-                                  result: ExecutionResult?, executor: String?, now: String) throws(AirlockError) -> Transition {
+                                  result: ExecutionResult?, executor: String?, leaseUntil: Int64? = nil,
+                                  now: String) throws(AirlockError) -> Transition {
         guard let next = ProposalLifecycle.next(current.state, on: event) else {
             throw AirlockError("proposal \(current.id) cannot be \(event.resultingState.rawValue): \(ProposalLifecycle.refusal(current.state, on: event))",
                                exitCode: 1)
@@ -58,6 +64,7 @@ public enum ProposalRecords {
                                         ("digest", .string(current.digest))]
         if let note { detail.append(("note", .string(note))) }
         if let executor { detail.append(("executor", .string(executor))) }
+        if let leaseUntil { detail.append(("lease_until_ms", .number(Double(leaseUntil)))) }
         if let result {
             if let status = result.httpStatus { detail.append(("http_status", .number(Double(status)))) }
             if let code = result.exitCode { detail.append(("exit_code", .number(Double(code)))) }

@@ -22,13 +22,19 @@ public protocol ProposalStore: AnyObject, Sendable {
     func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal]
 
     /// Applies a lifecycle event atomically (the state is re-read under the write lock).
-    /// Returns the updated proposal, or throws with why the event cannot apply.
+    /// Returns the updated proposal, or throws with why the event cannot apply. `executor`
+    /// names who claims an execution; `leaseUntil` (epoch ms), when given, is how long the
+    /// claim holds unless renewed (gate replicas); without one the claim is a local process's.
     @discardableResult
     func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
-               result: ExecutionResult?, executor: String?) throws(AirlockError) -> Proposal
+               result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal
 
-    /// The proposals being executed, with who claimed each.
-    func executions() throws(AirlockError) -> [(id: String, executor: String?)]
+    /// Extends an execution's lease; throws when `owner` no longer holds it (it ran out and
+    /// the proposal is `unknown`, or another executor holds it): the executor must stop.
+    func renewLease(_ id: String, owner: String, until: Int64) throws(AirlockError)
+
+    /// The proposals being executed, with who claimed each and until when.
+    func executions() throws(AirlockError) -> [Execution]
 
     /// A request refused by policy (a hard deny): no proposal, but audited.
     func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError)
@@ -39,6 +45,20 @@ public protocol ProposalStore: AnyObject, Sendable {
     func auditEntries() throws(AirlockError) -> [AuditEntry]
     /// All proposals as stored, for checking them against the log.
     func allProposalRows() throws(AirlockError) -> [Proposal]
+}
+
+/// A claimed execution: its executor (a process identity, or a replica's name) and lease.
+public struct Execution: Sendable, Equatable {
+    public var id: String
+    public var executor: String?
+    /// Epoch milliseconds; nil for a local process's claim (judged by whether it is alive).
+    public var leaseUntil: Int64?
+
+    public init(id: String, executor: String?, leaseUntil: Int64?) {
+        self.id = id
+        self.executor = executor
+        self.leaseUntil = leaseUntil
+    }
 }
 
 /// Proposals one session may have pending at once (docs/gate.md): an agent in a loop must
@@ -58,20 +78,28 @@ extension ProposalStore {
 
     @discardableResult
     public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String? = nil,
-                      result: ExecutionResult? = nil, executor: String? = nil) throws(AirlockError) -> Proposal {
-        try apply(event, to: id, actor: actor, note: note, result: result, executor: executor)
+                      result: ExecutionResult? = nil, executor: String? = nil, leaseUntil: Int64? = nil) throws(AirlockError) -> Proposal {
+        try apply(event, to: id, actor: actor, note: note, result: result, executor: executor, leaseUntil: leaseUntil)
     }
 
-    /// Executions whose executor process is gone are marked `unknown` (never re-run).
-    /// Returns the ids marked.
+    /// Executions that can no longer finish are marked `unknown` (never re-run): a leased
+    /// one whose lease ran out before `now` (epoch ms), wherever its executor ran; an
+    /// unleased (local) one whose process on this host is gone. Returns the ids marked.
     @discardableResult
-    public func recoverInterruptedExecutions() throws(AirlockError) -> [String] {
+    public func recoverInterruptedExecutions(now: Int64 = Clock.epochMilliseconds()) throws(AirlockError) -> [String] {
         var marked: [String] = []
-        for (id, executor) in try executions() {
-            if let executor, Actor.isAlive(executor) { continue }
+        for execution in try executions() {
+            let why: String
+            if let lease = execution.leaseUntil {
+                guard lease < now else { continue }
+                why = "the executor (\(execution.executor ?? "?"))'s lease ran out before it recorded a result"
+            } else {
+                if let executor = execution.executor, Actor.isAlive(executor) { continue }
+                why = "the executing process (\(execution.executor ?? "?")) ended before recording a result"
+            }
             do {
-                try apply(.lose, to: id, actor: "airlock", note: "the executing process (\(executor ?? "?")) ended before recording a result")
-                marked.append(id)
+                try apply(.lose, to: execution.id, actor: "airlock", note: why)
+                marked.append(execution.id)
             } catch {
                 continue  // someone else recorded it meanwhile
             }

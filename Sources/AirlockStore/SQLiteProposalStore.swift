@@ -24,6 +24,11 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         // FULL: a decision is on disk before `airlock approve` says so.
         try db.execute("PRAGMA synchronous=FULL")
         try db.execute(Self.schema)
+        // Stores made before execution leases: add the column (NULL: a local process's claim).
+        let columns = try db.prepare("PRAGMA table_info(proposals)").rows().compactMap { $0.text("name") }
+        if !columns.contains("lease_until") {
+            try db.execute("ALTER TABLE proposals ADD COLUMN lease_until INTEGER")
+        }
     }
 
     static let schema = """
@@ -34,7 +39,8 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
           id TEXT PRIMARY KEY, session_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
           summary TEXT NOT NULL, decision TEXT NOT NULL, rule TEXT NOT NULL,
           created_at TEXT NOT NULL, updated_at TEXT NOT NULL, digest TEXT NOT NULL, payload BLOB NOT NULL,
-          upstream TEXT NOT NULL, decided_by TEXT, decision_note TEXT, executor TEXT, result TEXT);
+          upstream TEXT NOT NULL, decided_by TEXT, decision_note TEXT, executor TEXT, result TEXT,
+          lease_until INTEGER);
         CREATE INDEX IF NOT EXISTS proposals_state ON proposals(state);
         CREATE INDEX IF NOT EXISTS proposals_session ON proposals(session_id, state);
         CREATE TABLE IF NOT EXISTS audit (
@@ -114,14 +120,14 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
 
     @discardableResult
     public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
-                      result: ExecutionResult?, executor: String?) throws(AirlockError) -> Proposal {
+                      result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
         try locked { () throws(AirlockError) in
             try db.transaction { () throws(AirlockError) in
                 guard let current = try db.prepare("SELECT * FROM proposals WHERE id = ?").rows([.text(id)]).first.map(Self.proposal) else {
                     throw ProposalRecords.noSuchProposal(id)
                 }
                 let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
-                                                          executor: executor, now: Clock.now())
+                                                          executor: executor, leaseUntil: leaseUntil, now: Clock.now())
                 let updated = step.updated
                 var sets = ["state = ?", "updated_at = ?"]
                 var values: [SQLiteStatement.Value] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
@@ -132,6 +138,10 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
                 if let executor {
                     sets.append("executor = ?")
                     values.append(.text(executor))
+                }
+                if let leaseUntil {
+                    sets.append("lease_until = ?")
+                    values.append(.integer(leaseUntil))
                 }
                 if let result {
                     sets.append("result = ?")
@@ -146,11 +156,19 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    public func executions() throws(AirlockError) -> [(id: String, executor: String?)] {
+    public func executions() throws(AirlockError) -> [Execution] {
         try locked { () throws(AirlockError) in
-            try db.prepare("SELECT id, executor FROM proposals WHERE state = 'executing'").rows().compactMap { row in
-                row.text("id").map { (id: $0, executor: row.text("executor")) }
+            try db.prepare("SELECT id, executor, lease_until FROM proposals WHERE state = 'executing'").rows().compactMap { row in
+                row.text("id").map { Execution(id: $0, executor: row.text("executor"), leaseUntil: row.integer("lease_until")) }
             }
+        }
+    }
+
+    public func renewLease(_ id: String, owner: String, until: Int64) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.prepare("UPDATE proposals SET lease_until = ? WHERE id = ? AND state = 'executing' AND executor = ? AND lease_until IS NOT NULL")
+                .run([.integer(until), .text(id), .text(owner)])
+            guard db.changes == 1 else { throw ProposalRecords.leaseLost(id, owner: owner) }
         }
     }
 

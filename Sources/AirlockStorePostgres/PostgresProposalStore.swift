@@ -120,6 +120,8 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
               actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)
             """,
         ]),
+        // Execution leases (epoch ms): a replica's claim holds until then unless renewed.
+        (2, ["ALTER TABLE proposals ADD COLUMN lease_until BIGINT"]),
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
@@ -209,14 +211,14 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
 
     @discardableResult
     public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
-                      result: ExecutionResult?, executor: String?) throws(AirlockError) -> Proposal {
+                      result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
         try transaction { () throws(AirlockError) in
             guard let current = try run("SELECT * FROM proposals WHERE id = $1 FOR UPDATE", [.text(id)]).rows.first
                 .map({ row throws(AirlockError) in try Self.proposal(row) }) else {
                 throw ProposalRecords.noSuchProposal(id)
             }
             let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
-                                                      executor: executor, now: Clock.now())
+                                                      executor: executor, leaseUntil: leaseUntil, now: Clock.now())
             let updated = step.updated
             var sets = ["state = $1", "updated_at = $2"]
             var values: [SQLValue] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
@@ -229,6 +231,7 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
                 set("decision_note", note.map { .text($0) } ?? .null)
             }
             if let executor { set("executor", .text(executor)) }
+            if let leaseUntil { set("lease_until", .integer(leaseUntil)) }
             if let result { set("result", .text(result.json.serialized())) }
             values += [.text(id), .text(current.state.rawValue)]
             let changed = try run("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count - 1) AND state = $\(values.count)", values)
@@ -238,12 +241,22 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    public func executions() throws(AirlockError) -> [(id: String, executor: String?)] {
+    public func executions() throws(AirlockError) -> [Execution] {
         try locked { () throws(AirlockError) in
-            try run("SELECT id, executor FROM proposals WHERE state = 'executing'").rows.map { row throws(AirlockError) in
+            try run("SELECT id, executor, lease_until FROM proposals WHERE state = 'executing'").rows.map { row throws(AirlockError) in
                 let r = row.makeRandomAccess()
-                return (id: try text(r, "id"), executor: try optionalText(r, "executor"))
+                return Execution(id: try text(r, "id"), executor: try optionalText(r, "executor"),
+                                 leaseUntil: try decode(r, "lease_until", Int64?.self))
             }
+        }
+    }
+
+    /// Not under the chain's lock (no audit entry): the row's own lock is enough.
+    public func renewLease(_ id: String, owner: String, until: Int64) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            let changed = try run("UPDATE proposals SET lease_until = $1 WHERE id = $2 AND state = 'executing' AND executor = $3 AND lease_until IS NOT NULL",
+                                  [.integer(until), .text(id), .text(owner)])
+            guard changed.metadata.rows == 1 else { throw ProposalRecords.leaseLost(id, owner: owner) }
         }
     }
 

@@ -122,6 +122,39 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(try store.verifyAudit().intact)
     }
 
+    /// A replica's claim holds while its lease does, whatever this host knows of its
+    /// processes; once it runs out the proposal is `unknown`, the old owner can neither renew
+    /// nor record a result, and nobody runs it again.
+    @Test(arguments: StoreDriver.allCases)
+    func leasedExecutionsEndUnknownWhenTheLeaseRunsOut(_ driver: StoreDriver) throws {
+        let (store, other) = try driver.make()
+        let proposal = try store.propose(draft())
+        try store.apply(.approve, to: proposal.id, actor: "user:alice")
+        let now = Clock.epochMilliseconds()
+        // An owner name that looks like a dead local pid: a lease is judged by its time only.
+        let owner = "999999:1"
+        try store.apply(.startExecution, to: proposal.id, actor: "gate", executor: owner, leaseUntil: now + 30_000)
+        #expect(try other.executions() == [Execution(id: proposal.id, executor: owner, leaseUntil: now + 30_000)])
+        #expect(try other.recoverInterruptedExecutions(now: now).isEmpty)
+        #expect(throws: AirlockError.self) { try other.renewLease(proposal.id, owner: "replica-b", until: now + 60_000) }
+        try store.renewLease(proposal.id, owner: owner, until: now + 60_000)
+        #expect(try other.recoverInterruptedExecutions(now: now + 45_000).isEmpty, "the renewed lease still holds")
+        #expect(try other.recoverInterruptedExecutions(now: now + 60_001) == [proposal.id])
+        #expect(try store.proposal(id: proposal.id)?.state == .unknown)
+        #expect(throws: AirlockError.self) { try store.renewLease(proposal.id, owner: owner, until: now + 90_000) }
+        #expect(throws: AirlockError.self) {
+            try store.apply(.succeed, to: proposal.id, actor: "gate", result: ExecutionResult(httpStatus: 200, output: []))
+        }
+        #expect(throws: AirlockError.self) { try other.apply(.startExecution, to: proposal.id, actor: "gate", executor: "replica-b") }
+        // A local claim (no lease) cannot be renewed as if it were one.
+        let local = try store.propose(draft())
+        try store.apply(.approve, to: local.id, actor: "user:alice")
+        let me = try #require(Actor.processIdentity())
+        try store.apply(.startExecution, to: local.id, actor: "user:alice", executor: me)
+        #expect(throws: AirlockError.self) { try store.renewLease(local.id, owner: me, until: now + 1) }
+        #expect(try store.verifyAudit().intact)
+    }
+
     @Test(arguments: StoreDriver.allCases)
     func interruptedExecutionBecomesUnknownNotRerun(_ driver: StoreDriver) throws {
         let (store, _) = try driver.make()
@@ -195,6 +228,21 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
                       payload: Array("{\"method\":\"POST\"}".utf8), upstream: "http://127.0.0.1:5000")
     }
 
+    /// A state directory from before execution leases opens, keeps its proposals and gains
+    /// the column.
+    @Test func storesFromBeforeLeasesAreUpgraded() throws {
+        let dir = NSTemporaryDirectory() + "airlock-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let old = try SQLiteDatabase(path: SQLiteProposalStore.databasePath(stateDir: dir))
+        try old.execute(SQLiteProposalStore.schema.replacingOccurrences(of: "result TEXT,", with: "result TEXT")
+            .replacingOccurrences(of: "lease_until INTEGER", with: ""))
+        try old.execute("INSERT INTO proposals (id, session_id, kind, state, summary, decision, rule, created_at, updated_at, digest, payload, upstream) VALUES ('0000abcd','s1','api','approved','x','mutation','r','t','t','d',X'00','u')")
+        #expect(try !old.prepare("PRAGMA table_info(proposals)").rows().contains { $0.text("name") == "lease_until" })
+        let store = try SQLiteProposalStore(stateDir: dir)
+        try store.apply(.startExecution, to: "0000abcd", actor: "gate", executor: "replica-a", leaseUntil: 5)
+        #expect(try store.executions() == [Execution(id: "0000abcd", executor: "replica-a", leaseUntil: 5)])
+    }
+
     /// Hand edits of the store's decision rows or of the log itself are detected.
     @Test(arguments: [
         ("UPDATE proposals SET state = 'approved' WHERE state = 'pending'", "is approved in the store but pending"),
@@ -204,7 +252,7 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
         ("DELETE FROM audit WHERE seq = 2", "missing"),
         ("UPDATE audit SET seq = seq + 100 WHERE seq = 3", "missing"),
         ("DELETE FROM proposals WHERE state = 'denied'", "removed from the store"),
-        ("INSERT INTO proposals SELECT 'ffffffff', session_id, kind, state, summary, decision, rule, created_at, updated_at, digest, payload, upstream, decided_by, decision_note, executor, result FROM proposals LIMIT 1", "not in the audit log"),
+        ("INSERT INTO proposals SELECT 'ffffffff', session_id, kind, state, summary, decision, rule, created_at, updated_at, digest, payload, upstream, decided_by, decision_note, executor, result, lease_until FROM proposals LIMIT 1", "not in the audit log"),
     ])
     func tamperingIsDetected(sql: String, expected: String) throws {
         let dir = NSTemporaryDirectory() + "airlock-store-\(UUID().uuidString)"
@@ -264,7 +312,7 @@ final class Counter: @unchecked Sendable {
         let url = try #require(ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"])
         let configuration = try PostgresStoreConfiguration(parsing: url)
         _ = try PostgresProposalStore(configuration, schema: postgres.schema)
-        #expect(try postgres.migrationsApplied() == [PostgresProposalStore.schemaVersion])
+        #expect(try postgres.migrationsApplied() == Array(1...PostgresProposalStore.schemaVersion))
         try postgres.recordFutureMigration(PostgresProposalStore.schemaVersion + 1)
         #expect(throws: AirlockError.self) { try PostgresProposalStore(configuration, schema: postgres.schema) }
     }
