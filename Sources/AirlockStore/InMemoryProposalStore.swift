@@ -11,6 +11,7 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
     private var executors: [String: String] = [:]
     private var leases: [String: Int64] = [:]
     private var audit: [AuditEntry] = []
+    private var enrolled: [GateIdentity] = []
 
     public init() { pthread_mutex_init(&mutex, nil) }
 
@@ -98,6 +99,38 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
             append(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
                    detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
                                     ("rule", .string(rule))]))
+        }
+    }
+
+    public func addIdentity(_ identity: GateIdentity, by actor: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            guard !enrolled.contains(where: { $0.name == identity.name && $0.role == identity.role }) else {
+                throw ProposalRecords.identityTaken(identity)
+            }
+            enrolled.append(identity)
+            append(event: "identity-added", proposalID: nil, actor: actor, detail: ProposalRecords.identityDetail(identity))
+        }
+    }
+
+    public func identity(tokenHash: String) throws(AirlockError) -> GateIdentity? {
+        try locked { () throws(AirlockError) in enrolled.first { $0.tokenHash == tokenHash && $0.revokedAt == nil } }
+    }
+
+    public func identities() throws(AirlockError) -> [GateIdentity] {
+        try locked { () throws(AirlockError) in enrolled }
+    }
+
+    @discardableResult
+    public func revokeIdentity(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> GateIdentity {
+        try locked { () throws(AirlockError) in
+            guard let index = enrolled.firstIndex(where: { $0.name == name && $0.role == role }) else {
+                throw ProposalRecords.noSuchIdentity(name, role)
+            }
+            if enrolled[index].revokedAt == nil {
+                enrolled[index].revokedAt = Clock.now()
+                append(event: "identity-revoked", proposalID: nil, actor: actor, detail: ProposalRecords.identityDetail(enrolled[index]))
+            }
+            return enrolled[index]
         }
     }
 

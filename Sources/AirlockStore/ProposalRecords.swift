@@ -26,6 +26,20 @@ public enum ProposalRecords {
         ])
     }
 
+    public static func identityDetail(_ identity: GateIdentity) -> JSON {
+        .object([("name", .string(identity.name)), ("role", .string(identity.role.rawValue)),
+                 ("token_sha256_prefix", .string(String(identity.tokenHash.prefix(12))))])
+    }
+
+    public static func identityTaken(_ identity: GateIdentity) -> AirlockError {
+        AirlockError("\(identity.actor) is already enrolled (or was, and is revoked); nothing was added",
+                     hint: "pick another name; `airlock gate hosts` / `airlock gate users` list them", exitCode: 1)
+    }
+
+    public static func noSuchIdentity(_ name: String, _ role: GateAccess.Role) -> AirlockError {
+        AirlockError("no \(role == .host ? "host" : "user") named \(name) is enrolled", exitCode: 1)
+    }
+
     public static func pendingLimitReached(_ pending: Int) -> AirlockError {
         AirlockError("this session already has \(pending) proposals waiting for a decision, the most one session may have; nothing was proposed",
                      hint: "ask the human to decide some (`airlock proposals`), then try again", exitCode: 1,

@@ -42,6 +42,16 @@ public protocol ProposalStore: AnyObject, Sendable {
     /// through because of that proposal, and audited under it.
     func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError)
 
+    /// Enrolls an agent host or an approver of a team gate, audited. Refused when the name is
+    /// taken for that role, revoked names included: a name means one identity in the log.
+    func addIdentity(_ identity: GateIdentity, by actor: String) throws(AirlockError)
+    /// The identity holding this token hash, if it is not revoked.
+    func identity(tokenHash: String) throws(AirlockError) -> GateIdentity?
+    func identities() throws(AirlockError) -> [GateIdentity]
+    /// Revokes it (audited); its token is refused from then on. Returns it as revoked.
+    @discardableResult
+    func revokeIdentity(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> GateIdentity
+
     func auditEntries() throws(AirlockError) -> [AuditEntry]
     /// All proposals as stored, for checking them against the log.
     func allProposalRows() throws(AirlockError) -> [Proposal]

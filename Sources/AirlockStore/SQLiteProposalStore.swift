@@ -43,6 +43,9 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
           lease_until INTEGER);
         CREATE INDEX IF NOT EXISTS proposals_state ON proposals(state);
         CREATE INDEX IF NOT EXISTS proposals_session ON proposals(session_id, state);
+        CREATE TABLE IF NOT EXISTS identities (
+          name TEXT NOT NULL, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+          revoked_at TEXT, PRIMARY KEY (name, role));
         CREATE TABLE IF NOT EXISTS audit (
           seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
           actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
@@ -217,6 +220,56 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
             .integer(Int64(hashed.seq)), .text(hashed.at), .text(hashed.event), hashed.proposalID.map { .text($0) } ?? .null,
             .text(hashed.actor), .text(hashed.detail), .text(hashed.previousHash), .text(hashed.hash),
         ])
+    }
+
+    public func addIdentity(_ identity: GateIdentity, by actor: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                guard try db.prepare("SELECT 1 FROM identities WHERE name = ? AND role = ?")
+                    .rows([.text(identity.name), .text(identity.role.rawValue)]).isEmpty else { throw ProposalRecords.identityTaken(identity) }
+                try db.prepare("INSERT INTO identities VALUES (?,?,?,?,?)").run([
+                    .text(identity.name), .text(identity.role.rawValue), .text(identity.tokenHash), .text(identity.createdAt),
+                    identity.revokedAt.map { .text($0) } ?? .null,
+                ])
+                try appendAudit(event: "identity-added", proposalID: nil, actor: actor, detail: ProposalRecords.identityDetail(identity))
+            }
+        }
+    }
+
+    public func identity(tokenHash: String) throws(AirlockError) -> GateIdentity? {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM identities WHERE token_hash = ? AND revoked_at IS NULL").rows([.text(tokenHash)]).first.flatMap(Self.identity)
+        }
+    }
+
+    public func identities() throws(AirlockError) -> [GateIdentity] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM identities ORDER BY created_at, name").rows().compactMap(Self.identity)
+        }
+    }
+
+    @discardableResult
+    public func revokeIdentity(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> GateIdentity {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                guard var identity = try db.prepare("SELECT * FROM identities WHERE name = ? AND role = ?")
+                    .rows([.text(name), .text(role.rawValue)]).first.flatMap(Self.identity) else {
+                    throw ProposalRecords.noSuchIdentity(name, role)
+                }
+                guard identity.revokedAt == nil else { return identity }
+                identity.revokedAt = Clock.now()
+                try db.prepare("UPDATE identities SET revoked_at = ? WHERE name = ? AND role = ?")
+                    .run([.text(identity.revokedAt ?? ""), .text(name), .text(role.rawValue)])
+                try appendAudit(event: "identity-revoked", proposalID: nil, actor: actor, detail: ProposalRecords.identityDetail(identity))
+                return identity
+            }
+        }
+    }
+
+    static func identity(_ row: SQLiteStatement.Row) -> GateIdentity? {
+        guard let name = row.text("name"), let role = row.text("role").flatMap(GateAccess.Role.init(rawValue:)),
+              let hash = row.text("token_hash"), let created = row.text("created_at") else { return nil }
+        return GateIdentity(name: name, role: role, tokenHash: hash, createdAt: created, revokedAt: row.text("revoked_at"))
     }
 
     public func auditEntries() throws(AirlockError) -> [AuditEntry] {

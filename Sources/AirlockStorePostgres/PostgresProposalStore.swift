@@ -122,6 +122,12 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         ]),
         // Execution leases (epoch ms): a replica's claim holds until then unless renewed.
         (2, ["ALTER TABLE proposals ADD COLUMN lease_until BIGINT"]),
+        // Enrolled agent hosts and approvers, their tokens as SHA-256.
+        (3, ["""
+            CREATE TABLE identities (
+              name TEXT NOT NULL, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+              revoked_at TEXT, PRIMARY KEY (name, role))
+            """]),
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
@@ -273,6 +279,60 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
                             detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
                                              ("rule", .string(rule))]))
         }
+    }
+
+    // MARK: Identities
+
+    public func addIdentity(_ identity: GateIdentity, by actor: String) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            guard try run("SELECT 1 FROM identities WHERE name = $1 AND role = $2",
+                          [.text(identity.name), .text(identity.role.rawValue)]).rows.isEmpty else { throw ProposalRecords.identityTaken(identity) }
+            try run("INSERT INTO identities VALUES ($1,$2,$3,$4,$5)", [
+                .text(identity.name), .text(identity.role.rawValue), .text(identity.tokenHash), .text(identity.createdAt),
+                identity.revokedAt.map { .text($0) } ?? .null,
+            ])
+            try appendAudit(event: "identity-added", proposalID: nil, actor: actor, detail: ProposalRecords.identityDetail(identity))
+        }
+    }
+
+    public func identity(tokenHash: String) throws(AirlockError) -> GateIdentity? {
+        try locked { () throws(AirlockError) in
+            try run("SELECT * FROM identities WHERE token_hash = $1 AND revoked_at IS NULL", [.text(tokenHash)]).rows.first
+                .map { row throws(AirlockError) in try Self.identity(row) } ?? nil
+        }
+    }
+
+    public func identities() throws(AirlockError) -> [GateIdentity] {
+        try locked { () throws(AirlockError) in
+            var found: [GateIdentity] = []
+            for row in try run("SELECT * FROM identities ORDER BY created_at, name").rows {
+                if let identity = try Self.identity(row) { found.append(identity) }
+            }
+            return found
+        }
+    }
+
+    @discardableResult
+    public func revokeIdentity(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> GateIdentity {
+        try transaction { () throws(AirlockError) in
+            guard var identity = try run("SELECT * FROM identities WHERE name = $1 AND role = $2", [.text(name), .text(role.rawValue)])
+                .rows.first.map({ row throws(AirlockError) in try Self.identity(row) }) ?? nil else {
+                throw ProposalRecords.noSuchIdentity(name, role)
+            }
+            guard identity.revokedAt == nil else { return identity }
+            identity.revokedAt = Clock.now()
+            try run("UPDATE identities SET revoked_at = $1 WHERE name = $2 AND role = $3",
+                    [.text(identity.revokedAt ?? ""), .text(name), .text(role.rawValue)])
+            try appendAudit(event: "identity-revoked", proposalID: nil, actor: actor, detail: ProposalRecords.identityDetail(identity))
+            return identity
+        }
+    }
+
+    static func identity(_ row: PostgresRow) throws(AirlockError) -> GateIdentity? {
+        let r = row.makeRandomAccess()
+        guard let role = GateAccess.Role(rawValue: try text(r, "role")) else { return nil }
+        return GateIdentity(name: try text(r, "name"), role: role, tokenHash: try text(r, "token_hash"),
+                            createdAt: try text(r, "created_at"), revokedAt: try optionalText(r, "revoked_at"))
     }
 
     // MARK: Audit

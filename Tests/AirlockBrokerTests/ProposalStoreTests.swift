@@ -155,6 +155,41 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(try store.verifyAudit().intact)
     }
 
+    /// Enrolled hosts and approvers: found by their token's hash only while not revoked;
+    /// names are never reused; every change is in the audit log.
+    @Test(arguments: StoreDriver.allCases)
+    func identitiesAreEnrolledFoundAndRevoked(_ driver: StoreDriver) throws {
+        let (store, other) = try driver.make()
+        let hostToken = GateToken.make(.host), userToken = GateToken.make(.approver)
+        let host = GateIdentity(name: "ci-runner-1", role: .host, tokenHash: GateToken.hash(hostToken), createdAt: Clock.now())
+        let user = GateIdentity(name: "alice", role: .approver, tokenHash: GateToken.hash(userToken), createdAt: Clock.now())
+        try store.addIdentity(host, by: "user:root(uid 0)")
+        try store.addIdentity(user, by: "user:root(uid 0)")
+        #expect(try other.identity(tokenHash: GateToken.hash(hostToken)) == host)
+        #expect(try other.identity(tokenHash: GateToken.hash(userToken))?.role == .approver)
+        #expect(try other.identity(tokenHash: GateToken.hash(GateToken.make(.host))) == nil)
+        #expect(throws: AirlockError.self) { try other.addIdentity(host, by: "user:root(uid 0)") }
+        // The same name may be a host and a user: they are different identities.
+        try other.addIdentity(GateIdentity(name: "alice", role: .host, tokenHash: GateToken.hash(GateToken.make(.host)), createdAt: Clock.now()),
+                              by: "user:root(uid 0)")
+        let revoked = try other.revokeIdentity(name: "ci-runner-1", role: .host, by: "user:alice")
+        #expect(revoked.revokedAt != nil)
+        #expect(try store.identity(tokenHash: GateToken.hash(hostToken)) == nil, "a revoked token still works")
+        #expect(try store.revokeIdentity(name: "ci-runner-1", role: .host, by: "user:alice").revokedAt == revoked.revokedAt)
+        #expect(throws: AirlockError.self) { try store.revokeIdentity(name: "nobody", role: .host, by: "user:alice") }
+        #expect(throws: AirlockError.self) {
+            try store.addIdentity(GateIdentity(name: "ci-runner-1", role: .host, tokenHash: GateToken.hash(GateToken.make(.host)), createdAt: Clock.now()),
+                                  by: "user:root(uid 0)")
+        }
+        #expect(try store.identities().count == 3)
+        let events = try store.auditEntries().map(\.event)
+        #expect(events.filter { $0 == "identity-added" }.count == 3 && events.filter { $0 == "identity-revoked" }.count == 1)
+        // The log never holds a token, only a prefix of its hash.
+        let log = try store.auditEntries().map(\.detail).joined()
+        #expect(!log.contains(hostToken) && !log.contains(userToken) && !log.contains(GateToken.hash(hostToken)))
+        #expect(try store.verifyAudit().intact)
+    }
+
     @Test(arguments: StoreDriver.allCases)
     func interruptedExecutionBecomesUnknownNotRerun(_ driver: StoreDriver) throws {
         let (store, _) = try driver.make()
