@@ -1,0 +1,109 @@
+import AirlockCore
+
+/// `gate.yaml`, the team gate's configuration (docs/gate.md, "Team gate"), read strictly:
+/// an unknown key, a missing value or a plain-HTTP listener off loopback is an error with
+/// its line. Pure.
+///
+/// ```yaml
+/// listen: 0.0.0.0:8443
+/// tls: {certificate: /etc/airlock/gate.crt, key: /etc/airlock/gate.key}
+/// store: {postgres: "postgres://airlock@db.internal/airlock"}   # or {sqlite: /var/lib/airlock-gate}
+/// state_dir: /var/lib/airlock-gate       # blobs and artifacts of executions
+/// aws: {profile: deploy, upstream: aws}  # the write credentials; where executions go
+/// ```
+public struct GateConfig: Sendable, Equatable {
+    public enum Store: Sendable, Equatable {
+        /// A state directory holding `airlock.db`.
+        case sqlite(String)
+        case postgres(String)
+    }
+
+    public var host: String
+    public var port: Int
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var store: Store
+    public var stateDir: String
+    /// The AWS profile executions sign with (nil: the gate's environment and default chain).
+    public var awsProfile: String?
+    /// `aws`, or an endpoint URL (a local AWS such as moto, for tests): where every approved
+    /// API call is sent. Never what an agent host says.
+    public var awsUpstream: String
+
+    public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
+
+    public static func parse(_ text: String, source: String) throws(AirlockError) -> GateConfig {
+        func fail(_ line: Int, _ message: String) -> AirlockError {
+            AirlockError("\(source):\(line): \(message)", hint: "see docs/gate.md, \"Team gate\", for an example gate.yaml")
+        }
+        let root: YAMLNode
+        do {
+            guard let parsed = try YAML.parse(text) else { throw fail(1, "the file is empty") }
+            root = parsed
+        } catch let error as YAMLError {
+            throw fail(error.line, error.message)
+        } catch let error as AirlockError {
+            throw error
+        } catch {
+            throw fail(1, "\(error)")
+        }
+        func mapping(_ node: YAMLNode, _ place: String, _ keys: [String]) throws(AirlockError) -> [String: YAMLNode] {
+            guard case .mapping(let entries) = node.value else { throw fail(node.line, "\(place) must be a mapping") }
+            var found: [String: YAMLNode] = [:]
+            for entry in entries {
+                guard keys.contains(entry.key) else {
+                    throw fail(entry.line, "unknown key '\(entry.key)' in \(place) (known: \(keys.joined(separator: ", ")))")
+                }
+                found[entry.key] = entry.value
+            }
+            return found
+        }
+        func string(_ node: YAMLNode?, _ place: String, line: Int) throws(AirlockError) -> String {
+            guard let node else { throw fail(line, "\(place) is required") }
+            guard let text = node.scalar, !node.isNull, !text.isEmpty else { throw fail(node.line, "\(place) must be a value") }
+            return text
+        }
+        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws"])
+        let listen = try string(top["listen"], "listen", line: root.line)
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port) else {
+            throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443)")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw fail(top["listen"]?.line ?? 1, "listen must name an address (0.0.0.0 for all)") }
+
+        var certificate: String?, key: String?
+        if let tls = top["tls"] {
+            let fields = try mapping(tls, "tls", ["certificate", "key"])
+            certificate = try string(fields["certificate"], "tls.certificate", line: tls.line)
+            key = try string(fields["key"], "tls.key", line: tls.line)
+        }
+        let loopback = host == "127.0.0.1" || host == "::1" || host == "localhost"
+        guard certificate != nil || loopback else {
+            throw fail(top["listen"]?.line ?? 1, "listen \(listen) is not loopback, so the gate needs tls (certificate and key): tokens must not cross a network in clear text")
+        }
+
+        guard let storeNode = top["store"] else { throw fail(root.line, "store is required ({sqlite: DIR} or {postgres: URL})") }
+        let storeFields = try mapping(storeNode, "store", ["sqlite", "postgres"])
+        guard storeFields.count == 1 else { throw fail(storeNode.line, "store names exactly one of sqlite or postgres") }
+        let store: Store = storeFields["sqlite"] != nil
+            ? .sqlite(try string(storeFields["sqlite"], "store.sqlite", line: storeNode.line))
+            : .postgres(try string(storeFields["postgres"], "store.postgres", line: storeNode.line))
+
+        let stateDir = try string(top["state_dir"], "state_dir", line: root.line)
+        guard stateDir.hasPrefix("/") else { throw fail(top["state_dir"]?.line ?? 1, "state_dir must be an absolute path") }
+
+        var profile: String?
+        var upstream = "aws"
+        if let aws = top["aws"] {
+            let fields = try mapping(aws, "aws", ["profile", "upstream"])
+            if fields["profile"] != nil { profile = try string(fields["profile"], "aws.profile", line: aws.line) }
+            if fields["upstream"] != nil { upstream = try string(fields["upstream"], "aws.upstream", line: aws.line) }
+            guard upstream == "aws" || upstream.hasPrefix("http://") || upstream.hasPrefix("https://") else {
+                throw fail(fields["upstream"]?.line ?? aws.line, "aws.upstream must be aws or an http(s):// URL")
+            }
+        }
+        return GateConfig(host: host, port: port, tlsCertificate: certificate, tlsKey: key, store: store, stateDir: stateDir,
+                          awsProfile: profile, awsUpstream: upstream)
+    }
+}

@@ -1,0 +1,42 @@
+import AirlockCore
+import AirlockPolicy
+import Testing
+
+@Suite struct GateConfigTests {
+    @Test func aTeamConfigIsRead() throws {
+        let config = try GateConfig.parse("""
+            listen: 0.0.0.0:8443
+            tls: {certificate: /etc/airlock/gate.crt, key: /etc/airlock/gate.key}
+            store: {postgres: "postgres://airlock@db.internal/airlock"}
+            state_dir: /var/lib/airlock-gate
+            aws: {profile: deploy}
+            """, source: "gate.yaml")
+        #expect(config.host == "0.0.0.0" && config.port == 8443 && config.tlsCertificate == "/etc/airlock/gate.crt")
+        #expect(config.store == .postgres("postgres://airlock@db.internal/airlock"))
+        #expect(config.awsProfile == "deploy" && config.awsUpstream == "aws" && !config.isLoopback)
+        let local = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\naws: {upstream: 'http://127.0.0.1:5000'}\n",
+                                         source: "gate.yaml")
+        #expect(local.isLoopback && local.tlsCertificate == nil && local.store == .sqlite("/tmp/g") && local.awsUpstream == "http://127.0.0.1:5000")
+    }
+
+    @Test(arguments: [
+        ("listen: 0.0.0.0:8443\nstore: {sqlite: /g}\nstate_dir: /g\n", "needs tls"),
+        ("listen: 127.0.0.1\nstore: {sqlite: /g}\nstate_dir: /g\n", "HOST:PORT"),
+        ("listen: 127.0.0.1:99999\nstore: {sqlite: /g}\nstate_dir: /g\n", "HOST:PORT"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g, postgres: x}\nstate_dir: /g\n", "exactly one"),
+        ("listen: 127.0.0.1:1\nstate_dir: /g\n", "store is required"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: relative\n", "absolute"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nexecutor: x\n", "unknown key 'executor'"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\naws: {upstream: ftp://x}\n", "aws.upstream"),
+        ("listen: 127.0.0.1:1\ntls: {certificate: /c}\nstore: {sqlite: /g}\nstate_dir: /g\n", "tls.key is required"),
+        ("", "empty"),
+    ])
+    func badConfigsSayWhatIsWrong(text: String, expected: String) {
+        do {
+            _ = try GateConfig.parse(text, source: "gate.yaml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.message.contains(expected), "\(error.message)")
+        }
+    }
+}
