@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "airlock-try-syscall", targets: ["TrySyscall"]),
         .executable(name: "airlock-bench", targets: ["AirlockBench"]),
         .executable(name: "airlock-fuzz", targets: ["AirlockFuzz"]),
+        .executable(name: "airlock-gate", targets: ["AirlockGateServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
     ],
     targets: [
         .systemLibrary(
@@ -68,6 +70,23 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]),
+        // The team gate's calls, without HTTP: authentication, roles, re-reading proposals.
+        .target(
+            name: "AirlockGate",
+            dependencies: ["AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockBroker"]),
+        // `airlock-gate`: the team gate's HTTPS server (Hummingbird) and its admin commands.
+        // Its own executable, so `airlock run` never loads Hummingbird or postgres-nio;
+        // `airlock gate …` runs it.
+        .executableTarget(
+            name: "AirlockGateServer",
+            dependencies: [
+                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockStorePostgres", "AirlockBroker", "AirlockGate", "AirlockSandbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "AirlockSandbox",
             dependencies: ["AirlockCore", "AirlockPolicy", "CAirlockLinux", "CSeccomp", "CCap"]),
@@ -102,7 +121,7 @@ let package = Package(
             dependencies: ["AirlockSandbox", "AirlockPolicy", "AirlockCore"]),
         .testTarget(
             name: "AirlockBrokerTests",
-            dependencies: ["AirlockBroker", "AirlockStore", "AirlockStorePostgres", "AirlockPolicy", "AirlockCore"]),
+            dependencies: ["AirlockBroker", "AirlockStore", "AirlockStorePostgres", "AirlockGate", "AirlockPolicy", "AirlockCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -224,15 +224,6 @@ final class StagedMultipart: @unchecked Sendable {
     func xml(_ text: String) -> String { AWSErrorResponse(status: 0, code: "", message: "").xml(text) }
 }
 
-func ensureDirectory(_ path: String) throws(AirlockError) {
-    var current = ""
-    for part in path.split(separator: "/") {
-        current += "/" + part
-        if mkdir(current, 0o700) != 0 && errno != EEXIST {
-            throw AirlockError("cannot create \(current): \(String(cString: strerror(errno)))")
-        }
-    }
-}
 
 extension String {
     /// One decimal: 20.0.

@@ -23,7 +23,7 @@ struct Airlock: ParsableCommand {
             """,
         subcommands: [
             Run.self, Proposals.self, Show.self, Approve.self, Deny.self, Wait.self, Status.self, Audit.self,
-            ProfileCommand.self, DoctorCommand.self,
+            ProfileCommand.self, DoctorCommand.self, GateCommand.self,
         ])
 
     static func main() {
@@ -31,6 +31,10 @@ struct Airlock: ParsableCommand {
         // Inside a sandbox this binary is also the shim of each intercepted tool.
         if let argv0 = CommandLine.arguments.first, let tool = Shim.tool(invokedAs: argv0) {
             Glibc.exit(Shim.run(tool: tool, arguments: Array(CommandLine.arguments.dropFirst())))
+        }
+        // `airlock gate …` is airlock-gate's, --help included.
+        if CommandLine.arguments.dropFirst().first == "gate" {
+            Glibc.exit(GateCommand.exec(Array(CommandLine.arguments.dropFirst(2))))
         }
         if let run = RunArguments.fastParse(Array(CommandLine.arguments.dropFirst())) {
             let code = run.perform().rawValue

@@ -46,3 +46,19 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t =
         throw AirlockError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }
+
+/// Creates `path` and its missing parents (mode 0700 for the ones it creates).
+public func ensureDirectory(_ path: String) throws(AirlockError) {
+    var current = ""
+    for part in path.split(separator: "/") {
+        current += "/" + part
+        if mkdir(current, 0o700) != 0 && errno != EEXIST {
+            throw AirlockError("cannot create \(current): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Writes to standard error unbuffered (no shared `FILE *`, which strict concurrency forbids).
+public func writeStandardError(_ text: String) {
+    text.withCString { _ = write(2, $0, strlen($0)) }
+}

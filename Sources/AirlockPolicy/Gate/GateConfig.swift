@@ -65,8 +65,8 @@ public struct GateConfig: Sendable, Equatable {
         }
         let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws"])
         let listen = try string(top["listen"], "listen", line: root.line)
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (1...65535).contains(port) else {
-            throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443)")
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
         }
         var host = String(listen[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

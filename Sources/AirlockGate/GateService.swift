@@ -1,0 +1,204 @@
+import AirlockBroker
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+import Glibc
+
+/// A refusal of a gate call: an HTTP status, a stable code and a message that says what to do.
+public struct GateFailure: Error, Sendable, Equatable {
+    public var status: Int
+    public var code: String
+    public var message: String
+
+    public init(_ status: Int, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var json: JSON { .object([("error", .object([("code", .string(code)), ("message", .string(message))]))]) }
+
+    static func store(_ error: AirlockError) -> GateFailure {
+        GateFailure(error.code == "AirlockProposalLimit" ? 429 : 409, error.code ?? "AirlockRefused",
+                    error.message + (error.hint.map { " (\($0))" } ?? ""))
+    }
+}
+
+/// The team gate's calls (docs/gate.md, "Team gate"), independent of HTTP: who is calling,
+/// whether their role may, and what the store does. Blocking (the store's drivers are);
+/// the server runs each call off its event loops.
+///
+/// What an agent host sends is evidence, never authority: the gate re-reads the pinned
+/// request, classifies it with its own catalog, and sends approved calls to its own
+/// upstream with its own credentials. A host's token can do nothing but propose and wait.
+public final class GateService: Sendable {
+    public let store: any ProposalStore
+    public let config: GateConfig
+    let catalog: AWSCatalogFiles
+    let credentials: HostCredentials
+
+    public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials) {
+        self.store = store
+        self.config = config
+        self.catalog = catalog
+        self.credentials = credentials
+    }
+
+    // MARK: Who is calling
+
+    /// `Authorization: Bearer <token>` → the enrolled, unrevoked identity whose role may do
+    /// `action`.
+    public func authenticate(_ authorization: String?, for action: GateAccess.Action) throws(GateFailure) -> GateIdentity {
+        guard let authorization, authorization.hasPrefix("Bearer ") else {
+            throw GateFailure(401, "AirlockUnauthenticated", "send Authorization: Bearer <token> (airlock gate host add / user add print one)")
+        }
+        let token = String(authorization.dropFirst(7))
+        guard let claimed = GateToken.claimedRole(token) else {
+            throw GateFailure(401, "AirlockUnauthenticated", "that is not an Airlock gate token")
+        }
+        let identity: GateIdentity?
+        do { identity = try store.identity(tokenHash: GateToken.hash(token)) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+        guard let identity, identity.role == claimed else {
+            throw GateFailure(401, "AirlockUnauthenticated", "the token is not enrolled on this gate, or it was revoked")
+        }
+        guard GateAccess.allows(identity.role, action) else {
+            throw GateFailure(403, "AirlockForbidden", identity.role == .host
+                ? "\(identity.actor) is an agent host: hosts propose and wait; only an approver's token can \(action.rawValue)"
+                : "\(identity.actor) is an approver: proposals come from agent hosts")
+        }
+        return identity
+    }
+
+    // MARK: Agent hosts
+
+    /// `{"id", "workspace", "profiles", "aws_access_key_id"}`: a session on this host.
+    public func recordSession(_ identity: GateIdentity, _ body: JSON) throws(GateFailure) -> JSON {
+        guard let id = body["id"]?.string, (8...64).contains(id.utf8.count),
+              id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
+            throw GateFailure(400, "AirlockBadRequest", "a session needs an id of 8–64 letters and digits")
+        }
+        let session = Session(id: id, startedAt: Clock.now(), user: identity.actor, workspace: body["workspace"]?.string ?? "",
+                              profiles: body["profiles"]?.string ?? "", awsUpstream: config.awsUpstream,
+                              awsAccessKeyID: body["aws_access_key_id"]?.string ?? "")
+        do { try store.recordSession(session) } catch { throw GateFailure(409, "AirlockSessionExists", error.message) }
+        return .object([("id", .string(id)), ("host", .string(identity.name))])
+    }
+
+    /// `{"session_id", "payload_base64"}`: an API call the host's broker gated. Stored as
+    /// the gate reads it, with the gate's upstream.
+    public func propose(_ identity: GateIdentity, _ body: JSON) throws(GateFailure) -> JSON {
+        guard let sessionID = body["session_id"]?.string else { throw GateFailure(400, "AirlockBadRequest", "session_id is required") }
+        try ownSession(identity, sessionID)
+        guard let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20,
+              let json = try? JSON.parseStrict(bytes: bytes), let pinned = PinnedRequest(json: json) else {
+            throw GateFailure(400, "AirlockBadRequest", "payload_base64 must be a pinned AWS request (JSON, type aws-request), at most 16 MiB")
+        }
+        let classification = try classify(pinned)
+        let summary = "\(pinned.service):\(classification.operation ?? "\(pinned.method) \(pinned.path)")"
+        if classification.ruling.decision == .deny {
+            try? store.recordRefusal(sessionID: sessionID, summary: summary, rule: classification.ruling.rule)
+            throw GateFailure(403, "AirlockDenied", "\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.")
+        }
+        do {
+            let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
+                                                           payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream))
+            return ProposalJSON.agentView(proposal)
+        } catch {
+            throw GateFailure.store(error)
+        }
+    }
+
+    /// The gate's own reading of a pinned request: one reading or none, then its catalog.
+    func classify(_ pinned: PinnedRequest) throws(GateFailure) -> AWSClassifier.Classification {
+        let service: AWSService
+        let classifier: AWSClassifier
+        do {
+            guard let found = try catalog.service(pinned.service) else {
+                throw GateFailure(400, "AirlockUnknownService", "no AWS service \(pinned.service) in the gate's catalog")
+            }
+            service = found
+            classifier = try catalog.classifier()
+        } catch let failure as GateFailure {
+            throw failure
+        } catch {
+            throw GateFailure(500, "AirlockCatalog", "\(error)")
+        }
+        // Where it would be signed and sent comes from the payload too: the region must be a
+        // region name (never a host) and the signing name the service's own.
+        guard AWSRegion.isValidName(pinned.region) else {
+            throw GateFailure(400, "AirlockAmbiguousRequest", "the region \(pinned.region) is not an AWS region name; nothing was stored")
+        }
+        guard pinned.signingName == service.signingName || (service.name == "s3" && pinned.signingName == "s3express") else {
+            throw GateFailure(400, "AirlockScopeMismatch", "the request is signed as \(pinned.signingName) but names \(service.name); nothing was stored")
+        }
+        let request = AWSRequest(method: pinned.method, path: pinned.path, query: pinned.query, headers: pinned.headers, body: pinned.body)
+        if let ambiguity = request.ambiguity(for: service, servicePath: pinned.path, decidingQueryKeys: classifier.decidingQueryKeys(for: service)) {
+            throw GateFailure(400, "AirlockAmbiguousRequest", "\(ambiguity); a request must have exactly one reading, so nothing was stored")
+        }
+        if let malformation = request.malformation(for: service.wireProtocol) {
+            throw GateFailure(400, "AirlockMalformedRequest", "malformed request: \(malformation); nothing was stored")
+        }
+        return classifier.classify(request, service: service, servicePath: pinned.path)
+    }
+
+    func ownSession(_ identity: GateIdentity, _ sessionID: String) throws(GateFailure) {
+        let session: Session?
+        do { session = try store.session(id: sessionID) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+        guard let session, session.user == identity.actor else {
+            throw GateFailure(404, "AirlockNoSuchSession", "no session \(sessionID) of \(identity.actor) on this gate (POST /v1/sessions first)")
+        }
+    }
+
+    // MARK: Both
+
+    public func proposal(_ identity: GateIdentity, _ id: String) throws(GateFailure) -> Proposal {
+        let found: Proposal?
+        do { found = try store.proposal(id: id) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+        guard let found else { throw GateFailure(404, "AirlockNoSuchProposal", "no proposal \(id)") }
+        if identity.role == .host {
+            // A host sees its own sessions' proposals only; others do not exist for it.
+            guard (try? ownSession(identity, found.sessionID)) != nil else { throw GateFailure(404, "AirlockNoSuchProposal", "no proposal \(id)") }
+        }
+        return found
+    }
+
+    /// Until the proposal is final or `timeout` seconds pass.
+    public func wait(_ identity: GateIdentity, _ id: String, timeout: Int) throws(GateFailure) -> Proposal {
+        let deadline = Clock.monotonicSeconds() + Double(max(0, min(timeout, 3600)))
+        while true {
+            let current = try proposal(identity, id)
+            if current.state.isFinal || Clock.monotonicSeconds() >= deadline { return current }
+            usleep(200_000)
+        }
+    }
+
+    // MARK: Approvers
+
+    public func list(_ identity: GateIdentity, states: Set<ProposalState>?) throws(GateFailure) -> JSON {
+        do {
+            return .object([("proposals", .array(try store.proposals(states: states, session: nil).map(ProposalJSON.humanView)))])
+        } catch {
+            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+        }
+    }
+
+    /// Approves and executes with the gate's credentials, at the gate's upstream, once.
+    public func approve(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
+        let current = try proposal(identity, id)
+        guard current.kind == .api else {
+            throw GateFailure(501, "AirlockNotYet", "command proposals are not executed on the gate yet; nothing was approved")
+        }
+        do {
+            try store.apply(.approve, to: id, actor: identity.actor, note: note)
+            let executor = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: config.stateDir + "/blobs")
+            return try executor.execute(id, actor: identity.actor)
+        } catch {
+            throw GateFailure.store(error)
+        }
+    }
+
+    public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
+        _ = try proposal(identity, id)
+        do { return try store.apply(.deny, to: id, actor: identity.actor, note: note) } catch { throw GateFailure.store(error) }
+    }
+}

@@ -1,0 +1,96 @@
+import AirlockCore
+import AirlockGate
+import AirlockPolicy
+import AirlockStore
+import Glibc
+
+/// `airlock-gate`: the team gate (docs/gate.md, "Team gate"). `airlock gate …` runs it.
+let usage = """
+    usage: airlock gate serve --config gate.yaml
+           airlock gate host add NAME --config gate.yaml     enrol an agent host; prints its token once
+           airlock gate user add NAME --config gate.yaml     enrol an approver; prints their token once
+           airlock gate host revoke NAME --config gate.yaml  (user revoke NAME likewise)
+           airlock gate hosts|users --config gate.yaml [--json]
+
+    The gate holds the proposal store (SQLite or PostgreSQL), the execution credentials (an
+    AWS profile with write rights) and the executor. Agent hosts propose with their token;
+    approvers decide with theirs; a host's token is refused for every decision.
+    """
+
+func fail(_ error: AirlockError) -> Never {
+    writeStandardError("airlock gate: \(error.message)\n")
+    if let hint = error.hint { writeStandardError("  hint: \(hint)\n") }
+    exit(error.exitCode == 0 ? 125 : Int32(error.exitCode))
+}
+
+func option(_ name: String, in arguments: inout [String]) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    let value = arguments[index + 1]
+    arguments.removeSubrange(index...(index + 1))
+    return value
+}
+
+func flag(_ name: String, in arguments: inout [String]) -> Bool {
+    guard let index = arguments.firstIndex(of: name) else { return false }
+    arguments.remove(at: index)
+    return true
+}
+
+func gateMain() async {
+var arguments = Array(CommandLine.arguments.dropFirst())
+
+if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
+    print(usage)
+    exit(arguments.isEmpty ? 2 : 0)
+}
+guard let configPath = option("--config", in: &arguments) ?? GateSetup.environment()["AIRLOCK_GATE_CONFIG"] else {
+    fail(AirlockError("--config gate.yaml is required", hint: "docs/gate.md, \"Team gate\", has an example", exitCode: 2))
+}
+let json = flag("--json", in: &arguments)
+
+do throws(AirlockError) {
+    let config = try GateSetup.config(configPath)
+    switch (arguments.first, arguments.dropFirst().first) {
+    case ("serve"?, _):
+        try GateSetup.lockSQLite(config)
+        let store = try GateSetup.store(config)
+        let service = try GateSetup.service(config, store: store)
+        try await GateServer.serve(service)
+    case ("host"?, "add"?), ("user"?, "add"?):
+        guard arguments.count == 3, GateIdentity.isValidName(arguments[2]) else {
+            throw AirlockError("\(arguments[0]) add needs one NAME of letters, digits, '.', '_' or '-'", exitCode: 2)
+        }
+        let role: GateAccess.Role = arguments[0] == "host" ? .host : .approver
+        let token = GateToken.make(role)
+        let store = try GateSetup.store(config)
+        try store.addIdentity(GateIdentity(name: arguments[2], role: role, tokenHash: GateToken.hash(token), createdAt: Clock.now()),
+                              by: Actor.currentUser())
+        if json {
+            print(JSON.object([("name", .string(arguments[2])), ("role", .string(role.rawValue)), ("token", .string(token))]).serialized())
+        } else {
+            print(token)
+            writeStandardError("airlock gate: enrolled \(role == .host ? "host" : "user") \(arguments[2]); the token above is shown once (the gate keeps only its hash)\n")
+        }
+    case ("host"?, "revoke"?), ("user"?, "revoke"?):
+        guard arguments.count == 3 else { throw AirlockError("\(arguments[0]) revoke needs one NAME", exitCode: 2) }
+        let role: GateAccess.Role = arguments[0] == "host" ? .host : .approver
+        let revoked = try GateSetup.store(config).revokeIdentity(name: arguments[2], role: role, by: Actor.currentUser())
+        print("revoked \(revoked.actor) (its token is refused from now on)")
+    case ("hosts"?, _), ("users"?, _):
+        let role: GateAccess.Role = arguments[0] == "hosts" ? .host : .approver
+        let listed = try GateSetup.store(config).identities().filter { $0.role == role }
+        if json {
+            print(JSON.array(listed.map { .object([("name", .string($0.name)), ("created_at", .string($0.createdAt)),
+                                                   ("revoked_at", $0.revokedAt.map(JSON.string) ?? .null)]) }).serialized())
+        } else {
+            for identity in listed { print("\(identity.name)\t\(identity.createdAt)\t\(identity.revokedAt.map { "revoked \($0)" } ?? "active")") }
+        }
+    default:
+        throw AirlockError("unknown gate command: \(arguments.joined(separator: " "))", hint: "airlock gate --help", exitCode: 2)
+    }
+} catch {
+    fail(error)
+}
+}
+
+await gateMain()

@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+
+/// A team gate for one test: the real `airlock-gate` binary serving on loopback, its store
+/// SQLite or a real PostgreSQL server (scripts/test starts one), its executions sent to moto
+/// with the gate's own keys.
+final class TeamGate: @unchecked Sendable {
+    let directory: String
+    let config: String
+    let port: Int
+    let process: Process
+    let log: String
+    var url: String { "http://127.0.0.1:\(port)" }
+    static var binary: String { (ProcessInfo.processInfo.environment["AIRLOCK_BIN_DIR"] ?? Stage.repoRoot + "/.build/debug") + "/airlock-gate" }
+
+    static func environment() -> [String: String] {
+        ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "AIRLOCK_PROFILE_PATH": Stage.repoRoot + "/profiles",
+         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"]
+    }
+
+    /// `store`: "sqlite", or "postgres" (a schema per gate in AIRLOCK_TEST_POSTGRES's database).
+    init(store: String, upstream: String) throws {
+        directory = makeTemporaryDirectory(prefix: "airlock-gate")
+        port = Moto.freePort()
+        let storeLine: String
+        if store == "postgres" {
+            guard let url = ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"] else {
+                throw TestUpstreamError("AIRLOCK_TEST_POSTGRES is not set: scripts/test starts PostgreSQL for these tests")
+            }
+            storeLine = "store: {postgres: \"\(url)\"}"
+        } else {
+            storeLine = "store: {sqlite: \(directory)/store}"
+        }
+        config = directory + "/gate.yaml"
+        try "listen: 127.0.0.1:\(port)\n\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"}\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        log = directory + "/gate.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--config", config]
+        process.environment = Self.environment()
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        for _ in 0..<200 {
+            if call("GET", "/healthz").status == 200 { return }
+            usleep(50_000)
+        }
+        throw TestUpstreamError("the gate did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func admin(_ arguments: [String]) -> Outcome {
+        runProcess(Self.binary, arguments + ["--config", config], environment: Self.environment(), directory: "/tmp")
+    }
+
+    /// Enrols an identity and returns its token.
+    func enrol(_ kind: String, _ name: String) -> String {
+        let out = admin([kind, "add", name])
+        require(out.status == 0, "\(kind) add \(name): \(out)")
+        return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// One HTTP call with real curl: status and the JSON answer.
+    func call(_ method: String, _ path: String, token: String? = nil, body: Any? = nil) -> (status: Int, json: [String: Any]) {
+        var arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url + path]
+        if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
+        if let body, let data = try? JSONSerialization.data(withJSONObject: body) {
+            arguments += ["-H", "Content-Type: application/json", "--data-binary", String(decoding: data, as: UTF8.self)]
+        }
+        let out = runProcess("/usr/bin/curl", arguments, environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp", timeout: 120)
+        let lines = out.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let status = Int(lines.last ?? "") ?? 0
+        let text = lines.dropLast().joined(separator: "\n")
+        return (status, (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:])
+    }
+}
+
+/// The team gate end to end (issue: the gate as a service): agent hosts propose with their
+/// enrollment tokens, approvers decide with theirs, the gate executes with its own
+/// credentials at its own upstream, and nothing a host sends can approve anything.
+@Suite struct GateServiceTests {
+    /// A pinned SQS CreateQueue (SQS speaks JSON 1.0), as a host's broker stores it.
+    static func createQueue(_ name: String, region: String = "us-east-1") -> String {
+        let body = "{\"QueueName\":\"\(name)\"}"
+        let payload: [String: Any] = [
+            "type": "aws-request", "service": "sqs", "signing_name": "sqs", "region": region, "operation": "CreateQueue",
+            "method": "POST", "path": "/", "query": "",
+            "headers": [["Content-Type", "application/x-amz-json-1.0"], ["X-Amz-Target", "AmazonSQS.CreateQueue"]],
+            "body_base64": Data(body.utf8).base64EncodedString(),
+        ]
+        return (try! JSONSerialization.data(withJSONObject: payload)).base64EncodedString()
+    }
+
+    @Test(arguments: ["sqlite", "postgres"])
+    func hostsProposeApproversDecideTheGateExecutes(_ store: String) throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let gate = try TeamGate(store: store, upstream: moto.url)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let host = gate.enrol("host", "ci-\(tag)"), otherHost = gate.enrol("host", "laptop-\(tag)")
+        let alice = gate.enrol("user", "alice-\(tag)")
+        #expect(host.hasPrefix("airlock_host_") && alice.hasPrefix("airlock_user_"))
+
+        #expect(gate.call("GET", "/readyz").status == 200)
+        #expect(gate.call("GET", "/v1/proposals").status == 401)
+        #expect(gate.call("GET", "/v1/proposals", token: "airlock_user_" + String(repeating: "x", count: 43)).status == 401)
+
+        let session = "s-\(tag)-0001"
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": session, "workspace": "/w"]).status == 201)
+        // An upstream in the request is ignored: the gate sends approved calls to its own.
+        let proposed = gate.call("POST", "/v1/proposals", token: host,
+                                 body: ["session_id": session, "payload_base64": Self.createQueue("gate-\(tag)"), "upstream": "http://127.0.0.1:9"])
+        #expect(proposed.status == 201, "\(proposed.json)")
+        let id = try #require(proposed.json["id"] as? String)
+        #expect(proposed.json["state"] as? String == "pending" && proposed.json["summary"] as? String == "sqs:CreateQueue")
+
+        // A host cannot decide, list, or see another host's work.
+        for decision in ["approve", "deny"] {
+            let refused = gate.call("POST", "/v1/proposals/\(id)/\(decision)", token: host, body: ["reason": "mine"])
+            #expect(refused.status == 403, "\(decision): \(refused)")
+        }
+        #expect(gate.call("GET", "/v1/proposals", token: host).status == 403)
+        #expect(gate.call("GET", "/v1/proposals/\(id)", token: otherHost).status == 404)
+        #expect(gate.call("POST", "/v1/proposals", token: otherHost, body: ["session_id": session, "payload_base64": Self.createQueue("x")]).status == 404)
+        // An approver cannot propose.
+        #expect(gate.call("POST", "/v1/proposals", token: alice, body: ["session_id": session, "payload_base64": Self.createQueue("x")]).status == 403)
+        // What the gate cannot read one way is refused, not stored.
+        let hostile = gate.call("POST", "/v1/proposals", token: host,
+                                body: ["session_id": session, "payload_base64": Self.createQueue("y", region: "evil.example.com")])
+        #expect(hostile.status == 400, "\(hostile)")
+        #expect(moto.aws(["sqs", "list-queues"]).stdout.contains("gate-\(tag)") == false, "executed before approval")
+
+        let shown = gate.call("GET", "/v1/proposals/\(id)", token: alice)
+        #expect(shown.json["upstream"] as? String == moto.url && shown.json["state"] as? String == "pending", "\(shown)")
+        let approved = gate.call("POST", "/v1/proposals/\(id)/approve", token: alice, body: ["reason": "fine"])
+        #expect(approved.status == 200 && approved.json["state"] as? String == "succeeded", "\(approved)")
+        #expect(approved.json["decided_by"] as? String == "user:alice-\(tag)")
+        #expect(moto.aws(["sqs", "list-queues"]).stdout.contains("gate-\(tag)"), "the approved call did not reach the upstream")
+        #expect(gate.call("POST", "/v1/proposals/\(id)/approve", token: alice).status == 409, "approved twice")
+
+        let waited = gate.call("GET", "/v1/proposals/\(id)/wait?timeout=5", token: host)
+        #expect(waited.status == 200 && waited.json["state"] as? String == "succeeded", "\(waited)")
+        #expect(waited.json["upstream"] == nil, "a host sees the agent's view")
+
+        // Revoked: refused from then on.
+        #expect(gate.admin(["host", "revoke", "ci-\(tag)"]).status == 0)
+        #expect(gate.call("GET", "/v1/proposals/\(id)", token: host).status == 401)
+        #expect(gate.call("GET", "/v1/proposals/\(id)", token: alice).status == 200)
+    }
+
+    /// One `gate serve` per SQLite store; PostgreSQL is the way to run replicas.
+    @Test func aSecondServerOnOneSQLiteStoreIsRefused() throws {
+        let gate = try TeamGate(store: "sqlite", upstream: "http://127.0.0.1:9")
+        let second = runProcess(TeamGate.binary, ["serve", "--config", gate.config], environment: TeamGate.environment(),
+                                directory: "/tmp", timeout: 30)
+        #expect(second.status != 0 && second.stderr.contains("already uses the SQLite store"), "\(second)")
+        #expect(gate.call("GET", "/healthz").status == 200)
+    }
+
+    @Test func badConfigsAndCommandsSayWhatToDo() throws {
+        let dir = makeTemporaryDirectory(prefix: "airlock-gate-config")
+        try "listen: 0.0.0.0:8443\nstore: {sqlite: \(dir)}\nstate_dir: \(dir)\n".write(toFile: dir + "/gate.yaml", atomically: true, encoding: .utf8)
+        let open = runProcess(TeamGate.binary, ["serve", "--config", dir + "/gate.yaml"], environment: TeamGate.environment(), directory: "/tmp")
+        #expect(open.status != 0 && open.stderr.contains("needs tls"), "\(open)")
+        let noConfig = runProcess(TeamGate.binary, ["serve"], environment: TeamGate.environment(), directory: "/tmp")
+        #expect(noConfig.status == 2 && noConfig.stderr.contains("--config"), "\(noConfig)")
+        let help = runProcess(Stage.airlock, ["gate", "--help"], environment: TeamGate.environment().merging(["AIRLOCK_GATE_BINARY": TeamGate.binary]) { $1 },
+                              directory: "/tmp")
+        #expect(help.status == 0 && help.stdout.contains("airlock gate host add NAME"), "\(help)")
+    }
+}
