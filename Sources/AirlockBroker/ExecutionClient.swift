@@ -2,6 +2,7 @@ import AirlockCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Sends one request and collects the whole response: what an approved proposal's execution
 /// needs (the result is stored for the agent and shown to the human).
@@ -20,10 +21,10 @@ public enum ExecutionClient {
     static let maximumResponse = 64 << 20
 
     /// Blocks until the response is complete (or the request fails).
-    public static func send(_ request: OutboundRequest, timeoutSeconds: Int64 = 300) throws(AirlockError) -> Response {
+    public static func send(_ request: OutboundRequest, timeoutSeconds: Int64 = 300, trust: NIOSSLContext? = nil) throws(AirlockError) -> Response {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: Response.self)
-        UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: eventLoop) { _ in
+        UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: eventLoop, trust: trust) { _ in
             [Collector(promise: promise)]
         }.whenComplete { result in
             switch result {

@@ -9,8 +9,9 @@ import NIOSSL
 enum UpstreamConnector {
     static let tlsContext: NIOSSLContext? = try? NIOSSLContext(configuration: .makeClientConfiguration())
 
+    /// `trust`: a TLS context of its own (the team gate's CA) instead of the system's roots.
     static func connect(
-        scheme: String, host: String, port: Int, on eventLoop: EventLoop,
+        scheme: String, host: String, port: Int, on eventLoop: EventLoop, trust: NIOSSLContext? = nil,
         handlers: @escaping @Sendable (Channel) -> [ChannelHandler]
     ) -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)
@@ -19,7 +20,7 @@ enum UpstreamConnector {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if scheme == "https" {
-                        guard let context = tlsContext else { throw AirlockError("TLS is not available") }
+                        guard let context = trust ?? tlsContext else { throw AirlockError("TLS is not available") }
                         let tls = try NIOSSLClientHandler(context: context, serverHostname: host)
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }

@@ -60,7 +60,8 @@ final class AgentSession: @unchecked Sendable {
 
     init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
-         tools agentTools: [InterceptedTool], authority: Background<Result<SessionTrust, AirlockError>> = startAuthority()) throws(AirlockError) {
+         tools agentTools: [InterceptedTool], authority: Background<Result<SessionTrust, AirlockError>> = startAuthority(),
+         gate: GateTarget? = nil) throws(AirlockError) {
         self.authority = authority
         self.environment = environment
         self.execution = execution
@@ -90,7 +91,7 @@ final class AgentSession: @unchecked Sendable {
         record = Session(id: id, startedAt: Clock.now(), user: Actor.currentUser(), workspace: facts.workspace,
                          profiles: stack.names.joined(separator: ","), awsUpstream: upstream.description,
                          awsAccessKeyID: credentials.accessKeyID)
-        storeCache = StoreCache(stateDir: facts.stateDir, session: record)
+        storeCache = StoreCache(stateDir: facts.stateDir, session: record, gate: gate)
         if execution == nil { Self.writeHomeFiles(stack, facts: facts, environment: environment) }
         for domain in allowDomains where EgressRule.parse(domain, source: "--allow-domain") == nil {
             throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
@@ -267,12 +268,14 @@ final class AgentSession: @unchecked Sendable {
 final class StoreCache: @unchecked Sendable {
     let stateDir: String
     let session: Session
+    let gate: GateTarget?
     private var mutex = pthread_mutex_t()
     private(set) var openedStore: (any ProposalStore)?
 
-    init(stateDir: String, session: Session) {
+    init(stateDir: String, session: Session, gate: GateTarget? = nil) {
         self.stateDir = stateDir
         self.session = session
+        self.gate = gate
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -280,9 +283,22 @@ final class StoreCache: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let openedStore { return openedStore }
-        let store = try SQLiteProposalStore(stateDir: stateDir)
+        let store: any ProposalStore
+        if let gate {
+            store = try GateClientStore(url: gate.url, token: gate.token, caFile: gate.caFile)
+        } else {
+            store = try SQLiteProposalStore(stateDir: stateDir)
+        }
         try store.recordSession(session)
         openedStore = store
         return store
     }
+}
+
+/// `airlock run --gate URL`: where this session's proposals go instead of the local store.
+struct GateTarget: Sendable {
+    var url: String
+    /// This host's enrollment token (read by the launcher; its file is masked in the sandbox).
+    var token: String
+    var caFile: String?
 }

@@ -70,6 +70,18 @@ struct Run: ParsableCommand {
         valueName: "D"))
     var allowDomains: [String] = []
 
+    @Option(name: .customLong("gate"), help: ArgumentHelp(
+        "Propose changes to this team gate instead of the local store (docs/gate.md, \"Team gate\"); reads still use this host's credentials.",
+        valueName: "URL"))
+    var gate: String?
+
+    @Option(name: .customLong("gate-token-file"), help: ArgumentHelp(
+        "This host's enrollment token for --gate (default /etc/airlock/gate-token); masked inside the sandbox.", valueName: "FILE"))
+    var gateTokenFile: String?
+
+    @Option(name: .customLong("gate-ca"), help: ArgumentHelp("PEM roots that sign the gate's certificate (a private CA).", valueName: "FILE"))
+    var gateCA: String?
+
     @Flag(name: .customLong("no-broker"), help: ArgumentHelp(
         "Run the sandbox alone: no broker, no network, no AWS endpoint, no intercepted tools."))
     var noBroker = false
@@ -88,7 +100,7 @@ struct Run: ParsableCommand {
         if argv.first == "--" { argv.removeFirst() }
         let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir,
                                    awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, command: argv,
-                                   execution: execution, noBroker: noBroker)
+                                   execution: execution, noBroker: noBroker, gate: gate, gateTokenFile: gateTokenFile, gateCA: gateCA)
         throw request.perform()
     }
 }
@@ -104,6 +116,12 @@ struct RunArguments {
     var command: [String] = []
     var execution: String?
     var noBroker = false
+    /// The team gate proposals go to, this host's token file and the gate's CA.
+    var gate: String?
+    var gateTokenFile: String?
+    var gateCA: String?
+
+    static let defaultGateTokenFile = "/etc/airlock/gate-token"
 
     /// A well-formed `run` command line, parsed without ArgumentParser's reflection (about a
     /// millisecond of start-up); nil sends anything unusual (help, errors) to ArgumentParser.
@@ -139,6 +157,9 @@ struct RunArguments {
             case "--aws-profile" where result.awsProfile == nil: result.awsProfile = value
             case "--allow-domain": result.allowDomains.append(value)
             case "--execution" where result.execution == nil: result.execution = value
+            case "--gate" where result.gate == nil: result.gate = value
+            case "--gate-token-file" where result.gateTokenFile == nil: result.gateTokenFile = value
+            case "--gate-ca" where result.gateCA == nil: result.gateCA = value
             default: return nil
             }
             index += 1
@@ -173,7 +194,13 @@ struct RunArguments {
         let seccomp = Background { Result { () throws(AirlockError) in try SeccompProgram.build() } }
         let authority = noBroker ? nil : AgentSession.startAuthority()
         StartupTrace.mark("threads")
-        let environment = currentEnvironment()
+        var launcherEnvironment = currentEnvironment()
+        if gate != nil {
+            // Host inspection masks the file a credential-path variable names; the variable
+            // itself is credential-shaped, so it never enters the sandbox.
+            launcherEnvironment["AIRLOCK_GATE_TOKEN_FILE"] = gateTokenFile ?? Self.defaultGateTokenFile
+        }
+        let environment = launcherEnvironment
         StartupTrace.mark("environment")
         do throws(AirlockError) {
             let home = environment["HOME"] ?? "/"
@@ -200,10 +227,24 @@ struct RunArguments {
             }
             let agentTools = try tools.value.get()
             StartupTrace.mark("tools")
+            let gateTarget = try gate.map { url throws(AirlockError) -> GateTarget in
+                guard executionRequest == nil else { throw AirlockError("--gate is for agent sessions") }
+                let file = gateTokenFile ?? Self.defaultGateTokenFile
+                let token: String
+                do throws(AirlockError) {
+                    token = String(try readTextFile(file, limit: 4096).filter { !$0.isWhitespace })
+                } catch {
+                    throw AirlockError("cannot read the gate token: \(error.message)",
+                                       hint: "on the gate: airlock gate host add NAME --config gate.yaml, then save the token in \(file) (mode 0600)")
+                }
+                // Checked now, so a wrong URL or token fails the launch, not the agent's first change.
+                _ = try GateClientStore(url: url, token: token, caFile: gateCA)
+                return GateTarget(url: url, token: token, caFile: gateCA)
+            }
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
                 awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, execution: executionRequest,
-                tools: agentTools, authority: authority ?? AgentSession.startAuthority())
+                tools: agentTools, authority: authority ?? AgentSession.startAuthority(), gate: gateTarget)
             StartupTrace.mark("session")
             if let executionRequest {
                 try executionRequest.validate { () throws(AirlockError) in try session.store() }
@@ -245,8 +286,8 @@ struct RunArguments {
     /// configuration: nothing inside can reach anything outside.
     func runAlone(layout: inout SandboxLayout, stack: ProfileStack, facts: HostFacts, environment: [String: String],
                   seccomp: Background<Result<SeccompProgram, AirlockError>>) throws(AirlockError) -> ExitCode {
-        guard awsEndpoint == nil, awsProfile == nil, allowDomains.isEmpty else {
-            throw AirlockError("--no-broker runs without the broker, which --aws-endpoint, --aws-profile and --allow-domain need",
+        guard awsEndpoint == nil, awsProfile == nil, allowDomains.isEmpty, gate == nil else {
+            throw AirlockError("--no-broker runs without the broker, which --aws-endpoint, --aws-profile, --allow-domain and --gate need",
                                hint: "leave out --no-broker to reach AWS or the network through the gate")
         }
         let policy = stack.egressPolicy()

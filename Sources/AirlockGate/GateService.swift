@@ -102,7 +102,9 @@ public final class GateService: Sendable {
         do {
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
                                                            payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream))
-            return ProposalJSON.agentView(proposal)
+            guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
+            fields.append(("session", .string(sessionID)))
+            return .object(fields)
         } catch {
             throw GateFailure.store(error)
         }

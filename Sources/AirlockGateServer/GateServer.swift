@@ -107,7 +107,11 @@ enum GateServer {
 
     /// Approvers see everything; a host sees what an agent sees.
     static func view(_ proposal: Proposal, for identity: GateIdentity) -> JSON {
-        identity.role == .approver ? ProposalJSON.humanView(proposal) : ProposalJSON.agentView(proposal)
+        guard identity.role == .host else { return ProposalJSON.humanView(proposal) }
+        // The host's own session (GateService only shows a host its own).
+        guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
+        fields.append(("session", .string(proposal.sessionID)))
+        return .object(fields)
     }
 
     static func jsonBody(_ request: Request) async throws -> Result<JSON, GateFailure> {

@@ -20,13 +20,15 @@ public enum CredentialRules {
         "/etc/sudoers.d", "/etc/ssl/private", "/etc/security/opasswd", "/etc/krb5.keytab",
         "/etc/kubernetes", "/etc/rancher", "/etc/boto.cfg", "/etc/docker/key.json",
         "/etc/libvirt/secrets", "/etc/wireguard", "/etc/NetworkManager/system-connections",
+        // An agent host's enrollment token for the team gate (`airlock run --gate`).
+        "/etc/airlock/gate-token",
     ]
 
     /// Environment variables the launcher may hold that point at credential files: the files
     /// they name are treated like the paths above.
     public static let pathVariables = [
         "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "KUBECONFIG",
-        "GOOGLE_APPLICATION_CREDENTIALS", "DOCKER_CONFIG", "GNUPGHOME", "NETRC",
+        "GOOGLE_APPLICATION_CREDENTIALS", "DOCKER_CONFIG", "GNUPGHOME", "NETRC", "AIRLOCK_GATE_TOKEN_FILE",
     ]
 
     /// Credential-shaped environment names: never passed into a sandbox, whatever a profile

@@ -154,6 +154,66 @@ final class TeamGate: @unchecked Sendable {
         #expect(gate.call("GET", "/v1/proposals/\(id)", token: alice).status == 200)
     }
 
+    /// Two agent hosts, each an `airlock run --gate` session with its own enrollment token:
+    /// reads go to AWS with the host's credentials, the mutation appears on the gate (not in
+    /// the host's store), an approver's approval executes it there once, and the agent's
+    /// `airlock wait` returns the result. The token never reaches the sandbox; another host
+    /// sees nothing of it.
+    @Test func agentHostsProposeThroughTheGate() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let moto = try Moto()
+        _ = moto.aws(["sqs", "create-queue", "--queue-name", "already-there"])
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let alice = gate.enrol("user", "alice")
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        var tokens: [String] = []
+        for host in ["host-a", "host-b"] {
+            let token = gate.enrol("host", host)
+            tokens.append(token)
+            scene.write(scene.root + "/\(host).token", token + "\n", mode: 0o600)
+        }
+        // Host A keeps its token in the workspace, the one tree the agent can read: masked.
+        scene.write(scene.workspace + "/.gate-token", tokens[0] + "\n", mode: 0o600)
+        scene.chownTree()
+        let script = """
+            aws sqs list-queues --output text > reads.txt 2>&1; echo READ-EXIT-$?
+            aws sqs create-queue --queue-name hosted-\(tag) > out.txt 2>&1; echo PROPOSE-EXIT-$?
+            grep -o 'Proposal [0-9a-f]*' out.txt | cut -d' ' -f2 > id.txt
+            airlock wait "$(cat id.txt)" --timeout 120; echo WAIT-EXIT-$?
+            cat .gate-token \(scene.workspace)/.gate-token /etc/airlock/gate-token 2>/dev/null; env | grep -c airlock_host_ ; echo TOKEN-PROBED
+            """
+        var approval: (status: Int, json: [String: Any])?
+        var otherHostView: Int?
+        let out = scene.agent(script, moto: moto, options: ["--gate", gate.url, "--gate-token-file", scene.workspace + "/.gate-token"],
+                              timeout: 240) { _ in
+            guard scene.waitForFile("id.txt", timeout: 120) else { return }
+            usleep(200_000)
+            let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !id.isEmpty else { return }
+            otherHostView = gate.call("GET", "/v1/proposals/\(id)", token: tokens[1]).status
+            approval = gate.call("POST", "/v1/proposals/\(id)/approve", token: alice, body: ["reason": "hosted queue"])
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(out.stdout.contains("READ-EXIT-0") && scene.file("reads.txt").contains("already-there"), "\(out)")
+        #expect(scene.file("out.txt").contains("AirlockProposalPending"), "\(scene.file("out.txt"))")
+        #expect(approval?.status == 200 && approval?.json["state"] as? String == "succeeded", "\(String(describing: approval))")
+        #expect(approval?.json["decided_by"] as? String == "user:alice")
+        #expect(otherHostView == 404, "another host saw the proposal")
+        #expect(out.stdout.contains("WAIT-EXIT-0") && out.stdout.contains("succeeded"), "\(out)")
+        #expect(moto.aws(["sqs", "list-queues"]).stdout.contains("hosted-\(tag)"))
+        // Nowhere in the sandbox: not the file, not the environment.
+        #expect(out.stdout.contains("\n0\nTOKEN-PROBED") && !out.stdout.contains(tokens[0]), "\(out)")
+        // The host's own store holds no proposal: it went to the gate.
+        let local = scene.airlock(["proposals", "--all", "--json"])
+        #expect(!local.stdout.contains("sqs:CreateQueue"), "\(local)")
+        // A wrong token fails the launch, before the agent starts.
+        scene.write(scene.root + "/bad.token", "airlock_user_" + String(repeating: "a", count: 43), mode: 0o600)
+        scene.chownTree()
+        let refused = scene.run(["/bin/true"], options: ["--gate", gate.url, "--gate-token-file", scene.root + "/bad.token"])
+        #expect(refused.status == 125 && refused.stderr.contains("agent host's token"), "\(refused)")
+    }
+
     /// One `gate serve` per SQLite store; PostgreSQL is the way to run replicas.
     @Test func aSecondServerOnOneSQLiteStoreIsRefused() throws {
         let gate = try TeamGate(store: "sqlite", upstream: "http://127.0.0.1:9")

@@ -1,0 +1,142 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+import NIOSSL
+
+/// An agent host's view of a team gate (`airlock run --gate URL`; docs/gate.md, "Team gate"),
+/// as the store its broker proposes to: `propose` sends the pinned request to the gate,
+/// `proposal(id:)` reads it back (what `airlock wait` polls), `recordSession` enrols the
+/// session. Everything a host may not do (decide, list others' work, read the log) throws:
+/// the gate would refuse it anyway, and the host holds no credential that could.
+public final class GateClientStore: ProposalStore, @unchecked Sendable {
+    let scheme: String
+    let host: String
+    let port: Int
+    let basePath: String
+    let token: String
+    let trust: NIOSSLContext?
+
+    /// `caFile`: PEM roots that sign the gate's certificate (a private CA); nil trusts the system's.
+    public init(url: String, token: String, caFile: String?) throws(AirlockError) {
+        let parsed = try AWSUpstream(parsing: url)
+        guard case .endpoint(let scheme, let host, let port, let basePath) = parsed else {
+            throw AirlockError("--gate \(url) is not an http(s):// URL")
+        }
+        guard scheme == "https" || ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) else {
+            throw AirlockError("--gate \(url) is plain HTTP to another host: the token would cross the network in clear text",
+                               hint: "use https:// (and --gate-ca for a private CA)")
+        }
+        guard GateToken.claimedRole(token) == .host else {
+            throw AirlockError("the gate token file does not hold an agent host's token (airlock_host_…)",
+                               hint: "on the gate: airlock gate host add NAME --config gate.yaml")
+        }
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+        self.token = token
+        if let caFile {
+            do {
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                configuration.trustRoots = .file(caFile)
+                trust = try NIOSSLContext(configuration: configuration)
+            } catch {
+                throw AirlockError("cannot use \(caFile) as the gate's CA: \(error)")
+            }
+        } else {
+            trust = nil
+        }
+    }
+
+    /// One call; a refusal becomes an AirlockError carrying the gate's code and message.
+    func call(_ method: String, _ path: String, body: JSON? = nil) throws(AirlockError) -> (status: Int, json: JSON) {
+        let bytes = body.map { Array($0.serialized().utf8) } ?? []
+        var headers: [(name: String, value: String)] = [
+            ("Host", port == (scheme == "https" ? 443 : 80) ? host : "\(host):\(port)"), ("Authorization", "Bearer \(token)"),
+            ("Content-Length", String(bytes.count)), ("Accept", "application/json"),
+        ]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let response = try ExecutionClient.send(
+            OutboundRequest(scheme: scheme, host: host, port: port, method: method, target: basePath + path, headers: headers, body: bytes),
+            timeoutSeconds: 120, trust: trust)
+        let json = (try? JSON.parseStrict(bytes: response.body)) ?? .null
+        guard (200..<300).contains(response.status) else {
+            let code = json["error"]?["code"]?.string ?? "AirlockGateError"
+            let message = json["error"]?["message"]?.string ?? "HTTP \(response.status)"
+            throw AirlockError("the gate refused: \(message)", exitCode: 1, code: code)
+        }
+        return (response.status, json)
+    }
+
+    static func notHere(_ what: String) -> AirlockError {
+        AirlockError("\(what) happens on the team gate, by an approver, not on an agent host", exitCode: 1, code: "AirlockForbidden")
+    }
+
+    public func recordSession(_ session: Session) throws(AirlockError) {
+        _ = try call("POST", "/v1/sessions", body: .object([
+            ("id", .string(session.id)), ("workspace", .string(session.workspace)), ("profiles", .string(session.profiles)),
+            ("aws_access_key_id", .string(session.awsAccessKeyID)),
+        ]))
+    }
+
+    public func session(id: String) throws(AirlockError) -> Session? { nil }
+
+    public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
+        guard draft.kind == .api, (try? JSON.parseStrict(bytes: draft.payload))?["type"]?.string == "aws-request" else {
+            throw AirlockError("this change cannot be proposed to a team gate yet (command proposals and multipart uploads are local-only); nothing was proposed",
+                               hint: "run it from a session without --gate, or as single API calls", exitCode: 1, code: "AirlockNotYet")
+        }
+        let answer = try call("POST", "/v1/proposals", body: .object([
+            ("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload))),
+        ]))
+        guard let proposal = Self.proposal(answer.json, session: draft.sessionID) else {
+            throw AirlockError("the gate's answer is not a proposal")
+        }
+        return proposal
+    }
+
+    public func proposal(id: String) throws(AirlockError) -> Proposal? {
+        do {
+            let answer = try call("GET", "/v1/proposals/\(id)")
+            return Self.proposal(answer.json, session: answer.json["session"]?.string ?? "")
+        } catch where error.code == "AirlockNoSuchProposal" {
+            return nil
+        }
+    }
+
+    public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] {
+        throw Self.notHere("listing proposals")
+    }
+
+    public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?, result: ExecutionResult?,
+                      executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
+        throw Self.notHere("deciding or executing a proposal")
+    }
+
+    public func renewLease(_ id: String, owner: String, until: Int64) throws(AirlockError) { throw Self.notHere("executing") }
+    public func executions() throws(AirlockError) -> [Execution] { [] }
+    /// Refusals are the broker's own decisions: its session log has them.
+    public func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {}
+    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        throw Self.notHere("executing")
+    }
+    public func addIdentity(_ identity: GateIdentity, by actor: String) throws(AirlockError) { throw Self.notHere("enrolling") }
+    public func identity(tokenHash: String) throws(AirlockError) -> GateIdentity? { nil }
+    public func identities() throws(AirlockError) -> [GateIdentity] { [] }
+    public func revokeIdentity(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> GateIdentity {
+        throw Self.notHere("revoking")
+    }
+    public func auditEntries() throws(AirlockError) -> [AuditEntry] { [] }
+    public func allProposalRows() throws(AirlockError) -> [Proposal] { [] }
+
+    /// The gate's agent view of a proposal, as the broker renders it.
+    static func proposal(_ json: JSON, session: String) -> Proposal? {
+        guard let id = json["id"]?.string, let state = json["state"]?.string.flatMap(ProposalState.init(rawValue:)) else { return nil }
+        return Proposal(
+            id: id, sessionID: session, kind: json["kind"]?.string.flatMap(Proposal.Kind.init(rawValue:)) ?? .api, state: state,
+            summary: json["summary"]?.string ?? "", decision: json["decision"]?.string.flatMap(Decision.init(rawValue:)) ?? .mutation,
+            rule: json["decision_reason"]?.string ?? "", createdAt: json["created_at"]?.string ?? "",
+            updatedAt: json["updated_at"]?.string ?? "", digest: json["digest"]?.string ?? "", payload: [], upstream: "",
+            decisionNote: json["note"]?.string, result: json["result"].flatMap(ExecutionResult.init(json:)))
+    }
+}
