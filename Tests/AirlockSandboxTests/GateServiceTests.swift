@@ -214,6 +214,54 @@ final class TeamGate: @unchecked Sendable {
         #expect(refused.status == 125 && refused.stderr.contains("agent host's token"), "\(refused)")
     }
 
+    /// Two gate replicas on one PostgreSQL: 200 proposals, each approved through both at
+    /// once; each is executed exactly once. SendMessage is not idempotent, so the queue's
+    /// message count is the count of executions.
+    @Test func replicasExecuteEachApprovalOnce() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let created = moto.json(["sqs", "create-queue", "--queue-name", "replica-q"]) as? [String: Any]
+        let queueURL = try #require(created?["QueueUrl"] as? String)
+        let a = try TeamGate(store: "postgres", upstream: moto.url)
+        let b = try TeamGate(store: "postgres", upstream: moto.url)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let host = a.enrol("host", "replica-host-\(tag)"), user = a.enrol("user", "replica-user-\(tag)")
+        var ids: [String] = []
+        for batch in 0..<2 {
+            let session = "r-\(tag)-\(batch)000"
+            #expect(b.call("POST", "/v1/sessions", token: host, body: ["id": session]).status == 201)
+            for index in 0..<100 {
+                let body = "{\"QueueUrl\":\"\(queueURL)\",\"MessageBody\":\"m-\(batch)-\(index)\"}"
+                let payload: [String: Any] = [
+                    "type": "aws-request", "service": "sqs", "signing_name": "sqs", "region": "us-east-1", "operation": "SendMessage",
+                    "method": "POST", "path": "/", "query": "",
+                    "headers": [["Content-Type", "application/x-amz-json-1.0"], ["X-Amz-Target", "AmazonSQS.SendMessage"]],
+                    "body_base64": Data(body.utf8).base64EncodedString(),
+                ]
+                let encoded = try JSONSerialization.data(withJSONObject: payload).base64EncodedString()
+                let replica = index % 2 == 0 ? a : b
+                let proposed = replica.call("POST", "/v1/proposals", token: host, body: ["session_id": session, "payload_base64": encoded])
+                if let id = proposed.json["id"] as? String { ids.append(id) } else { Issue.record("\(proposed)") }
+            }
+        }
+        #expect(ids.count == 200)
+        let outcomes = StatusLedger()
+        let snapshot = ids
+        DispatchQueue.concurrentPerform(iterations: snapshot.count * 2) { index in
+            let id = snapshot[index / 2]
+            let replica = index % 2 == 0 ? a : b
+            outcomes.record(id, replica.call("POST", "/v1/proposals/\(id)/approve", token: user).status)
+        }
+        let byProposal = outcomes.statuses
+        #expect(byProposal.count == 200)
+        for (id, statuses) in byProposal {
+            #expect(statuses.sorted() == [200, 409], "\(id): \(statuses)")
+        }
+        let attributes = moto.json(["sqs", "get-queue-attributes", "--queue-url", queueURL, "--attribute-names", "ApproximateNumberOfMessages"])
+        let count = ((attributes as? [String: Any])?["Attributes"] as? [String: Any])?["ApproximateNumberOfMessages"] as? String
+        #expect(count == "200", "messages sent: \(count ?? "?")")
+    }
+
     /// One `gate serve` per SQLite store; PostgreSQL is the way to run replicas.
     @Test func aSecondServerOnOneSQLiteStoreIsRefused() throws {
         let gate = try TeamGate(store: "sqlite", upstream: "http://127.0.0.1:9")
@@ -234,4 +282,11 @@ final class TeamGate: @unchecked Sendable {
                               directory: "/tmp")
         #expect(help.status == 0 && help.stdout.contains("airlock gate host add NAME"), "\(help)")
     }
+}
+
+final class StatusLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seen: [String: [Int]] = [:]
+    func record(_ id: String, _ status: Int) { lock.lock(); seen[id, default: []].append(status); lock.unlock() }
+    var statuses: [String: [Int]] { lock.lock(); defer { lock.unlock() }; return seen }
 }
