@@ -8,7 +8,9 @@ import NIOSSL
 /// `proposal(id:)` reads it back (what `airlock wait` polls), `recordSession` enrols the
 /// session. Everything a host may not do (decide, list others' work, read the log) throws:
 /// the gate would refuse it anyway, and the host holds no credential that could.
-public final class GateClientStore: ProposalStore, @unchecked Sendable {
+/// HTTP calls to a team gate with one bearer token (docs/gate.md, "Team gate"): an agent
+/// host's (`GateClientStore`) or an approver's (`airlock approve --gate`).
+public struct GateHTTP: Sendable {
     let scheme: String
     let host: String
     let port: Int
@@ -16,8 +18,9 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
     let token: String
     let trust: NIOSSLContext?
 
-    /// `caFile`: PEM roots that sign the gate's certificate (a private CA); nil trusts the system's.
-    public init(url: String, token: String, caFile: String?) throws(AirlockError) {
+    /// `role`: the token must be one; `caFile`: PEM roots that sign the gate's certificate
+    /// (a private CA), nil for the system's.
+    public init(url: String, token: String, role: GateAccess.Role, caFile: String?) throws(AirlockError) {
         let parsed = try AWSUpstream(parsing: url)
         guard case .endpoint(let scheme, let host, let port, let basePath) = parsed else {
             throw AirlockError("--gate \(url) is not an http(s):// URL")
@@ -26,9 +29,11 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
             throw AirlockError("--gate \(url) is plain HTTP to another host: the token would cross the network in clear text",
                                hint: "use https:// (and --gate-ca for a private CA)")
         }
-        guard GateToken.claimedRole(token) == .host else {
-            throw AirlockError("the gate token file does not hold an agent host's token (airlock_host_…)",
-                               hint: "on the gate: airlock gate host add NAME --config gate.yaml")
+        guard GateToken.claimedRole(token) == role else {
+            throw AirlockError(role == .host ? "the gate token file does not hold an agent host's token (airlock_host_…)"
+                                             : "the gate token file does not hold an approver's token (airlock_user_…)",
+                               hint: role == .host ? "on the gate: airlock gate host add NAME --config gate.yaml"
+                                                   : "on the gate: airlock gate user add NAME --config gate.yaml")
         }
         self.scheme = scheme
         self.host = host
@@ -49,7 +54,7 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
     }
 
     /// One call; a refusal becomes an AirlockError carrying the gate's code and message.
-    func call(_ method: String, _ path: String, body: JSON? = nil) throws(AirlockError) -> (status: Int, json: JSON) {
+    public func call(_ method: String, _ path: String, body: JSON? = nil, timeoutSeconds: Int64 = 120) throws(AirlockError) -> JSON {
         let bytes = body.map { Array($0.serialized().utf8) } ?? []
         var headers: [(name: String, value: String)] = [
             ("Host", port == (scheme == "https" ? 443 : 80) ? host : "\(host):\(port)"), ("Authorization", "Bearer \(token)"),
@@ -58,14 +63,41 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let response = try ExecutionClient.send(
             OutboundRequest(scheme: scheme, host: host, port: port, method: method, target: basePath + path, headers: headers, body: bytes),
-            timeoutSeconds: 120, trust: trust)
+            timeoutSeconds: timeoutSeconds, trust: trust)
         let json = (try? JSON.parseStrict(bytes: response.body)) ?? .null
         guard (200..<300).contains(response.status) else {
             let code = json["error"]?["code"]?.string ?? "AirlockGateError"
             let message = json["error"]?["message"]?.string ?? "HTTP \(response.status)"
             throw AirlockError("the gate refused: \(message)", exitCode: 1, code: code)
         }
-        return (response.status, json)
+        return json
+    }
+
+    /// A proposal as the gate shows it (an approver also gets its session, upstream, decider
+    /// and payload).
+    public static func proposal(_ json: JSON, session: String? = nil) -> Proposal? {
+        guard let id = json["id"]?.string, let state = json["state"]?.string.flatMap(ProposalState.init(rawValue:)) else { return nil }
+        return Proposal(
+            id: id, sessionID: json["session"]?.string ?? session ?? "",
+            kind: json["kind"]?.string.flatMap(Proposal.Kind.init(rawValue:)) ?? .api, state: state,
+            summary: json["summary"]?.string ?? "", decision: json["decision"]?.string.flatMap(Decision.init(rawValue:)) ?? .mutation,
+            rule: json["decision_reason"]?.string ?? "", createdAt: json["created_at"]?.string ?? "",
+            updatedAt: json["updated_at"]?.string ?? "", digest: json["digest"]?.string ?? "",
+            payload: json["payload_base64"]?.string.flatMap(Base64.decode) ?? [], upstream: json["upstream"]?.string ?? "",
+            decidedBy: json["decided_by"]?.string, decisionNote: json["note"]?.string,
+            result: json["result"].flatMap(ExecutionResult.init(json:)))
+    }
+}
+
+public final class GateClientStore: ProposalStore, @unchecked Sendable {
+    let http: GateHTTP
+
+    public init(url: String, token: String, caFile: String?) throws(AirlockError) {
+        http = try GateHTTP(url: url, token: token, role: .host, caFile: caFile)
+    }
+
+    func call(_ method: String, _ path: String, body: JSON? = nil) throws(AirlockError) -> (status: Int, json: JSON) {
+        (200, try http.call(method, path, body: body))
     }
 
     static func notHere(_ what: String) -> AirlockError {
@@ -129,14 +161,5 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
     public func auditEntries() throws(AirlockError) -> [AuditEntry] { [] }
     public func allProposalRows() throws(AirlockError) -> [Proposal] { [] }
 
-    /// The gate's agent view of a proposal, as the broker renders it.
-    static func proposal(_ json: JSON, session: String) -> Proposal? {
-        guard let id = json["id"]?.string, let state = json["state"]?.string.flatMap(ProposalState.init(rawValue:)) else { return nil }
-        return Proposal(
-            id: id, sessionID: session, kind: json["kind"]?.string.flatMap(Proposal.Kind.init(rawValue:)) ?? .api, state: state,
-            summary: json["summary"]?.string ?? "", decision: json["decision"]?.string.flatMap(Decision.init(rawValue:)) ?? .mutation,
-            rule: json["decision_reason"]?.string ?? "", createdAt: json["created_at"]?.string ?? "",
-            updatedAt: json["updated_at"]?.string ?? "", digest: json["digest"]?.string ?? "", payload: [], upstream: "",
-            decisionNote: json["note"]?.string, result: json["result"].flatMap(ExecutionResult.init(json:)))
-    }
+    static func proposal(_ json: JSON, session: String) -> Proposal? { GateHTTP.proposal(json, session: session) }
 }

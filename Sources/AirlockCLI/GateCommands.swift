@@ -22,6 +22,36 @@ func openStore(_ state: StateOptions) throws(AirlockError) -> SQLiteProposalStor
 
 func age(_ timestamp: String) -> String { timestamp.replacingOccurrences(of: "T", with: " ").dropLast(5) + "Z" }
 
+/// `--gate URL`: decide on a team gate, with an approver's token (docs/gate.md, "Team gate").
+struct GateOptions: ParsableArguments {
+    @Option(name: .customLong("gate"), help: ArgumentHelp("A team gate to work on instead of the local store.", valueName: "URL"))
+    var gate: String?
+    @Option(name: .customLong("gate-token-file"), help: ArgumentHelp(
+        "Your approver token for --gate (default ~/.config/airlock/gate-token).", valueName: "FILE"))
+    var gateTokenFile: String?
+    @Option(name: .customLong("gate-ca"), help: ArgumentHelp("PEM roots that sign the gate's certificate.", valueName: "FILE"))
+    var gateCA: String?
+
+    /// The gate client, or nil for the local store.
+    func client() throws(AirlockError) -> GateHTTP? {
+        guard let gate else { return nil }
+        let file = gateTokenFile ?? (currentEnvironment()["HOME"] ?? "/") + "/.config/airlock/gate-token"
+        let token: String
+        do throws(AirlockError) {
+            token = String(try readTextFile(file, limit: 4096).filter { !$0.isWhitespace })
+        } catch {
+            throw AirlockError("cannot read your gate token: \(error.message)",
+                               hint: "on the gate: airlock gate user add NAME --config gate.yaml, then save the token in \(file) (mode 0600)")
+        }
+        return try GateHTTP(url: gate, token: token, role: .approver, caFile: gateCA)
+    }
+
+    static func proposal(_ json: JSON) throws(AirlockError) -> Proposal {
+        guard let proposal = GateHTTP.proposal(json) else { throw AirlockError("the gate's answer is not a proposal") }
+        return proposal
+    }
+}
+
 struct Proposals: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proposals",
@@ -34,11 +64,17 @@ struct Proposals: ParsableCommand {
     @Flag(help: "Also list decided, executed, expired ones.") var all = false
     @Flag(help: "Print one JSON document.") var json = false
     @OptionGroup var state: StateOptions
+    @OptionGroup var remote: GateOptions
 
     func run() throws {
         do throws(AirlockError) {
-            let store = try openStore(state)
-            let list = try store.proposals(states: all ? nil : [.pending])
+            let list: [Proposal]
+            if let gate = try remote.client() {
+                let answer = try gate.call("GET", "/v1/proposals" + (all ? "" : "?state=pending"))
+                list = (answer["proposals"]?.array ?? []).compactMap { GateHTTP.proposal($0) }
+            } else {
+                list = try openStore(state).proposals(states: all ? nil : [.pending])
+            }
             if json {
                 print(JSON.object([("proposals", .array(list.map(ProposalJSON.humanView)))]).serialized())
                 return
@@ -74,9 +110,22 @@ struct Show: ParsableCommand {
     var file: String?
     @Flag(help: "Print one JSON document.") var json = false
     @OptionGroup var state: StateOptions
+    @OptionGroup var remote: GateOptions
 
     func run() throws {
         do throws(AirlockError) {
+            if let gate = try remote.client() {
+                // On a team gate: API proposals (command proposals stay local for now).
+                let proposal = try GateOptions.proposal(try gate.call("GET", "/v1/proposals/\(id)"))
+                if json {
+                    guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
+                    fields.append(("request", ProposalDescription.json(proposal)))
+                    print(JSON.object(fields).serialized())
+                } else {
+                    print(ProposalDescription.text(proposal, session: nil, manifest: nil))
+                }
+                return
+            }
             let store = try openStore(state)
             guard let proposal = try store.proposal(id: id) else {
                 throw AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", exitCode: 1)
@@ -174,10 +223,27 @@ struct Approve: ParsableCommand {
     var awsProfile: String?
     @Flag(help: "Print one JSON document.") var json = false
     @OptionGroup var state: StateOptions
+    @OptionGroup var remote: GateOptions
 
     func run() throws {
         let outcome: Proposal
         do throws(AirlockError) {
+            if let gate = try remote.client() {
+                // The gate executes, with its own credentials, and answers with the result.
+                outcome = try GateOptions.proposal(try gate.call("POST", "/v1/proposals/\(id)/approve",
+                                                                body: .object([("reason", reason.map(JSON.string) ?? .null)]), timeoutSeconds: 900))
+            } else {
+                outcome = try approveLocally()
+            }
+        } catch {
+            throw fail(error)
+        }
+        try report(outcome)
+    }
+
+    func approveLocally() throws(AirlockError) -> Proposal {
+        let outcome: Proposal
+        do {
             let store = try openStore(state)
             let actor = Actor.currentUser()
             guard let proposal = try store.proposal(id: id) else {
@@ -196,10 +262,8 @@ struct Approve: ParsableCommand {
                                         blobDirectory: store.stateDir + "/blobs")
                 outcome = try executor.execute(id, actor: actor)
             }
-        } catch {
-            throw fail(error)
         }
-        try report(outcome)
+        return outcome
     }
 
     func report(_ outcome: Proposal) throws {
@@ -221,9 +285,16 @@ struct Deny: ParsableCommand {
     @Argument(help: "The proposal id.") var id: String
     @Option(help: "Why (the agent sees it; recorded in the audit log).") var reason: String?
     @OptionGroup var state: StateOptions
+    @OptionGroup var remote: GateOptions
 
     func run() throws {
         do throws(AirlockError) {
+            if let gate = try remote.client() {
+                let proposal = try GateOptions.proposal(try gate.call("POST", "/v1/proposals/\(id)/deny",
+                                                                     body: .object([("reason", reason.map(JSON.string) ?? .null)])))
+                print("denied \(proposal.id) (\(proposal.summary))")
+                return
+            }
             let store = try openStore(state)
             let proposal = try store.apply(.deny, to: id, actor: Actor.currentUser(), note: reason)
             // A denied command's provider cache is not needed any more (its plan stays, for the record).

@@ -107,7 +107,12 @@ enum GateServer {
 
     /// Approvers see everything; a host sees what an agent sees.
     static func view(_ proposal: Proposal, for identity: GateIdentity) -> JSON {
-        guard identity.role == .host else { return ProposalJSON.humanView(proposal) }
+        guard identity.role == .host else {
+            // An approver inspects what exactly would run: the pinned request too.
+            guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return .null }
+            fields.append(("payload_base64", .string(Base64.encode(proposal.payload))))
+            return .object(fields)
+        }
         // The host's own session (GateService only shows a host its own).
         guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
         fields.append(("session", .string(proposal.sessionID)))

@@ -183,7 +183,10 @@ final class TeamGate: @unchecked Sendable {
             airlock wait "$(cat id.txt)" --timeout 120; echo WAIT-EXIT-$?
             cat .gate-token \(scene.workspace)/.gate-token /etc/airlock/gate-token 2>/dev/null; env | grep -c airlock_host_ ; echo TOKEN-PROBED
             """
+        scene.write(scene.root + "/alice.token", alice + "\n", mode: 0o600)
+        let asAlice = ["--gate", gate.url, "--gate-token-file", scene.root + "/alice.token"]
         var approval: (status: Int, json: [String: Any])?
+        var listed: Outcome?, shown: Outcome?, withHostToken: Outcome?
         var otherHostView: Int?
         let out = scene.agent(script, moto: moto, options: ["--gate", gate.url, "--gate-token-file", scene.workspace + "/.gate-token"],
                               timeout: 240) { _ in
@@ -192,7 +195,13 @@ final class TeamGate: @unchecked Sendable {
             let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
             guard !id.isEmpty else { return }
             otherHostView = gate.call("GET", "/v1/proposals/\(id)", token: tokens[1]).status
-            approval = gate.call("POST", "/v1/proposals/\(id)/approve", token: alice, body: ["reason": "hosted queue"])
+            // The approver's side with airlock itself: list, inspect, approve on the gate.
+            listed = scene.airlock(["proposals"] + asAlice)
+            shown = scene.airlock(["show", id] + asAlice)
+            withHostToken = scene.airlock(["approve", id, "--gate", gate.url, "--gate-token-file", scene.root + "/host-b.token"])
+            let approved = scene.airlock(["approve", id, "--reason", "hosted queue", "--json"] + asAlice)
+            approval = (approved.status == 0 ? 200 : Int(approved.status),
+                        (try? JSONSerialization.jsonObject(with: Data(approved.stdout.utf8))) as? [String: Any] ?? [:])
         }
         #expect(out.status == 0, "\(out)")
         #expect(out.stdout.contains("READ-EXIT-0") && scene.file("reads.txt").contains("already-there"), "\(out)")
@@ -200,6 +209,9 @@ final class TeamGate: @unchecked Sendable {
         #expect(approval?.status == 200 && approval?.json["state"] as? String == "succeeded", "\(String(describing: approval))")
         #expect(approval?.json["decided_by"] as? String == "user:alice")
         #expect(otherHostView == 404, "another host saw the proposal")
+        #expect(listed?.status == 0 && listed?.stdout.contains("sqs:CreateQueue") == true, "\(String(describing: listed))")
+        #expect(shown?.status == 0 && shown?.stdout.contains("hosted-\(tag)") == true, "\(String(describing: shown))")
+        #expect(withHostToken?.status != 0 && withHostToken?.stderr.contains("approver's token") == true, "\(String(describing: withHostToken))")
         #expect(out.stdout.contains("WAIT-EXIT-0") && out.stdout.contains("succeeded"), "\(out)")
         #expect(moto.aws(["sqs", "list-queues"]).stdout.contains("hosted-\(tag)"))
         // Nowhere in the sandbox: not the file, not the environment.
