@@ -96,6 +96,16 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
         http = try GateHTTP(url: url, token: token, role: .host, caFile: caFile)
     }
 
+    /// Asks the gate who this token is: a launch fails here, before the agent starts, when the
+    /// gate is unreachable, its certificate unverified, or the token unknown or revoked.
+    public func checkEnrollment() throws(AirlockError) -> String {
+        let answer = try http.call("GET", "/v1/whoami", timeoutSeconds: 20)
+        guard answer["role"]?.string == GateAccess.Role.host.rawValue, let name = answer["name"]?.string else {
+            throw AirlockError("the gate does not know this token as an agent host's")
+        }
+        return name
+    }
+
     func call(_ method: String, _ path: String, body: JSON? = nil) throws(AirlockError) -> (status: Int, json: JSON) {
         (200, try http.call(method, path, body: body))
     }

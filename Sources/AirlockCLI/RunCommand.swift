@@ -237,8 +237,14 @@ struct RunArguments {
                     throw AirlockError("cannot read the gate token: \(error.message)",
                                        hint: "on the gate: airlock gate host add NAME --config gate.yaml, then save the token in \(file) (mode 0600)")
                 }
-                // Checked now, so a wrong URL or token fails the launch, not the agent's first change.
-                _ = try GateClientStore(url: url, token: token, caFile: gateCA)
+                // Checked now, so a wrong URL, certificate or token fails the launch, not the
+                // agent's first change.
+                do throws(AirlockError) {
+                    _ = try GateClientStore(url: url, token: token, caFile: gateCA).checkEnrollment()
+                } catch {
+                    throw AirlockError("the team gate at \(url) cannot be used: \(error.message)",
+                                       hint: error.hint ?? "check --gate, --gate-ca and the token in \(file)")
+                }
                 return GateTarget(url: url, token: token, caFile: gateCA)
             }
             let session = try AgentSession(

@@ -17,6 +17,7 @@ import NIOSSL
 /// never on an event loop.
 ///
 ///     GET  /healthz, /readyz
+///     GET  /v1/whoami                        both
 ///     POST /v1/sessions                      host     {"id", "workspace", "profiles"}
 ///     POST /v1/proposals                     host     {"session_id", "payload_base64"}
 ///     GET  /v1/proposals[?state=pending]     approver
@@ -34,6 +35,11 @@ enum GateServer {
         router.get("readyz") { _, _ -> Response in
             let ready = await blocking { (try? service.store.proposals(states: [.pending], session: nil)) != nil }
             return Response(status: ready ? .ok : .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "store unreachable\n")))
+        }
+        router.get("v1/whoami") { request, _ -> Response in
+            await answer(request, .whoami, service) { identity throws(GateFailure) in
+                .object([("name", .string(identity.name)), ("role", .string(identity.role.rawValue))])
+            }
         }
         router.post("v1/sessions") { request, _ -> Response in
             let body = try await jsonBody(request)

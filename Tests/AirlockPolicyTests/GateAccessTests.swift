@@ -5,7 +5,7 @@ import Testing
 @Suite struct GateAccessTests {
     @Test(arguments: GateAccess.Role.allCases)
     func everyRoleAndAction(_ role: GateAccess.Role) {
-        let hostMay: Set<GateAccess.Action> = [.propose, .recordSession, .waitOwn]
+        let hostMay: Set<GateAccess.Action> = [.whoami, .propose, .recordSession, .waitOwn]
         for action in GateAccess.Action.allCases {
             let expected = role == .host ? hostMay.contains(action) : !([.propose, .recordSession] as Set).contains(action)
             #expect(GateAccess.allows(role, action) == expected, "\(role) \(action)")

@@ -10,7 +10,9 @@ final class TeamGate: @unchecked Sendable {
     let port: Int
     let process: Process
     let log: String
-    var url: String { "http://127.0.0.1:\(port)" }
+    /// The test CA's certificate when the gate serves TLS (its name is localhost).
+    let caFile: String?
+    var url: String { caFile == nil ? "http://127.0.0.1:\(port)" : "https://localhost:\(port)" }
     static var binary: String { (ProcessInfo.processInfo.environment["AIRLOCK_BIN_DIR"] ?? Stage.repoRoot + "/.build/debug") + "/airlock-gate" }
 
     static func environment() -> [String: String] {
@@ -19,9 +21,26 @@ final class TeamGate: @unchecked Sendable {
     }
 
     /// `store`: "sqlite", or "postgres" (a schema per gate in AIRLOCK_TEST_POSTGRES's database).
-    init(store: String, upstream: String) throws {
+    init(store: String, upstream: String, tls: Bool = false) throws {
         directory = makeTemporaryDirectory(prefix: "airlock-gate")
         port = Moto.freePort()
+        var tlsLine = ""
+        if tls {
+            // A test CA and a certificate for localhost, made with openssl.
+            let script = """
+                set -e; cd \(directory)
+                openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=airlock-test-ca 2>/dev/null
+                openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout gate.key -out gate.csr -subj /CN=localhost 2>/dev/null
+                printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf
+                openssl x509 -req -in gate.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out gate.crt -days 2 -extfile ext.cnf 2>/dev/null
+                """
+            let made = runProcess("/bin/sh", ["-c", script], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp")
+            guard made.status == 0 else { throw TestUpstreamError("openssl could not make the test CA: \(made)") }
+            caFile = directory + "/ca.pem"
+            tlsLine = "tls: {certificate: \(directory)/gate.crt, key: \(directory)/gate.key}\n"
+        } else {
+            caFile = nil
+        }
         let storeLine: String
         if store == "postgres" {
             guard let url = ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"] else {
@@ -32,7 +51,7 @@ final class TeamGate: @unchecked Sendable {
             storeLine = "store: {sqlite: \(directory)/store}"
         }
         config = directory + "/gate.yaml"
-        try "listen: 127.0.0.1:\(port)\n\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"}\n"
+        try "listen: 127.0.0.1:\(port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"}\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         log = directory + "/gate.log"
         FileManager.default.createFile(atPath: log, contents: nil)
@@ -69,6 +88,7 @@ final class TeamGate: @unchecked Sendable {
     /// One HTTP call with real curl: status and the JSON answer.
     func call(_ method: String, _ path: String, token: String? = nil, body: Any? = nil) -> (status: Int, json: [String: Any]) {
         var arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url + path]
+        if let caFile { arguments += ["--cacert", caFile] }
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
         if let body, let data = try? JSONSerialization.data(withJSONObject: body) {
             arguments += ["-H", "Content-Type: application/json", "--data-binary", String(decoding: data, as: UTF8.self)]
@@ -272,6 +292,32 @@ final class TeamGate: @unchecked Sendable {
         let attributes = moto.json(["sqs", "get-queue-attributes", "--queue-url", queueURL, "--attribute-names", "ApproximateNumberOfMessages"])
         let count = ((attributes as? [String: Any])?["Attributes"] as? [String: Any])?["ApproximateNumberOfMessages"] as? String
         #expect(count == "200", "messages sent: \(count ?? "?")")
+    }
+
+    /// Over TLS with a private CA: trusted with --gate-ca, refused without it (the system's
+    /// roots do not know the test CA), for agent hosts and approvers alike.
+    @Test func theGatesCertificateIsVerified() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let moto = try Moto()
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url, tls: true)
+        let ca = try #require(gate.caFile)
+        #expect(gate.call("GET", "/healthz").status == 200)
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        scene.write(scene.root + "/host.token", gate.enrol("host", "tls-host") + "\n", mode: 0o600)
+        scene.write(scene.root + "/alice.token", gate.enrol("user", "alice") + "\n", mode: 0o600)
+        scene.chownTree()
+        let trusted = scene.agent("aws sqs create-queue --queue-name tls-q 2>&1 | grep -c AirlockProposalPending", moto: moto,
+                                  options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token", "--gate-ca", ca])
+        #expect(trusted.status == 0 && trusted.stdout.hasPrefix("1"), "\(trusted)")
+        let untrusted = scene.run(["/bin/true"], options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token"])
+        #expect(untrusted.status == 125, "a launch against an unverified gate went ahead: \(untrusted)")
+        let listed = scene.airlock(["proposals", "--gate", gate.url, "--gate-token-file", scene.root + "/alice.token", "--gate-ca", ca])
+        #expect(listed.status == 0 && listed.stdout.contains("sqs:CreateQueue"), "\(listed)")
+        let refused = scene.airlock(["proposals", "--gate", gate.url, "--gate-token-file", scene.root + "/alice.token"])
+        #expect(refused.status != 0, "\(refused)")
+        // Plain HTTP to a gate that is not on loopback is refused before a token is sent.
+        let clear = scene.airlock(["proposals", "--gate", "http://gate.example.com:8443", "--gate-token-file", scene.root + "/alice.token"])
+        #expect(clear.status != 0 && clear.stderr.contains("clear text"), "\(clear)")
     }
 
     /// One `gate serve` per SQLite store; PostgreSQL is the way to run replicas.

@@ -13,6 +13,8 @@ public enum GateAccess {
     }
 
     public enum Action: String, Sendable, CaseIterable {
+        /// Who am I: what a launch checks before the agent starts.
+        case whoami
         case propose, recordSession, waitOwn
         case list, show, approve, deny, audit
         case revoke, freeze
@@ -20,6 +22,7 @@ public enum GateAccess {
 
     public static func allows(_ role: Role, _ action: Action) -> Bool {
         switch (role, action) {
+        case (_, .whoami): return true
         case (.host, .propose), (.host, .recordSession), (.host, .waitOwn): return true
         case (.host, _): return false
         case (.approver, .propose), (.approver, .recordSession): return false
