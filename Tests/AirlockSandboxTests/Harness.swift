@@ -200,9 +200,26 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     process.standardError = err
     process.standardInput = stdin == nil ? FileHandle.nullDevice : input
     let collected = Collected()
-    out.fileHandleForReading.readabilityHandler = { collected.append(stdout: $0.availableData) }
-    err.fileHandleForReading.readabilityHandler = { collected.append(stderr: $0.availableData) }
-    do { try process.run() } catch { return Outcome(status: -1, stdout: "", stderr: "cannot start: \(error)") }
+    // One blocking reader per pipe, each until EOF: a readabilityHandler can still be
+    // holding bytes it read when the process is reaped, and those were lost (a launcher's
+    // last message, seen once in CI).
+    let readers = DispatchGroup()
+    for (handle, isOut) in [(out.fileHandleForReading, true), (err.fileHandleForReading, false)] {
+        readers.enter()
+        Thread.detachNewThread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                if isOut { collected.append(stdout: data) } else { collected.append(stderr: data) }
+            }
+            readers.leave()
+        }
+    }
+    do { try process.run() } catch {
+        try? out.fileHandleForWriting.close()
+        try? err.fileHandleForWriting.close()
+        return Outcome(status: -1, stdout: "", stderr: "cannot start: \(error)")
+    }
     if let stdin {
         input.fileHandleForWriting.write(Data(stdin.utf8))
         try? input.fileHandleForWriting.close()
@@ -213,16 +230,14 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     if process.isRunning {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        out.fileHandleForReading.readabilityHandler = nil
-        err.fileHandleForReading.readabilityHandler = nil
+        _ = readers.wait(timeout: .now() + 5)
         return Outcome(status: -9, stdout: collected.stdout, stderr: collected.stderr + "\n[test harness: timed out after \(timeout)s]")
     }
     process.waitUntilExit()
-    // Drain what is left.
-    out.fileHandleForReading.readabilityHandler = nil
-    err.fileHandleForReading.readabilityHandler = nil
-    collected.append(stdout: out.fileHandleForReading.readDataToEndOfFile())
-    collected.append(stderr: err.fileHandleForReading.readDataToEndOfFile())
+    // Everything the process wrote, up to EOF (bounded: a stray grandchild may hold a pipe).
+    if readers.wait(timeout: .now() + 10) == .timedOut {
+        collected.append(stderr: Data("\n[test harness: output still open 10 s after exit]".utf8))
+    }
     let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     return Outcome(status: status, stdout: collected.stdout, stderr: collected.stderr)
 }
