@@ -219,7 +219,7 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
     func listingsSessionsAndLimits(_ driver: StoreDriver) throws {
         let (store, other) = try driver.make()
         let session = Session(id: "s1", startedAt: Clock.now(), user: "alice", workspace: "/w", profiles: "default",
-                              awsUpstream: "aws", awsAccessKeyID: "AKIAAIRLOCK")
+                              awsUpstream: "aws", awsAccessKeyID: "AKIDDUMMYSESSIONKEY")
         try store.recordSession(session)
         #expect(try other.session(id: "s1") == session)
         #expect(try store.session(id: "nope") == nil)

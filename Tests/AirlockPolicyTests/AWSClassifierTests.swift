@@ -151,7 +151,7 @@ import Testing
         let broken = AWSRequest(method: "GET", target: "/", headers: [(name: "Authorization", value: "AWS4-HMAC-SHA256 Credential=x"), (name: "X-Amz-Date", value: "20260101T000000Z")], body: [])
         #expect(throws: SigV4.Failure.self) { try SigV4.parse(broken) }
         // A SigV2 presigned URL is named as such, with what to do, not called "not signed".
-        let sigv2 = AWSRequest(method: "GET", target: "/svc/s3/b/k?AWSAccessKeyId=AKIAX&Signature=abc%3D&Expires=1796182050", headers: [], body: [])
+        let sigv2 = AWSRequest(method: "GET", target: "/svc/s3/b/k?AWSAccessKeyId=AKIDDUMMYSIGV2KEY&Signature=abc%3D&Expires=1796182050", headers: [], body: [])
         do {
             _ = try SigV4.parse(sigv2)
             Issue.record("a SigV2 presigned URL parsed as SigV4")
