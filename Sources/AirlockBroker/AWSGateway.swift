@@ -32,7 +32,7 @@ public enum GatewayReply: Sendable {
     case forward(OutboundRequest)
 }
 
-/// The broker's AWS decision path (DESIGN §4.2): verify the agent's signature, identify and
+/// The broker's AWS decision path (docs/design.md §4.2): verify the agent's signature, identify and
 /// classify the operation, then forward a read (re-signed with the host's credentials),
 /// store a proposal for a mutation or sensitive read, or refuse a denied one. Blocking (it
 /// reads the catalog and writes the store): the server calls it off its event loop.

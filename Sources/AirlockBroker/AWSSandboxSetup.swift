@@ -2,9 +2,10 @@ import AirlockCore
 import AirlockPolicy
 import Glibc
 
-/// What a sandbox needs to reach AWS through the broker (AWS-NOTES "Pointing SDKs at the
-/// broker"): a generated `AWS_CONFIG_FILE` naming one broker path per service, the
-/// session's dummy keys, and the variables that keep SDKs on loopback.
+/// What a sandbox needs to reach AWS through the broker (docs/gate.md, "The sandbox's view of
+/// AWS"; endpoint precedence in docs/design.md §4.4): a generated `AWS_CONFIG_FILE` naming
+/// one broker path per service, the session's dummy keys, and the variables that keep SDKs
+/// on loopback.
 public enum AWSSandboxSetup {
     /// The config file and per-service variables for a catalog index, from a cache in the
     /// state directory when the index has not changed (parsing the 424-service index costs

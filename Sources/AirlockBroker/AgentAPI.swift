@@ -6,7 +6,7 @@ import NIOCore
 import NIOPosix
 
 /// The agent's side of the gate, on `/run/airlock/agent.sock` inside the sandbox: `status`
-/// and `wait` for the session's own proposals. There is no approve verb (DESIGN §2.3).
+/// and `wait` for the session's own proposals. There is no approve verb (docs/design.md §2.3).
 /// One JSON line in, one JSON line out.
 public final class AgentAPI: @unchecked Sendable {
     let sessionID: String
@@ -104,7 +104,7 @@ public final class SessionCounter: @unchecked Sendable {
     }
 }
 
-/// Proposals as JSON (DESIGN §6: at least id, state, kind, summary, decision_reason,
+/// Proposals as JSON (docs/design.md §6: at least id, state, kind, summary, decision_reason,
 /// created_at, digest, and once executed result).
 public enum ProposalJSON {
     public static func agentView(_ proposal: Proposal) -> JSON {

@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The broker inside `airlock run` (DESIGN §1): serves the listening sockets the sandbox's
+/// The broker inside `airlock run` (docs/design.md §1): serves the listening sockets the sandbox's
 /// init created in the sandbox's network namespace. One event-loop thread does the I/O;
 /// blocking work (catalog files, the store, credential_process) runs on a small pool.
 public final class Broker: @unchecked Sendable {

@@ -2,7 +2,7 @@ import AirlockCore
 import AirlockPolicy
 import Glibc
 
-/// The host's real AWS credentials, found the standard way (DESIGN §4.3): the environment,
+/// The host's real AWS credentials, found the standard way (docs/design.md §4.3): the environment,
 /// then the profile (`--aws-profile`, `AWS_PROFILE`, else `default`) in the shared
 /// credentials and config files, including `credential_process`. Only ever read outside the
 /// sandbox, and only when a request is forwarded or executed.

@@ -5,7 +5,7 @@ import NIOPosix
 import NIOSSL
 
 /// Opens HTTP/1.1 connections to AWS (TLS, system trust store) or a local endpoint, with
-/// TCP_NODELAY (AWS-NOTES: without it Nagle and delayed ACKs cost ~40 ms a call).
+/// TCP_NODELAY (docs/design.md §4.4: without it Nagle and delayed ACKs cost ~40 ms a call).
 enum UpstreamConnector {
     static let tlsContext: NIOSSLContext? = try? NIOSSLContext(configuration: .makeClientConfiguration())
 

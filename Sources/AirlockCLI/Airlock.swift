@@ -47,7 +47,7 @@ struct Airlock: ParsableCommand {
     }
 }
 
-/// Common option of every command (DESIGN §6).
+/// Common option of every command (docs/design.md §6).
 struct StateOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp(
         "Where Airlock keeps proposals, the audit log and agent homes.",

@@ -280,7 +280,7 @@ struct RunArguments {
             StartupTrace.mark("finished")
             return ExitCode(exit.code)
         } catch {
-            // DESIGN §6: whatever went wrong before the command ran is 125, except the
+            // docs/design.md §6: whatever went wrong before the command ran is 125, except the
             // shell's own 126/127 for a command that cannot be executed or found.
             var error = error
             if error.exitCode != 126 && error.exitCode != 127 { error.exitCode = 125 }

@@ -7,7 +7,7 @@ import Glibc
 /// Reads run the real tool at once; changes go to the broker, which prepares a proposal;
 /// refused commands end here. (The broker classifies again: the shim only saves a round trip.)
 enum Shim {
-    /// DESIGN §4.2: 75 (EX_TEMPFAIL) the change waits for approval; 77 (EX_NOPERM) refused.
+    /// docs/design.md §4.2: 75 (EX_TEMPFAIL) the change waits for approval; 77 (EX_NOPERM) refused.
     static let pendingExit: Int32 = 75
     static let refusedExit: Int32 = 77
 

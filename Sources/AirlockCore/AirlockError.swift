@@ -1,6 +1,6 @@
 /// The one error type Airlock reports to people: what failed, in their terms, and what to do.
 ///
-/// `exitCode` follows DESIGN §6: Airlock's own failures end `airlock run` with 125.
+/// `exitCode` follows docs/design.md §6: Airlock's own failures end `airlock run` with 125.
 public struct AirlockError: Error, CustomStringConvertible, Sendable, Equatable {
     public var message: String
     public var hint: String?

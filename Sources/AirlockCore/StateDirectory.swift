@@ -1,4 +1,4 @@
-/// Where Airlock keeps its state (proposals, audit log, agent homes), DESIGN §6:
+/// Where Airlock keeps its state (proposals, audit log, agent homes), docs/design.md §6:
 /// `--state-dir`, else `$AIRLOCK_STATE_DIR`, else `$XDG_STATE_HOME/airlock`, else
 /// `~/.local/state/airlock`. Pure: the caller passes the environment and home.
 public enum StateDirectory {

@@ -1,7 +1,7 @@
 import AirlockCore
 
 /// What counts as a credential, for paths and environment variables. These rules are the
-/// floor under every profile (DESIGN §2.1, §3): no profile can loosen them.
+/// floor under every profile (docs/design.md §2.1, §3): no profile can loosen them.
 public enum CredentialRules {
     /// Credential locations relative to a home directory. Never mounted; masked when a
     /// mounted tree (say, a workspace that is the home itself) would contain them.

@@ -1,4 +1,4 @@
-/// What the gate does with a request or command (DESIGN §4.1), always with the rule that
+/// What the gate does with a request or command (docs/design.md §4.1), always with the rule that
 /// decided, in words a person can check.
 public enum Decision: String, Sendable, Comparable, CaseIterable {
     /// Passes straight through.

@@ -1,4 +1,4 @@
-/// A way a profile makes the sandbox more permissive than Airlock's defaults (DESIGN §2.5:
+/// A way a profile makes the sandbox more permissive than Airlock's defaults (docs/design.md §2.5:
 /// `airlock profile check` shows every one).
 public struct Loosening: Sendable, Equatable, CustomStringConvertible {
     public var profile: String

@@ -1,4 +1,4 @@
-/// DESIGN §5: `pending → approved → executing → succeeded | failed | unknown`,
+/// docs/design.md §5: `pending → approved → executing → succeeded | failed | unknown`,
 /// `pending → denied | expired`. Pure: which transitions exist and who may make them.
 public enum ProposalState: String, Sendable, CaseIterable {
     case pending, approved, executing, succeeded, failed, unknown, denied, expired

@@ -5,7 +5,7 @@ import CCap
 import Glibc
 
 /// A listening socket the sandbox's init creates inside the sandbox's network namespace and
-/// hands to the launcher (DESIGN §1: no forwarder process).
+/// hands to the launcher (docs/design.md §1: no forwarder process).
 public enum ListenerRequest: Sendable, Equatable {
     case tcp(port: UInt16)
     case unix(path: String)
@@ -34,7 +34,7 @@ public enum AgentExit: Sendable, Equatable {
     case exited(Int32)
     case signaled(Int32)
 
-    /// DESIGN §6: the agent's exit code, or 128+N when a signal N ended it.
+    /// docs/design.md §6: the agent's exit code, or 128+N when a signal N ended it.
     public var code: Int32 {
         switch self {
         case .exited(let code): return code

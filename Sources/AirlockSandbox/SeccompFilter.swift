@@ -3,7 +3,7 @@ import CAirlockLinux
 import CSeccomp
 import Glibc
 
-/// The sandbox's seccomp policy (DESIGN §3): a deny list on top of namespaces and dropped
+/// The sandbox's seccomp policy (docs/design.md §3): a deny list on top of namespaces and dropped
 /// capabilities, for the kernel interfaces that are the usual way out of a container or the
 /// usual way into another process. Built in the launcher with libseccomp and loaded by the
 /// child as its last step before exec; non-native architectures (int 0x80, x32) are killed.

@@ -1,7 +1,7 @@
 import AirlockCore
 import AirlockPolicy
 
-/// A change waiting behind the gate (DESIGN §5): what exactly would run (the payload, pinned
+/// A change waiting behind the gate (docs/design.md §5): what exactly would run (the payload, pinned
 /// by its SHA-256 digest), why it is gated, and what became of it.
 public struct Proposal: Sendable, Equatable {
     public enum Kind: String, Sendable { case api, command }
@@ -17,7 +17,7 @@ public struct Proposal: Sendable, Equatable {
     public var rule: String
     public var createdAt: String
     public var updatedAt: String
-    /// SHA-256 (hex) of `payload`: what runs is what was approved (DESIGN §2.4).
+    /// SHA-256 (hex) of `payload`: what runs is what was approved (docs/design.md §2.4).
     public var digest: String
     public var payload: [UInt8]
     /// Where its session sends approved changes; execution goes there and nowhere else.

@@ -1,7 +1,7 @@
 import AirlockCore
 import AirlockPolicy
 
-/// The gate's memory (DESIGN §5, docs/gate.md): sessions, proposals and their transitions,
+/// The gate's memory (docs/design.md §5, docs/gate.md): sessions, proposals and their transitions,
 /// and the hash-chained audit log. One protocol, one driver per place it lives:
 /// `InMemoryProposalStore` (tests), `SQLiteProposalStore` (the embedded default, in the
 /// state directory). Every driver keeps the same promises, checked by one test suite run on

@@ -1,4 +1,4 @@
-/// Identifies the operation of a request from the request alone (DESIGN §4.1): `Action=` for
+/// Identifies the operation of a request from the request alone (docs/design.md §4.1): `Action=` for
 /// query/ec2, `X-Amz-Target` for json, the CBOR path, or method + URI template for REST.
 public enum AWSResolution: Sendable {
     case exact(AWSOperation, bindings: [String: String])
@@ -56,7 +56,7 @@ public enum AWSOperationResolver {
         return .unknown(missing)
     }
 
-    /// Ranks matching templates as AWS-NOTES.md says: candidates missing a required query
+    /// Ranks matching templates as docs/design.md §4.4 says: candidates missing a required query
     /// parameter or header drop out; then more query literals, more required members, more
     /// literal path characters and fewer greedy labels win.
     static func matchTemplate(_ request: AWSRequest, service: AWSService, servicePath: String) -> AWSResolution {

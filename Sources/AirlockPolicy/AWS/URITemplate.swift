@@ -9,7 +9,7 @@ struct URITemplate: Sendable {
 
     let tokens: [Token]
     let queryLiterals: [(key: String, value: String?)]
-    /// Ranking facts (AWS-NOTES.md): more literal characters and fewer greedy labels win.
+    /// Ranking facts (docs/design.md §4.4): more literal characters and fewer greedy labels win.
     let literalLength: Int
     let greedyCount: Int
 

@@ -40,7 +40,7 @@ public struct CommandRuling: Sendable, Equatable {
     public var tokens: [CommandToken]
 }
 
-/// Classifies argv with a tool profile (DESIGN §4.1). Pure: values in, a ruling out.
+/// Classifies argv with a tool profile (docs/design.md §4.1). Pure: values in, a ruling out.
 public enum CommandClassifier {
     public static func classify(_ arguments: [String], profile: ToolProfile, context: CommandContext) -> CommandRuling {
         let tool = profile.tool

@@ -1,4 +1,4 @@
-/// Which hosts the agent may reach through the egress proxy (DESIGN §2.2: no way out but the
+/// Which hosts the agent may reach through the egress proxy (docs/design.md §2.2: no way out but the
 /// broker). Pure: a host, a port and resolved addresses in; a decision naming its rule out.
 public struct EgressRule: Sendable, Equatable, CustomStringConvertible {
     /// `api.anthropic.com`, `*.npmjs.org` (any name under it, not the name itself), or an IP.
