@@ -53,6 +53,17 @@ public struct GateHTTP: Sendable {
         }
     }
 
+    /// A token saved in a file (whitespace around it ignored), with what to do when it is not there.
+    public static func readToken(_ file: String, role: GateAccess.Role) throws(AirlockError) -> String {
+        do {
+            return String(try readTextFile(file, limit: 4096).filter { !$0.isWhitespace })
+        } catch {
+            let command = role == .host ? "host add" : "user add"
+            throw AirlockError("cannot read the gate token: \(error.message)",
+                               hint: "on the gate: airlock gate \(command) NAME --config gate.yaml, then save the token in \(file) (mode 0600)")
+        }
+    }
+
     /// One call; a refusal becomes an AirlockError carrying the gate's code and message.
     public func call(_ method: String, _ path: String, body: JSON? = nil, timeoutSeconds: Int64 = 120) throws(AirlockError) -> JSON {
         let bytes = body.map { Array($0.serialized().utf8) } ?? []
@@ -106,16 +117,12 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
         return name
     }
 
-    func call(_ method: String, _ path: String, body: JSON? = nil) throws(AirlockError) -> (status: Int, json: JSON) {
-        (200, try http.call(method, path, body: body))
-    }
-
     static func notHere(_ what: String) -> AirlockError {
         AirlockError("\(what) happens on the team gate, by an approver, not on an agent host", exitCode: 1, code: "AirlockForbidden")
     }
 
     public func recordSession(_ session: Session) throws(AirlockError) {
-        _ = try call("POST", "/v1/sessions", body: .object([
+        _ = try http.call("POST", "/v1/sessions", body: .object([
             ("id", .string(session.id)), ("workspace", .string(session.workspace)), ("profiles", .string(session.profiles)),
             ("aws_access_key_id", .string(session.awsAccessKeyID)),
         ]))
@@ -128,10 +135,10 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
             throw AirlockError("this change cannot be proposed to a team gate yet (command proposals and multipart uploads are local-only); nothing was proposed",
                                hint: "run it from a session without --gate, or as single API calls", exitCode: 1, code: "AirlockNotYet")
         }
-        let answer = try call("POST", "/v1/proposals", body: .object([
+        let answer = try http.call("POST", "/v1/proposals", body: .object([
             ("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload))),
         ]))
-        guard let proposal = Self.proposal(answer.json, session: draft.sessionID) else {
+        guard let proposal = GateHTTP.proposal(answer, session: draft.sessionID) else {
             throw AirlockError("the gate's answer is not a proposal")
         }
         return proposal
@@ -139,8 +146,7 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
 
     public func proposal(id: String) throws(AirlockError) -> Proposal? {
         do {
-            let answer = try call("GET", "/v1/proposals/\(id)")
-            return Self.proposal(answer.json, session: answer.json["session"]?.string ?? "")
+            return GateHTTP.proposal(try http.call("GET", "/v1/proposals/\(id)"))
         } catch where error.code == "AirlockNoSuchProposal" {
             return nil
         }
@@ -171,5 +177,4 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
     public func auditEntries() throws(AirlockError) -> [AuditEntry] { [] }
     public func allProposalRows() throws(AirlockError) -> [Proposal] { [] }
 
-    static func proposal(_ json: JSON, session: String) -> Proposal? { GateHTTP.proposal(json, session: session) }
 }

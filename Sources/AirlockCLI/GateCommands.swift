@@ -36,14 +36,7 @@ struct GateOptions: ParsableArguments {
     func client() throws(AirlockError) -> GateHTTP? {
         guard let gate else { return nil }
         let file = gateTokenFile ?? (currentEnvironment()["HOME"] ?? "/") + "/.config/airlock/gate-token"
-        let token: String
-        do throws(AirlockError) {
-            token = String(try readTextFile(file, limit: 4096).filter { !$0.isWhitespace })
-        } catch {
-            throw AirlockError("cannot read your gate token: \(error.message)",
-                               hint: "on the gate: airlock gate user add NAME --config gate.yaml, then save the token in \(file) (mode 0600)")
-        }
-        return try GateHTTP(url: gate, token: token, role: .approver, caFile: gateCA)
+        return try GateHTTP(url: gate, token: try GateHTTP.readToken(file, role: .approver), role: .approver, caFile: gateCA)
     }
 
     static func proposal(_ json: JSON) throws(AirlockError) -> Proposal {

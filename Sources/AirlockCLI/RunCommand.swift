@@ -230,13 +230,7 @@ struct RunArguments {
             let gateTarget = try gate.map { url throws(AirlockError) -> GateTarget in
                 guard executionRequest == nil else { throw AirlockError("--gate is for agent sessions") }
                 let file = gateTokenFile ?? Self.defaultGateTokenFile
-                let token: String
-                do throws(AirlockError) {
-                    token = String(try readTextFile(file, limit: 4096).filter { !$0.isWhitespace })
-                } catch {
-                    throw AirlockError("cannot read the gate token: \(error.message)",
-                                       hint: "on the gate: airlock gate host add NAME --config gate.yaml, then save the token in \(file) (mode 0600)")
-                }
+                let token = try GateHTTP.readToken(file, role: .host)
                 // Checked now, so a wrong URL, certificate or token fails the launch, not the
                 // agent's first change.
                 do throws(AirlockError) {
@@ -262,13 +256,7 @@ struct RunArguments {
             request.seccomp = seccomp
             request.listeners = session.listeners
             let limits = stack.limits
-            if !limits.isEmpty {
-                let plan = CgroupPlan.make(limits, host: Cgroups.inspect(), name: "airlock-" + facts.sessionID)
-                for (kind, why) in plan.unenforced {
-                    writeError("airlock: warning: limits.\(kind == .cpu ? "cpus" : kind.rawValue) is not enforced: \(why)\n")
-                }
-                request.cgroups = try Cgroups.create(plan)
-            }
+            request.cgroups = try Self.createCgroups(limits, sessionID: facts.sessionID)
             defer { request.cgroups?.remove() }
             StartupTrace.mark("launch")
             let exit = try RunSession.run(request, environment: environment) { (sandbox) throws(AirlockError) in
@@ -306,19 +294,24 @@ struct RunArguments {
         var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
         request.seccomp = seccomp
         let limits = stack.limits
-        if !limits.isEmpty {
-            let plan = CgroupPlan.make(limits, host: Cgroups.inspect(), name: "airlock-" + facts.sessionID)
-            for (kind, why) in plan.unenforced {
-                writeError("airlock: warning: limits.\(kind == .cpu ? "cpus" : kind.rawValue) is not enforced: \(why)\n")
-            }
-            request.cgroups = try Cgroups.create(plan)
-        }
+        request.cgroups = try Self.createCgroups(limits, sessionID: facts.sessionID)
         defer { request.cgroups?.remove() }
         StartupTrace.mark("launch")
         let exit = try RunSession.run(request, environment: environment)
         StartupTrace.mark("exited")
         Self.reportMemoryKills(request.cgroups, limits: limits)
         return ExitCode(exit.code)
+    }
+
+    /// The sandbox's cgroup for the profile's limits (nil without limits), warning about each
+    /// limit this host cannot enforce.
+    static func createCgroups(_ limits: SandboxLimits, sessionID: String) throws(AirlockError) -> Cgroups.Handle? {
+        guard !limits.isEmpty else { return nil }
+        let plan = CgroupPlan.make(limits, host: Cgroups.inspect(), name: "airlock-" + sessionID)
+        for (kind, why) in plan.unenforced {
+            writeError("airlock: warning: limits.\(kind == .cpu ? "cpus" : kind.rawValue) is not enforced: \(why)\n")
+        }
+        return try Cgroups.create(plan)
     }
 
     static func reportMemoryKills(_ cgroups: Cgroups.Handle?, limits: SandboxLimits) {

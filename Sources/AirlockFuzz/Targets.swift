@@ -286,14 +286,5 @@ final class Catalog: @unchecked Sendable {
 }
 
 enum ProcessInfo {
-    static var environment: [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") { result[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
-            pointer += 1
-        }
-        return result
-    }
+    static var environment: [String: String] { currentEnvironment() }
 }

@@ -47,8 +47,10 @@ public final class GateService: Sendable {
     // MARK: Who is calling
 
     /// `Authorization: Bearer <token>` → the enrolled, unrevoked identity whose role may do
-    /// `action`.
-    public func authenticate(_ authorization: String?, for action: GateAccess.Action) throws(GateFailure) -> GateIdentity {
+    /// `action` (for an agent host, `hostAction` when the call has one: the same route is a
+    /// host's wait on its own work and an approver's inspection).
+    public func authenticate(_ authorization: String?, for action: GateAccess.Action,
+                             hostAction: GateAccess.Action? = nil) throws(GateFailure) -> GateIdentity {
         guard let authorization, authorization.hasPrefix("Bearer ") else {
             throw GateFailure(401, "AirlockUnauthenticated", "send Authorization: Bearer <token> (airlock gate host add / user add print one)")
         }
@@ -61,6 +63,7 @@ public final class GateService: Sendable {
         guard let identity, identity.role == claimed else {
             throw GateFailure(401, "AirlockUnauthenticated", "the token is not enrolled on this gate, or it was revoked")
         }
+        let action = identity.role == .host ? hostAction ?? action : action
         guard GateAccess.allows(identity.role, action) else {
             throw GateFailure(403, "AirlockForbidden", identity.role == .host
                 ? "\(identity.actor) is an agent host: hosts propose and wait; only an approver's token can \(action.rawValue)"
@@ -162,16 +165,6 @@ public final class GateService: Sendable {
             guard (try? ownSession(identity, found.sessionID)) != nil else { throw GateFailure(404, "AirlockNoSuchProposal", "no proposal \(id)") }
         }
         return found
-    }
-
-    /// Until the proposal is final or `timeout` seconds pass.
-    public func wait(_ identity: GateIdentity, _ id: String, timeout: Int) throws(GateFailure) -> Proposal {
-        let deadline = Clock.monotonicSeconds() + Double(max(0, min(timeout, 3600)))
-        while true {
-            let current = try proposal(identity, id)
-            if current.state.isFinal || Clock.monotonicSeconds() >= deadline { return current }
-            usleep(200_000)
-        }
     }
 
     // MARK: Approvers

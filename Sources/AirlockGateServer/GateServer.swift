@@ -33,7 +33,10 @@ enum GateServer {
         let router = Router()
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ -> Response in
-            let ready = await blocking { (try? service.store.proposals(states: [.pending], session: nil)) != nil }
+            // One indexed lookup: the store answers.
+            let ready = await blocking { () -> Bool in
+                do { _ = try service.store.proposal(id: "readyz"); return true } catch { return false }
+            }
             return Response(status: ready ? .ok : .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "store unreachable\n")))
         }
         router.get("v1/whoami") { request, _ -> Response in
@@ -64,10 +67,24 @@ enum GateServer {
             }
         }
         router.get("v1/proposals/:id/wait") { request, context -> Response in
+            // Polled here, asleep between looks: a wait must not hold one of the thread
+            // pool's few threads for its whole length.
             let id = context.parameters.get("id") ?? ""
-            let timeout = request.uri.queryParameters.get("timeout").flatMap { Int($0) } ?? 60
-            return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
-                view(try service.wait(identity, id, timeout: timeout), for: identity)
+            let timeout = Double(max(0, min(request.uri.queryParameters.get("timeout").flatMap { Int($0) } ?? 60, 3600)))
+            let deadline = Clock.monotonicSeconds() + timeout
+            while true {
+                let looked: Result<(JSON, Bool), GateFailure> = await authenticated(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
+                    let proposal = try service.proposal(identity, id)
+                    return (view(proposal, for: identity), proposal.state.isFinal)
+                }
+                switch looked {
+                case .success((let json, let final)) where final || Clock.monotonicSeconds() >= deadline:
+                    return render(.success(json), status: .ok)
+                case .failure(let failure):
+                    return render(.failure(failure), status: .ok)
+                case .success:
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
             }
         }
         for decision in ["approve", "deny"] {
@@ -144,25 +161,29 @@ enum GateServer {
         }
     }
 
-    /// Authenticates for `action` (for a host, `hostAction` when the route has one), runs
-    /// `body` off the event loop, and renders its JSON or its failure.
-    static func answer(_ request: Request, _ action: GateAccess.Action, _ service: GateService, status: HTTPResponse.Status = .ok,
-                       hostAction: GateAccess.Action? = nil,
-                       _ body: @escaping @Sendable (GateIdentity) throws(GateFailure) -> JSON) async -> Response {
+    /// Authenticates for `action` (for a host, `hostAction` when the route has one) and runs
+    /// `body`, both off the event loop.
+    static func authenticated<T: Sendable>(_ request: Request, _ action: GateAccess.Action, _ service: GateService,
+                                           hostAction: GateAccess.Action? = nil,
+                                           _ body: @escaping @Sendable (GateIdentity) throws(GateFailure) -> T) async -> Result<T, GateFailure> {
         let authorization = request.headers[.authorization]
-        let result: Result<JSON, GateFailure> = await blocking {
+        return await blocking {
             do throws(GateFailure) {
-                let identity: GateIdentity
-                if let hostAction, authorization?.hasPrefix("Bearer airlock_host_") == true {
-                    identity = try service.authenticate(authorization, for: hostAction)
-                } else {
-                    identity = try service.authenticate(authorization, for: action)
-                }
-                return .success(try body(identity))
+                return .success(try body(try service.authenticate(authorization, for: action, hostAction: hostAction)))
             } catch {
                 return .failure(error)
             }
         }
+    }
+
+    static func answer(_ request: Request, _ action: GateAccess.Action, _ service: GateService, status: HTTPResponse.Status = .ok,
+                       hostAction: GateAccess.Action? = nil,
+                       _ body: @escaping @Sendable (GateIdentity) throws(GateFailure) -> JSON) async -> Response {
+        render(await authenticated(request, action, service, hostAction: hostAction, body), status: status)
+    }
+
+    /// The JSON answer, or the failure as `{"error": {"code", "message"}}` with its status.
+    static func render(_ result: Result<JSON, GateFailure>, status: HTTPResponse.Status) -> Response {
         switch result {
         case .success(let json):
             return Response(status: status, headers: [.contentType: "application/json"],

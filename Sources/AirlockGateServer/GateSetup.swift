@@ -9,16 +9,7 @@ import Glibc
 
 /// What `airlock-gate` builds from `gate.yaml`: the store its config names and the service.
 enum GateSetup {
-    static func environment() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") { result[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
-            pointer += 1
-        }
-        return result
-    }
+    static func environment() -> [String: String] { currentEnvironment() }
 
     static func config(_ path: String) throws(AirlockError) -> GateConfig {
         let bytes = try readFile(path, limit: 1 << 20)

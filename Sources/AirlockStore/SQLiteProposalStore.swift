@@ -115,9 +115,20 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
 
     public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] {
         try locked { () throws(AirlockError) in
-            try db.prepare("SELECT * FROM proposals ORDER BY created_at DESC, id").rows().map(Self.proposal).filter {
-                (states?.contains($0.state) ?? true) && (session == nil || $0.sessionID == session)
+            // Filtered by the database (indexed on state and session), not after loading all.
+            if let states, states.isEmpty { return [] }
+            var conditions: [String] = []
+            var values: [SQLiteStatement.Value] = []
+            if let states {
+                conditions.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
+                values += states.map { .text($0.rawValue) }
             }
+            if let session {
+                conditions.append("session_id = ?")
+                values.append(.text(session))
+            }
+            let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            return try db.prepare("SELECT * FROM proposals\(filter) ORDER BY created_at DESC, id").rows(values).map(Self.proposal)
         }
     }
 

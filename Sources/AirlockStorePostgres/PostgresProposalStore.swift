@@ -209,9 +209,21 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
 
     public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] {
         try locked { () throws(AirlockError) in
-            try run("SELECT * FROM proposals ORDER BY created_at DESC, id").rows.map { row throws(AirlockError) in try Self.proposal(row) }.filter {
-                (states?.contains($0.state) ?? true) && (session == nil || $0.sessionID == session)
+            if let states, states.isEmpty { return [] }
+            var conditions: [String] = []
+            var values: [SQLValue] = []
+            if let states {
+                values += states.map { .text($0.rawValue) }
+                conditions.append("state IN (\((1...values.count).map { "$\($0)" }.joined(separator: ",")))")
             }
+            if let session {
+                values.append(.text(session))
+                conditions.append("session_id = $\(values.count)")
+            }
+            let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            var found: [Proposal] = []
+            for row in try run("SELECT * FROM proposals\(filter) ORDER BY created_at DESC, id", values).rows { found.append(try Self.proposal(row)) }
+            return found
         }
     }
 

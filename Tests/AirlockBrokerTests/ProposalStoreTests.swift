@@ -237,6 +237,8 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(try other.proposals(states: [.pending], session: "s1").count == 3)
         #expect(try store.proposals(session: "s1").first?.summary == "p5", "newest first")
         #expect(try other.proposals(states: [.denied]).map(\.id) == [ids[0]])
+        #expect(try other.proposals(states: [.denied, .pending], session: "s2").count == 1)
+        #expect(try other.proposals(states: []).isEmpty)
         #expect(try other.proposals().count == 5)
         #expect(try store.proposal(id: "00000000") == nil)
         #expect(throws: AirlockError.self) { try store.apply(.approve, to: "00000000", actor: "user:bob") }

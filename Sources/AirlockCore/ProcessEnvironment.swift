@@ -1,0 +1,16 @@
+import Glibc
+
+/// This process's environment, read from `environ` (Foundation's ProcessInfo is not linked
+/// into the launcher: its start-up cost, docs/sandbox.md "Start-up cost").
+public func currentEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        pointer += 1
+    }
+    return result
+}
