@@ -25,8 +25,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -73,7 +76,11 @@ let package = Package(
         // The team gate's calls, without HTTP: authentication, roles, re-reading proposals.
         .target(
             name: "AirlockGate",
-            dependencies: ["AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockBroker"]),
+            dependencies: [
+                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockBroker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]),
         // `airlock-gate`: the team gate's HTTPS server (Hummingbird) and its admin commands.
         // Its own executable, so `airlock run` never loads Hummingbird or postgres-nio;
         // `airlock gate …` runs it.
@@ -86,6 +93,9 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         .target(
             name: "AirlockSandbox",

@@ -10,12 +10,18 @@ public struct Executor: Sendable {
     public let catalog: AWSCatalogFiles
     public let credentials: HostCredentials
     public let blobDirectory: String
+    /// A gate replica's lease on each claim; nil for a local process (docs/gate.md, "Replicas").
+    public let lease: ExecutionLease?
+    /// Asked before each request leaves: a reason not to send now (the gate's freeze).
+    public var holdReason: (@Sendable () -> String?)?
 
-    public init(store: any ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String) {
+    public init(store: any ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String,
+                lease: ExecutionLease? = nil) {
         self.store = store
         self.catalog = catalog
         self.credentials = credentials
         self.blobDirectory = blobDirectory
+        self.lease = lease
     }
 
     enum Outcome: Error {
@@ -26,9 +32,13 @@ public struct Executor: Sendable {
     }
 
     public func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
-        let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: Actor.processIdentity())
+        let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: lease?.owner ?? Actor.processIdentity(),
+                                      leaseUntil: lease?.expiry())
+        let renewer = lease.map { LeaseRenewer(store: store, id: id, lease: $0) }
+        renewer?.start()
+        defer { renewer?.stop() }
         do {
-            let result = try run(claimed)
+            let result = try run(claimed, renewer: renewer)
             return try store.apply(result.succeeded ? .succeed : .fail, to: id, actor: actor, result: result)
         } catch let outcome as Outcome {
             switch outcome {
@@ -44,7 +54,7 @@ public struct Executor: Sendable {
         }
     }
 
-    func run(_ proposal: Proposal) throws -> ExecutionResult {
+    func run(_ proposal: Proposal, renewer: LeaseRenewer? = nil) throws -> ExecutionResult {
         guard SigV4.hexSHA256(proposal.payload) == proposal.digest else {
             throw Outcome.notSent("the payload does not match its digest \(proposal.digest): the store was changed")
         }
@@ -53,16 +63,22 @@ public struct Executor: Sendable {
         switch payload["type"]?.string {
         case "aws-request"?:
             guard let pinned = PinnedRequest(json: payload) else { throw Outcome.notSent("the payload is not a request") }
-            let response = try send(pinned, upstream: upstream)
+            let response = try send(pinned, upstream: upstream, renewer: renewer)
             return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
         case "s3-multipart"?:
-            return try runMultipart(payload, upstream: upstream)
+            return try runMultipart(payload, upstream: upstream, renewer: renewer)
         default:
             throw Outcome.notSent("proposals of this kind are not executed by the AWS executor")
         }
     }
 
-    func send(_ pinned: PinnedRequest, upstream: AWSUpstream) throws -> ExecutionClient.Response {
+    func send(_ pinned: PinnedRequest, upstream: AWSUpstream, renewer: LeaseRenewer? = nil) throws -> ExecutionClient.Response {
+        // A replica that lost its claim (paused past its lease, then marked `unknown` by
+        // another) must not send: checked right before every request leaves.
+        if let renewer, !renewer.renew() {
+            throw Outcome.notSent("this replica's lease on the execution ran out")
+        }
+        if let reason = holdReason?() { throw Outcome.notSent(reason) }
         guard let service = try catalog.service(pinned.service) else {
             throw Outcome.notSent("the AWS catalog has no service \(pinned.service)")
         }
@@ -79,7 +95,7 @@ public struct Executor: Sendable {
 
     /// Replays a staged multipart upload: create, every part (bytes checked against their
     /// digests), complete; aborts the real upload if a step fails.
-    func runMultipart(_ manifest: JSON, upstream: AWSUpstream) throws -> ExecutionResult {
+    func runMultipart(_ manifest: JSON, upstream: AWSUpstream, renewer: LeaseRenewer?) throws -> ExecutionResult {
         guard let createJSON = manifest["create"], let create = PinnedRequest(json: createJSON),
             let completeJSON = manifest["complete"], var complete = PinnedRequest(json: completeJSON),
             let staged = manifest["staged_upload_id"]?.string, let parts = manifest["parts"]?.array
@@ -95,7 +111,7 @@ public struct Executor: Sendable {
             }
             partRequests.append((request, etag))
         }
-        let created = try send(create, upstream: upstream)
+        let created = try send(create, upstream: upstream, renewer: renewer)
         guard created.status == 200, let uploadID = Self.element("UploadId", in: created.body) else {
             return ExecutionResult(httpStatus: created.status, contentType: created.header("content-type"), output: created.body,
                                    error: "CreateMultipartUpload failed")
@@ -109,7 +125,7 @@ public struct Executor: Sendable {
         }
         var body = String(decoding: complete.body, as: UTF8.self)
         for (request, stagedETag) in partRequests {
-            let response = try send(withUploadID(request), upstream: upstream)
+            let response = try send(withUploadID(request), upstream: upstream, renewer: renewer)
             guard response.status == 200, let etag = response.header("etag") else {
                 _ = try? send(abortRequest(create, uploadID: uploadID), upstream: upstream)
                 return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"),
@@ -122,7 +138,7 @@ public struct Executor: Sendable {
         }
         complete = withUploadID(complete)
         complete.body = Array(body.utf8)
-        let finished = try send(complete, upstream: upstream)
+        let finished = try send(complete, upstream: upstream, renewer: renewer)
         return ExecutionResult(httpStatus: finished.status, contentType: finished.header("content-type"), output: finished.body)
     }
 

@@ -174,6 +174,11 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
     public func revokeIdentity(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> GateIdentity {
         throw Self.notHere("revoking")
     }
+    public func setControl(_ name: String, on: Bool, by actor: String, reason: String?) throws(AirlockError) {
+        throw Self.notHere("the kill switch")
+    }
+    public func controls() throws(AirlockError) -> [GateControl] { [] }
+    public func proposalCounts() throws(AirlockError) -> [ProposalCount] { throw Self.notHere("counting proposals") }
     public func auditEntries() throws(AirlockError) -> [AuditEntry] { [] }
     public func allProposalRows() throws(AirlockError) -> [Proposal] { [] }
 

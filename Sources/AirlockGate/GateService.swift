@@ -3,6 +3,8 @@ import AirlockCore
 import AirlockPolicy
 import AirlockStore
 import Glibc
+import Logging
+import Metrics
 
 /// A refusal of a gate call: an HTTP status, a stable code and a message that says what to do.
 public struct GateFailure: Error, Sendable, Equatable {
@@ -36,12 +38,26 @@ public final class GateService: Sendable {
     public let config: GateConfig
     let catalog: AWSCatalogFiles
     let credentials: HostCredentials
+    /// This replica's claim on each execution it runs (docs/gate.md, "Replicas").
+    public let lease: ExecutionLease
+    public let logger: Logger
 
-    public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials) {
+    public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials,
+                logger: Logger = Logger(label: "airlock.gate")) {
         self.store = store
         self.config = config
         self.catalog = catalog
         self.credentials = credentials
+        self.lease = ExecutionLease(owner: config.replica ?? Self.defaultReplicaName(), seconds: config.leaseSeconds)
+        self.logger = logger
+    }
+
+    /// `<hostname>-<pid>`: unique among replicas unless two share a host name and pid.
+    static func defaultReplicaName() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (host.isEmpty ? "gate" : host) + "-\(getpid())"
     }
 
     // MARK: Who is calling
@@ -105,6 +121,9 @@ public final class GateService: Sendable {
         do {
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
                                                            payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream))
+            Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
+            logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(sessionID)", "host": "\(identity.name)",
+                                               "summary": "\(summary)"])
             guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
             fields.append(("session", .string(sessionID)))
             return .object(fields)
@@ -177,23 +196,161 @@ public final class GateService: Sendable {
         }
     }
 
-    /// Approves and executes with the gate's credentials, at the gate's upstream, once.
+    /// Approves and executes with the gate's credentials, at the gate's upstream, once,
+    /// under this replica's lease. Refused while the gate is frozen.
     public func approve(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
         let current = try proposal(identity, id)
         guard current.kind == .api else {
             throw GateFailure(501, "AirlockNotYet", "command proposals are not executed on the gate yet; nothing was approved")
         }
+        if let reason = frozenReason() {
+            throw GateFailure(423, "AirlockFrozen", "\(reason); nothing was approved (an approver thaws it: POST /v1/thaw, or airlock gate thaw)")
+        }
+        let started = Clock.monotonicSeconds()
         do {
-            try store.apply(.approve, to: id, actor: identity.actor, note: note)
-            let executor = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: config.stateDir + "/blobs")
-            return try executor.execute(id, actor: identity.actor)
+            let approved = try store.apply(.approve, to: id, actor: identity.actor, note: note)
+            recordDecision(approved, by: identity)
+            var executor = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: config.stateDir + "/blobs",
+                                    lease: lease)
+            // A freeze set after this approval still stops the send (checked before each request).
+            executor.holdReason = { [self] in frozenReason() }
+            let outcome = try executor.execute(id, actor: identity.actor)
+            recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
+            return outcome
         } catch {
+            logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
             throw GateFailure.store(error)
         }
     }
 
     public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
         _ = try proposal(identity, id)
-        do { return try store.apply(.deny, to: id, actor: identity.actor, note: note) } catch { throw GateFailure.store(error) }
+        do {
+            let denied = try store.apply(.deny, to: id, actor: identity.actor, note: note)
+            recordDecision(denied, by: identity)
+            return denied
+        } catch {
+            throw GateFailure.store(error)
+        }
+    }
+
+    // MARK: Kill switch
+
+    /// Why no execution may start now, if the gate is frozen.
+    func frozenReason() -> String? {
+        guard let freeze = try? store.control(GateControl.freeze) else { return nil }
+        return "the gate is frozen by \(freeze.setBy) since \(freeze.setAt)" + (freeze.reason.map { " (\($0))" } ?? "")
+    }
+
+    /// Freezes (or thaws) every execution on every replica: approvals are refused and an
+    /// approved call not yet sent is not sent. Executions already sent finish.
+    public func setFrozen(_ identity: GateIdentity, _ frozen: Bool, reason: String?) throws(GateFailure) -> JSON {
+        do {
+            try store.setControl(GateControl.freeze, on: frozen, by: identity.actor, reason: reason)
+        } catch {
+            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+        }
+        logger.notice(frozen ? "frozen" : "thawed", metadata: ["by": "\(identity.actor)", "reason": "\(reason ?? "")"])
+        return try controls(identity)
+    }
+
+    /// Revokes a session and denies every pending proposal of it, at once.
+    public func revokeSession(_ identity: GateIdentity, _ sessionID: String, reason: String?) throws(GateFailure) -> JSON {
+        let found: Session?
+        do { found = try store.session(id: sessionID) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+        guard found != nil else { throw GateFailure(404, "AirlockNoSuchSession", "no session \(sessionID) on this gate") }
+        do {
+            let denied = try store.revokeSession(sessionID, by: identity.actor, reason: reason)
+            logger.notice("session revoked", metadata: ["session": "\(sessionID)", "by": "\(identity.actor)", "denied": "\(denied.count)"])
+            return .object([("session", .string(sessionID)), ("revoked", .bool(true)), ("denied", .array(denied.map(JSON.string)))])
+        } catch {
+            throw GateFailure.store(error)
+        }
+    }
+
+    /// Revokes an agent host's (or approver's) token.
+    public func revokeIdentity(_ identity: GateIdentity, name: String, role: GateAccess.Role) throws(GateFailure) -> JSON {
+        do {
+            let revoked = try store.revokeIdentity(name: name, role: role, by: identity.actor)
+            logger.notice("identity revoked", metadata: ["revoked": "\(revoked.actor)", "by": "\(identity.actor)"])
+            return .object([("name", .string(revoked.name)), ("role", .string(revoked.role.rawValue)), ("revoked_at", .string(revoked.revokedAt ?? ""))])
+        } catch {
+            throw GateFailure(404, "AirlockNoSuchIdentity", error.message)
+        }
+    }
+
+    public func controls(_ identity: GateIdentity) throws(GateFailure) -> JSON {
+        do {
+            return .object([("controls", .array(try store.controls().map(\.json)))])
+        } catch {
+            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+        }
+    }
+
+    // MARK: Recovery
+
+    /// Marks `unknown` every execution whose lease ran out (a replica died mid-call); run
+    /// periodically by every replica. Never re-runs anything.
+    @discardableResult
+    public func recoverExpiredExecutions() -> [String] {
+        do {
+            let marked = try store.recoverInterruptedExecutions()
+            for id in marked {
+                Counter(label: "airlock_gate_executions_total", dimensions: [("outcome", ProposalState.unknown.rawValue)]).increment()
+                logger.error("execution lost", metadata: ["proposal": "\(id)", "why": "its executor's lease ran out before it recorded a result"])
+            }
+            return marked
+        } catch {
+            logger.warning("recovery could not read the store", metadata: ["error": "\(error.message)"])
+            return []
+        }
+    }
+
+    /// At shutdown, after the grace period: this replica's executions still running cannot
+    /// record a result any more, so they are `unknown` now rather than when the lease runs out.
+    @discardableResult
+    public func markOwnExecutionsInterrupted() -> [String] {
+        var marked: [String] = []
+        for execution in (try? store.executions()) ?? [] where execution.executor == lease.owner {
+            do {
+                let why = "the gate replica \(lease.owner) shut down before the execution recorded a result"
+                try store.apply(.lose, to: execution.id, actor: "airlock", note: why, result: ExecutionResult(output: [], error: why))
+                marked.append(execution.id)
+                logger.error("execution lost", metadata: ["proposal": "\(execution.id)", "why": "shutdown"])
+            } catch {
+                continue
+            }
+        }
+        return marked
+    }
+
+    // MARK: Metrics and logs
+
+    func recordDecision(_ proposal: Proposal, by identity: GateIdentity) {
+        if let created = Clock.epochMilliseconds(parsing: proposal.createdAt) {
+            let waited = max(0, Clock.epochMilliseconds() - created)
+            Metrics.Timer(label: "airlock_gate_decision_seconds", dimensions: [("decision", proposal.state == .denied ? "deny" : "approve")])
+                .recordMilliseconds(waited)
+        }
+        logger.notice(proposal.state == .denied ? "denied" : "approved",
+                      metadata: ["proposal": "\(proposal.id)", "by": "\(identity.actor)", "summary": "\(proposal.summary)"])
+    }
+
+    func recordExecution(_ proposal: Proposal, seconds: Double) {
+        Counter(label: "airlock_gate_executions_total", dimensions: [("outcome", proposal.state.rawValue)]).increment()
+        let upstreamError: String?
+        if proposal.state == .unknown {
+            upstreamError = "uncertain"
+        } else if let error = proposal.result?.error, error.hasPrefix("not sent: cannot reach") {
+            upstreamError = "unreachable"
+        } else if let status = proposal.result?.httpStatus, status >= 500 {
+            upstreamError = "status_5xx"
+        } else {
+            upstreamError = nil
+        }
+        if let upstreamError { Counter(label: "airlock_gate_upstream_errors_total", dimensions: [("kind", upstreamError)]).increment() }
+        logger.notice("executed", metadata: ["proposal": "\(proposal.id)", "outcome": "\(proposal.state.rawValue)",
+                                            "http_status": "\(proposal.result?.httpStatus.map(String.init) ?? "")",
+                                            "ms": "\(Int(seconds * 1000))", "replica": "\(lease.owner)"])
     }
 }

@@ -8,9 +8,12 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Prometheus
+import ServiceLifecycle
 
 /// The gate's HTTPS API (docs/gate.md, "Team gate"). Every route authenticates a bearer
 /// token and asks `GateService`; the service's calls block, so they run on NIO's thread pool,
@@ -24,14 +27,33 @@ import NIOSSL
 ///     GET  /v1/proposals/ID                  both (a host: its own sessions' only)
 ///     GET  /v1/proposals/ID/wait?timeout=S   both
 ///     POST /v1/proposals/ID/approve|deny     approver {"reason"}
+///     POST /v1/freeze {"reason"}, /v1/thaw   approver  (kill switch: no execution starts)
+///     POST /v1/sessions/ID/revoke            approver  (and deny all its pending) {"reason"}
+///     POST /v1/hosts/NAME/revoke, /v1/users/NAME/revoke  approver
+///     GET  /v1/controls                      approver
+///     GET  /metrics                          Prometheus text (counts only; no auth)
 enum GateServer {
     static let bodyLimit = 17 << 20
 
-    static func serve(_ service: GateService) async throws(AirlockError) {
-        var logger = Logger(label: "airlock.gate")
-        logger.logLevel = .notice
+    static func serve(_ service: GateService, registry: PrometheusCollectorRegistry) async throws(AirlockError) {
+        let logger = service.logger
         let router = Router()
+        router.middlewares.add(MetricsMiddleware())
         router.get("healthz") { _, _ in "ok\n" }
+        router.get("metrics") { _, _ -> Response in
+            // Proposals by state and kind are the store's (every replica's), counted now.
+            let counts = await blocking { try? service.store.proposalCounts() }
+            if let counts {
+                for state in ProposalState.allCases {
+                    for kind in [Proposal.Kind.api, .command] {
+                        let count = counts.first { $0.state == state && $0.kind == kind }?.count ?? 0
+                        Gauge(label: "airlock_gate_proposals", dimensions: [("state", state.rawValue), ("kind", kind.rawValue)]).record(count)
+                    }
+                }
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
         router.get("readyz") { _, _ -> Response in
             // One indexed lookup: the store answers.
             let ready = await blocking { () -> Bool in
@@ -99,6 +121,34 @@ enum GateServer {
             }
         }
 
+        router.post("v1/freeze") { request, _ -> Response in
+            let body = try await jsonBody(request)
+            return await answer(request, .freeze, service) { identity throws(GateFailure) in
+                try service.setFrozen(identity, true, reason: (try? body.get())?["reason"]?.string)
+            }
+        }
+        router.post("v1/thaw") { request, _ -> Response in
+            await answer(request, .freeze, service) { identity throws(GateFailure) in try service.setFrozen(identity, false, reason: nil) }
+        }
+        router.get("v1/controls") { request, _ -> Response in
+            await answer(request, .list, service) { identity throws(GateFailure) in try service.controls(identity) }
+        }
+        router.post("v1/sessions/:id/revoke") { request, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            let body = try await jsonBody(request)
+            return await answer(request, .revoke, service) { identity throws(GateFailure) in
+                try service.revokeSession(identity, id, reason: (try? body.get())?["reason"]?.string)
+            }
+        }
+        for (path, role) in [("hosts", GateAccess.Role.host), ("users", .approver)] {
+            router.post("v1/\(path)/:name/revoke") { request, context -> Response in
+                let name = context.parameters.get("name") ?? ""
+                return await answer(request, .revoke, service) { identity throws(GateFailure) in
+                    try service.revokeIdentity(identity, name: name, role: role)
+                }
+            }
+        }
+
         let config = service.config
         let server: HTTPServerBuilder
         if let certificate = config.tlsCertificate, let key = config.tlsKey {
@@ -121,10 +171,43 @@ enum GateServer {
                 writeStandardError("airlock gate: listening on \(scheme)://\(config.host):\(port)\n")
             },
             logger: logger)
+        // SIGTERM/SIGINT: stop accepting, let in-flight requests (executions) finish for up
+        // to the grace period; whatever is still executing then is marked `unknown` below.
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: app), .init(service: RecoveryService(service: service))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
+        let group = ServiceGroup(configuration: groupConfiguration)
         do {
-            try await app.runService()
+            try await group.run()
         } catch {
-            throw AirlockError("the gate server stopped: \(error)")
+            logger.error("server stopped", metadata: ["error": "\(error)"])
+        }
+        let marked = await blocking { service.markOwnExecutionsInterrupted() }
+        logger.notice("stopped", metadata: ["replica": "\(service.lease.owner)", "marked_unknown": "\(marked.count)"])
+    }
+
+    /// Every replica marks executions whose lease ran out (a killed replica's) `unknown`,
+    /// every third of a lease.
+    struct RecoveryService: Service {
+        let service: GateService
+
+        func run() async throws {
+            let interval = max(1000, service.lease.seconds * 1000 / 3)
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                _ = await blocking { service.recoverExpiredExecutions() }
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(interval)) }
+            }
+            // Shutting down: an execution blocked in its upstream call cannot be cancelled,
+            // so the server may not stop by itself. After the grace period, what this
+            // replica still executes is marked `unknown` and the process exits (exit 1).
+            let grace = service.config.shutdownGraceSeconds
+            DetachedThread.run {
+                sleep(UInt32(grace) + 1)
+                let marked = service.markOwnExecutionsInterrupted()
+                service.logger.error("shutdown grace ran out", metadata: ["marked_unknown": "\(marked.count)"])
+                exit(1)
+            }
         }
     }
 

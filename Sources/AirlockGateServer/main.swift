@@ -3,10 +3,16 @@ import AirlockGate
 import AirlockPolicy
 import AirlockStore
 import Glibc
+import Logging
+import Metrics
+import Prometheus
 
 /// `airlock-gate`: the team gate (docs/gate.md, "Team gate"). `airlock gate …` runs it.
 let usage = """
     usage: airlock gate serve --config gate.yaml
+           airlock gate freeze [REASON] --config gate.yaml   no execution starts on any replica
+           airlock gate thaw --config gate.yaml
+           airlock gate session revoke ID --config gate.yaml revoke a session, deny all its pending
            airlock gate host add NAME --config gate.yaml     enrol an agent host; prints its token once
            airlock gate user add NAME --config gate.yaml     enrol an approver; prints their token once
            airlock gate host revoke NAME --config gate.yaml  (user revoke NAME likewise)
@@ -53,9 +59,13 @@ do throws(AirlockError) {
     switch (arguments.first, arguments.dropFirst().first) {
     case ("serve"?, _):
         try GateSetup.lockSQLite(config)
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, json: config.jsonLogs) }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let store = try GateSetup.store(config)
         let service = try GateSetup.service(config, store: store)
-        try await GateServer.serve(service)
+        service.recoverExpiredExecutions()
+        try await GateServer.serve(service, registry: registry)
     case ("host"?, "add"?), ("user"?, "add"?):
         guard arguments.count == 3, GateIdentity.isValidName(arguments[2]) else {
             throw AirlockError("\(arguments[0]) add needs one NAME of letters, digits, '.', '_' or '-'", exitCode: 2)
@@ -76,6 +86,23 @@ do throws(AirlockError) {
         let role: GateAccess.Role = arguments[0] == "host" ? .host : .approver
         let revoked = try GateSetup.store(config).revokeIdentity(name: arguments[2], role: role, by: Actor.currentUser())
         print("revoked \(revoked.actor) (its token is refused from now on)")
+    case ("freeze"?, _), ("thaw"?, _):
+        let store = try GateSetup.store(config)
+        let frozen = arguments[0] == "freeze"
+        try store.setControl(GateControl.freeze, on: frozen, by: Actor.currentUser(),
+                             reason: arguments.count > 1 ? arguments.dropFirst().joined(separator: " ") : nil)
+        print(frozen ? "frozen: no execution starts on any replica until `airlock gate thaw`" : "thawed: approved proposals execute again")
+    case ("session"?, "revoke"?):
+        guard arguments.count >= 3 else { throw AirlockError("session revoke needs a session ID (airlock proposals shows them)", exitCode: 2) }
+        let store = try GateSetup.store(config)
+        guard try store.session(id: arguments[2]) != nil else { throw AirlockError("no session \(arguments[2]) on this gate", exitCode: 1) }
+        let denied = try store.revokeSession(arguments[2], by: Actor.currentUser(),
+                                             reason: arguments.count > 3 ? arguments.dropFirst(3).joined(separator: " ") : nil)
+        if json {
+            print(JSON.object([("session", .string(arguments[2])), ("denied", .array(denied.map(JSON.string)))]).serialized())
+        } else {
+            print("revoked session \(arguments[2]); denied \(denied.count) pending proposal\(denied.count == 1 ? "" : "s")\(denied.isEmpty ? "" : ": " + denied.joined(separator: " "))")
+        }
     case ("hosts"?, _), ("users"?, _):
         let role: GateAccess.Role = arguments[0] == "hosts" ? .host : .approver
         let listed = try GateSetup.store(config).identities().filter { $0.role == role }

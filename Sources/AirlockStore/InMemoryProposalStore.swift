@@ -12,6 +12,7 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
     private var leases: [String: Int64] = [:]
     private var audit: [AuditEntry] = []
     private var enrolled: [GateIdentity] = []
+    private var settings: [GateControl] = []
 
     public init() { pthread_mutex_init(&mutex, nil) }
 
@@ -37,6 +38,9 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
         try locked { () throws(AirlockError) in
             let pending = rows.filter { $0.sessionID == draft.sessionID && $0.state == .pending }.count
             guard pending < pendingLimit else { throw ProposalRecords.pendingLimitReached(pending) }
+            guard !settings.contains(where: { $0.name == GateControl.session(draft.sessionID) }) else {
+                throw ProposalRecords.sessionRevoked(draft.sessionID)
+            }
             var id = RandomID.make(8)
             while rows.contains(where: { $0.id == id }) { id = RandomID.make(8) }
             let proposal = ProposalRecords.newProposal(draft, id: id, now: Clock.now())
@@ -84,6 +88,28 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
                 throw ProposalRecords.leaseLost(id, owner: owner)
             }
             leases[id] = until
+        }
+    }
+
+    public func setControl(_ name: String, on: Bool, by actor: String, reason: String?) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            let present = settings.contains { $0.name == name }
+            guard present != on else { return }
+            if on { settings.append(GateControl(name: name, setBy: actor, setAt: Clock.now(), reason: reason)) } else { settings.removeAll { $0.name == name } }
+            append(event: on ? "control-set" : "control-cleared", proposalID: nil, actor: actor,
+                   detail: ProposalRecords.controlDetail(name, on: on, reason: reason))
+        }
+    }
+
+    public func controls() throws(AirlockError) -> [GateControl] {
+        try locked { () throws(AirlockError) in settings }
+    }
+
+    public func proposalCounts() throws(AirlockError) -> [ProposalCount] {
+        try locked { () throws(AirlockError) in
+            var counts: [String: ProposalCount] = [:]
+            for row in rows { counts["\(row.state.rawValue) \(row.kind.rawValue)", default: ProposalCount(state: row.state, kind: row.kind, count: 0)].count += 1 }
+            return counts.keys.sorted().compactMap { counts[$0] }
         }
     }
 

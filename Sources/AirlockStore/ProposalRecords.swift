@@ -46,6 +46,15 @@ public enum ProposalRecords {
                      code: "AirlockProposalLimit")
     }
 
+    public static func sessionRevoked(_ id: String) -> AirlockError {
+        AirlockError("session \(id) was revoked on the gate: it can propose nothing more", hint: "start a new session", exitCode: 1,
+                     code: "AirlockSessionRevoked")
+    }
+
+    public static func controlDetail(_ name: String, on: Bool, reason: String?) -> JSON {
+        .object([("control", .string(name)), ("on", .bool(on)), ("reason", reason.map(JSON.string) ?? .null)])
+    }
+
     public static func leaseLost(_ id: String, owner: String) -> AirlockError {
         AirlockError("the execution of \(id) is no longer held by \(owner): its lease ran out (the proposal is unknown) or it ended",
                      hint: "stop: an execution whose lease is gone must not send anything more", exitCode: 1)

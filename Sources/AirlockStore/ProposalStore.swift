@@ -15,7 +15,8 @@ public protocol ProposalStore: AnyObject, Sendable {
     func session(id: String) throws(AirlockError) -> Session?
 
     /// Stores a new pending proposal and its audit entry; returns it once durable. Refused
-    /// when its session already has `pendingLimit` pending (checked in the same transaction).
+    /// when its session already has `pendingLimit` pending, or is revoked (a `session:ID`
+    /// control), both checked in the same transaction.
     func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal
     func proposal(id: String) throws(AirlockError) -> Proposal?
     /// Newest first. `states` nil means all.
@@ -51,6 +52,13 @@ public protocol ProposalStore: AnyObject, Sendable {
     /// Revokes it (audited); its token is refused from then on. Returns it as revoked.
     @discardableResult
     func revokeIdentity(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> GateIdentity
+
+    /// Sets (`on`) or clears a kill-switch control, audited; idempotent.
+    func setControl(_ name: String, on: Bool, by actor: String, reason: String?) throws(AirlockError)
+    func controls() throws(AirlockError) -> [GateControl]
+
+    /// Proposals by state and kind, counted by the store.
+    func proposalCounts() throws(AirlockError) -> [ProposalCount]
 
     func auditEntries() throws(AirlockError) -> [AuditEntry]
     /// All proposals as stored, for checking them against the log.
@@ -108,13 +116,36 @@ extension ProposalStore {
                 why = "the executing process (\(execution.executor ?? "?")) ended before recording a result"
             }
             do {
-                try apply(.lose, to: execution.id, actor: "airlock", note: why)
+                // The why is in the result too: what the approver and the agent are shown.
+                try apply(.lose, to: execution.id, actor: "airlock", note: why, result: ExecutionResult(output: [], error: why))
                 marked.append(execution.id)
             } catch {
                 continue  // someone else recorded it meanwhile
             }
         }
         return marked
+    }
+
+    public func control(_ name: String) throws(AirlockError) -> GateControl? {
+        try controls().first { $0.name == name }
+    }
+
+    /// The kill switch for one session: it is revoked first (so it can propose nothing
+    /// more, checked inside `propose`'s transaction), then every pending proposal of it is
+    /// denied. Returns the ids denied.
+    @discardableResult
+    public func revokeSession(_ id: String, by actor: String, reason: String?) throws(AirlockError) -> [String] {
+        try setControl(GateControl.session(id), on: true, by: actor, reason: reason)
+        var denied: [String] = []
+        for proposal in try proposals(states: [.pending], session: id) {
+            do {
+                try apply(.deny, to: proposal.id, actor: actor, note: "session \(id) revoked" + (reason.map { ": " + $0 } ?? ""))
+                denied.append(proposal.id)
+            } catch {
+                continue  // decided meanwhile
+            }
+        }
+        return denied
     }
 
     /// Checks the chain and that every proposal row agrees with what the log says of it.

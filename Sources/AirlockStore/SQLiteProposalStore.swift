@@ -46,6 +46,8 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS identities (
           name TEXT NOT NULL, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
           revoked_at TEXT, PRIMARY KEY (name, role));
+        CREATE TABLE IF NOT EXISTS controls (
+          name TEXT PRIMARY KEY, set_by TEXT NOT NULL, set_at TEXT NOT NULL, reason TEXT);
         CREATE TABLE IF NOT EXISTS audit (
           seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
           actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
@@ -89,6 +91,9 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
                 let pending = try db.prepare("SELECT COUNT(*) AS n FROM proposals WHERE session_id = ? AND state = 'pending'")
                     .rows([.text(draft.sessionID)]).first?.integer("n") ?? 0
                 guard pending < Int64(pendingLimit) else { throw ProposalRecords.pendingLimitReached(Int(pending)) }
+                guard try db.prepare("SELECT 1 FROM controls WHERE name = ?").rows([.text(GateControl.session(draft.sessionID))]).isEmpty else {
+                    throw ProposalRecords.sessionRevoked(draft.sessionID)
+                }
                 let now = Clock.now()
                 var id = RandomID.make(8)
                 while try !db.prepare("SELECT 1 FROM proposals WHERE id = ?").rows([.text(id)]).isEmpty { id = RandomID.make(8) }
@@ -183,6 +188,40 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
             try db.prepare("UPDATE proposals SET lease_until = ? WHERE id = ? AND state = 'executing' AND executor = ? AND lease_until IS NOT NULL")
                 .run([.integer(until), .text(id), .text(owner)])
             guard db.changes == 1 else { throw ProposalRecords.leaseLost(id, owner: owner) }
+        }
+    }
+
+    public func setControl(_ name: String, on: Bool, by actor: String, reason: String?) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                let present = try !db.prepare("SELECT 1 FROM controls WHERE name = ?").rows([.text(name)]).isEmpty
+                guard present != on else { return }
+                if on {
+                    try db.prepare("INSERT INTO controls VALUES (?,?,?,?)").run([.text(name), .text(actor), .text(Clock.now()), reason.map { .text($0) } ?? .null])
+                } else {
+                    try db.prepare("DELETE FROM controls WHERE name = ?").run([.text(name)])
+                }
+                try appendAudit(event: on ? "control-set" : "control-cleared", proposalID: nil, actor: actor,
+                                detail: ProposalRecords.controlDetail(name, on: on, reason: reason))
+            }
+        }
+    }
+
+    public func controls() throws(AirlockError) -> [GateControl] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM controls ORDER BY name").rows().map { row in
+                GateControl(name: row.text("name") ?? "", setBy: row.text("set_by") ?? "", setAt: row.text("set_at") ?? "", reason: row.text("reason"))
+            }
+        }
+    }
+
+    public func proposalCounts() throws(AirlockError) -> [ProposalCount] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT state, kind, COUNT(*) AS n FROM proposals GROUP BY state, kind ORDER BY state, kind").rows().compactMap { row in
+                guard let state = row.text("state").flatMap(ProposalState.init(rawValue:)),
+                      let kind = row.text("kind").flatMap(Proposal.Kind.init(rawValue:)) else { return nil }
+                return ProposalCount(state: state, kind: kind, count: Int(row.integer("n") ?? 0))
+            }
         }
     }
 

@@ -128,6 +128,8 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
               name TEXT NOT NULL, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
               revoked_at TEXT, PRIMARY KEY (name, role))
             """]),
+        // The kill switch: freeze, revoked sessions.
+        (4, ["CREATE TABLE controls (name TEXT PRIMARY KEY, set_by TEXT NOT NULL, set_at TEXT NOT NULL, reason TEXT)"]),
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
@@ -185,6 +187,9 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
             let pending = try run("SELECT COUNT(*) FROM proposals WHERE session_id = $1 AND state = 'pending'", [.text(draft.sessionID)])
                 .rows.first.flatMap { try? $0.decode(Int64.self) } ?? 0
             guard pending < Int64(pendingLimit) else { throw ProposalRecords.pendingLimitReached(Int(pending)) }
+            guard try run("SELECT 1 FROM controls WHERE name = $1", [.text(GateControl.session(draft.sessionID))]).rows.isEmpty else {
+                throw ProposalRecords.sessionRevoked(draft.sessionID)
+            }
             var id = RandomID.make(8)
             while try !run("SELECT 1 FROM proposals WHERE id = $1", [.text(id)]).rows.isEmpty { id = RandomID.make(8) }
             let proposal = ProposalRecords.newProposal(draft, id: id, now: Clock.now())
@@ -290,6 +295,46 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
             try appendAudit(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
                             detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
                                              ("rule", .string(rule))]))
+        }
+    }
+
+    // MARK: Kill switch
+
+    public func setControl(_ name: String, on: Bool, by actor: String, reason: String?) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            let present = try !run("SELECT 1 FROM controls WHERE name = $1", [.text(name)]).rows.isEmpty
+            guard present != on else { return }
+            if on {
+                try run("INSERT INTO controls VALUES ($1,$2,$3,$4)", [.text(name), .text(actor), .text(Clock.now()), reason.map { .text($0) } ?? .null])
+            } else {
+                try run("DELETE FROM controls WHERE name = $1", [.text(name)])
+            }
+            try appendAudit(event: on ? "control-set" : "control-cleared", proposalID: nil, actor: actor,
+                            detail: ProposalRecords.controlDetail(name, on: on, reason: reason))
+        }
+    }
+
+    public func controls() throws(AirlockError) -> [GateControl] {
+        try locked { () throws(AirlockError) in
+            var found: [GateControl] = []
+            for row in try run("SELECT * FROM controls ORDER BY name").rows {
+                let columns = row.makeRandomAccess()
+                found.append(GateControl(name: try text(columns, "name"), setBy: try text(columns, "set_by"), setAt: try text(columns, "set_at"),
+                                         reason: try optionalText(columns, "reason")))
+            }
+            return found
+        }
+    }
+
+    public func proposalCounts() throws(AirlockError) -> [ProposalCount] {
+        try locked { () throws(AirlockError) in
+            var found: [ProposalCount] = []
+            for row in try run("SELECT state, kind, COUNT(*) AS n FROM proposals GROUP BY state, kind ORDER BY state, kind").rows {
+                let columns = row.makeRandomAccess()
+                guard let state = ProposalState(rawValue: try text(columns, "state")), let kind = Proposal.Kind(rawValue: try text(columns, "kind")) else { continue }
+                found.append(ProposalCount(state: state, kind: kind, count: Int(try decode(columns, "n", Int64.self))))
+            }
+            return found
         }
     }
 

@@ -257,6 +257,46 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 }
 
+extension ProposalStoreContractTests {
+    /// The kill switch's store side: a revoked session's pending proposals are denied and it
+    /// can propose nothing more (checked in the propose transaction); freeze is a control any
+    /// handle sees; all audited; counts by state and kind come from the store.
+    @Test(arguments: StoreDriver.allCases)
+    func killSwitchControlsAndCounts(_ driver: StoreDriver) throws {
+        let (store, other) = try driver.make()
+        let pending = try (0..<3).map { _ in try store.propose(draft()).id }
+        var elsewhere = draft("other session")
+        elsewhere.sessionID = "s2"
+        let survivor = try store.propose(elsewhere).id
+        try store.apply(.approve, to: pending[0], actor: "user:alice")
+        let denied = try other.revokeSession("s1", by: "user:alice", reason: "runaway")
+        #expect(Set(denied) == Set(pending.dropFirst()))
+        #expect(try store.proposal(id: pending[0])?.state == .approved, "a decided proposal keeps its decision")
+        #expect(try store.proposal(id: survivor)?.state == .pending)
+        do {
+            _ = try store.propose(draft())
+            Issue.record("a revoked session proposed")
+        } catch {
+            #expect(error.code == "AirlockSessionRevoked", "\(error)")
+        }
+        _ = try store.propose(elsewhere)
+        try store.setControl(GateControl.freeze, on: true, by: "user:bob", reason: "incident")
+        try store.setControl(GateControl.freeze, on: true, by: "user:bob", reason: "again")  // idempotent
+        #expect(try other.control(GateControl.freeze)?.reason == "incident")
+        #expect(Set(try other.controls().map(\.name)) == ["freeze", "session:s1"])
+        try other.setControl(GateControl.freeze, on: false, by: "user:bob", reason: nil)
+        #expect(try store.control(GateControl.freeze) == nil)
+        let counts = try other.proposalCounts()
+        #expect(counts.first { $0.state == .denied && $0.kind == .api }?.count == 2)
+        #expect(counts.first { $0.state == .pending && $0.kind == .api }?.count == 2)
+        #expect(counts.first { $0.state == .approved && $0.kind == .api }?.count == 1)
+        #expect(counts.map(\.count).reduce(0, +) == 5)
+        let events = try store.auditEntries().map(\.event)
+        #expect(events.filter { $0 == "control-set" }.count == 2 && events.contains("control-cleared"))
+        #expect(try store.verifyAudit().intact)
+    }
+}
+
 /// The SQLite driver's own: its file edited by hand.
 @Suite struct SQLiteProposalStoreTests {
     func draft(_ summary: String) -> ProposalDraft {

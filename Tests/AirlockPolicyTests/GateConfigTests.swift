@@ -17,6 +17,11 @@ import Testing
         let local = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\naws: {upstream: 'http://127.0.0.1:5000'}\n",
                                          source: "gate.yaml")
         #expect(local.isLoopback && local.tlsCertificate == nil && local.store == .sqlite("/tmp/g") && local.awsUpstream == "http://127.0.0.1:5000")
+        // Defaults for replicas and logs; then each set.
+        #expect(local.replica == nil && local.leaseSeconds == 30 && local.shutdownGraceSeconds == 60 && local.jsonLogs)
+        let tuned = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\nreplica: gate-a.eu_1\n"
+            + "executions: {lease_seconds: 5, shutdown_grace_seconds: 0}\nlog: {format: text}\n", source: "gate.yaml")
+        #expect(tuned.replica == "gate-a.eu_1" && tuned.leaseSeconds == 5 && tuned.shutdownGraceSeconds == 0 && !tuned.jsonLogs)
     }
 
     @Test(arguments: [
@@ -30,6 +35,11 @@ import Testing
         ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\naws: {upstream: ftp://x}\n", "aws.upstream"),
         ("listen: 127.0.0.1:1\ntls: {certificate: /c}\nstore: {sqlite: /g}\nstate_dir: /g\n", "tls.key is required"),
         ("", "empty"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nreplica: 'a b'\n", "replica must be"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nexecutions: {lease_seconds: 1}\n", "lease_seconds must be"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nexecutions: {lease_seconds: soon}\n", "lease_seconds must be"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nexecutions: {retries: 3}\n", "unknown key 'retries'"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nlog: {format: xml}\n", "json or text"),
     ])
     func badConfigsSayWhatIsWrong(text: String, expected: String) {
         do {

@@ -21,7 +21,8 @@ final class TeamGate: @unchecked Sendable {
     }
 
     /// `store`: "sqlite", or "postgres" (a schema per gate in AIRLOCK_TEST_POSTGRES's database).
-    init(store: String, upstream: String, tls: Bool = false) throws {
+    /// `extra`: more gate.yaml lines (replica, executions, log).
+    init(store: String, upstream: String, tls: Bool = false, extra: String = "") throws {
         directory = makeTemporaryDirectory(prefix: "airlock-gate")
         port = Moto.freePort()
         var tlsLine = ""
@@ -51,7 +52,7 @@ final class TeamGate: @unchecked Sendable {
             storeLine = "store: {sqlite: \(directory)/store}"
         }
         config = directory + "/gate.yaml"
-        try "listen: 127.0.0.1:\(port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"}\n"
+        try "listen: 127.0.0.1:\(port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"}\n\(extra)"
             .write(toFile: config, atomically: true, encoding: .utf8)
         log = directory + "/gate.log"
         FileManager.default.createFile(atPath: log, contents: nil)

@@ -10,6 +10,9 @@ import AirlockCore
 /// store: {postgres: "postgres://airlock@db.internal/airlock"}   # or {sqlite: /var/lib/airlock-gate}
 /// state_dir: /var/lib/airlock-gate       # blobs and artifacts of executions
 /// aws: {profile: deploy, upstream: aws}  # the write credentials; where executions go
+/// replica: gate-a                        # this process's name in execution leases (default host-pid)
+/// executions: {lease_seconds: 30, shutdown_grace_seconds: 60}
+/// log: {format: json}                    # or text; to standard error
 /// ```
 public struct GateConfig: Sendable, Equatable {
     public enum Store: Sendable, Equatable {
@@ -29,6 +32,14 @@ public struct GateConfig: Sendable, Equatable {
     /// `aws`, or an endpoint URL (a local AWS such as moto, for tests): where every approved
     /// API call is sent. Never what an agent host says.
     public var awsUpstream: String
+    /// The name this replica claims executions under; nil: `<hostname>-<pid>`.
+    public var replica: String?
+    /// How long a claim holds without renewal: a killed replica's execution becomes
+    /// `unknown` this long after its last renewal.
+    public var leaseSeconds: Int = 30
+    /// On SIGTERM, how long in-flight requests (executions) may take to finish.
+    public var shutdownGraceSeconds: Int = 60
+    public var jsonLogs: Bool = true
 
     public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
 
@@ -63,7 +74,7 @@ public struct GateConfig: Sendable, Equatable {
             guard let text = node.scalar, !node.isNull, !text.isEmpty else { throw fail(node.line, "\(place) must be a value") }
             return text
         }
-        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws"])
+        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log"])
         let listen = try string(top["listen"], "listen", line: root.line)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
@@ -103,7 +114,35 @@ public struct GateConfig: Sendable, Equatable {
                 throw fail(fields["upstream"]?.line ?? aws.line, "aws.upstream must be aws or an http(s):// URL")
             }
         }
-        return GateConfig(host: host, port: port, tlsCertificate: certificate, tlsKey: key, store: store, stateDir: stateDir,
-                          awsProfile: profile, awsUpstream: upstream)
+        var config = GateConfig(host: host, port: port, tlsCertificate: certificate, tlsKey: key, store: store, stateDir: stateDir,
+                                awsProfile: profile, awsUpstream: upstream)
+        if top["replica"] != nil {
+            let name = try string(top["replica"], "replica", line: root.line)
+            guard (1...64).contains(name.utf8.count),
+                  name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x2E || $0 == 0x5F }) else {
+                throw fail(top["replica"]?.line ?? 1, "replica must be 1-64 letters, digits, '.', '_' or '-'")
+            }
+            config.replica = name
+        }
+        if let executions = top["executions"] {
+            let fields = try mapping(executions, "executions", ["lease_seconds", "shutdown_grace_seconds"])
+            func seconds(_ key: String, _ range: ClosedRange<Int>) throws(AirlockError) -> Int? {
+                guard fields[key] != nil else { return nil }
+                let text = try string(fields[key], "executions.\(key)", line: executions.line)
+                guard let value = Int(text), range.contains(value) else {
+                    throw fail(fields[key]?.line ?? executions.line, "executions.\(key) must be a whole number of seconds in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return value
+            }
+            config.leaseSeconds = try seconds("lease_seconds", 2...3600) ?? config.leaseSeconds
+            config.shutdownGraceSeconds = try seconds("shutdown_grace_seconds", 0...3600) ?? config.shutdownGraceSeconds
+        }
+        if let log = top["log"] {
+            let fields = try mapping(log, "log", ["format"])
+            let format = try string(fields["format"], "log.format", line: log.line)
+            guard format == "json" || format == "text" else { throw fail(fields["format"]?.line ?? log.line, "log.format must be json or text") }
+            config.jsonLogs = format == "json"
+        }
+        return config
     }
 }

@@ -1,0 +1,69 @@
+import AirlockCore
+import AirlockStore
+import Glibc
+import Synchronization
+
+/// How a gate replica holds an execution (docs/gate.md, "Replicas"): claimed under its
+/// name with an expiry, renewed while the call runs. If the replica dies, the lease runs
+/// out and any replica's recovery marks the proposal `unknown`; it is never run again.
+/// Without a lease (a local `airlock` process) the claim is judged by the claimer's pid.
+public struct ExecutionLease: Sendable, Equatable {
+    /// The replica's name in the store (`executor`), unique among replicas.
+    public var owner: String
+    public var seconds: Int
+
+    public init(owner: String, seconds: Int) {
+        self.owner = owner
+        self.seconds = seconds
+    }
+
+    public func expiry(from now: Int64 = Clock.epochMilliseconds()) -> Int64 { now + Int64(seconds) * 1000 }
+}
+
+/// Renews one claimed execution's lease every third of its length on a thread of its own,
+/// until stopped. `held()` is false once a renewal was refused: the store no longer counts
+/// this replica as the executor (its lease ran out and it was marked `unknown`).
+final class LeaseRenewer: Sendable {
+    private struct State { var stopped = false; var lost = false }
+    private let state = Mutex(State())
+    private let store: any ProposalStore
+    private let id: String
+    private let lease: ExecutionLease
+
+    init(store: any ProposalStore, id: String, lease: ExecutionLease) {
+        self.store = store
+        self.id = id
+        self.lease = lease
+    }
+
+    func start() {
+        let interval = max(1, lease.seconds * 1000 / 3)
+        DetachedThread.run { [self] in
+            while true {
+                var slept = 0
+                while slept < interval {
+                    if state.withLock({ $0.stopped }) { return }
+                    usleep(50_000)
+                    slept += 50
+                }
+                if !renew() { return }
+            }
+        }
+    }
+
+    /// One renewal now (the executor calls it before each send, so a replica that was
+    /// paused past its lease does not send after another replica marked the proposal).
+    @discardableResult
+    func renew() -> Bool {
+        if state.withLock({ $0.lost }) { return false }
+        do {
+            try store.renewLease(id, owner: lease.owner, until: lease.expiry())
+            return true
+        } catch {
+            state.withLock { $0.lost = true }
+            return false
+        }
+    }
+
+    func stop() { state.withLock { $0.stopped = true } }
+}

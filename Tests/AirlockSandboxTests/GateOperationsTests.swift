@@ -1,0 +1,246 @@
+import Foundation
+import Testing
+
+/// A forwarder in front of moto that holds requests carrying a marker (Tests/Support/
+/// hold_proxy.py), so an execution can be caught in flight.
+final class HoldProxy: @unchecked Sendable {
+    let process: Process
+    let port: Int
+    let log: String
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init(target: String, marker: String, holdSeconds: Double, directory: String) throws {
+        log = directory + "/hold-\(UUID().uuidString).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [Stage.repoRoot + "/Tests/Support/hold_proxy.py", target, marker, String(holdSeconds), log]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw TestUpstreamError("the hold proxy did not start") }
+            line.append(chunk)
+        }
+        port = ((try JSONSerialization.jsonObject(with: line) as? [String: Int])?["port"]) ?? 0
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    var events: [String] { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+
+    func waitFor(_ event: String, timeout: Double = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if events.contains(event) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+}
+
+/// The gate's operations (issue: the gate as a service, point 5 and replicas): execution
+/// leases when a replica dies, graceful shutdown, the kill switch, /metrics and JSON logs.
+@Suite struct GateOperationsTests {
+    static func sendMessage(_ queueURL: String, _ text: String) -> String {
+        let body = "{\"QueueUrl\":\"\(queueURL)\",\"MessageBody\":\"\(text)\"}"
+        let payload: [String: Any] = [
+            "type": "aws-request", "service": "sqs", "signing_name": "sqs", "region": "us-east-1", "operation": "SendMessage",
+            "method": "POST", "path": "/", "query": "",
+            "headers": [["Content-Type", "application/x-amz-json-1.0"], ["X-Amz-Target", "AmazonSQS.SendMessage"]],
+            "body_base64": Data(body.utf8).base64EncodedString(),
+        ]
+        return (try! JSONSerialization.data(withJSONObject: payload)).base64EncodedString()
+    }
+
+    static func messageCount(_ moto: Moto, _ queueURL: String) -> String? {
+        let attributes = moto.json(["sqs", "get-queue-attributes", "--queue-url", queueURL, "--attribute-names", "ApproximateNumberOfMessages"])
+        return ((attributes as? [String: Any])?["Attributes"] as? [String: Any])?["ApproximateNumberOfMessages"] as? String
+    }
+
+    static func propose(_ gate: TeamGate, host: String, session: String, _ payload: String) -> String {
+        let proposed = gate.call("POST", "/v1/proposals", token: host, body: ["session_id": session, "payload_base64": payload])
+        require(proposed.status == 201, "propose: \(proposed)")
+        return proposed.json["id"] as? String ?? ""
+    }
+
+    static func waitForState(_ gate: TeamGate, _ id: String, token: String, _ state: String, timeout: Double) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: String?
+        while Date() < deadline {
+            last = gate.call("GET", "/v1/proposals/\(id)", token: token).json["state"] as? String
+            if last == state { return last }
+            usleep(100_000)
+        }
+        return last
+    }
+
+    /// kill -9 of a replica while its execution is in flight: once the lease runs out,
+    /// the other replica marks that proposal `unknown` (never re-runs it); every other
+    /// proposal executes normally through the survivor.
+    @Test func aKilledReplicasExecutionBecomesUnknownAndIsNeverRerun() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "lease-q"]) as? [String: Any])?["QueueUrl"] as? String)
+        let directory = makeTemporaryDirectory(prefix: "airlock-lease")
+        let proxy = try HoldProxy(target: moto.url, marker: "HOLD-ME", holdSeconds: 600, directory: directory)
+        let lease = "executions: {lease_seconds: 2}\n"
+        let a = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: replica-a\n" + lease)
+        let b = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: replica-b\n" + lease)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let host = a.enrol("host", "lease-host-\(tag)"), user = a.enrol("user", "lease-user-\(tag)")
+        let session = "lease-\(tag)"
+        #expect(a.call("POST", "/v1/sessions", token: host, body: ["id": session]).status == 201)
+        let held = Self.propose(a, host: host, session: session, Self.sendMessage(queueURL, "HOLD-ME"))
+        let others = (0..<5).map { Self.propose(b, host: host, session: session, Self.sendMessage(queueURL, "m-\($0)")) }
+
+        // A claims and sends the held one; the proxy holds it; A dies mid-call.
+        DispatchQueue.global().async { _ = a.call("POST", "/v1/proposals/\(held)/approve", token: user) }
+        #expect(proxy.waitFor("held"), "the execution never reached the upstream: \(proxy.events)")
+        #expect(b.call("GET", "/v1/proposals/\(held)", token: user).json["state"] as? String == "executing")
+        kill(a.process.processIdentifier, SIGKILL)
+
+        for id in others {
+            let approved = b.call("POST", "/v1/proposals/\(id)/approve", token: user)
+            #expect(approved.status == 200 && approved.json["state"] as? String == "succeeded", "\(approved)")
+        }
+        // Lease 2 s, recovery every second: unknown within a few seconds, by replica B.
+        #expect(Self.waitForState(b, held, token: user, "unknown", timeout: 20) == "unknown")
+        let shown = b.call("GET", "/v1/proposals/\(held)", token: user)
+        #expect("\(shown.json)".contains("lease ran out"), "\(shown)")
+        // Never re-run: a second approval is refused, and the held request went upstream
+        // at most once (it was dropped when A's connection died).
+        #expect(b.call("POST", "/v1/proposals/\(held)/approve", token: user).status == 409)
+        #expect(proxy.waitFor("dropped", timeout: 10), "\(proxy.events)")
+        #expect(proxy.events.filter { $0 == "held" }.count == 1, "\(proxy.events)")
+        #expect(proxy.events.filter { $0 == "passed" }.count == 5, "\(proxy.events)")
+        #expect(Self.messageCount(moto, queueURL) == "5")
+        let text = runProcess("/usr/bin/curl", ["-s", b.url + "/metrics"], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout
+        #expect(text.contains("airlock_gate_executions_total{outcome=\"unknown\"} 1"), "\(text)")
+        #expect(text.contains("airlock_gate_executions_total{outcome=\"succeeded\"} 5"), "\(text)")
+    }
+
+    /// SIGTERM while an execution is in flight: the gate stops taking requests, lets the
+    /// execution finish and record its result, then exits 0.
+    @Test func aGracefulShutdownFinishesTheExecutionInFlight() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "drain-q"]) as? [String: Any])?["QueueUrl"] as? String)
+        let directory = makeTemporaryDirectory(prefix: "airlock-drain")
+        let proxy = try HoldProxy(target: moto.url, marker: "HOLD-ME", holdSeconds: 3, directory: directory)
+        let gate = try TeamGate(store: "sqlite", upstream: proxy.url)
+        let host = gate.enrol("host", "h"), user = gate.enrol("user", "u")
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "drain-session"]).status == 201)
+        let id = Self.propose(gate, host: host, session: "drain-session", Self.sendMessage(queueURL, "HOLD-ME"))
+        let answer = AnswerBox()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let result = gate.call("POST", "/v1/proposals/\(id)/approve", token: user)
+            answer.set(result.status, result.json)
+            done.signal()
+        }
+        #expect(proxy.waitFor("held"))
+        kill(gate.process.processIdentifier, SIGTERM)
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        let (status, json) = try #require(answer.get())
+        #expect(status == 200 && json["state"] as? String == "succeeded", "\(json)")
+        gate.process.waitUntilExit()
+        #expect(gate.process.terminationStatus == 0)
+        #expect(Self.messageCount(moto, queueURL) == "1")
+        // The log is JSON lines, the shutdown in it.
+        let lines = ((try? String(contentsOfFile: gate.log, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("{") }
+        let events = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["event"] as? String }
+        #expect(events.count == lines.count && events.contains("executed") && events.contains("stopped"), "\(lines)")
+    }
+
+    /// SIGTERM with an execution that outlasts the grace period: it is marked `unknown`
+    /// at once (not when its lease runs out) and the replica exits 1.
+    @Test func aShutdownPastItsGraceMarksTheExecutionUnknown() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "grace-q"]) as? [String: Any])?["QueueUrl"] as? String)
+        let directory = makeTemporaryDirectory(prefix: "airlock-grace")
+        let proxy = try HoldProxy(target: moto.url, marker: "HOLD-ME", holdSeconds: 600, directory: directory)
+        let long = "executions: {lease_seconds: 3600, shutdown_grace_seconds: 1}\n"
+        let a = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: grace-a\n" + long)
+        let b = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: grace-b\n" + long)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let host = a.enrol("host", "grace-host-\(tag)"), user = a.enrol("user", "grace-user-\(tag)")
+        #expect(a.call("POST", "/v1/sessions", token: host, body: ["id": "grace-\(tag)"]).status == 201)
+        let id = Self.propose(a, host: host, session: "grace-\(tag)", Self.sendMessage(queueURL, "HOLD-ME"))
+        DispatchQueue.global().async { _ = a.call("POST", "/v1/proposals/\(id)/approve", token: user) }
+        #expect(proxy.waitFor("held"))
+        let stopped = Date()
+        kill(a.process.processIdentifier, SIGTERM)
+        a.process.waitUntilExit()
+        #expect(a.process.terminationStatus == 1)
+        #expect(Date().timeIntervalSince(stopped) < 15)
+        let shown = b.call("GET", "/v1/proposals/\(id)", token: user)
+        #expect(shown.json["state"] as? String == "unknown" && "\(shown.json)".contains("shut down"), "\(shown)")
+    }
+
+    /// The kill switch: freeze stops every execution (approvals refused), thaw restores;
+    /// revoking a session denies all its pending proposals and refuses new ones; revoking a
+    /// host refuses its token. All audited; /metrics counts proposals by state and kind.
+    @Test func theKillSwitchFreezesRevokesAndDeniesAtOnce() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "kill-q"]) as? [String: Any])?["QueueUrl"] as? String)
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url)
+        let host = gate.enrol("host", "agent-host"), other = gate.enrol("host", "other-host"), user = gate.enrol("user", "alice")
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "runaway-session"]).status == 201)
+        #expect(gate.call("POST", "/v1/sessions", token: other, body: ["id": "calm-session"]).status == 201)
+        let runaway = (0..<4).map { Self.propose(gate, host: host, session: "runaway-session", Self.sendMessage(queueURL, "r-\($0)")) }
+        let calm = Self.propose(gate, host: other, session: "calm-session", Self.sendMessage(queueURL, "calm"))
+
+        // Freeze: nothing executes, nothing is approved; a host cannot freeze or thaw.
+        #expect(gate.call("POST", "/v1/freeze", token: host, body: ["reason": "x"]).status == 403)
+        #expect(gate.call("POST", "/v1/freeze", token: user, body: ["reason": "incident 42"]).status == 200)
+        let refused = gate.call("POST", "/v1/proposals/\(calm)/approve", token: user)
+        #expect(refused.status == 423 && "\(refused.json)".contains("incident 42"), "\(refused)")
+        #expect(gate.call("GET", "/v1/proposals/\(calm)", token: user).json["state"] as? String == "pending")
+        #expect((gate.call("GET", "/v1/controls", token: user).json["controls"] as? [[String: Any]])?.first?["name"] as? String == "freeze")
+        // The approver's CLI thaws it too (the admin command, on the same store).
+        let thawed = gate.admin(["thaw"])
+        #expect(thawed.status == 0, "\(thawed)")
+        #expect(gate.call("POST", "/v1/proposals/\(calm)/approve", token: user).json["state"] as? String == "succeeded")
+
+        // Revoke the runaway session: all four pending are denied at once, new ones refused.
+        let revoked = gate.call("POST", "/v1/sessions/runaway-session/revoke", token: user, body: ["reason": "looping"])
+        #expect(revoked.status == 200 && Set(revoked.json["denied"] as? [String] ?? []) == Set(runaway), "\(revoked)")
+        for id in runaway {
+            let shown = gate.call("GET", "/v1/proposals/\(id)", token: user).json
+            #expect(shown["state"] as? String == "denied" && shown["decided_by"] as? String == "user:alice", "\(shown)")
+        }
+        let again = gate.call("POST", "/v1/proposals", token: host, body: ["session_id": "runaway-session", "payload_base64": Self.sendMessage(queueURL, "more")])
+        #expect(again.status == 409 && "\(again.json)".contains("AirlockSessionRevoked"), "\(again)")
+        // The other host's session is untouched; then that host is revoked and refused.
+        #expect(Self.propose(gate, host: other, session: "calm-session", Self.sendMessage(queueURL, "still")) != "")
+        #expect(gate.call("POST", "/v1/hosts/other-host/revoke", token: host).status == 403)
+        #expect(gate.call("POST", "/v1/hosts/other-host/revoke", token: user).status == 200)
+        #expect(gate.call("GET", "/v1/whoami", token: other).status == 401)
+        #expect(Self.messageCount(moto, queueURL) == "1")
+
+        // /metrics: proposals by state and kind from the store, executions, decision latency.
+        let text = runProcess("/usr/bin/curl", ["-s", gate.url + "/metrics"], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout
+        #expect(text.contains("airlock_gate_proposals{state=\"denied\",kind=\"api\"} 4"), "\(text)")
+        #expect(text.contains("airlock_gate_proposals{state=\"succeeded\",kind=\"api\"} 1"), "\(text)")
+        #expect(text.contains("airlock_gate_proposals{state=\"pending\",kind=\"api\"} 1"), "\(text)")
+        #expect(text.contains("airlock_gate_executions_total{outcome=\"succeeded\"} 1"), "\(text)")
+        #expect(text.contains("airlock_gate_decision_seconds_count"), "\(text)")
+        #expect(text.contains("airlock_gate_proposals_created_total{kind=\"api\"} 6"), "\(text)")
+    }
+}
+
+final class AnswerBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: (Int, [String: Any])?
+    func set(_ status: Int, _ json: [String: Any]) { lock.lock(); value = (status, json); lock.unlock() }
+    func get() -> (Int, [String: Any])? { lock.lock(); defer { lock.unlock() }; return value }
+}
