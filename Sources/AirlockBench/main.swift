@@ -14,6 +14,10 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
+if arguments.count >= 2, arguments[1] == "gate-load" {
+    gateLoad(Array(arguments.dropFirst(2)))
+    exit(0)
+}
 if arguments.count >= 3, arguments[1] == "parse" {
     measureParsing(Array(arguments.dropFirst(2)))
     exit(0)

@@ -178,6 +178,9 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
         throw Self.notHere("the kill switch")
     }
     public func controls() throws(AirlockError) -> [GateControl] { [] }
+    public func auditHead() throws(AirlockError) -> (seq: Int, hash: String)? { nil }
+    public func addCheckpoint(_ checkpoint: AuditCheckpoint) throws(AirlockError) { throw Self.notHere("signing the audit log") }
+    public func checkpoints() throws(AirlockError) -> [AuditCheckpoint] { [] }
     public func proposalCounts() throws(AirlockError) -> [ProposalCount] { throw Self.notHere("counting proposals") }
     public func auditEntries() throws(AirlockError) -> [AuditEntry] { [] }
     public func allProposalRows() throws(AirlockError) -> [Proposal] { [] }

@@ -304,7 +304,7 @@ struct Deny: ParsableCommand {
 
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Work with the tamper-evident audit log.", subcommands: [Verify.self])
+        commandName: "audit", abstract: "Work with the tamper-evident audit log.", subcommands: [Verify.self, Export.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -313,11 +313,28 @@ struct Audit: ParsableCommand {
                 Fails (exit 1) if any entry was edited, deleted or reordered, or if a proposal's
                 state, decision, payload or digest in the store differs from what the log
                 recorded. Prints the head hash: keep it elsewhere to detect a rewritten chain.
+
+                On a team gate (--gate URL) or an export (--file), it also checks every signed
+                checkpoint of the chain's head against the gate's Ed25519 public key: pin it
+                with --public-key (from `airlock gate audit-key public`), else the key the gate
+                serves is used and said so. --against EXPORT holds the chain to the checkpoints
+                of an earlier export kept elsewhere: a store whose tail was deleted, checkpoints
+                and all, still fails.
                 """)
         @Flag(help: "Print one JSON document.") var json = false
+        @Option(help: ArgumentHelp("Verify an export (airlock audit export) offline.", valueName: "FILE")) var file: String?
+        @Option(name: .customLong("public-key"), help: ArgumentHelp("The gate's audit public key (base64), or a file holding it.", valueName: "KEY"))
+        var publicKey: String?
+        @Option(help: ArgumentHelp("An earlier export whose signed checkpoints the chain must still match.", valueName: "EXPORT"))
+        var against: String?
         @OptionGroup var state: StateOptions
+        @OptionGroup var remote: GateOptions
 
         func run() throws {
+            if file != nil || remote.gate != nil {
+                try verifySigned()
+                return
+            }
             let report: AuditChain.Report
             do throws(AirlockError) {
                 report = try openStore(state).verifyAudit()
@@ -334,6 +351,87 @@ struct Audit: ParsableCommand {
                 for problem in report.problems { print("  - \(problem)") }
             }
             if !report.intact { throw ExitCode(1) }
+        }
+
+        static func readExport(_ path: String) throws(AirlockError) -> JSON {
+            guard let json = try? JSON.parseStrict(bytes: try readFile(path, limit: 1 << 30)) else {
+                throw AirlockError("\(path) is not JSON (an `airlock audit export`)", exitCode: 2)
+            }
+            return json
+        }
+
+        func verifySigned() throws {
+            let problems: [String], entries: [AuditEntry], checkpoints: [AuditCheckpoint], keyNote: String?
+            do throws(AirlockError) {
+                let document: JSON
+                if let file {
+                    document = try Self.readExport(file)
+                } else if let gate = try remote.client() {
+                    document = try gate.call("GET", "/v1/audit")
+                } else {
+                    throw AirlockError("--file or --gate is needed", exitCode: 2)
+                }
+                let read = try AuditExport.read(document)
+                entries = read.entries
+                checkpoints = read.checkpoints
+                var key: [UInt8]?
+                if let publicKey {
+                    let text = access(publicKey, R_OK) == 0 ? String(decoding: try readFile(publicKey, limit: 4096), as: UTF8.self) : publicKey
+                    key = Base64.decode(text.split(whereSeparator: { $0 == "\n" || $0 == " " }).joined())
+                    guard key?.count == 32 else { throw AirlockError("--public-key is not a base64 Ed25519 public key (32 bytes)", exitCode: 2) }
+                    keyNote = nil
+                } else {
+                    key = read.publicKey
+                    keyNote = "the key was taken from the log itself; pin it with --public-key to detect a replaced key"
+                }
+                guard let key else {
+                    throw AirlockError("the log has no signing key (the gate's gate.yaml names no audit.signing_key)",
+                                       hint: "verify the chain alone on the gate's store, or configure audit signing", exitCode: 1)
+                }
+                var external: [AuditCheckpoint] = []
+                if let against {
+                    external = try AuditExport.read(try Self.readExport(against)).checkpoints
+                }
+                var found = AuditSigner.verify(entries: entries, checkpoints: checkpoints, publicKey: key, external: external)
+                if checkpoints.isEmpty && !entries.isEmpty { found.append("the log has no signed checkpoint") }
+                problems = found
+            } catch {
+                throw fail(error)
+            }
+            let head = entries.last.map { "\($0.seq) \($0.hash)" } ?? "empty"
+            if json {
+                print(JSON.object([("intact", .bool(problems.isEmpty)), ("entries", .number(Double(entries.count))),
+                                   ("checkpoints", .number(Double(checkpoints.count))), ("head", .string(head)),
+                                   ("problems", .array(problems.map(JSON.string))), ("key_note", keyNote.map(JSON.string) ?? .null)]).serialized())
+            } else if problems.isEmpty {
+                print("audit log intact: \(entries.count) entries, \(checkpoints.count) signed checkpoints, head \(head)")
+                if let keyNote { print("  note: \(keyNote)") }
+            } else {
+                print("audit log NOT intact (\(problems.count) problem\(problems.count == 1 ? "" : "s")):")
+                for problem in problems { print("  - \(problem)") }
+            }
+            if !problems.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a team gate's audit log with its signed checkpoints (JSON), to keep elsewhere.",
+            discussion: """
+                `airlock audit verify --file EXPORT --public-key KEY` checks it offline; `--against
+                EXPORT` holds a later log to it.
+                """)
+        @OptionGroup var remote: GateOptions
+
+        func run() throws {
+            do throws(AirlockError) {
+                guard let gate = try remote.client() else {
+                    throw AirlockError("--gate URL is needed (a local store has no signed checkpoints)", exitCode: 2)
+                }
+                print(try gate.call("GET", "/v1/audit").serialized())
+            } catch {
+                throw fail(error)
+            }
         }
     }
 }

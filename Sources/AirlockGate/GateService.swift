@@ -41,9 +41,12 @@ public final class GateService: Sendable {
     /// This replica's claim on each execution it runs (docs/gate.md, "Replicas").
     public let lease: ExecutionLease
     public let logger: Logger
+    /// Signs the audit chain's head at every decision (docs/gate.md, "Signed audit checkpoints").
+    public let signer: AuditSigner?
 
     public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials,
-                logger: Logger = Logger(label: "airlock.gate")) {
+                signer: AuditSigner? = nil, logger: Logger = Logger(label: "airlock.gate")) {
+        self.signer = signer
         self.store = store
         self.config = config
         self.catalog = catalog
@@ -250,6 +253,7 @@ public final class GateService: Sendable {
         } catch {
             throw GateFailure(503, "AirlockStoreUnavailable", error.message)
         }
+        checkpoint()
         logger.notice(frozen ? "frozen" : "thawed", metadata: ["by": "\(identity.actor)", "reason": "\(reason ?? "")"])
         return try controls(identity)
     }
@@ -261,6 +265,7 @@ public final class GateService: Sendable {
         guard found != nil else { throw GateFailure(404, "AirlockNoSuchSession", "no session \(sessionID) on this gate") }
         do {
             let denied = try store.revokeSession(sessionID, by: identity.actor, reason: reason)
+            checkpoint()
             logger.notice("session revoked", metadata: ["session": "\(sessionID)", "by": "\(identity.actor)", "denied": "\(denied.count)"])
             return .object([("session", .string(sessionID)), ("revoked", .bool(true)), ("denied", .array(denied.map(JSON.string)))])
         } catch {
@@ -272,6 +277,7 @@ public final class GateService: Sendable {
     public func revokeIdentity(_ identity: GateIdentity, name: String, role: GateAccess.Role) throws(GateFailure) -> JSON {
         do {
             let revoked = try store.revokeIdentity(name: name, role: role, by: identity.actor)
+            checkpoint()
             logger.notice("identity revoked", metadata: ["revoked": "\(revoked.actor)", "by": "\(identity.actor)"])
             return .object([("name", .string(revoked.name)), ("role", .string(revoked.role.rawValue)), ("revoked_at", .string(revoked.revokedAt ?? ""))])
         } catch {
@@ -326,7 +332,29 @@ public final class GateService: Sendable {
 
     // MARK: Metrics and logs
 
+    /// Signs the chain's current head. A failure is logged, never hidden: the decision is
+    /// already durable and the next checkpoint covers it.
+    func checkpoint() {
+        guard let signer else { return }
+        do {
+            guard let head = try store.auditHead() else { return }
+            try store.addCheckpoint(signer.sign(seq: head.seq, headHash: head.hash))
+        } catch {
+            logger.error("audit checkpoint not stored", metadata: ["error": "\(error.message)"])
+        }
+    }
+
+    /// The log with its checkpoints and the public key, for `airlock audit verify --gate`.
+    public func auditExport(_ identity: GateIdentity) throws(GateFailure) -> JSON {
+        do {
+            return AuditExport.json(entries: try store.auditEntries(), checkpoints: try store.checkpoints(), publicKey: signer?.publicKey)
+        } catch {
+            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+        }
+    }
+
     func recordDecision(_ proposal: Proposal, by identity: GateIdentity) {
+        checkpoint()
         if let created = Clock.epochMilliseconds(parsing: proposal.createdAt) {
             let waited = max(0, Clock.epochMilliseconds() - created)
             Metrics.Timer(label: "airlock_gate_decision_seconds", dimensions: [("decision", proposal.state == .denied ? "deny" : "approve")])
@@ -337,6 +365,7 @@ public final class GateService: Sendable {
     }
 
     func recordExecution(_ proposal: Proposal, seconds: Double) {
+        checkpoint()
         Counter(label: "airlock_gate_executions_total", dimensions: [("outcome", proposal.state.rawValue)]).increment()
         let upstreamError: String?
         if proposal.state == .unknown {

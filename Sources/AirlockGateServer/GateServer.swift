@@ -31,6 +31,7 @@ import ServiceLifecycle
 ///     POST /v1/sessions/ID/revoke            approver  (and deny all its pending) {"reason"}
 ///     POST /v1/hosts/NAME/revoke, /v1/users/NAME/revoke  approver
 ///     GET  /v1/controls                      approver
+///     GET  /v1/audit                         approver  (the log, signed checkpoints, public key)
 ///     GET  /metrics                          Prometheus text (counts only; no auth)
 enum GateServer {
     static let bodyLimit = 17 << 20
@@ -129,6 +130,9 @@ enum GateServer {
         }
         router.post("v1/thaw") { request, _ -> Response in
             await answer(request, .freeze, service) { identity throws(GateFailure) in try service.setFrozen(identity, false, reason: nil) }
+        }
+        router.get("v1/audit") { request, _ -> Response in
+            await answer(request, .audit, service) { identity throws(GateFailure) in try service.auditExport(identity) }
         }
         router.get("v1/controls") { request, _ -> Response in
             await answer(request, .list, service) { identity throws(GateFailure) in try service.controls(identity) }

@@ -34,7 +34,24 @@ enum GateSetup {
         try ensureDirectory(config.stateDir)
         chmod(config.stateDir, 0o700)
         return GateService(store: store, config: config, catalog: catalog,
-                           credentials: HostCredentials(environment: environment, profile: config.awsProfile))
+                           credentials: HostCredentials(environment: environment, profile: config.awsProfile),
+                           signer: try signer(config))
+    }
+
+    /// The audit signing key, when gate.yaml names one. It must not be readable by others.
+    static func signer(_ config: GateConfig) throws(AirlockError) -> AuditSigner? {
+        guard let path = config.auditSigningKey else { return nil }
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw AirlockError("cannot read the audit signing key \(path): \(String(cString: strerror(errno)))",
+                               hint: "make one: airlock gate audit-key new \(path)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw AirlockError("the audit signing key \(path) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8)))",
+                               hint: "chmod 600 \(path)")
+        }
+        let bytes = try readFile(path, limit: 1 << 16)
+        return try AuditSigner(pem: String(decoding: bytes, as: UTF8.self), source: path)
     }
 
     /// One `gate serve` per SQLite store: a second would be a second executor on one file

@@ -13,6 +13,9 @@ let usage = """
            airlock gate freeze [REASON] --config gate.yaml   no execution starts on any replica
            airlock gate thaw --config gate.yaml
            airlock gate session revoke ID --config gate.yaml revoke a session, deny all its pending
+           airlock gate audit-key new FILE                   make an Ed25519 audit signing key; prints its public key
+           airlock gate audit-key public --config gate.yaml  the public key verifiers pin (--public-key)
+           airlock gate audit export --config gate.yaml      the log and its signed checkpoints (JSON)
            airlock gate host add NAME --config gate.yaml     enrol an agent host; prints its token once
            airlock gate user add NAME --config gate.yaml     enrol an approver; prints their token once
            airlock gate host revoke NAME --config gate.yaml  (user revoke NAME likewise)
@@ -48,6 +51,22 @@ var arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
     print(usage)
     exit(arguments.isEmpty ? 2 : 0)
+}
+if arguments.count == 3, arguments[0] == "audit-key", arguments[1] == "new" {
+    // Written once, 0600, never overwritten: replacing a key orphans every checkpoint.
+    let path = arguments[2]
+    let signer = AuditSigner()
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
+        fail(AirlockError("cannot create \(path): \(String(cString: strerror(errno)))", hint: "the file must not exist yet"))
+    }
+    let text = Array(signer.pem.utf8)
+    _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    fsync(fd)
+    close(fd)
+    print(Base64.encode(signer.publicKey))
+    writeStandardError("airlock gate: wrote the Ed25519 key \(path) (key id \(signer.keyID)); the line above is its public key, for `airlock audit verify --public-key`\n")
+    exit(0)
 }
 guard let configPath = option("--config", in: &arguments) ?? GateSetup.environment()["AIRLOCK_GATE_CONFIG"] else {
     fail(AirlockError("--config gate.yaml is required", hint: "docs/gate.md, \"Team gate\", has an example", exitCode: 2))
@@ -103,6 +122,15 @@ do throws(AirlockError) {
         } else {
             print("revoked session \(arguments[2]); denied \(denied.count) pending proposal\(denied.count == 1 ? "" : "s")\(denied.isEmpty ? "" : ": " + denied.joined(separator: " "))")
         }
+    case ("audit-key"?, "public"?):
+        guard let signer = try GateSetup.signer(config) else {
+            throw AirlockError("gate.yaml names no audit signing key", hint: "add audit: {signing_key: /etc/airlock/gate-audit.pem}", exitCode: 1)
+        }
+        print(Base64.encode(signer.publicKey))
+    case ("audit"?, "export"?):
+        let store = try GateSetup.store(config)
+        let signer = try GateSetup.signer(config)
+        print(AuditExport.json(entries: try store.auditEntries(), checkpoints: try store.checkpoints(), publicKey: signer?.publicKey).serialized())
     case ("hosts"?, _), ("users"?, _):
         let role: GateAccess.Role = arguments[0] == "hosts" ? .host : .approver
         let listed = try GateSetup.store(config).identities().filter { $0.role == role }

@@ -47,20 +47,12 @@ public enum AuditChain {
         public var intact: Bool { problems.isEmpty }
     }
 
-    /// The chain must be unbroken, and the store's proposal rows must say what the log says:
-    /// same digest, rule and summary as proposed, and the state of the last transition.
-    public static func verify(entries: [AuditEntry], proposals: [Proposal]) -> Report {
+    /// The chain alone: numbered from 1 without gaps, each entry linked to the one before and
+    /// sealed by its hash. Returns the problems and the head hash.
+    public static func verifyChain(_ entries: [AuditEntry]) -> (problems: [String], head: String) {
         var problems: [String] = []
         var previous = genesis
         var expectedSeq = 1
-        struct Replay {
-            var state: String
-            var digest: String
-            var rule: String
-            var summary: String
-            var decidedBy: String?
-        }
-        var replayed: [String: Replay] = [:]
         for entry in entries {
             if entry.seq != expectedSeq {
                 problems.append("entry \(expectedSeq) is missing (next is \(entry.seq)): entries were deleted")
@@ -74,6 +66,25 @@ public enum AuditChain {
             }
             previous = entry.hash
             expectedSeq += 1
+        }
+        return (problems, previous)
+    }
+
+    /// The chain must be unbroken, and the store's proposal rows must say what the log says:
+    /// same digest, rule and summary as proposed, and the state of the last transition.
+    public static func verify(entries: [AuditEntry], proposals: [Proposal]) -> Report {
+        struct Replay {
+            var state: String
+            var digest: String
+            var rule: String
+            var summary: String
+            var decidedBy: String?
+        }
+        var replayed: [String: Replay] = [:]
+        let chain = verifyChain(entries)
+        var problems = chain.problems
+        let previous = chain.head
+        for entry in entries {
             guard let id = entry.proposalID, let detail = try? JSON.parse(entry.detail) else { continue }
             let state = detail["state"]?.string ?? entry.event
             if entry.event == "proposed" {

@@ -13,6 +13,7 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
     private var audit: [AuditEntry] = []
     private var enrolled: [GateIdentity] = []
     private var settings: [GateControl] = []
+    private var signed: [AuditCheckpoint] = []
 
     public init() { pthread_mutex_init(&mutex, nil) }
 
@@ -99,6 +100,20 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
             append(event: on ? "control-set" : "control-cleared", proposalID: nil, actor: actor,
                    detail: ProposalRecords.controlDetail(name, on: on, reason: reason))
         }
+    }
+
+    public func auditHead() throws(AirlockError) -> (seq: Int, hash: String)? {
+        try locked { () throws(AirlockError) in audit.last.map { ($0.seq, $0.hash) } }
+    }
+
+    public func addCheckpoint(_ checkpoint: AuditCheckpoint) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            if !signed.contains(where: { $0.seq == checkpoint.seq }) { signed.append(checkpoint) }
+        }
+    }
+
+    public func checkpoints() throws(AirlockError) -> [AuditCheckpoint] {
+        try locked { () throws(AirlockError) in signed.sorted { $0.seq < $1.seq } }
     }
 
     public func controls() throws(AirlockError) -> [GateControl] {

@@ -61,6 +61,12 @@ public protocol ProposalStore: AnyObject, Sendable {
     func proposalCounts() throws(AirlockError) -> [ProposalCount]
 
     func auditEntries() throws(AirlockError) -> [AuditEntry]
+    /// The newest entry's number and hash (nil: the log is empty).
+    func auditHead() throws(AirlockError) -> (seq: Int, hash: String)?
+    /// Stores a signed checkpoint of the chain (one per entry number: a second for the same
+    /// head, from another replica, is ignored).
+    func addCheckpoint(_ checkpoint: AuditCheckpoint) throws(AirlockError)
+    func checkpoints() throws(AirlockError) -> [AuditCheckpoint]
     /// All proposals as stored, for checking them against the log.
     func allProposalRows() throws(AirlockError) -> [Proposal]
 }

@@ -48,6 +48,8 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
           revoked_at TEXT, PRIMARY KEY (name, role));
         CREATE TABLE IF NOT EXISTS controls (
           name TEXT PRIMARY KEY, set_by TEXT NOT NULL, set_at TEXT NOT NULL, reason TEXT);
+        CREATE TABLE IF NOT EXISTS audit_checkpoints (
+          seq INTEGER PRIMARY KEY, head_hash TEXT NOT NULL, at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS audit (
           seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
           actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
@@ -203,6 +205,29 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
                 }
                 try appendAudit(event: on ? "control-set" : "control-cleared", proposalID: nil, actor: actor,
                                 detail: ProposalRecords.controlDetail(name, on: on, reason: reason))
+            }
+        }
+    }
+
+    public func auditHead() throws(AirlockError) -> (seq: Int, hash: String)? {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").rows().first.map { (Int($0.integer("seq") ?? 0), $0.text("hash") ?? "") }
+        }
+    }
+
+    public func addCheckpoint(_ checkpoint: AuditCheckpoint) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.prepare("INSERT OR IGNORE INTO audit_checkpoints VALUES (?,?,?,?,?)").run([
+                .integer(Int64(checkpoint.seq)), .text(checkpoint.headHash), .text(checkpoint.at), .text(checkpoint.keyID), .text(checkpoint.signature),
+            ])
+        }
+    }
+
+    public func checkpoints() throws(AirlockError) -> [AuditCheckpoint] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM audit_checkpoints ORDER BY seq").rows().map { row in
+                AuditCheckpoint(seq: Int(row.integer("seq") ?? 0), headHash: row.text("head_hash") ?? "", at: row.text("at") ?? "",
+                                keyID: row.text("key_id") ?? "", signature: row.text("signature") ?? "")
             }
         }
     }

@@ -130,6 +130,8 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
             """]),
         // The kill switch: freeze, revoked sessions.
         (4, ["CREATE TABLE controls (name TEXT PRIMARY KEY, set_by TEXT NOT NULL, set_at TEXT NOT NULL, reason TEXT)"]),
+        // Ed25519-signed checkpoints of the chain's head.
+        (5, ["CREATE TABLE audit_checkpoints (seq BIGINT PRIMARY KEY, head_hash TEXT NOT NULL, at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL)"]),
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
@@ -311,6 +313,34 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
             }
             try appendAudit(event: on ? "control-set" : "control-cleared", proposalID: nil, actor: actor,
                             detail: ProposalRecords.controlDetail(name, on: on, reason: reason))
+        }
+    }
+
+    public func auditHead() throws(AirlockError) -> (seq: Int, hash: String)? {
+        try locked { () throws(AirlockError) in
+            guard let row = try run("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").rows.first else { return nil }
+            let columns = row.makeRandomAccess()
+            return (Int(try decode(columns, "seq", Int64.self)), try text(columns, "hash"))
+        }
+    }
+
+    public func addCheckpoint(_ checkpoint: AuditCheckpoint) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            _ = try run("INSERT INTO audit_checkpoints VALUES ($1,$2,$3,$4,$5) ON CONFLICT (seq) DO NOTHING", [
+                .integer(Int64(checkpoint.seq)), .text(checkpoint.headHash), .text(checkpoint.at), .text(checkpoint.keyID), .text(checkpoint.signature),
+            ])
+        }
+    }
+
+    public func checkpoints() throws(AirlockError) -> [AuditCheckpoint] {
+        try locked { () throws(AirlockError) in
+            var found: [AuditCheckpoint] = []
+            for row in try run("SELECT * FROM audit_checkpoints ORDER BY seq").rows {
+                let columns = row.makeRandomAccess()
+                found.append(AuditCheckpoint(seq: Int(try decode(columns, "seq", Int64.self)), headHash: try text(columns, "head_hash"),
+                                             at: try text(columns, "at"), keyID: try text(columns, "key_id"), signature: try text(columns, "signature")))
+            }
+            return found
         }
     }
 

@@ -244,3 +244,99 @@ final class AnswerBox: @unchecked Sendable {
     func set(_ status: Int, _ json: [String: Any]) { lock.lock(); value = (status, json); lock.unlock() }
     func get() -> (Int, [String: Any])? { lock.lock(); defer { lock.unlock() }; return value }
 }
+
+/// Ed25519-signed checkpoints of the audit chain (issue: the gate as a service, point 5):
+/// whoever can write the database can delete the chain's tail or rewrite and re-hash it;
+/// they cannot sign, so `airlock audit verify` catches both, online and offline.
+@Suite struct SignedAuditTests {
+    static func airlock(_ arguments: [String], directory: String) -> Outcome {
+        runProcess(Stage.airlock, arguments, environment: ["PATH": "/usr/bin:/bin", "HOME": directory], directory: directory)
+    }
+
+    /// Runs Python's sqlite3 on the gate's store: the attacker with write access to the database.
+    static func sql(_ database: String, _ script: String) {
+        let out = runProcess("/usr/bin/python3", ["-c", """
+            import hashlib, sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            def rehash(start):
+                rows = db.execute('SELECT seq, at, event, proposal_id, actor, detail, prev_hash FROM audit WHERE seq >= ? ORDER BY seq', (start,)).fetchall()
+                prev = db.execute('SELECT hash FROM audit WHERE seq = ?', (start - 1,)).fetchone()
+                prev = prev[0] if prev else '0' * 64
+                for seq, at, event, pid, actor, detail, _ in rows:
+                    h = hashlib.sha256('\\x1f'.join([str(seq), at, event, pid or '', actor, detail, prev]).encode()).hexdigest()
+                    db.execute('UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?', (prev, h, seq))
+                    prev = h
+            \(script)
+            db.commit()
+            """, database], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp")
+        require(out.status == 0, "sqlite: \(out)")
+    }
+
+    @Test func signedCheckpointsCatchATruncatedOrRewrittenLog() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "audit-q"]) as? [String: Any])?["QueueUrl"] as? String)
+        let directory = makeTemporaryDirectory(prefix: "airlock-audit")
+        let key = directory + "/audit.pem"
+        let made = runProcess(TeamGate.binary, ["audit-key", "new", key], environment: TeamGate.environment(), directory: "/tmp")
+        #expect(made.status == 0, "\(made)")
+        let publicKey = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // A second key made with openssl: the gate reads that form too.
+        let other = directory + "/other.pem"
+        #expect(runProcess("/usr/bin/openssl", ["genpkey", "-algorithm", "ed25519", "-out", other], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").status == 0)
+        chmod(other, 0o600)
+        let otherConfig = directory + "/other.yaml"
+        try "listen: 127.0.0.1:1\nstore: {sqlite: \(directory)/x}\nstate_dir: \(directory)/x\naudit: {signing_key: \(other)}\n".write(toFile: otherConfig, atomically: true, encoding: .utf8)
+        let otherPublic = runProcess(TeamGate.binary, ["audit-key", "public", "--config", otherConfig], environment: TeamGate.environment(), directory: "/tmp")
+        #expect(otherPublic.status == 0 && otherPublic.stdout.count > 40, "\(otherPublic)")
+
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url, extra: "audit: {signing_key: \(key)}\n")
+        let host = gate.enrol("host", "h"), user = gate.enrol("user", "auditor")
+        try (user + "\n").write(toFile: directory + "/user.token", atomically: true, encoding: .utf8)
+        chmod(directory + "/user.token", 0o600)
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "audit-session"]).status == 201)
+        let ids = (0..<3).map { GateOperationsTests.propose(gate, host: host, session: "audit-session", GateOperationsTests.sendMessage(queueURL, "a-\($0)")) }
+        #expect(gate.call("POST", "/v1/proposals/\(ids[0])/approve", token: user).json["state"] as? String == "succeeded")
+        #expect(gate.call("POST", "/v1/proposals/\(ids[1])/deny", token: user).status == 200)
+        #expect(gate.call("GET", "/v1/audit", token: host).status == 403, "a host reads no audit log")
+
+        let remote = ["--gate", gate.url, "--gate-token-file", directory + "/user.token"]
+        let verified = Self.airlock(["audit", "verify", "--public-key", publicKey, "--json"] + remote, directory: directory)
+        #expect(verified.status == 0 && verified.stdout.contains("\"intact\":true"), "\(verified)")
+        let exported = Self.airlock(["audit", "export"] + remote, directory: directory)
+        #expect(exported.status == 0, "\(exported)")
+        let export = directory + "/export.json"
+        try exported.stdout.write(toFile: export, atomically: true, encoding: .utf8)
+        // Offline: with the right key; with another key it fails; without one it warns.
+        let offline = Self.airlock(["audit", "verify", "--file", export, "--public-key", publicKey], directory: directory)
+        #expect(offline.status == 0 && offline.stdout.contains("signed checkpoints"), "\(offline)")
+        let wrongKey = Self.airlock(["audit", "verify", "--file", export, "--public-key", otherPublic.stdout], directory: directory)
+        #expect(wrongKey.status == 1 && wrongKey.stdout.contains("not signed by this key"), "\(wrongKey)")
+        let unpinned = Self.airlock(["audit", "verify", "--file", export], directory: directory)
+        #expect(unpinned.status == 0 && unpinned.stdout.contains("pin it with --public-key"), "\(unpinned)")
+
+        // More happens after the export: the third is approved.
+        #expect(gate.call("POST", "/v1/proposals/\(ids[2])/approve", token: user).json["state"] as? String == "succeeded")
+        let database = gate.directory + "/store/airlock.db"
+        // 1. An entry is rewritten and the chain re-hashed from there: hashes agree, signatures do not.
+        Self.sql(database, "db.execute(\"UPDATE audit SET actor = 'user:mallory' WHERE seq = 2\"); rehash(2)")
+        let rewritten = Self.airlock(["audit", "verify", "--public-key", publicKey] + remote, directory: directory)
+        #expect(rewritten.status == 1 && rewritten.stdout.contains("differs from its signed checkpoint"), "\(rewritten)")
+        let actor = runProcess("/usr/bin/python3", ["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT actor FROM audit WHERE seq = 1').fetchone()[0])", database],
+                               environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Put back as it was (seq 2 was the second enrolment, by the same operator): intact again.
+        Self.sql(database, "db.execute(\"UPDATE audit SET actor = '\(actor)' WHERE seq = 2\"); rehash(2)")
+        #expect(Self.airlock(["audit", "verify", "--public-key", publicKey] + remote, directory: directory).status == 0)
+        // 2. The tail is deleted (the chain that is left is a valid prefix): the checkpoints say so.
+        Self.sql(database, "db.execute('DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 3 FROM audit)')")
+        let truncated = Self.airlock(["audit", "verify", "--public-key", publicKey] + remote, directory: directory)
+        #expect(truncated.status == 1 && truncated.stdout.contains("tail was deleted"), "\(truncated)")
+        // 3. ...and the checkpoints past it too: only the export kept elsewhere knows.
+        Self.sql(database, "db.execute('DELETE FROM audit_checkpoints WHERE seq > (SELECT MAX(seq) FROM audit)')")
+        let covered = Self.airlock(["audit", "verify", "--public-key", publicKey] + remote, directory: directory)
+        #expect(covered.status == 0, "a consistent prefix with its own checkpoints verifies: \(covered)")
+        Self.sql(database, "db.execute('DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 8 FROM audit)'); db.execute('DELETE FROM audit_checkpoints WHERE seq > (SELECT MAX(seq) FROM audit)')")
+        let against = Self.airlock(["audit", "verify", "--public-key", publicKey, "--against", export] + remote, directory: directory)
+        #expect(against.status == 1 && against.stdout.contains("kept checkpoint covers entry"), "\(against)")
+    }
+}

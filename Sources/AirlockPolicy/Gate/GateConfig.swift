@@ -13,6 +13,7 @@ import AirlockCore
 /// replica: gate-a                        # this process's name in execution leases (default host-pid)
 /// executions: {lease_seconds: 30, shutdown_grace_seconds: 60}
 /// log: {format: json}                    # or text; to standard error
+/// audit: {signing_key: /etc/airlock/gate-audit.pem}   # Ed25519, outside the database
 /// ```
 public struct GateConfig: Sendable, Equatable {
     public enum Store: Sendable, Equatable {
@@ -40,6 +41,8 @@ public struct GateConfig: Sendable, Equatable {
     /// On SIGTERM, how long in-flight requests (executions) may take to finish.
     public var shutdownGraceSeconds: Int = 60
     public var jsonLogs: Bool = true
+    /// The Ed25519 key (PEM) that signs a checkpoint of the audit chain at every decision.
+    public var auditSigningKey: String?
 
     public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
 
@@ -74,7 +77,7 @@ public struct GateConfig: Sendable, Equatable {
             guard let text = node.scalar, !node.isNull, !text.isEmpty else { throw fail(node.line, "\(place) must be a value") }
             return text
         }
-        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log"])
+        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit"])
         let listen = try string(top["listen"], "listen", line: root.line)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
@@ -142,6 +145,12 @@ public struct GateConfig: Sendable, Equatable {
             let format = try string(fields["format"], "log.format", line: log.line)
             guard format == "json" || format == "text" else { throw fail(fields["format"]?.line ?? log.line, "log.format must be json or text") }
             config.jsonLogs = format == "json"
+        }
+        if let audit = top["audit"] {
+            let fields = try mapping(audit, "audit", ["signing_key"])
+            let path = try string(fields["signing_key"], "audit.signing_key", line: audit.line)
+            guard path.hasPrefix("/") else { throw fail(fields["signing_key"]?.line ?? audit.line, "audit.signing_key must be an absolute path") }
+            config.auditSigningKey = path
         }
         return config
     }
