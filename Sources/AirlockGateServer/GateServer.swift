@@ -240,9 +240,19 @@ enum GateServer {
         return .success(json)
     }
 
+    /// The threads the store's blocking calls run on. NIO's shared pool has one per core
+    /// (two here): measured, 100 sessions' calls queued behind each other on them while each
+    /// waited on a PostgreSQL round trip (BENCHMARKS.md). Sixteen cover the PostgreSQL pool's
+    /// eight connections and SQLite's short calls.
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         do {
-            return try await NIOThreadPool.singleton.runIfActive(body)
+            return try await pool.runIfActive(body)
         } catch {
             return body()
         }

@@ -22,7 +22,8 @@ final class TeamGate: @unchecked Sendable {
 
     /// `store`: "sqlite", or "postgres" (a schema per gate in AIRLOCK_TEST_POSTGRES's database).
     /// `extra`: more gate.yaml lines (replica, executions, log).
-    init(store: String, upstream: String, tls: Bool = false, extra: String = "") throws {
+    /// `keys`: the gate's own AWS credentials (its write rights), for its executions.
+    init(store: String, upstream: String, tls: Bool = false, extra: String = "", keys: [String: String] = [:]) throws {
         directory = makeTemporaryDirectory(prefix: "airlock-gate")
         port = Moto.freePort()
         var tlsLine = ""
@@ -59,7 +60,7 @@ final class TeamGate: @unchecked Sendable {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--config", config]
-        process.environment = Self.environment()
+        process.environment = Self.environment().merging(keys) { $1 }
         process.standardOutput = FileHandle(forWritingAtPath: log)
         process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
@@ -245,6 +246,92 @@ final class TeamGate: @unchecked Sendable {
         scene.chownTree()
         let refused = scene.run(["/bin/true"], options: ["--gate", gate.url, "--gate-token-file", scene.root + "/bad.token"])
         #expect(refused.status == 125 && refused.stderr.contains("agent host's token"), "\(refused)")
+    }
+
+    /// The acceptance scene, all real: a gate on loopback with PostgreSQL and TLS (a test CA),
+    /// two agent hosts as two `airlock run --gate` sessions with their own enrollment tokens
+    /// and read-only AWS keys (IAM users in moto with a read-only policy; moto checks every
+    /// signature and policy). Their reads pass with their own keys, their changes become
+    /// proposals on the gate, the approver's approval executes each once with the gate's write
+    /// keys, and each agent's `airlock wait` returns the result. A host cannot approve; a
+    /// revoked host's token is refused at launch.
+    @Test func twoReadOnlyHostsProposeToATLSPostgresGate() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "60"])
+        let setup = runProcess(PythonTools.python, ["-c", """
+            import boto3, botocore.config, json, sys
+            config = botocore.config.Config(retries={"max_attempts": 1})
+            iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing",
+                               aws_secret_access_key="testing", config=config)
+            read_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sqs:List*", "sqs:Get*", "sts:GetCallerIdentity"], "Resource": "*"}]}
+            everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            keys = {}
+            for user, policy in (("gate-writer", everything), ("reader-a", read_only), ("reader-b", read_only)):
+                iam.create_user(UserName=user)
+                iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+                for _ in range(16):
+                    key = iam.create_access_key(UserName=user)["AccessKey"]
+                    if "+" not in key["SecretAccessKey"]: break  # moto mis-checks secrets with '+'
+                    iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+                keys[user] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+            for _ in range(70):
+                try: iam.list_users()
+                except Exception: break
+            print(json.dumps(keys))
+            """, moto.url], environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()], directory: "/tmp", timeout: 120)
+        let keys = try #require((try? JSONSerialization.jsonObject(with: Data(setup.stdout.utf8))) as? [String: [String: String]], "\(setup)")
+        let writer = try #require(keys["gate-writer"]), readers = [try #require(keys["reader-a"]), try #require(keys["reader-b"])]
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "two-hosts"], keys: writer) as? [String: Any])?["QueueUrl"] as? String)
+        // The readers' keys really are read-only, and moto really checks.
+        #expect(moto.aws(["sqs", "send-message", "--queue-url", queueURL, "--message-body", "x"], keys: readers[0]).status != 0)
+        #expect(moto.aws(["sqs", "list-queues"], keys: ["AWS_ACCESS_KEY_ID": readers[0]["AWS_ACCESS_KEY_ID"]!, "AWS_SECRET_ACCESS_KEY": "wrong"]).status != 0)
+
+        let gate = try TeamGate(store: "postgres", upstream: moto.url, tls: true, keys: writer)
+        let ca = try #require(gate.caFile)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let hostNames = ["host-a-\(tag)", "host-b-\(tag)"]
+        let hostTokens = hostNames.map { gate.enrol("host", $0) }
+        let approverToken = gate.enrol("user", "approver-\(tag)")
+        var scenes: [Scene] = []
+        for (index, name) in hostNames.enumerated() {
+            let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+            scenes.append(scene)
+            scene.write(scene.root + "/host.token", hostTokens[index] + "\n", mode: 0o600)
+            scene.write(scene.root + "/approver.token", approverToken + "\n", mode: 0o600)
+            scene.write(scene.root + "/other-host.token", hostTokens[1 - index] + "\n", mode: 0o600)
+            scene.chownTree()
+            let gateOptions = ["--gate", gate.url, "--gate-ca", ca]
+            let script = """
+                aws sqs list-queues --output text > reads.txt 2>&1; echo READ-EXIT-$?
+                aws sqs send-message --queue-url \(queueURL) --message-body from-\(name) > out.txt 2>&1; echo PROPOSE-EXIT-$?
+                grep -o 'Proposal [0-9a-f]*' out.txt | cut -d' ' -f2 > id.txt
+                airlock wait "$(cat id.txt)" --timeout 120; echo WAIT-EXIT-$?
+                """
+            var approved: Outcome?, byHost: Outcome?
+            let out = scene.agent(script, moto: moto, options: gateOptions + ["--gate-token-file", scene.root + "/host.token"],
+                                  hostKeys: readers[index], timeout: 240) { _ in
+                guard scene.waitForFile("id.txt", timeout: 120) else { return }
+                usleep(200_000)
+                let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !id.isEmpty else { return }
+                byHost = scene.airlock(["approve", id] + gateOptions + ["--gate-token-file", scene.root + "/other-host.token"])
+                approved = scene.airlock(["approve", id, "--reason", "two hosts"] + gateOptions + ["--gate-token-file", scene.root + "/approver.token"])
+            }
+            #expect(out.stdout.contains("READ-EXIT-0") && scene.file("reads.txt").contains("two-hosts"), "\(name): \(out)")
+            #expect(scene.file("out.txt").contains("AirlockProposalPending"), "\(scene.file("out.txt"))")
+            #expect(byHost?.status != 0 && byHost?.stderr.contains("approver's token") == true, "\(String(describing: byHost))")
+            #expect(approved?.status == 0 && approved?.stdout.contains("succeeded") == true, "\(String(describing: approved))")
+            #expect(out.stdout.contains("WAIT-EXIT-0") && out.stdout.contains("succeeded"), "\(name): \(out)")
+        }
+        // Each executed once, with the gate's keys (the readers cannot send).
+        let received = moto.json(["sqs", "receive-message", "--queue-url", queueURL, "--max-number-of-messages", "10",
+                                  "--wait-time-seconds", "1"], keys: writer) as? [String: Any]
+        let bodies = ((received?["Messages"] as? [[String: Any]]) ?? []).compactMap { $0["Body"] as? String }.sorted()
+        #expect(bodies == hostNames.map { "from-\($0)" }.sorted(), "\(bodies)")
+        // Host B is revoked: its next session is refused before the agent starts.
+        #expect(gate.admin(["host", "revoke", hostNames[1]]).status == 0)
+        let refused = scenes[1].run(["/bin/true"], options: ["--gate", gate.url, "--gate-ca", ca, "--gate-token-file", scenes[1].root + "/host.token"])
+        #expect(refused.status == 125 && refused.stderr.contains("revoked"), "\(refused)")
     }
 
     /// Two gate replicas on one PostgreSQL: 200 proposals, each approved through both at

@@ -63,8 +63,8 @@ final class Moto: @unchecked Sendable {
                    directory: "/tmp", timeout: 120)
     }
 
-    func json(_ arguments: [String]) -> Any? {
-        let out = aws(arguments)
+    func json(_ arguments: [String], keys: [String: String] = Moto.keys) -> Any? {
+        let out = aws(arguments, keys: keys)
         return try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8))
     }
 
