@@ -29,6 +29,7 @@ repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECONDS = os.environ.get("BENCH_SECONDS", "10")
 SESSIONS = os.environ.get("BENCH_SESSIONS", "100")
 APPROVALS = os.environ.get("BENCH_APPROVALS", "200")
+PACED = os.environ.get("BENCH_PACED_RATE", "1")
 m = re.match(r"postgres://([^@]+)@([^:/]+):(\d+)/(\w+)", pg_url)
 pg_user, pg_host, pg_port, _ = m.groups()
 
@@ -93,10 +94,11 @@ def enrol(config, kind, name):
     return out.stdout.strip()
 
 
-def load(urls, host, user, queue):
+def load(urls, host, user, queue, rate=None):
+    extra = ["--rate", str(rate), "--approvals", "0"] if rate else \
+        ["--approvals", APPROVALS, "--approvers", "8", "--upstream", f"http://127.0.0.1:{moto_port}"]
     out = subprocess.run([f"{bin_dir}/airlock-bench", "gate-load", "--urls", ",".join(urls), "--host-token", host,
-                          "--user-token", user, "--queue-url", queue, "--sessions", SESSIONS, "--seconds", SECONDS,
-                          "--approvals", APPROVALS, "--approvers", "8", "--upstream", f"http://127.0.0.1:{moto_port}"],
+                          "--user-token", user, "--queue-url", queue, "--sessions", SESSIONS, "--seconds", SECONDS] + extra,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -135,6 +137,9 @@ try:
         host, user = enrol(config, "host", "bench-host"), enrol(config, "user", "bench-user")
         result = load(urls, host, user, queue)
         result["label"] = label
+        # The same sessions paced at PACED proposals/s each: what one agent waits while 100 are active.
+        paced = load(urls, host, user, queue, rate=PACED)
+        result["paced"] = paced
         results.append(result)
         stop_all()
     print(f"bench: pgbench on the same server ({SESSIONS} clients, {SECONDS} s)", file=sys.stderr)
@@ -148,6 +153,12 @@ try:
         errors = sum(r["errors"].values())
         print(f"{r['label']:24} {r['created_per_second']:>10.0f} {r['create_p50_ms']:>8.2f} / {r['create_p99_ms']:<7.2f} "
               f"{r['read_p50_ms']:>6.2f} / {r['read_p99_ms']:<7.2f} {r['decide_p50_ms']:>12.2f} / {r['decide_p99_ms']:<10.2f} {errors:>8}")
+    print(f"Paced: the same {SESSIONS} sessions, {PACED} proposal/s each (a proposal and a read-back per session per {1/float(PACED):g} s)")
+    print(f"{'':24} {'created/s':>10} {'create p50/p99 ms':>18} {'read p50/p99 ms':>16}")
+    for r in results:
+        p = r["paced"]
+        print(f"{r['label']:24} {p['created_per_second']:>10.0f} {p['create_p50_ms']:>8.2f} / {p['create_p99_ms']:<7.2f} "
+              f"{p['read_p50_ms']:>6.2f} / {p['read_p99_ms']:<7.2f}")
     up = results[-1]
     print(f"{'moto directly':24} {'':>10} {'':>18} {'':>16} {up['upstream_p50_ms']:>12.2f} / {up['upstream_p99_ms']:<10.2f}")
     tpcb, select = figures["tpcb"], figures["select"]
@@ -159,7 +170,7 @@ try:
         print(f"ratio: {r['label']}: approve→result p50 / moto direct p50 = {r['decide_p50_ms'] / max(up['upstream_p50_ms'], 0.01):.1f}")
     print(json.dumps({"results": results, "pgbench": figures}), file=open(f"{work}/results.json", "w"))
     print(f"bench: raw results in {work}/results.json; gate logs in {work}/*.log", file=sys.stderr)
-    failed = [r["label"] for r in results if r["errors"]]
+    failed = [r["label"] for r in results if r["errors"] or r["paced"]["errors"]]
     if failed:
         print(f"bench: errors in {failed}: see results.json", file=sys.stderr)
 finally:

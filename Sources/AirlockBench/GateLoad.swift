@@ -8,10 +8,12 @@ import Synchronization
 /// gate replica or several (sessions spread over them).
 ///
 ///     airlock-bench gate-load --urls URL[,URL] --host-token T --user-token U --queue-url Q
-///         [--sessions 100] [--seconds 10] [--approvals 200] [--approvers 8] [--upstream MOTO_URL]
+///         [--sessions 100] [--seconds 10] [--rate R] [--approvals 200] [--approvers 8] [--upstream MOTO_URL]
 ///
 /// Phase 1: every session creates proposals (SQS SendMessage) for --seconds, reading its last
-/// proposal back after each (what `airlock wait` does on the gate). Phase 2: approvers
+/// proposal back after each (what `airlock wait` does on the gate): as fast as the gate answers
+/// (closed loop: its throughput), or with `--rate R`, R proposals a second per session (paced:
+/// the latency an agent sees while 100 sessions are active). Phase 2: approvers
 /// approve --approvals of them; each approval returns when the gate has executed it, so its
 /// latency is decision-to-result. Phase 3 (with --upstream): the same call sent straight to
 /// the upstream, for the ratio. Prints one JSON object.
@@ -143,6 +145,7 @@ func gateLoad(_ arguments: [String]) {
     let seconds = Double(options["--seconds"] ?? "") ?? 10
     let approvals = Int(options["--approvals"] ?? "") ?? 200
     let approvers = Int(options["--approvers"] ?? "") ?? 8
+    let rate = Double(options["--rate"] ?? "")
     let runTag = RandomID.make(8)
     @Sendable func payload(_ text: String) -> [UInt8] {
         let body = "{\"QueueUrl\":\"\(queueURL)\",\"MessageBody\":\"\(text)\"}"
@@ -168,7 +171,14 @@ func gateLoad(_ arguments: [String]) {
             samples.error("session"); return
         }
         var made = 0
+        // Paced sessions start spread over one interval, so they do not all fire at once.
+        var due = Clock.monotonicSeconds() + (rate.map { Double(number) / Double(sessions) / $0 } ?? 0)
         while Clock.monotonicSeconds() < deadline && made < perSessionCap {
+            if let rate {
+                let wait = due - Clock.monotonicSeconds()
+                if wait > 0 { usleep(UInt32(wait * 1e6)) }
+                due += 1 / rate
+            }
             let request = Array("{\"session_id\":\"\(session)\",\"payload_base64\":\"\(Base64.encode(payload("m-\(number)-\(made)")))\"}".utf8)
             let t0 = Clock.monotonicSeconds()
             guard let answer = connection.call("POST", "/v1/proposals", token: hostToken, body: request) else { samples.error("propose-connection"); return }
@@ -231,7 +241,7 @@ func gateLoad(_ arguments: [String]) {
     }
     func ms(_ value: Double) -> JSON { .number((value * 1e5).rounded() / 100) }
     let result = JSON.object([
-        ("replicas", .number(Double(urls.count))), ("sessions", .number(Double(sessions))), ("seconds", .number((elapsed * 100).rounded() / 100)),
+        ("replicas", .number(Double(urls.count))), ("sessions", .number(Double(sessions))), ("rate", rate.map { .number($0) } ?? .null), ("seconds", .number((elapsed * 100).rounded() / 100)),
         ("created", .number(Double(created.count))), ("created_per_second", .number((Double(created.count) / elapsed).rounded())),
         ("create_p50_ms", ms(percentile(created, 0.5))), ("create_p99_ms", ms(percentile(created, 0.99))),
         ("read_p50_ms", ms(percentile(reads, 0.5))), ("read_p99_ms", ms(percentile(reads, 0.99))),
