@@ -99,7 +99,8 @@ final class AgentSession: @unchecked Sendable {
         let timeouts = stack.egressTimeouts
         // An execution reaches what its spec names (the agent's own allowlist for a prepare
         // step, the tool's hosts, the human's cluster at its current addresses), nothing else.
-        let policy = execution?.spec.egressPolicy ?? stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
+        var policy = execution?.spec.egressPolicy ?? stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
+        if let gate { policy = policy.refusingGate(url: gate.url, resolved: Self.gateAddresses(gate.url, environment: environment)) }
         egressPolicy = policy
         snapshotExclude = stack.snapshotExclude
         snapshotLimit = Int(clamping: stack.snapshotLimit)
@@ -108,6 +109,11 @@ final class AgentSession: @unchecked Sendable {
             limits: EgressProxy.Limits(headerTimeout: timeouts.header, idleTimeout: timeouts.idle, totalTimeout: timeouts.total,
                                        maxTunnels: timeouts.maxTunnels),
             resolver: EgressResolver(environment: environment), log: log)
+    }
+
+    /// The gate's addresses now, for the egress proxy to refuse under any name.
+    static func gateAddresses(_ url: String, environment: [String: String]) -> [IPAddress] {
+        EgressResolver(environment: environment).resolve(EgressPolicy.host(ofURL: url))
     }
 
     static let proxyPort: UInt16 = 3128

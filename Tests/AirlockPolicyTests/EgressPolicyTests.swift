@@ -196,3 +196,43 @@ import Testing
         }
     }
 }
+
+/// The egress proxy refuses the team gate (docs/gate.md, "Team gate"): by name on every port,
+/// and by address under any name, literal or resolved; allow rules cannot reopen it.
+@Suite struct EgressGateRefusalTests {
+    let base = EgressPolicy(allow: [EgressRule(pattern: "gate.internal", port: 8443, source: "profile"),
+                                    EgressRule(pattern: "*.internal", port: nil, source: "profile")],
+                            allowedRanges: [IPRange("10.0.0.0/8")!])
+
+    @Test(arguments: [
+        ("https://gate.internal:8443", "gate.internal"), ("https://GATE.internal", "gate.internal"),
+        ("https://user@gate.internal:8443/v1?x", "gate.internal"), ("http://[::1]:9000", "::1"), ("http://127.0.0.1:9000/", "127.0.0.1"),
+    ])
+    func theGatesHostIsRead(url: String, host: String) {
+        #expect(EgressPolicy.host(ofURL: url) == host)
+    }
+
+    @Test func theGateIsRefusedByNameAndAddress() {
+        let gateAddress = IPAddress("10.1.2.3")!
+        let policy = base.refusingGate(url: "https://gate.internal:8443", resolved: [gateAddress])
+        for port in [8443, 443, 22] {
+            guard case .refuse(let rule, _) = policy.decide(host: "gate.internal", port: port) else {
+                Issue.record("gate.internal:\(port) allowed"); continue
+            }
+            #expect(rule.contains("team gate"))
+        }
+        guard case .refuse = policy.decide(host: "10.1.2.3", port: 8443) else { Issue.record("literal allowed"); return }
+        // Another allowed name that resolves to the gate: refused after resolution.
+        #expect(policy.decide(host: "alias.internal", port: 443) == .allow(rule: "allow *.internal (profile)"))
+        guard case .failure(let refusal) = policy.permittedAddresses([gateAddress], host: "alias.internal") else {
+            Issue.record("alias of the gate permitted"); return
+        }
+        #expect(refusal.rule.contains("team gate"))
+        guard case .failure = policy.permittedAddresses([IPAddress("10.9.9.9")!, gateAddress], host: "mixed.internal") else {
+            Issue.record("a name that also resolves to the gate permitted"); return
+        }
+        // Others are untouched.
+        #expect(policy.permittedAddresses([IPAddress("10.9.9.9")!], host: "db.internal") == .success([IPAddress("10.9.9.9")!]))
+        #expect(base.decide(host: "gate.internal", port: 8443) == .allow(rule: "allow gate.internal:8443 (profile)"))
+    }
+}

@@ -204,13 +204,16 @@ final class TeamGate: @unchecked Sendable {
             grep -o 'Proposal [0-9a-f]*' out.txt | cut -d' ' -f2 > id.txt
             airlock wait "$(cat id.txt)" --timeout 120; echo WAIT-EXIT-$?
             cat .gate-token \(scene.workspace)/.gate-token /etc/airlock/gate-token 2>/dev/null; env | grep -c airlock_host_ ; echo TOKEN-PROBED
+            curl -sS -m 10 --noproxy '' -x http://127.0.0.1:3128 \(gate.url)/healthz 2>&1; echo; curl -sS -m 10 --noproxy '' -x http://127.0.0.1:3128 http://localhost:\(gate.port)/healthz 2>&1; echo GATE-PROBED
             """
         scene.write(scene.root + "/alice.token", alice + "\n", mode: 0o600)
         let asAlice = ["--gate", gate.url, "--gate-token-file", scene.root + "/alice.token"]
         var approval: (status: Int, json: [String: Any])?
         var listed: Outcome?, shown: Outcome?, withHostToken: Outcome?
         var otherHostView: Int?
-        let out = scene.agent(script, moto: moto, options: ["--gate", gate.url, "--gate-token-file", scene.workspace + "/.gate-token"],
+        // localhost:PORT is allowed by name, so the proxy's refusal of it is the address's.
+        let out = scene.agent(script, moto: moto, options: ["--gate", gate.url, "--gate-token-file", scene.workspace + "/.gate-token",
+                                                            "--allow-domain", "localhost:\(gate.port)"],
                               timeout: 240) { _ in
             guard scene.waitForFile("id.txt", timeout: 120) else { return }
             usleep(200_000)
@@ -238,6 +241,10 @@ final class TeamGate: @unchecked Sendable {
         #expect(moto.aws(["sqs", "list-queues"]).stdout.contains("hosted-\(tag)"))
         // Nowhere in the sandbox: not the file, not the environment.
         #expect(out.stdout.contains("\n0\nTOKEN-PROBED") && !out.stdout.contains(tokens[0]), "\(out)")
+        // The egress proxy refuses the gate, by its address and by another name for it.
+        let probes = out.stdout.components(separatedBy: "TOKEN-PROBED").last ?? ""
+        #expect(probes.components(separatedBy: "the team gate").count == 3, "\(probes)")
+        #expect(!probes.split(separator: "\n").contains("ok"), "the gate answered the sandbox: \(probes)")
         // The host's own store holds no proposal: it went to the gate.
         let local = scene.airlock(["proposals", "--all", "--json"])
         #expect(!local.stdout.contains("sqs:CreateQueue"), "\(local)")

@@ -70,10 +70,45 @@ public struct EgressPolicy: Sendable, Equatable {
     /// Address ranges a profile explicitly opened (loopback, private…): off by default.
     public var allowedRanges: [IPRange]
 
+    /// Addresses never connected to, whatever name leads there (the team gate's).
+    public var deniedAddresses: [IPAddress] = []
+
     public init(allow: [EgressRule] = [], deny: [EgressRule] = [], allowedRanges: [IPRange] = []) {
         self.allow = allow
         self.deny = deny
         self.allowedRanges = allowedRanges
+    }
+
+    /// The host of an http(s) URL, lowercased, without brackets, port or user.
+    public static func host(ofURL url: String) -> String {
+        var authority = Substring(url)
+        if let scheme = url.range(ofText: "://") { authority = url[scheme.upperBound...] }
+        authority = authority.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        var host = String(authority).lowercased()
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            host = String(host[host.index(after: host.startIndex)..<close])
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        return host
+    }
+
+    static let gateHint = "nothing in the sandbox needs the gate: proposals reach it through the broker"
+    static let gateSource = "the team gate: agents never talk to it, only this host's broker does"
+
+    /// This policy refusing the team gate (docs/gate.md, "Team gate"): its name on every port,
+    /// and its addresses (`resolved`, looked up at launch) under any name or as literals. The
+    /// agent holds no token for it; refusing it anyway leaves nothing to probe.
+    public func refusingGate(url: String, resolved: [IPAddress]) -> EgressPolicy {
+        var policy = self
+        let host = Self.host(ofURL: url)
+        if !host.isEmpty { policy.deny.append(EgressRule(pattern: host, port: nil, source: Self.gateSource)) }
+        for address in resolved + (IPAddress(host).map { [$0] } ?? []) where !policy.deniedAddresses.contains(address) {
+            policy.deniedAddresses.append(address)
+            policy.deny.append(EgressRule(pattern: address.description, port: nil, source: Self.gateSource))
+        }
+        return policy
     }
 
     static let awsSuffixes = [".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".aws.amazon.com"]
@@ -82,7 +117,8 @@ public struct EgressPolicy: Sendable, Equatable {
     /// (it has its own endpoint, where changes are gated); IP literals need a rule or range.
     public func decide(host: String, port: Int) -> EgressDecision {
         if let rule = deny.first(where: { $0.matches(host: host, port: port, portlessMeansAny: true) }) {
-            return .refuse(rule: "deny \(rule) (\(rule.source))", hint: "a deny rule wins over every allow; remove it from the profile to allow this")
+            return .refuse(rule: "deny \(rule) (\(rule.source))", hint: rule.source == Self.gateSource ? Self.gateHint
+                           : "a deny rule wins over every allow; remove it from the profile to allow this")
         }
         if Self.awsSuffixes.contains(where: { host.hasSuffix($0) || host == String($0.dropFirst()) }) {
             return .refuse(rule: "AWS goes through Airlock's AWS endpoint, not the proxy",
@@ -111,6 +147,9 @@ public struct EgressPolicy: Sendable, Equatable {
     /// that resolves to loopback, private, link-local or multicast space is refused unless a
     /// profile opened that range (a DNS rebinding or metadata-service attack otherwise).
     public func permittedAddresses(_ addresses: [IPAddress], host: String) -> Result<[IPAddress], EgressRefusal> {
+        if let gate = addresses.first(where: { deniedAddresses.contains($0) }) {
+            return .failure(EgressRefusal(rule: "\(host) resolves to \(gate), \(Self.gateSource)", hint: Self.gateHint))
+        }
         var reasons: [String] = []
         let permitted = addresses.filter { address in
             guard let purpose = address.specialPurpose else { return true }
