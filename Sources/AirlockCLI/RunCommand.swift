@@ -182,6 +182,13 @@ struct RunArguments {
         return try ExecutionRequest.load(execution, stateDir: PinnedFiles.realPath(state) ?? state)
     }
 
+    /// `/etc/airlock/config.yaml` (`AIRLOCK_HOST_CONFIG` names another, for tests); none is fine.
+    static func hostConfig(_ environment: [String: String]) throws(AirlockError) -> HostConfig {
+        let path = environment["AIRLOCK_HOST_CONFIG"] ?? HostConfig.defaultPath
+        guard access(path, F_OK) == 0 else { return HostConfig() }
+        return try HostConfig.parse(try readTextFile(path, limit: 1 << 20), source: path)
+    }
+
     /// Runs the command in a sandbox and returns the exit code to end with.
     func perform() -> ExitCode {
         // Before any thread exists: every thread then has these blocked and one sigwait
@@ -195,6 +202,16 @@ struct RunArguments {
         let authority = noBroker ? nil : AgentSession.startAuthority()
         StartupTrace.mark("threads")
         var launcherEnvironment = currentEnvironment()
+        // The host's team gate (/etc/airlock/config.yaml) unless the command line names one.
+        let hostConfig: HostConfig
+        do throws(AirlockError) {
+            hostConfig = noBroker || execution != nil || gate != nil ? HostConfig() : try Self.hostConfig(launcherEnvironment)
+        } catch {
+            return fail(error)
+        }
+        let gate = self.gate ?? hostConfig.gateURL
+        let gateTokenFile = self.gate == nil ? hostConfig.gateTokenFile : self.gateTokenFile
+        let gateCA = self.gate == nil ? hostConfig.gateCA : self.gateCA
         if gate != nil {
             // Host inspection masks the file a credential-path variable names; the variable
             // itself is credential-shaped, so it never enters the sandbox.

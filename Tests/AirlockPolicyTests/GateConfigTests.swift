@@ -49,4 +49,17 @@ import Testing
             #expect(error.message.contains(expected), "\(error.message)")
         }
     }
+
+    @Test func theHostConfigNamesTheGate() throws {
+        let config = try HostConfig.parse("gate: {url: 'https://gate.internal:8443', token_file: /etc/airlock/gate-token, ca: /etc/airlock/ca.pem}\n",
+                                          source: "config.yaml")
+        #expect(config == HostConfig(gateURL: "https://gate.internal:8443", gateTokenFile: "/etc/airlock/gate-token", gateCA: "/etc/airlock/ca.pem"))
+        #expect(try HostConfig.parse("", source: "config.yaml") == HostConfig())
+        for (text, expected) in [("gate: {token_file: /t}\n", "gate.url is required"), ("gate: {url: ftp://x}\n", "https://"),
+                                 ("gate: {url: 'https://g', ca: relative}\n", "absolute"), ("gates: {}\n", "unknown key 'gates'"),
+                                 ("gate: {url: 'https://g', token: x}\n", "unknown key 'token'"), ("gate: x\n", "mapping")] {
+            #expect(throws: AirlockError.self) { try HostConfig.parse(text, source: "config.yaml") }
+            do { _ = try HostConfig.parse(text, source: "config.yaml") } catch { #expect(error.message.contains(expected), "\(text): \(error.message)") }
+        }
+    }
 }

@@ -308,6 +308,12 @@ final class TeamGate: @unchecked Sendable {
             scene.write(scene.root + "/other-host.token", hostTokens[1 - index] + "\n", mode: 0o600)
             scene.chownTree()
             let gateOptions = ["--gate", gate.url, "--gate-ca", ca]
+            // Host A names the gate on the command line; host B in its host config
+            // (/etc/airlock/config.yaml; AIRLOCK_HOST_CONFIG points elsewhere for a test).
+            let hostConfig = scene.root + "/config.yaml"
+            scene.write(hostConfig, "gate: {url: \"\(gate.url)\", token_file: \(scene.root)/host.token, ca: \(ca)}\n", mode: 0o644)
+            let runOptions = index == 0 ? gateOptions + ["--gate-token-file", scene.root + "/host.token"] : []
+            let runEnvironment = index == 0 ? readers[index] : readers[index].merging(["AIRLOCK_HOST_CONFIG": hostConfig]) { $1 }
             let script = """
                 aws sqs list-queues --output text > reads.txt 2>&1; echo READ-EXIT-$?
                 aws sqs send-message --queue-url \(queueURL) --message-body from-\(name) > out.txt 2>&1; echo PROPOSE-EXIT-$?
@@ -315,8 +321,7 @@ final class TeamGate: @unchecked Sendable {
                 airlock wait "$(cat id.txt)" --timeout 120; echo WAIT-EXIT-$?
                 """
             var approved: Outcome?, byHost: Outcome?
-            let out = scene.agent(script, moto: moto, options: gateOptions + ["--gate-token-file", scene.root + "/host.token"],
-                                  hostKeys: readers[index], timeout: 240) { _ in
+            let out = scene.agent(script, moto: moto, options: runOptions, hostKeys: runEnvironment, timeout: 240) { _ in
                 guard scene.waitForFile("id.txt", timeout: 120) else { return }
                 usleep(200_000)
                 let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -339,6 +344,10 @@ final class TeamGate: @unchecked Sendable {
         #expect(gate.admin(["host", "revoke", hostNames[1]]).status == 0)
         let refused = scenes[1].run(["/bin/true"], options: ["--gate", gate.url, "--gate-ca", ca, "--gate-token-file", scenes[1].root + "/host.token"])
         #expect(refused.status == 125 && refused.stderr.contains("revoked"), "\(refused)")
+        // A host config that does not parse stops the launch and says where.
+        scenes[1].write(scenes[1].root + "/bad.yaml", "gate: {url: \(gate.url), tokens: x}\n", mode: 0o644)
+        let bad = scenes[1].run(["/bin/true"], options: [], extraEnvironment: ["AIRLOCK_HOST_CONFIG": scenes[1].root + "/bad.yaml"])
+        #expect(bad.status == 125 && bad.stderr.contains("bad.yaml:1") && bad.stderr.contains("unknown key 'tokens'"), "\(bad)")
     }
 
     /// Two gate replicas on one PostgreSQL: 200 proposals, each approved through both at
