@@ -14,6 +14,10 @@ public struct Executor: Sendable {
     public let lease: ExecutionLease?
     /// Asked before each request leaves: a reason not to send now (the gate's freeze).
     public var holdReason: (@Sendable () -> String?)?
+    /// A role every execution assumes first (`sts:AssumeRole` with the execution credentials),
+    /// its session named `airlock-<proposal id>` and its SourceIdentity the proposal id, so
+    /// CloudTrail ties each change to its proposal (docs/gate.md, "Role per execution").
+    public var assumeRole: String?
 
     public init(store: any ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String,
                 lease: ExecutionLease? = nil) {
@@ -60,19 +64,26 @@ public struct Executor: Sendable {
         }
         let payload = try JSON.parse(bytes: proposal.payload)
         let upstream = try AWSUpstream(parsing: proposal.upstream)
+        var keys: SigV4.Credentials?
+        if let assumeRole {
+            let region = PinnedRequest(json: payload)?.region ?? payload["create"].flatMap(PinnedRequest.init(json:))?.region ?? "us-east-1"
+            keys = try assumedKeys(assumeRole, proposalID: proposal.id, region: region, upstream: upstream, renewer: renewer)
+        }
         switch payload["type"]?.string {
         case "aws-request"?:
             guard let pinned = PinnedRequest(json: payload) else { throw Outcome.notSent("the payload is not a request") }
-            let response = try send(pinned, upstream: upstream, renewer: renewer)
+            let response = try send(pinned, upstream: upstream, renewer: renewer, keys: keys)
             return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
         case "s3-multipart"?:
-            return try runMultipart(payload, upstream: upstream, renewer: renewer)
+            return try runMultipart(payload, upstream: upstream, renewer: renewer, keys: keys)
         default:
             throw Outcome.notSent("proposals of this kind are not executed by the AWS executor")
         }
     }
 
-    func send(_ pinned: PinnedRequest, upstream: AWSUpstream, renewer: LeaseRenewer? = nil) throws -> ExecutionClient.Response {
+    /// `keys`: an assumed role's; nil signs with the execution credentials.
+    func send(_ pinned: PinnedRequest, upstream: AWSUpstream, renewer: LeaseRenewer? = nil,
+              keys roleKeys: SigV4.Credentials? = nil) throws -> ExecutionClient.Response {
         // A replica that lost its claim (paused past its lease, then marked `unknown` by
         // another) must not send: checked right before every request leaves.
         if let renewer, !renewer.renew() {
@@ -83,7 +94,11 @@ public struct Executor: Sendable {
             throw Outcome.notSent("the AWS catalog has no service \(pinned.service)")
         }
         let keys: SigV4.Credentials
-        do { keys = try credentials.credentials() } catch { throw Outcome.notSent(error.description) }
+        if let roleKeys {
+            keys = roleKeys
+        } else {
+            do { keys = try credentials.credentials() } catch { throw Outcome.notSent(error.description) }
+        }
         let outbound = pinned.signed(for: upstream, service: service, credentials: keys)
         do {
             return try ExecutionClient.send(outbound)
@@ -93,9 +108,36 @@ public struct Executor: Sendable {
         }
     }
 
+    /// The role's temporary keys for this one execution. Nothing of the proposal is sent if
+    /// the role cannot be assumed.
+    func assumedKeys(_ role: String, proposalID: String, region: String, upstream: AWSUpstream,
+                     renewer: LeaseRenewer?) throws -> SigV4.Credentials {
+        let body = "Action=AssumeRole&Version=2011-06-15&RoleArn=\(PercentEncoding.encode(role))&RoleSessionName=airlock-\(proposalID)"
+            + "&SourceIdentity=\(proposalID)&DurationSeconds=900"
+        let pinned = JSON.object([
+            ("type", .string("aws-request")), ("service", .string("sts")), ("signing_name", .string("sts")), ("region", .string(region)),
+            ("operation", .string("AssumeRole")), ("method", .string("POST")), ("path", .string("/")), ("query", .string("")),
+            ("headers", .array([.array([.string("Content-Type"), .string("application/x-www-form-urlencoded; charset=utf-8")])])),
+            ("body_base64", .string(Base64.encode(Array(body.utf8)))),
+        ])
+        guard let request = PinnedRequest(json: pinned) else { throw Outcome.notSent("could not build the AssumeRole request") }
+        let response: ExecutionClient.Response
+        do {
+            response = try send(request, upstream: upstream, renewer: renewer)
+        } catch Outcome.uncertain(let why) {
+            throw Outcome.notSent("could not assume \(role): \(why)")
+        }
+        guard response.status == 200, let key = Self.element("AccessKeyId", in: response.body),
+              let secret = Self.element("SecretAccessKey", in: response.body), let token = Self.element("SessionToken", in: response.body) else {
+            let reason = Self.element("Message", in: response.body) ?? "HTTP \(response.status)"
+            throw Outcome.notSent("could not assume \(role): \(reason)")
+        }
+        return SigV4.Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: token)
+    }
+
     /// Replays a staged multipart upload: create, every part (bytes checked against their
     /// digests), complete; aborts the real upload if a step fails.
-    func runMultipart(_ manifest: JSON, upstream: AWSUpstream, renewer: LeaseRenewer?) throws -> ExecutionResult {
+    func runMultipart(_ manifest: JSON, upstream: AWSUpstream, renewer: LeaseRenewer?, keys: SigV4.Credentials?) throws -> ExecutionResult {
         guard let createJSON = manifest["create"], let create = PinnedRequest(json: createJSON),
             let completeJSON = manifest["complete"], var complete = PinnedRequest(json: completeJSON),
             let staged = manifest["staged_upload_id"]?.string, let parts = manifest["parts"]?.array
@@ -111,7 +153,7 @@ public struct Executor: Sendable {
             }
             partRequests.append((request, etag))
         }
-        let created = try send(create, upstream: upstream, renewer: renewer)
+        let created = try send(create, upstream: upstream, renewer: renewer, keys: keys)
         guard created.status == 200, let uploadID = Self.element("UploadId", in: created.body) else {
             return ExecutionResult(httpStatus: created.status, contentType: created.header("content-type"), output: created.body,
                                    error: "CreateMultipartUpload failed")
@@ -125,9 +167,9 @@ public struct Executor: Sendable {
         }
         var body = String(decoding: complete.body, as: UTF8.self)
         for (request, stagedETag) in partRequests {
-            let response = try send(withUploadID(request), upstream: upstream, renewer: renewer)
+            let response = try send(withUploadID(request), upstream: upstream, renewer: renewer, keys: keys)
             guard response.status == 200, let etag = response.header("etag") else {
-                _ = try? send(abortRequest(create, uploadID: uploadID), upstream: upstream)
+                _ = try? send(abortRequest(create, uploadID: uploadID), upstream: upstream, keys: keys)
                 return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"),
                                        output: response.body, error: "UploadPart failed; the upload was aborted")
             }
@@ -138,7 +180,7 @@ public struct Executor: Sendable {
         }
         complete = withUploadID(complete)
         complete.body = Array(body.utf8)
-        let finished = try send(complete, upstream: upstream, renewer: renewer)
+        let finished = try send(complete, upstream: upstream, renewer: renewer, keys: keys)
         return ExecutionResult(httpStatus: finished.status, contentType: finished.header("content-type"), output: finished.body)
     }
 

@@ -217,6 +217,7 @@ public final class GateService: Sendable {
                                     lease: lease)
             // A freeze set after this approval still stops the send (checked before each request).
             executor.holdReason = { [self] in frozenReason() }
+            executor.assumeRole = config.awsAssumeRole
             let outcome = try executor.execute(id, actor: identity.actor)
             recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
             return outcome

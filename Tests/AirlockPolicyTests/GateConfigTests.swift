@@ -22,6 +22,9 @@ import Testing
         let tuned = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\nreplica: gate-a.eu_1\n"
             + "executions: {lease_seconds: 5, shutdown_grace_seconds: 0}\nlog: {format: text}\n", source: "gate.yaml")
         #expect(tuned.replica == "gate-a.eu_1" && tuned.leaseSeconds == 5 && tuned.shutdownGraceSeconds == 0 && !tuned.jsonLogs)
+        let role = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\n"
+            + "aws: {assume_role: 'arn:aws:iam::123456789012:role/airlock-deploy'}\n", source: "gate.yaml")
+        #expect(role.awsAssumeRole == "arn:aws:iam::123456789012:role/airlock-deploy" && local.awsAssumeRole == nil)
     }
 
     @Test(arguments: [
@@ -40,6 +43,8 @@ import Testing
         ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nexecutions: {lease_seconds: soon}\n", "lease_seconds must be"),
         ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nexecutions: {retries: 3}\n", "unknown key 'retries'"),
         ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nlog: {format: xml}\n", "json or text"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\naws: {assume_role: 'arn:aws:iam::12345:role/x'}\n", "role ARN"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\naws: {assume_role: 'arn:aws:iam::123456789012:user/x'}\n", "role ARN"),
     ])
     func badConfigsSayWhatIsWrong(text: String, expected: String) {
         do {

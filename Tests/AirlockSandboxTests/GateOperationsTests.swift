@@ -59,8 +59,8 @@ final class HoldProxy: @unchecked Sendable {
         return (try! JSONSerialization.data(withJSONObject: payload)).base64EncodedString()
     }
 
-    static func messageCount(_ moto: Moto, _ queueURL: String) -> String? {
-        let attributes = moto.json(["sqs", "get-queue-attributes", "--queue-url", queueURL, "--attribute-names", "ApproximateNumberOfMessages"])
+    static func messageCount(_ moto: Moto, _ queueURL: String, keys: [String: String] = Moto.keys) -> String? {
+        let attributes = moto.json(["sqs", "get-queue-attributes", "--queue-url", queueURL, "--attribute-names", "ApproximateNumberOfMessages"], keys: keys)
         return ((attributes as? [String: Any])?["Attributes"] as? [String: Any])?["ApproximateNumberOfMessages"] as? String
     }
 
@@ -338,5 +338,71 @@ final class AnswerBox: @unchecked Sendable {
         Self.sql(database, "db.execute('DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 8 FROM audit)'); db.execute('DELETE FROM audit_checkpoints WHERE seq > (SELECT MAX(seq) FROM audit)')")
         let against = Self.airlock(["audit", "verify", "--public-key", publicKey, "--against", export] + remote, directory: directory)
         #expect(against.status == 1 && against.stdout.contains("kept checkpoint covers entry"), "\(against)")
+    }
+}
+
+/// `aws.assume_role`: every execution first assumes the role (sts:AssumeRole with the gate's
+/// keys, session `airlock-<id>`, SourceIdentity the proposal id), and signs with its keys.
+/// moto checks signatures and policies: the gate's own user may only assume the role, so a
+/// change that lands was made with the role's keys.
+@Suite struct GateRoleTests {
+    @Test func executionsAssumeTheRoleAndNothingIsSentWithoutIt() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "30"])
+        let setup = runProcess(PythonTools.python, ["-c", """
+            import boto3, botocore.config, json, sys
+            config = botocore.config.Config(retries={"max_attempts": 1})
+            kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing", config=config)
+            iam = boto3.client("iam", **kw)
+            iam.create_user(UserName="gate")
+            iam.put_user_policy(UserName="gate", PolicyName="assume", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/gate"},
+                     "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]}
+            role = iam.create_role(RoleName="airlock-deploy", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            iam.put_role_policy(RoleName="airlock-deploy", PolicyName="sqs", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}))
+            def keys(user):
+                for _ in range(16):
+                    key = iam.create_access_key(UserName=user)["AccessKey"]
+                    if "+" not in key["SecretAccessKey"]: return key  # moto mis-checks user secrets with '+'
+                    iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+            key = keys("gate")
+            iam.create_user(UserName="checker")
+            iam.put_user_policy(UserName="checker", PolicyName="read", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:Get*", "Resource": "*"}]}))
+            checker = keys("checker")
+            iam.create_user(UserName="plain")  # no policy: may not even assume the role
+            plain = keys("plain")
+            queue = boto3.client("sqs", **kw).create_queue(QueueName="role-q")["QueueUrl"]
+            for _ in range(40):
+                try: iam.list_users()
+                except Exception: break
+            print(json.dumps({"role": role, "queue": queue, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+                              "checker_id": checker["AccessKeyId"], "checker_secret": checker["SecretAccessKey"],
+                              "plain_id": plain["AccessKeyId"], "plain_secret": plain["SecretAccessKey"]}))
+            """, moto.url], environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()], directory: "/tmp", timeout: 120)
+        let found = try #require((try? JSONSerialization.jsonObject(with: Data(setup.stdout.utf8))) as? [String: String], "\(setup)")
+        let gateKeys = ["AWS_ACCESS_KEY_ID": found["AWS_ACCESS_KEY_ID"]!, "AWS_SECRET_ACCESS_KEY": found["AWS_SECRET_ACCESS_KEY"]!]
+        let queueURL = try #require(found["queue"]), role = try #require(found["role"])
+        // The gate's own keys cannot send: only the role can.
+        #expect(moto.aws(["sqs", "send-message", "--queue-url", queueURL, "--message-body", "direct"], keys: gateKeys).status != 0)
+
+        let plainKeys = ["AWS_ACCESS_KEY_ID": found["plain_id"]!, "AWS_SECRET_ACCESS_KEY": found["plain_secret"]!]
+        // The gate's user may assume the role; a gate whose user may not sends nothing.
+        for (keys, expected) in [(gateKeys, "succeeded"), (plainKeys, "failed")] {
+            let gate = try TeamGate(store: "sqlite", upstream: moto.url, keys: keys, assumeRole: role)
+            let host = gate.enrol("host", "h"), user = gate.enrol("user", "u")
+            #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "role-session"]).status == 201)
+            let id = GateOperationsTests.propose(gate, host: host, session: "role-session", GateOperationsTests.sendMessage(queueURL, "via-\(expected)"))
+            let approved = gate.call("POST", "/v1/proposals/\(id)/approve", token: user)
+            #expect(approved.json["state"] as? String == expected, "\(expected): \(approved)")
+            if expected == "failed" {
+                #expect("\(approved.json)".contains("could not assume"), "\(approved)")
+            }
+        }
+        // Exactly the one sent with the role's keys; the failed one sent nothing.
+        let checker = ["AWS_ACCESS_KEY_ID": found["checker_id"]!, "AWS_SECRET_ACCESS_KEY": found["checker_secret"]!]
+        #expect(GateOperationsTests.messageCount(moto, queueURL, keys: checker) == "1")
     }
 }

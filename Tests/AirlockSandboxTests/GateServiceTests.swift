@@ -23,7 +23,9 @@ final class TeamGate: @unchecked Sendable {
     /// `store`: "sqlite", or "postgres" (a schema per gate in AIRLOCK_TEST_POSTGRES's database).
     /// `extra`: more gate.yaml lines (replica, executions, log).
     /// `keys`: the gate's own AWS credentials (its write rights), for its executions.
-    init(store: String, upstream: String, tls: Bool = false, extra: String = "", keys: [String: String] = [:]) throws {
+    /// `assumeRole`: the role every execution assumes (aws.assume_role).
+    init(store: String, upstream: String, tls: Bool = false, extra: String = "", keys: [String: String] = [:],
+         assumeRole: String? = nil) throws {
         directory = makeTemporaryDirectory(prefix: "airlock-gate")
         port = Moto.freePort()
         var tlsLine = ""
@@ -53,7 +55,7 @@ final class TeamGate: @unchecked Sendable {
             storeLine = "store: {sqlite: \(directory)/store}"
         }
         config = directory + "/gate.yaml"
-        try "listen: 127.0.0.1:\(port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"}\n\(extra)"
+        try "listen: 127.0.0.1:\(port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"\(assumeRole.map { ", assume_role: \"\($0)\"" } ?? "")}\n\(extra)"
             .write(toFile: config, atomically: true, encoding: .utf8)
         log = directory + "/gate.log"
         FileManager.default.createFile(atPath: log, contents: nil)

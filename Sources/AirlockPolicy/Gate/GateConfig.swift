@@ -9,7 +9,8 @@ import AirlockCore
 /// tls: {certificate: /etc/airlock/gate.crt, key: /etc/airlock/gate.key}
 /// store: {postgres: "postgres://airlock@db.internal/airlock"}   # or {sqlite: /var/lib/airlock-gate}
 /// state_dir: /var/lib/airlock-gate       # blobs and artifacts of executions
-/// aws: {profile: deploy, upstream: aws}  # the write credentials; where executions go
+/// aws: {profile: deploy, upstream: aws,   # the write credentials; where executions go
+///       assume_role: "arn:aws:iam::123456789012:role/airlock-deploy"}   # assumed per execution
 /// replica: gate-a                        # this process's name in execution leases (default host-pid)
 /// executions: {lease_seconds: 30, shutdown_grace_seconds: 60}
 /// log: {format: json}                    # or text; to standard error
@@ -33,6 +34,8 @@ public struct GateConfig: Sendable, Equatable {
     /// `aws`, or an endpoint URL (a local AWS such as moto, for tests): where every approved
     /// API call is sent. Never what an agent host says.
     public var awsUpstream: String
+    /// A role each execution assumes (session `airlock-<id>`, SourceIdentity the proposal id).
+    public var awsAssumeRole: String?
     /// The name this replica claims executions under; nil: `<hostname>-<pid>`.
     public var replica: String?
     /// How long a claim holds without renewal: a killed replica's execution becomes
@@ -108,9 +111,19 @@ public struct GateConfig: Sendable, Equatable {
         guard stateDir.hasPrefix("/") else { throw fail(top["state_dir"]?.line ?? 1, "state_dir must be an absolute path") }
 
         var profile: String?
+        var role: String?
         var upstream = "aws"
         if let aws = top["aws"] {
-            let fields = try mapping(aws, "aws", ["profile", "upstream"])
+            let fields = try mapping(aws, "aws", ["profile", "upstream", "assume_role"])
+            if fields["assume_role"] != nil {
+                let arn = try string(fields["assume_role"], "aws.assume_role", line: aws.line)
+                let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+                guard parts.count == 6, parts[0] == "arn", parts[1].hasPrefix("aws"), parts[2] == "iam", parts[4].count == 12,
+                      parts[4].allSatisfy(\.isNumber), parts[5].hasPrefix("role/"), parts[5].count > 5 else {
+                    throw fail(fields["assume_role"]?.line ?? aws.line, "aws.assume_role must be a role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+                }
+                role = arn
+            }
             if fields["profile"] != nil { profile = try string(fields["profile"], "aws.profile", line: aws.line) }
             if fields["upstream"] != nil { upstream = try string(fields["upstream"], "aws.upstream", line: aws.line) }
             guard upstream == "aws" || upstream.hasPrefix("http://") || upstream.hasPrefix("https://") else {
@@ -118,7 +131,7 @@ public struct GateConfig: Sendable, Equatable {
             }
         }
         var config = GateConfig(host: host, port: port, tlsCertificate: certificate, tlsKey: key, store: store, stateDir: stateDir,
-                                awsProfile: profile, awsUpstream: upstream)
+                                awsProfile: profile, awsUpstream: upstream, awsAssumeRole: role)
         if top["replica"] != nil {
             let name = try string(top["replica"], "replica", line: root.line)
             guard (1...64).contains(name.utf8.count),
