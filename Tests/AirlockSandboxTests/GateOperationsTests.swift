@@ -223,8 +223,21 @@ final class HoldProxy: @unchecked Sendable {
         // The other host's session is untouched; then that host is revoked and refused.
         #expect(Self.propose(gate, host: other, session: "calm-session", Self.sendMessage(queueURL, "still")) != "")
         #expect(gate.call("POST", "/v1/hosts/other-host/revoke", token: host).status == 403)
-        #expect(gate.call("POST", "/v1/hosts/other-host/revoke", token: user).status == 200)
+        // The approver's own CLI: airlock revoke host NAME --gate URL.
+        try (user + "\n").write(toFile: gate.directory + "/alice.token", atomically: true, encoding: .utf8)
+        chmod(gate.directory + "/alice.token", 0o600)
+        let revokedHost = SignedAuditTests.airlock(["revoke", "host", "other-host", "--gate", gate.url, "--gate-token-file", gate.directory + "/alice.token"],
+                                                   directory: gate.directory)
+        #expect(revokedHost.status == 0 && revokedHost.stdout.contains("revoked host other-host"), "\(revokedHost)")
         #expect(gate.call("GET", "/v1/whoami", token: other).status == 401)
+        let frozen = SignedAuditTests.airlock(["freeze", "--reason", "drill", "--gate", gate.url, "--gate-token-file", gate.directory + "/alice.token"],
+                                              directory: gate.directory)
+        #expect(frozen.status == 0 && frozen.stdout.contains("frozen"), "\(frozen)")
+        let thawedByCLI = SignedAuditTests.airlock(["thaw", "--gate", gate.url, "--gate-token-file", gate.directory + "/alice.token"], directory: gate.directory)
+        #expect(thawedByCLI.status == 0 && (gate.call("GET", "/v1/controls", token: user).json["controls"] as? [[String: Any]])?.contains { $0["name"] as? String == "freeze" } == false,
+                "\(thawedByCLI)")
+        let local = SignedAuditTests.airlock(["freeze"], directory: gate.directory)
+        #expect(local.status == 2 && local.stderr.contains("--gate URL is needed"), "\(local)")
         #expect(Self.messageCount(moto, queueURL) == "1")
 
         // /metrics: proposals by state and kind from the store, executions, decision latency.
