@@ -36,10 +36,10 @@ struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Revoke an agent session, an agent host or an approver on a team gate.",
         discussion: """
-            session ID   the session can propose nothing more; every pending proposal of it is
-                         denied at once (the ids are printed)
-            host NAME    that host's token is refused from its next request
-            user NAME    that approver's token likewise
+            `revoke session ID`: the session can propose nothing more, and every pending \
+            proposal of it is denied at once (their ids are printed). `revoke host NAME`: that \
+            host's token is refused from its next request. `revoke user NAME`: the same for an \
+            approver. Example: airlock revoke session 3f2a9c01d4e5 --gate https://gate:8443 --reason looping
             """)
     @Argument(help: "session, host or user.") var kind: String
     @Argument(help: "The session id, or the host's or approver's name.") var name: String
