@@ -53,6 +53,7 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
     }
 
     static func connect(_ configuration: PostgresStoreConfiguration, id: Int, logger: Logger) throws(AirlockError) -> PostgresConnection {
+        try configuration.checkTLS()
         do {
             return try PostgresConnection.connect(
                 on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration.connection,
@@ -567,6 +568,13 @@ func optionalText(_ row: PostgresRandomAccessRow, _ column: String) throws(Airlo
 }
 
 extension PostgresProposalStore {
+    /// Whether this store's connection is encrypted (PostgreSQL's own view: pg_stat_ssl).
+    public func connectionUsesTLS() throws(AirlockError) -> Bool {
+        try locked { () throws(AirlockError) in
+            try run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").rows.first.flatMap { try? $0.decode(Bool.self) } ?? false
+        }
+    }
+
     /// The migrations recorded in this schema (for tests and `airlock gate doctor`).
     public func migrationsApplied() throws(AirlockError) -> [Int64] {
         try locked { () throws(AirlockError) in

@@ -1,10 +1,13 @@
 import AirlockCore
+import NIOSSL
 import PostgresNIO
 
 /// Where the PostgreSQL store is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or
-/// `postgres://USER@/DATABASE?host=/run/postgresql` for a Unix socket. TLS is not offered
-/// yet: a gate on another host than its database must reach it over a private network or a
-/// socket (docs/gate.md).
+/// `postgres://USER@/DATABASE?host=/run/postgresql` for a Unix socket (docs/gate.md).
+/// `?sslmode=verify-full[&sslrootcert=CA.pem]`: TLS, the server's certificate verified
+/// against the system's roots or CA.pem, and its name against HOST. A host other than
+/// loopback needs it, or an explicit `sslmode=disable` (a private network): the store holds
+/// token hashes and every decision, and is not reached in clear text by default.
 public struct PostgresStoreConfiguration: Sendable {
     public var user: String
     public var password: String?
@@ -12,6 +15,10 @@ public struct PostgresStoreConfiguration: Sendable {
     public var port: Int
     public var socketDirectory: String?
     public var database: String
+    /// TLS with full verification (sslmode=verify-full).
+    public var verifyTLS = false
+    /// PEM roots for the server's certificate (sslrootcert=); nil: the system's.
+    public var rootCertificate: String?
 
     /// For messages: never the password.
     public var display: String {
@@ -22,7 +29,29 @@ public struct PostgresStoreConfiguration: Sendable {
         if let socketDirectory {
             return .init(unixSocketPath: socketDirectory + "/.s.PGSQL.\(port)", username: user, password: password, database: database)
         }
-        return .init(host: host ?? "127.0.0.1", port: port, username: user, password: password, database: database, tls: .disable)
+        return .init(host: host ?? "127.0.0.1", port: port, username: user, password: password, database: database, tls: tls)
+    }
+
+    /// Made when connecting: reading the root file can fail, with a message.
+    var tls: PostgresConnection.Configuration.TLS {
+        guard verifyTLS else { return .disable }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .fullVerification
+        if let rootCertificate { configuration.trustRoots = .file(rootCertificate) }
+        guard let context = try? NIOSSLContext(configuration: configuration) else { return .disable }
+        return .require(context)
+    }
+
+    /// Checks what `tls` cannot say: that the root file reads.
+    func checkTLS() throws(AirlockError) {
+        guard verifyTLS, let rootCertificate else { return }
+        do {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.trustRoots = .file(rootCertificate)
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw AirlockError("cannot use sslrootcert=\(rootCertificate): \(error)", hint: "a PEM file of the CA that signed the server's certificate")
+        }
     }
 
     public init(parsing url: String) throws(AirlockError) {
@@ -48,6 +77,7 @@ public struct PostgresStoreConfiguration: Sendable {
         port = 5432
         host = nil
         socketDirectory = nil
+        var sslDisabled = false
         if let colon = hostPort.lastIndex(of: ":") {
             guard let number = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(number) else {
                 throw AirlockError("the store URL's port is not a number from 1 to 65535", hint: usage)
@@ -64,9 +94,23 @@ public struct PostgresStoreConfiguration: Sendable {
             case "port"? where pair.count == 2:
                 guard let number = Int(pair[1]), (1...65535).contains(number) else { throw AirlockError("the store URL's port is not a number", hint: usage) }
                 port = number
-            case "sslmode"? where pair.count == 2 && pair[1] == "disable": break
-            default: throw AirlockError("the store URL's parameter '\(item)' is not supported (host=/socket/dir, port, sslmode=disable)", hint: usage)
+            case "sslmode"? where pair.count == 2 && pair[1] == "disable": sslDisabled = true
+            case "sslmode"? where pair.count == 2 && pair[1] == "verify-full": verifyTLS = true
+            case "sslmode"? where pair.count == 2:
+                throw AirlockError("sslmode=\(pair[1]) is not offered: use sslmode=verify-full (TLS, certificate and name checked) or sslmode=disable",
+                                   hint: "require and verify-ca would accept a server whose name was not checked")
+            case "sslrootcert"? where pair.count == 2 && Self.percentDecoded(Substring(pair[1])).hasPrefix("/"):
+                rootCertificate = Self.percentDecoded(Substring(pair[1]))
+            default: throw AirlockError("the store URL's parameter '\(item)' is not supported (host=/socket/dir, port, sslmode=verify-full|disable, sslrootcert=/path)", hint: usage)
             }
+        }
+        guard rootCertificate == nil || verifyTLS else {
+            throw AirlockError("sslrootcert= is for sslmode=verify-full", hint: usage)
+        }
+        let loopback = host == nil || host == "127.0.0.1" || host == "::1" || host == "localhost"
+        guard loopback || verifyTLS || sslDisabled || socketDirectory != nil else {
+            throw AirlockError("the store at \(host ?? "") would be reached in clear text",
+                               hint: "add ?sslmode=verify-full (and &sslrootcert=/path/ca.pem for a private CA), or ?sslmode=disable on a private network")
         }
         guard !user.isEmpty, !database.isEmpty else { throw AirlockError("the store URL needs a user and a database", hint: usage) }
         guard host != nil || socketDirectory != nil else { throw AirlockError("the store URL names no host (or ?host=/socket/dir)", hint: usage) }

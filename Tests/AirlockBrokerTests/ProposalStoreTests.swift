@@ -363,15 +363,57 @@ final class Counter: @unchecked Sendable {
 /// The PostgreSQL driver's own: its URL, its schema name, its migrations.
 @Suite struct PostgresStoreTests {
     @Test func urlsAreReadOneWay() throws {
-        let tcp = try PostgresStoreConfiguration(parsing: "postgres://gate:p%40ss@db.internal:6432/airlock")
+        let tcp = try PostgresStoreConfiguration(parsing: "postgres://gate:p%40ss@db.internal:6432/airlock?sslmode=verify-full&sslrootcert=/etc/airlock/db-ca.pem")
         #expect(tcp.user == "gate" && tcp.password == "p@ss" && tcp.host == "db.internal" && tcp.port == 6432 && tcp.database == "airlock")
+        #expect(tcp.verifyTLS && tcp.rootCertificate == "/etc/airlock/db-ca.pem")
+        let plain = try PostgresStoreConfiguration(parsing: "postgres://gate@10.0.0.5/airlock?sslmode=disable")
+        #expect(!plain.verifyTLS)
+        // Off loopback, clear text must be asked for.
+        do {
+            _ = try PostgresStoreConfiguration(parsing: "postgres://gate@db.internal/airlock")
+            Issue.record("clear text to a remote database accepted")
+        } catch {
+            #expect(error.message.contains("clear text") && error.hint?.contains("sslmode=verify-full") == true, "\(error)")
+        }
         #expect(!tcp.display.contains("p@ss") && !tcp.display.contains("p%40ss"))
         let socket = try PostgresStoreConfiguration(parsing: "postgresql://gate@/airlock?host=/run/postgresql")
         #expect(socket.socketDirectory == "/run/postgresql" && socket.host == nil && socket.port == 5432)
         for bad in ["mysql://a@b/c", "postgres://host/db", "postgres://a@h:0/db", "postgres://a@h:x/db", "postgres://a@h",
-                    "postgres://a@h/db?sslmode=require", "postgres://a@/db", "postgres://@h/db"] {
+                    "postgres://a@h/db?sslmode=require", "postgres://a@/db", "postgres://@h/db", "postgres://a@h/db?sslmode=verify-ca",
+                    "postgres://a@127.0.0.1/db?sslrootcert=/ca.pem", "postgres://a@h/db?sslmode=verify-full&sslrootcert=relative.pem"] {
             #expect(throws: AirlockError.self, "\(bad)") { try PostgresStoreConfiguration(parsing: bad) }
         }
+    }
+
+    /// TLS to the store: the test server (scripts/lib/postgres.sh) has a certificate for
+    /// localhost from a test CA; verified, it is encrypted; another CA is refused.
+    @Test func tlsToTheStoreIsVerified() throws {
+        guard let url = ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"],
+              let ca = ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES_CA"] else {
+            throw AirlockError("AIRLOCK_TEST_POSTGRES and AIRLOCK_TEST_POSTGRES_CA are not set", hint: "scripts/test starts PostgreSQL with TLS")
+        }
+        let verified = url.replacingOccurrences(of: "@127.0.0.1:", with: "@localhost:") + "?sslmode=verify-full&sslrootcert=" + ca
+        let schema = "t_" + RandomID.make(12)
+        #expect(try PostgresProposalStore(try PostgresStoreConfiguration(parsing: verified), schema: schema).connectionUsesTLS())
+        #expect(try !PostgresProposalStore(try PostgresStoreConfiguration(parsing: url), schema: schema).connectionUsesTLS())
+        // A CA that did not sign the server's certificate.
+        let other = NSTemporaryDirectory() + "other-ca-\(UUID().uuidString).pem"
+        let made = runCommand("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                                   "-keyout", other + ".key", "-out", other, "-days", "1", "-subj", "/CN=other"])
+        #expect(made == 0)
+        let wrong = url.replacingOccurrences(of: "@127.0.0.1:", with: "@localhost:") + "?sslmode=verify-full&sslrootcert=" + other
+        #expect(throws: AirlockError.self) { _ = try PostgresProposalStore(try PostgresStoreConfiguration(parsing: wrong), schema: schema) }
+    }
+
+    func runCommand(_ path: String, _ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        guard (try? process.run()) != nil else { return -1 }
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 
     @Test func schemaNamesCannotCarrySQL() {
