@@ -24,16 +24,18 @@ public struct ExecutionLease: Sendable, Equatable {
 /// until stopped. `held()` is false once a renewal was refused: the store no longer counts
 /// this replica as the executor (its lease ran out and it was marked `unknown`).
 final class LeaseRenewer: Sendable {
-    private struct State { var stopped = false; var lost = false }
+    private struct State { var stopped = false; var lost = false; var heldUntil: Int64 = 0 }
     private let state = Mutex(State())
     private let store: any ProposalStore
     private let id: String
     private let lease: ExecutionLease
 
-    init(store: any ProposalStore, id: String, lease: ExecutionLease) {
+    /// `claimedUntil`: the expiry the claim was granted with.
+    init(store: any ProposalStore, id: String, lease: ExecutionLease, claimedUntil: Int64) {
         self.store = store
         self.id = id
         self.lease = lease
+        state.withLock { $0.heldUntil = claimedUntil }
     }
 
     func start() {
@@ -53,15 +55,20 @@ final class LeaseRenewer: Sendable {
 
     /// One renewal now (the executor calls it before each send, so a replica that was
     /// paused past its lease does not send after another replica marked the proposal).
+    /// Only the store saying the lease is gone loses it; a failed renewal (the database
+    /// unreachable a moment) is retried while the last granted lease still holds.
     @discardableResult
     func renew() -> Bool {
         if state.withLock({ $0.lost }) { return false }
+        let now = Clock.epochMilliseconds()
         do {
-            try store.renewLease(id, owner: lease.owner, until: lease.expiry())
+            try store.renewLease(id, owner: lease.owner, until: lease.expiry(from: now))
+            state.withLock { $0.heldUntil = lease.expiry(from: now) }
             return true
         } catch {
-            state.withLock { $0.lost = true }
-            return false
+            let gone = error.code == ProposalRecords.leaseLostCode || state.withLock { $0.heldUntil } <= Clock.epochMilliseconds()
+            if gone { state.withLock { $0.lost = true } }
+            return !gone
         }
     }
 

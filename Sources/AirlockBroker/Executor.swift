@@ -36,9 +36,10 @@ public struct Executor: Sendable {
     }
 
     public func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
+        let claimedUntil = lease?.expiry()
         let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: lease?.owner ?? Actor.processIdentity(),
-                                      leaseUntil: lease?.expiry())
-        let renewer = lease.map { LeaseRenewer(store: store, id: id, lease: $0) }
+                                      leaseUntil: claimedUntil)
+        let renewer = lease.map { LeaseRenewer(store: store, id: id, lease: $0, claimedUntil: claimedUntil ?? 0) }
         renewer?.start()
         defer { renewer?.stop() }
         do {

@@ -210,8 +210,8 @@ struct RunArguments {
             return fail(error)
         }
         let gate = self.gate ?? hostConfig.gateURL
-        let gateTokenFile = self.gate == nil ? hostConfig.gateTokenFile : self.gateTokenFile
-        let gateCA = self.gate == nil ? hostConfig.gateCA : self.gateCA
+        let gateTokenFile = self.gateTokenFile ?? hostConfig.gateTokenFile
+        let gateCA = self.gateCA ?? hostConfig.gateCA
         if gate != nil {
             // Host inspection masks the file a credential-path variable names; the variable
             // itself is credential-shaped, so it never enters the sandbox.

@@ -5,6 +5,7 @@ import AirlockStore
 import Glibc
 import Logging
 import Metrics
+import Synchronization
 
 /// A refusal of a gate call: an HTTP status, a stable code and a message that says what to do.
 public struct GateFailure: Error, Sendable, Equatable {
@@ -43,6 +44,8 @@ public final class GateService: Sendable {
     public let logger: Logger
     /// Signs the audit chain's head at every decision (docs/gate.md, "Signed audit checkpoints").
     public let signer: AuditSigner?
+    /// The last head this process signed (seq, hash).
+    let lastSigned = Mutex<(seq: Int, hash: String)?>(nil)
 
     public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials,
                 signer: AuditSigner? = nil, logger: Logger = Logger(label: "airlock.gate")) {
@@ -51,7 +54,9 @@ public final class GateService: Sendable {
         self.config = config
         self.catalog = catalog
         self.credentials = credentials
-        self.lease = ExecutionLease(owner: config.replica ?? Self.defaultReplicaName(), seconds: config.leaseSeconds)
+        // The owner is unique to this process even when replicas share a name (one gate.yaml
+        // copied, pid 1 in containers): a lease must never be another live replica's.
+        self.lease = ExecutionLease(owner: (config.replica ?? Self.defaultReplicaName()) + "/" + RandomID.make(6), seconds: config.leaseSeconds)
         self.logger = logger
     }
 
@@ -241,8 +246,13 @@ public final class GateService: Sendable {
     // MARK: Kill switch
 
     /// Why no execution may start now, if the gate is frozen.
+    /// Fails closed: a store that cannot say whether the gate is frozen counts as frozen.
     func frozenReason() -> String? {
-        guard let freeze = try? store.control(GateControl.freeze) else { return nil }
+        let freeze: GateControl?
+        do { freeze = try store.control(GateControl.freeze) } catch {
+            return "the store cannot say whether the gate is frozen (\(error.message)), so nothing executes"
+        }
+        guard let freeze else { return nil }
         return "the gate is frozen by \(freeze.setBy) since \(freeze.setAt)" + (freeze.reason.map { " (\($0))" } ?? "")
     }
 
@@ -335,14 +345,46 @@ public final class GateService: Sendable {
 
     /// Signs the chain's current head. A failure is logged, never hidden: the decision is
     /// already durable and the next checkpoint covers it.
+    ///
+    /// Never blind: the gate signs a head only if the chain still leads to it from the last
+    /// head this process signed (or, the first time, from the genesis or the newest stored
+    /// checkpoint its key verifies). A chain rewritten in the database between two decisions
+    /// is not signed over; the refusal is logged and counted.
     func checkpoint() {
         guard let signer else { return }
-        do {
-            guard let head = try store.auditHead() else { return }
-            try store.addCheckpoint(signer.sign(seq: head.seq, headHash: head.hash))
+        do throws(AirlockError) {
+            guard try store.auditHead() != nil else { return }
+            let known = lastSigned.withLock { $0 }
+            let anchor: (seq: Int, hash: String)?
+            if let known { anchor = known } else { anchor = try startingAnchor(signer) }
+            let entries = try store.auditEntries(fromSeq: anchor?.seq ?? 1)
+            var previous = anchor?.hash ?? AuditChain.genesis
+            var expected = anchor.map { $0.seq + 1 } ?? 1
+            for entry in entries.drop(while: { anchor != nil && $0.seq == anchor!.seq && $0.hash == anchor!.hash }) {
+                guard entry.seq == expected, entry.previousHash == previous, AuditChain.seal(entry).hash == entry.hash else {
+                    Counter(label: "airlock_gate_audit_tampering_total").increment()
+                    logger.critical("audit chain changed under the gate: not signing", metadata: [
+                        "entry": "\(entry.seq)", "last_signed": "\(anchor?.seq ?? 0)"])
+                    return
+                }
+                previous = entry.hash
+                expected += 1
+            }
+            if let anchor, !entries.contains(where: { $0.seq == anchor.seq && $0.hash == anchor.hash }) {
+                Counter(label: "airlock_gate_audit_tampering_total").increment()
+                logger.critical("audit chain changed under the gate: the last signed entry is gone or different", metadata: ["last_signed": "\(anchor.seq)"])
+                return
+            }
+            try store.addCheckpoint(signer.sign(seq: expected - 1, headHash: previous))
+            lastSigned.withLock { $0 = (expected - 1, previous) }
         } catch {
             logger.error("audit checkpoint not stored", metadata: ["error": "\(error.message)"])
         }
+    }
+
+    /// The newest stored checkpoint this key signed and the chain still holds, if any.
+    func startingAnchor(_ signer: AuditSigner) throws(AirlockError) -> (seq: Int, hash: String)? {
+        try store.checkpoints().last { AuditSigner.isSigned($0, publicKey: signer.publicKey) }.map { ($0.seq, $0.headHash) }
     }
 
     /// The log with its checkpoints and the public key, for `airlock audit verify --gate`.

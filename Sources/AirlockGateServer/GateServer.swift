@@ -105,8 +105,9 @@ enum GateServer {
                     return render(.success(json), status: .ok)
                 case .failure(let failure):
                     return render(.failure(failure), status: .ok)
-                case .success:
-                    try? await Task.sleep(for: .milliseconds(200))
+                case .success((let json, _)):
+                    // Shutting down (the sleep is cancelled): answer with what is known now.
+                    do { try await Task.sleep(for: .milliseconds(200)) } catch { return render(.success(json), status: .ok) }
                 }
             }
         }
@@ -182,13 +183,17 @@ enum GateServer {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
         let group = ServiceGroup(configuration: groupConfiguration)
+        var failure: (any Error)?
         do {
             try await group.run()
         } catch {
+            failure = error
             logger.error("server stopped", metadata: ["error": "\(error)"])
         }
         let marked = await blocking { service.markOwnExecutionsInterrupted() }
         logger.notice("stopped", metadata: ["replica": "\(service.lease.owner)", "marked_unknown": "\(marked.count)"])
+        // A server that could not start (the port taken) or died says so and exits non-zero.
+        if let failure { throw AirlockError("the gate server stopped: \(failure)") }
     }
 
     /// Every replica marks executions whose lease ran out (a killed replica's) `unknown`,

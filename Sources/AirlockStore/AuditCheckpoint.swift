@@ -75,6 +75,13 @@ public struct AuditSigner: Sendable {
         return AuditCheckpoint(seq: seq, headHash: headHash, at: Clock.now(), keyID: keyID, signature: Base64.encode(signature))
     }
 
+    /// Whether `checkpoint` carries a valid signature by `publicKey` (raw, 32 bytes).
+    public static func isSigned(_ checkpoint: AuditCheckpoint, publicKey: [UInt8]) -> Bool {
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey),
+              let signature = Base64.decode(checkpoint.signature) else { return false }
+        return key.isValidSignature(signature, for: AuditCheckpoint.message(seq: checkpoint.seq, headHash: checkpoint.headHash))
+    }
+
     /// Everything wrong with a log and its checkpoints under `publicKey` (raw, 32 bytes):
     /// the chain itself, each checkpoint's signature, and each signed head against the
     /// chain: a signed head past the chain's end means its tail was deleted. `external`:

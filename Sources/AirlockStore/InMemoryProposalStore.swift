@@ -77,6 +77,18 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
+    public func loseLapsedExecution(_ id: String, before now: Int64, note: String) throws(AirlockError) -> Bool {
+        try locked { () throws(AirlockError) in
+            guard let index = rows.firstIndex(where: { $0.id == id }), rows[index].state == .executing,
+                  let lease = leases[id], lease < now else { return false }
+            let step = try ProposalRecords.transition(rows[index], .lose, actor: "airlock", note: note,
+                                                      result: ExecutionResult(output: [], error: note), executor: nil, now: Clock.now())
+            rows[index] = step.updated
+            append(event: step.updated.state.rawValue, proposalID: id, actor: "airlock", detail: step.detail)
+            return true
+        }
+    }
+
     public func executions() throws(AirlockError) -> [Execution] {
         try locked { () throws(AirlockError) in
             rows.filter { $0.state == .executing }.map { Execution(id: $0.id, executor: executors[$0.id], leaseUntil: leases[$0.id]) }

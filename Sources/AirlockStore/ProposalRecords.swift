@@ -55,9 +55,11 @@ public enum ProposalRecords {
         .object([("control", .string(name)), ("on", .bool(on)), ("reason", reason.map(JSON.string) ?? .null)])
     }
 
+    public static let leaseLostCode = "AirlockLeaseLost"
+
     public static func leaseLost(_ id: String, owner: String) -> AirlockError {
         AirlockError("the execution of \(id) is no longer held by \(owner): its lease ran out (the proposal is unknown) or it ended",
-                     hint: "stop: an execution whose lease is gone must not send anything more", exitCode: 1)
+                     hint: "stop: an execution whose lease is gone must not send anything more", exitCode: 1, code: leaseLostCode)
     }
 
     public static func noSuchProposal(_ id: String) -> AirlockError {

@@ -34,6 +34,10 @@ public protocol ProposalStore: AnyObject, Sendable {
     /// the proposal is `unknown`, or another executor holds it): the executor must stop.
     func renewLease(_ id: String, owner: String, until: Int64) throws(AirlockError)
 
+    /// Marks a leased execution `unknown` only if, re-read under the write lock, its lease
+    /// still ended before `now` (a renewal that raced the recovery wins). Returns whether it did.
+    func loseLapsedExecution(_ id: String, before now: Int64, note: String) throws(AirlockError) -> Bool
+
     /// The proposals being executed, with who claimed each and until when.
     func executions() throws(AirlockError) -> [Execution]
 
@@ -61,6 +65,8 @@ public protocol ProposalStore: AnyObject, Sendable {
     func proposalCounts() throws(AirlockError) -> [ProposalCount]
 
     func auditEntries() throws(AirlockError) -> [AuditEntry]
+    /// Entries numbered `seq` and after, in order.
+    func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry]
     /// The newest entry's number and hash (nil: the log is empty).
     func auditHead() throws(AirlockError) -> (seq: Int, hash: String)?
     /// Stores a signed checkpoint of the chain (one per entry number: a second for the same
@@ -116,7 +122,9 @@ extension ProposalStore {
             let why: String
             if let lease = execution.leaseUntil {
                 guard lease < now else { continue }
-                why = "the executor (\(execution.executor ?? "?"))'s lease ran out before it recorded a result"
+                let lapsed = "the executor (\(execution.executor ?? "?"))'s lease ran out before it recorded a result"
+                if (try? loseLapsedExecution(execution.id, before: now, note: lapsed)) == true { marked.append(execution.id) }
+                continue
             } else {
                 if let executor = execution.executor, Actor.isAlive(executor) { continue }
                 why = "the executing process (\(execution.executor ?? "?")) ended before recording a result"
@@ -130,6 +138,10 @@ extension ProposalStore {
             }
         }
         return marked
+    }
+
+    public func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry] {
+        try auditEntries().filter { $0.seq >= seq }
     }
 
     public func control(_ name: String) throws(AirlockError) -> GateControl? {

@@ -144,37 +144,55 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
                       result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
         try locked { () throws(AirlockError) in
             try db.transaction { () throws(AirlockError) in
-                guard let current = try db.prepare("SELECT * FROM proposals WHERE id = ?").rows([.text(id)]).first.map(Self.proposal) else {
-                    throw ProposalRecords.noSuchProposal(id)
-                }
-                let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
-                                                          executor: executor, leaseUntil: leaseUntil, now: Clock.now())
-                let updated = step.updated
-                var sets = ["state = ?", "updated_at = ?"]
-                var values: [SQLiteStatement.Value] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
-                if step.decides {
-                    sets += ["decided_by = ?", "decision_note = ?"]
-                    values += [.text(actor), note.map { .text($0) } ?? .null]
-                }
-                if let executor {
-                    sets.append("executor = ?")
-                    values.append(.text(executor))
-                }
-                if let leaseUntil {
-                    sets.append("lease_until = ?")
-                    values.append(.integer(leaseUntil))
-                }
-                if let result {
-                    sets.append("result = ?")
-                    values.append(.text(result.json.serialized()))
-                }
-                try db.prepare("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ?")
-                    .run(values + [.text(id), .text(current.state.rawValue)])
-                guard db.changes == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1) }
-                try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
-                return updated
+                try applyInTransaction(event, to: id, actor: actor, note: note, result: result, executor: executor, leaseUntil: leaseUntil)
             }
         }
+    }
+
+    public func loseLapsedExecution(_ id: String, before now: Int64, note: String) throws(AirlockError) -> Bool {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                let lease = try db.prepare("SELECT lease_until FROM proposals WHERE id = ? AND state = 'executing'").rows([.text(id)]).first?.integer("lease_until")
+                guard let lease, lease < now else { return false }
+                _ = try applyInTransaction(.lose, to: id, actor: "airlock", note: note, result: ExecutionResult(output: [], error: note),
+                                       executor: nil, leaseUntil: nil)
+                return true
+            }
+        }
+    }
+
+    /// One transition and its audit entry; call inside a transaction.
+    func applyInTransaction(_ event: ProposalEvent, to id: String, actor: String, note: String?,
+                            result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
+        guard let current = try db.prepare("SELECT * FROM proposals WHERE id = ?").rows([.text(id)]).first.map(Self.proposal) else {
+            throw ProposalRecords.noSuchProposal(id)
+        }
+        let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
+                                                  executor: executor, leaseUntil: leaseUntil, now: Clock.now())
+        let updated = step.updated
+        var sets = ["state = ?", "updated_at = ?"]
+        var values: [SQLiteStatement.Value] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
+        if step.decides {
+            sets += ["decided_by = ?", "decision_note = ?"]
+            values += [.text(actor), note.map { .text($0) } ?? .null]
+        }
+        if let executor {
+            sets.append("executor = ?")
+            values.append(.text(executor))
+        }
+        if let leaseUntil {
+            sets.append("lease_until = ?")
+            values.append(.integer(leaseUntil))
+        }
+        if let result {
+            sets.append("result = ?")
+            values.append(.text(result.json.serialized()))
+        }
+        try db.prepare("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ?")
+            .run(values + [.text(id), .text(current.state.rawValue)])
+        guard db.changes == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1) }
+        try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
+        return updated
     }
 
     public func executions() throws(AirlockError) -> [Execution] {
@@ -347,9 +365,11 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         return GateIdentity(name: name, role: role, tokenHash: hash, createdAt: created, revokedAt: row.text("revoked_at"))
     }
 
-    public func auditEntries() throws(AirlockError) -> [AuditEntry] {
+    public func auditEntries() throws(AirlockError) -> [AuditEntry] { try auditEntries(fromSeq: 0) }
+
+    public func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry] {
         try locked { () throws(AirlockError) in
-            try db.prepare("SELECT * FROM audit ORDER BY seq").rows().map { row in
+            try db.prepare("SELECT * FROM audit WHERE seq >= ? ORDER BY seq").rows([.integer(Int64(seq))]).map { row in
                 AuditEntry(seq: Int(row.integer("seq") ?? 0), at: row.text("at") ?? "", event: row.text("event") ?? "",
                            proposalID: row.text("proposal_id"), actor: row.text("actor") ?? "", detail: row.text("detail") ?? "",
                            previousHash: row.text("prev_hash") ?? "", hash: row.text("hash") ?? "")

@@ -25,6 +25,8 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
     private var available = pthread_cond_t()
     private var connections: [PostgresConnection] = []
     private var idle: [Int] = []
+    /// Connections being opened (outside the mutex) and not yet in `connections`.
+    private var opening = 0
     /// The connection the calling thread holds (its index + 1), while inside `locked`.
     private var current = pthread_key_t()
     public let schema: String
@@ -82,10 +84,9 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
             case .null: binds.appendNull()
             }
         }
-        let held = Int(bitPattern: pthread_getspecific(current))
-        precondition(held > 0, "PostgresProposalStore.run outside locked")
+        let connection = heldConnection()
         do {
-            return try connections[held - 1].query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).wait()
+            return try connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).wait()
         } catch {
             throw AirlockError("PostgreSQL: \(String(reflecting: error))")
         }
@@ -98,39 +99,85 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
     /// Runs `body` holding one connection of the pool (the thread's own, if it holds one).
     func locked<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {
         if pthread_getspecific(current) != nil { return try body() }
-        pthread_mutex_lock(&mutex)
-        var index: Int?
-        while index == nil {
-            if let free = idle.popLast() {
-                index = free
-            } else if connections.count < maxConnections {
-                // Opened outside the mutex would be nicer; a connect is rare (up to the cap, once).
-                do {
-                    let opened = try Self.connect(configuration, id: connections.count + 1, logger: logger)
-                    _ = try opened.query(PostgresQuery(unsafeSQL: "SET search_path TO \(schema)"), logger: logger).wait()
-                    connections.append(opened)
-                    index = connections.count - 1
-                } catch let error as AirlockError {
-                    pthread_mutex_unlock(&mutex)
-                    throw error
-                } catch {
-                    pthread_mutex_unlock(&mutex)
-                    throw AirlockError("PostgreSQL: \(String(reflecting: error))")
-                }
-            } else {
-                pthread_cond_wait(&available, &mutex)
-            }
-        }
-        pthread_mutex_unlock(&mutex)
-        pthread_setspecific(current, UnsafeRawPointer(bitPattern: index! + 1))
+        let index = try acquire()
+        pthread_setspecific(current, UnsafeRawPointer(bitPattern: index + 1))
         defer {
             pthread_setspecific(current, nil)
             pthread_mutex_lock(&mutex)
-            idle.append(index!)
+            idle.append(index)
             pthread_cond_signal(&available)
             pthread_mutex_unlock(&mutex)
         }
         return try body()
+    }
+
+    /// An idle connection (a closed one is replaced: the server restarted, a failover, an
+    /// idle timeout), a new one while below the cap, or the next one returned. Connects
+    /// happen outside the mutex, so others can return connections meanwhile.
+    private func acquire() throws(AirlockError) -> Int {
+        pthread_mutex_lock(&mutex)
+        while true {
+            if let free = idle.popLast() {
+                let connection = connections[free]
+                pthread_mutex_unlock(&mutex)
+                guard connection.isClosed else { return free }
+                do {
+                    let opened = try open(id: free + 1)
+                    pthread_mutex_lock(&mutex)
+                    connections[free] = opened
+                    pthread_mutex_unlock(&mutex)
+                    return free
+                } catch {
+                    pthread_mutex_lock(&mutex)
+                    idle.append(free)  // still closed: the next caller tries again
+                    pthread_cond_signal(&available)
+                    pthread_mutex_unlock(&mutex)
+                    throw error
+                }
+            }
+            if connections.count + opening < maxConnections {
+                opening += 1
+                let id = connections.count + opening
+                pthread_mutex_unlock(&mutex)
+                let opened: PostgresConnection?
+                var failure: AirlockError?
+                do { opened = try open(id: id) } catch { opened = nil; failure = error }
+                pthread_mutex_lock(&mutex)
+                opening -= 1
+                if let opened {
+                    connections.append(opened)
+                    let index = connections.count - 1
+                    pthread_mutex_unlock(&mutex)
+                    return index
+                }
+                // No new connection: wait for one of the others, if there are any.
+                if connections.isEmpty, let failure {
+                    pthread_mutex_unlock(&mutex)
+                    throw failure
+                }
+            }
+            pthread_cond_wait(&available, &mutex)
+        }
+    }
+
+    private func open(id: Int) throws(AirlockError) -> PostgresConnection {
+        let opened = try Self.connect(configuration, id: id, logger: logger)
+        do {
+            _ = try opened.query(PostgresQuery(unsafeSQL: "SET search_path TO \(schema)"), logger: logger).wait()
+        } catch {
+            try? opened.close().wait()
+            throw AirlockError("PostgreSQL: \(String(reflecting: error))")
+        }
+        return opened
+    }
+
+    /// The connection the calling thread holds (read under the mutex: the array grows).
+    private func heldConnection() -> PostgresConnection {
+        let held = Int(bitPattern: pthread_getspecific(current))
+        precondition(held > 0, "PostgresProposalStore.run outside locked")
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return connections[held - 1]
     }
 
     /// BEGIN, the chain's lock, `body`, COMMIT; ROLLBACK when `body` throws.
@@ -194,7 +241,7 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         (6, ["""
             CREATE FUNCTION airlock_propose(p_id TEXT, p_session TEXT, p_kind TEXT, p_summary TEXT, p_decision TEXT, p_rule TEXT,
                 p_now TEXT, p_digest TEXT, p_payload BYTEA, p_upstream TEXT, p_limit BIGINT, p_control TEXT, p_detail TEXT,
-                p_lock BIGINT) RETURNS TEXT LANGUAGE plpgsql AS $$
+                p_lock BIGINT) RETURNS TEXT LANGUAGE plpgsql STRICT AS $$
             DECLARE
               waiting BIGINT; last_seq BIGINT; last_hash TEXT; actor TEXT := 'session:' || p_session;
             BEGIN
@@ -318,32 +365,49 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
     public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?,
                       result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
         try transaction { () throws(AirlockError) in
-            guard let current = try run("SELECT * FROM proposals WHERE id = $1 FOR UPDATE", [.text(id)]).rows.first
-                .map({ row throws(AirlockError) in try Self.proposal(row) }) else {
-                throw ProposalRecords.noSuchProposal(id)
-            }
-            let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
-                                                      executor: executor, leaseUntil: leaseUntil, now: Clock.now())
-            let updated = step.updated
-            var sets = ["state = $1", "updated_at = $2"]
-            var values: [SQLValue] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
-            func set(_ column: String, _ value: SQLValue) {
-                values.append(value)
-                sets.append("\(column) = $\(values.count)")
-            }
-            if step.decides {
-                set("decided_by", .text(actor))
-                set("decision_note", note.map { .text($0) } ?? .null)
-            }
-            if let executor { set("executor", .text(executor)) }
-            if let leaseUntil { set("lease_until", .integer(leaseUntil)) }
-            if let result { set("result", .text(result.json.serialized())) }
-            values += [.text(id), .text(current.state.rawValue)]
-            let changed = try run("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count - 1) AND state = $\(values.count)", values)
-            guard changed.metadata.rows == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1) }
-            try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
-            return updated
+            try applyInTransaction(event, to: id, actor: actor, note: note, result: result, executor: executor, leaseUntil: leaseUntil)
         }
+    }
+
+    public func loseLapsedExecution(_ id: String, before now: Int64, note: String) throws(AirlockError) -> Bool {
+        try transaction { () throws(AirlockError) in
+            let lease = try run("SELECT lease_until FROM proposals WHERE id = $1 AND state = 'executing' FOR UPDATE", [.text(id)]).rows.first
+                .flatMap { try? $0.decode(Int64?.self) } ?? nil
+            guard let lease, lease < now else { return false }
+            _ = try applyInTransaction(.lose, to: id, actor: "airlock", note: note, result: ExecutionResult(output: [], error: note),
+                                       executor: nil, leaseUntil: nil)
+            return true
+        }
+    }
+
+    /// One transition and its audit entry; call inside `transaction`.
+    func applyInTransaction(_ event: ProposalEvent, to id: String, actor: String, note: String?,
+                            result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
+        guard let current = try run("SELECT * FROM proposals WHERE id = $1 FOR UPDATE", [.text(id)]).rows.first
+            .map({ row throws(AirlockError) in try Self.proposal(row) }) else {
+            throw ProposalRecords.noSuchProposal(id)
+        }
+        let step = try ProposalRecords.transition(current, event, actor: actor, note: note, result: result,
+                                                  executor: executor, leaseUntil: leaseUntil, now: Clock.now())
+        let updated = step.updated
+        var sets = ["state = $1", "updated_at = $2"]
+        var values: [SQLValue] = [.text(updated.state.rawValue), .text(updated.updatedAt)]
+        func set(_ column: String, _ value: SQLValue) {
+            values.append(value)
+            sets.append("\(column) = $\(values.count)")
+        }
+        if step.decides {
+            set("decided_by", .text(actor))
+            set("decision_note", note.map { .text($0) } ?? .null)
+        }
+        if let executor { set("executor", .text(executor)) }
+        if let leaseUntil { set("lease_until", .integer(leaseUntil)) }
+        if let result { set("result", .text(result.json.serialized())) }
+        values += [.text(id), .text(current.state.rawValue)]
+        let changed = try run("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count - 1) AND state = $\(values.count)", values)
+        guard changed.metadata.rows == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1) }
+        try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
+        return updated
     }
 
     public func executions() throws(AirlockError) -> [Execution] {
@@ -519,9 +583,11 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         ])
     }
 
-    public func auditEntries() throws(AirlockError) -> [AuditEntry] {
+    public func auditEntries() throws(AirlockError) -> [AuditEntry] { try auditEntries(fromSeq: 0) }
+
+    public func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry] {
         try locked { () throws(AirlockError) in
-            try run("SELECT * FROM audit ORDER BY seq").rows.map { row throws(AirlockError) in
+            try run("SELECT * FROM audit WHERE seq >= $1 ORDER BY seq", [.integer(Int64(seq))]).rows.map { row throws(AirlockError) in
                 let r = row.makeRandomAccess()
                 return AuditEntry(seq: Int(try decode(r, "seq", Int64.self)), at: try text(r, "at"), event: try text(r, "event"),
                                   proposalID: try optionalText(r, "proposal_id"), actor: try text(r, "actor"),

@@ -222,6 +222,12 @@ import Testing
             #expect(rule.contains("team gate"))
         }
         guard case .refuse = policy.decide(host: "10.1.2.3", port: 8443) else { Issue.record("literal allowed"); return }
+        guard case .refuse = policy.decide(host: "::ffff:10.1.2.3", port: 8443) else { Issue.record("mapped literal allowed"); return }
+        guard case .failure = policy.permittedAddresses([IPAddress("::ffff:10.1.2.3")!], host: "v6.internal") else {
+            Issue.record("a mapped AAAA answer for the gate permitted"); return
+        }
+        let dotted = base.refusingGate(url: "https://gate.internal.:8443/", resolved: [])
+        guard case .refuse = dotted.decide(host: "gate.internal", port: 8443) else { Issue.record("trailing-dot gate URL not refused"); return }
         // Another allowed name that resolves to the gate: refused after resolution.
         #expect(policy.decide(host: "alias.internal", port: 443) == .allow(rule: "allow *.internal (profile)"))
         guard case .failure(let refusal) = policy.permittedAddresses([gateAddress], host: "alias.internal") else {

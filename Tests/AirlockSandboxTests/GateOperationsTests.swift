@@ -328,13 +328,20 @@ final class AnswerBox: @unchecked Sendable {
         let unpinned = Self.airlock(["audit", "verify", "--file", export], directory: directory)
         #expect(unpinned.status == 0 && unpinned.stdout.contains("pin it with --public-key"), "\(unpinned)")
 
-        // More happens after the export: the third is approved.
+        // More happens after the export: the third is approved, a fourth waits.
         #expect(gate.call("POST", "/v1/proposals/\(ids[2])/approve", token: user).json["state"] as? String == "succeeded")
+        let fourth = GateOperationsTests.propose(gate, host: host, session: "audit-session", GateOperationsTests.sendMessage(queueURL, "a-4"))
         let database = gate.directory + "/store/airlock.db"
         // 1. An entry is rewritten and the chain re-hashed from there: hashes agree, signatures do not.
         Self.sql(database, "db.execute(\"UPDATE audit SET actor = 'user:mallory' WHERE seq = 2\"); rehash(2)")
         let rewritten = Self.airlock(["audit", "verify", "--public-key", publicKey] + remote, directory: directory)
         #expect(rewritten.status == 1 && rewritten.stdout.contains("differs from its signed checkpoint"), "\(rewritten)")
+        // The gate does not sign over the rewritten chain at its next decision.
+        let signedBefore = (gate.call("GET", "/v1/audit", token: user).json["checkpoints"] as? [Any])?.count
+        #expect(gate.call("POST", "/v1/proposals/\(fourth)/deny", token: user).status == 200)
+        #expect((gate.call("GET", "/v1/audit", token: user).json["checkpoints"] as? [Any])?.count == signedBefore)
+        let metrics = runProcess("/usr/bin/curl", ["-s", gate.url + "/metrics"], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout
+        #expect(metrics.contains("airlock_gate_audit_tampering_total 1"), "\(metrics)")
         let actor = runProcess("/usr/bin/python3", ["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT actor FROM audit WHERE seq = 1').fetchone()[0])", database],
                                environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         // Put back as it was (seq 2 was the second enrolment, by the same operator): intact again.

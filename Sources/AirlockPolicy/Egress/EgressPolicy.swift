@@ -91,6 +91,7 @@ public struct EgressPolicy: Sendable, Equatable {
         } else if let colon = host.lastIndex(of: ":") {
             host = String(host[..<colon])
         }
+        while host.hasSuffix(".") { host.removeLast() }  // gate.internal. is gate.internal
         return host
     }
 
@@ -104,7 +105,7 @@ public struct EgressPolicy: Sendable, Equatable {
         var policy = self
         let host = Self.host(ofURL: url)
         if !host.isEmpty { policy.deny.append(EgressRule(pattern: host, port: nil, source: Self.gateSource)) }
-        for address in resolved + (IPAddress(host).map { [$0] } ?? []) where !policy.deniedAddresses.contains(address) {
+        for address in (resolved + (IPAddress(host).map { [$0] } ?? [])).map(\.unmapped) where !policy.deniedAddresses.contains(address) {
             policy.deniedAddresses.append(address)
             policy.deny.append(EgressRule(pattern: address.description, port: nil, source: Self.gateSource))
         }
@@ -125,6 +126,10 @@ public struct EgressPolicy: Sendable, Equatable {
                            hint: "AWS SDKs and the aws CLI in this sandbox already use it (AWS_CONFIG_FILE); changes wait for approval there")
         }
         if let address = IPAddress(host) {
+            // The gate's address in any spelling (::ffff:a.b.c.d included).
+            if deniedAddresses.contains(address.unmapped) {
+                return .refuse(rule: "deny \(address) (\(Self.gateSource))", hint: Self.gateHint)
+            }
             if let rule = allow.first(where: { $0.matches(host: host, port: port) }) {
                 return .allow(rule: "allow \(rule) (\(rule.source))")
             }
@@ -147,7 +152,7 @@ public struct EgressPolicy: Sendable, Equatable {
     /// that resolves to loopback, private, link-local or multicast space is refused unless a
     /// profile opened that range (a DNS rebinding or metadata-service attack otherwise).
     public func permittedAddresses(_ addresses: [IPAddress], host: String) -> Result<[IPAddress], EgressRefusal> {
-        if let gate = addresses.first(where: { deniedAddresses.contains($0) }) {
+        if let gate = addresses.first(where: { deniedAddresses.contains($0.unmapped) }) {
             return .failure(EgressRefusal(rule: "\(host) resolves to \(gate), \(Self.gateSource)", hint: Self.gateHint))
         }
         var reasons: [String] = []

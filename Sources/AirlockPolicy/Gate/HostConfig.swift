@@ -44,7 +44,7 @@ public struct HostConfig: Sendable, Equatable {
                 guard let value = field.value.scalar, !field.value.isNull, !value.isEmpty else { throw fail(field.line, "gate.\(field.key) must be a value") }
                 switch field.key {
                 case "url":
-                    guard value.hasPrefix("https://") || value.hasPrefix("http://") else { throw fail(field.line, "gate.url must be an https:// URL") }
+                    guard value.hasPrefix("https://") || value.hasPrefix("http://") else { throw fail(field.line, "gate.url must be an https:// URL (http:// only for a gate on loopback)") }
                     config.gateURL = value
                 case "token_file", "ca":
                     guard value.hasPrefix("/") else { throw fail(field.line, "gate.\(field.key) must be an absolute path") }
