@@ -44,12 +44,16 @@ public final class GateService: Sendable {
     public let logger: Logger
     /// Signs the audit chain's head at every decision (docs/gate.md, "Signed audit checkpoints").
     public let signer: AuditSigner?
+    /// Which proposals changed: every replica's with PostgreSQL (LISTEN/NOTIFY), this
+    /// process's otherwise. Waits sleep on it instead of reading the store.
+    public let changes: ProposalChanges
     /// The last head this process signed (seq, hash).
     let lastSigned = Mutex<(seq: Int, hash: String)?>(nil)
 
     public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials,
                 signer: AuditSigner? = nil, logger: Logger = Logger(label: "airlock.gate")) {
         self.signer = signer
+        self.changes = store.changes ?? ProposalChanges()
         self.store = store
         self.config = config
         self.catalog = catalog
@@ -223,7 +227,9 @@ public final class GateService: Sendable {
             // A freeze set after this approval still stops the send (checked before each request).
             executor.holdReason = { [self] in frozenReason() }
             executor.assumeRole = config.awsAssumeRole
+            changes.bump(id)
             let outcome = try executor.execute(id, actor: identity.actor)
+            changes.bump(id)
             recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
             return outcome
         } catch {
@@ -236,6 +242,7 @@ public final class GateService: Sendable {
         _ = try proposal(identity, id)
         do {
             let denied = try store.apply(.deny, to: id, actor: identity.actor, note: note)
+            changes.bump(id)
             recordDecision(denied, by: identity)
             return denied
         } catch {
@@ -276,6 +283,7 @@ public final class GateService: Sendable {
         guard found != nil else { throw GateFailure(404, "AirlockNoSuchSession", "no session \(sessionID) on this gate") }
         do {
             let denied = try store.revokeSession(sessionID, by: identity.actor, reason: reason)
+            denied.forEach(changes.bump)
             checkpoint()
             logger.notice("session revoked", metadata: ["session": "\(sessionID)", "by": "\(identity.actor)", "denied": "\(denied.count)"])
             return .object([("session", .string(sessionID)), ("revoked", .bool(true)), ("denied", .array(denied.map(JSON.string)))])
@@ -313,6 +321,7 @@ public final class GateService: Sendable {
         do {
             let marked = try store.recoverInterruptedExecutions()
             for id in marked {
+                changes.bump(id)
                 Counter(label: "airlock_gate_executions_total", dimensions: [("outcome", ProposalState.unknown.rawValue)]).increment()
                 logger.error("execution lost", metadata: ["proposal": "\(id)", "why": "its executor's lease ran out before it recorded a result"])
             }

@@ -96,6 +96,7 @@ enum GateServer {
             let timeout = Double(max(0, min(request.uri.queryParameters.get("timeout").flatMap { Int($0) } ?? 60, 3600)))
             let deadline = Clock.monotonicSeconds() + timeout
             while true {
+                let generation = service.changes.generation(id)
                 let looked: Result<(JSON, Bool), GateFailure> = await authenticated(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
                     let proposal = try service.proposal(identity, id)
                     return (view(proposal, for: identity), proposal.state.isFinal)
@@ -106,8 +107,13 @@ enum GateServer {
                 case .failure(let failure):
                     return render(.failure(failure), status: .ok)
                 case .success((let json, _)):
+                    // Woken when this proposal changes on any replica (LISTEN/NOTIFY on
+                    // PostgreSQL); the store is read again at least every 2 s regardless.
+                    let left = max(0.05, min(2, deadline - Clock.monotonicSeconds()))
+                    let woke = await service.changes.wait(id, after: generation, timeout: .milliseconds(Int(left * 1000)))
+                    Counter(label: "airlock_gate_wait_wakeups_total", dimensions: [("by", woke ? "change" : "timeout")]).increment()
                     // Shutting down (the sleep is cancelled): answer with what is known now.
-                    do { try await Task.sleep(for: .milliseconds(200)) } catch { return render(.success(json), status: .ok) }
+                    if Task.isCancelled { return render(.success(json), status: .ok) }
                 }
             }
         }

@@ -27,6 +27,13 @@ enum GateSetup {
         }
     }
 
+    /// The store `gate serve` uses: with PostgreSQL, also listening for other replicas' changes.
+    static func servingStore(_ config: GateConfig) throws(AirlockError) -> any ProposalStore {
+        let store = try Self.store(config)
+        (store as? PostgresProposalStore)?.startListening()
+        return store
+    }
+
     static func service(_ config: GateConfig, store: any ProposalStore) throws(AirlockError) -> GateService {
         let environment = environment()
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")

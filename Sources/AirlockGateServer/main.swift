@@ -81,7 +81,7 @@ do throws(AirlockError) {
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, json: config.jsonLogs) }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let store = try GateSetup.store(config)
+        let store = try GateSetup.servingStore(config)
         let service = try GateSetup.service(config, store: store)
         service.recoverExpiredExecutions()
         try await GateServer.serve(service, registry: registry)

@@ -64,6 +64,10 @@ public protocol ProposalStore: AnyObject, Sendable {
     /// Proposals by state and kind, counted by the store.
     func proposalCounts() throws(AirlockError) -> [ProposalCount]
 
+    /// Changes other processes made, as they are announced (nil: this driver has no such
+    /// feed; the PostgreSQL one does).
+    var changes: ProposalChanges? { get }
+
     func auditEntries() throws(AirlockError) -> [AuditEntry]
     /// Entries numbered `seq` and after, in order.
     func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry]
@@ -143,6 +147,8 @@ extension ProposalStore {
     public func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry] {
         try auditEntries().filter { $0.seq >= seq }
     }
+
+    public var changes: ProposalChanges? { nil }
 
     public func control(_ name: String) throws(AirlockError) -> GateControl? {
         try controls().first { $0.name == name }

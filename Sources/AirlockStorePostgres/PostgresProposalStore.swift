@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 
 /// The team driver (docs/gate.md): the store in PostgreSQL, shared by every gate replica.
 /// Its calls block the calling thread (never an event loop) like the other drivers', so the
@@ -32,6 +33,12 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
     public let schema: String
     public let maxConnections: Int
 
+    /// Every replica's transitions, from LISTEN on `channel` (NOTIFY is sent inside each
+    /// transition's transaction, so it is delivered at COMMIT).
+    public let changes: ProposalChanges? = ProposalChanges()
+    var channel: String { "airlock_changes_" + schema }
+    private let listening = Mutex(false)
+
     /// The advisory lock's key: any constant all replicas agree on ("airlock" in ASCII).
     static let chainLock: Int64 = 0x6169726c6f636b
 
@@ -52,6 +59,28 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         connections.append(try Self.connect(configuration, id: 1, logger: logger))
         idle.append(0)
         try migrate()
+    }
+
+    /// Starts listening for other replicas' changes on a connection of its own, reconnecting
+    /// after a second when it drops. Once per store; the gate calls it (tests need not).
+    public func startListening() {
+        guard listening.withLock({ started in defer { started = true }; return !started }) else { return }
+        let configuration = self.configuration, logger = self.logger, channel = self.channel, changes = self.changes
+        Task.detached {
+            while true {
+                do {
+                    let connection = try await PostgresConnection.connect(
+                        on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration.connection, id: 1000, logger: logger)
+                    try await connection.listen(on: channel) { notifications in
+                        for try await notification in notifications { changes?.bump(notification.payload) }
+                    }
+                    try? await connection.close()
+                } catch {
+                    logger.warning("LISTEN \(channel) stopped: \(error); waits poll the store until it is back")
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 
     static func connect(_ configuration: PostgresStoreConfiguration, id: Int, logger: Logger) throws(AirlockError) -> PostgresConnection {
@@ -407,6 +436,7 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         let changed = try run("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count - 1) AND state = $\(values.count)", values)
         guard changed.metadata.rows == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1) }
         try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
+        try run("SELECT pg_notify($1, $2)", [.text(channel), .text(id)])
         return updated
     }
 

@@ -126,6 +126,36 @@ final class HoldProxy: @unchecked Sendable {
         #expect(text.contains("airlock_gate_executions_total{outcome=\"succeeded\"} 5"), "\(text)")
     }
 
+    /// A host's wait on replica B is woken by a decision made on replica A (LISTEN/NOTIFY
+    /// through PostgreSQL), not by its own 2-second re-read of the store.
+    @Test func aWaitOnOneReplicaWakesWhenAnotherDecides() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "wake-q"]) as? [String: Any])?["QueueUrl"] as? String)
+        let a = try TeamGate(store: "postgres", upstream: moto.url)
+        let b = try TeamGate(store: "postgres", upstream: moto.url)
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let host = a.enrol("host", "wake-host-\(tag)"), user = a.enrol("user", "wake-user-\(tag)")
+        #expect(a.call("POST", "/v1/sessions", token: host, body: ["id": "wake-\(tag)"]).status == 201)
+        let id = Self.propose(a, host: host, session: "wake-\(tag)", Self.sendMessage(queueURL, "wake"))
+        let answer = AnswerBox()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let waited = b.call("GET", "/v1/proposals/\(id)/wait?timeout=60", token: host)
+            answer.set(waited.status, waited.json)
+            done.signal()
+        }
+        usleep(2_500_000)  // the wait has looked once and is asleep
+        #expect(a.call("POST", "/v1/proposals/\(id)/approve", token: user).json["state"] as? String == "succeeded")
+        let approved = Date()
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        let (status, json) = try #require(answer.get())
+        #expect(status == 200 && json["state"] as? String == "succeeded", "\(json)")
+        #expect(Date().timeIntervalSince(approved) < 1.5, "the wait was not woken by the decision")
+        let metrics = runProcess("/usr/bin/curl", ["-s", b.url + "/metrics"], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout
+        #expect(metrics.contains("airlock_gate_wait_wakeups_total{by=\"change\"}"), "\(metrics)")
+    }
+
     /// SIGTERM while an execution is in flight: the gate stops taking requests, lets the
     /// execution finish and record its result, then exits 0.
     @Test func aGracefulShutdownFinishesTheExecutionInFlight() throws {
