@@ -162,6 +162,7 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
     }
 
     public func renewLease(_ id: String, owner: String, until: Int64) throws(AirlockError) { throw Self.notHere("executing") }
+    public func sessionIDs(user: String) throws(AirlockError) -> [String] { throw Self.notHere("listing sessions") }
     public func loseLapsedExecution(_ id: String, before now: Int64, note: String) throws(AirlockError) -> Bool { throw Self.notHere("executing") }
     public func executions() throws(AirlockError) -> [Execution] { [] }
     /// Refusals are the broker's own decisions: its session log has them.

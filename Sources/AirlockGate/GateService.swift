@@ -295,10 +295,12 @@ public final class GateService: Sendable {
     /// Revokes an agent host's (or approver's) token.
     public func revokeIdentity(_ identity: GateIdentity, name: String, role: GateAccess.Role) throws(GateFailure) -> JSON {
         do {
-            let revoked = try store.revokeIdentity(name: name, role: role, by: identity.actor)
+            let (revoked, denied) = try store.revokeIdentityAndWork(name: name, role: role, by: identity.actor)
+            denied.forEach(changes.bump)
             checkpoint()
-            logger.notice("identity revoked", metadata: ["revoked": "\(revoked.actor)", "by": "\(identity.actor)"])
-            return .object([("name", .string(revoked.name)), ("role", .string(revoked.role.rawValue)), ("revoked_at", .string(revoked.revokedAt ?? ""))])
+            logger.notice("identity revoked", metadata: ["revoked": "\(revoked.actor)", "by": "\(identity.actor)", "denied": "\(denied.count)"])
+            return .object([("name", .string(revoked.name)), ("role", .string(revoked.role.rawValue)), ("revoked_at", .string(revoked.revokedAt ?? "")),
+                            ("denied", .array(denied.map(JSON.string)))])
         } catch {
             throw GateFailure(404, "AirlockNoSuchIdentity", error.message)
         }

@@ -103,8 +103,8 @@ do throws(AirlockError) {
     case ("host"?, "revoke"?), ("user"?, "revoke"?):
         guard arguments.count == 3 else { throw AirlockError("\(arguments[0]) revoke needs one NAME", exitCode: 2) }
         let role: GateAccess.Role = arguments[0] == "host" ? .host : .approver
-        let revoked = try GateSetup.store(config).revokeIdentity(name: arguments[2], role: role, by: Actor.currentUser())
-        print("revoked \(revoked.actor) (its token is refused from now on)")
+        let (revoked, denied) = try GateSetup.store(config).revokeIdentityAndWork(name: arguments[2], role: role, by: Actor.currentUser())
+        print("revoked \(revoked.actor) (its token is refused from now on)" + (denied.isEmpty ? "" : "; denied its \(denied.count) pending proposal\(denied.count == 1 ? "" : "s")"))
     case ("freeze"?, _), ("thaw"?, _):
         let store = try GateSetup.store(config)
         let frozen = arguments[0] == "freeze"

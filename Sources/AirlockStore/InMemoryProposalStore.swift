@@ -31,6 +31,10 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
+    public func sessionIDs(user: String) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in sessions.values.filter { $0.user == user }.map(\.id).sorted() }
+    }
+
     public func session(id: String) throws(AirlockError) -> Session? {
         try locked { () throws(AirlockError) in sessions[id] }
     }

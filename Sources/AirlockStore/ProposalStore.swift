@@ -13,6 +13,8 @@ import AirlockPolicy
 public protocol ProposalStore: AnyObject, Sendable {
     func recordSession(_ session: Session) throws(AirlockError)
     func session(id: String) throws(AirlockError) -> Session?
+    /// The ids of the sessions recorded by `user` (an agent host's actor name).
+    func sessionIDs(user: String) throws(AirlockError) -> [String]
 
     /// Stores a new pending proposal and its audit entry; returns it once durable. Refused
     /// when its session already has `pendingLimit` pending, or is revoked (a `session:ID`
@@ -170,6 +172,19 @@ extension ProposalStore {
             }
         }
         return denied
+    }
+
+    /// Revokes an identity; for an agent host also each of its sessions, denying their
+    /// pending proposals (a revoked host's queued work goes with it). Returns the ids denied.
+    public func revokeIdentityAndWork(name: String, role: GateAccess.Role, by actor: String) throws(AirlockError) -> (GateIdentity, [String]) {
+        let revoked = try revokeIdentity(name: name, role: role, by: actor)
+        var denied: [String] = []
+        if role == .host {
+            for session in try sessionIDs(user: revoked.actor) {
+                denied += try revokeSession(session, by: actor, reason: "host \(revoked.name) revoked")
+            }
+        }
+        return (revoked, denied)
     }
 
     /// Checks the chain and that every proposal row agrees with what the log says of it.

@@ -75,6 +75,12 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
+    public func sessionIDs(user: String) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT id FROM sessions WHERE user = ? ORDER BY id").rows([.text(user)]).compactMap { $0.text("id") }
+        }
+    }
+
     public func session(id: String) throws(AirlockError) -> Session? {
         try locked { () throws(AirlockError) in
             try db.prepare("SELECT * FROM sessions WHERE id = ?").rows([.text(id)]).first.map { row in

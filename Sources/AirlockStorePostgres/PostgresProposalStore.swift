@@ -326,6 +326,12 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
+    public func sessionIDs(user: String) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in
+            try run("SELECT id FROM sessions WHERE \"user\" = $1 ORDER BY id", [.text(user)]).rows.compactMap { try? $0.decode(String.self) }
+        }
+    }
+
     public func session(id: String) throws(AirlockError) -> Session? {
         try locked { () throws(AirlockError) in
             try run("SELECT id, started_at, \"user\", workspace, profiles, aws_upstream, aws_access_key_id FROM sessions WHERE id = $1",
