@@ -111,6 +111,15 @@ public final class EgressProxy: @unchecked Sendable {
     }
 
     public var activeConnections: Int { locked { active } }
+
+    /// After the agent ended: lets the connections it left close and log their byte counts
+    /// (their sockets are gone; the event loops need a moment), for at most `timeout`
+    /// seconds. Without it a session's last download could be missing from its log (seen
+    /// on a loaded CI machine: the process exited first).
+    public func drain(timeout: Double) {
+        let deadline = Clock.monotonicSeconds() + timeout
+        while activeConnections > 0 && Clock.monotonicSeconds() < deadline { usleep(5_000) }
+    }
 }
 
 /// What the egress proxy needs to answer an AWS host itself (docs/gate.md): the session's

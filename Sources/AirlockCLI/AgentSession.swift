@@ -250,6 +250,7 @@ final class AgentSession: @unchecked Sendable {
     /// After the agent ended: tell the human what waits for them. (The process exits next:
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
     func finish() {
+        egress.drain(timeout: 2)
         log.write("session \(id) ended")
         let refused = egress.refusalSummary()
         if !refused.isEmpty {
