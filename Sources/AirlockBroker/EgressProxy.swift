@@ -441,9 +441,10 @@ final class ConnectionRecord: @unchecked Sendable {
     func finish() {
         guard !finished else { return }
         finished = true
-        proxy.release()
         let seconds = Clock.monotonicSeconds() - started
+        // Logged before it stops counting as active: the session's end waits for the count.
         proxy.log.write("egress \(label): \(up) bytes up, \(down) bytes down, \(String(format3: seconds)) s")
+        proxy.release()
     }
 }
 
