@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Targets depend downward only:
-//   airlock (CLI) → AirlockBroker → AirlockStore → AirlockPolicy → AirlockCore
+//   airlock (CLI) → AirlockExecution → AirlockBroker → AirlockStore → AirlockPolicy → AirlockCore
 //   AirlockStorePostgres → AirlockStore (the team driver; not in `airlock`)
 //                 → AirlockSandbox → AirlockPolicy
 //                                  → CAirlockLinux, CSeccomp, CCap
@@ -74,11 +74,17 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]),
+        // Command proposals (docs/commands.md): the tools a session intercepts, preparing a
+        // proposal on a workspace snapshot, execution sandboxes and the approved run. Used by
+        // `airlock` (local) and by the team gate (which prepares and applies on its side).
+        .target(
+            name: "AirlockExecution",
+            dependencies: ["AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockSandbox", "AirlockBroker"]),
         // The team gate's calls, without HTTP: authentication, roles, re-reading proposals.
         .target(
             name: "AirlockGate",
             dependencies: [
-                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockBroker",
+                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockBroker", "AirlockExecution", "AirlockSandbox",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]),
@@ -88,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "AirlockGateServer",
             dependencies: [
-                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockStorePostgres", "AirlockBroker", "AirlockGate", "AirlockSandbox",
+                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockStorePostgres", "AirlockBroker", "AirlockGate", "AirlockSandbox", "AirlockExecution",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -104,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "AirlockCLI",
             dependencies: [
-                "AirlockCore", "AirlockPolicy", "AirlockSandbox", "AirlockStore", "AirlockBroker",
+                "AirlockCore", "AirlockPolicy", "AirlockSandbox", "AirlockStore", "AirlockBroker", "AirlockExecution",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A fully static executable: no dynamic loading or relocation at start-up (the

@@ -22,6 +22,10 @@ public final class AgentAPI: @unchecked Sendable {
     static let waitLimit = 32
     let connections = SessionCounter()
     let waits = SessionCounter()
+    /// Called with a proposal that reached a final state before the agent is told (with a
+    /// team gate: copies an approved command's new state into the workspace); returns the
+    /// proposal as the agent sees it.
+    public var finished: (@Sendable (Proposal) -> Proposal)?
 
     public init(sessionID: String, store: @escaping () throws(AirlockError) -> any ProposalStore, log: BrokerLog,
                 commands: (@Sendable (JSON) -> JSON)? = nil) {
@@ -49,7 +53,7 @@ public final class AgentAPI: @unchecked Sendable {
             }
             switch op {
             case "status":
-                return Self.success(proposal)
+                return Self.success(proposal.state.isFinal ? finished?(proposal) ?? proposal : proposal)
             case "wait":
                 guard waits.enter(limit: Self.waitLimit) else {
                     return Self.failure("\(Self.waitLimit) waits of this session are open already; wait for one to end (one `airlock wait` per proposal)")
@@ -63,7 +67,7 @@ public final class AgentAPI: @unchecked Sendable {
                     try store.recoverInterruptedExecutions()
                     current = try store.proposal(id: id) ?? current
                 }
-                return Self.success(current)
+                return Self.success(current.state.isFinal ? finished?(current) ?? current : current)
             default:
                 return Self.failure("unknown op \(op): the agent API knows status and wait")
             }

@@ -23,7 +23,7 @@ public struct ExecutionLease: Sendable, Equatable {
 /// Renews one claimed execution's lease every third of its length on a thread of its own,
 /// until stopped. `held()` is false once a renewal was refused: the store no longer counts
 /// this replica as the executor (its lease ran out and it was marked `unknown`).
-final class LeaseRenewer: Sendable {
+public final class LeaseRenewer: Sendable {
     private struct State { var stopped = false; var lost = false; var heldUntil: Int64 = 0 }
     private let state = Mutex(State())
     private let store: any ProposalStore
@@ -31,14 +31,14 @@ final class LeaseRenewer: Sendable {
     private let lease: ExecutionLease
 
     /// `claimedUntil`: the expiry the claim was granted with.
-    init(store: any ProposalStore, id: String, lease: ExecutionLease, claimedUntil: Int64) {
+    public init(store: any ProposalStore, id: String, lease: ExecutionLease, claimedUntil: Int64) {
         self.store = store
         self.id = id
         self.lease = lease
         state.withLock { $0.heldUntil = claimedUntil }
     }
 
-    func start() {
+    public func start() {
         let interval = max(1, lease.seconds * 1000 / 3)
         DetachedThread.run { [self] in
             while true {
@@ -58,7 +58,7 @@ final class LeaseRenewer: Sendable {
     /// Only the store saying the lease is gone loses it; a failed renewal (the database
     /// unreachable a moment) is retried while the last granted lease still holds.
     @discardableResult
-    func renew() -> Bool {
+    public func renew() -> Bool {
         if state.withLock({ $0.lost }) { return false }
         let now = Clock.epochMilliseconds()
         do {
@@ -72,5 +72,5 @@ final class LeaseRenewer: Sendable {
         }
     }
 
-    func stop() { state.withLock { $0.stopped = true } }
+    public func stop() { state.withLock { $0.stopped = true } }
 }

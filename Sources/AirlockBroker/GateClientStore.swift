@@ -65,13 +65,18 @@ public struct GateHTTP: Sendable {
     }
 
     /// One call; a refusal becomes an AirlockError carrying the gate's code and message.
-    public func call(_ method: String, _ path: String, body: JSON? = nil, timeoutSeconds: Int64 = 120) throws(AirlockError) -> JSON {
-        let bytes = body.map { Array($0.serialized().utf8) } ?? []
+    public func call(_ method: String, _ path: String, body: JSON? = nil, rawBody: [UInt8]? = nil,
+                     timeoutSeconds: Int64 = 120) throws(AirlockError) -> JSON {
+        let bytes = rawBody ?? body.map { Array($0.serialized().utf8) } ?? []
         var headers: [(name: String, value: String)] = [
             ("Host", port == (scheme == "https" ? 443 : 80) ? host : "\(host):\(port)"), ("Authorization", "Bearer \(token)"),
             ("Content-Length", String(bytes.count)), ("Accept", "application/json"),
         ]
-        if body != nil { headers.append(("Content-Type", "application/json")) }
+        if rawBody != nil {
+            headers.append(("Content-Type", "application/octet-stream"))
+        } else if body != nil {
+            headers.append(("Content-Type", "application/json"))
+        }
         let response = try ExecutionClient.send(
             OutboundRequest(scheme: scheme, host: host, port: port, method: method, target: basePath + path, headers: headers, body: bytes),
             timeoutSeconds: timeoutSeconds, trust: trust)
@@ -132,8 +137,8 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
 
     public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
         guard draft.kind == .api, (try? JSON.parseStrict(bytes: draft.payload))?["type"]?.string == "aws-request" else {
-            throw AirlockError("this change cannot be proposed to a team gate yet (command proposals and multipart uploads are local-only); nothing was proposed",
-                               hint: "run it from a session without --gate, or as single API calls", exitCode: 1, code: "AirlockNotYet")
+            throw AirlockError("this change cannot be proposed to a team gate yet (S3 multipart uploads are local-only); nothing was proposed",
+                               hint: "run it from a session without --gate, or upload with a single PutObject", exitCode: 1, code: "AirlockNotYet")
         }
         let answer = try http.call("POST", "/v1/proposals", body: .object([
             ("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload))),
@@ -142,6 +147,19 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
             throw AirlockError("the gate's answer is not a proposal")
         }
         return proposal
+    }
+
+    /// A command the host's shim gated, with the workspace snapshot (`SnapshotArchive`):
+    /// the gate prepares the proposal itself (init, plan, preview), which can take minutes.
+    /// The answer is the shim's (`CommandProposer.propose`).
+    public func proposeCommand(sessionID: String, archive: [UInt8]) throws(AirlockError) -> JSON {
+        try http.call("POST", "/v1/sessions/\(sessionID)/commands", rawBody: archive, timeoutSeconds: 1800)
+    }
+
+    /// Output `index` of an executed command proposal (terraform's new state), with the
+    /// digest the snapshot's copy had.
+    public func output(_ id: String, index: Int) throws(AirlockError) -> JSON {
+        try http.call("GET", "/v1/proposals/\(id)/outputs/\(index)")
     }
 
     public func proposal(id: String) throws(AirlockError) -> Proposal? {

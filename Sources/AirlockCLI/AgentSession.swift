@@ -1,5 +1,6 @@
 import AirlockBroker
 import AirlockCore
+import AirlockExecution
 import AirlockPolicy
 import AirlockSandbox
 import AirlockStore
@@ -91,7 +92,8 @@ final class AgentSession: @unchecked Sendable {
         record = Session(id: id, startedAt: Clock.now(), user: Actor.currentUser(), workspace: facts.workspace,
                          profiles: stack.names.joined(separator: ","), awsUpstream: upstream.description,
                          awsAccessKeyID: credentials.accessKeyID)
-        storeCache = StoreCache(stateDir: facts.stateDir, session: record, gate: gate)
+        storeCache = StoreCache(stateDir: facts.stateDir, session: record, gate: gate,
+                                spool: execution.flatMap { $0.spec.spool ? $0.spec.spoolPath : nil })
         if execution == nil { Self.writeHomeFiles(stack, facts: facts, environment: environment) }
         for domain in allowDomains where EgressRule.parse(domain, source: "--allow-domain") == nil {
             throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
@@ -200,21 +202,42 @@ final class AgentSession: @unchecked Sendable {
             stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy, environment: environment)
         let log = self.log
         let commands: (@Sendable (JSON) -> JSON)?
+        var finished: (@Sendable (Proposal) -> Proposal)?
         if execution == nil && !tools.isEmpty {
             // The profiles the launcher did not need to parse: ready before the first command.
             let tools = self.tools
             _ = Background { for tool in tools { _ = tool.profile } }
-            let proposer = CommandProposer(session: self)
+            let proposer = CommandProposer(
+                sessionID: id, stateDir: stateDir, workspace: record.workspace, tools: tools,
+                store: { () throws(AirlockError) in try cache.store() }, log: log, environment: environment,
+                awsEndpoint: awsEndpoint, awsProfile: awsProfile, upstream: upstream.description,
+                network: NetworkGrant(egressPolicy), exclusion: snapshotExclude, maskedPaths: maskedWorkspacePaths,
+                snapshotLimit: snapshotLimit)
+            if storeCache.gate != nil {
+                // With a team gate, the gate prepares and applies; this host sends the snapshot
+                // and, after an approved run, copies the new state back.
+                let sessionID = id
+                proposer.remote = { (archive) throws(AirlockError) in
+                    guard let gateStore = try cache.store() as? GateClientStore else { throw AirlockError("no team gate") }
+                    return try gateStore.proposeCommand(sessionID: sessionID, archive: archive)
+                }
+                finished = { proposal in
+                    guard proposal.kind == .command, proposal.state == .succeeded,
+                          let gateStore = try? cache.store() as? GateClientStore else { return proposal }
+                    return proposer.collectOutputs(proposal) { (index) throws(AirlockError) in try gateStore.output(proposal.id, index: index) }
+                }
+            }
             commands = { request in proposer.propose(request) }
         } else {
             commands = nil
         }
         StartupTrace.mark("gateway")
+        let agentAPI = AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log, commands: commands)
+        agentAPI.finished = finished
         // Not waited for: connections queue on the listening sockets until the broker is
         // ready, so the agent starts at once.
         broker.serve(aws: listeners[0], gateway: gateway, agentAPI: listeners[1],
-                           api: AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log,
-                                         commands: commands)) { error in
+                           api: agentAPI) { error in
             log.write("broker: \(error)")
             writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
         }
@@ -279,10 +302,14 @@ final class StoreCache: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private(set) var openedStore: (any ProposalStore)?
 
-    init(stateDir: String, session: Session, gate: GateTarget? = nil) {
+    /// An execution sandbox a team gate started: its records go to this file (ExecutionSpoolStore).
+    let spool: String?
+
+    init(stateDir: String, session: Session, gate: GateTarget? = nil, spool: String? = nil) {
         self.stateDir = stateDir
         self.session = session
         self.gate = gate
+        self.spool = spool
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -291,7 +318,9 @@ final class StoreCache: @unchecked Sendable {
         defer { pthread_mutex_unlock(&mutex) }
         if let openedStore { return openedStore }
         let store: any ProposalStore
-        if let gate {
+        if let spool {
+            store = ExecutionSpoolStore(path: spool)
+        } else if let gate {
             store = try GateClientStore(url: gate.url, token: gate.token, caFile: gate.caFile)
         } else {
             store = try SQLiteProposalStore(stateDir: stateDir)

@@ -1,5 +1,6 @@
 import AirlockBroker
 import AirlockCore
+import AirlockExecution
 import AirlockPolicy
 import AirlockSandbox
 import ArgumentParser

@@ -1,5 +1,6 @@
 import AirlockBroker
 import AirlockCore
+import AirlockExecution
 import AirlockPolicy
 import AirlockStore
 import Glibc
@@ -49,10 +50,28 @@ public final class GateService: Sendable {
     public let changes: ProposalChanges
     /// The last head this process signed (seq, hash).
     let lastSigned = Mutex<(seq: Int, hash: String)?>(nil)
+    /// How this gate prepares and runs command proposals; nil: it does not.
+    public let commands: CommandSetup?
+
+    /// Command proposals on the gate (docs/gate.md, "Command proposals on the gate").
+    public struct CommandSetup: Sendable {
+        /// The environment tools run with (HOME, PATH, TF_CLI_CONFIG_FILE…), with
+        /// AIRLOCK_GATE_SECRET_FILES naming the gate's own secrets, which every execution
+        /// sandbox masks.
+        public var environment: [String: String]
+        /// The `airlock` binary that starts execution sandboxes.
+        public var launcher: String
+
+        public init(environment: [String: String], launcher: String) {
+            self.environment = environment
+            self.launcher = launcher
+        }
+    }
 
     public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials,
-                signer: AuditSigner? = nil, logger: Logger = Logger(label: "airlock.gate")) {
+                signer: AuditSigner? = nil, commands: CommandSetup? = nil, logger: Logger = Logger(label: "airlock.gate")) {
         self.signer = signer
+        self.commands = commands
         self.changes = store.changes ?? ProposalChanges()
         self.store = store
         self.config = config
@@ -144,6 +163,45 @@ public final class GateService: Sendable {
         }
     }
 
+    /// A command an agent host's shim gated, with the workspace snapshot (`SnapshotArchive`).
+    /// The host's plan is not trusted or even sent: the gate runs init, plan and the preview
+    /// itself, in its own execution sandboxes, from the snapshot; what the approver reads is
+    /// the gate's plan, and that plan is what an approval applies. The answer is the shim's.
+    public func proposeCommand(_ identity: GateIdentity, sessionID: String, archive: [UInt8]) throws(GateFailure) -> JSON {
+        try ownSession(identity, sessionID)
+        guard let commands else {
+            throw GateFailure(501, "AirlockNoCommands", "this gate does not run command proposals (no `airlock` binary beside airlock-gate); nothing was proposed")
+        }
+        let intake = GateCommandIntake(
+            stateDir: config.stateDir, environment: commands.environment,
+            awsEndpoint: config.awsUpstream == "aws" ? nil : config.awsUpstream, awsProfile: config.awsProfile,
+            upstream: config.awsUpstream, launcher: commands.launcher)
+        let answer: JSON
+        do {
+            answer = try intake.propose(archive, sessionID: sessionID, store: store)
+        } catch {
+            throw GateFailure(error.code == "AirlockBadSnapshot" || error.code == "AirlockBadRequest" ? 400 : 422,
+                              error.code ?? "AirlockRefused", error.message)
+        }
+        if let id = answer["proposal"]?["id"]?.string {
+            changes.bump(id)
+            Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", Proposal.Kind.command.rawValue)]).increment()
+            logger.info("proposed", metadata: ["proposal": "\(id)", "session": "\(sessionID)", "host": "\(identity.name)",
+                                               "summary": "\(answer["proposal"]?["summary"]?.string ?? "")"])
+        }
+        return answer
+    }
+
+    /// Output `index` of an executed command proposal (terraform's new state), for the agent
+    /// host to copy back into the workspace.
+    public func output(_ identity: GateIdentity, _ id: String, index: Int) throws(GateFailure) -> JSON {
+        let found = try proposal(identity, id)
+        guard let kept = CommandExecutor.keptOutput(found, index: index) else {
+            throw GateFailure(404, "AirlockNoSuchOutput", "proposal \(id) has no output \(index) kept on this gate")
+        }
+        return kept
+    }
+
     /// The gate's own reading of a pinned request: one reading or none, then its catalog.
     func classify(_ pinned: PinnedRequest) throws(GateFailure) -> AWSClassifier.Classification {
         let service: AWSService
@@ -212,13 +270,33 @@ public final class GateService: Sendable {
     /// under this replica's lease. Refused while the gate is frozen.
     public func approve(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
         let current = try proposal(identity, id)
-        guard current.kind == .api else {
-            throw GateFailure(501, "AirlockNotYet", "command proposals are not executed on the gate yet; nothing was approved")
+        if current.kind == .command && commands == nil {
+            throw GateFailure(501, "AirlockNoCommands", "this gate does not run command proposals; nothing was approved")
         }
         if let reason = frozenReason() {
             throw GateFailure(423, "AirlockFrozen", "\(reason); nothing was approved (an approver thaws it: POST /v1/thaw, or airlock gate thaw)")
         }
         let started = Clock.monotonicSeconds()
+        if current.kind == .command, let commands {
+            do {
+                let approved = try store.apply(.approve, to: id, actor: identity.actor, note: note)
+                recordDecision(approved, by: identity)
+                var executor = CommandExecutor(store: store, stateDir: config.stateDir, environment: commands.environment,
+                                               awsProfile: config.awsProfile)
+                executor.lease = lease
+                executor.holdReason = { [self] in frozenReason() }
+                executor.launcher = commands.launcher
+                executor.onGate = true
+                changes.bump(id)
+                let outcome = try executor.execute(id, actor: identity.actor)
+                changes.bump(id)
+                recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
+                return outcome
+            } catch {
+                logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
+                throw GateFailure.store(error)
+            }
+        }
         do {
             let approved = try store.apply(.approve, to: id, actor: identity.actor, note: note)
             recordDecision(approved, by: identity)

@@ -23,6 +23,8 @@ import ServiceLifecycle
 ///     GET  /v1/whoami                        both
 ///     POST /v1/sessions                      host     {"id", "workspace", "profiles"}
 ///     POST /v1/proposals                     host     {"session_id", "payload_base64"}
+///     POST /v1/sessions/ID/commands          host     a command and its workspace snapshot (SnapshotArchive)
+///     GET  /v1/proposals/ID/outputs/N        both     an executed command's new state
 ///     GET  /v1/proposals[?state=pending]     approver
 ///     GET  /v1/proposals/ID                  both (a host: its own sessions' only)
 ///     GET  /v1/proposals/ID/wait?timeout=S   both
@@ -35,6 +37,8 @@ import ServiceLifecycle
 ///     GET  /metrics                          Prometheus text (counts only; no auth)
 enum GateServer {
     static let bodyLimit = 17 << 20
+    /// A command proposal's snapshot (WorkspaceSnapshot's limit) and its header line.
+    static let commandBodyLimit = WorkspaceSnapshot.defaultLimit + (16 << 20)
 
     static func serve(_ service: GateService, registry: PrometheusCollectorRegistry) async throws(AirlockError) {
         let logger = service.logger
@@ -77,6 +81,27 @@ enum GateServer {
             let body = try await jsonBody(request)
             return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
                 try service.propose(identity, try body.get())
+            }
+        }
+        router.post("v1/sessions/:id/commands") { request, context -> Response in
+            // The body is the workspace snapshot (SnapshotArchive), not JSON.
+            let id = context.parameters.get("id") ?? ""
+            var request = request
+            let archive: [UInt8]
+            do {
+                archive = Array(try await request.collectBody(upTo: commandBodyLimit).readableBytesView)
+            } catch {
+                return render(.failure(GateFailure(413, "AirlockTooLarge", "the snapshot is larger than the gate takes (\(commandBodyLimit >> 20) MiB); nothing was proposed")), status: .ok)
+            }
+            return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
+                try service.proposeCommand(identity, sessionID: id, archive: archive)
+            }
+        }
+        router.get("v1/proposals/:id/outputs/:index") { request, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            let index = context.parameters.get("index").flatMap { Int($0) } ?? -1
+            return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
+                try service.output(identity, id, index: index)
             }
         }
         router.get("v1/proposals") { request, _ -> Response in

@@ -34,7 +34,7 @@ enum GateSetup {
         return store
     }
 
-    static func service(_ config: GateConfig, store: any ProposalStore) throws(AirlockError) -> GateService {
+    static func service(_ config: GateConfig, store: any ProposalStore, configPath: String? = nil) throws(AirlockError) -> GateService {
         let environment = environment()
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
         let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
@@ -42,7 +42,21 @@ enum GateSetup {
         chmod(config.stateDir, 0o700)
         return GateService(store: store, config: config, catalog: catalog,
                            credentials: HostCredentials(environment: environment, profile: config.awsProfile),
-                           signer: try signer(config))
+                           signer: try signer(config), commands: commandSetup(config, configPath: configPath, environment: environment))
+    }
+
+    /// Command proposals run when `airlock` is installed beside `airlock-gate`. Every
+    /// execution sandbox masks the gate's own secrets (its configuration, TLS key, audit key,
+    /// SQLite directory), as it masks credential paths and the state directory.
+    static func commandSetup(_ config: GateConfig, configPath: String?, environment: [String: String]) -> GateService.CommandSetup? {
+        guard let me = HostInspection.realPath("/proc/self/exe") else { return nil }
+        let launcher = String(me[..<(me.lastIndex(of: "/") ?? me.startIndex)]) + "/airlock"
+        guard access(launcher, X_OK) == 0 else { return nil }
+        var secrets = [configPath, config.tlsKey, config.auditSigningKey].compactMap { $0 }.map { PinnedFiles.realPath($0) ?? $0 }
+        if case .sqlite(let dir) = config.store { secrets.append(dir) }
+        var variables = environment
+        variables["AIRLOCK_GATE_SECRET_FILES"] = secrets.filter { $0.hasPrefix("/") }.joined(separator: ":")
+        return GateService.CommandSetup(environment: variables, launcher: launcher)
     }
 
     /// The audit signing key, when gate.yaml names one. It must not be readable by others.

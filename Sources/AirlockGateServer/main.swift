@@ -82,7 +82,7 @@ do throws(AirlockError) {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let store = try GateSetup.servingStore(config)
-        let service = try GateSetup.service(config, store: store)
+        let service = try GateSetup.service(config, store: store, configPath: configPath)
         service.recoverExpiredExecutions()
         try await GateServer.serve(service, registry: registry)
     case ("host"?, "add"?), ("user"?, "add"?):

@@ -66,6 +66,13 @@ public struct ExecutionSpec: Sendable, Equatable {
     public var deny: [(rule: String, source: String)]
     /// Address ranges names may resolve into (a cluster on a private network), as CIDR.
     public var addresses: [String]
+    /// On a team gate: the execution's store is a file in the artifact (`calls.jsonl`) that
+    /// the gate reads into its own store after the run, since the run cannot reach the
+    /// gate's database (docs/gate.md, "Command proposals on the gate").
+    public var spool: Bool = false
+
+    /// The spool file of an execution whose spec sets `spool`.
+    public var spoolPath: String { artifact + "/calls.jsonl" }
 
     public init(mode: Mode, tool: String, artifact: String, workspace: String, snapshot: String, snapshotWritable: Bool,
                 directory: String, binds: [Bind] = [], environment: [String: String] = [:],
@@ -102,6 +109,7 @@ public struct ExecutionSpec: Sendable, Equatable {
             })),
             ("environment", .object(environment.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
             ("allow", rules(allow)), ("deny", rules(deny)), ("addresses", .array(addresses.map { .string($0) })),
+            ("spool", .bool(spool)),
         ])
     }
 
@@ -150,9 +158,11 @@ public struct ExecutionSpec: Sendable, Equatable {
             return out
         }
         let addresses = json["addresses"]?.array?.compactMap(\.string) ?? []
-        return ExecutionSpec(mode: mode, tool: tool, artifact: artifact, workspace: workspace, snapshot: snapshot,
-                             snapshotWritable: snapshotWritable, directory: directory, binds: binds, environment: environment,
-                             allow: try rules("allow"), deny: try rules("deny"), addresses: addresses)
+        var spec = ExecutionSpec(mode: mode, tool: tool, artifact: artifact, workspace: workspace, snapshot: snapshot,
+                                 snapshotWritable: snapshotWritable, directory: directory, binds: binds, environment: environment,
+                                 allow: try rules("allow"), deny: try rules("deny"), addresses: addresses)
+        spec.spool = json["spool"]?.bool ?? false
+        return spec
     }
 
     /// The egress policy the execution's proxy applies; rules that do not parse are dropped.

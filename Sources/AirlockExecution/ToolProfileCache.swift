@@ -8,16 +8,16 @@ import Glibc
 /// directory's cache (`cache/tool-profiles/DIGEST`), which no sandbox sees; keyed by the
 /// SHA-256 of the Airlock binary's identity, the profile's path and its exact text, so an
 /// edited profile or another Airlock parses again. A damaged entry is a miss.
-struct ToolProfileCache: Sendable {
-    struct Summary: Sendable, Equatable {
+public struct ToolProfileCache: Sendable {
+    public struct Summary: Sendable, Equatable {
         var tool: String
         var binaries: [String]
     }
 
-    let directory: String
-    let build: String
+    public let directory: String
+    public let build: String
 
-    init?(stateDir: String) {
+    public init?(stateDir: String) {
         // The executable's inode, size and modification time: a rebuilt or upgraded Airlock
         // (whose parser may read a profile differently) never trusts an older verdict.
         var st = stat()
@@ -26,18 +26,18 @@ struct ToolProfileCache: Sendable {
         build = "\(st.st_dev):\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }
 
-    func key(_ text: String, source: String) -> String {
+    public func key(_ text: String, source: String) -> String {
         SigV4.hexSHA256(Array("airlock-tool-profile v1\n\(build)\n\(source)\n".utf8) + Array(text.utf8))
     }
 
-    func summary(of text: String, source: String) -> Summary? {
+    public func summary(of text: String, source: String) -> Summary? {
         guard let bytes = try? readFile(directory + "/" + key(text, source: source), limit: 1 << 16),
               let json = try? JSON.parse(String(decoding: bytes, as: UTF8.self)),
               let tool = json["tool"]?.string, let binaries = json["binaries"]?.stringArray else { return nil }
         return Summary(tool: tool, binaries: binaries)
     }
 
-    func remember(_ summary: Summary, of text: String, source: String) {
+    public func remember(_ summary: Summary, of text: String, source: String) {
         // The state directory exists (the launcher made it); its cache may not yet.
         _ = mkdir(String(directory.dropLast("/tool-profiles".count)), 0o700)
         guard mkdir(directory, 0o700) == 0 || errno == EEXIST else { return }

@@ -7,45 +7,47 @@ import Glibc
 
 /// Where a proposal's artifact parts are, on the host and inside its execution sandboxes
 /// (docs/commands.md, "The artifact").
-struct ArtifactLayout: Sendable {
+public struct ArtifactLayout: Sendable {
     /// `<state>/artifacts/<key>`.
-    let host: String
-    static let mount = SandboxLayout.runDirectory + "/artifact"
+    public let host: String
 
-    var snapshot: String { host + "/snapshot" }
-    var manifest: String { host + "/snapshot.manifest" }
-    var plan: String { host + "/plan" }
-    var dataDirectory: String { host + "/tfdata" }
-    var cliConfig: String { host + "/terraformrc" }
-    var outputs: String { host + "/outputs" }
+    public init(host: String) { self.host = host }
+    public static let mount = SandboxLayout.runDirectory + "/artifact"
+
+    public var snapshot: String { host + "/snapshot" }
+    public var manifest: String { host + "/snapshot.manifest" }
+    public var plan: String { host + "/plan" }
+    public var dataDirectory: String { host + "/tfdata" }
+    public var cliConfig: String { host + "/terraformrc" }
+    public var outputs: String { host + "/outputs" }
     /// Copies of the human's files for one run (a kubeconfig): removed when the run ends.
-    var scratch: String { host + "/exec" }
-    var steps: String { host + "/steps" }
+    public var scratch: String { host + "/exec" }
+    public var steps: String { host + "/steps" }
 
-    static func inside(_ part: String) -> String { mount + "/" + part }
+    public static func inside(_ part: String) -> String { mount + "/" + part }
 }
 
 /// What an execution may reach over the network besides the tool's own hosts: for a prepare
 /// step the agent's own allowlist (no wider), for an apply nothing more.
-struct NetworkGrant: Sendable {
-    var allow: [(rule: String, source: String)] = []
-    var deny: [(rule: String, source: String)] = []
-    var addresses: [String] = []
+public struct NetworkGrant: Sendable {
+    public var allow: [(rule: String, source: String)] = []
+    public var deny: [(rule: String, source: String)] = []
+    public var addresses: [String] = []
 
-    init(allow: [(rule: String, source: String)] = [], deny: [(rule: String, source: String)] = [], addresses: [String] = []) {
+    public init(allow: [(rule: String, source: String)] = [], deny: [(rule: String, source: String)] = [], addresses: [String] = []) {
         self.allow = allow
         self.deny = deny
         self.addresses = addresses
     }
 
-    init(_ policy: EgressPolicy) {
+    public init(_ policy: EgressPolicy) {
         allow = policy.allow.map { (Self.text($0), $0.source) }
         deny = policy.deny.map { (Self.text($0), $0.source) }
         addresses = policy.allowedRanges.map(\.description)
     }
 
     /// A rule as EgressRule.parse reads it back.
-    static func text(_ rule: EgressRule) -> String {
+    public static func text(_ rule: EgressRule) -> String {
         let host = rule.pattern.contains(":") ? "[\(rule.pattern)]" : rule.pattern
         return rule.port.map { "\(host):\($0)" } ?? host
     }
@@ -53,24 +55,42 @@ struct NetworkGrant: Sendable {
 
 /// The broker's side of an execution sandbox: writes one step's spec into the artifact and
 /// runs it as a child `airlock run --execution SPEC` (a fresh process of the same launcher).
-struct ExecutionRunner {
-    let stateDir: String
-    let artifact: ArtifactLayout
-    let workspace: String
-    let tool: InterceptedTool
+public struct ExecutionRunner {
+    public let stateDir: String
+    public let artifact: ArtifactLayout
+    public let workspace: String
+    public let tool: InterceptedTool
     /// The launcher's (or approver's) environment: only what the tool profile names passes.
-    let environment: [String: String]
-    let awsEndpoint: String?
-    let awsProfile: String?
-    let network: NetworkGrant
+    public let environment: [String: String]
+    public let awsEndpoint: String?
+    public let awsProfile: String?
+    public let network: NetworkGrant
     /// terraform: the generated CLI configuration's mirrors.
-    var cliConfig: TerraformCLIConfig?
+    public var cliConfig: TerraformCLIConfig?
     /// Relative to the workspace: bound writable for steps that write outputs.
-    var outputs: [String] = []
+    public var outputs: [String] = []
+    /// The `airlock` binary that starts execution sandboxes (nil: this process's own; a
+    /// team gate names the `airlock` beside `airlock-gate`).
+    public var launcher: String?
+    /// On a team gate: the run records into the artifact's spool, and this store (with the
+    /// agent's session) receives it when the run ends.
+    public var spoolInto: (store: any ProposalStore, sessionID: String)?
 
-    var home: String { environment["HOME"] ?? "/" }
+    public init(stateDir: String, artifact: ArtifactLayout, workspace: String, tool: InterceptedTool, environment: [String: String],
+                awsEndpoint: String?, awsProfile: String?, network: NetworkGrant) {
+        self.stateDir = stateDir
+        self.artifact = artifact
+        self.workspace = workspace
+        self.tool = tool
+        self.environment = environment
+        self.awsEndpoint = awsEndpoint
+        self.awsProfile = awsProfile
+        self.network = network
+    }
 
-    func spec(_ step: CommandStep, mode: ExecutionSpec.Mode, directory: String) throws(AirlockError) -> ExecutionSpec {
+    public var home: String { environment["HOME"] ?? "/" }
+
+    public func spec(_ step: CommandStep, mode: ExecutionSpec.Mode, directory: String) throws(AirlockError) -> ExecutionSpec {
         var binds: [ExecutionSpec.Bind] = []
         var variables: [String: String] = [:]
         for (name, value) in tool.profile.executionEnvironment {
@@ -132,15 +152,17 @@ struct ExecutionRunner {
                 binds.append(.init(source: artifact.outputs + "/" + output, target: workspace + "/" + output, writable: true, directory: false))
             }
         }
-        return ExecutionSpec(
+        var spec = ExecutionSpec(
             mode: mode, tool: tool.profile.tool, artifact: artifact.host, workspace: workspace, snapshot: artifact.snapshot,
             snapshotWritable: step.writes.contains(.snapshot), directory: directory, binds: binds, environment: variables,
             allow: network.allow + hosts.map { (rule: $0.0, source: $0.1) }, deny: network.deny, addresses: addresses)
+        spec.spool = spoolInto != nil
+        return spec
     }
 
     /// Runs one step; its output (stdout and stderr merged) and exit status.
-    func run(_ step: CommandStep, mode: ExecutionSpec.Mode, directory: String, name: String) -> (status: Int32, output: String) {
-        guard let binary = HostInspection.realPath("/proc/self/exe") else { return (125, "airlock: cannot find its own binary") }
+    public func run(_ step: CommandStep, mode: ExecutionSpec.Mode, directory: String, name: String) -> (status: Int32, output: String) {
+        guard let binary = launcher ?? HostInspection.realPath("/proc/self/exe") else { return (125, "airlock: cannot find its own binary") }
         let specPath = artifact.steps + "/" + name + ".json"
         do {
             let spec = try spec(step, mode: mode, directory: directory)
@@ -152,6 +174,16 @@ struct ExecutionRunner {
             return (125, "airlock: \(error)\n")
         }
         defer { PinnedFiles.remove(artifact.scratch) }
+        if let spoolInto {
+            let path = artifact.host + "/calls.jsonl"
+            unlink(path)
+            defer { ExecutionSpool.drain(path, into: spoolInto.store, sessionID: spoolInto.sessionID) }
+            return runChild(binary, specPath, step)
+        }
+        return runChild(binary, specPath, step)
+    }
+
+    func runChild(_ binary: String, _ specPath: String, _ step: CommandStep) -> (status: Int32, output: String) {
         var argv = [binary, "run", "--state-dir", stateDir, "--execution", specPath]
         if let awsEndpoint { argv += ["--aws-endpoint", awsEndpoint] }
         if let awsProfile { argv += ["--aws-profile", awsProfile] }
@@ -165,7 +197,7 @@ struct ExecutionRunner {
         }
     }
 
-    static func firstExisting(_ candidates: [String], environment: [String: String], home: String) -> String? {
+    public static func firstExisting(_ candidates: [String], environment: [String: String], home: String) -> String? {
         for candidate in candidates {
             var path = candidate
             if candidate.hasPrefix("$") {
@@ -180,7 +212,7 @@ struct ExecutionRunner {
     }
 
     /// The API servers a kubeconfig names (`server: https://host:port`), as proxy rules.
-    static func kubeconfigServers(_ path: String) -> [String] {
+    public static func kubeconfigServers(_ path: String) -> [String] {
         guard let text = try? readTextFile(path, limit: 1 << 20) else { return [] }
         var hosts: [String] = []
         for line in text.split(separator: "\n") {
@@ -198,12 +230,12 @@ struct ExecutionRunner {
 }
 
 /// The child's side: an `airlock run --execution SPEC` sets its sandbox up from the spec.
-struct ExecutionRequest: Sendable {
-    let spec: ExecutionSpec
-    var mode: ExecutionSpec.Mode { spec.mode }
-    var tool: String { spec.tool }
+public struct ExecutionRequest: Sendable {
+    public let spec: ExecutionSpec
+    public var mode: ExecutionSpec.Mode { spec.mode }
+    public var tool: String { spec.tool }
 
-    static func load(_ path: String, stateDir: String) throws(AirlockError) -> ExecutionRequest {
+    public static func load(_ path: String, stateDir: String) throws(AirlockError) -> ExecutionRequest {
         let root = PathResolution.normalize(stateDir) + "/artifacts/"
         guard path.hasPrefix(root), PinnedFiles.realPath(path) == path else {
             throw AirlockError("--execution must name a spec in \(root) (Airlock's own execution sandboxes)")
@@ -220,11 +252,14 @@ struct ExecutionRequest: Sendable {
     }
 
     /// Checks the request against the store before anything runs.
-    func validate(store: () throws(AirlockError) -> any ProposalStore) throws(AirlockError) {
+    public func validate(store: () throws(AirlockError) -> any ProposalStore) throws(AirlockError) {
         guard PinnedFiles.realPath(spec.artifact) == spec.artifact, PinnedFiles.realPath(spec.snapshot) == spec.snapshot else {
             throw AirlockError("the execution's artifact is not where its spec says")
         }
-        if case .apply(let id) = mode {
+        // A team gate's run (spool) was claimed by the gate in its own store, which this
+        // process cannot reach; the spec is in the gate's state directory, which only the
+        // gate's user can write.
+        if case .apply(let id) = mode, !spec.spool {
             let proposal = try store().proposal(id: id)
             guard let proposal, proposal.kind == .command, proposal.state == .executing else {
                 throw AirlockError("proposal \(id) is not an approved command being executed; nothing runs")
@@ -234,7 +269,7 @@ struct ExecutionRequest: Sendable {
 
     /// The snapshot at the workspace's path, a fresh home: set on the host facts before the
     /// layout is made.
-    func apply(to facts: inout HostFacts) {
+    public func apply(to facts: inout HostFacts) {
         facts.workspace = spec.workspace
         facts.workspaceSource = spec.snapshot
         facts.workspaceReadOnly = !spec.snapshotWritable
@@ -243,7 +278,7 @@ struct ExecutionRequest: Sendable {
     }
 
     /// The artifact's parts, the real binary, and the spec's variables.
-    func prepare(_ layout: inout SandboxLayout, tool: InterceptedTool) {
+    public func prepare(_ layout: inout SandboxLayout, tool: InterceptedTool) {
         for bind in spec.binds {
             if bind.writable {
                 layout.mounts.append(.bind(source: bind.source, target: bind.target, writable: true, directory: bind.directory, role: .profile))

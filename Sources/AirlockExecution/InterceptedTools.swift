@@ -5,23 +5,23 @@ import Glibc
 
 /// A tool a session intercepts: its profile (and the text the shim reads inside) and the
 /// real binary on the host.
-struct InterceptedTool: Sendable {
-    let name: String
-    let text: String
-    let binary: String
+public struct InterceptedTool: Sendable {
+    public let name: String
+    public let text: String
+    public let binary: String
     /// A script's interpreter installation outside the system directories (the venv of a
     /// pip-installed aws CLI): mounted read-only wherever the tool runs.
-    let runtime: String?
+    public let runtime: String?
     /// Where the profile says the binary may be (kept apart from the parsed profile: the
     /// sandbox's layout needs only these).
-    let binaries: [String]
+    public let binaries: [String]
     private let parsed: ParsedToolProfile
 
     /// The whole profile, parsed on first use (the broker's first command) unless it was
     /// parsed already.
-    var profile: ToolProfile { parsed.value }
+    public var profile: ToolProfile { parsed.value }
 
-    init(profile: ToolProfile, text: String, binary: String) {
+    public init(profile: ToolProfile, text: String, binary: String) {
         self.init(name: profile.tool, text: text, binary: binary, binaries: profile.binaries, parsed: ParsedToolProfile(profile))
     }
 
@@ -35,7 +35,7 @@ struct InterceptedTool: Sendable {
     }
 
     /// `#!/home/me/venv/bin/python3` → `/home/me/venv`, when that is not a system directory.
-    static func runtimeDirectory(of binary: String) -> String? {
+    public static func runtimeDirectory(of binary: String) -> String? {
         guard let head = try? readFile(binary, limit: 512), head.starts(with: [0x23, 0x21]) else { return nil }
         let line = String(decoding: head.dropFirst(2).prefix { $0 != 0x0A }, as: UTF8.self)
         guard let interpreter = line.split(separator: " ").first.map(String.init), interpreter.hasPrefix("/"),
@@ -51,17 +51,17 @@ struct InterceptedTool: Sendable {
     }
 
     /// Inside the sandbox: the real binary, the shim's copy of the profile.
-    static let directory = SandboxLayout.runDirectory + "/tools"
-    var realPath: String { Self.directory + "/" + name }
-    var profilePath: String { Self.directory + "/" + name + ".yaml" }
+    public static let directory = SandboxLayout.runDirectory + "/tools"
+    public var realPath: String { Self.directory + "/" + name }
+    public var profilePath: String { Self.directory + "/" + name + ".yaml" }
 
     /// Finds `profiles/tools/NAME.yaml` in the profile search path.
-    static func profile(_ name: String, library: ProfileLibrary) throws(AirlockError) -> (ToolProfile, String) {
+    public static func profile(_ name: String, library: ProfileLibrary) throws(AirlockError) -> (ToolProfile, String) {
         let (text, source) = try profileText(name, library: library)
         return (try parse(text, source: source, name: name), text)
     }
 
-    static func profileText(_ name: String, library: ProfileLibrary) throws(AirlockError) -> (text: String, source: String) {
+    public static func profileText(_ name: String, library: ProfileLibrary) throws(AirlockError) -> (text: String, source: String) {
         guard ProfileName.isValid(name), !name.contains(".") else { throw AirlockError("'\(name)' is not a tool name") }
         for dir in library.searchPath {
             let path = dir + "/tools/" + name + ".yaml"
@@ -72,7 +72,7 @@ struct InterceptedTool: Sendable {
                            exitCode: 2)
     }
 
-    static func parse(_ text: String, source: String, name: String) throws(AirlockError) -> ToolProfile {
+    public static func parse(_ text: String, source: String, name: String) throws(AirlockError) -> ToolProfile {
         let profile: ToolProfile
         do {
             profile = try ToolProfileParser.parse(text, source: source)
@@ -87,7 +87,7 @@ struct InterceptedTool: Sendable {
     /// has nothing to intercept). A profile whose exact text this build of Airlock parsed
     /// before (`ToolProfileCache`) is not parsed again now: parsing the five shipped profiles
     /// took ~3 ms of every start-up; the broker parses one when the agent first runs it.
-    static func load(_ names: [String], library: ProfileLibrary, home: String, path: String? = nil,
+    public static func load(_ names: [String], library: ProfileLibrary, home: String, path: String? = nil,
                      cache: ToolProfileCache? = nil) throws(AirlockError) -> [InterceptedTool] {
         var tools: [InterceptedTool] = []
         for name in names {
@@ -109,11 +109,11 @@ struct InterceptedTool: Sendable {
         return tools
     }
 
-    static func installed(_ profile: ToolProfile, home: String, path searchPath: String? = nil) -> String? {
+    public static func installed(_ profile: ToolProfile, home: String, path searchPath: String? = nil) -> String? {
         installed(profile.tool, binaries: profile.binaries, home: home, path: searchPath)
     }
 
-    static func installed(_ tool: String, binaries: [String], home: String, path searchPath: String?) -> String? {
+    public static func installed(_ tool: String, binaries: [String], home: String, path searchPath: String?) -> String? {
         for candidate in binaries {
             var paths = [HostPath.expandingTilde(candidate, home: home)]
             if candidate == "$PATH" {
@@ -130,7 +130,7 @@ struct InterceptedTool: Sendable {
 
     /// In the agent's sandbox: the real binary at /run/airlock/tools/NAME, the shim (this
     /// binary) at /run/airlock/bin/NAME and over the tool's usual paths that the sandbox shows.
-    func addShim(to layout: inout SandboxLayout, airlockBinary: String, home: String) {
+    public func addShim(to layout: inout SandboxLayout, airlockBinary: String, home: String) {
         layout.addReadOnlyBind(source: binary, target: realPath, directory: false)
         if let runtime { layout.addReadOnlyBind(source: runtime, target: runtime, directory: true) }
         layout.addFile(profilePath, contents: text)
@@ -155,7 +155,7 @@ struct InterceptedTool: Sendable {
     /// An approved run executes this binary (and its runtime) with the approval's AWS rights:
     /// it must not be where the agent can write (the workspace, the state directory), or the
     /// agent could change what the approval runs after the human looked.
-    func refusalToExecute(workspace: String, stateDir: String) -> String? {
+    public func refusalToExecute(workspace: String, stateDir: String) -> String? {
         for (what, path) in [("binary", binary), ("runtime", runtime)] {
             guard let path else { continue }
             for (place, root) in [("the workspace", workspace), ("the state directory", stateDir)]
@@ -167,7 +167,7 @@ struct InterceptedTool: Sendable {
     }
 
     /// In an execution sandbox: the real binary only.
-    func addBinary(to layout: inout SandboxLayout) {
+    public func addBinary(to layout: inout SandboxLayout) {
         layout.addReadOnlyBind(source: binary, target: realPath, directory: false)
         if let runtime { layout.addReadOnlyBind(source: runtime, target: runtime, directory: true) }
     }
@@ -176,14 +176,14 @@ struct InterceptedTool: Sendable {
 /// A tool profile parsed once, when first asked for. Its text parsed before (the cache says
 /// so, for this build of Airlock), so it parses now; were it not to, every command of the
 /// tool is a change (fail closed), and the session log says why.
-final class ParsedToolProfile: @unchecked Sendable {
+public final class ParsedToolProfile: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var parsed: ToolProfile?
     private let text: String
     private let source: String
     private let name: String
 
-    init(_ profile: ToolProfile) {
+    public init(_ profile: ToolProfile) {
         parsed = profile
         text = ""
         source = profile.source
@@ -191,14 +191,14 @@ final class ParsedToolProfile: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
     }
 
-    init(text: String, source: String, name: String) {
+    public init(text: String, source: String, name: String) {
         self.text = text
         self.source = source
         self.name = name
         pthread_mutex_init(&mutex, nil)
     }
 
-    var value: ToolProfile {
+    public var value: ToolProfile {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let parsed { return parsed }
@@ -206,7 +206,7 @@ final class ParsedToolProfile: @unchecked Sendable {
         do {
             profile = try InterceptedTool.parse(text, source: source, name: name)
         } catch {
-            writeError("airlock: \(error.message); every \(name) command is treated as a change\n")
+            writeStandardError("airlock: \(error.message); every \(name) command is treated as a change\n")
             profile = ToolProfile(tool: name, source: source)
         }
         parsed = profile

@@ -11,18 +11,40 @@ import Glibc
 /// stores the output and the new state, and copies the state back into the workspace when
 /// the workspace's copy is still the one the plan was made against. The live workspace is
 /// never read for the execution itself.
-struct CommandExecutor {
-    let store: any ProposalStore
+public struct CommandExecutor {
+    public let store: any ProposalStore
     /// Where the proposal's artifacts (snapshot, plan) and execution sandboxes live.
-    let stateDir: String
-    let environment: [String: String]
-    let awsProfile: String?
+    public let stateDir: String
+    public let environment: [String: String]
+    public let awsProfile: String?
+    /// On a team gate (docs/gate.md, "Command proposals on the gate"): the replica's lease,
+    /// a reason not to start now (the freeze), the `airlock` that starts execution
+    /// sandboxes, and no copy into a workspace (it is on the agent's host, which fetches the
+    /// new state itself).
+    public var lease: ExecutionLease?
+    public var holdReason: (@Sendable () -> String?)?
+    public var launcher: String?
+    public var onGate = false
 
-    func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
-        let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: Actor.processIdentity())
+    public init(store: any ProposalStore, stateDir: String, environment: [String: String], awsProfile: String?) {
+        self.store = store
+        self.stateDir = stateDir
+        self.environment = environment
+        self.awsProfile = awsProfile
+    }
+
+    public func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
+        let claimedUntil = lease?.expiry()
+        let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: lease?.owner ?? Actor.processIdentity(),
+                                      leaseUntil: claimedUntil)
+        let renewer = lease.map { LeaseRenewer(store: store, id: id, lease: $0, claimedUntil: claimedUntil ?? 0) }
+        renewer?.start()
+        defer { renewer?.stop() }
         let verified: (payload: JSON, artifact: ArtifactLayout, tool: InterceptedTool)
-        do {
+        do throws(AirlockError) {
             verified = try verify(claimed)
+            if let reason = holdReason?() { throw AirlockError(reason) }
+            if let renewer, !renewer.renew() { throw AirlockError("this replica's lease on the execution ran out") }
         } catch {
             return try store.apply(.fail, to: id, actor: actor, note: error.message,
                                    result: ExecutionResult(output: [], error: "not run: \(error.message)"))
@@ -47,13 +69,15 @@ struct CommandExecutor {
                                                   mirrorHosts: config["mirror_hosts"]?.stringArray ?? [], dropped: [])
         }
         runner.outputs = outputs.map(\.path)
+        runner.launcher = launcher
+        if onGate { runner.spoolInto = (store, claimed.sessionID) }
         let apply = CommandStep(payload["apply"]?.array?.compactMap(\.string) ?? [], writes: [.outputs])
         let (status, output) = runner.run(apply, mode: .apply(proposalID: id), directory: payload["directory"]?.string ?? workspace, name: "apply")
         // The provider cache is big and rebuilt from the registry next time; plan and
         // snapshot stay with the proposal.
         PinnedFiles.remove(artifact.dataDirectory)
         PinnedFiles.remove(artifact.steps)
-        let saved = keepOutputs(outputs, artifact: artifact, workspace: workspace)
+        let saved = onGate ? (records: keptOnGate(outputs, artifact: artifact), notes: [String]()) : keepOutputs(outputs, artifact: artifact, workspace: workspace)
         var text = output
         if !saved.notes.isEmpty { text += (text.hasSuffix("\n") || text.isEmpty ? "" : "\n") + saved.notes.map { "airlock: \($0)\n" }.joined() }
         var result = ExecutionResult(exitCode: Int(status), contentType: "text/plain", output: Array(text.utf8))
@@ -63,7 +87,7 @@ struct CommandExecutor {
 
     /// The payload, the artifact and the tool, if the payload matches its digest and the
     /// snapshot and plan are exactly what was proposed.
-    func verify(_ proposal: Proposal) throws(AirlockError) -> (JSON, ArtifactLayout, InterceptedTool) {
+    public func verify(_ proposal: Proposal) throws(AirlockError) -> (JSON, ArtifactLayout, InterceptedTool) {
         guard SigV4.hexSHA256(proposal.payload) == proposal.digest else {
             throw AirlockError("the payload does not match its digest \(proposal.digest): the store was changed")
         }
@@ -112,7 +136,7 @@ struct CommandExecutor {
     }
 
     /// Fresh copies of the snapshot's (verified) output files, bound writable into the run.
-    func seedOutputs(_ outputs: [String], artifact: ArtifactLayout) throws {
+    public func seedOutputs(_ outputs: [String], artifact: ArtifactLayout) throws {
         PinnedFiles.remove(artifact.outputs)
         let root = try Beneath.openRoot(artifact.snapshot)
         defer { close(root) }
@@ -127,7 +151,7 @@ struct CommandExecutor {
     /// After the run: every output that changed is kept with the result, and copied into the
     /// workspace when the workspace's file is still the snapshot's (else both are kept and
     /// the notes say where).
-    func keepOutputs(_ outputs: [(path: String, original: String?)], artifact: ArtifactLayout, workspace: String)
+    public func keepOutputs(_ outputs: [(path: String, original: String?)], artifact: ArtifactLayout, workspace: String)
         -> (records: [ExecutionResult.Output], notes: [String]) {
         var records: [ExecutionResult.Output] = []
         var notes: [String] = []
@@ -162,9 +186,37 @@ struct CommandExecutor {
         return (records, notes)
     }
 
+    /// On a gate: the outputs the run changed, kept in the artifact for the agent's host to
+    /// fetch (`GET /v1/proposals/ID/outputs/N`).
+    func keptOnGate(_ outputs: [(path: String, original: String?)], artifact: ArtifactLayout) -> [ExecutionResult.Output] {
+        outputs.compactMap { output in
+            let saved = artifact.outputs + "/" + output.path
+            guard let bytes = try? readFile(saved, limit: 1 << 30) else { return nil }
+            let digest = SigV4.hexSHA256(bytes)
+            if digest == output.original || (output.original == nil && bytes.isEmpty) { return nil }
+            return ExecutionResult.Output(path: output.path, sha256: digest, size: bytes.count, savedAt: saved, copiedToWorkspace: false)
+        }
+    }
+
+    /// The output `index` of an executed proposal kept on the gate, with the digest the
+    /// snapshot's copy had (the host copies it back only over that).
+    public static func keptOutput(_ proposal: Proposal, index: Int) -> JSON? {
+        guard let outputs = proposal.result?.outputs, outputs.indices.contains(index),
+              let payload = try? JSON.parse(bytes: proposal.payload) else { return nil }
+        let output = outputs[index]
+        guard let bytes = try? readFile(output.savedAt, limit: 1 << 30), SigV4.hexSHA256(bytes) == output.sha256 else { return nil }
+        let original = payload["outputs"]?.array?.first { $0["path"]?.string == output.path }?["original"]?.string
+        return .object([("path", .string(output.path)), ("sha256", .string(output.sha256)),
+                        ("original", original.map(JSON.string) ?? .null), ("content_base64", .string(Base64.encode(bytes)))])
+    }
+
     /// Files written into the workspace belong to whoever owns their directory (an approval
     /// run as root must not leave root-owned state in a user's workspace).
-    func owner(of workspace: String, _ path: String, root: Int32) -> (uid_t, gid_t)? {
+    public func owner(of workspace: String, _ path: String, root: Int32) -> (uid_t, gid_t)? {
+        Self.owner(of: workspace, path, root: root)
+    }
+
+    public static func owner(of workspace: String, _ path: String, root: Int32) -> (uid_t, gid_t)? {
         guard getuid() == 0 else { return nil }
         let parent = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ""
         var info = stat()

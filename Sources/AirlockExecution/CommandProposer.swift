@@ -9,44 +9,64 @@ import Glibc
 /// sandbox and proves nothing), and for a change prepares one proposal (docs/commands.md):
 /// snapshots the workspace, runs the tool's prepare steps (terraform init and plan) on the
 /// snapshot in execution sandboxes, keeps the preview, and stores the proposal.
-final class CommandProposer: @unchecked Sendable {
-    let sessionID: String
-    let stateDir: String
-    let workspace: String
-    let tools: [String: InterceptedTool]
-    let store: () throws(AirlockError) -> any ProposalStore
-    let log: BrokerLog
-    let environment: [String: String]
-    let awsEndpoint: String?
-    let awsProfile: String?
-    let upstream: String
+public final class CommandProposer: @unchecked Sendable {
+    public let sessionID: String
+    public let stateDir: String
+    public let workspace: String
+    public let tools: [String: InterceptedTool]
+    public let store: () throws(AirlockError) -> any ProposalStore
+    public let log: BrokerLog
+    public let environment: [String: String]
+    public let awsEndpoint: String?
+    public let awsProfile: String?
+    public let upstream: String
     /// The agent's own network: a prepare step reaches no more (plus the tool's hosts).
-    let network: NetworkGrant
-    let exclusion: [String]
-    let maskedPaths: Set<String>
-    let snapshotLimit: Int
+    public let network: NetworkGrant
+    public let exclusion: [String]
+    public let maskedPaths: Set<String>
+    public let snapshotLimit: Int
     private let inFlight = SessionCounter()
     /// Preparations one session may run at once: each is a sandbox and a workspace copy.
-    static let preparationLimit = 4
+    public static let preparationLimit = 4
 
-    init(session: AgentSession) {
-        sessionID = session.id
-        stateDir = session.stateDir
-        workspace = session.record.workspace
-        tools = Dictionary(session.tools.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        store = { () throws(AirlockError) in try session.store() }
-        log = session.log
-        environment = session.environment
-        awsEndpoint = session.awsEndpoint
-        awsProfile = session.awsProfile
-        upstream = session.upstream.description
-        network = NetworkGrant(session.egressPolicy)
-        exclusion = session.snapshotExclude
-        maskedPaths = session.maskedWorkspacePaths
-        snapshotLimit = session.snapshotLimit
+    /// Where the snapshot is copied from: the live workspace, or (on a team gate) the
+    /// snapshot an agent host uploaded, unpacked. `workspace` is always the path the agent
+    /// saw, where the snapshot appears in execution sandboxes.
+    public var workspaceSource: String?
+    /// The terraform workspace the agent selected, when it is not read from the live
+    /// workspace's `.terraform/environment` (a gate has only the snapshot, which leaves
+    /// `.terraform` out).
+    public var terraformWorkspaceName: String?
+    /// `airlock run --gate`: changes are prepared and proposed on the team gate, which gets
+    /// the command and the workspace snapshot (`SnapshotArchive`) and answers as `propose`
+    /// does here.
+    public var remote: (@Sendable (_ archive: [UInt8]) throws(AirlockError) -> JSON)?
+    /// The `airlock` binary that starts execution sandboxes (a gate's), and where their
+    /// records go (ExecutionRunner).
+    public var launcher: String?
+    public var spoolInto: (store: any ProposalStore, sessionID: String)?
+
+    public init(sessionID: String, stateDir: String, workspace: String, tools: [InterceptedTool],
+                store: @escaping () throws(AirlockError) -> any ProposalStore, log: BrokerLog, environment: [String: String],
+                awsEndpoint: String?, awsProfile: String?, upstream: String, network: NetworkGrant, exclusion: [String],
+                maskedPaths: Set<String>, snapshotLimit: Int) {
+        self.sessionID = sessionID
+        self.stateDir = stateDir
+        self.workspace = workspace
+        self.tools = Dictionary(tools.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.store = store
+        self.log = log
+        self.environment = environment
+        self.awsEndpoint = awsEndpoint
+        self.awsProfile = awsProfile
+        self.upstream = upstream
+        self.network = network
+        self.exclusion = exclusion
+        self.maskedPaths = maskedPaths
+        self.snapshotLimit = snapshotLimit
     }
 
-    static func failure(_ message: String, decision: String? = nil, exitCode: Int? = nil, output: String? = nil) -> JSON {
+    public static func failure(_ message: String, decision: String? = nil, exitCode: Int? = nil, output: String? = nil) -> JSON {
         var fields: [(String, JSON)] = [("ok", .bool(false)), ("error", .string(message))]
         if let decision { fields.append(("decision", .string(decision))) }
         if let exitCode { fields.append(("exit_code", .number(Double(exitCode)))) }
@@ -54,7 +74,7 @@ final class CommandProposer: @unchecked Sendable {
         return .object(fields)
     }
 
-    func propose(_ request: JSON) -> JSON {
+    public func propose(_ request: JSON) -> JSON {
         guard let name = request["tool"]?.string, let tool = tools[name] else {
             return Self.failure("this session does not intercept \(request["tool"]?.string ?? "that tool")")
         }
@@ -80,6 +100,9 @@ final class CommandProposer: @unchecked Sendable {
             }
             defer { inFlight.leave() }
             do {
+                if let remote {
+                    return try proposeRemotely(tool: tool, arguments: arguments, directory: PathResolution.normalize(directory), ruling: ruling, remote: remote)
+                }
                 return try prepare(tool: tool, arguments: arguments, directory: PathResolution.normalize(directory), ruling: ruling, command: command)
             } catch let refusal as PreparationFailure {
                 return refusal.json
@@ -90,14 +113,14 @@ final class CommandProposer: @unchecked Sendable {
     }
 
     /// Why nothing was proposed, as the shim reports it.
-    struct PreparationFailure: Error {
+    public struct PreparationFailure: Error {
         var json: JSON
         init(_ message: String, decision: String? = nil, exitCode: Int? = nil, output: String? = nil) {
             json = CommandProposer.failure(message, decision: decision, exitCode: exitCode, output: output)
         }
     }
 
-    func relative(_ path: String) -> String {
+    public func relative(_ path: String) -> String {
         path == workspace ? "." : String(path.dropFirst(workspace.count + 1))
     }
 
@@ -118,7 +141,7 @@ final class CommandProposer: @unchecked Sendable {
         let exclusion = SnapshotExclusion(patterns: tool.profile.snapshotExclude + self.exclusion, paths: maskedPaths)
         let copied: WorkspaceSnapshot.Result
         do {
-            copied = try WorkspaceSnapshot.copy(workspace, to: artifact.snapshot, exclusion: exclusion, limit: snapshotLimit)
+            copied = try WorkspaceSnapshot.copy(workspaceSource ?? workspace, to: artifact.snapshot, exclusion: exclusion, limit: snapshotLimit)
         } catch {
             throw PreparationFailure("cannot snapshot the workspace: \(error)")
         }
@@ -134,6 +157,8 @@ final class CommandProposer: @unchecked Sendable {
 
         var runner = ExecutionRunner(stateDir: stateDir, artifact: artifact, workspace: workspace, tool: tool, environment: environment,
                                      awsEndpoint: awsEndpoint, awsProfile: awsProfile, network: network)
+        runner.launcher = launcher
+        runner.spoolInto = spoolInto
         var notes: [String] = []
         if !copied.leftOut.isEmpty { notes.append("left out of the snapshot (not regular files): \(copied.leftOut.prefix(10).joined(separator: ", "))") }
         var terraformWorkspace = "default"
@@ -321,7 +346,7 @@ final class CommandProposer: @unchecked Sendable {
 
     /// The snapshot's copy of an output, or an empty file where it will be bound; its digest
     /// when it existed (the copy-back compares the workspace's file with it).
-    func outputPlaceholder(_ artifact: ArtifactLayout, _ path: String) throws -> String? {
+    public func outputPlaceholder(_ artifact: ArtifactLayout, _ path: String) throws -> String? {
         let root = try Beneath.openRoot(artifact.snapshot)
         defer { close(root) }
         let parts = path.split(separator: "/").map(String.init)
@@ -350,7 +375,7 @@ final class CommandProposer: @unchecked Sendable {
         return nil
     }
 
-    func fileStatus(_ root: Int32, _ path: String) -> stat? {
+    public func fileStatus(_ root: Int32, _ path: String) -> stat? {
         let parent = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ""
         let name = path.split(separator: "/").last.map(String.init) ?? path
         let fd = parent.isEmpty ? dup(root) : ((try? Beneath.open(root, parent, flags: O_RDONLY | O_DIRECTORY)) ?? -1)
@@ -361,7 +386,7 @@ final class CommandProposer: @unchecked Sendable {
 
     /// The CLI configuration for the execution, made from the human's (TF_CLI_CONFIG_FILE,
     /// else ~/.terraformrc). A mirror the agent could write into is refused.
-    func terraformCLIConfig() throws -> TerraformCLIConfig {
+    public func terraformCLIConfig() throws -> TerraformCLIConfig {
         let home = environment["HOME"] ?? "/"
         let path = environment["TF_CLI_CONFIG_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.terraformrc"
         let text = access(path, R_OK) == 0 ? try? readTextFile(path, limit: 1 << 20) : nil
@@ -381,7 +406,8 @@ final class CommandProposer: @unchecked Sendable {
     }
 
     /// `.terraform/environment` of the live working directory (read beneath the workspace).
-    func selectedTerraformWorkspace(_ workingDirectory: String) -> String {
+    public func selectedTerraformWorkspace(_ workingDirectory: String) -> String {
+        if let terraformWorkspaceName { return TerraformState.isWorkspaceName(terraformWorkspaceName) ? terraformWorkspaceName : "default" }
         guard let root = try? Beneath.openRoot(workspace) else { return "default" }
         defer { close(root) }
         let path = (workingDirectory == "." ? "" : workingDirectory + "/") + ".terraform/environment"
@@ -392,7 +418,7 @@ final class CommandProposer: @unchecked Sendable {
     }
 
     /// The providers of the snapshot's lock file (after init wrote it).
-    func providers(_ artifact: ArtifactLayout, _ workingDirectory: String) -> [TerraformProvider] {
+    public func providers(_ artifact: ArtifactLayout, _ workingDirectory: String) -> [TerraformProvider] {
         guard let root = try? Beneath.openRoot(artifact.snapshot) else { return [] }
         defer { close(root) }
         let path = (workingDirectory == "." ? "" : workingDirectory + "/") + ".terraform.lock.hcl"
@@ -402,22 +428,22 @@ final class CommandProposer: @unchecked Sendable {
 }
 
 extension String {
-    var trimmingWhitespace: String {
+    public var trimmingWhitespace: String {
         String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
 
 /// Reads terraform's plan text (pure).
-enum PlanSummary {
+public enum PlanSummary {
     /// "Plan: 1 to add, 0 to change, 0 to destroy."
-    static func counts(_ text: String) -> String? {
+    public static func counts(_ text: String) -> String? {
         for line in text.split(separator: "\n") where line.hasPrefix("Plan: ") {
             return String(line.dropLast(line.hasSuffix(".") ? 1 : 0))
         }
         return nil
     }
 
-    static func hasNoChanges(_ text: String) -> Bool {
+    public static func hasNoChanges(_ text: String) -> Bool {
         text.split(separator: "\n").contains { $0.hasPrefix("No changes.") }
     }
 }

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// Command proposals with a team gate (docs/gate.md, "Command proposals on the gate"): real
+/// terraform in an `airlock run --gate` session, a real `airlock-gate` on PostgreSQL. The host
+/// sends the command and its workspace snapshot; the gate plans in its own execution
+/// sandbox, the approver reads the gate's plan, approval applies it on the gate, and the
+/// agent's `airlock wait` returns the result with the new state copied into the workspace.
+@Suite struct GateCommandTests {
+    static let script = """
+        terraform init -no-color > init.txt 2>&1; echo $? > init.rc
+        terraform apply -auto-approve > apply.out 2> apply.err; echo $? > apply.rc
+        grep -o 'Proposal [0-9a-f]*' apply.err | cut -d' ' -f2 > id.txt; touch proposed
+        airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
+        """
+
+    @Test func terraformApplyIsPlannedAndAppliedOnTheGate() throws {
+        guard Launch.anyAvailable(), Terraform.available() else { return }
+        let gate = try TeamGate(store: "postgres", upstream: "aws", keys: Terraform.environment())
+        // One PostgreSQL database serves every test: names of this run's own.
+        let tag = String(UUID().uuidString.prefix(8)).lowercased()
+        let host = gate.enrol("host", "ci-runner-\(tag)")
+        let alice = gate.enrol("user", "alice-\(tag)")
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        scene.write(scene.workspace + "/main.tf", Terraform.dataConfig)
+        scene.write(scene.root + "/host.token", host + "\n", mode: 0o600)
+        scene.write(scene.root + "/alice.token", alice + "\n", mode: 0o600)
+        scene.chownTree()
+        let asAlice = ["--gate", gate.url, "--gate-token-file", scene.root + "/alice.token"]
+        var shown = Outcome(status: -1, stdout: "", stderr: "")
+        var approval = shown
+        var onTheGate = "(not looked at)"
+        let out = scene.run(["/bin/sh", "-c", Self.script], options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token"],
+                            timeout: 300, extraEnvironment: Terraform.environment()) { _ in
+            guard scene.waitForFile("proposed", timeout: 200) else { return }
+            let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !id.isEmpty else { return }
+            // The agent changes its workspace after the proposal: the approved run must not see it.
+            scene.write(scene.workspace + "/extra.tf", "resource \"terraform_data\" \"sneaky\" {}\n")
+            scene.chownTree()
+            onTheGate = runProcess("/usr/bin/curl", ["-s", gate.url + "/v1/proposals?state=pending", "-H", "Authorization: Bearer \(alice)"],
+                                   environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout
+            shown = runProcess(Stage.airlock, ["show", id] + asAlice, environment: scene.environment, directory: scene.workspace)
+            approval = runProcess(Stage.airlock, ["approve", id, "--reason", "release v1", "--json"] + asAlice,
+                                  environment: scene.environment, directory: scene.workspace, timeout: 240)
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(scene.file("init.rc") == "0\n", "\(scene.file("init.txt"))")
+        #expect(scene.file("apply.rc") == "75\n", "\(scene.file("apply.err"))")
+        // The proposal is on the gate, with the gate's plan, which the approver reads.
+        #expect(onTheGate.contains("\"kind\":\"command\"") && onTheGate.contains("terraform apply"), "\(onTheGate)")
+        #expect(shown.status == 0 && shown.stdout.contains("# terraform_data.release will be created"), "\(shown)")
+        #expect(shown.stdout.contains("Plan: 1 to add, 0 to change, 0 to destroy."), "\(shown)")
+        // Approved on the gate: applied there, exactly the plan (not the file added since).
+        #expect(approval.status == 0 && approval.stdout.contains("\"state\":\"succeeded\""), "\(approval)")
+        #expect(approval.stdout.contains("Apply complete! Resources: 1 added"), "\(approval)")
+        #expect(approval.stdout.contains("user:alice-\(tag)"), "\(approval)")
+        // The agent's wait returns the gate's result, and the new state is in the workspace.
+        #expect(scene.file("wait.rc") == "0\n", "\(scene.file("wait.txt"))")
+        #expect(scene.file("wait.txt").contains("Apply complete! Resources: 1 added"), "\(scene.file("wait.txt"))")
+        #expect(scene.file("wait.txt").contains("terraform.tfstate updated in the workspace"), "\(scene.file("wait.txt"))")
+        #expect(scene.file("wait.txt").contains("copied into the workspace") && !scene.file("wait.txt").contains("NOT copied"), "\(scene.file("wait.txt"))")
+        let state = scene.state()
+        #expect(state.contains("\"terraform_data\"") && state.contains("\"release\""), "\(state)")
+        #expect(!state.contains("sneaky"), "applied what the agent wrote after the proposal: \(state)")
+        // The host's own store holds no proposal; the gate's audit log holds the decision.
+        let local = scene.airlock(["proposals", "--all", "--json"])
+        #expect(!local.stdout.contains("\"kind\":\"command\""), "\(local)")
+        let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+        let audit = runProcess("/usr/bin/curl", ["-s", gate.url + "/v1/audit", "-H", "Authorization: Bearer \(alice)"],
+                               environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout
+        // Proposed, approved, executing, succeeded: each an entry of the gate's chain.
+        #expect(audit.components(separatedBy: "\"\(id)\"").count >= 5, "\(audit.prefix(3000))")
+    }
+
+    /// What a hostile agent host could send instead of a snapshot: nothing is written outside
+    /// the gate's upload directory, nothing is proposed, and another host's session is not
+    /// the host's to propose in.
+    @Test func aHostileSnapshotIsRefusedAndProposesNothing() throws {
+        guard Terraform.available() else { return }
+        let gate = try TeamGate(store: "sqlite", upstream: "aws", keys: Terraform.environment())
+        let host = gate.enrol("host", "mallory")
+        let other = gate.enrol("host", "victim")
+        let alice = gate.enrol("user", "alice")
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "mallory-session-1"]).status == 201)
+        #expect(gate.call("POST", "/v1/sessions", token: other, body: ["id": "victim-session-1"]).status == 201)
+        let target = gate.directory + "/planted"
+        func send(_ session: String, _ entries: [Any], bodies: String, token: String) -> (status: Int, text: String) {
+            let header = (try? JSONSerialization.data(withJSONObject: [
+                "format": "airlock-snapshot/v1", "entries": entries,
+                "request": ["tool": "terraform", "argv": ["apply", "-auto-approve"], "cwd": "/work/ws", "workspace": "/work/ws"],
+            ])) ?? Data()
+            let file = gate.directory + "/upload-\(UUID().uuidString)"
+            FileManager.default.createFile(atPath: file, contents: header + Data([0x0A]) + Data(bodies.utf8))
+            let out = runProcess("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "-X", "POST", gate.url + "/v1/sessions/\(session)/commands",
+                                                   "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/octet-stream",
+                                                   "--data-binary", "@" + file],
+                                 environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp", timeout: 120)
+            let lines = out.stdout.split(separator: "\n")
+            return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        }
+        for (name, entries, bodies) in [
+            ("dot-dot", [["f", "../../planted", 2, false]] as [Any], "hi"),
+            ("through a symlink", [["l", "a", gate.directory], ["f", "a/planted", 2, false]] as [Any], "hi"),
+            ("short", [["f", "main.tf", 100, false]] as [Any], "hi"),
+        ] {
+            let answer = send("mallory-session-1", entries, bodies: bodies, token: host)
+            #expect(answer.status == 400 && answer.text.contains("AirlockBadSnapshot"), "\(name): \(answer)")
+            #expect(!FileManager.default.fileExists(atPath: target), "\(name) wrote outside the upload")
+        }
+        // Another host's session; an approver's token.
+        #expect(send("victim-session-1", [["f", "main.tf", 2, false]], bodies: "{}", token: host).status == 404)
+        #expect(send("mallory-session-1", [["f", "main.tf", 2, false]], bodies: "{}", token: alice).status == 403)
+        let listed = gate.call("GET", "/v1/proposals", token: alice)
+        #expect((listed.json["proposals"] as? [Any])?.isEmpty == true, "\(listed)")
+        // Nothing left behind in the gate's upload area.
+        let uploads = (try? FileManager.default.contentsOfDirectory(atPath: gate.directory + "/state/uploads")) ?? []
+        #expect(uploads.isEmpty, "\(uploads)")
+    }
+}
