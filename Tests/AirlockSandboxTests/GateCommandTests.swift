@@ -73,6 +73,50 @@ import Testing
         #expect(audit.components(separatedBy: "\"\(id)\"").count >= 5, "\(audit.prefix(3000))")
     }
 
+    /// The plan runs agent-written code on the gate (terraform's `file()` at plan time here;
+    /// a `data "external"` program likewise), and a failed preparation's output goes back to
+    /// the agent. The gate's own secrets must not be readable there, although the gate keeps
+    /// them under /opt, which execution sandboxes show (beside a public file they do read):
+    /// its gate.yaml (which can hold the database URL), TLS key, audit signing key, store and
+    /// state directory.
+    @Test func aPlanOnTheGateCannotReadTheGatesSecrets() throws {
+        guard Launch.anyAvailable(), Terraform.available() else { return }
+        let visible = "/opt/airlock-gate-test-" + String(UUID().uuidString.prefix(8)).lowercased()
+        try FileManager.default.createDirectory(atPath: visible, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: visible) }
+        FileManager.default.createFile(atPath: visible + "/public.txt", contents: Data("PUBLIC-CONTROL".utf8))
+        let made = runProcess(TeamGate.binary, ["audit-key", "new", visible + "/audit.pem"], environment: TeamGate.environment(), directory: "/tmp")
+        #expect(made.status == 0, "\(made)")
+        let gate = try TeamGate(store: "sqlite", upstream: "aws", tls: true, extra: "audit: {signing_key: \(visible)/audit.pem}\n",
+                                keys: Terraform.environment(), folder: visible)
+        chmod(visible, 0o755)
+        chmod(visible + "/gate.key", 0o644)
+        let host = gate.enrol("host", "curious")
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        // tonumber() fails, and terraform's error quotes the string it was given.
+        var config = ""
+        let paths = [visible + "/public.txt", visible + "/audit.pem", gate.config, visible + "/gate.key", visible + "/store/airlock.db", visible + "/state"]
+        for (index, path) in paths.enumerated() {
+            config += "output \"leak\(index)\" { value = tonumber(file(\"\(path)\")) }\n"
+        }
+        scene.write(scene.workspace + "/main.tf", config)
+        scene.write(scene.root + "/host.token", host + "\n", mode: 0o600)
+        scene.chownTree()
+        let out = scene.run(["/bin/sh", "-c", "terraform apply -auto-approve > apply.out 2> apply.err; echo $? > apply.rc"],
+                            options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token", "--gate-ca", visible + "/ca.pem"],
+                            timeout: 300, extraEnvironment: Terraform.environment())
+        #expect(out.status == 0, "\(out)")
+        let reported = scene.file("apply.err") + scene.file("apply.out")
+        #expect(scene.file("apply.rc") != "0\n" && reported.contains("preparing the proposal failed"), "\(reported)")
+        // The plan did run on the gate and read what it may: the control file.
+        #expect(reported.contains("PUBLIC-CONTROL"), "\(reported)")
+        #expect(!reported.contains("PRIVATE KEY") && !reported.contains("listen:") && !reported.contains("SQLite format"),
+                "the gate's secrets reached the agent: \(reported)")
+        #expect(!reported.contains("BEGIN EC PRIVATE KEY") && !reported.contains("BEGIN PRIVATE KEY"), "\(reported)")
+        let listed = gate.call("GET", "/v1/proposals", token: gate.enrol("user", "auditor"))
+        #expect((listed.json["proposals"] as? [Any])?.isEmpty == true, "\(listed)")
+    }
+
     /// What a hostile agent host could send instead of a snapshot: nothing is written outside
     /// the gate's upload directory, nothing is proposed, and another host's session is not
     /// the host's to propose in.

@@ -24,9 +24,10 @@ final class TeamGate: @unchecked Sendable {
     /// `extra`: more gate.yaml lines (replica, executions, log).
     /// `keys`: the gate's own AWS credentials (its write rights), for its executions.
     /// `assumeRole`: the role every execution assumes (aws.assume_role).
+    /// `folder`: where its files live (default a new temporary one).
     init(store: String, upstream: String, tls: Bool = false, extra: String = "", keys: [String: String] = [:],
-         assumeRole: String? = nil) throws {
-        directory = makeTemporaryDirectory(prefix: "airlock-gate")
+         assumeRole: String? = nil, folder: String? = nil) throws {
+        directory = folder ?? makeTemporaryDirectory(prefix: "airlock-gate")
         port = Moto.freePort()
         var tlsLine = ""
         if tls {
