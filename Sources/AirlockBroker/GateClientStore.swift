@@ -107,6 +107,9 @@ public struct GateHTTP: Sendable {
 
 public final class GateClientStore: ProposalStore, @unchecked Sendable {
     let http: GateHTTP
+    /// Where this host's broker staged S3 multipart parts (`<state>/blobs`): a completed
+    /// upload's parts are sent to the gate before the upload is proposed there.
+    public var blobDirectory: String?
 
     public init(url: String, token: String, caFile: String?) throws(AirlockError) {
         http = try GateHTTP(url: url, token: token, role: .host, caFile: caFile)
@@ -136,10 +139,11 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
     public func session(id: String) throws(AirlockError) -> Session? { nil }
 
     public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
-        guard draft.kind == .api, (try? JSON.parseStrict(bytes: draft.payload))?["type"]?.string == "aws-request" else {
-            throw AirlockError("this change cannot be proposed to a team gate yet (S3 multipart uploads are local-only); nothing was proposed",
-                               hint: "run it from a session without --gate, or upload with a single PutObject", exitCode: 1, code: "AirlockNotYet")
+        let type = (try? JSON.parseStrict(bytes: draft.payload))?["type"]?.string
+        guard draft.kind == .api, type == "aws-request" || type == "s3-multipart" else {
+            throw AirlockError("this change cannot be proposed to a team gate; nothing was proposed", exitCode: 1, code: "AirlockNotYet")
         }
+        if type == "s3-multipart" { try sendParts(draft) }
         let answer = try http.call("POST", "/v1/proposals", body: .object([
             ("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload))),
         ]))
@@ -147,6 +151,24 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
             throw AirlockError("the gate's answer is not a proposal")
         }
         return proposal
+    }
+
+    /// Each staged part of a completed multipart upload, to the gate's blob store (it keeps
+    /// them under the digest it computes itself, which must be the one the manifest pins).
+    func sendParts(_ draft: ProposalDraft) throws(AirlockError) {
+        guard let blobDirectory, let manifest = try? JSON.parseStrict(bytes: draft.payload), let parts = manifest["parts"]?.array else {
+            throw AirlockError("the multipart upload's parts are not staged on this host; nothing was proposed")
+        }
+        var sent = Set<String>()
+        for part in parts {
+            guard let digest = part["blob_sha256"]?.string else { throw AirlockError("a part of the upload has no digest") }
+            guard sent.insert(digest).inserted else { continue }
+            let bytes = try StagedMultipart.readBlob(directory: blobDirectory, digest: digest)
+            let answer = try http.call("POST", "/v1/sessions/\(draft.sessionID)/blobs", rawBody: bytes, timeoutSeconds: 600)
+            guard answer["sha256"]?.string == digest else {
+                throw AirlockError("the gate stored part \(digest) under another digest; nothing was proposed")
+            }
+        }
     }
 
     /// A command the host's shim gated, with the workspace snapshot (`SnapshotArchive`):

@@ -9,7 +9,7 @@ import Glibc
 /// its SHA-256) and proposes the whole upload at completion, as one change pinned by every
 /// part's digest. Nothing reaches S3 until a human approves; execution replays the exact
 /// requests, so the object is byte-identical to what the agent uploaded.
-final class StagedMultipart: @unchecked Sendable {
+public final class StagedMultipart: @unchecked Sendable {
     enum Outcome {
         case answered(GatewayReply)
         case propose(payload: [UInt8], summary: String)
@@ -50,7 +50,7 @@ final class StagedMultipart: @unchecked Sendable {
         }
     }
 
-    static let idPrefix = "airlock-staged-"
+    public static let idPrefix = "airlock-staged-"
     let directory: String
     let quota: Quota
     private var mutex = pthread_mutex_t()
@@ -70,7 +70,7 @@ final class StagedMultipart: @unchecked Sendable {
         return try body()
     }
 
-    static func bucketAndKey(_ path: String) -> (String, String) {
+    public static func bucketAndKey(_ path: String) -> (String, String) {
         let trimmed = path.drop { $0 == "/" }
         let bucket = String(trimmed.prefix { $0 != "/" })
         let key = String(trimmed.dropFirst(bucket.count).drop { $0 == "/" })
@@ -204,7 +204,7 @@ final class StagedMultipart: @unchecked Sendable {
         return digest
     }
 
-    static func readBlob(directory: String, digest: String) throws(AirlockError) -> [UInt8] {
+    public static func readBlob(directory: String, digest: String) throws(AirlockError) -> [UInt8] {
         let bytes = try readFile(directory + "/" + digest, limit: 1 << 30)
         guard SigV4.hexSHA256(bytes) == digest else {
             throw AirlockError("staged part \(digest) was changed on disk since it was proposed; refusing to upload it")

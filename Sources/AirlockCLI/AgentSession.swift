@@ -321,7 +321,9 @@ final class StoreCache: @unchecked Sendable {
         if let spool {
             store = ExecutionSpoolStore(path: spool)
         } else if let gate {
-            store = try GateClientStore(url: gate.url, token: gate.token, caFile: gate.caFile)
+            let client = try GateClientStore(url: gate.url, token: gate.token, caFile: gate.caFile)
+            client.blobDirectory = stateDir + "/blobs"
+            store = client
         } else {
             store = try SQLiteProposalStore(stateDir: stateDir)
         }

@@ -139,6 +139,10 @@ public final class GateService: Sendable {
     public func propose(_ identity: GateIdentity, _ body: JSON) throws(GateFailure) -> JSON {
         guard let sessionID = body["session_id"]?.string else { throw GateFailure(400, "AirlockBadRequest", "session_id is required") }
         try ownSession(identity, sessionID)
+        if let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20,
+           let json = try? JSON.parseStrict(bytes: bytes), json["type"]?.string == "s3-multipart" {
+            return try proposeMultipart(identity, sessionID: sessionID, json)
+        }
         guard let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20,
               let json = try? JSON.parseStrict(bytes: bytes), let pinned = PinnedRequest(json: json) else {
             throw GateFailure(400, "AirlockBadRequest", "payload_base64 must be a pinned AWS request (JSON, type aws-request), at most 16 MiB")
@@ -152,6 +156,90 @@ public final class GateService: Sendable {
         do {
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
                                                            payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream))
+            Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
+            logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(sessionID)", "host": "\(identity.name)",
+                                               "summary": "\(summary)"])
+            guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
+            fields.append(("session", .string(sessionID)))
+            return .object(fields)
+        } catch {
+            throw GateFailure.store(error)
+        }
+    }
+
+    /// Where staged S3 multipart parts live on the gate, under their SHA-256.
+    var blobDirectory: String { config.stateDir + "/blobs" }
+
+    /// A part of an S3 multipart upload a host's broker staged, kept under the digest the
+    /// gate computes (content-addressed: a host cannot overwrite another part's bytes).
+    public func storeBlob(_ identity: GateIdentity, sessionID: String, bytes: [UInt8]) throws(GateFailure) -> JSON {
+        try ownSession(identity, sessionID)
+        let digest = SigV4.hexSHA256(bytes)
+        let path = blobDirectory + "/" + digest
+        do {
+            try ensureDirectory(blobDirectory)
+            if access(path, F_OK) != 0 { try writeFileAtomically(path, bytes, mode: 0o600) }
+        } catch {
+            throw GateFailure(503, "AirlockStorageUnavailable", "cannot keep the part: \(error)")
+        }
+        return .object([("sha256", .string(digest)), ("size", .number(Double(bytes.count)))])
+    }
+
+    /// A completed S3 multipart upload (`s3-multipart`, docs/gate.md "S3 multipart uploads"):
+    /// the gate reads every request itself (create, each part with its bytes from the gate's
+    /// blob store, complete), requires the operations and the object to be the ones a
+    /// multipart upload has, and writes the summary the approver sees.
+    func proposeMultipart(_ identity: GateIdentity, sessionID: String, _ json: JSON) throws(GateFailure) -> JSON {
+        func bad(_ why: String) -> GateFailure { GateFailure(400, "AirlockBadRequest", "the multipart upload \(why); nothing was stored") }
+        guard let createJSON = json["create"], let create = PinnedRequest(json: createJSON),
+              let completeJSON = json["complete"], let complete = PinnedRequest(json: completeJSON),
+              let staged = json["staged_upload_id"]?.string, staged.hasPrefix(StagedMultipart.idPrefix),
+              case .array(let parts)? = json["parts"], (1...10_000).contains(parts.count) else {
+            throw bad("is incomplete (create, complete, staged_upload_id and 1 to 10000 parts)")
+        }
+        guard create.service == "s3", complete.service == "s3", complete.path == create.path, complete.region == create.region else {
+            throw bad("must create and complete one S3 object")
+        }
+        func operation(_ request: PinnedRequest) throws(GateFailure) -> AWSClassifier.Classification {
+            let classification = try classify(request)
+            if classification.ruling.decision == .deny {
+                throw GateFailure(403, "AirlockDenied", "\(classification.operation ?? request.path) is not allowed: \(classification.ruling.rule). No proposal was made.")
+            }
+            return classification
+        }
+        func uploadID(_ request: PinnedRequest) -> String? {
+            AWSRequest.parseForm(request.query).first { $0.key == "uploadId" }?.value
+        }
+        let created = try operation(create)
+        guard created.operation == "CreateMultipartUpload" else { throw bad("does not start with CreateMultipartUpload") }
+        guard try operation(complete).operation == "CompleteMultipartUpload", uploadID(complete) == staged else {
+            throw bad("does not end with CompleteMultipartUpload of its staged upload")
+        }
+        var numbers = Set<Int>()
+        var total = 0
+        for part in parts {
+            guard let requestJSON = part["request"], var request = PinnedRequest(json: requestJSON), let digest = part["blob_sha256"]?.string,
+                  let size = part["size"]?.int, part["etag"]?.string != nil, request.path == create.path, request.region == create.region,
+                  uploadID(request) == staged,
+                  let number = AWSRequest.parseForm(request.query).first(where: { $0.key == "partNumber" })?.value.flatMap(Int.init),
+                  numbers.insert(number).inserted else {
+                throw bad("has a malformed or repeated part")
+            }
+            do {
+                request.body = try StagedMultipart.readBlob(directory: blobDirectory, digest: digest)
+            } catch {
+                throw bad("names part \(number), which was not sent to the gate (POST /v1/sessions/ID/blobs)")
+            }
+            guard request.body.count == size else { throw bad("says part \(number) is \(size) bytes; the gate holds \(request.body.count)") }
+            guard try operation(request).operation == "UploadPart" else { throw bad("has a part that is not UploadPart") }
+            total += size
+        }
+        let (bucket, key) = StagedMultipart.bucketAndKey(create.path)
+        let megabytes = Double(total) / 1_000_000
+        let summary = "s3:PutObject \(bucket)/\(key) via multipart upload (\(parts.count) parts, \(Int(megabytes.rounded())) MB)"
+        do {
+            let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: created.ruling,
+                                                           payload: Array(json.serialized().utf8), upstream: config.awsUpstream))
             Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
             logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(sessionID)", "host": "\(identity.name)",
                                                "summary": "\(summary)"])

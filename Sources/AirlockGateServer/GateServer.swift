@@ -25,6 +25,7 @@ import ServiceLifecycle
 ///     POST /v1/proposals                     host     {"session_id", "payload_base64"}
 ///     POST /v1/sessions/ID/commands          host     a command and its workspace snapshot (SnapshotArchive)
 ///     GET  /v1/proposals/ID/outputs/N        both     an executed command's new state
+///     POST /v1/sessions/ID/blobs             host     one staged S3 multipart part (bytes)
 ///     GET  /v1/proposals[?state=pending]     approver
 ///     GET  /v1/proposals/ID                  both (a host: its own sessions' only)
 ///     GET  /v1/proposals/ID/wait?timeout=S   both
@@ -39,6 +40,8 @@ enum GateServer {
     static let bodyLimit = 17 << 20
     /// A command proposal's snapshot (WorkspaceSnapshot's limit) and its header line.
     static let commandBodyLimit = WorkspaceSnapshot.defaultLimit + (16 << 20)
+    /// One S3 multipart part (S3's own limit is 5 GiB; SDKs send 8–64 MiB).
+    static let partBodyLimit = 512 << 20
 
     static func serve(_ service: GateService, registry: PrometheusCollectorRegistry) async throws(AirlockError) {
         let logger = service.logger
@@ -95,6 +98,20 @@ enum GateServer {
             }
             return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
                 try service.proposeCommand(identity, sessionID: id, archive: archive)
+            }
+        }
+        router.post("v1/sessions/:id/blobs") { request, context -> Response in
+            // One staged S3 multipart part, as bytes.
+            let id = context.parameters.get("id") ?? ""
+            var request = request
+            let bytes: [UInt8]
+            do {
+                bytes = Array(try await request.collectBody(upTo: partBodyLimit).readableBytesView)
+            } catch {
+                return render(.failure(GateFailure(413, "AirlockTooLarge", "a part is larger than the gate takes (\(partBodyLimit >> 20) MiB)")), status: .ok)
+            }
+            return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
+                try service.storeBlob(identity, sessionID: id, bytes: bytes)
             }
         }
         router.get("v1/proposals/:id/outputs/:index") { request, context -> Response in

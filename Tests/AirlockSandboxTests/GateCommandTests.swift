@@ -162,3 +162,59 @@ import Testing
         #expect(uploads.isEmpty, "\(uploads)")
     }
 }
+
+/// S3 multipart uploads from an `airlock run --gate` session: the host's broker stages the
+/// parts, sends them to the gate's blob store at completion and proposes the upload there;
+/// approved on the gate, it is uploaded once, byte for byte, with the gate's keys.
+@Suite struct GateMultipartTests {
+    @Test func aMultipartUploadIsProposedAndRunOnTheGate() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let moto = try Moto()
+        _ = moto.aws(["s3api", "create-bucket", "--bucket", "releases"])
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url)
+        let host = gate.enrol("host", "builder")
+        let alice = gate.enrol("user", "alice")
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        scene.write(scene.root + "/host.token", host + "\n", mode: 0o600)
+        scene.chownTree()
+        // 20 MiB: the aws CLI sends three parts (8 MiB each by default).
+        let script = """
+            head -c 20971520 /dev/urandom > big.bin; sha256sum big.bin | cut -d' ' -f1 > big.sha
+            aws s3 cp big.bin s3://releases/big.bin > cp.out 2>&1; echo $? > cp.rc
+            grep -o 'Proposal [0-9a-f]*' cp.out | head -1 | cut -d' ' -f2 > id.txt; touch proposed
+            airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
+            """
+        var approval: (status: Int, json: [String: Any]) = (0, [:])
+        var shown: (status: Int, json: [String: Any]) = (0, [:])
+        let out = scene.agent(script, moto: moto, options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token"],
+                              timeout: 300) { _ in
+            guard scene.waitForFile("proposed", timeout: 200) else { return }
+            let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !id.isEmpty else { return }
+            #expect(!moto.aws(["s3", "ls", "s3://releases/"]).stdout.contains("big.bin"), "uploaded before approval")
+            shown = gate.call("GET", "/v1/proposals/\(id)", token: alice)
+            approval = gate.call("POST", "/v1/proposals/\(id)/approve", token: alice, body: ["reason": "release"])
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(scene.file("cp.rc") != "0\n" && scene.file("cp.out").contains("AirlockProposalPending"), "\(scene.file("cp.out"))")
+        // The gate wrote the summary from its own reading of the requests.
+        let summary = shown.json["summary"] as? String ?? ""
+        #expect(summary.contains("s3:PutObject releases/big.bin via multipart upload (3 parts, 21 MB)"), "\(shown)")
+        #expect(approval.status == 200 && approval.json["state"] as? String == "succeeded", "\(approval)")
+        #expect(scene.file("wait.rc") == "0\n", "\(scene.file("wait.txt"))")
+        // Byte for byte what the agent uploaded.
+        let fetched = scene.root + "/fetched.bin"
+        #expect(moto.aws(["s3", "cp", "s3://releases/big.bin", fetched]).status == 0)
+        let digest = runProcess("/usr/bin/sha256sum", [fetched], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout.prefix(64)
+        #expect(!digest.isEmpty && String(digest) == scene.file("big.sha").trimmingCharacters(in: .whitespacesAndNewlines))
+        // A manifest naming a part the gate does not hold is refused.
+        let sessions = gate.call("POST", "/v1/sessions", token: host, body: ["id": "forged-session-1"])
+        #expect(sessions.status == 201)
+        let part: [String: Any] = ["part_number": 1, "blob_sha256": String(repeating: "a", count: 64), "etag": "\"x\"", "size": 3,
+                                   "request": ["service": "s3"]]
+        let forged = try JSONSerialization.data(withJSONObject: ["type": "s3-multipart", "parts": [part], "staged_upload_id": "airlock-staged-x"])
+        let refused = gate.call("POST", "/v1/proposals", token: host,
+                                body: ["session_id": "forged-session-1", "payload_base64": forged.base64EncodedString()])
+        #expect(refused.status == 400, "\(refused)")
+    }
+}

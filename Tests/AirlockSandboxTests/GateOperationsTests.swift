@@ -91,8 +91,9 @@ final class HoldProxy: @unchecked Sendable {
         let directory = makeTemporaryDirectory(prefix: "airlock-lease")
         let proxy = try HoldProxy(target: moto.url, marker: "HOLD-ME", holdSeconds: 600, directory: directory)
         let lease = "executions: {lease_seconds: 2}\n"
-        let a = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: replica-a\n" + lease)
-        let b = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: replica-b\n" + lease)
+        let database = try TeamGate.freshPostgres()
+        let a = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: replica-a\n" + lease, postgres: database)
+        let b = try TeamGate(store: "postgres", upstream: proxy.url, extra: "replica: replica-b\n" + lease, postgres: database)
         let tag = String(UUID().uuidString.prefix(8)).lowercased()
         let host = a.enrol("host", "lease-host-\(tag)"), user = a.enrol("user", "lease-user-\(tag)")
         let session = "lease-\(tag)"

@@ -24,9 +24,23 @@ final class TeamGate: @unchecked Sendable {
     /// `extra`: more gate.yaml lines (replica, executions, log).
     /// `keys`: the gate's own AWS credentials (its write rights), for its executions.
     /// `assumeRole`: the role every execution assumes (aws.assume_role).
-    /// `folder`: where its files live (default a new temporary one).
+    /// A database of its own on the test PostgreSQL server (`store: "postgres"` shares one):
+    /// for replicas whose test counts what every replica's recovery does, which another
+    /// test's gate on the shared database could otherwise do first.
+    static func freshPostgres() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"], let slash = url.lastIndex(of: "/") else {
+            throw TestUpstreamError("AIRLOCK_TEST_POSTGRES is not set: scripts/test starts PostgreSQL for these tests")
+        }
+        let name = "airlock_gate_" + String(UUID().uuidString.prefix(8)).lowercased()
+        let made = runProcess("/usr/bin/psql", [url, "-c", "CREATE DATABASE \(name)"], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp")
+        guard made.status == 0 else { throw TestUpstreamError("could not create a test database: \(made)") }
+        return String(url[...slash]) + name
+    }
+
+    /// `folder`: where its files live (default a new temporary one). `postgres`: the store's
+    /// URL (default AIRLOCK_TEST_POSTGRES) when `store` is "postgres".
     init(store: String, upstream: String, tls: Bool = false, extra: String = "", keys: [String: String] = [:],
-         assumeRole: String? = nil, folder: String? = nil) throws {
+         assumeRole: String? = nil, folder: String? = nil, postgres: String? = nil) throws {
         directory = folder ?? makeTemporaryDirectory(prefix: "airlock-gate")
         port = Moto.freePort()
         var tlsLine = ""
@@ -48,7 +62,7 @@ final class TeamGate: @unchecked Sendable {
         }
         let storeLine: String
         if store == "postgres" {
-            guard let url = ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"] else {
+            guard let url = postgres ?? ProcessInfo.processInfo.environment["AIRLOCK_TEST_POSTGRES"] else {
                 throw TestUpstreamError("AIRLOCK_TEST_POSTGRES is not set: scripts/test starts PostgreSQL for these tests")
             }
             storeLine = "store: {postgres: \"\(url)\"}"
