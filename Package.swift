@@ -74,9 +74,10 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]),
-        // Command proposals (docs/commands.md): the tools a session intercepts, preparing a
-        // proposal on a workspace snapshot, execution sandboxes and the approved run. Used by
-        // `airlock` (local) and by the team gate (which prepares and applies on its side).
+        // One run's broker side (AgentSession) and command proposals (docs/commands.md): the
+        // tools a session intercepts, preparing a proposal on a workspace snapshot, execution
+        // sandboxes and the approved run. Used by `airlock` (local) and by the team gate
+        // (which prepares and applies on its side). No CLI in it.
         .target(
             name: "AirlockExecution",
             dependencies: ["AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockSandbox", "AirlockBroker"]),

@@ -1,6 +1,5 @@
 import AirlockBroker
 import AirlockCore
-import AirlockExecution
 import AirlockPolicy
 import AirlockSandbox
 import AirlockStore
@@ -10,29 +9,29 @@ import Glibc
 /// the listeners its init creates, and the broker serving them.
 /// Unchecked: `prepare` (before the launch) is the only mutation; from `serve` on the
 /// session is read from the broker's threads.
-final class AgentSession: @unchecked Sendable {
-    let id: String
-    let stateDir: String
-    let credentials: SigV4.Credentials
-    let upstream: AWSUpstream
-    let catalog: AWSCatalogFiles
-    let hostCredentials: HostCredentials
-    let region: String
-    let log: BrokerLog
-    let record: Session
+public final class AgentSession: @unchecked Sendable {
+    public let id: String
+    public let stateDir: String
+    public let credentials: SigV4.Credentials
+    public let upstream: AWSUpstream
+    public let catalog: AWSCatalogFiles
+    public let hostCredentials: HostCredentials
+    public let region: String
+    public let log: BrokerLog
+    public let record: Session
     /// The session's CA for AWS hosts reached through the proxy (docs/gate.md) and the trust
     /// bundle the sandbox gets, made on another core from the launcher's first step (about
     /// 2 ms: two P-256 keys, a certificate, 220 KB of system roots); its key stays in this
     /// process.
-    let authority: Background<Result<SessionTrust, AirlockError>>
+    public let authority: Background<Result<SessionTrust, AirlockError>>
 
-    struct SessionTrust: Sendable {
+    public struct SessionTrust: Sendable {
         let ca: SessionCA
         /// The system's roots and the session CA: what SSL_CERT_FILE and AWS_CA_BUNDLE name.
         let bundle: String
     }
 
-    static func startAuthority() -> Background<Result<SessionTrust, AirlockError>> {
+    public static func startAuthority() -> Background<Result<SessionTrust, AirlockError>> {
         Background { Result { () throws(AirlockError) in
             StartupTrace.mark("ca-start")
             defer { StartupTrace.mark("ca-done") }
@@ -43,23 +42,23 @@ final class AgentSession: @unchecked Sendable {
     }
     private let storeCache: StoreCache
 
-    let egress: EgressProxy
+    public let egress: EgressProxy
     /// Tools whose shims this sandbox gets (an agent's), or the one an execution runs.
-    let tools: [InterceptedTool]
-    let execution: ExecutionRequest?
-    let environment: [String: String]
-    let home: String
-    let awsEndpoint: String?
-    let awsProfile: String?
+    public let tools: [InterceptedTool]
+    public let execution: ExecutionRequest?
+    public let environment: [String: String]
+    public let home: String
+    public let awsEndpoint: String?
+    public let awsProfile: String?
     /// The agent's network allowlist (a command's prepare steps get no more).
-    let egressPolicy: EgressPolicy
-    let snapshotExclude: [String]
-    let snapshotLimit: Int
+    public let egressPolicy: EgressPolicy
+    public let snapshotExclude: [String]
+    public let snapshotLimit: Int
     /// Paths inside the workspace the sandbox masks (credentials): never in a snapshot.
-    private(set) var maskedWorkspacePaths: Set<String> = []
-    let hasEtcProfile: Bool
+    public private(set) var maskedWorkspacePaths: Set<String> = []
+    public let hasEtcProfile: Bool
 
-    init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
+    public init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
          tools agentTools: [InterceptedTool], authority: Background<Result<SessionTrust, AirlockError>> = startAuthority(),
          gate: GateTarget? = nil) throws(AirlockError) {
@@ -114,22 +113,22 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// The gate's addresses now, for the egress proxy to refuse under any name.
-    static func gateAddresses(_ url: String, environment: [String: String]) -> [IPAddress] {
+    public static func gateAddresses(_ url: String, environment: [String: String]) -> [IPAddress] {
         EgressResolver(environment: environment).resolve(EgressPolicy.host(ofURL: url))
     }
 
-    static let proxyPort: UInt16 = 3128
-    static let systemBundle = "/etc/ssl/certs/ca-certificates.crt"
-    static let caPath = SandboxLayout.runDirectory + "/ca/airlock-aws-ca.pem"
-    static let bundlePath = SandboxLayout.runDirectory + "/ca/bundle.pem"
+    public static let proxyPort: UInt16 = 3128
+    public static let systemBundle = "/etc/ssl/certs/ca-certificates.crt"
+    public static let caPath = SandboxLayout.runDirectory + "/ca/airlock-aws-ca.pem"
+    public static let bundlePath = SandboxLayout.runDirectory + "/ca/bundle.pem"
 
-    var listeners: [ListenerRequest] {
+    public var listeners: [ListenerRequest] {
         [.tcp(port: AWSSandboxSetup.port), .unix(path: AWSSandboxSetup.agentSocket), .tcp(port: Self.proxyPort)]
     }
 
     /// Adds the AWS config, the agent's own `airlock` (for `wait` and `status`) and the
     /// variables that point SDKs at the broker.
-    func prepare(_ layout: inout SandboxLayout) throws(AirlockError) {
+    public func prepare(_ layout: inout SandboxLayout) throws(AirlockError) {
         let catalog = self.catalog
         let prepared = try AWSSandboxSetup.prepared(
             catalogDirectory: catalog.directory, region: region, cacheDirectory: stateDir + "/cache",
@@ -172,14 +171,14 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// The profile's `home_files`, written into the agent's home before it starts.
-    static func writeHomeFiles(_ stack: ProfileStack, facts: HostFacts, environment: [String: String]) {
+    public static func writeHomeFiles(_ stack: ProfileStack, facts: HostFacts, environment: [String: String]) {
         let owner: (uid_t, gid_t)? = getuid() == 0
             ? (Launcher.rootAgentID(environment: environment), Launcher.rootAgentID(environment: environment)) : nil
-        for warning in HomeFiles.write(stack.homeFiles, into: facts.agentHome, owner: owner) { writeError("airlock: warning: \(warning)\n") }
+        for warning in HomeFiles.write(stack.homeFiles, into: facts.agentHome, owner: owner) { writeStandardError("airlock: warning: \(warning)\n") }
     }
 
     /// Called as soon as the sandbox's init has handed over its listeners.
-    func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
+    public func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
         let listeners = sandbox.takeListeners()
         guard listeners.count == 3 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
         // On another thread, and only once the agent connects: connections queue on the
@@ -239,7 +238,7 @@ final class AgentSession: @unchecked Sendable {
         broker.serve(aws: listeners[0], gateway: gateway, agentAPI: listeners[1],
                            api: agentAPI) { error in
             log.write("broker: \(error)")
-            writeError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
+            writeStandardError("airlock: \(error.message): AWS calls from the sandbox will fail\n")
         }
         StartupTrace.mark("aws-serving")
         switch authority.value {
@@ -256,11 +255,11 @@ final class AgentSession: @unchecked Sendable {
         egress.fitDescriptorLimit()
         broker.serve(egress: listeners[2], proxy: egress) { error in
             log.write("broker: \(error)")
-            writeError("airlock: \(error.message): network access from the sandbox will fail\n")
+            writeStandardError("airlock: \(error.message): network access from the sandbox will fail\n")
         }
     }
 
-    var mutationPolicy: AWSGateway.MutationPolicy {
+    public var mutationPolicy: AWSGateway.MutationPolicy {
         switch execution?.mode {
         case nil: return .propose
         case .prepare?: return .refuse("preparing a proposal only reads (a plan); it may not change anything")
@@ -268,19 +267,19 @@ final class AgentSession: @unchecked Sendable {
         }
     }
 
-    func store() throws(AirlockError) -> any ProposalStore { try storeCache.store() }
+    public func store() throws(AirlockError) -> any ProposalStore { try storeCache.store() }
 
     /// After the agent ended: tell the human what waits for them. (The process exits next:
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
-    func finish() {
+    public func finish() {
         egress.drain(timeout: 2)
         log.write("session \(id) ended")
         let refused = egress.refusalSummary()
         if !refused.isEmpty {
             let total = refused.reduce(0) { $0 + $1.count }
             let list = refused.prefix(8).map { $0.count > 1 ? "\($0.target) (×\($0.count))" : $0.target }.joined(separator: ", ")
-            writeError("airlock: the egress proxy refused \(total) connection\(total == 1 ? "" : "s"): \(list)\(refused.count > 8 ? ", …" : "")\n")
-            writeError("  allow a host with `airlock run --allow-domain HOST` or a profile's network.allow; details in \(log.path ?? "the session log")\n")
+            writeStandardError("airlock: the egress proxy refused \(total) connection\(total == 1 ? "" : "s"): \(list)\(refused.count > 8 ? ", …" : "")\n")
+            writeStandardError("  allow a host with `airlock run --allow-domain HOST` or a profile's network.allow; details in \(log.path ?? "the session log")\n")
         }
         guard let store = storeCache.openedStore, let mine = try? store.proposals(session: id), !mine.isEmpty else { return }
         let pending = mine.filter { $0.state == .pending }
@@ -289,23 +288,23 @@ final class AgentSession: @unchecked Sendable {
             text += "; pending: " + pending.map { "\($0.id) (\($0.summary))" }.joined(separator: ", ")
             text += "\n  review with `airlock proposals`, `airlock show ID`, then `airlock approve ID` or `airlock deny ID`"
         }
-        writeError(text + "\n")
+        writeStandardError(text + "\n")
     }
 }
 
 /// Opens the store on first use (most sessions that only read never need it) and records
 /// the session then, once.
-final class StoreCache: @unchecked Sendable {
-    let stateDir: String
-    let session: Session
-    let gate: GateTarget?
+public final class StoreCache: @unchecked Sendable {
+    public let stateDir: String
+    public let session: Session
+    public let gate: GateTarget?
     private var mutex = pthread_mutex_t()
-    private(set) var openedStore: (any ProposalStore)?
+    public private(set) var openedStore: (any ProposalStore)?
 
     /// An execution sandbox a team gate started: its records go to this file (ExecutionSpoolStore).
-    let spool: String?
+    public let spool: String?
 
-    init(stateDir: String, session: Session, gate: GateTarget? = nil, spool: String? = nil) {
+    public init(stateDir: String, session: Session, gate: GateTarget? = nil, spool: String? = nil) {
         self.stateDir = stateDir
         self.session = session
         self.gate = gate
@@ -313,7 +312,7 @@ final class StoreCache: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
     }
 
-    func store() throws(AirlockError) -> any ProposalStore {
+    public func store() throws(AirlockError) -> any ProposalStore {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let openedStore { return openedStore }
@@ -334,9 +333,15 @@ final class StoreCache: @unchecked Sendable {
 }
 
 /// `airlock run --gate URL`: where this session's proposals go instead of the local store.
-struct GateTarget: Sendable {
-    var url: String
+public struct GateTarget: Sendable {
+    public var url: String
     /// This host's enrollment token (read by the launcher; its file is masked in the sandbox).
-    var token: String
-    var caFile: String?
+    public var token: String
+    public var caFile: String?
+
+    public init(url: String, token: String, caFile: String?) {
+        self.url = url
+        self.token = token
+        self.caFile = caFile
+    }
 }
