@@ -22,9 +22,16 @@ public struct GateFailure: Error, Sendable, Equatable {
 
     public var json: JSON { .object([("error", .object([("code", .string(code)), ("message", .string(message))]))]) }
 
+    /// A store's refusal as HTTP: a lifecycle conflict (already decided, changed first) or a
+    /// revoked session is 409, a full queue 429, anything without a code (the database
+    /// unreachable, a driver error) 503: the caller may retry, nothing was decided.
     static func store(_ error: AirlockError) -> GateFailure {
-        GateFailure(error.code == "AirlockProposalLimit" ? 429 : 409, error.code ?? "AirlockRefused",
-                    error.message + (error.hint.map { " (\($0))" } ?? ""))
+        let message = error.message + (error.hint.map { " (\($0))" } ?? "")
+        switch error.code {
+        case "AirlockProposalLimit"?: return GateFailure(429, "AirlockProposalLimit", message)
+        case nil: return GateFailure(503, "AirlockStoreUnavailable", message)
+        case let code?: return GateFailure(409, code, message)
+        }
     }
 }
 

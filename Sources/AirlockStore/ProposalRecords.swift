@@ -56,6 +56,9 @@ public enum ProposalRecords {
     }
 
     public static let leaseLostCode = "AirlockLeaseLost"
+    /// The proposal is not in a state this event applies to (already decided, executed…), or
+    /// another process changed it first: the caller's view is stale, the store is fine.
+    public static let conflictCode = "AirlockConflict"
 
     public static func leaseLost(_ id: String, owner: String) -> AirlockError {
         AirlockError("the execution of \(id) is no longer held by \(owner): its lease ran out (the proposal is unknown) or it ended",
@@ -82,7 +85,7 @@ public enum ProposalRecords {
                                   now: String) throws(AirlockError) -> Transition {
         guard let next = ProposalLifecycle.next(current.state, on: event) else {
             throw AirlockError("proposal \(current.id) cannot be \(event.resultingState.rawValue): \(ProposalLifecycle.refusal(current.state, on: event))",
-                               exitCode: 1)
+                               exitCode: 1, code: conflictCode)
         }
         let decides = event == .approve || event == .deny || event == .expire
         var detail: [(String, JSON)] = [("from", .string(current.state.rawValue)), ("state", .string(next.rawValue)),
