@@ -6,7 +6,9 @@ connections) create proposals for BENCH_SECONDS against: one gate on SQLite, one
 PostgreSQL, two replicas on one PostgreSQL. Each created proposal is read back by its host
 (what `airlock wait` does); then approvers approve BENCH_APPROVALS of them, each approval
 returning once the gate has executed it on moto (decision-to-result), beside the same call
-sent straight to moto. pgbench on the same PostgreSQL server gives the ceiling.
+sent straight to moto. While the paced sessions propose, one real `airlock run --gate` session's
+AWS reads are timed against the same reads sent straight to moto. pgbench on the same
+PostgreSQL server gives the ceiling.
 
 Run by scripts/bench with AIRLOCK_BIN_DIR (release binaries), AIRLOCK_VENV (moto), and a
 PostgreSQL server from scripts/lib/postgres.sh (AIRLOCK_TEST_POSTGRES, AIRLOCK_POSTGRES_BIN)."""
@@ -103,6 +105,62 @@ def load(urls, host, user, queue, rate=None):
     return json.loads(out.stdout)
 
 
+READS = int(os.environ.get("BENCH_READS", "300"))
+
+
+def agent_reads(gate_url, host_token):
+    """An agent's AWS reads while the gate is loaded: one warm boto3 client inside a real
+    `airlock run --gate` session (its reads served by the session's own broker, which forwards
+    them to moto with the host's keys) and one on the host calling moto directly take turns,
+    call by call (the turn handed over through a file in the workspace), so both see the same
+    load. Returns the two lists of milliseconds."""
+    work_dir = tempfile.mkdtemp(prefix="airlock-bench-reads-", dir=work)
+    with open(f"{work_dir}/agent.py", "w") as f:
+        f.write(f"""
+import boto3, os, time, json
+client = boto3.client("sqs")
+client.list_queues()  # warm: connection, credentials, endpoint resolution
+samples = []
+for i in range({READS}):
+    while not os.path.exists(f"turn-{{i}}"): time.sleep(0.0002)
+    start = time.perf_counter()
+    client.list_queues()
+    samples.append((time.perf_counter() - start) * 1000)
+    open(f"done-{{i}}", "w").close()
+json.dump(samples, open("agent.json", "w"))
+""")
+    with open(f"{work_dir}/profile.yaml", "w") as f:
+        f.write(f"filesystem:\n  readonly: [{venv}]\n")
+    with open(f"{work_dir}/host.token", "w") as f:
+        f.write(host_token + "\n")
+    os.chmod(f"{work_dir}/host.token", 0o600)
+    import boto3
+    direct = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1")
+    sandbox = subprocess.Popen(
+        [f"{bin_dir}/airlock", "run", "--workspace", work_dir, "--state-dir", f"{work_dir}/state",
+         "--aws-endpoint", f"http://127.0.0.1:{moto_port}", "--gate", gate_url, "--gate-token-file", f"{work_dir}/host.token",
+         "--profile", f"{work_dir}/profile.yaml", "--", f"{venv}/bin/python3", "agent.py"],
+        cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    direct.list_queues()
+    samples = []
+    for i in range(READS):
+        start = time.perf_counter()
+        direct.list_queues()
+        samples.append((time.perf_counter() - start) * 1000)
+        open(f"{work_dir}/turn-{i}", "w").close()
+        while not os.path.exists(f"{work_dir}/done-{i}"):
+            if sandbox.poll() is not None:
+                raise SystemExit("bench: the sandboxed client ended early: " + sandbox.stderr.read().decode())
+            time.sleep(0.0002)
+    sandbox.wait(timeout=60)
+    return samples, json.load(open(f"{work_dir}/agent.json"))
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
 def pgbench(database):
     base = [f"{pg_bin}/pgbench", "-h", pg_host, "-p", pg_port, "-U", pg_user]
     subprocess.run(base + ["-i", "-q", "-s", "10", database], check=True, capture_output=True)
@@ -137,9 +195,16 @@ try:
         host, user = enrol(config, "host", "bench-host"), enrol(config, "user", "bench-user")
         result = load(urls, host, user, queue)
         result["label"] = label
-        # The same sessions paced at PACED proposals/s each: what one agent waits while 100 are active.
-        paced = load(urls, host, user, queue, rate=PACED)
+        # The same sessions paced at PACED proposals/s each: what one agent waits while 100 are
+        # active; meanwhile one more agent's AWS reads, through its broker and directly.
+        import concurrent.futures
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            paced_future = pool.submit(load, urls, host, user, queue, PACED)
+            time.sleep(1.5)  # the sessions are proposing
+            direct, through = agent_reads(urls[0], host)
+            paced = paced_future.result()
         result["paced"] = paced
+        result["agent_reads"] = {"direct": direct, "through": through}
         results.append(result)
         stop_all()
     print(f"bench: pgbench on the same server ({SESSIONS} clients, {SECONDS} s)", file=sys.stderr)
@@ -159,6 +224,12 @@ try:
         p = r["paced"]
         print(f"{r['label']:24} {p['created_per_second']:>10.0f} {p['create_p50_ms']:>8.2f} / {p['create_p99_ms']:<7.2f} "
               f"{p['read_p50_ms']:>6.2f} / {p['read_p99_ms']:<7.2f}")
+    print(f"An agent's AWS reads (boto3 sqs ListQueues, {READS} warm calls) while the {SESSIONS} paced sessions propose, taking turns with a client calling moto directly")
+    print(f"{'':24} {'direct p50/p99 ms':>18} {'through broker p50/p99 ms':>26} {'added p50/p99 ms':>18}")
+    for r in results:
+        d, t = r["agent_reads"]["direct"], r["agent_reads"]["through"]
+        print(f"{r['label']:24} {pct(d, .5):>8.2f} / {pct(d, .99):<7.2f} {pct(t, .5):>12.2f} / {pct(t, .99):<11.2f} "
+              f"{pct(t, .5) - pct(d, .5):>7.2f} / {pct(t, .99) - pct(d, .99):<7.2f}")
     up = results[-1]
     print(f"{'moto directly':24} {'':>10} {'':>18} {'':>16} {up['upstream_p50_ms']:>12.2f} / {up['upstream_p99_ms']:<10.2f}")
     tpcb, select = figures["tpcb"], figures["select"]

@@ -59,6 +59,11 @@ public final class GateService: Sendable {
     let lastSigned = Mutex<(seq: Int, hash: String)?>(nil)
     /// How this gate prepares and runs command proposals; nil: it does not.
     public let commands: CommandSetup?
+    /// Command preparations running now (each is terraform init and plan in a sandbox, and
+    /// holds one of the server's blocking threads for its length).
+    let preparing = Mutex(0)
+    /// At most this many at once on one replica; more are refused with 429 (retry later).
+    public static let preparationLimit = 4
 
     /// Command proposals on the gate (docs/gate.md, "Command proposals on the gate").
     public struct CommandSetup: Sendable {
@@ -267,6 +272,14 @@ public final class GateService: Sendable {
         guard let commands else {
             throw GateFailure(501, "AirlockNoCommands", "this gate does not run command proposals (no `airlock` binary beside airlock-gate); nothing was proposed")
         }
+        guard preparing.withLock({ count -> Bool in
+            guard count < Self.preparationLimit else { return false }
+            count += 1
+            return true
+        }) else {
+            throw GateFailure(429, "AirlockBusy", "\(Self.preparationLimit) command proposals are being prepared on this gate already; try again in a minute")
+        }
+        defer { preparing.withLock { $0 -= 1 } }
         let intake = GateCommandIntake(
             stateDir: config.stateDir, environment: commands.environment,
             awsEndpoint: config.awsUpstream == "aws" ? nil : config.awsUpstream, awsProfile: config.awsProfile,
