@@ -45,7 +45,51 @@ def main():
         with open(path, "rb") as src, open(os.path.join(out, "profile", name), "wb") as dst:
             dst.write(src.read())
         counts["profile"] += 1
+    write_api_seeds(out)
     print("seeds: %d requests, %d JSON bodies, %d profiles" % (counts["aws-request"], counts["json"], counts["profile"]), file=sys.stderr)
+
+
+KUBERNETES = [
+    "GET /api/v1/namespaces/prod/pods", "GET /apis/apps/v1/namespaces/prod/deployments/web", "GET /api/v1/secrets?watch=true",
+    "DELETE /apis/apps/v1/namespaces/prod/deployments/prod", "POST /api/v1/namespaces/prod/pods/web/exec?command=sh",
+    "PATCH /api/v1/namespaces/prod/configmaps/c?dryRun=All", "GET /api/v1/watch/namespaces/prod/pods/",
+    "PUT /api/v1/namespaces/prod/finalize", "GET /api/v1/nodes/n1/proxy/stats\nImpersonate-User: admin",
+    "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "GET /api", "GET /openapi/v3",
+]
+GRAPHQL = [
+    "query { viewer { login } }", "{ repository(owner: \"a\", name: \"b\") { id } }",
+    "mutation M { addStar(input: {starrableId: \"x\"}) { clientMutationId } }",
+    "query Q($n: Int = 3) @cached { viewer { repositories(first: $n) { nodes { name } } } }",
+    "fragment F on User { login } query { viewer { ...F } }", 'query { a(b: """block "" string""") { c } } # comment',
+]
+
+
+def pkt(text):
+    data = text.encode()
+    return b"%04x" % (len(data) + 4) + data
+
+
+def write_api_seeds(out):
+    """Seeds for the kubernetes, graphql and git-push targets (docs/fuzzing.md)."""
+    for name in ("kubernetes", "graphql", "git-push"):
+        os.makedirs(os.path.join(out, name), exist_ok=True)
+    for index, request in enumerate(KUBERNETES):
+        with open(os.path.join(out, "kubernetes", "%02d" % index), "w") as f:
+            f.write(request.replace("\\n", "\n"))
+    for index, document in enumerate(GRAPHQL):
+        with open(os.path.join(out, "graphql", "%02d" % index), "w") as f:
+            f.write(document)
+    zero, a, b = "0" * 40, "a" * 40, "b" * 40
+    pack = b"PACK\x00\x00\x00\x02\x00\x00\x00\x01objects"
+    pushes = [
+        pkt(f"{a} {b} refs/heads/main\0report-status side-band-64k\n") + b"0000" + pack,
+        pkt(f"{zero} {b} refs/heads/new\0report-status push-options\n") + pkt(f"{a} {zero} refs/tags/old\n") + b"0000"
+        + pkt("ci.skip\n") + b"0000" + pack,
+        pkt(f"shallow {a}\n") + pkt(f"{a} {zero} refs/heads/gone\0report-status\n") + b"0000",
+    ]
+    for index, body in enumerate(pushes):
+        with open(os.path.join(out, "git-push", "%02d" % index), "wb") as f:
+            f.write(body)
 
 
 if __name__ == "__main__":

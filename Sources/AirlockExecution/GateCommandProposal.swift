@@ -160,6 +160,16 @@ public struct GateCommandIntake: Sendable {
               PathResolution.normalize(workspace) == workspace, workspace != "/" else {
             throw AirlockError("the command needs a tool and an absolute, normalized workspace path", code: "AirlockBadRequest")
         }
+        // The snapshot appears at this path in the gate's execution sandboxes: over a system
+        // directory it would replace what the tool loads (its libraries) during an approved
+        // apply, and over Airlock's own or the kernel's directories it would hide them.
+        let kernelAndAirlock = ["/run", "/proc", "/sys", "/dev", stateDir]
+        let covered = ["/tmp", "/var/tmp", "/var", "/home", "/root", stateDir]
+        if SandboxLayout.isSystemPath(workspace) || kernelAndAirlock.contains(where: { PathResolution.isInside(workspace, $0) })
+            || covered.contains(where: { PathResolution.isInside($0, workspace) }) {
+            throw AirlockError("the workspace path \(workspace) would cover a system or reserved directory in the gate's sandboxes; nothing was proposed",
+                               code: "AirlockBadRequest")
+        }
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
         let (profile, text) = try InterceptedTool.profile(name, library: library)
         guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/", path: environment["PATH"]) else {

@@ -6,7 +6,7 @@ import Glibc
 /// a property, not only that nothing crashes: a violated property is a `fatalError`, which
 /// libFuzzer reports with the input that caused it.
 enum FuzzTargets {
-    static let names = ["aws-request", "json", "profile", "sigv4"]
+    static let names = ["aws-request", "json", "profile", "sigv4", "kubernetes", "graphql", "git-push"]
 
     static func run(_ name: String, _ data: [UInt8]) {
         switch name {
@@ -14,6 +14,9 @@ enum FuzzTargets {
         case "json": json(data)
         case "profile": profile(data)
         case "sigv4": sigV4(data)
+        case "kubernetes": kubernetes(data)
+        case "graphql": graphql(data)
+        case "git-push": gitPush(data)
         default: fatalError("unknown fuzz target \(name) (known: \(names.joined(separator: ", ")))")
         }
     }

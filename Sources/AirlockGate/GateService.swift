@@ -384,6 +384,16 @@ public final class GateService: Sendable {
         if let reason = frozenReason() {
             throw GateFailure(423, "AirlockFrozen", "\(reason); nothing was approved (an approver thaws it: POST /v1/thaw, or airlock gate thaw)")
         }
+        // The row must still be what the log recorded when it was proposed: a payload and
+        // digest rewritten together in the database (which the digest check alone cannot see)
+        // are refused here, not executed.
+        let mismatch: String?
+        do { mismatch = try store.rowMismatch(current) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+        if let mismatch {
+            Counter(label: "airlock_gate_audit_tampering_total").increment()
+            logger.critical("proposal row does not match its audit entry", metadata: ["proposal": "\(id)", "why": "\(mismatch)"])
+            throw GateFailure(409, "AirlockTampered", "proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved")
+        }
         let started = Clock.monotonicSeconds()
         if current.kind == .command, let commands {
             do {

@@ -81,6 +81,8 @@ public protocol ProposalStore: AnyObject, Sendable {
     func checkpoints() throws(AirlockError) -> [AuditCheckpoint]
     /// All proposals as stored, for checking them against the log.
     func allProposalRows() throws(AirlockError) -> [Proposal]
+    /// The `proposed` entry of one proposal (what the log says was proposed).
+    func proposedEntry(_ id: String) throws(AirlockError) -> AuditEntry?
 }
 
 /// A claimed execution: its executor (a process identity, or a replica's name) and lease.
@@ -144,6 +146,23 @@ extension ProposalStore {
             }
         }
         return marked
+    }
+
+    public func proposedEntry(_ id: String) throws(AirlockError) -> AuditEntry? {
+        try auditEntries().first { $0.proposalID == id && $0.event == "proposed" }
+    }
+
+    /// Why a proposal's row no longer matches what its `proposed` audit entry recorded (its
+    /// digest, summary, upstream, kind), if it does not: the row was rewritten in the
+    /// database after the proposal. Nil when they match.
+    public func rowMismatch(_ proposal: Proposal) throws(AirlockError) -> String? {
+        guard let entry = try proposedEntry(proposal.id) else { return "the audit log has no proposed entry for \(proposal.id)" }
+        guard let detail = try? JSON.parseStrict(bytes: Array(entry.detail.utf8)) else { return "its proposed entry is not JSON" }
+        for (field, value) in [("digest", proposal.digest), ("summary", proposal.summary), ("upstream", proposal.upstream),
+                               ("kind", proposal.kind.rawValue)] where detail[field]?.string != value {
+            return "its \(field) is not the one the audit log recorded when it was proposed"
+        }
+        return nil
     }
 
     public func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry] {

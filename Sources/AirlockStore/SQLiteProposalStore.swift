@@ -53,6 +53,7 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS audit (
           seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
           actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS audit_proposal ON audit(proposal_id, event);
         """
 
     func locked<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {
@@ -386,6 +387,16 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
     public func allProposalRows() throws(AirlockError) -> [Proposal] {
         try locked { () throws(AirlockError) in
             try db.prepare("SELECT * FROM proposals").rows().map(Self.proposal)
+        }
+    }
+
+    public func proposedEntry(_ id: String) throws(AirlockError) -> AuditEntry? {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT * FROM audit WHERE proposal_id = ? AND event = 'proposed' ORDER BY seq LIMIT 1").rows([.text(id)]).map { row in
+                AuditEntry(seq: Int(row.integer("seq") ?? 0), at: row.text("at") ?? "", event: row.text("event") ?? "",
+                           proposalID: row.text("proposal_id"), actor: row.text("actor") ?? "", detail: row.text("detail") ?? "",
+                           previousHash: row.text("prev_hash") ?? "", hash: row.text("hash") ?? "")
+            }.first
         }
     }
 }

@@ -288,6 +288,8 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
               RETURN 'ok';
             END $$
             """]),
+        // The approval checks a row against its `proposed` entry (GateService.approve).
+        (7, ["CREATE INDEX audit_proposal ON audit(proposal_id, event)"]),
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
@@ -635,6 +637,17 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
     public func allProposalRows() throws(AirlockError) -> [Proposal] {
         try locked { () throws(AirlockError) in
             try run("SELECT * FROM proposals").rows.map { row throws(AirlockError) in try Self.proposal(row) }
+        }
+    }
+
+    public func proposedEntry(_ id: String) throws(AirlockError) -> AuditEntry? {
+        try locked { () throws(AirlockError) in
+            try run("SELECT * FROM audit WHERE proposal_id = $1 AND event = 'proposed' ORDER BY seq LIMIT 1", [.text(id)]).rows.map { row throws(AirlockError) in
+                let r = row.makeRandomAccess()
+                return AuditEntry(seq: Int(try decode(r, "seq", Int64.self)), at: try text(r, "at"), event: try text(r, "event"),
+                                  proposalID: try optionalText(r, "proposal_id"), actor: try text(r, "actor"),
+                                  detail: try text(r, "detail"), previousHash: try text(r, "prev_hash"), hash: try text(r, "hash"))
+            }.first
         }
     }
 

@@ -129,10 +129,10 @@ import Testing
         #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "mallory-session-1"]).status == 201)
         #expect(gate.call("POST", "/v1/sessions", token: other, body: ["id": "victim-session-1"]).status == 201)
         let target = gate.directory + "/planted"
-        func send(_ session: String, _ entries: [Any], bodies: String, token: String) -> (status: Int, text: String) {
+        func send(_ session: String, _ entries: [Any], bodies: String, token: String, workspace: String = "/work/ws") -> (status: Int, text: String) {
             let header = (try? JSONSerialization.data(withJSONObject: [
                 "format": "airlock-snapshot/v1", "entries": entries,
-                "request": ["tool": "terraform", "argv": ["apply", "-auto-approve"], "cwd": "/work/ws", "workspace": "/work/ws"],
+                "request": ["tool": "terraform", "argv": ["apply", "-auto-approve"], "cwd": workspace, "workspace": workspace],
             ])) ?? Data()
             let file = gate.directory + "/upload-\(UUID().uuidString)"
             FileManager.default.createFile(atPath: file, contents: header + Data([0x0A]) + Data(bodies.utf8))
@@ -151,6 +151,12 @@ import Testing
             let answer = send("mallory-session-1", entries, bodies: bodies, token: host)
             #expect(answer.status == 400 && answer.text.contains("AirlockBadSnapshot"), "\(name): \(answer)")
             #expect(!FileManager.default.fileExists(atPath: target), "\(name) wrote outside the upload")
+        }
+        // A workspace path over what the gate's sandboxes need: its snapshot would replace a
+        // system directory (the tool's libraries), Airlock's own, or the gate's state.
+        for workspace in ["/usr/lib", "/etc", "/run/airlock", "/proc/self", "/tmp", "/home", gate.directory + "/state/x", gate.directory] {
+            let answer = send("mallory-session-1", [["f", "main.tf", 2, false]], bodies: "{}", token: host, workspace: workspace)
+            #expect(answer.status == 400 && answer.text.contains("AirlockBadRequest"), "\(workspace): \(answer)")
         }
         // Another host's session; an approver's token.
         #expect(send("victim-session-1", [["f", "main.tf", 2, false]], bodies: "{}", token: host).status == 404)

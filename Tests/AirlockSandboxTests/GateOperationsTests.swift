@@ -319,6 +319,29 @@ final class AnswerBox: @unchecked Sendable {
         require(out.status == 0, "sqlite: \(out)")
     }
 
+    /// The attacker with write access to the store swaps a pending proposal's payload for
+    /// another and rewrites its digest to match (so the executor's digest check alone would
+    /// pass): approval compares the row with what the log recorded when it was proposed and
+    /// refuses, and nothing is sent.
+    @Test func aRowRewrittenWithItsDigestIsNotApproved() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let queueURL = try #require((moto.json(["sqs", "create-queue", "--queue-name", "swap-q"]) as? [String: Any])?["QueueUrl"] as? String)
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url)
+        let host = gate.enrol("host", "h"), user = gate.enrol("user", "u")
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "swap-session"]).status == 201)
+        let id = GateOperationsTests.propose(gate, host: host, session: "swap-session", GateOperationsTests.sendMessage(queueURL, "benign"))
+        let evil = try #require(Data(base64Encoded: GateOperationsTests.sendMessage(queueURL, "EVIL")))
+        Self.sql(gate.directory + "/store/airlock.db", """
+            payload = bytes.fromhex('\(evil.map { String(format: "%02x", $0) }.joined())')
+            db.execute('UPDATE proposals SET payload = ?, digest = ? WHERE id = ?', (payload, hashlib.sha256(payload).hexdigest(), '\(id)'))
+            """)
+        let approved = gate.call("POST", "/v1/proposals/\(id)/approve", token: user)
+        #expect(approved.status == 409 && "\(approved.json)".contains("AirlockTampered"), "\(approved)")
+        #expect(GateOperationsTests.messageCount(moto, queueURL) == "0")
+        #expect(gate.call("GET", "/v1/proposals/\(id)", token: user).json["state"] as? String == "pending")
+    }
+
     @Test func signedCheckpointsCatchATruncatedOrRewrittenLog() throws {
         guard PythonTools.available() else { return }
         let moto = try Moto()

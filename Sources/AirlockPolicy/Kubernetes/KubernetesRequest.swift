@@ -117,7 +117,7 @@ public struct KubernetesRequest: Sendable, Equatable {
     }
 
     /// Why a path has no single reading, if it has none.
-    static func pathProblem(_ path: String) -> String? {
+    public static func pathProblem(_ path: String) -> String? {
         guard path.hasPrefix("/") else { return "the path must start with /" }
         let lowered = path.lowercased()
         for encoded in ["%2f", "%2e", "%5c", "%00", "%25"] where lowered.contains(encoded) {
