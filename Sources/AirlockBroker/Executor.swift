@@ -111,10 +111,25 @@ public struct Executor: Sendable {
 
     /// The role's temporary keys for this one execution. Nothing of the proposal is sent if
     /// the role cannot be assumed.
+    /// The role's keys for one execution that is not a single API call (a command's apply on
+    /// the gate), valid `seconds` (AWS allows 900 to the role's maximum session duration).
+    public func assumeRole(_ role: String, proposalID: String, upstream: String, seconds: Int) throws(AirlockError) -> SigV4.Credentials {
+        do {
+            return try assumedKeys(role, proposalID: proposalID, region: "us-east-1", upstream: try AWSUpstream(parsing: upstream),
+                                   renewer: nil, seconds: seconds)
+        } catch let error as AirlockError {
+            throw error
+        } catch Outcome.notSent(let why) {
+            throw AirlockError(why)
+        } catch {
+            throw AirlockError("could not assume \(role): \(error)")
+        }
+    }
+
     func assumedKeys(_ role: String, proposalID: String, region: String, upstream: AWSUpstream,
-                     renewer: LeaseRenewer?) throws -> SigV4.Credentials {
+                     renewer: LeaseRenewer?, seconds: Int = 900) throws -> SigV4.Credentials {
         let body = "Action=AssumeRole&Version=2011-06-15&RoleArn=\(PercentEncoding.encode(role))&RoleSessionName=airlock-\(proposalID)"
-            + "&SourceIdentity=\(proposalID)&DurationSeconds=900"
+            + "&SourceIdentity=\(proposalID)&DurationSeconds=\(seconds)"
         let pinned = JSON.object([
             ("type", .string("aws-request")), ("service", .string("sts")), ("signing_name", .string("sts")), ("region", .string(region)),
             ("operation", .string("AssumeRole")), ("method", .string("POST")), ("path", .string("/")), ("query", .string("")),

@@ -25,6 +25,10 @@ public struct CommandExecutor {
     public var holdReason: (@Sendable () -> String?)?
     public var launcher: String?
     public var onGate = false
+    /// Credentials for this one run, in place of `awsProfile` (a gate's assumed role, named
+    /// for the proposal): asked after the claim and the checks, so no role is assumed for a
+    /// run that will not happen. Their variables reach only the run's broker, never its sandbox.
+    public var runCredentials: (@Sendable (Proposal) throws(AirlockError) -> SigV4.Credentials)?
 
     public init(store: any ProposalStore, stateDir: String, environment: [String: String], awsProfile: String?) {
         self.store = store
@@ -41,10 +45,20 @@ public struct CommandExecutor {
         renewer?.start()
         defer { renewer?.stop() }
         let verified: (payload: JSON, artifact: ArtifactLayout, tool: InterceptedTool)
+        var environment = self.environment
+        var awsProfile = self.awsProfile
         do throws(AirlockError) {
             verified = try verify(claimed)
             if let reason = holdReason?() { throw AirlockError(reason) }
             if let renewer, !renewer.renew() { throw AirlockError("this replica's lease on the execution ran out") }
+            if let runCredentials {
+                let keys = try runCredentials(claimed)
+                environment["AWS_ACCESS_KEY_ID"] = keys.accessKeyID
+                environment["AWS_SECRET_ACCESS_KEY"] = keys.secretAccessKey
+                environment["AWS_SESSION_TOKEN"] = keys.sessionToken
+                for name in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"] { environment[name] = nil }
+                awsProfile = nil
+            }
         } catch {
             return try store.apply(.fail, to: id, actor: actor, note: error.message,
                                    result: ExecutionResult(output: [], error: "not run: \(error.message)"))

@@ -405,6 +405,15 @@ public final class GateService: Sendable {
                 executor.holdReason = { [self] in frozenReason() }
                 executor.launcher = commands.launcher
                 executor.onGate = true
+                if let role = config.awsAssumeRole {
+                    // The apply runs with the role's keys, its session named for the proposal
+                    // (docs/gate.md, "Role per execution"); nothing runs if it cannot be assumed.
+                    let api = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: blobDirectory)
+                    let upstream = config.awsUpstream
+                    executor.runCredentials = { (proposal) throws(AirlockError) in
+                        try api.assumeRole(role, proposalID: proposal.id, upstream: upstream, seconds: 3600)
+                    }
+                }
                 changes.bump(id)
                 let outcome = try executor.execute(id, actor: identity.actor)
                 changes.bump(id)

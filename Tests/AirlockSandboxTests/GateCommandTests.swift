@@ -224,3 +224,94 @@ import Testing
         #expect(refused.status == 400, "\(refused)")
     }
 }
+
+/// A command proposal's apply on the gate assumes the gate's role (aws.assume_role), as API
+/// executions do: moto checks every signature and policy; the gate's own user may only assume
+/// the role, so the queue terraform creates can only have been made with the role's keys.
+@Suite struct GateCommandRoleTests {
+    @Test func theApplyRunsWithTheAssumedRole() throws {
+        guard Launch.anyAvailable(), Terraform.available(), PythonTools.available() else { return }
+        guard require(Terraform.hasAWSProvider, "the AWS provider is not in \(Terraform.mirror) (an offline copy this machine image provides)") else { return }
+        let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "30"])
+        let setup = runProcess(PythonTools.python, ["-c", """
+            import boto3, botocore.config, json, sys
+            config = botocore.config.Config(retries={"max_attempts": 1})
+            kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing", config=config)
+            iam = boto3.client("iam", **kw)
+            iam.create_user(UserName="gate")
+            iam.put_user_policy(UserName="gate", PolicyName="assume", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/gate"},
+                     "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]}
+            role = iam.create_role(RoleName="airlock-terraform", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            iam.put_role_policy(RoleName="airlock-terraform", PolicyName="sqs", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sqs:*", "sts:GetCallerIdentity"], "Resource": "*"}]}))
+            def keys(user):
+                for _ in range(16):
+                    key = iam.create_access_key(UserName=user)["AccessKey"]
+                    if "+" not in key["SecretAccessKey"]: return key  # moto mis-checks user secrets with '+'
+                    iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+            key = keys("gate")
+            iam.create_user(UserName="checker")
+            iam.put_user_policy(UserName="checker", PolicyName="read", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sqs:List*", "sqs:Get*"], "Resource": "*"}]}))
+            checker = keys("checker")
+            for _ in range(40):
+                try: iam.list_users()
+                except Exception: break
+            print(json.dumps({"role": role, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+                              "checker_id": checker["AccessKeyId"], "checker_secret": checker["SecretAccessKey"]}))
+            """, moto.url], environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()], directory: "/tmp", timeout: 120)
+        let found = try #require((try? JSONSerialization.jsonObject(with: Data(setup.stdout.utf8))) as? [String: String], "\(setup)")
+        let gateKeys = ["AWS_ACCESS_KEY_ID": found["AWS_ACCESS_KEY_ID"]!, "AWS_SECRET_ACCESS_KEY": found["AWS_SECRET_ACCESS_KEY"]!]
+        let checker = ["AWS_ACCESS_KEY_ID": found["checker_id"]!, "AWS_SECRET_ACCESS_KEY": found["checker_secret"]!]
+        // The gate's own keys cannot make a queue.
+        #expect(moto.aws(["sqs", "create-queue", "--queue-name", "direct"], keys: gateKeys).status != 0)
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let mirror = scene.root + "/mirror.tfrc"
+        scene.write(mirror, """
+            provider_installation {
+              filesystem_mirror {
+                path    = "\(Terraform.mirror)"
+                include = ["registry.terraform.io/hashicorp/*"]
+              }
+              direct { exclude = ["registry.terraform.io/hashicorp/*"] }
+            }
+
+            """)
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url,
+                                keys: gateKeys.merging(Terraform.environment(cliConfig: mirror)) { $1 }, assumeRole: try #require(found["role"]))
+        let host = gate.enrol("host", "tf-host"), alice = gate.enrol("user", "alice")
+        scene.write(scene.workspace + "/main.tf", """
+            terraform {
+              required_providers {
+                aws = { source = "hashicorp/aws" }
+              }
+            }
+            provider "aws" {
+              region                      = "us-east-1"
+              skip_credentials_validation = true
+              skip_requesting_account_id  = true
+              skip_metadata_api_check     = true
+            }
+            resource "aws_sqs_queue" "made" { name = "role-made" }
+
+            """)
+        scene.write(scene.root + "/host.token", host + "\n", mode: 0o600)
+        scene.chownTree()
+        var approval: (status: Int, json: [String: Any]) = (0, [:])
+        let out = scene.run(["/bin/sh", "-c", GateCommandTests.script], options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token",
+                                                                                  "--aws-endpoint", moto.url],
+                            timeout: 300, extraEnvironment: Terraform.environment(cliConfig: mirror).merging(checker) { $1 }) { _ in
+            guard scene.waitForFile("proposed", timeout: 200) else { return }
+            let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !id.isEmpty else { return }
+            approval = gate.call("POST", "/v1/proposals/\(id)/approve", token: alice, body: ["reason": "queue"])
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(scene.file("apply.rc") == "75\n", "\(scene.file("apply.err"))")
+        #expect(approval.status == 200 && approval.json["state"] as? String == "succeeded", "\(approval)")
+        #expect(moto.aws(["sqs", "list-queues"], keys: checker).stdout.contains("role-made"))
+        #expect(scene.file("wait.rc") == "0\n", "\(scene.file("wait.txt"))")
+    }
+}
