@@ -74,3 +74,16 @@ public final class LeaseRenewer: Sendable {
 
     public func stop() { state.withLock { $0.stopped = true } }
 }
+
+extension ProposalStore {
+    /// Claims an approved proposal for execution (approved → executing, once): under `lease`
+    /// with its renewer started (a gate replica; the caller stops it), or by this process's
+    /// identity (a local `airlock`).
+    public func claimExecution(_ id: String, actor: String, lease: ExecutionLease?) throws(AirlockError) -> (claimed: Proposal, renewer: LeaseRenewer?) {
+        let claimedUntil = lease?.expiry()
+        let claimed = try apply(.startExecution, to: id, actor: actor, executor: lease?.owner ?? Actor.processIdentity(), leaseUntil: claimedUntil)
+        let renewer = lease.map { LeaseRenewer(store: self, id: id, lease: $0, claimedUntil: claimedUntil ?? 0) }
+        renewer?.start()
+        return (claimed, renewer)
+    }
+}

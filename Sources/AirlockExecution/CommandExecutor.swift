@@ -38,11 +38,7 @@ public struct CommandExecutor {
     }
 
     public func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
-        let claimedUntil = lease?.expiry()
-        let claimed = try store.apply(.startExecution, to: id, actor: actor, executor: lease?.owner ?? Actor.processIdentity(),
-                                      leaseUntil: claimedUntil)
-        let renewer = lease.map { LeaseRenewer(store: store, id: id, lease: $0, claimedUntil: claimedUntil ?? 0) }
-        renewer?.start()
+        let (claimed, renewer) = try store.claimExecution(id, actor: actor, lease: lease)
         defer { renewer?.stop() }
         let verified: (payload: JSON, artifact: ArtifactLayout, tool: InterceptedTool)
         var environment = self.environment

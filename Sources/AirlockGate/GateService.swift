@@ -165,18 +165,8 @@ public final class GateService: Sendable {
             try? store.recordRefusal(sessionID: sessionID, summary: summary, rule: classification.ruling.rule)
             throw GateFailure(403, "AirlockDenied", "\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.")
         }
-        do {
-            let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
-                                                           payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream))
-            Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
-            logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(sessionID)", "host": "\(identity.name)",
-                                               "summary": "\(summary)"])
-            guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
-            fields.append(("session", .string(sessionID)))
-            return .object(fields)
-        } catch {
-            throw GateFailure.store(error)
-        }
+        return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
+                                       payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream), host: identity)
     }
 
     /// Where staged S3 multipart parts live on the gate, under their SHA-256.
@@ -249,18 +239,8 @@ public final class GateService: Sendable {
         let (bucket, key) = StagedMultipart.bucketAndKey(create.path)
         let megabytes = Double(total) / 1_000_000
         let summary = "s3:PutObject \(bucket)/\(key) via multipart upload (\(parts.count) parts, \(Int(megabytes.rounded())) MB)"
-        do {
-            let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: created.ruling,
-                                                           payload: Array(json.serialized().utf8), upstream: config.awsUpstream))
-            Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
-            logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(sessionID)", "host": "\(identity.name)",
-                                               "summary": "\(summary)"])
-            guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
-            fields.append(("session", .string(sessionID)))
-            return .object(fields)
-        } catch {
-            throw GateFailure.store(error)
-        }
+        return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: created.ruling,
+                                       payload: Array(json.serialized().utf8), upstream: config.awsUpstream), host: identity)
     }
 
     /// A command an agent host's shim gated, with the workspace snapshot (`SnapshotArchive`).
@@ -308,6 +288,21 @@ public final class GateService: Sendable {
             throw GateFailure(404, "AirlockNoSuchOutput", "proposal \(id) has no output \(index) kept on this gate")
         }
         return kept
+    }
+
+    /// Stores a proposal the gate wrote from a host's request; the host's answer.
+    func keep(_ draft: ProposalDraft, host identity: GateIdentity) throws(GateFailure) -> JSON {
+        do {
+            let proposal = try store.propose(draft)
+            Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
+            logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(draft.sessionID)", "host": "\(identity.name)",
+                                               "summary": "\(draft.summary)"])
+            guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
+            fields.append(("session", .string(draft.sessionID)))
+            return .object(fields)
+        } catch {
+            throw GateFailure.store(error)
+        }
     }
 
     /// The gate's own reading of a pinned request: one reading or none, then its catalog.
@@ -395,45 +390,11 @@ public final class GateService: Sendable {
             throw GateFailure(409, "AirlockTampered", "proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved")
         }
         let started = Clock.monotonicSeconds()
-        if current.kind == .command, let commands {
-            do {
-                let approved = try store.apply(.approve, to: id, actor: identity.actor, note: note)
-                recordDecision(approved, by: identity)
-                var executor = CommandExecutor(store: store, stateDir: config.stateDir, environment: commands.environment,
-                                               awsProfile: config.awsProfile)
-                executor.lease = lease
-                executor.holdReason = { [self] in frozenReason() }
-                executor.launcher = commands.launcher
-                executor.onGate = true
-                if let role = config.awsAssumeRole {
-                    // The apply runs with the role's keys, its session named for the proposal
-                    // (docs/gate.md, "Role per execution"); nothing runs if it cannot be assumed.
-                    let api = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: blobDirectory)
-                    let upstream = config.awsUpstream
-                    executor.runCredentials = { (proposal) throws(AirlockError) in
-                        try api.assumeRole(role, proposalID: proposal.id, upstream: upstream, seconds: 3600)
-                    }
-                }
-                changes.bump(id)
-                let outcome = try executor.execute(id, actor: identity.actor)
-                changes.bump(id)
-                recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
-                return outcome
-            } catch {
-                logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
-                throw GateFailure.store(error)
-            }
-        }
         do {
             let approved = try store.apply(.approve, to: id, actor: identity.actor, note: note)
             recordDecision(approved, by: identity)
-            var executor = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: config.stateDir + "/blobs",
-                                    lease: lease)
-            // A freeze set after this approval still stops the send (checked before each request).
-            executor.holdReason = { [self] in frozenReason() }
-            executor.assumeRole = config.awsAssumeRole
             changes.bump(id)
-            let outcome = try executor.execute(id, actor: identity.actor)
+            let outcome = current.kind == .command ? try executeCommand(id, actor: identity.actor) : try executeCall(id, actor: identity.actor)
             changes.bump(id)
             recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
             return outcome
@@ -441,6 +402,36 @@ public final class GateService: Sendable {
             logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
             throw GateFailure.store(error)
         }
+    }
+
+    /// An approved API call (or staged multipart upload), with the gate's keys (or its role),
+    /// under this replica's lease. A freeze set after the approval still stops the send
+    /// (checked before each request).
+    func executeCall(_ id: String, actor: String) throws(AirlockError) -> Proposal {
+        var executor = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: blobDirectory, lease: lease)
+        executor.holdReason = { [self] in frozenReason() }
+        executor.assumeRole = config.awsAssumeRole
+        return try executor.execute(id, actor: actor)
+    }
+
+    /// An approved command's apply, in an execution sandbox on the gate.
+    func executeCommand(_ id: String, actor: String) throws(AirlockError) -> Proposal {
+        guard let commands else { throw AirlockError("this gate does not run command proposals") }
+        var executor = CommandExecutor(store: store, stateDir: config.stateDir, environment: commands.environment, awsProfile: config.awsProfile)
+        executor.lease = lease
+        executor.holdReason = { [self] in frozenReason() }
+        executor.launcher = commands.launcher
+        executor.onGate = true
+        if let role = config.awsAssumeRole {
+            // The apply runs with the role's keys, its session named for the proposal
+            // (docs/gate.md, "Role per execution"); nothing runs if it cannot be assumed.
+            let api = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: blobDirectory)
+            let upstream = config.awsUpstream
+            executor.runCredentials = { (proposal) throws(AirlockError) in
+                try api.assumeRole(role, proposalID: proposal.id, upstream: upstream, seconds: 3600)
+            }
+        }
+        return try executor.execute(id, actor: actor)
     }
 
     public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {

@@ -89,12 +89,8 @@ enum GateServer {
         router.post("v1/sessions/:id/commands") { request, context -> Response in
             // The body is the workspace snapshot (SnapshotArchive), not JSON.
             let id = context.parameters.get("id") ?? ""
-            var request = request
-            let archive: [UInt8]
-            do {
-                archive = Array(try await request.collectBody(upTo: commandBodyLimit).readableBytesView)
-            } catch {
-                return render(.failure(GateFailure(413, "AirlockTooLarge", "the snapshot is larger than the gate takes (\(commandBodyLimit >> 20) MiB); nothing was proposed")), status: .ok)
+            guard case .success(let archive) = await rawBody(request, limit: commandBodyLimit, what: "the snapshot") else {
+                return render(.failure(tooLarge("the snapshot", commandBodyLimit)), status: .ok)
             }
             return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
                 try service.proposeCommand(identity, sessionID: id, archive: archive)
@@ -103,12 +99,8 @@ enum GateServer {
         router.post("v1/sessions/:id/blobs") { request, context -> Response in
             // One staged S3 multipart part, as bytes.
             let id = context.parameters.get("id") ?? ""
-            var request = request
-            let bytes: [UInt8]
-            do {
-                bytes = Array(try await request.collectBody(upTo: partBodyLimit).readableBytesView)
-            } catch {
-                return render(.failure(GateFailure(413, "AirlockTooLarge", "a part is larger than the gate takes (\(partBodyLimit >> 20) MiB)")), status: .ok)
+            guard case .success(let bytes) = await rawBody(request, limit: partBodyLimit, what: "a part") else {
+                return render(.failure(tooLarge("a part", partBodyLimit)), status: .ok)
             }
             return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
                 try service.storeBlob(identity, sessionID: id, bytes: bytes)
@@ -280,6 +272,20 @@ enum GateServer {
         guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
         fields.append(("session", .string(proposal.sessionID)))
         return .object(fields)
+    }
+
+    /// A body that is bytes, not JSON (a snapshot, a multipart part), up to `limit`.
+    static func rawBody(_ request: Request, limit: Int, what: String) async -> Result<[UInt8], GateFailure> {
+        var request = request
+        do {
+            return .success(Array(try await request.collectBody(upTo: limit).readableBytesView))
+        } catch {
+            return .failure(tooLarge(what, limit))
+        }
+    }
+
+    static func tooLarge(_ what: String, _ limit: Int) -> GateFailure {
+        GateFailure(413, "AirlockTooLarge", "\(what) is larger than the gate takes (\(limit >> 20) MiB); nothing was proposed")
     }
 
     static func jsonBody(_ request: Request) async throws -> Result<JSON, GateFailure> {

@@ -8,19 +8,7 @@ import Testing
 
 /// The snapshot an agent host uploads to its team gate: what arrives is exactly what was
 /// packed, and a hostile archive writes nothing outside its destination and is refused.
-@Suite struct SnapshotArchiveTests {
-    func directory(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "airlock-archive-\(name)-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
-    func write(_ path: String, _ text: String, mode: Int = 0o644) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, mode_t(mode))
-    }
-
+@Suite struct SnapshotArchiveTests: FileFixtures {
     /// A hand-made archive: a header naming `entries`, then `bodies`.
     func archive(_ entries: [Any], bodies: String = "", request: [String: Any] = ["tool": "terraform"]) throws -> [UInt8] {
         let header = try JSONSerialization.data(withJSONObject: ["format": SnapshotArchive.format, "request": request, "entries": entries])

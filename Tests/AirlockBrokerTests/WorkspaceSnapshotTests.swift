@@ -8,19 +8,7 @@ import Testing
 
 /// The workspace snapshot, copied beneath the workspace: symlinks are copied, never followed,
 /// even when one is swapped in while the copy runs (docs/commands.md).
-@Suite struct WorkspaceSnapshotTests {
-    func directory(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "airlock-snapshot-\(name)-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
-    func write(_ path: String, _ text: String, mode: Int = 0o644) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, mode_t(mode))
-    }
-
+@Suite struct WorkspaceSnapshotTests: FileFixtures {
     @Test func copiesFilesDirectoriesAndSymlinksAndDigestsThem() throws {
         let root = try directory("copy")
         try write(root + "/ws/main.tf", "resource {}\n")

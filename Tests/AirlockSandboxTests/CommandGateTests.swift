@@ -16,6 +16,18 @@ enum Terraform {
         return false
     }
 
+    /// A CLI configuration installing hashicorp providers from the offline mirror only.
+    static let mirrorConfig = """
+        provider_installation {
+          filesystem_mirror {
+            path    = "\(mirror)"
+            include = ["registry.terraform.io/hashicorp/*"]
+          }
+          direct { exclude = ["registry.terraform.io/hashicorp/*"] }
+        }
+
+        """
+
     static let dataConfig = """
         resource "terraform_data" "release" {
           input = "v1"
@@ -218,16 +230,7 @@ extension Scene {
         guard let scene = setUp(), PythonTools.available() else { return }
         guard require(Terraform.hasAWSProvider, "the AWS provider is not in \(Terraform.mirror) (an offline copy this machine image provides): the terraform-on-moto test needs it") else { return }
         let moto = try Moto()
-        scene.write(scene.root + "/mirror.tfrc", """
-            provider_installation {
-              filesystem_mirror {
-                path    = "\(Terraform.mirror)"
-                include = ["registry.terraform.io/hashicorp/*"]
-              }
-              direct { exclude = ["registry.terraform.io/hashicorp/*"] }
-            }
-
-            """)
+        scene.write(scene.root + "/mirror.tfrc", Terraform.mirrorConfig)
         try FileManager.default.copyItem(atPath: scene.root + "/mirror.tfrc", toPath: scene.workspace + "/.mirror.tfrc")
         scene.write(scene.workspace + "/main.tf", """
             terraform {

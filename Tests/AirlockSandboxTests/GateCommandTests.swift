@@ -233,52 +233,14 @@ import Testing
         guard Launch.anyAvailable(), Terraform.available(), PythonTools.available() else { return }
         guard require(Terraform.hasAWSProvider, "the AWS provider is not in \(Terraform.mirror) (an offline copy this machine image provides)") else { return }
         let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "30"])
-        let setup = runProcess(PythonTools.python, ["-c", """
-            import boto3, botocore.config, json, sys
-            config = botocore.config.Config(retries={"max_attempts": 1})
-            kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing", config=config)
-            iam = boto3.client("iam", **kw)
-            iam.create_user(UserName="gate")
-            iam.put_user_policy(UserName="gate", PolicyName="assume", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
-            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/gate"},
-                     "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]}
-            role = iam.create_role(RoleName="airlock-terraform", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-            iam.put_role_policy(RoleName="airlock-terraform", PolicyName="sqs", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sqs:*", "sts:GetCallerIdentity"], "Resource": "*"}]}))
-            def keys(user):
-                for _ in range(16):
-                    key = iam.create_access_key(UserName=user)["AccessKey"]
-                    if "+" not in key["SecretAccessKey"]: return key  # moto mis-checks user secrets with '+'
-                    iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
-            key = keys("gate")
-            iam.create_user(UserName="checker")
-            iam.put_user_policy(UserName="checker", PolicyName="read", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sqs:List*", "sqs:Get*"], "Resource": "*"}]}))
-            checker = keys("checker")
-            for _ in range(40):
-                try: iam.list_users()
-                except Exception: break
-            print(json.dumps({"role": role, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-                              "checker_id": checker["AccessKeyId"], "checker_secret": checker["SecretAccessKey"]}))
-            """, moto.url], environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()], directory: "/tmp", timeout: 120)
-        let found = try #require((try? JSONSerialization.jsonObject(with: Data(setup.stdout.utf8))) as? [String: String], "\(setup)")
+        let found = try GateRoleTests.roleScene(moto, roleActions: ["sqs:*", "sts:GetCallerIdentity"], checkerActions: ["sqs:List*", "sqs:Get*"])
         let gateKeys = ["AWS_ACCESS_KEY_ID": found["AWS_ACCESS_KEY_ID"]!, "AWS_SECRET_ACCESS_KEY": found["AWS_SECRET_ACCESS_KEY"]!]
         let checker = ["AWS_ACCESS_KEY_ID": found["checker_id"]!, "AWS_SECRET_ACCESS_KEY": found["checker_secret"]!]
         // The gate's own keys cannot make a queue.
         #expect(moto.aws(["sqs", "create-queue", "--queue-name", "direct"], keys: gateKeys).status != 0)
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         let mirror = scene.root + "/mirror.tfrc"
-        scene.write(mirror, """
-            provider_installation {
-              filesystem_mirror {
-                path    = "\(Terraform.mirror)"
-                include = ["registry.terraform.io/hashicorp/*"]
-              }
-              direct { exclude = ["registry.terraform.io/hashicorp/*"] }
-            }
-
-            """)
+        scene.write(mirror, Terraform.mirrorConfig)
         let gate = try TeamGate(store: "sqlite", upstream: moto.url,
                                 keys: gateKeys.merging(Terraform.environment(cliConfig: mirror)) { $1 }, assumeRole: try #require(found["role"]))
         let host = gate.enrol("host", "tf-host"), alice = gate.enrol("user", "alice")

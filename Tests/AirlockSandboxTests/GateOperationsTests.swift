@@ -423,12 +423,18 @@ final class AnswerBox: @unchecked Sendable {
 /// moto checks signatures and policies: the gate's own user may only assume the role, so a
 /// change that lands was made with the role's keys.
 @Suite struct GateRoleTests {
-    @Test func executionsAssumeTheRoleAndNothingIsSentWithoutIt() throws {
-        guard PythonTools.available() else { return }
-        let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "30"])
+    /// IAM on a moto that checks signatures and policies: a user `gate` that may only assume
+    /// the role `airlock-deploy` (whose policy allows `roleActions`; its trust policy names
+    /// `gate` and allows SetSourceIdentity), a read-only `checker` (`checkerActions`), a `plain`
+    /// user that may do nothing, and optionally a queue. Keys as `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY` (gate's), `checker_id`/`checker_secret`, `plain_id`/`plain_secret`,
+    /// and `role`, `queue`.
+    static func roleScene(_ moto: Moto, roleActions: [String], checkerActions: [String], queue: String? = nil) throws -> [String: String] {
+        let arguments = String(decoding: try JSONSerialization.data(withJSONObject: ["role": roleActions, "checker": checkerActions, "queue": queue ?? ""]), as: UTF8.self)
         let setup = runProcess(PythonTools.python, ["-c", """
             import boto3, botocore.config, json, sys
             config = botocore.config.Config(retries={"max_attempts": 1})
+            wanted = json.loads(sys.argv[2])
             kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing", config=config)
             iam = boto3.client("iam", **kw)
             iam.create_user(UserName="gate")
@@ -437,8 +443,8 @@ final class AnswerBox: @unchecked Sendable {
             trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/gate"},
                      "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]}
             role = iam.create_role(RoleName="airlock-deploy", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-            iam.put_role_policy(RoleName="airlock-deploy", PolicyName="sqs", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}))
+            iam.put_role_policy(RoleName="airlock-deploy", PolicyName="work", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": wanted["role"], "Resource": "*"}]}))
             def keys(user):
                 for _ in range(16):
                     key = iam.create_access_key(UserName=user)["AccessKey"]
@@ -447,19 +453,25 @@ final class AnswerBox: @unchecked Sendable {
             key = keys("gate")
             iam.create_user(UserName="checker")
             iam.put_user_policy(UserName="checker", PolicyName="read", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:Get*", "Resource": "*"}]}))
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": wanted["checker"], "Resource": "*"}]}))
             checker = keys("checker")
             iam.create_user(UserName="plain")  # no policy: may not even assume the role
             plain = keys("plain")
-            queue = boto3.client("sqs", **kw).create_queue(QueueName="role-q")["QueueUrl"]
+            queue = boto3.client("sqs", **kw).create_queue(QueueName=wanted["queue"])["QueueUrl"] if wanted["queue"] else ""
             for _ in range(40):
                 try: iam.list_users()
                 except Exception: break
             print(json.dumps({"role": role, "queue": queue, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
                               "checker_id": checker["AccessKeyId"], "checker_secret": checker["SecretAccessKey"],
                               "plain_id": plain["AccessKeyId"], "plain_secret": plain["SecretAccessKey"]}))
-            """, moto.url], environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()], directory: "/tmp", timeout: 120)
-        let found = try #require((try? JSONSerialization.jsonObject(with: Data(setup.stdout.utf8))) as? [String: String], "\(setup)")
+            """, moto.url, arguments], environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()], directory: "/tmp", timeout: 120)
+        return try #require((try? JSONSerialization.jsonObject(with: Data(setup.stdout.utf8))) as? [String: String], "\(setup)")
+    }
+
+    @Test func executionsAssumeTheRoleAndNothingIsSentWithoutIt() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "30"])
+        let found = try Self.roleScene(moto, roleActions: ["sqs:*"], checkerActions: ["sqs:Get*"], queue: "role-q")
         let gateKeys = ["AWS_ACCESS_KEY_ID": found["AWS_ACCESS_KEY_ID"]!, "AWS_SECRET_ACCESS_KEY": found["AWS_SECRET_ACCESS_KEY"]!]
         let queueURL = try #require(found["queue"]), role = try #require(found["role"])
         // The gate's own keys cannot send: only the role can.
