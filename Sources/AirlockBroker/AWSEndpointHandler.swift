@@ -198,11 +198,14 @@ final class UpstreamRelay: ChannelInboundHandler {
         let relay = NIOLoopBound(UpstreamRelay(downstream: downstream, version: version, keepAlive: keepAlive),
                                  eventLoop: downstream.eventLoop)
         let boundDownstream = NIOLoopBound(downstream, eventLoop: downstream.eventLoop)
-        UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: downstream.eventLoop) { _ in
+        UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: downstream.eventLoop,
+                                  trust: request.trust, serverName: request.serverName) { _ in
             [relay.value]
         }.whenComplete { result in
             switch result {
             case .success(let upstream):
+                // An agent that hangs up (a watch it stopped) ends the upstream request too.
+                boundDownstream.value.channel.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
                 upstream.write(HTTPClientRequestPart.head(UpstreamConnector.head(for: request)), promise: nil)
                 if !request.body.isEmpty {
                     upstream.write(HTTPClientRequestPart.body(.byteBuffer(upstream.allocator.buffer(bytes: request.body))), promise: nil)

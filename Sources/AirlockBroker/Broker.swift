@@ -2,6 +2,7 @@ import AirlockCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The broker inside `airlock run` (docs/design.md §1): serves the listening sockets the sandbox's
 /// init created in the sandbox's network namespace. One event-loop thread does the I/O;
@@ -47,6 +48,29 @@ public final class Broker: @unchecked Sendable {
         for future in [aws, agent] {
             future.whenFailure { error in failed(AirlockError("the broker cannot serve the sandbox's sockets: \(error)")) }
         }
+    }
+
+    /// Serves the Kubernetes endpoint (TLS with the session CA's certificate for 127.0.0.1)
+    /// on a listening socket. Returns at once.
+    public func serve(kubernetes fd: Int32, gateway: KubernetesGateway, tls: NIOSSLContext,
+                      failed: @escaping @Sendable (AirlockError) -> Void) {
+        let pool = self.pool
+        let connections = SessionCounter()
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: Self.backlog)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                guard connections.enter(limit: Self.awsConnectionLimit) else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in connections.leave() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLServerHandler(context: tls))
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(KubernetesEndpointHandler(gateway: gateway, pool: pool))
+                }
+            }
+            .withBoundSocket(fd)
+            .whenFailure { error in failed(AirlockError("the broker cannot serve the Kubernetes endpoint: \(error)")) }
     }
 
     /// Serves the egress proxy on a listening socket. Returns at once.

@@ -42,6 +42,13 @@ public final class EgressProxy: @unchecked Sendable {
         get { locked { interceptionSlot } }
         set { locked { interceptionSlot = newValue } }
     }
+    /// Where CONNECTs to the human's Kubernetes API servers go (TLS terminated by the broker,
+    /// requests handed to the Kubernetes gateway bound to that context): never a tunnel.
+    private var kubernetesSlot: KubernetesInterception?
+    public var kubernetesInterception: KubernetesInterception? {
+        get { locked { kubernetesSlot } }
+        set { locked { kubernetesSlot = newValue } }
+    }
     private var mutex = pthread_mutex_t()
     private var active = 0
     private var refusals: [String: Int] = [:]
@@ -137,6 +144,22 @@ public final class AWSInterception: @unchecked Sendable {
     }
 }
 
+/// What the egress proxy needs to answer a Kubernetes API server's address itself
+/// (docs/kubernetes.md): a CONNECT there is terminated with a session-CA certificate for that
+/// address and served by the Kubernetes gateway, which requires the session's token like the
+/// endpoint; nothing is tunnelled to the real server.
+public final class KubernetesInterception: @unchecked Sendable {
+    let ca: SessionCA
+    let gateway: KubernetesGateway
+    let pool: NIOThreadPool
+
+    public init(ca: SessionCA, gateway: KubernetesGateway, broker: Broker) {
+        self.ca = ca
+        self.gateway = gateway
+        pool = broker.pool
+    }
+}
+
 /// One client connection to the proxy.
 final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -210,7 +233,30 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         // AWS hosts are Airlock's to answer: the gate is where AWS calls go, whatever host a
         // client has built in (the aws CLI's queue.amazonaws.com for every `aws sqs`).
         if head.method == .CONNECT, target.port == 443, SessionCA.covers(target.host), let interception = proxy.awsInterception {
-            intercept(context, target: target, interception)
+            intercept(context, target: target, tls: interception.context, label: "Airlock's AWS gateway") {
+                AWSEndpointHandler(gateway: interception.gateway, pool: interception.pool, budget: interception.budget,
+                                   interceptedHost: target.host.lowercased())
+            }
+            return
+        }
+        // The human's API servers are the broker's to answer, by any client: the sandbox's
+        // kubeconfig points at the broker, and a client that found a server's address
+        // elsewhere must not get a tunnel to it.
+        if let kubernetes = proxy.kubernetesInterception,
+           let index = kubernetes.gateway.clusters.contextIndex(host: target.host, port: target.port) {
+            guard head.method == .CONNECT else {
+                proxy.noteRefusal(target.description, "a Kubernetes API server")
+                refuse(context, .forbidden, "Airlock proxy: \(target) is a Kubernetes API server of your kubeconfig; reach it with the sandbox's kubeconfig ($KUBECONFIG), through the broker")
+                return
+            }
+            do {
+                let tls = try kubernetes.ca.context(for: target.host.lowercased())
+                intercept(context, target: target, tls: tls, label: "Airlock's Kubernetes gateway (context \(index))") {
+                    KubernetesEndpointHandler(gateway: kubernetes.gateway, pool: kubernetes.pool, boundContext: index)
+                }
+            } catch {
+                refuse(context, .badGateway, "Airlock proxy: \(error)")
+            }
             return
         }
         if case .refuse(let rule, let hint) = proxy.policy.decide(host: target.host, port: target.port) {
@@ -280,27 +326,26 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
     }
 
-    /// 200, then TLS with a certificate of the session's CA for the host, and the AWS endpoint's
-    /// handler behind it, bound to that host.
-    private func intercept(_ context: ChannelHandlerContext, target: EgressTarget, _ interception: AWSInterception) {
+    /// 200, then TLS with a certificate of the session's CA for the host, and a gateway's
+    /// handler (`endpoint`) behind it, bound to that host.
+    private func intercept(_ context: ChannelHandlerContext, target: EgressTarget, tls: NIOSSLContext, label: String,
+                           endpoint: @escaping @Sendable () -> ChannelHandler) {
         state = .done
         guard proxy.acquire() else {
             refuse(context, .serviceUnavailable, "Airlock proxy: more than \(proxy.connectionCap) connections at once (network.max_tunnels); try again")
             return
         }
-        let record = ConnectionRecord(proxy: proxy, label: "CONNECT \(target) → Airlock's AWS gateway (TLS terminated)", started: Clock.monotonicSeconds())
+        let record = ConnectionRecord(proxy: proxy, label: "CONNECT \(target) → \(label) (TLS terminated)", started: Clock.monotonicSeconds())
         let channel = context.channel
         let pipeline = context.pipeline
         let established = context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")
-        let host = target.host.lowercased()
         pipeline.removeHandler(name: "airlock-http-encoder").flatMap {
             context.writeAndFlush(NIOAny(established))
         }.flatMapThrowing {
             let sync = pipeline.syncOperations
-            try sync.addHandler(NIOSSLServerHandler(context: interception.context), position: .last)
+            try sync.addHandler(NIOSSLServerHandler(context: tls), position: .last)
             try sync.configureHTTPServerPipeline(position: .last, withErrorHandling: true)
-            try sync.addHandler(AWSEndpointHandler(gateway: interception.gateway, pool: interception.pool, budget: interception.budget,
-                                                   interceptedHost: host), position: .last)
+            try sync.addHandler(endpoint(), position: .last)
         }.flatMap {
             pipeline.removeHandler(self)
         }.flatMap {

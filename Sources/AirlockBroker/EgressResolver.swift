@@ -20,6 +20,9 @@ public struct EgressResolver: Sendable {
         self.pinned = pinned
     }
 
+    /// The address `AIRLOCK_EGRESS_RESOLVE` pins `host` to, if it does.
+    public func pinnedAddress(_ host: String) -> IPAddress? { pinned[host.lowercased()]?.first }
+
     public func resolve(_ host: String) -> [IPAddress] {
         if let address = IPAddress(host) { return [address] }
         if let addresses = pinned[host] { return addresses }

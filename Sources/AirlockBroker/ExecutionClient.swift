@@ -24,7 +24,8 @@ public enum ExecutionClient {
     public static func send(_ request: OutboundRequest, timeoutSeconds: Int64 = 300, trust: NIOSSLContext? = nil) throws(AirlockError) -> Response {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: Response.self)
-        UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: eventLoop, trust: trust) { _ in
+        UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: eventLoop,
+                                  trust: request.trust ?? trust, serverName: request.serverName) { _ in
             [Collector(promise: promise)]
         }.whenComplete { result in
             switch result {

@@ -18,6 +18,8 @@ public struct Executor: Sendable {
     /// its session named `airlock-<proposal id>` and its SourceIdentity the proposal id, so
     /// CloudTrail ties each change to its proposal (docs/gate.md, "Role per execution").
     public var assumeRole: String?
+    /// The approver's kubeconfig clusters, for Kubernetes proposals (docs/kubernetes.md).
+    public var kubernetes: KubernetesClusters?
 
     public init(store: any ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String,
                 lease: ExecutionLease? = nil) {
@@ -60,6 +62,7 @@ public struct Executor: Sendable {
             throw Outcome.notSent("the payload does not match its digest \(proposal.digest): the store was changed")
         }
         let payload = try JSON.parse(bytes: proposal.payload)
+        if payload["type"]?.string == "kubernetes-request" { return try runKubernetes(payload, proposal: proposal, renewer: renewer) }
         let upstream = try AWSUpstream(parsing: proposal.upstream)
         var keys: SigV4.Credentials?
         if let assumeRole {
@@ -76,6 +79,34 @@ public struct Executor: Sendable {
         default:
             throw Outcome.notSent("proposals of this kind are not executed by the AWS executor")
         }
+    }
+
+    /// Sends an approved Kubernetes request, exactly as pinned, to the server it was made
+    /// for, with the approver's credentials of that context: refused when the context now
+    /// names another server (the kubeconfig changed between proposal and approval).
+    func runKubernetes(_ payload: JSON, proposal: Proposal, renewer: LeaseRenewer?) throws -> ExecutionResult {
+        guard let pinned = KubernetesPinnedRequest(json: payload) else { throw Outcome.notSent("the payload is not a Kubernetes request") }
+        guard let kubernetes else {
+            throw Outcome.notSent("no kubeconfig here to execute Kubernetes requests with (KUBECONFIG or ~/.kube/config)")
+        }
+        guard let context = kubernetes.context(named: pinned.context) else {
+            throw Outcome.notSent("the kubeconfig here has no context \(pinned.context)")
+        }
+        guard context.cluster.server == pinned.server, pinned.server == proposal.upstream else {
+            throw Outcome.notSent("context \(pinned.context) now names the server \(context.cluster.server), not \(pinned.server) it was proposed for")
+        }
+        let target: KubernetesClusters.Target
+        do { target = try kubernetes.target(context) } catch { throw Outcome.notSent(error.message) }
+        if let renewer, !renewer.renew() { throw Outcome.notSent("this replica's lease on the execution ran out") }
+        if let reason = holdReason?() { throw Outcome.notSent(reason) }
+        let response: ExecutionClient.Response
+        do {
+            response = try ExecutionClient.send(pinned.outbound(target))
+        } catch {
+            throw error.message.hasPrefix("cannot reach") && error.message.contains("connect")
+                ? Outcome.notSent(error.message) : Outcome.uncertain(error.message)
+        }
+        return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
     }
 
     /// `keys`: an assumed role's; nil signs with the execution credentials.

@@ -50,13 +50,15 @@ public final class SessionCA: Sendable {
             let signer = Certificate.PrivateKey(key)
             let name = try DistinguishedName {
                 OrganizationName("Airlock")
-                CommonName("Airlock session CA (AWS hosts only)")
+                CommonName("Airlock session CA (AWS hosts and the sandbox's loopback only)")
             }
             let identifier = SubjectKeyIdentifier(hash: signer.publicKey)
             let extensions = try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
                 Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-                Critical(NameConstraints(permittedDNSDomains: Self.domains))
+                // And the sandbox's loopback (the Kubernetes endpoint), no other address.
+                Critical(NameConstraints(permittedDNSDomains: Self.domains,
+                                         permittedIPRanges: [ASN1OctetString(contentBytes: [127, 0, 0, 1, 255, 255, 255, 255])]))
                 identifier
             }
             certificate = try Certificate(
@@ -93,19 +95,54 @@ public final class SessionCA: Sendable {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true))
             try ExtendedKeyUsage([.serverAuth])
-            SubjectAlternativeNames([.dnsName(host)])
+            SubjectAlternativeNames([Self.ipv4(host).map { .ipAddress(ASN1OctetString(contentBytes: $0[...])) } ?? .dnsName(host)])
             AuthorityKeyIdentifier(keyIdentifier: keyIdentifier)
         }
         let issued = try Certificate(
             version: .v3, serialNumber: Self.serial(), publicKey: publicKey,
             notValidBefore: now.addingTimeInterval(-3600), notValidAfter: min(now.addingTimeInterval(24 * 3600), certificate.notValidAfter),
-            issuer: certificate.subject, subject: try DistinguishedName { CommonName(host) },
+            // No common name for an address: OpenSSL checks a CN against the CA's DNS
+            // constraints when there is no DNS name, and 127.0.0.1 is not one of them.
+            issuer: certificate.subject,
+            subject: Self.ipv4(host) == nil ? try DistinguishedName { CommonName(host) } : try DistinguishedName { OrganizationName("Airlock") },
             signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(key))
         var serializer = DER.Serializer()
         try serializer.serialize(issued)
         let leaf = try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
         leaves.withLock { $0[host] = leaf }
         return leaf
+    }
+
+    /// The four bytes of a dotted IPv4 address.
+    static func ipv4(_ host: String) -> [UInt8]? {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        let bytes = parts.compactMap { part -> UInt8? in
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber) else { return nil }
+            return UInt8(part)
+        }
+        return bytes.count == 4 ? bytes : nil
+    }
+
+    private let fixedContexts = Mutex<[String: NIOSSLContext]>([:])
+
+    /// A server context that always presents the certificate for `host` (an IP address or a
+    /// name the client may not send by SNI): the Kubernetes endpoint on 127.0.0.1, and an API
+    /// server's address reached by CONNECT. A name outside the CA's constraints gets a
+    /// certificate that clients checking constraints refuse: the connection ends at the
+    /// broker either way (docs/kubernetes.md).
+    public func context(for host: String) throws(AirlockError) -> NIOSSLContext {
+        if let cached = fixedContexts.withLock({ $0[host] }) { return cached }
+        do {
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: [.certificate(try leaf(for: host))], privateKey: .privateKey(try leafKey().forTLS))
+            configuration.minimumTLSVersion = .tlsv12
+            let context = try NIOSSLContext(configuration: configuration)
+            fixedContexts.withLock { $0[host] = context }
+            return context
+        } catch {
+            throw AirlockError("cannot make the TLS context for \(host): \(error)")
+        }
     }
 
     struct NotAnAWSHost: Error, CustomStringConvertible {

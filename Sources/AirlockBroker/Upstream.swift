@@ -1,5 +1,6 @@
 import AirlockCore
 import AirlockPolicy
+import NIOSSL
 
 /// Where a session's AWS requests really go: AWS itself (regional endpoints), or one
 /// endpoint given with `--aws-endpoint` (moto, LocalStack). A proposal records its session's
@@ -82,6 +83,10 @@ public struct OutboundRequest: Sendable {
     public var target: String
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// A TLS context of its own (a Kubernetes cluster's CA and client certificate) instead
+    /// of the system's roots, and the name to verify when it is not `host`.
+    public var trust: NIOSSLContext? = nil
+    public var serverName: String? = nil
 
     var hostHeader: String {
         let defaultPort = scheme == "https" ? 443 : 80

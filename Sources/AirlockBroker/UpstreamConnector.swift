@@ -11,7 +11,7 @@ enum UpstreamConnector {
 
     /// `trust`: a TLS context of its own (the team gate's CA) instead of the system's roots.
     static func connect(
-        scheme: String, host: String, port: Int, on eventLoop: EventLoop, trust: NIOSSLContext? = nil,
+        scheme: String, host: String, port: Int, on eventLoop: EventLoop, trust: NIOSSLContext? = nil, serverName: String? = nil,
         handlers: @escaping @Sendable (Channel) -> [ChannelHandler]
     ) -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)
@@ -21,7 +21,10 @@ enum UpstreamConnector {
                 channel.eventLoop.makeCompletedFuture {
                     if scheme == "https" {
                         guard let context = trust ?? tlsContext else { throw AirlockError("TLS is not available") }
-                        let tls = try NIOSSLClientHandler(context: context, serverHostname: host)
+                        // No SNI for an address (NIOSSL refuses one); the certificate is then
+                        // checked against the address.
+                        let name = serverName ?? host
+                        let tls = try NIOSSLClientHandler(context: context, serverHostname: Self.isAddress(name) ? nil : name)
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -29,6 +32,10 @@ enum UpstreamConnector {
                 }
             }
             .connect(host: host, port: port)
+    }
+
+    static func isAddress(_ host: String) -> Bool {
+        host.contains(":") || (host.split(separator: ".").count == 4 && host.allSatisfy { $0 == "." || $0.isNumber })
     }
 
     static func head(for request: OutboundRequest) -> HTTPRequestHead {

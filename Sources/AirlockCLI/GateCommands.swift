@@ -251,9 +251,10 @@ struct Approve: ParsableCommand {
             } else {
                 let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
                 let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
-                let executor = Executor(store: store, catalog: catalog,
+                var executor = Executor(store: store, catalog: catalog,
                                         credentials: HostCredentials(environment: environment, profile: awsProfile),
                                         blobDirectory: store.stateDir + "/blobs")
+                executor.kubernetes = (try? KubernetesClusters.load(environment: environment)) ?? nil
                 outcome = try executor.execute(id, actor: actor)
             }
         }

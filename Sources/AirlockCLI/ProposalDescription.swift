@@ -36,6 +36,9 @@ enum ProposalDescription {
         if payload["type"]?.string == "command" {
             return commandLines(payload, manifest: manifest)
         }
+        if let pinned = KubernetesPinnedRequest(json: payload) {
+            return kubernetesLines(pinned, preview: payload["preview"])
+        }
         if payload["type"]?.string == "s3-multipart" {
             var lines = ["  request:   multipart upload to s3://\(payload["bucket"]?.string ?? "?")/\(payload["key"]?.string ?? "?") (\(payload["size"]?.int ?? 0) bytes)"]
             for part in payload["parts"]?.array ?? [] {
@@ -49,6 +52,31 @@ enum ProposalDescription {
             return lines
         }
         return ["  request:   " + String(decoding: proposal.payload.prefix(2000), as: UTF8.self)]
+    }
+
+    /// A Kubernetes request: what approval sends, its body in full, and the server's own dry
+    /// run of it as a diff against the live object.
+    static func kubernetesLines(_ pinned: KubernetesPinnedRequest, preview: JSON?) -> [String] {
+        var lines = ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (context \(pinned.context), \(pinned.server))"]
+        for header in pinned.headers { lines.append("    \(header.name): \(header.value)") }
+        if !pinned.body.isEmpty {
+            lines.append("    body (\(pinned.body.count) bytes):")
+            let text = (try? JSON.parse(bytes: pinned.body)).map { $0.pretty() } ?? String(decoding: pinned.body.prefix(16384), as: UTF8.self)
+            lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }
+        }
+        guard let preview else { return lines }
+        if let note = preview["note"]?.string { lines.append("  preview:   \(note)") }
+        if let status = preview["dry_run_status"]?.int {
+            lines.append("  preview:   the API server's dry run of this request (dryRun=All): HTTP \(status)")
+        }
+        if let answer = preview["dry_run_answer"]?.string {
+            lines += answer.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
+        }
+        if let diff = preview["diff"]?.string {
+            lines.append(diff.isEmpty ? "    (no change to the live object)" : "    diff, live object → after approval:")
+            lines += diff.split(separator: "\n", omittingEmptySubsequences: true).map { "    " + $0 }
+        }
+        return lines
     }
 
     /// A command proposal: what the agent ran, what approval runs, the snapshot it runs on,

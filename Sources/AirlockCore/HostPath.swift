@@ -2,6 +2,12 @@
 /// symlinks first where it matters.
 public enum HostPath {
     /// Collapses `//`, `.` and `..` and drops a trailing slash. `path` must be absolute.
+    /// The directory holding `path` ("/" for a top-level name, "." for a bare name).
+    public static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
     public static func normalize(_ path: String) -> String {
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {

@@ -65,6 +65,19 @@ public enum JSON: Sendable, Equatable {
         return out
     }
 
+    /// Two-space indented, one member per line: for people (a preview's diff reads by line).
+    public func pretty(indent: String = "") -> String {
+        let inner = indent + "  "
+        switch self {
+        case .array(let items) where !items.isEmpty:
+            return "[\n" + items.map { inner + $0.pretty(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        case .object(let pairs) where !pairs.isEmpty:
+            return "{\n" + pairs.map { inner + JSON.quote($0.0) + ": " + $0.1.pretty(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "}"
+        default:
+            return serialized()
+        }
+    }
+
     public static func quote(_ text: String) -> String {
         var out = ""
         writeString(text, to: &out)

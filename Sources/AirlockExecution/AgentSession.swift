@@ -57,6 +57,11 @@ public final class AgentSession: @unchecked Sendable {
     /// Paths inside the workspace the sandbox masks (credentials): never in a snapshot.
     public private(set) var maskedWorkspacePaths: Set<String> = []
     public let hasEtcProfile: Bool
+    /// The human's kubeconfig, read here (outside the sandbox): the Kubernetes endpoint's
+    /// clusters. Nil without one; agent sessions only (an execution keeps its tool's files).
+    public let kubernetes: KubernetesClusters?
+    /// The token the sandbox's kubeconfig holds (docs/kubernetes.md).
+    public let kubernetesToken = KubernetesGateway.newToken()
 
     public init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
@@ -103,6 +108,16 @@ public final class AgentSession: @unchecked Sendable {
         var policy = execution?.spec.egressPolicy ?? stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
         if let gate { policy = policy.refusingGate(url: gate.url, resolved: Self.gateAddresses(gate.url, environment: environment)) }
         egressPolicy = policy
+        if execution == nil {
+            do {
+                kubernetes = try KubernetesClusters.load(environment: environment)
+            } catch {
+                writeStandardError("airlock: warning: \(error.message); Kubernetes is not reachable from the sandbox\(error.hint.map { " (\($0))" } ?? "")\n")
+                kubernetes = nil
+            }
+        } else {
+            kubernetes = nil
+        }
         snapshotExclude = stack.snapshotExclude
         snapshotLimit = Int(clamping: stack.snapshotLimit)
         egress = EgressProxy(
@@ -123,7 +138,8 @@ public final class AgentSession: @unchecked Sendable {
     public static let bundlePath = SandboxLayout.runDirectory + "/ca/bundle.pem"
 
     public var listeners: [ListenerRequest] {
-        [.tcp(port: AWSSandboxSetup.port), .unix(path: AWSSandboxSetup.agentSocket), .tcp(port: Self.proxyPort)]
+        [.tcp(port: AWSSandboxSetup.port), .unix(path: AWSSandboxSetup.agentSocket), .tcp(port: Self.proxyPort),
+         .tcp(port: KubernetesSandboxSetup.port)]
     }
 
     /// Adds the AWS config, the agent's own `airlock` (for `wait` and `status`) and the
@@ -155,6 +171,14 @@ public final class AgentSession: @unchecked Sendable {
             // a CA a program chose itself (`pip --cert`, `Session.verify`), which breaks them.
             layout.setEnvironment(["AWS_CA_BUNDLE": Self.bundlePath, "SSL_CERT_FILE": Self.bundlePath,
                                    "NODE_EXTRA_CA_CERTS": Self.caPath])
+            if let kubernetes {
+                // Every context of the human's kubeconfig, through the broker: no real server
+                // address or credential is in this file.
+                layout.addFile(KubernetesSandboxSetup.configPath,
+                               contents: kubernetes.config.sandboxConfig(endpoint: KubernetesSandboxSetup.endpoint, caPEM: trust.ca.pem,
+                                                                         token: kubernetesToken))
+                layout.setEnvironment(["KUBECONFIG": KubernetesSandboxSetup.configPath])
+            }
         }
         StartupTrace.mark("ca-bundle")
         let workspace = record.workspace
@@ -180,7 +204,7 @@ public final class AgentSession: @unchecked Sendable {
     /// Called as soon as the sandbox's init has handed over its listeners.
     public func serve(_ sandbox: RunningSandbox) throws(AirlockError) {
         let listeners = sandbox.takeListeners()
-        guard listeners.count == 3 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
+        guard listeners.count == 4 else { throw AirlockError("the sandbox did not hand over the broker's listeners") }
         // On another thread, and only once the agent connects: connections queue on the
         // listening sockets until the broker serves them. The gateway, NIO's threads and
         // first bootstraps cost about 3 ms and 8 MB of resident memory (code paged in), which
@@ -250,6 +274,25 @@ public final class AgentSession: @unchecked Sendable {
             }
         case .failure(let error):
             log.write("broker: \(error.message): AWS hosts reached through the proxy are refused")
+        }
+        if let kubernetes, case .success(let trust) = authority.value {
+            let kubeGateway = KubernetesGateway(
+                sessionID: id, token: kubernetesToken, clusters: kubernetes, store: { () throws(AirlockError) in try cache.store() }, log: log,
+                refuseChanges: storeCache.gate == nil ? nil
+                    : "this session's proposals go to a team gate, which does not hold a kubeconfig to execute Kubernetes changes yet; run without --gate to propose them locally")
+            do {
+                broker.serve(kubernetes: listeners[3], gateway: kubeGateway, tls: try trust.ca.context(for: "127.0.0.1")) { error in
+                    log.write("broker: \(error)")
+                    writeStandardError("airlock: \(error.message): Kubernetes calls from the sandbox will fail\n")
+                }
+                egress.kubernetesInterception = KubernetesInterception(ca: trust.ca, gateway: kubeGateway, broker: broker)
+                log.write("kubernetes: \(kubernetes.config.contexts.count) context(s) of \(kubernetes.sources.joined(separator: ", ")) through the broker")
+            } catch {
+                log.write("broker: \(error.message): Kubernetes calls from the sandbox will fail")
+            }
+        } else {
+            // Nothing serves it: a client gets a refused connection at once, not a hang.
+            close(listeners[3])
         }
         StartupTrace.mark("interception")
         egress.fitDescriptorLimit()

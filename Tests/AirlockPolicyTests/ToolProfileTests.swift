@@ -98,7 +98,7 @@ enum ShippedTools {
         ("kubectl", .read), ("kubectl get --help", .read), ("kubectl delete -h", .read),
         ("kubectl frobnicate pods", .mutation),
         // Redirections (every one is also checked from the profile below).
-        ("kubectl --kubeconfig /tmp/k get pods", .deny), ("kubectl get pods --context=prod", .deny),
+        ("kubectl --kubeconfig /tmp/k get pods", .deny), ("kubectl get pods --context=prod", .read),
         ("kubectl -s https://evil:6443 get pods", .deny), ("kubectl get pods --token=abc", .deny),
         ("kubectl delete pod x --as=system:admin", .deny),
         // A value that looks like a flag is still a redirection.
@@ -203,7 +203,8 @@ enum ShippedTools {
     @Test func everyRedirectionFlagIsRefused() {
         for (tool, profile) in ShippedTools.profiles {
             let subcommand = profile.rules.first { $0.kind == .read }!.command
-            for flag in profile.redirectFlags.sorted() {
+            // A flag the shipped profile allows (kubectl's --context) is not a redirection there.
+            for flag in profile.redirectFlags.sorted() where !profile.allowFlags.contains(flag) {
                 for argv in [[flag, "x"] + subcommand, subcommand + [flag, "x"], subcommand + ["\(flag)=x"]] {
                     let ruling = CommandClassifier.classify(argv, profile: profile, context: ShippedTools.context)
                     #expect(ruling.decision == .deny, "\(tool) \(argv.joined(separator: " ")) → \(ruling.decision)")

@@ -301,7 +301,8 @@ final class KubeStandIn: @unchecked Sendable {
     let kubeconfig: String
     let caData: String
 
-    init(directory: String) throws {
+    /// `environment`: the stand-in's options (KUBE_STANDIN_SEED, KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS).
+    init(directory: String, environment: [String: String] = [:]) throws {
         let fixtures = runProcess("/usr/bin/python3", [Stage.repoRoot + "/Tests/Support/egress_server.py", "fixtures", directory + "/tls"],
                                   environment: ["PATH": "/usr/bin:/bin"], directory: directory, timeout: 60)
         guard fixtures.status == 0 else { throw TestUpstreamError("fixtures: \(fixtures)") }
@@ -312,6 +313,7 @@ final class KubeStandIn: @unchecked Sendable {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
+        process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
         try process.run()
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {
@@ -369,15 +371,12 @@ final class KubeStandIn: @unchecked Sendable {
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         let kube = try KubeStandIn(directory: scene.root)
         scene.write(scene.workspace + "/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  mode: blue\n")
-        // The agent's own kubeconfig: the same cluster, a token that is worth nothing (the
-        // stand-in lets anyone read; kubectl would prompt for a password without any token).
-        scene.write(scene.workspace + "/agent-kubeconfig", KubeStandIn.config(port: kube.port, caData: kube.caData, token: "worthless"))
         let profile = scene.egressProfile("network:\n  allow: [kube.test:\(kube.port)]\n  allow_addresses: [127.0.0.1/32]\n")
         var shown = Outcome(status: -1, stdout: "", stderr: "")
         var approval = shown
         var requestsBeforeApproval: [[String: String]] = []
         let out = scene.run(["/bin/sh", "-c", """
-            mkdir -p ~/.kube && cp agent-kubeconfig ~/.kube/config
+            cat "$KUBECONFIG" > kubeconfig.seen; env > env.seen
             kubectl get configmaps > get.out 2> get.err; echo $? > get.rc
             kubectl create -f cm.yaml --validate=false > create.out 2> create.err; echo $? > create.rc
             kubectl exec -it web-0 -- sh > exec.out 2> exec.err; echo $? > exec.rc
@@ -398,10 +397,13 @@ final class KubeStandIn: @unchecked Sendable {
                                   directory: scene.workspace, timeout: 120)
         }
         #expect(out.status == 0, "\(out)")
-        // A read ran at once, in the sandbox, without credentials.
+        // A read ran at once, in the sandbox, through the broker's Kubernetes endpoint, which
+        // added the human's token; the sandbox never held it (docs/kubernetes.md).
         #expect(scene.file("get.rc") == "0\n", "\(scene.file("get.err"))")
         #expect(requestsBeforeApproval.contains { $0["method"] == "GET" && $0["path"]?.hasPrefix("/api/v1/namespaces/default/configmaps") == true })
-        #expect(requestsBeforeApproval.allSatisfy { $0["authorization"] == "Bearer worthless" }, "\(requestsBeforeApproval)")
+        #expect(requestsBeforeApproval.allSatisfy { $0["authorization"] == "Bearer host-secret-token" }, "\(requestsBeforeApproval)")
+        #expect(!scene.file("kubeconfig.seen").isEmpty && !scene.file("kubeconfig.seen").contains("host-secret-token")
+                && !scene.file("env.seen").contains("host-secret-token"), "\(scene.file("kubeconfig.seen"))")
         #expect(!requestsBeforeApproval.contains { $0["method"] == "POST" }, "created before approval")
         // The change waited; exec and a redirected kubeconfig were refused.
         #expect(scene.file("create.rc") == "75\n", "\(scene.file("create.err"))")

@@ -1,3 +1,4 @@
+import AirlockCore
 /// A Kubernetes API request read the way the API server reads it (its RequestInfo: verb,
 /// API group and version, namespace, resource, name, subresource), then classified
 /// (docs/kubernetes.md): get/list/watch read, `secrets` and `serviceaccounts/token`
@@ -156,8 +157,10 @@ public enum KubernetesClassifier {
 
     /// `allowed`: interactive subresources a profile permits. `readNamespaces`: when set, reads
     /// of namespaced resources outside these are refused (a profile's scope).
+    /// `body`: the request's body (a DELETE's body is its DeleteOptions, which the API server
+    /// reads instead of the query).
     public static func classify(method: String, path: String, query: String, headers: [(name: String, value: String)],
-                                allowed: Set<String> = [], readNamespaces: Set<String>? = nil) -> Ruling {
+                                body: [UInt8] = [], allowed: Set<String> = [], readNamespaces: Set<String>? = nil) -> Ruling {
         if let header = impersonates(headers) {
             return Ruling(.deny, "impersonation (\(header)) is refused: the broker acts only as the human's own identity")
         }
@@ -169,8 +172,47 @@ public enum KubernetesClassifier {
             if upper == "GET" || upper == "HEAD" { return Ruling(.read, "discovery and non-resource read (\(path))") }
             return Ruling(.mutation, "\(upper) \(path): not a read")
         case .resource(let request):
-            return classify(request, allowed: allowed, readNamespaces: readNamespaces)
+            let ruling = classify(request, allowed: allowed, readNamespaces: readNamespaces)
+            if ruling.decision == .mutation, !interactive.contains(request.qualifiedResource),
+               !(request.subresource?.hasPrefix("proxy") ?? false),
+               [.create, .update, .patch, .delete, .deletecollection].contains(request.verb),
+               (request.verb == .delete || request.verb == .deletecollection) && !body.isEmpty
+                   ? deleteOptionsAreDryRun(body, contentType: headers.first { $0.name.lowercased() == "content-type" }?.value)
+                   : isServerDryRun(query: query, deleteWithBody: false) {
+                return Ruling(.read, "\(request.verb.rawValue) \(request.qualifiedResource) as a server-side dry run (dryRun=All): nothing is stored")
+            }
+            return ruling
         }
+    }
+
+    /// Whether a DELETE's body (its DeleteOptions, `kubectl delete --dry-run=server`) makes it
+    /// a dry run: JSON with exactly one reading, `"dryRun": ["All"]`, and no other key that a
+    /// case-insensitive decoder would take for it. Anything else (YAML, protobuf, a key twice)
+    /// is not read as dry.
+    public static func deleteOptionsAreDryRun(_ body: [UInt8], contentType: String?) -> Bool {
+        guard let type = contentType.map({ String($0.prefix { $0 != ";" }).trimmingSpaces().lowercased() }), type == "application/json",
+              case .object(let pairs)? = try? JSON.parseStrict(bytes: body) else { return false }
+        let named = pairs.filter { $0.0.lowercased() == "dryrun" }
+        return named.count == 1 && named[0].0 == "dryRun" && named[0].1 == .array([.string("All")])
+    }
+
+    /// Whether the API server will only dry-run this request: the query holds `dryRun=All`
+    /// exactly once (keys and values read percent-decoded, as the server reads them) and no
+    /// other dryRun value. A DELETE with a body is never one: the server then takes its
+    /// options from the body and ignores the query (docs/kubernetes.md, "one reading").
+    public static func isServerDryRun(query: String, deleteWithBody: Bool) -> Bool {
+        guard !deleteWithBody else { return false }
+        var values: [String] = []
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let key = String(pair.prefix { $0 != "=" })
+            let value = pair.contains("=") ? String(pair.drop { $0 != "=" }.dropFirst()) : ""
+            // Go's query parser drops a pair it cannot decode: such a query is not read as a dry run.
+            guard PercentEncoding.isValidEscaping(Array(key.utf8)[...]), PercentEncoding.isValidEscaping(Array(value.utf8)[...]) else {
+                return false
+            }
+            if PercentEncoding.decode(key, plusIsSpace: true) == "dryRun" { values.append(PercentEncoding.decode(value, plusIsSpace: true)) }
+        }
+        return values == ["All"]
     }
 
     public static func classify(_ request: KubernetesRequest, allowed: Set<String> = [], readNamespaces: Set<String>? = nil) -> Ruling {
