@@ -49,6 +49,12 @@ public final class EgressProxy: @unchecked Sendable {
         get { locked { kubernetesSlot } }
         set { locked { kubernetesSlot = newValue } }
     }
+    /// Where CONNECTs to GitHub hosts go (TLS terminated, requests handed to the GitHub gateway).
+    private var githubSlot: GitHubInterception?
+    public var githubInterception: GitHubInterception? {
+        get { locked { githubSlot } }
+        set { locked { githubSlot = newValue } }
+    }
     private var mutex = pthread_mutex_t()
     private var active = 0
     private var refusals: [String: Int] = [:]
@@ -160,6 +166,19 @@ public final class KubernetesInterception: @unchecked Sendable {
     }
 }
 
+/// What the egress proxy needs to answer a GitHub host itself (docs/github.md).
+public final class GitHubInterception: @unchecked Sendable {
+    let ca: SessionCA
+    let gateway: GitHubGateway
+    let pool: NIOThreadPool
+
+    public init(ca: SessionCA, gateway: GitHubGateway, broker: Broker) {
+        self.ca = ca
+        self.gateway = gateway
+        pool = broker.pool
+    }
+}
+
 /// One client connection to the proxy.
 final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -236,6 +255,31 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             intercept(context, target: target, tls: interception.context, label: "Airlock's AWS gateway") {
                 AWSEndpointHandler(gateway: interception.gateway, pool: interception.pool, budget: interception.budget,
                                    interceptedHost: target.host.lowercased())
+            }
+            return
+        }
+        // GitHub hosts too: their API and git are gated by the GitHub gateway, with the
+        // human's credentials added there, whatever client made the connection.
+        if let github = proxy.githubInterception, github.gateway.credentials.covers(target.host) {
+            let host = target.host.lowercased()
+            // The profile's allowlist still decides whether the agent may reach GitHub at all.
+            if case .refuse(let rule, let hint) = proxy.policy.decide(host: target.host, port: target.port) {
+                proxy.noteRefusal(target.description, rule)
+                refuse(context, .forbidden, Self.refusalText(target, rule: rule, hint: hint))
+                return
+            }
+            guard head.method == .CONNECT, target.port == 443 else {
+                proxy.noteRefusal(target.description, "a GitHub host, HTTPS only")
+                refuse(context, .forbidden, "Airlock proxy: \(target) is a GitHub host; use https:// (port 443), which the broker answers")
+                return
+            }
+            do {
+                let tls = try github.ca.context(for: host)
+                intercept(context, target: target, tls: tls, label: "Airlock's GitHub gateway") {
+                    KubernetesEndpointHandler(github: github.gateway, host: host, pool: github.pool)
+                }
+            } catch {
+                refuse(context, .badGateway, "Airlock proxy: \(error)")
             }
             return
         }

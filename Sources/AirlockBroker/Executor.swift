@@ -20,6 +20,8 @@ public struct Executor: Sendable {
     public var assumeRole: String?
     /// The approver's kubeconfig clusters, for Kubernetes proposals (docs/kubernetes.md).
     public var kubernetes: KubernetesClusters?
+    /// The approver's GitHub credentials, for GitHub API requests and git pushes (docs/github.md).
+    public var github: GitHubCredentials?
 
     public init(store: any ProposalStore, catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String,
                 lease: ExecutionLease? = nil) {
@@ -63,6 +65,9 @@ public struct Executor: Sendable {
         }
         let payload = try JSON.parse(bytes: proposal.payload)
         if payload["type"]?.string == "kubernetes-request" { return try runKubernetes(payload, proposal: proposal, renewer: renewer) }
+        if payload["type"]?.string == "github-request" || payload["type"]?.string == "git-push" {
+            return try runGitHub(payload, proposal: proposal, renewer: renewer)
+        }
         let upstream = try AWSUpstream(parsing: proposal.upstream)
         var keys: SigV4.Credentials?
         if let assumeRole {
@@ -107,6 +112,49 @@ public struct Executor: Sendable {
                 ? Outcome.notSent(error.message) : Outcome.uncertain(error.message)
         }
         return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
+    }
+
+    /// Sends an approved GitHub request or git push exactly as pinned, to the host it was made
+    /// for, with the approver's credentials. A push's result is git's report: accepted only if
+    /// every ref was (a ref that moved since the proposal is refused by the server).
+    func runGitHub(_ payload: JSON, proposal: Proposal, renewer: LeaseRenewer?) throws -> ExecutionResult {
+        guard let github else { throw Outcome.notSent("no GitHub credentials here to execute with") }
+        guard let host = payload["host"]?.string, proposal.upstream == "https://\(host)" else {
+            throw Outcome.notSent("the payload names no host, or not the proposal's upstream")
+        }
+        let pinned: GitHubPinnedRequest
+        let authorization: String?
+        let isPush = payload["type"]?.string == "git-push"
+        if isPush {
+            guard let repository = payload["repository"]?.string, let text = payload["body_base64"]?.string, let body = Base64.decode(text) else {
+                throw Outcome.notSent("the push payload is incomplete")
+            }
+            pinned = GitHubPinnedRequest(host: host, method: "POST", path: repository + "/git-receive-pack", query: "",
+                                         headers: [("Content-Type", "application/x-git-receive-pack-request"),
+                                                   ("Accept", "application/x-git-receive-pack-result"), ("User-Agent", "git/airlock")],
+                                         body: body)
+            authorization = github.gitAuthorization(host: host, path: repository)
+        } else {
+            guard let request = GitHubPinnedRequest(json: payload) else { throw Outcome.notSent("the payload is not a GitHub request") }
+            pinned = request
+            authorization = github.apiToken(for: host).map { "token " + $0 }
+        }
+        guard authorization != nil else { throw Outcome.notSent("no credentials for \(host) here (gh auth login, GH_TOKEN, or a git credential helper)") }
+        if let renewer, !renewer.renew() { throw Outcome.notSent("this replica's lease on the execution ran out") }
+        if let reason = holdReason?() { throw Outcome.notSent(reason) }
+        let response: ExecutionClient.Response
+        do {
+            response = try ExecutionClient.send(pinned.outbound(connectHost: github.connectHost(host), trust: github.trust(), authorization: authorization))
+        } catch {
+            throw error.message.hasPrefix("cannot reach") && error.message.contains("connect")
+                ? Outcome.notSent(error.message) : Outcome.uncertain(error.message)
+        }
+        guard isPush, response.status == 200 else {
+            return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
+        }
+        let report = GitPushInspection.readReport(response.body)
+        return ExecutionResult(exitCode: report.accepted ? 0 : 1, contentType: "text/plain", output: Array(report.text.utf8),
+                               error: report.accepted ? nil : "the server did not accept every ref")
     }
 
     /// `keys`: an assumed role's; nil signs with the execution credentials.

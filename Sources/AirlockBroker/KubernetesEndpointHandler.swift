@@ -3,9 +3,29 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The broker's Kubernetes endpoint (TLS on the sandbox's loopback, or a CONNECT to an API
-/// server's address): collects a request (bounded), asks the gateway off the event loop,
-/// then answers or streams the cluster's response (a watch stays open) with back-pressure.
+/// An HTTP request as the Kubernetes and GitHub gateways read it.
+public struct BrokerHTTPRequest: Sendable {
+    public var method: String
+    public var target: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(method: String, target: String, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+    }
+
+    func values(_ name: String) -> [String] { headers.filter { $0.name.lowercased() == name }.map(\.value) }
+    var path: String { String(target.prefix { $0 != "?" }) }
+    var query: String { target.contains("?") ? String(target.drop { $0 != "?" }.dropFirst()) : "" }
+}
+
+/// The broker's Kubernetes and GitHub endpoints (TLS on the sandbox's loopback, or a CONNECT
+/// terminated by the egress proxy): collects a request (bounded), asks the gateway off the
+/// event loop, then answers or streams the upstream's response (a watch stays open) with
+/// back-pressure.
 final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -13,17 +33,29 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
     /// The API server refuses bodies above 3 MiB; a little more is read so that it says so.
     static let maximumBody = 8 << 20
 
-    let gateway: KubernetesGateway
+    let decide: @Sendable (BrokerHTTPRequest) -> GatewayReply
+    let tooLarge: @Sendable (String) -> GatewayReply
+    let log: BrokerLog
     let pool: NIOThreadPool
-    let boundContext: Int?
+    let maximumBody: Int
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var refusing = false
 
     init(gateway: KubernetesGateway, pool: NIOThreadPool, boundContext: Int? = nil) {
-        self.gateway = gateway
+        decide = { request in gateway.handle(request, boundContext: boundContext) }
+        tooLarge = { message in KubernetesGateway.status(413, reason: "RequestEntityTooLarge", message: message) }
+        log = gateway.log
         self.pool = pool
-        self.boundContext = boundContext
+        maximumBody = Self.maximumBody
+    }
+
+    init(github: GitHubGateway, host: String, pool: NIOThreadPool) {
+        decide = { request in github.handle(request, host: host) }
+        tooLarge = { message in GitHubGateway.refusal(413, message, api: true) }
+        log = github.log
+        self.pool = pool
+        maximumBody = GitHubGateway.maximumBody
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -32,8 +64,8 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
             refusing = false
             self.head = head
             body.clear()
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > Self.maximumBody {
-                refuse(context, head: head, "Airlock: request bodies above \(Self.maximumBody >> 20) MiB are refused (this one is \(length) bytes)")
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maximumBody {
+                refuse(context, head: head, "Airlock: request bodies above \(maximumBody >> 20) MiB are refused (this one is \(length) bytes)")
                 return
             }
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
@@ -41,23 +73,22 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
             }
         case .body(var chunk):
             guard !refusing, let head else { return }
-            if body.readableBytes + chunk.readableBytes > Self.maximumBody {
-                refuse(context, head: head, "Airlock: request bodies above \(Self.maximumBody >> 20) MiB are refused")
+            if body.readableBytes + chunk.readableBytes > maximumBody {
+                refuse(context, head: head, "Airlock: request bodies above \(maximumBody >> 20) MiB are refused")
                 return
             }
             body.writeBuffer(&chunk)
         case .end:
             guard !refusing, let head else { return }
             self.head = nil
-            let request = KubernetesGateway.Request(method: head.method.rawValue, target: head.uri,
+            let request = BrokerHTTPRequest(method: head.method.rawValue, target: head.uri,
                                                     headers: head.headers.map { (name: $0.name, value: $0.value) },
                                                     body: body.readBytes(length: body.readableBytes) ?? [])
             body.clear()
             let keepAlive = head.isKeepAlive
-            let gateway = self.gateway
+            let decide = self.decide
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let boundContext = self.boundContext
-            pool.runIfActive(eventLoop: context.eventLoop) { gateway.handle(request, boundContext: boundContext) }.whenComplete { result in
+            pool.runIfActive(eventLoop: context.eventLoop) { decide(request) }.whenComplete { result in
                 let (handler, context) = bound.value
                 switch result {
                 case .success(.respond(let status, let headers, let body)):
@@ -74,8 +105,8 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
 
     private func refuse(_ context: ChannelHandlerContext, head: HTTPRequestHead, _ message: String) {
         refusing = true
-        gateway.log.write("kubernetes \(head.method.rawValue) \(head.uri.prefix(300)): refused: \(message)")
-        guard case .respond(let status, let headers, let body) = KubernetesGateway.status(413, reason: "RequestEntityTooLarge", message: message) else { return }
+        log.write("\(head.method.rawValue) \(head.uri.prefix(300)): refused: \(message)")
+        guard case .respond(let status, let headers, let body) = tooLarge(message) else { return }
         respond(context, version: head.version, status: status, headers: headers, body: body, keepAlive: false)
     }
 
@@ -91,7 +122,7 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        gateway.log.write("kubernetes endpoint connection error: \(error)")
+        log.write("endpoint connection error: \(error)")
         context.close(promise: nil)
     }
 }

@@ -38,21 +38,7 @@ public final class KubernetesGateway: @unchecked Sendable {
 
     public static func newToken() -> String { "airlock-session-" + RandomID.make(32) }
 
-    public struct Request: Sendable {
-        public var method: String
-        public var target: String
-        public var headers: [(name: String, value: String)]
-        public var body: [UInt8]
-
-        public init(method: String, target: String, headers: [(name: String, value: String)], body: [UInt8]) {
-            self.method = method
-            self.target = target
-            self.headers = headers
-            self.body = body
-        }
-
-        func values(_ name: String) -> [String] { headers.filter { $0.name.lowercased() == name }.map(\.value) }
-    }
+    public typealias Request = BrokerHTTPRequest
 
     /// Headers a pinned change keeps: what the API server reads to decode the body and shape
     /// the answer. Everything else (the agent's Authorization, hop-by-hop, tracing) is dropped.

@@ -17,6 +17,8 @@ import X509
 /// `NODE_EXTRA_CA_CERTS`).
 public final class SessionCA: Sendable {
     public static let domains = ["amazonaws.com", "amazonaws.com.cn", "api.aws"]
+    /// github.com and its subdomains (api.github.com): terminated for the GitHub gateway.
+    public static let gitHubDomains = ["github.com"]
 
     let key: P256.Signing.PrivateKey
     let certificate: Certificate
@@ -43,21 +45,23 @@ public final class SessionCA: Sendable {
         }
     }
 
-    public init() throws(AirlockError) {
+    /// `extraDomains`: the human's GitHub Enterprise hosts, which the egress proxy terminates
+    /// like github.com (docs/github.md).
+    public init(extraDomains: [String] = []) throws(AirlockError) {
         do {
             let now = Date()
             key = P256.Signing.PrivateKey()
             let signer = Certificate.PrivateKey(key)
             let name = try DistinguishedName {
                 OrganizationName("Airlock")
-                CommonName("Airlock session CA (AWS hosts and the sandbox's loopback only)")
+                CommonName("Airlock session CA (AWS and GitHub hosts and the sandbox's loopback only)")
             }
             let identifier = SubjectKeyIdentifier(hash: signer.publicKey)
             let extensions = try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
                 Critical(KeyUsage(keyCertSign: true, cRLSign: true))
                 // And the sandbox's loopback (the Kubernetes endpoint), no other address.
-                Critical(NameConstraints(permittedDNSDomains: Self.domains,
+                Critical(NameConstraints(permittedDNSDomains: Self.domains + Self.gitHubDomains + extraDomains,
                                          permittedIPRanges: [ASN1OctetString(contentBytes: [127, 0, 0, 1, 255, 255, 255, 255])]))
                 identifier
             }

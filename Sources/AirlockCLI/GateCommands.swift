@@ -255,6 +255,7 @@ struct Approve: ParsableCommand {
                                         credentials: HostCredentials(environment: environment, profile: awsProfile),
                                         blobDirectory: store.stateDir + "/blobs")
                 executor.kubernetes = (try? KubernetesClusters.load(environment: environment)) ?? nil
+                executor.github = GitHubCredentials(environment: environment)
                 outcome = try executor.execute(id, actor: actor)
             }
         }

@@ -39,6 +39,34 @@ enum ProposalDescription {
         if let pinned = KubernetesPinnedRequest(json: payload) {
             return kubernetesLines(pinned, preview: payload["preview"])
         }
+        if let pinned = GitHubPinnedRequest(json: payload) {
+            var lines = ["  request:   \(pinned.method) https://\(pinned.host)\(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)"]
+            for header in pinned.headers { lines.append("    \(header.name): \(header.value)") }
+            if !pinned.body.isEmpty {
+                lines.append("    body (\(pinned.body.count) bytes):")
+                // A GraphQL request shows its document as written, then its variables.
+                let parsed = try? JSON.parse(bytes: pinned.body)
+                if let query = parsed?["query"]?.string {
+                    lines += query.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }
+                    if let variables = parsed?["variables"], variables != .null { lines.append("      variables: " + variables.serialized()) }
+                } else {
+                    let text = parsed.map { $0.pretty() } ?? String(decoding: pinned.body.prefix(16384), as: UTF8.self)
+                    lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }
+                }
+            }
+            return lines
+        }
+        if payload["type"]?.string == "git-push" {
+            var lines = ["  request:   git push to https://\(payload["host"]?.string ?? "?")\(payload["repository"]?.string ?? "?") (the pinned receive-pack request, replayed as is)"]
+            for update in payload["updates"]?.array ?? [] {
+                lines.append("    \(update["ref"]?.string ?? "?"): \(update["old"]?.string ?? "?") → \(update["new"]?.string ?? "?")")
+                lines.append("      \(update["label"]?.string ?? "")")
+            }
+            for note in payload["notes"]?.stringArray ?? [] { lines.append("  note:      \(note)") }
+            lines.append("  commits:   (git log and diffstat of what the push publishes)")
+            lines += (payload["log"]?.string ?? "").split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
+            return lines
+        }
         if payload["type"]?.string == "s3-multipart" {
             var lines = ["  request:   multipart upload to s3://\(payload["bucket"]?.string ?? "?")/\(payload["key"]?.string ?? "?") (\(payload["size"]?.int ?? 0) bytes)"]
             for part in payload["parts"]?.array ?? [] {
@@ -102,7 +130,9 @@ enum ProposalDescription {
         }
         for note in payload["notes"]?.stringArray ?? [] { lines.append("  note:      \(note)") }
         if let preview = payload["preview"]?.string {
-            lines.append(tool == "terraform" ? "  preview:   (\(tool) show of the pinned plan)" : "  preview:   (what \(tool) said it would do, dry run on the snapshot)")
+            lines.append(tool == "terraform" ? "  preview:   (\(tool) show of the pinned plan)"
+                : tool == "kubectl" ? "  preview:   (kubectl diff of the snapshot's files: the API server's dry run against the live objects)"
+                : "  preview:   (what \(tool) said it would do, dry run on the snapshot)")
             lines += preview.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
         } else {
             lines.append("  preview:   the command above, on the snapshot")

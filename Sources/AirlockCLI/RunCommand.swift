@@ -200,7 +200,7 @@ struct RunArguments {
         }
         // The seccomp filter compiles on the other core while profiles are read.
         let seccomp = Background { Result { () throws(AirlockError) in try SeccompProgram.build() } }
-        let authority = noBroker ? nil : AgentSession.startAuthority()
+        let authority = noBroker ? nil : AgentSession.startAuthority(environment: currentEnvironment())
         StartupTrace.mark("threads")
         var launcherEnvironment = currentEnvironment()
         // The host's team gate (/etc/airlock/config.yaml) unless the command line names one.

@@ -31,11 +31,14 @@ public final class AgentSession: @unchecked Sendable {
         let bundle: String
     }
 
-    public static func startAuthority() -> Background<Result<SessionTrust, AirlockError>> {
+    /// `environment`: the launcher's, for the human's GitHub Enterprise hosts (read on the
+    /// other core with the CA: the CA's name constraints must list them).
+    public static func startAuthority(environment: [String: String] = [:]) -> Background<Result<SessionTrust, AirlockError>> {
         Background { Result { () throws(AirlockError) in
             StartupTrace.mark("ca-start")
             defer { StartupTrace.mark("ca-done") }
-            let ca = try SessionCA()
+            let enterprise = GitHubCredentials.hosts(environment: environment).filter { !$0.hasSuffix("github.com") }
+            let ca = try SessionCA(extraDomains: enterprise)
             let system = (try? readTextFile(Self.systemBundle, limit: 4 << 20)) ?? ""
             return SessionTrust(ca: ca, bundle: system + (system.hasSuffix("\n") || system.isEmpty ? "" : "\n") + ca.pem)
         } }
@@ -62,6 +65,9 @@ public final class AgentSession: @unchecked Sendable {
     public let kubernetes: KubernetesClusters?
     /// The token the sandbox's kubeconfig holds (docs/kubernetes.md).
     public let kubernetesToken = KubernetesGateway.newToken()
+    /// The human's GitHub hosts and credentials (docs/github.md); the token the sandbox's gh holds.
+    public let github: GitHubCredentials
+    public let githubToken = GitHubGateway.newToken()
 
     public init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
@@ -108,6 +114,7 @@ public final class AgentSession: @unchecked Sendable {
         var policy = execution?.spec.egressPolicy ?? stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
         if let gate { policy = policy.refusingGate(url: gate.url, resolved: Self.gateAddresses(gate.url, environment: environment)) }
         egressPolicy = policy
+        github = GitHubCredentials(environment: environment)
         if execution == nil {
             do {
                 kubernetes = try KubernetesClusters.load(environment: environment)
@@ -171,6 +178,13 @@ public final class AgentSession: @unchecked Sendable {
             // a CA a program chose itself (`pip --cert`, `Session.verify`), which breaks them.
             layout.setEnvironment(["AWS_CA_BUNDLE": Self.bundlePath, "SSL_CERT_FILE": Self.bundlePath,
                                    "NODE_EXTRA_CA_CERTS": Self.caPath])
+            if execution == nil {
+                // gh in the sandbox is logged in with a token that is worth nothing outside
+                // this broker, which swaps in the human's; git trusts the session CA too.
+                var variables = ["GH_TOKEN": githubToken, "GH_ENTERPRISE_TOKEN": githubToken, "GIT_SSL_CAINFO": Self.bundlePath]
+                if let host = environment["GH_HOST"], github.covers(host) { variables["GH_HOST"] = host }
+                layout.setEnvironment(variables)
+            }
             if let kubernetes {
                 // Every context of the human's kubeconfig, through the broker: no real server
                 // address or credential is in this file.
@@ -293,6 +307,14 @@ public final class AgentSession: @unchecked Sendable {
         } else {
             // Nothing serves it: a client gets a refused connection at once, not a hang.
             close(listeners[3])
+        }
+        if execution == nil, case .success(let trust) = authority.value {
+            let githubGateway = GitHubGateway(
+                sessionID: id, token: githubToken, credentials: github, store: { () throws(AirlockError) in try cache.store() }, log: log,
+                cacheDirectory: stateDir + "/cache/git",
+                refuseChanges: storeCache.gate == nil ? nil
+                    : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally")
+            egress.githubInterception = GitHubInterception(ca: trust.ca, gateway: githubGateway, broker: broker)
         }
         StartupTrace.mark("interception")
         egress.fitDescriptorLimit()

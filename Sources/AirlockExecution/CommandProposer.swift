@@ -262,7 +262,7 @@ public final class CommandProposer: @unchecked Sendable {
         var preview: String?
         if let show = steps.preview {
             let (status, output) = step(show, "2-preview")
-            guard status == 0 else {
+            guard show.successStatuses.contains(status) else {
                 throw PreparationFailure("the preview (`\(tool.profile.tool) \(show.arguments.joined(separator: " "))`) failed with exit \(status)",
                                          exitCode: Int(status), output: output)
             }
@@ -276,7 +276,7 @@ public final class CommandProposer: @unchecked Sendable {
                 }
                 preview = output + TerraformPlanFacts.describe(TerraformPlanFacts.provisioners(parsed))
             }
-            if PlanSummary.hasNoChanges(output) || (ruling.prepare == .dryRun && output.trimmingWhitespace.isEmpty) {
+            if PlanSummary.hasNoChanges(output) || ([.dryRun, .kubectlDiff].contains(ruling.prepare) && output.trimmingWhitespace.isEmpty) {
                 return .object([("ok", .bool(true)), ("decision", .string("unchanged")),
                                 ("output", .string("airlock: \(command): the plan has no changes; nothing to approve.\n" + output))])
             }

@@ -375,10 +375,14 @@ enum ShippedTools {
         #expect(Self.steps(line).refusal?.contains("not supported for a gated change") == true)
     }
 
-    @Test func kubectlRunsAsGivenOnTheSnapshot() {
-        let steps = Self.steps("kubectl apply -f deploy.yaml --filename=../base/svc.yaml -n prod")
-        #expect(steps.apply.arguments == ["apply", "-f", "deploy.yaml", "--filename=../base/svc.yaml", "-n", "prod"])
-        #expect(steps.setup.isEmpty && steps.plan == nil && steps.preview == nil)
+    @Test func kubectlApplyRunsAsGivenOnTheSnapshotWithADiffAsItsPreview() {
+        let steps = Self.steps("kubectl apply -f deploy.yaml --filename=../base/svc.yaml -n prod --wait --server-side")
+        #expect(steps.apply.arguments == ["apply", "-f", "deploy.yaml", "--filename=../base/svc.yaml", "-n", "prod", "--wait", "--server-side"])
+        #expect(steps.setup.isEmpty && steps.plan == nil)
+        // kubectl diff of the same files and scope; --wait is apply's alone; exit 1 is "differences".
+        #expect(steps.preview?.arguments == ["diff", "-f=deploy.yaml", "--filename=../base/svc.yaml", "-n=prod", "--server-side"], "\(String(describing: steps.preview))")
+        #expect(steps.preview?.successStatuses == [0, 1])
+        #expect(Self.steps("kubectl create -f deploy.yaml").preview == nil, "create has no diff preview: the command is shown")
     }
 
     @Test func commandsWithoutFilesRunAsGiven() {

@@ -375,10 +375,13 @@ final class KubeStandIn: @unchecked Sendable {
         var shown = Outcome(status: -1, stdout: "", stderr: "")
         var approval = shown
         var requestsBeforeApproval: [[String: String]] = []
+        var applyShown = shown
         let out = scene.run(["/bin/sh", "-c", """
             cat "$KUBECONFIG" > kubeconfig.seen; env > env.seen
             kubectl get configmaps > get.out 2> get.err; echo $? > get.rc
             kubectl create -f cm.yaml --validate=false > create.out 2> create.err; echo $? > create.rc
+            kubectl apply -f cm.yaml > apply.out 2> apply.err; echo $? > apply.rc
+            grep -o 'Proposal [0-9a-f]*' apply.err | cut -d' ' -f2 > apply-id.txt
             kubectl exec -it web-0 -- sh > exec.out 2> exec.err; echo $? > exec.rc
             kubectl --kubeconfig=/tmp/other get pods > redirect.out 2> redirect.err; echo $? > redirect.rc
             grep -o 'Proposal [0-9a-f]*' create.err | cut -d' ' -f2 > id.txt; touch proposed
@@ -391,6 +394,8 @@ final class KubeStandIn: @unchecked Sendable {
             scene.write(scene.workspace + "/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  mode: red\n")
             let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
             shown = scene.airlock(["show", id])
+            applyShown = scene.airlock(["show", scene.file("apply-id.txt").trimmingCharacters(in: .whitespacesAndNewlines)])
+            applyShown = scene.airlock(["show", scene.file("apply-id.txt").trimmingCharacters(in: .whitespacesAndNewlines)])
             approval = runProcess(Stage.airlock, ["approve", id, "--state-dir", scene.stateDir],
                                   environment: scene.environment.merging(["KUBECONFIG": kube.kubeconfig,
                                                                           "AIRLOCK_EGRESS_RESOLVE": "kube.test=127.0.0.1"]) { $1 },
@@ -404,15 +409,23 @@ final class KubeStandIn: @unchecked Sendable {
         #expect(requestsBeforeApproval.allSatisfy { $0["authorization"] == "Bearer host-secret-token" }, "\(requestsBeforeApproval)")
         #expect(!scene.file("kubeconfig.seen").isEmpty && !scene.file("kubeconfig.seen").contains("host-secret-token")
                 && !scene.file("env.seen").contains("host-secret-token"), "\(scene.file("kubeconfig.seen"))")
-        #expect(!requestsBeforeApproval.contains { $0["method"] == "POST" }, "created before approval")
+        #expect(!requestsBeforeApproval.contains { $0["method"] == "POST" && !($0["path"] ?? "").contains("dryRun=All") }, "created before approval")
         // The change waited; exec and a redirected kubeconfig were refused.
         #expect(scene.file("create.rc") == "75\n", "\(scene.file("create.err"))")
         #expect(scene.file("exec.rc") == "77\n" && scene.file("exec.err").contains("outside the gate"), "\(scene.file("exec.err"))")
         #expect(scene.file("redirect.rc") == "77\n" && scene.file("redirect.err").contains("--kubeconfig"), "\(scene.file("redirect.err"))")
+        // kubectl apply: the preview is kubectl diff (a server-side dry run against the live
+        // objects), made on the snapshot; nothing was applied by it.
+        #expect(scene.file("apply.rc") == "75\n", "\(scene.file("apply.err"))")
+        #expect(applyShown.stdout.contains("kubectl diff of the snapshot") && applyShown.stdout.contains("+  mode: blue"), "\(applyShown)")
+        #expect(requestsBeforeApproval.contains { $0["method"] == "PATCH" || ($0["method"] == "POST" && ($0["path"] ?? "").contains("dryRun=All")) }
+                || requestsBeforeApproval.contains { ($0["path"] ?? "").contains("dryRun=All") }, "\(requestsBeforeApproval)")
+        #expect(!requestsBeforeApproval.contains { ($0["method"] == "POST" || $0["method"] == "PATCH") && !($0["path"] ?? "").contains("dryRun=All") },
+                "a change reached the server before approval")
         // The human saw the pinned file; approval created exactly it, with their token.
         #expect(shown.stdout.contains("mode: blue") && !shown.stdout.contains("mode: red"), "\(shown)")
         #expect(approval.status == 0, "\(approval)")
-        let posts = kube.requests.filter { $0["method"] == "POST" }
+        let posts = kube.requests.filter { $0["method"] == "POST" && !($0["path"] ?? "").contains("dryRun=All") }
         #expect(posts.count == 1, "\(posts)")
         #expect(posts.first?["authorization"] == "Bearer host-secret-token")
         #expect(posts.first?["body"]?.contains("\"mode\":\"blue\"") == true, "\(posts)")
@@ -462,7 +475,7 @@ final class KubeStandIn: @unchecked Sendable {
         var approval = Outcome(status: -1, stdout: "", stderr: "")
         var beforeApproval: [[String: String]] = []
         let out = scene.run(["/bin/sh", "-c", """
-            export GH_HOST=gh.test GH_ENTERPRISE_TOKEN=worthless SSL_CERT_FILE=$PWD/ca.pem
+            env > env.seen
             gh api repos/o/r > get.out 2> get.err; echo $? > get.rc
             gh api -X POST repos/o/r/issues -f title=hello > post.out 2> post.err; echo $? > post.rc
             gh auth token > token.out 2> token.err; echo $? > token.rc
@@ -477,9 +490,11 @@ final class KubeStandIn: @unchecked Sendable {
                                   environment: scene.environment.merging(human) { $1 }, directory: scene.workspace, timeout: 120)
         }
         #expect(out.status == 0, "\(out)")
-        // The read ran in the sandbox, with the agent's worthless token only.
+        // The read ran in the sandbox; the broker's GitHub gateway (gh.test is the human's
+        // GH_HOST) swapped the session's token for the human's, which the sandbox never held.
         #expect(scene.file("get.rc") == "0\n" && scene.file("get.out").contains("\"full_name\""), "\(scene.file("get.err"))")
-        #expect(!beforeApproval.isEmpty && beforeApproval.allSatisfy { $0["authorization"] == "token worthless" }, "\(beforeApproval)")
+        #expect(!beforeApproval.isEmpty && beforeApproval.allSatisfy { $0["authorization"] == "token host-github-token" }, "\(beforeApproval)")
+        #expect(scene.file("env.seen").contains("GH_HOST=gh.test") && !scene.file("env.seen").contains("host-github-token"))
         #expect(!beforeApproval.contains { $0["method"] == "POST" }, "posted before approval")
         #expect(scene.file("post.rc") == "75\n", "\(scene.file("post.err"))")
         #expect(scene.file("token.rc") == "77\n", "\(scene.file("token.err"))")

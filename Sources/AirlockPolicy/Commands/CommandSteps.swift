@@ -15,10 +15,25 @@ public struct CommandStep: Sendable, Equatable {
     /// argv without the tool's name.
     public var arguments: [String]
     public var writes: Set<Access>
+    /// Exit statuses that mean the step worked (`kubectl diff` exits 1 when there are differences).
+    public var successStatuses: Set<Int32> = [0]
 
-    public init(_ arguments: [String], writes: Set<Access> = []) {
+    public init(_ arguments: [String], writes: Set<Access> = [], successStatuses: Set<Int32> = [0]) {
         self.arguments = arguments
         self.writes = writes
+        self.successStatuses = successStatuses
+    }
+}
+
+/// The flags of a `kubectl apply` that `kubectl diff` shares (files, scope, server-side
+/// apply): the others (`--wait`, `--record`, …) would make diff refuse to run.
+let kubectlDiffShared: Set<String> = ["-f", "--filename", "-k", "--kustomize", "-R", "--recursive", "-n", "--namespace", "-l", "--selector",
+                                      "--server-side", "--field-manager", "--force-conflicts", "--prune", "--context"]
+
+func kubectlDiffFlags(_ ruling: CommandRuling) -> [String] {
+    ruling.tokens.compactMap { token -> String? in
+        guard case .flag(let name, let value, _) = token, kubectlDiffShared.contains(name) else { return nil }
+        return value.map { "\(name)=\($0)" } ?? name
     }
 }
 
@@ -97,6 +112,11 @@ public struct CommandSteps: Sendable, Equatable {
             // The same command, on the snapshot: the files it names are there, at the same
             // paths, as they were when it was proposed.
             return CommandSteps(apply: CommandStep(arguments, writes: [.outputs]))
+        case .kubectlDiff:
+            // `kubectl diff` of the same files and scope; exit 1 means "there are differences".
+            var steps = CommandSteps(apply: CommandStep(arguments, writes: [.outputs]))
+            steps.preview = CommandStep(["diff"] + kubectlDiffFlags(ruling), successStatuses: [0, 1])
+            return steps
         case .dryRun where ruling.writesLocally:
             var steps = CommandSteps(apply: CommandStep(arguments))
             steps.refusal = "moving objects out of S3 into local files is not supported as a gated change (the approved run works on a read-only copy of the workspace): copy them (a read, it runs at once), then remove them from S3"

@@ -90,6 +90,9 @@ public struct ToolRule: Sendable, Equatable {
         /// The command with the rule's `preview_flag` (`--dryrun`) is the preview; the
         /// approved run is the command as given.
         case dryRun = "dry-run"
+        /// kubectl apply: the preview is `kubectl diff` of the same files (a server-side dry
+        /// run diffed against the live objects); the approved run is the command as given.
+        case kubectlDiff = "kubectl-diff"
     }
 
     /// The subcommand words: ["state", "rm"].

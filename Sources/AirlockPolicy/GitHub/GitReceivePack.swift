@@ -25,6 +25,11 @@ public struct GitReceivePack: Sendable, Equatable {
     public var pushOptions: [String]
     /// The packfile (empty when every update deletes).
     public var pack: [UInt8]
+    /// The capability text exactly as sent after the NUL (git begins it with a space), and
+    /// whether each line (shallow, updates, push options, in order) ended with a line feed
+    /// (git's commands do not): kept so that what parses serializes back byte for byte.
+    public var capabilityText: String?
+    public var lineFeeds: [Bool] = []
 
     public init(shallow: [String] = [], updates: [RefUpdate], capabilities: [String], pushOptions: [String] = [], pack: [UInt8]) {
         self.shallow = shallow
@@ -88,6 +93,8 @@ public struct GitReceivePack: Sendable, Equatable {
         var shallow: [String] = []
         var updates: [RefUpdate] = []
         var capabilities: [String] = []
+        var capabilityText: String?
+        var lineFeeds: [Bool] = []
         var seen = Set<String>()
         var idLength: Int?
         commands: while true {
@@ -98,6 +105,7 @@ public struct GitReceivePack: Sendable, Equatable {
             }
             offset = next.1
             guard case .data(var line) = next.0 else { break commands }
+            lineFeeds.append(line.last == 0x0A)
             if line.last == 0x0A { line.removeLast() }
             var text = line
             if updates.isEmpty, let nul = line.firstIndex(of: 0) {
@@ -105,6 +113,7 @@ public struct GitReceivePack: Sendable, Equatable {
                 let listed = String(decoding: line[(nul + 1)...], as: UTF8.self)
                 guard String(validating: line[(nul + 1)...], as: UTF8.self) != nil else { return .failure(Problem("the capabilities are not UTF-8")) }
                 capabilities = listed.split(separator: " ").map(String.init)
+                capabilityText = listed
             } else if line.contains(0) {
                 return .failure(Problem("a NUL after the first command"))
             }
@@ -138,6 +147,7 @@ public struct GitReceivePack: Sendable, Equatable {
                 }
                 offset = next.1
                 guard case .data(var line) = next.0 else { break }
+                lineFeeds.append(line.last == 0x0A)
                 if line.last == 0x0A { line.removeLast() }
                 guard let option = String(validating: line, as: UTF8.self), !option.contains("\0") else {
                     return .failure(Problem("a push option is not UTF-8 text"))
@@ -153,7 +163,10 @@ public struct GitReceivePack: Sendable, Equatable {
                 return .failure(Problem("the pack does not start with a version 2 or 3 PACK header"))
             }
         }
-        return .success(GitReceivePack(shallow: shallow, updates: updates, capabilities: capabilities, pushOptions: pushOptions, pack: pack))
+        var push = GitReceivePack(shallow: shallow, updates: updates, capabilities: capabilities, pushOptions: pushOptions, pack: pack)
+        push.capabilityText = capabilityText
+        push.lineFeeds = lineFeeds
+        return .success(push)
     }
 
     /// The request as bytes again (what a pinned push replays).
@@ -164,15 +177,20 @@ public struct GitReceivePack: Sendable, Equatable {
             return [hex[(length >> 12) & 15], hex[(length >> 8) & 15], hex[(length >> 4) & 15], hex[length & 15]] + text
         }
         var out: [UInt8] = []
-        for oid in shallow { out += packet(Array("shallow \(oid)\n".utf8)) }
+        var line = 0
+        func feed() -> [UInt8] {
+            defer { line += 1 }
+            return line < lineFeeds.count && !lineFeeds[line] ? [] : [0x0A]
+        }
+        for oid in shallow { out += packet(Array("shallow \(oid)".utf8) + feed()) }
         for (index, update) in updates.enumerated() {
-            var line = Array("\(update.old) \(update.new) \(update.ref)".utf8)
-            if index == 0 { line += [0] + Array(capabilities.joined(separator: " ").utf8) }
-            out += packet(line + [0x0A])
+            var text = Array("\(update.old) \(update.new) \(update.ref)".utf8)
+            if index == 0 { text += [0] + Array((capabilityText ?? capabilities.joined(separator: " ")).utf8) }
+            out += packet(text + feed())
         }
         out += Array("0000".utf8)
         if capabilities.contains("push-options") {
-            for option in pushOptions { out += packet(Array((option + "\n").utf8)) }
+            for option in pushOptions { out += packet(Array(option.utf8) + feed()) }
             out += Array("0000".utf8)
         }
         return out + pack

@@ -1,0 +1,245 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+import NIOSSL
+
+/// The broker's GitHub decision path (docs/github.md, "The endpoint"): the egress proxy
+/// terminates TLS to github.com, api.github.com and the human's enterprise hosts and hands
+/// each request here. The API is classified by method and path (REST) or by parsing the
+/// document (GraphQL); git's smart HTTP by its service (fetches read, a push a proposal that
+/// pins the ref updates and the pack). Reads go on with the human's credentials; the agent's
+/// own credentials are never forwarded. Blocking: called off the event loop.
+public final class GitHubGateway: @unchecked Sendable {
+    public let sessionID: String
+    /// The token the sandbox's gh holds (GH_TOKEN): worth nothing outside this broker.
+    public let token: String
+    public let credentials: GitHubCredentials
+    let store: () throws(AirlockError) -> any ProposalStore
+    let log: BrokerLog
+    let mutationPolicy: AWSGateway.MutationPolicy
+    let refuseChanges: String?
+    /// Where pushed repositories are fetched to show their commits.
+    let cacheDirectory: String
+    let protected: [Glob]
+
+    /// Pushes carry packs: larger than API bodies, still bounded (the proposal keeps it).
+    static let maximumBody = 64 << 20
+    public static let defaultProtected = ["refs/heads/main", "refs/heads/master", "refs/heads/release/*", "refs/heads/production"]
+
+    public init(sessionID: String, token: String, credentials: GitHubCredentials, store: @escaping () throws(AirlockError) -> any ProposalStore,
+                log: BrokerLog, cacheDirectory: String, mutationPolicy: AWSGateway.MutationPolicy = .propose, refuseChanges: String? = nil,
+                protected: [String] = GitHubGateway.defaultProtected) {
+        self.sessionID = sessionID
+        self.token = token
+        self.credentials = credentials
+        self.store = store
+        self.log = log
+        self.cacheDirectory = cacheDirectory
+        self.mutationPolicy = mutationPolicy
+        self.refuseChanges = refuseChanges
+        self.protected = protected.map(Glob.init)
+    }
+
+    public static func newToken() -> String { "airlock_session_" + RandomID.make(32) }
+
+    struct Refusal: Error {
+        var status: Int
+        var message: String
+        var api: Bool
+    }
+
+    /// GitHub's error shape for the API (gh prints `message`), plain text for git.
+    static func refusal(_ status: Int, _ message: String, api: Bool) -> GatewayReply {
+        if api {
+            let body = JSON.object([("message", .string(message)), ("errors", .array([.object([("message", .string(message))])])),
+                                    ("documentation_url", .string("docs/github.md"))]).serialized()
+            return .respond(status: status, headers: [("Content-Type", "application/json; charset=utf-8")], body: Array(body.utf8))
+        }
+        return .respond(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array((message + "\n").utf8))
+    }
+
+    public func handle(_ request: BrokerHTTPRequest, host: String) -> GatewayReply {
+        do {
+            return try decide(request, host: host)
+        } catch let refusal as Refusal {
+            log.write("github \(host) \(request.method) \(request.target.prefix(300)): \(refusal.status) \(refusal.message)")
+            return Self.refusal(refusal.status, refusal.message, api: refusal.api)
+        } catch {
+            log.write("github \(host) \(request.method) \(request.target.prefix(300)): broker error: \(error)")
+            return Self.refusal(502, "Airlock broker: \(error)", api: true)
+        }
+    }
+
+    enum Surface { case rest(String), graphql, git }
+
+    func surface(host: String, path: String) -> Surface {
+        if GitHubCredentials.isAPIRoot(host) { return path == "/graphql" ? .graphql : .rest(path) }
+        if path == "/api/graphql" { return .graphql }
+        if path == "/api/v3" || path.hasPrefix("/api/v3/") { return .rest(path == "/api/v3" ? "/" : String(path.dropFirst("/api/v3".count))) }
+        if path.hasPrefix("/api/uploads/") { return .rest(String(path.dropFirst("/api/uploads".count))) }
+        return .git
+    }
+
+    func decide(_ request: BrokerHTTPRequest, host: String) throws -> GatewayReply {
+        let path = request.path, query = request.query
+        let surface = surface(host: host, path: path)
+        var api = true
+        if case .git = surface { api = false }
+        // One reading: the host the client connected to is the host it names.
+        let hosts = request.values("host").map { $0.lowercased().hasSuffix(":443") ? String($0.lowercased().dropLast(4)) : $0.lowercased() }
+        guard hosts == [host] else {
+            throw Refusal(status: 400, message: "Airlock: this connection was opened to \(host), but the request names \(hosts.joined(separator: ", ")); nothing was sent", api: api)
+        }
+        // The agent's credentials are never forwarded: none, or the session's own.
+        let authorization = request.values("authorization")
+        guard authorization.count <= 1, authorization.first.map(isSessionCredential) ?? true else {
+            throw Refusal(status: 401, message: "Airlock: a credential that is not this session's was sent to \(host); the broker adds the human's own and forwards no other", api: api)
+        }
+        if let encoding = request.values("content-encoding").first, encoding.lowercased() != "identity", case .graphql = surface {
+            throw Refusal(status: 415, message: "Airlock: GraphQL bodies with Content-Encoding \(encoding) are refused; send the body plain", api: true)
+        }
+        let ruling: Ruling
+        let summary: String
+        switch surface {
+        case .rest(let below):
+            ruling = GitHubClassifier.classifyREST(method: request.method, path: below)
+            summary = "github:\(request.method.uppercased()) \(below)"
+        case .graphql:
+            ruling = Self.graphQLRuling(request)
+            // "github:GraphQL mutation PullRequestMerge", or a plain label when it did not parse.
+            let named = ["GraphQL query", "GraphQL mutation", "GraphQL subscription"].contains { ruling.rule.hasPrefix($0) }
+            summary = "github:" + (named ? String(ruling.rule.prefix { $0 != ":" }) : "GraphQL request")
+        case .git:
+            ruling = GitSmartHTTP.classify(method: request.method, path: path, query: query)
+            summary = "git:\(request.method.uppercased()) \(path) on \(host)"
+        }
+        log.write("github \(host) \(request.method) \(path)\(query.isEmpty ? "" : "?" + query): \(ruling.decision.rawValue) (\(ruling.rule))")
+        let gitRequest = GitSmartHTTP.read(method: request.method, path: path, query: query)
+        switch ruling.decision {
+        case .read:
+            var authorization: String?
+            switch gitRequest {
+            case .advertisement(let repository, _), .uploadPack(let repository), .receivePack(let repository):
+                authorization = credentials.gitAuthorization(host: host, path: repository)
+            case .other, .ambiguous:
+                if api { authorization = credentials.apiToken(for: host).map { "token " + $0 } }
+            }
+            return .forward(outbound(GitHubPinnedRequest(host: host, method: request.method, path: path, query: query,
+                                                         headers: request.headers.filter { !KubernetesGateway.droppedHeaders.contains($0.name.lowercased()) },
+                                                         body: request.body), authorization: authorization))
+        case .deny:
+            try store().recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
+            throw Refusal(status: 403, message: "Airlock: \(summary) is not allowed: \(ruling.rule). No proposal was made.", api: api)
+        case .mutation, .sensitive:
+            if case .refuse(let why) = mutationPolicy {
+                try store().recordRefusal(sessionID: sessionID, summary: summary, rule: why)
+                throw Refusal(status: 403, message: "Airlock: \(summary) is not allowed: \(why)", api: api)
+            }
+            if let refuseChanges {
+                try store().recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
+                throw Refusal(status: 403, message: "Airlock: \(summary): \(refuseChanges). Nothing was changed.", api: api)
+            }
+            if case .receivePack(let repository) = gitRequest {
+                return try proposePush(request, host: host, repository: repository, ruling: ruling)
+            }
+            let pinned = GitHubPinnedRequest(host: host, method: request.method.uppercased(), path: path, query: query,
+                                             headers: request.headers.filter { GitHubPinnedRequest.pinnedHeaders.contains($0.name.lowercased()) },
+                                             body: request.body)
+            let proposal = try store().propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
+                                                             payload: Array(pinned.json.serialized().utf8), upstream: "https://\(host)"))
+            log.write("proposal \(proposal.id): \(summary) is pending approval")
+            throw Refusal(status: 403, message: Self.pendingText(summary, ruling: ruling, id: proposal.id), api: api)
+        }
+    }
+
+    static func pendingText(_ summary: String, ruling: Ruling, id: String) -> String {
+        "Airlock: \(summary) needs a human's approval (\(ruling.decision.rawValue): \(ruling.rule)). Proposal \(id) is pending. Nothing was changed. "
+            + "A human inspects it with `airlock show \(id)` and approves it with `airlock approve \(id)` (or denies it with `airlock deny \(id)`). "
+            + "Wait for the decision and its result with `airlock wait \(id)`."
+    }
+
+    func isSessionCredential(_ value: String) -> Bool {
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2 else { return false }
+        let scheme = parts[0].lowercased(), secret = String(parts[1])
+        if scheme == "token" || scheme == "bearer" { return KubernetesGateway.constantTimeEqual(secret, token) }
+        if scheme == "basic", let decoded = Base64.decode(secret) {
+            let text = String(decoding: decoded, as: UTF8.self)
+            return KubernetesGateway.constantTimeEqual(String(text.drop { $0 != ":" }.dropFirst()), token)
+        }
+        return false
+    }
+
+    /// A GraphQL POST: one JSON object with one reading (no key twice), `query` a string,
+    /// `operationName` a string or absent. Anything else (a GET, a batch, a form) is a change
+    /// or refused, never a read.
+    static func graphQLRuling(_ request: BrokerHTTPRequest) -> Ruling {
+        guard request.method.uppercased() == "POST" else {
+            return Ruling(.deny, "GraphQL by \(request.method.uppercased()): only POST is read; nothing was sent")
+        }
+        guard case .object(let pairs)? = try? JSON.parseStrict(bytes: request.body),
+              let query = pairs.first(where: { $0.0 == "query" })?.1.string else {
+            return Ruling(.mutation, "GraphQL request that is not one JSON object with a query: counted as a change")
+        }
+        let name = pairs.first { $0.0 == "operationName" }?.1
+        if let name, name.string == nil, name != .null {
+            return Ruling(.mutation, "GraphQL request whose operationName is not a string: counted as a change")
+        }
+        return GitHubClassifier.classifyGraphQL(document: query, operationName: name?.string)
+    }
+
+    func outbound(_ pinned: GitHubPinnedRequest, authorization: String?) -> OutboundRequest {
+        pinned.outbound(connectHost: credentials.connectHost(pinned.host), trust: credentials.trust(), authorization: authorization)
+    }
+}
+
+/// A GitHub API request as a proposal keeps it: the host and exactly what the agent sent,
+/// minus its credential.
+public struct GitHubPinnedRequest: Sendable {
+    public var host: String
+    public var method: String
+    public var path: String
+    public var query: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    static let pinnedHeaders: Set<String> = ["content-type", "accept", "user-agent", "x-github-api-version", "graphql-features"]
+
+    public init(host: String, method: String, path: String, query: String, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.host = host
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    public var json: JSON {
+        .object([
+            ("type", .string("github-request")), ("host", .string(host)), ("method", .string(method)), ("path", .string(path)),
+            ("query", .string(query)), ("headers", .array(headers.map { .array([.string($0.name), .string($0.value)]) })),
+            ("body_base64", .string(Base64.encode(body))),
+        ])
+    }
+
+    public init?(json: JSON) {
+        guard json["type"]?.string == "github-request", let host = json["host"]?.string, let method = json["method"]?.string,
+              let path = json["path"]?.string, let query = json["query"]?.string, let text = json["body_base64"]?.string,
+              let body = Base64.decode(text) else { return nil }
+        self.init(host: host, method: method, path: path, query: query,
+                  headers: (json["headers"]?.array ?? []).compactMap { pair in
+                      guard let items = pair.array, items.count == 2, let name = items[0].string, let value = items[1].string else { return nil }
+                      return (name, value)
+                  }, body: body)
+    }
+
+    func outbound(connectHost: String, trust: NIOSSLContext?, authorization: String?) -> OutboundRequest {
+        var request = OutboundRequest(scheme: "https", host: connectHost, port: 443, method: method,
+                                      target: query.isEmpty ? path : path + "?" + query, headers: [("Host", host)] + headers, body: body)
+        request.trust = trust
+        request.serverName = host
+        if let authorization { request.headers.append(("Authorization", authorization)) }
+        if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { request.headers.append(("Content-Length", String(body.count))) }
+        return request
+    }
+}
