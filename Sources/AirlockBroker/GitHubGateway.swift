@@ -21,6 +21,8 @@ public final class GitHubGateway: @unchecked Sendable {
     /// Where pushed repositories are fetched to show their commits.
     let cacheDirectory: String
     let protected: [Glob]
+    /// The profile's `github.repos`, one list per layer that scopes reads.
+    let repoScopes: [[Glob]]
 
     /// Pushes carry packs: larger than API bodies, still bounded (the proposal keeps it).
     static let maximumBody = 64 << 20
@@ -28,7 +30,7 @@ public final class GitHubGateway: @unchecked Sendable {
 
     public init(sessionID: String, token: String, credentials: GitHubCredentials, store: @escaping () throws(AirlockError) -> any ProposalStore,
                 log: BrokerLog, cacheDirectory: String, mutationPolicy: AWSGateway.MutationPolicy = .propose, refuseChanges: String? = nil,
-                protected: [String] = GitHubGateway.defaultProtected) {
+                protected: [String] = GitHubGateway.defaultProtected, repoScopes: [[Glob]] = []) {
         self.sessionID = sessionID
         self.token = token
         self.credentials = credentials
@@ -38,6 +40,36 @@ public final class GitHubGateway: @unchecked Sendable {
         self.mutationPolicy = mutationPolicy
         self.refuseChanges = refuseChanges
         self.protected = protected.map(Glob.init)
+        self.repoScopes = repoScopes
+    }
+
+    /// REST reads that name no repository and read nothing of one: allowed under a scope.
+    static let unscopedReads: Set<String> = ["/", "/user", "/rate_limit", "/meta", "/octocat", "/zen"]
+
+    /// A read under the profile's repository scope: unchanged, refused, or (a GraphQL query,
+    /// which can read any repository) made a proposal.
+    func scoped(_ ruling: Ruling, _ surface: Surface, path: String, gitRequest: GitSmartHTTP) -> Ruling {
+        guard ruling.decision == .read, !repoScopes.isEmpty else { return ruling }
+        let why: String?
+        switch surface {
+        case .rest(let below):
+            if Self.unscopedReads.contains(below) { return ruling }
+            why = GitHubRepoScope.refusal(repository: GitHubRepoScope.repository(restPath: below), what: "GET \(below)", scopes: repoScopes)
+        case .graphql:
+            if let why = GitHubRepoScope.refusal(repository: nil, what: "a GraphQL query", scopes: repoScopes) {
+                return Ruling(.sensitive, "\(ruling.rule): \(why), so it waits for a human")
+            }
+            return ruling
+        case .git:
+            let repository: String?
+            switch gitRequest {
+            case .advertisement(let repo, _), .uploadPack(let repo), .receivePack(let repo): repository = GitHubRepoScope.repository(gitPath: repo)
+            case .other, .ambiguous:
+                repository = GitHubRepoScope.repository(gitPath: "/" + path.split(separator: "/").prefix(2).joined(separator: "/"))
+            }
+            why = GitHubRepoScope.refusal(repository: repository, what: path, scopes: repoScopes)
+        }
+        return why.map { Ruling(.deny, $0) } ?? ruling
     }
 
     public static func newToken() -> String { "airlock_session_" + RandomID.make(32) }
@@ -98,7 +130,7 @@ public final class GitHubGateway: @unchecked Sendable {
         if let encoding = request.values("content-encoding").first, encoding.lowercased() != "identity", case .graphql = surface {
             throw Refusal(status: 415, message: "Airlock: GraphQL bodies with Content-Encoding \(encoding) are refused; send the body plain", api: true)
         }
-        let ruling: Ruling
+        var ruling: Ruling
         let summary: String
         switch surface {
         case .rest(let below):
@@ -113,8 +145,9 @@ public final class GitHubGateway: @unchecked Sendable {
             ruling = GitSmartHTTP.classify(method: request.method, path: path, query: query)
             summary = "git:\(request.method.uppercased()) \(path) on \(host)"
         }
-        log.write("github \(host) \(request.method) \(path)\(query.isEmpty ? "" : "?" + query): \(ruling.decision.rawValue) (\(ruling.rule))")
         let gitRequest = GitSmartHTTP.read(method: request.method, path: path, query: query)
+        ruling = scoped(ruling, surface, path: path, gitRequest: gitRequest)
+        log.write("github \(host) \(request.method) \(path)\(query.isEmpty ? "" : "?" + query): \(ruling.decision.rawValue) (\(ruling.rule))")
         switch ruling.decision {
         case .read:
             var authorization: String?

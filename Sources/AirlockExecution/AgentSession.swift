@@ -60,6 +60,10 @@ public final class AgentSession: @unchecked Sendable {
     /// Paths inside the workspace the sandbox masks (credentials): never in a snapshot.
     public private(set) var maskedWorkspacePaths: Set<String> = []
     public let hasEtcProfile: Bool
+    /// The profiles' scopes for Kubernetes and GitHub reads (docs/kubernetes.md, docs/github.md).
+    let kubernetesReadNamespaces: Set<String>?
+    let kubernetesAllow: Set<String>
+    let githubRepoScopes: [[Glob]]
     /// The human's kubeconfig, read here (outside the sandbox): the Kubernetes endpoint's
     /// clusters. Nil without one; agent sessions only (an execution keeps its tool's files).
     public let kubernetes: KubernetesClusters?
@@ -115,6 +119,9 @@ public final class AgentSession: @unchecked Sendable {
         if let gate { policy = policy.refusingGate(url: gate.url, resolved: Self.gateAddresses(gate.url, environment: environment)) }
         egressPolicy = policy
         github = GitHubCredentials(environment: environment)
+        kubernetesReadNamespaces = stack.kubernetesReadNamespaces
+        kubernetesAllow = stack.kubernetesAllow
+        githubRepoScopes = stack.githubRepoScopes
         if execution == nil {
             do {
                 kubernetes = try KubernetesClusters.load(environment: environment)
@@ -293,7 +300,8 @@ public final class AgentSession: @unchecked Sendable {
             let kubeGateway = KubernetesGateway(
                 sessionID: id, token: kubernetesToken, clusters: kubernetes, store: { () throws(AirlockError) in try cache.store() }, log: log,
                 refuseChanges: storeCache.gate == nil ? nil
-                    : "this session's proposals go to a team gate, which does not hold a kubeconfig to execute Kubernetes changes yet; run without --gate to propose them locally")
+                    : "this session's proposals go to a team gate, which does not hold a kubeconfig to execute Kubernetes changes yet; run without --gate to propose them locally",
+                allowed: kubernetesAllow, readNamespaces: kubernetesReadNamespaces)
             do {
                 broker.serve(kubernetes: listeners[3], gateway: kubeGateway, tls: try trust.ca.context(for: "127.0.0.1")) { error in
                     log.write("broker: \(error)")
@@ -313,7 +321,8 @@ public final class AgentSession: @unchecked Sendable {
                 sessionID: id, token: githubToken, credentials: github, store: { () throws(AirlockError) in try cache.store() }, log: log,
                 cacheDirectory: stateDir + "/cache/git",
                 refuseChanges: storeCache.gate == nil ? nil
-                    : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally")
+                    : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally",
+                repoScopes: githubRepoScopes)
             egress.githubInterception = GitHubInterception(ca: trust.ca, gateway: githubGateway, broker: broker)
         }
         StartupTrace.mark("interception")

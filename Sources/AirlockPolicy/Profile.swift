@@ -21,6 +21,24 @@ public struct Profile: Sendable, Equatable {
     /// Memory, CPU and process limits for the whole sandbox (cgroups; docs/sandbox.md).
     public var limits = SandboxLimits()
 
+    /// Kubernetes through the broker (docs/kubernetes.md, "Profiles"): the namespaces reads are
+    /// scoped to (nil: any) and the interactive subresources allowed (as proposals).
+    public var kubernetes = Kubernetes()
+    /// GitHub through the broker (docs/github.md, "Profiles"): `owner/repo` patterns reads are
+    /// scoped to (nil: any).
+    public var github = GitHub()
+
+    public struct Kubernetes: Sendable, Equatable {
+        public var readNamespaces: [String]?
+        public var allow: [String] = []
+        public init() {}
+    }
+
+    public struct GitHub: Sendable, Equatable {
+        public var repos: [String]?
+        public init() {}
+    }
+
     /// What a command proposal's workspace snapshot leaves out, and how large it may be
     /// (docs/commands.md).
     public struct Snapshot: Sendable, Equatable {
@@ -116,6 +134,16 @@ public struct ProfileStack: Sendable, Equatable {
     public var homeFiles: [String: String] {
         layers.reduce(into: [:]) { result, layer in result.merge(layer.homeFiles) { _, new in new } }
     }
+    /// Reads are scoped by every layer that scopes them: a namespace must be in each list.
+    public var kubernetesReadNamespaces: Set<String>? {
+        let scoped = layers.compactMap(\.kubernetes.readNamespaces).map(Set.init)
+        guard let first = scoped.first else { return nil }
+        return scoped.dropFirst().reduce(first) { $0.intersection($1) }
+    }
+    public var kubernetesAllow: Set<String> { Set(layers.flatMap(\.kubernetes.allow)) }
+    /// Each layer's repository patterns: a repository must match one of every layer's.
+    public var githubRepoScopes: [[Glob]] { layers.compactMap(\.github.repos).map { $0.map { Glob($0.lowercased()) } } }
+
     /// Bytes a proposal's workspace snapshot may hold (256 MiB unless a profile says).
     public var snapshotLimit: UInt64 { layers.compactMap(\.snapshot.limit).last ?? SandboxDefaults.snapshotLimit }
 

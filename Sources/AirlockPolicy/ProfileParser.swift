@@ -19,7 +19,10 @@ public enum ProfileParser {
     /// Profiles are small; a huge one is a mistake or an attack.
     public static let maximumSize = 256 * 1024
 
-    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools", "snapshot", "home_files", "limits"]
+    static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools", "snapshot", "home_files", "limits",
+                               "kubernetes", "github"]
+    static let kubernetesKeys = ["read_namespaces", "allow"]
+    static let githubKeys = ["repos"]
     static let limitKeys = ["memory", "cpus", "pids"]
     static let snapshotKeys = ["exclude", "limit"]
     static let filesystemKeys = ["readonly", "readonly_if_present", "readwrite", "tmp_size"]
@@ -103,6 +106,29 @@ public enum ProfileParser {
                     let contents = try reader.string(entry, at: "home_files.\(path)")
                     guard contents.utf8.count <= 64 << 10 else { throw reader.error(entry, "home_files.\(path) is larger than 64 KiB") }
                     profile.homeFiles[path] = contents
+                }
+            case "kubernetes":
+                for (entryKey, entryValue) in try reader.mapping(value, at: key, keys: kubernetesKeys) {
+                    let items = try reader.stringOrList(entryValue, at: "kubernetes.\(entryKey)")
+                    if entryKey == "allow" {
+                        for item in items where !KubernetesClassifier.interactive.contains(item) {
+                            throw reader.error(entryValue, "kubernetes.allow: '\(item)' is not one of \(KubernetesClassifier.interactive.sorted().joined(separator: ", "))")
+                        }
+                        profile.kubernetes.allow = items
+                    } else {
+                        for item in items where item.isEmpty || item.contains("/") || item.contains("*") {
+                            throw reader.error(entryValue, "kubernetes.read_namespaces: '\(item)' is not a namespace name")
+                        }
+                        profile.kubernetes.readNamespaces = items
+                    }
+                }
+            case "github":
+                for (_, entryValue) in try reader.mapping(value, at: key, keys: githubKeys) {
+                    let items = try reader.stringOrList(entryValue, at: "github.repos")
+                    for item in items where item.split(separator: "/", omittingEmptySubsequences: false).count != 2 || item.contains("..") {
+                        throw reader.error(entryValue, "github.repos: '\(item)' is not OWNER/REPO (either may be a glob, e.g. acme/*)")
+                    }
+                    profile.github.repos = items
                 }
             case "snapshot":
                 for (snapshotKey, snapshotValue) in try reader.mapping(value, at: key, keys: snapshotKeys) {

@@ -77,7 +77,7 @@ enum GitHubFixtures {
         scene.write(scene.home + "/.gitconfig", "[credential]\n\thelper = store\n")
         scene.write(scene.home + "/.git-credentials", "https://alice:s3cret@github.com\n", mode: 0o600)
         let human = ["AIRLOCK_EGRESS_RESOLVE": "github.com=127.0.0.6", "SSL_CERT_FILE": ca]
-        let profile = scene.egressProfile("network:\n  allow: [github.com]\n")
+        let profile = scene.egressProfile("network:\n  allow: [github.com]\ngithub:\n  repos: [acme/app]\n")
         scene.write(scene.workspace + "/raw.py", #"""
             import http.client, json, os, ssl
             context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
@@ -93,6 +93,7 @@ enum GitHubFixtures {
             call("no-updates", "POST", "/acme/app.git/git-receive-pack", {"Content-Type": "application/x-git-receive-pack-request"}, b"0000")
             call("foreign-token", "GET", "/acme/app.git/info/refs?service=git-upload-pack", {"Authorization": "token ghp_found_elsewhere"})
             call("two-services", "GET", "/acme/app.git/info/refs?service=git-upload-pack&service=git-receive-pack")
+            call("outside-scope", "GET", "/acme/secrets.git/info/refs?service=git-upload-pack")
             """#)
         var shown = Outcome(status: -1, stdout: "", stderr: "")
         var forceShown = shown
@@ -162,6 +163,9 @@ enum GitHubFixtures {
         #expect(raw.contains(#""name": "no-updates", "status": 400"#), "\(raw)")
         #expect(raw.contains(#""name": "foreign-token", "status": 401"#), "\(raw)")
         #expect(raw.contains(#""name": "two-services", "status": 403"#), "\(raw)")
+        // The profile scopes GitHub reads to acme/app: another repository is refused unsent.
+        #expect(raw.contains(#""name": "outside-scope", "status": 403"#) && raw.contains("outside the repositories"), "\(raw)")
+        #expect(!requests.contains { ($0["path"] as? String)?.contains("secrets") == true })
     }
 }
 

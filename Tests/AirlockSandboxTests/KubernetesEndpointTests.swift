@@ -99,6 +99,7 @@ import Testing
         var shown = Outcome(status: -1, stdout: "", stderr: "")
         var approval = shown
         var secretShown = shown
+        let profile = scene.egressProfile("kubernetes:\n  read_namespaces: [default]\n", name: "kube-scope.yaml")
         let out = scene.run(["/bin/sh", "-c", """
             K=/run/airlock/tools/kubectl  # the real binary, the shim bypassed
             cat "$KUBECONFIG" > kubeconfig.seen; env > env.seen; cat \(config) > human.seen 2>&1
@@ -111,13 +112,14 @@ import Testing
             sleep 1
             $K delete deployment prod > delete.out 2> delete.err; echo $? > delete.rc
             $K exec prod-0 -- sh > exec.out 2> exec.err; echo $? > exec.rc
+            $K get configmaps -n prod > scope.out 2> scope.err; echo $? > scope.rc
             python3 raw.py \(kube.port) > raw.out 2> raw.err
             grep -o 'Proposal [0-9a-f]*' delete.err | cut -d' ' -f2 > id.txt
             grep -o 'Proposal [0-9a-f]*' secret.err | cut -d' ' -f2 > secret-id.txt
             touch proposed
             airlock wait $(cat id.txt) --timeout 200 > wait.txt 2>&1; echo $? > wait.rc
             sleep 2; cp watch.out watch.after; kill $WATCH
-            """], timeout: 300, extraEnvironment: ["KUBECONFIG": config]) { _ in
+            """], options: ["--profile", profile], timeout: 300, extraEnvironment: ["KUBECONFIG": config]) { _ in
             guard scene.waitForFile("proposed", timeout: 200) else { return }
             before = kube.requests
             let id = scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -160,6 +162,9 @@ import Testing
         #expect(scene.file("delete.rc") != "0\n" && scene.file("delete.err").contains("Proposal "), "\(scene.file("delete.err"))")
         #expect(scene.file("exec.rc") != "0\n", "\(scene.file("exec.err"))")
         #expect(!before.contains { $0["path"]?.contains("/exec") == true }, "an exec reached the API server")
+        // The profile scopes reads to namespace default: prod is refused before it is sent.
+        #expect(scene.file("scope.rc") != "0\n" && scene.file("scope.err").contains("scopes reads to default"), "\(scene.file("scope.err"))")
+        #expect(!before.contains { $0["path"]?.hasPrefix("/api/v1/namespaces/prod/") == true }, "a read outside the scope was sent")
         #expect(status("exec") == 403 && body("exec").contains("reaches into a running workload"), "\(body("exec"))")
         #expect(status("impersonate") == 403 && body("impersonate").contains("impersonation"), "\(body("impersonate"))")
         #expect(status("no-token") == 401 && status("wrong-token") == 401, "\(raw)")
