@@ -168,6 +168,20 @@ public final class GitHubGateway: @unchecked Sendable {
                 try store().recordRefusal(sessionID: sessionID, summary: summary, rule: why)
                 throw Refusal(status: 403, message: "Airlock: \(summary) is not allowed: \(why)", api: api)
             }
+            if case .execute(let proposalID) = mutationPolicy {
+                // An approved command's own call: sent with the human's credentials, audited
+                // under the proposal.
+                try store().recordExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: ruling.rule)
+                log.write("github \(summary): sent as part of approved proposal \(proposalID)")
+                let authorization: String?
+                switch gitRequest {
+                case .receivePack(let repository): authorization = credentials.gitAuthorization(host: host, path: repository)
+                default: authorization = credentials.apiToken(for: host).map { "token " + $0 }
+                }
+                return .forward(outbound(GitHubPinnedRequest(host: host, method: request.method, path: path, query: query,
+                                                             headers: request.headers.filter { !KubernetesGateway.droppedHeaders.contains($0.name.lowercased()) },
+                                                             body: request.body), authorization: authorization))
+            }
             if let refuseChanges {
                 try store().recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
                 throw Refusal(status: 403, message: "Airlock: \(summary): \(refuseChanges). Nothing was changed.", api: api)

@@ -122,7 +122,7 @@ public final class AgentSession: @unchecked Sendable {
         kubernetesReadNamespaces = stack.kubernetesReadNamespaces
         kubernetesAllow = stack.kubernetesAllow
         githubRepoScopes = stack.githubRepoScopes
-        if execution == nil {
+        if execution == nil || execution?.spec.kubernetesEndpoint == true {
             do {
                 kubernetes = try KubernetesClusters.load(environment: environment)
             } catch {
@@ -185,7 +185,7 @@ public final class AgentSession: @unchecked Sendable {
             // a CA a program chose itself (`pip --cert`, `Session.verify`), which breaks them.
             layout.setEnvironment(["AWS_CA_BUNDLE": Self.bundlePath, "SSL_CERT_FILE": Self.bundlePath,
                                    "NODE_EXTRA_CA_CERTS": Self.caPath])
-            if execution == nil {
+            if execution == nil || execution?.spec.githubEndpoint == true {
                 // gh in the sandbox is logged in with a token that is worth nothing outside
                 // this broker, which swaps in the human's; git trusts the session CA too.
                 var variables = ["GH_TOKEN": githubToken, "GH_ENTERPRISE_TOKEN": githubToken, "GIT_SSL_CAINFO": Self.bundlePath]
@@ -297,9 +297,12 @@ public final class AgentSession: @unchecked Sendable {
             log.write("broker: \(error.message): AWS hosts reached through the proxy are refused")
         }
         if let kubernetes, case .success(let trust) = authority.value {
+            // An execution: a prepare step only reads (its dry runs are reads), an approved
+            // run's changes are sent and audited under its proposal.
             let kubeGateway = KubernetesGateway(
                 sessionID: id, token: kubernetesToken, clusters: kubernetes, store: { () throws(AirlockError) in try cache.store() }, log: log,
-                refuseChanges: storeCache.gate == nil ? nil
+                mutationPolicy: mutationPolicy,
+                refuseChanges: storeCache.gate == nil || execution != nil ? nil
                     : "this session's proposals go to a team gate, which does not hold a kubeconfig to execute Kubernetes changes yet; run without --gate to propose them locally",
                 allowed: kubernetesAllow, readNamespaces: kubernetesReadNamespaces)
             do {
@@ -316,11 +319,11 @@ public final class AgentSession: @unchecked Sendable {
             // Nothing serves it: a client gets a refused connection at once, not a hang.
             close(listeners[3])
         }
-        if execution == nil, case .success(let trust) = authority.value {
+        if execution == nil || execution?.spec.githubEndpoint == true, case .success(let trust) = authority.value {
             let githubGateway = GitHubGateway(
                 sessionID: id, token: githubToken, credentials: github, store: { () throws(AirlockError) in try cache.store() }, log: log,
-                cacheDirectory: stateDir + "/cache/git",
-                refuseChanges: storeCache.gate == nil ? nil
+                cacheDirectory: stateDir + "/cache/git", mutationPolicy: mutationPolicy,
+                refuseChanges: storeCache.gate == nil || execution != nil ? nil
                     : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally",
                 repoScopes: githubRepoScopes)
             egress.githubInterception = GitHubInterception(ca: trust.ca, gateway: githubGateway, broker: broker)

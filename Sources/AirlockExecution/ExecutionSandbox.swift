@@ -96,7 +96,11 @@ public struct ExecutionRunner {
         for (name, value) in tool.profile.executionEnvironment {
             variables[name] = value.replacingOccurrences(of: "{artifact}", with: ArtifactLayout.mount)
         }
-        for name in tool.profile.executionPass {
+        // A tool that logs in to GitHub gets the broker's GitHub gateway instead of the
+        // human's token or gh configuration (docs/github.md, "Execution sandboxes").
+        let githubEndpoint = tool.profile.executionPass.contains { Self.gitHubTokenVariables.contains($0) }
+            || tool.profile.executionFiles.contains { $0.variable == "GH_CONFIG_DIR" }
+        for name in tool.profile.executionPass where !(githubEndpoint && Self.gitHubTokenVariables.contains(name)) {
             if let value = environment[name] { variables[name] = value }
         }
         if access(artifact.plan, F_OK) == 0 {
@@ -129,19 +133,25 @@ public struct ExecutionRunner {
         for name in tool.profile.executionHostVariables {
             if let host = environment[name], !host.isEmpty, EgressRule.parse(host, source: name) != nil { allowServer(host, name) }
         }
-        // The human's files the tool needs (a kubeconfig), copied for this run only.
+        // The human's files the tool needs, copied for this run only; a kubeconfig is not
+        // copied: the run gets the broker's Kubernetes endpoint instead.
         PinnedFiles.remove(artifact.scratch)
+        var kubernetesEndpoint = false
         for (name, candidates) in tool.profile.executionFiles {
             guard let source = Self.firstExisting(candidates, environment: environment, home: home) else { continue }
+            if name == "KUBECONFIG" {
+                kubernetesEndpoint = true
+                continue
+            }
+            // gh's configuration holds its token; the gateway's upstream trusts the human's
+            // CA bundle itself, and the sandbox must trust the session CA, not that bundle.
+            if githubEndpoint && (name == "GH_CONFIG_DIR" || name == "SSL_CERT_FILE") { continue }
             do {
                 _ = try PinnedFiles.copyAny(source, to: artifact.scratch + "/" + name, budget: PinnedFiles.copyLimit)
             } catch {
                 throw AirlockError("cannot copy \(source) for the execution: \(error)")
             }
             variables[name] = ArtifactLayout.inside("exec/" + name)
-            if name == "KUBECONFIG" {
-                for server in Self.kubeconfigServers(source) { allowServer(server, "your kubeconfig") }
-            }
         }
         if access(artifact.scratch, F_OK) == 0 {
             PinnedFiles.makeReadable(artifact.scratch)
@@ -157,6 +167,8 @@ public struct ExecutionRunner {
             snapshotWritable: step.writes.contains(.snapshot), directory: directory, binds: binds, environment: variables,
             allow: network.allow + hosts.map { (rule: $0.0, source: $0.1) }, deny: network.deny, addresses: addresses)
         spec.spool = spoolInto != nil
+        spec.kubernetesEndpoint = kubernetesEndpoint
+        spec.githubEndpoint = githubEndpoint
         return spec
     }
 
@@ -197,6 +209,8 @@ public struct ExecutionRunner {
         }
     }
 
+    static let gitHubTokenVariables: Set<String> = ["GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"]
+
     public static func firstExisting(_ candidates: [String], environment: [String: String], home: String) -> String? {
         for candidate in candidates {
             var path = candidate
@@ -209,23 +223,6 @@ public struct ExecutionRunner {
             if access(path, R_OK) == 0 { return path }
         }
         return nil
-    }
-
-    /// The API servers a kubeconfig names (`server: https://host:port`), as proxy rules.
-    public static func kubeconfigServers(_ path: String) -> [String] {
-        guard let text = try? readTextFile(path, limit: 1 << 20) else { return [] }
-        var hosts: [String] = []
-        for line in text.split(separator: "\n") {
-            let trimmed = line.drop { $0 == " " || $0 == "\t" || $0 == "-" }
-            guard trimmed.hasPrefix("server:") else { continue }
-            var url = String(trimmed.dropFirst(7).filter { $0 != " " && $0 != "\t" && $0 != "\"" && $0 != "'" })
-            guard let scheme = url.range(ofText: "://") else { continue }
-            let secure = url.hasPrefix("https")
-            url = String(url[scheme.upperBound...])
-            let authority = url.split(separator: "/").first.map(String.init) ?? url
-            hosts.append(authority.contains(":") ? authority : authority + (secure ? ":443" : ":80"))
-        }
-        return hosts
     }
 }
 

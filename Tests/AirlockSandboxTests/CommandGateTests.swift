@@ -430,6 +430,12 @@ final class KubeStandIn: @unchecked Sendable {
         #expect(posts.first?["authorization"] == "Bearer host-secret-token")
         #expect(posts.first?["body"]?.contains("\"mode\":\"blue\"") == true, "\(posts)")
         #expect(scene.file("wait.rc") == "0\n" && scene.file("wait.txt").contains("configmap/app-config created"), "\(scene.file("wait.txt"))")
+        // The execution sandboxes (the diff preview, the approved create) reached the cluster
+        // through the broker's Kubernetes endpoint (their session logs show the approved create
+        // decided there), not with a copy of the kubeconfig.
+        let logs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?
+            .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
+        #expect(logs.contains("kubernetes POST /api/v1/namespaces/default/configmaps?fieldManager=kubectl-create"), "\(logs.suffix(3000))")
     }
 }
 
@@ -505,5 +511,9 @@ final class KubeStandIn: @unchecked Sendable {
         #expect(posts.count == 1 && posts.first?["authorization"] == "token host-github-token", "\(posts)")
         #expect(posts.first?["body"] == #"{"title":"hello"}"#, "\(posts)")
         #expect(scene.file("wait.rc") == "0\n" && scene.file("wait.txt").contains("\"number\""), "\(scene.file("wait.txt"))")
+        // The approved gh ran with the session's token; the GitHub gateway added the human's.
+        let logs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?
+            .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
+        #expect(logs.contains("github github:POST /repos/o/r/issues: sent as part of approved proposal"), "\(logs.suffix(3000))")
     }
 }

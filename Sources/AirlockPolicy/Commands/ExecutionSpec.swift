@@ -70,6 +70,14 @@ public struct ExecutionSpec: Sendable, Equatable {
     /// the gate reads into its own store after the run, since the run cannot reach the
     /// gate's database (docs/gate.md, "Command proposals on the gate").
     public var spool: Bool = false
+    /// The run reaches the human's clusters through the broker's Kubernetes endpoint (a
+    /// sandbox kubeconfig, the credentials outside), not with a copy of the kubeconfig: the
+    /// tool's code, and whatever it runs (a helm plugin, a kustomize generator), never sits
+    /// beside a real token (docs/kubernetes.md, "Execution sandboxes").
+    public var kubernetesEndpoint: Bool = false
+    /// Likewise for GitHub: the run's gh holds the session's token, the broker's GitHub
+    /// gateway adds the human's (docs/github.md, "Execution sandboxes").
+    public var githubEndpoint: Bool = false
 
     /// The spool file of an execution whose spec sets `spool`.
     public var spoolPath: String { artifact + "/calls.jsonl" }
@@ -109,7 +117,8 @@ public struct ExecutionSpec: Sendable, Equatable {
             })),
             ("environment", .object(environment.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
             ("allow", rules(allow)), ("deny", rules(deny)), ("addresses", .array(addresses.map { .string($0) })),
-            ("spool", .bool(spool)),
+            ("spool", .bool(spool)), ("kubernetes_endpoint", .bool(kubernetesEndpoint)),
+            ("github_endpoint", .bool(githubEndpoint)),
         ])
     }
 
@@ -162,6 +171,8 @@ public struct ExecutionSpec: Sendable, Equatable {
                                  snapshotWritable: snapshotWritable, directory: directory, binds: binds, environment: environment,
                                  allow: try rules("allow"), deny: try rules("deny"), addresses: addresses)
         spec.spool = json["spool"]?.bool ?? false
+        spec.kubernetesEndpoint = json["kubernetes_endpoint"]?.bool ?? false
+        spec.githubEndpoint = json["github_endpoint"]?.bool ?? false
         return spec
     }
 
