@@ -23,21 +23,12 @@ public final class Broker: @unchecked Sendable {
                       failed: @escaping @Sendable (AirlockError) -> Void) {
         let pool = self.pool
         let budget = BodyBudget()
-        let connections = SessionCounter()
-        let aws = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: Self.backlog)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                // A session's SDKs keep a few connections each; thousands are an attack on
-                // the broker's descriptors, refused by closing at once.
-                guard connections.enter(limit: Self.awsConnectionLimit) else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in connections.leave() }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AWSEndpointHandler(gateway: gateway, pool: pool, budget: budget))
-                }
-            }
-            .withBoundSocket(awsFD)
+        // A session's SDKs keep a few connections each.
+        let aws = limitedBootstrap(connections: SessionCounter()) { sync in
+            try sync.configureHTTPServerPipeline(withErrorHandling: true)
+            try sync.addHandler(AWSEndpointHandler(gateway: gateway, pool: pool, budget: budget))
+        }
+        .withBoundSocket(awsFD)
         let agent = ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -55,22 +46,28 @@ public final class Broker: @unchecked Sendable {
     public func serve(kubernetes fd: Int32, gateway: KubernetesGateway, tls: NIOSSLContext,
                       failed: @escaping @Sendable (AirlockError) -> Void) {
         let pool = self.pool
-        let connections = SessionCounter()
+        limitedBootstrap(connections: SessionCounter()) { sync in
+            try sync.addHandler(NIOSSLServerHandler(context: tls))
+            try sync.configureHTTPServerPipeline(withErrorHandling: true)
+            try sync.addHandler(KubernetesEndpointHandler(gateway: gateway, pool: pool))
+        }
+        .withBoundSocket(fd)
+        .whenFailure { error in failed(AirlockError("the broker cannot serve the Kubernetes endpoint: \(error)")) }
+    }
+
+    /// An endpoint's listener: TCP_NODELAY, a deep accept queue, and at most
+    /// `awsConnectionLimit` connections at once (thousands are an attack on the broker's
+    /// descriptors, refused by closing at once).
+    func limitedBootstrap(connections: SessionCounter,
+                          handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Self.backlog)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 guard connections.enter(limit: Self.awsConnectionLimit) else { return channel.close() }
                 channel.closeFuture.whenComplete { _ in connections.leave() }
-                return channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: tls))
-                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(KubernetesEndpointHandler(gateway: gateway, pool: pool))
-                }
+                return channel.eventLoop.makeCompletedFuture { try handlers(channel.pipeline.syncOperations) }
             }
-            .withBoundSocket(fd)
-            .whenFailure { error in failed(AirlockError("the broker cannot serve the Kubernetes endpoint: \(error)")) }
     }
 
     /// Serves the egress proxy on a listening socket. Returns at once.

@@ -150,34 +150,24 @@ public final class AWSInterception: @unchecked Sendable {
     }
 }
 
-/// What the egress proxy needs to answer a Kubernetes API server's address itself
-/// (docs/kubernetes.md): a CONNECT there is terminated with a session-CA certificate for that
-/// address and served by the Kubernetes gateway, which requires the session's token like the
-/// endpoint; nothing is tunnelled to the real server.
-public final class KubernetesInterception: @unchecked Sendable {
+/// What the egress proxy needs to answer a Kubernetes API server's address or a GitHub host
+/// itself (docs/kubernetes.md, docs/github.md): a CONNECT there is terminated with a
+/// session-CA certificate for that name and served by the gateway, which requires the
+/// session's credential or none; nothing is tunnelled to the real server.
+public final class GatewayInterception<Gateway: Sendable>: @unchecked Sendable {
     let ca: SessionCA
-    let gateway: KubernetesGateway
+    let gateway: Gateway
     let pool: NIOThreadPool
 
-    public init(ca: SessionCA, gateway: KubernetesGateway, broker: Broker) {
+    public init(ca: SessionCA, gateway: Gateway, broker: Broker) {
         self.ca = ca
         self.gateway = gateway
         pool = broker.pool
     }
 }
 
-/// What the egress proxy needs to answer a GitHub host itself (docs/github.md).
-public final class GitHubInterception: @unchecked Sendable {
-    let ca: SessionCA
-    let gateway: GitHubGateway
-    let pool: NIOThreadPool
-
-    public init(ca: SessionCA, gateway: GitHubGateway, broker: Broker) {
-        self.ca = ca
-        self.gateway = gateway
-        pool = broker.pool
-    }
-}
+public typealias KubernetesInterception = GatewayInterception<KubernetesGateway>
+public typealias GitHubInterception = GatewayInterception<GitHubGateway>
 
 /// One client connection to the proxy.
 final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -273,13 +263,8 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 refuse(context, .forbidden, "Airlock proxy: \(target) is a GitHub host; use https:// (port 443), which the broker answers")
                 return
             }
-            do {
-                let tls = try github.ca.context(for: host)
-                intercept(context, target: target, tls: tls, label: "Airlock's GitHub gateway") {
-                    KubernetesEndpointHandler(github: github.gateway, host: host, pool: github.pool)
-                }
-            } catch {
-                refuse(context, .badGateway, "Airlock proxy: \(error)")
+            intercept(context, target: target, ca: github.ca, label: "Airlock's GitHub gateway") {
+                KubernetesEndpointHandler(github: github.gateway, host: host, pool: github.pool)
             }
             return
         }
@@ -293,13 +278,8 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 refuse(context, .forbidden, "Airlock proxy: \(target) is a Kubernetes API server of your kubeconfig; reach it with the sandbox's kubeconfig ($KUBECONFIG), through the broker")
                 return
             }
-            do {
-                let tls = try kubernetes.ca.context(for: target.host.lowercased())
-                intercept(context, target: target, tls: tls, label: "Airlock's Kubernetes gateway (context \(index))") {
-                    KubernetesEndpointHandler(gateway: kubernetes.gateway, pool: kubernetes.pool, boundContext: index)
-                }
-            } catch {
-                refuse(context, .badGateway, "Airlock proxy: \(error)")
+            intercept(context, target: target, ca: kubernetes.ca, label: "Airlock's Kubernetes gateway (context \(index))") {
+                KubernetesEndpointHandler(gateway: kubernetes.gateway, pool: kubernetes.pool, boundContext: index)
             }
             return
         }
@@ -368,6 +348,17 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             }
+    }
+
+    /// As below, with the session CA's certificate for the target's own name (an address or a
+    /// name the client may not send by SNI).
+    private func intercept(_ context: ChannelHandlerContext, target: EgressTarget, ca: SessionCA, label: String,
+                           endpoint: @escaping @Sendable () -> ChannelHandler) {
+        do {
+            intercept(context, target: target, tls: try ca.context(for: target.host.lowercased()), label: label, endpoint: endpoint)
+        } catch {
+            refuse(context, .badGateway, "Airlock proxy: \(error)")
+        }
     }
 
     /// 200, then TLS with a certificate of the session's CA for the host, and a gateway's

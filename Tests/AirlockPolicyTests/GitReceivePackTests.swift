@@ -36,6 +36,21 @@ import Testing
         #expect(labels.map(\.label) == ["update, protected (refs/heads/main)", "create", "delete"])
     }
 
+    /// What parses serializes back byte for byte (a pinned push replays exactly what arrived):
+    /// git's own form (capabilities after a space, commands without a line feed), a first
+    /// command with no capabilities at all (found by the git-push fuzz target), push options.
+    @Test(arguments: [
+        body(["\(a) \(b) refs/heads/main\0 report-status side-band-64k agent=git/2.39.5"]),
+        body(["shallow \(a)\n", "\(a) \(zero) refs/heads/gone\n"], pack: []),
+        body(["\(a) \(b) refs/heads/main", "\(zero) \(b) refs/heads/new\n"]),
+        body(["\(a) \(b) refs/heads/main\0push-options report-status\n"], options: ["ci.skip", "x=y"]),
+    ])
+    func requestsSerializeBackToTheirOwnBytes(bytes: [UInt8]) throws {
+        let request = try GitReceivePack.parse(bytes).get()
+        #expect(request.serialized() == bytes, "\(String(decoding: request.serialized(), as: UTF8.self))")
+        #expect(try GitReceivePack.parse(request.serialized()).get() == request)
+    }
+
     @Test func deletionsAloneCarryNoPack() throws {
         let request = try GitReceivePack.parse(Self.body(["\(Self.a) \(Self.zero) refs/heads/gone\0report-status\n"], pack: [])).get()
         #expect(request.pack.isEmpty)

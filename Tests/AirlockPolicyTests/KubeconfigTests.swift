@@ -190,6 +190,11 @@ import Testing
         let deleteWithBody = KubernetesClassifier.classify(method: "DELETE", path: "/apis/apps/v1/namespaces/default/deployments/prod",
                                                            query: "dryRun=All", headers: [], body: Array("{}".utf8))
         #expect(deleteWithBody.decision == .mutation)
+        // Subresources with handlers of their own are not trusted to honour dryRun.
+        #expect(KubernetesClassifier.classify(method: "POST", path: "/api/v1/namespaces/d/pods/p/eviction", query: "dryRun=All",
+                                              headers: []).decision == .mutation)
+        #expect(KubernetesClassifier.classify(method: "PATCH", path: "/apis/apps/v1/namespaces/d/deployments/x/scale", query: "dryRun=All",
+                                              headers: []).decision == .read)
         // Secrets and token requests stay gated; exec stays refused.
         #expect(KubernetesClassifier.classify(method: "POST", path: "/api/v1/namespaces/d/serviceaccounts/s/token", query: "dryRun=All",
                                               headers: []).decision == .sensitive)

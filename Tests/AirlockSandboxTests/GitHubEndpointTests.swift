@@ -39,6 +39,25 @@ enum GitHubFixtures {
         return process
     }
 
+    /// A Python client the agent could write: `call(name, method, path, headers, body)` sends
+    /// one request through the egress proxy's CONNECT to `tunnel`:443 and prints one JSON line.
+    static func rawClient(tunnel: String) -> String {
+        #"""
+        import http.client, json, os, ssl
+        context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        def call(name, method, path, headers=None, body=None):
+            conn = http.client.HTTPSConnection("127.0.0.1", 3128, context=context, timeout=30)
+            conn.set_tunnel("\#(tunnel)", 443)
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                response = conn.getresponse()
+                print(json.dumps({"name": name, "status": response.status, "body": response.read().decode("utf-8", "replace")[:400]}), flush=True)
+            except Exception as error:
+                print(json.dumps({"name": name, "status": 0, "body": repr(error)}), flush=True)
+
+        """#
+    }
+
     static func lines(_ path: String) -> [[String: Any]] {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
@@ -78,18 +97,7 @@ enum GitHubFixtures {
         scene.write(scene.home + "/.git-credentials", "https://alice:s3cret@github.com\n", mode: 0o600)
         let human = ["AIRLOCK_EGRESS_RESOLVE": "github.com=127.0.0.6", "SSL_CERT_FILE": ca]
         let profile = scene.egressProfile("network:\n  allow: [github.com]\ngithub:\n  repos: [acme/app]\n")
-        scene.write(scene.workspace + "/raw.py", #"""
-            import http.client, json, os, ssl
-            context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-            def call(name, method, path, headers=None, body=None):
-                conn = http.client.HTTPSConnection("127.0.0.1", 3128, context=context, timeout=30)
-                conn.set_tunnel("github.com", 443)
-                try:
-                    conn.request(method, path, body=body, headers=headers or {})
-                    response = conn.getresponse()
-                    print(json.dumps({"name": name, "status": response.status, "body": response.read().decode("utf-8", "replace")[:400]}), flush=True)
-                except Exception as error:
-                    print(json.dumps({"name": name, "status": 0, "body": repr(error)}), flush=True)
+        scene.write(scene.workspace + "/raw.py", GitHubFixtures.rawClient(tunnel: "github.com") + #"""
             call("no-updates", "POST", "/acme/app.git/git-receive-pack", {"Content-Type": "application/x-git-receive-pack-request"}, b"0000")
             call("foreign-token", "GET", "/acme/app.git/info/refs?service=git-upload-pack", {"Authorization": "token ghp_found_elsewhere"})
             call("two-services", "GET", "/acme/app.git/info/refs?service=git-upload-pack&service=git-receive-pack")
@@ -188,18 +196,7 @@ enum GitHubFixtures {
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         let human = ["GH_TOKEN": "host-github-token", "AIRLOCK_EGRESS_RESOLVE": "api.github.com=127.0.0.5", "SSL_CERT_FILE": ca]
         let profile = scene.egressProfile("network:\n  allow: [api.github.com]\n")
-        scene.write(scene.workspace + "/raw.py", #"""
-            import http.client, json, os, ssl
-            context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-            def call(name, method, path, headers=None, body=None):
-                conn = http.client.HTTPSConnection("127.0.0.1", 3128, context=context, timeout=30)
-                conn.set_tunnel("api.github.com", 443)
-                try:
-                    conn.request(method, path, body=body, headers=headers or {})
-                    response = conn.getresponse()
-                    print(json.dumps({"name": name, "status": response.status, "body": response.read().decode("utf-8", "replace")[:400]}), flush=True)
-                except Exception as error:
-                    print(json.dumps({"name": name, "status": 0, "body": repr(error)}), flush=True)
+        scene.write(scene.workspace + "/raw.py", GitHubFixtures.rawClient(tunnel: "api.github.com") + #"""
             call("plain-read", "GET", "/repos/o/r")
             call("foreign-token", "GET", "/repos/o/r", {"Authorization": "token ghp_found_elsewhere"})
             call("graphql-get", "GET", "/graphql?query=mutation%7BaddStar%7D")

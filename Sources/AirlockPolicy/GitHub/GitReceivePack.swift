@@ -185,7 +185,10 @@ public struct GitReceivePack: Sendable, Equatable {
         for oid in shallow { out += packet(Array("shallow \(oid)".utf8) + feed()) }
         for (index, update) in updates.enumerated() {
             var text = Array("\(update.old) \(update.new) \(update.ref)".utf8)
-            if index == 0 { text += [0] + Array((capabilityText ?? capabilities.joined(separator: " ")).utf8) }
+            // A first command sent without capabilities has no NUL either.
+            if index == 0, capabilityText != nil || !capabilities.isEmpty {
+                text += [0] + Array((capabilityText ?? capabilities.joined(separator: " ")).utf8)
+            }
             out += packet(text + feed())
         }
         out += Array("0000".utf8)

@@ -173,8 +173,10 @@ public enum KubernetesClassifier {
             return Ruling(.mutation, "\(upper) \(path): not a read")
         case .resource(let request):
             let ruling = classify(request, allowed: allowed, readNamespaces: readNamespaces)
-            if ruling.decision == .mutation, !interactive.contains(request.qualifiedResource),
-               !(request.subresource?.hasPrefix("proxy") ?? false),
+            // Only where the API server's generic storage handles dryRun: the object itself,
+            // its status and scale. Other subresources (eviction, binding, an aggregated
+            // API's own) have handlers of their own that might act anyway.
+            if ruling.decision == .mutation, request.subresource == nil || ["status", "scale"].contains(request.subresource!),
                [.create, .update, .patch, .delete, .deletecollection].contains(request.verb),
                (request.verb == .delete || request.verb == .deletecollection) && !body.isEmpty
                    ? deleteOptionsAreDryRun(body, contentType: headers.first { $0.name.lowercased() == "content-type" }?.value)
