@@ -12,7 +12,11 @@ public final class GitHubCredentials: @unchecked Sendable {
     public let environment: [String: String]
     public let hosts: [String]
     private var mutex = pthread_mutex_t()
+    /// Looked-up tokens, "" for none: asked once per session (`gh auth token` is a process).
     private var tokens: [String: String] = [:]
+    /// git credential answers by host and path, with when they were asked: a clone makes
+    /// several requests, each would run the human's helpers; kept a minute.
+    private var gitAnswers: [String: (authorization: String?, at: Double)] = [:]
     private var trustContext: NIOSSLContext??
 
     public init(environment: [String: String]) {
@@ -68,7 +72,7 @@ public final class GitHubCredentials: @unchecked Sendable {
     public func apiToken(for host: String) -> String? {
         let key = host == Self.api ? Self.github : host
         pthread_mutex_lock(&mutex)
-        if let cached = tokens[key] { pthread_mutex_unlock(&mutex); return cached }
+        if let cached = tokens[key] { pthread_mutex_unlock(&mutex); return cached.isEmpty ? nil : cached }
         pthread_mutex_unlock(&mutex)
         var found: String?
         let variables = key == Self.github ? ["GH_TOKEN", "GITHUB_TOKEN"] : ["GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"]
@@ -80,17 +84,29 @@ public final class GitHubCredentials: @unchecked Sendable {
             let token = output.stdout.trimmingCharacters()
             if !token.isEmpty { found = token }
         }
-        if let found {
-            pthread_mutex_lock(&mutex)
-            tokens[key] = found
-            pthread_mutex_unlock(&mutex)
-        }
+        pthread_mutex_lock(&mutex)
+        tokens[key] = found ?? ""
+        pthread_mutex_unlock(&mutex)
         return found
     }
 
     /// `Authorization` for a git request to `host` (`path`: the repository's path): what the
     /// human's git credential helpers answer, else the API token as GitHub's git accepts it.
     public func gitAuthorization(host: String, path: String) -> String? {
+        let key = host + path
+        let now = Clock.monotonicSeconds()
+        pthread_mutex_lock(&mutex)
+        let cached = gitAnswers[key]
+        pthread_mutex_unlock(&mutex)
+        if let cached, now - cached.at < 60 { return cached.authorization }
+        let answer = askGit(host: host, path: path)
+        pthread_mutex_lock(&mutex)
+        gitAnswers[key] = (answer, now)
+        pthread_mutex_unlock(&mutex)
+        return answer
+    }
+
+    func askGit(host: String, path: String) -> String? {
         if let git = Self.executable("git", environment: environment) {
             var env = environment
             env["GIT_TERMINAL_PROMPT"] = "0"
