@@ -19,9 +19,10 @@ public final class GitHubCredentials: @unchecked Sendable {
     private var gitAnswers: [String: (authorization: String?, at: Double)] = [:]
     private var trustContext: NIOSSLContext??
 
-    public init(environment: [String: String]) {
+    /// `hosts`: already read (the session CA's thread reads them at start-up), else read here.
+    public init(environment: [String: String], hosts: [String]? = nil) {
         self.environment = environment
-        hosts = Self.hosts(environment: environment)
+        self.hosts = hosts ?? Self.hosts(environment: environment)
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -58,7 +59,7 @@ public final class GitHubCredentials: @unchecked Sendable {
         return names
     }
 
-    static func isHostName(_ name: String) -> Bool {
+    public static func isHostName(_ name: String) -> Bool {
         !name.isEmpty && name.count < 254 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
     }
 

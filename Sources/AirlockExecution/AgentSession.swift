@@ -27,6 +27,8 @@ public final class AgentSession: @unchecked Sendable {
 
     public struct SessionTrust: Sendable {
         let ca: SessionCA
+        /// The human's GitHub hosts (read with the CA, whose constraints list them).
+        let githubHosts: [String]
         /// The system's roots and the session CA: what SSL_CERT_FILE and AWS_CA_BUNDLE name.
         let bundle: String
     }
@@ -37,10 +39,10 @@ public final class AgentSession: @unchecked Sendable {
         Background { Result { () throws(AirlockError) in
             StartupTrace.mark("ca-start")
             defer { StartupTrace.mark("ca-done") }
-            let enterprise = GitHubCredentials.hosts(environment: environment).filter { !$0.hasSuffix("github.com") }
-            let ca = try SessionCA(extraDomains: enterprise)
+            let githubHosts = GitHubCredentials.hosts(environment: environment)
+            let ca = try SessionCA(extraDomains: githubHosts.filter { !$0.hasSuffix("github.com") })
             let system = (try? readTextFile(Self.systemBundle, limit: 4 << 20)) ?? ""
-            return SessionTrust(ca: ca, bundle: system + (system.hasSuffix("\n") || system.isEmpty ? "" : "\n") + ca.pem)
+            return SessionTrust(ca: ca, githubHosts: githubHosts, bundle: system + (system.hasSuffix("\n") || system.isEmpty ? "" : "\n") + ca.pem)
         } }
     }
     private let storeCache: StoreCache
@@ -69,8 +71,7 @@ public final class AgentSession: @unchecked Sendable {
     public let kubernetes: KubernetesClusters?
     /// The token the sandbox's kubeconfig holds (docs/kubernetes.md).
     public let kubernetesToken = KubernetesGateway.newToken()
-    /// The human's GitHub hosts and credentials (docs/github.md); the token the sandbox's gh holds.
-    public let github: GitHubCredentials
+    /// The token the sandbox's gh holds (docs/github.md).
     public let githubToken = GitHubGateway.newToken()
 
     public init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
@@ -118,7 +119,6 @@ public final class AgentSession: @unchecked Sendable {
         var policy = execution?.spec.egressPolicy ?? stack.egressPolicy(extraAllow: allowDomains.map { ($0, "--allow-domain") })
         if let gate { policy = policy.refusingGate(url: gate.url, resolved: Self.gateAddresses(gate.url, environment: environment)) }
         egressPolicy = policy
-        github = GitHubCredentials(environment: environment)
         kubernetesReadNamespaces = stack.kubernetesReadNamespaces
         kubernetesAllow = stack.kubernetesAllow
         githubRepoScopes = stack.githubRepoScopes
@@ -189,7 +189,8 @@ public final class AgentSession: @unchecked Sendable {
                 // gh in the sandbox is logged in with a token that is worth nothing outside
                 // this broker, which swaps in the human's; git trusts the session CA too.
                 var variables = ["GH_TOKEN": githubToken, "GH_ENTERPRISE_TOKEN": githubToken, "GIT_SSL_CAINFO": Self.bundlePath]
-                if let host = environment["GH_HOST"], github.covers(host) { variables["GH_HOST"] = host }
+                // GH_HOST is one of the GitHub hosts the proxy terminates (GitHubCredentials.hosts).
+                if let host = environment["GH_HOST"]?.lowercased(), GitHubCredentials.isHostName(host) { variables["GH_HOST"] = host }
                 layout.setEnvironment(variables)
             }
             if let kubernetes {
@@ -321,7 +322,7 @@ public final class AgentSession: @unchecked Sendable {
         }
         if execution == nil || execution?.spec.githubEndpoint == true, case .success(let trust) = authority.value {
             let githubGateway = GitHubGateway(
-                sessionID: id, token: githubToken, credentials: github, store: { () throws(AirlockError) in try cache.store() }, log: log,
+                sessionID: id, token: githubToken, credentials: GitHubCredentials(environment: environment, hosts: trust.githubHosts), store: { () throws(AirlockError) in try cache.store() }, log: log,
                 cacheDirectory: stateDir + "/cache/git", mutationPolicy: mutationPolicy,
                 refuseChanges: storeCache.gate == nil || execution != nil ? nil
                     : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally",

@@ -204,6 +204,8 @@ enum GitHubFixtures {
             call("duplicate-query", "POST", "/graphql", {"Content-Type": "application/json"},
                  b'{"query": "query { viewer { login } }", "query": "mutation { addStar(input: {starrableId: \\"R_1\\"}) { clientMutationId } }"}')
             call("token-endpoint", "GET", "/repos/o/r/actions/secrets")
+            # The connection is to api.github.com; a request naming another host has two readings.
+            call("other-host", "GET", "/repos/o/r", {"Host": "internal.example"})
             """#)
         var shown = Outcome(status: -1, stdout: "", stderr: "")
         var approval = shown
@@ -250,6 +252,7 @@ enum GitHubFixtures {
         #expect(raw.contains(#""name": "graphql-get", "status": 403"#), "\(raw)")
         #expect(raw.contains(#""name": "duplicate-query", "status": 403"#) && raw.contains("Proposal "), "\(raw)")
         #expect(raw.contains(#""name": "token-endpoint", "status": 403"#), "\(raw)")
+        #expect(raw.contains(#""name": "other-host", "status": 400"#), "\(raw)")
         // Approved: the merge is sent once, with the human's token; the agent's wait returns.
         #expect(approval.status == 0, "\(approval)")
         let merges = GitHubFixtures.lines(log).filter { $0["graphql_operation"] as? String == "mutation PullRequestMerge" }

@@ -1,0 +1,85 @@
+import AirlockCore
+import AirlockPolicy
+import AirlockStore
+import Foundation
+import Testing
+
+@testable import AirlockBroker
+
+/// What an approval of a Kubernetes or GitHub proposal may send, and where: the agent (or
+/// anyone who can edit the approver's files) must not redirect it between proposal and
+/// approval. Nothing here reaches a network: each refusal comes before a request is built.
+@Suite struct KubernetesExecutionTests {
+    static func executor(_ store: InMemoryProposalStore) throws -> Executor {
+        let catalog = NSTemporaryDirectory() + "airlock-catalog-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: catalog, withIntermediateDirectories: true)
+        try "{}".write(toFile: catalog + "/index.json", atomically: true, encoding: .utf8)
+        return Executor(store: store, catalog: try AWSCatalogFiles(directory: catalog), credentials: HostCredentials(environment: [:], profile: nil),
+                        blobDirectory: catalog)
+    }
+
+    static func approved(_ store: InMemoryProposalStore, payload: JSON, upstream: String) throws -> String {
+        try store.recordSession(Session(id: "s-1", startedAt: Clock.now(), user: "user:person", workspace: "/w", profiles: "",
+                                        awsUpstream: "aws", awsAccessKeyID: "AKIDDUMMYSESSIONKEY"))
+        let proposal = try store.propose(ProposalDraft(sessionID: "s-1", kind: .api, summary: "kubernetes:delete", ruling: Ruling(.mutation, "test"),
+                                                       payload: Array(payload.serialized().utf8), upstream: upstream))
+        _ = try store.apply(.approve, to: proposal.id, actor: "user:alice")
+        return proposal.id
+    }
+
+    static let pinned = KubernetesPinnedRequest(context: "prod", server: "https://10.0.0.1:6443", method: "DELETE",
+                                                path: "/apis/apps/v1/namespaces/default/deployments/prod", query: "", headers: [], body: [])
+
+    static func clusters(server: String) throws -> KubernetesClusters {
+        let config = try Kubeconfig.parse("""
+            clusters:
+            - name: c
+              cluster: {server: "\(server)"}
+            users:
+            - name: u
+              user: {token: t}
+            contexts:
+            - name: prod
+              context: {cluster: c, user: u}
+            """, base: "/")
+        return KubernetesClusters(config: config, sources: [], environment: [:])
+    }
+
+    @Test func aContextThatNowNamesAnotherServerIsNotSentTo() throws {
+        let store = InMemoryProposalStore()
+        let id = try Self.approved(store, payload: Self.pinned.json, upstream: Self.pinned.server)
+        var executor = try Self.executor(store)
+        executor.kubernetes = try Self.clusters(server: "https://evil.example:6443")
+        let outcome = try executor.execute(id, actor: "user:alice")
+        #expect(outcome.state == .failed)
+        #expect(outcome.result?.error?.contains("now names the server https://evil.example:6443") == true, "\(String(describing: outcome.result))")
+    }
+
+    @Test func aPayloadWhoseServerIsNotTheProposalsUpstreamIsNotSent() throws {
+        // The row's upstream is what the human was shown; a payload naming another server
+        // (a store edited underneath, digest recomputed) is refused.
+        let store = InMemoryProposalStore()
+        let id = try Self.approved(store, payload: Self.pinned.json, upstream: "https://10.9.9.9:6443")
+        var executor = try Self.executor(store)
+        executor.kubernetes = try Self.clusters(server: Self.pinned.server)
+        let outcome = try executor.execute(id, actor: "user:alice")
+        #expect(outcome.state == .failed && outcome.result?.error?.contains("not sent") == true, "\(String(describing: outcome.result))")
+    }
+
+    @Test func withoutAKubeconfigNothingIsSent() throws {
+        let store = InMemoryProposalStore()
+        let id = try Self.approved(store, payload: Self.pinned.json, upstream: Self.pinned.server)
+        let outcome = try Self.executor(store).execute(id, actor: "user:alice")
+        #expect(outcome.state == .failed && outcome.result?.error?.contains("no kubeconfig here") == true, "\(String(describing: outcome.result))")
+    }
+
+    @Test func aGitHubPayloadForAnotherHostThanItsUpstreamIsNotSent() throws {
+        let store = InMemoryProposalStore()
+        let request = GitHubPinnedRequest(host: "evil.example", method: "POST", path: "/repos/o/r/issues", query: "", headers: [], body: [])
+        let id = try Self.approved(store, payload: request.json, upstream: "https://api.github.com")
+        var executor = try Self.executor(store)
+        executor.github = GitHubCredentials(environment: ["GH_TOKEN": "t", "PATH": "/nonexistent"])
+        let outcome = try executor.execute(id, actor: "user:alice")
+        #expect(outcome.state == .failed && outcome.result?.error?.contains("not the proposal's upstream") == true, "\(String(describing: outcome.result))")
+    }
+}
