@@ -29,10 +29,9 @@ public final class GitHubCredentials: @unchecked Sendable {
     public static let github = "github.com"
     public static let api = "api.github.com"
 
+    /// Where gh keeps hosts.yml (CredentialSources: the same path is masked in the sandbox).
     static func configDirectory(_ environment: [String: String]) -> String {
-        if let dir = environment["GH_CONFIG_DIR"], !dir.isEmpty { return dir }
-        if let xdg = environment["XDG_CONFIG_HOME"], !xdg.isEmpty { return xdg + "/gh" }
-        return (environment["HOME"] ?? "/") + "/.config/gh"
+        CredentialSources.ghConfigDirectory(environment, home: environment["HOME"] ?? "/")
     }
 
     /// hosts.yml: `HOST:` at the top level, `oauth_token: …` (and `user:`) below it.

@@ -104,8 +104,13 @@ public final class GitHubGateway: @unchecked Sendable {
 
     enum Surface { case rest(String), graphql, git }
 
+    /// Where a request goes on its host (docs/github.md, "The endpoint"): api.github.com is
+    /// all API, github.com all git (and web pages), an enterprise host both. GraphQL is only
+    /// ever the exact path; variants (`/graphql/`, `/GraphQL`) reach the REST reader, which
+    /// refuses them.
     func surface(host: String, path: String) -> Surface {
         if GitHubCredentials.isAPIRoot(host) { return path == "/graphql" ? .graphql : .rest(path) }
+        if host == GitHubCredentials.github { return .git }
         if path == "/api/graphql" { return .graphql }
         if path == "/api/v3" || path.hasPrefix("/api/v3/") { return .rest(path == "/api/v3" ? "/" : String(path.dropFirst("/api/v3".count))) }
         if path.hasPrefix("/api/uploads/") { return .rest(String(path.dropFirst("/api/uploads".count))) }
@@ -127,6 +132,14 @@ public final class GitHubGateway: @unchecked Sendable {
         guard authorization.count <= 1, authorization.first.map(isSessionCredential) ?? true else {
             throw Refusal(status: 401, message: "Airlock: a credential that is not this session's was sent to \(host); the broker adds the human's own and forwards no other", api: api)
         }
+        // One reading: the method is the request's own, and a GraphQL request's operation is
+        // in its body alone (a query string would be a second place to read one from).
+        if let override = UpstreamReading.methodOverride(request.headers) {
+            throw Refusal(status: 400, message: "Airlock: \(override) asks for another method than the request's own (\(request.method)); such requests have two readings and are refused", api: api)
+        }
+        if case .graphql = surface, request.target.contains("?") {
+            throw Refusal(status: 400, message: "Airlock: GraphQL is read from the POST body alone; a query string on \(path) would be a second place to read the operation from, so the request is refused", api: true)
+        }
         if let encoding = request.values("content-encoding").first, encoding.lowercased() != "identity", case .graphql = surface {
             throw Refusal(status: 415, message: "Airlock: GraphQL bodies with Content-Encoding \(encoding) are refused; send the body plain", api: true)
         }
@@ -134,7 +147,7 @@ public final class GitHubGateway: @unchecked Sendable {
         let summary: String
         switch surface {
         case .rest(let below):
-            ruling = GitHubClassifier.classifyREST(method: request.method, path: below)
+            ruling = GitHubClassifier.classifyREST(method: request.method, path: below, query: query)
             summary = "github:\(request.method.uppercased()) \(below)"
         case .graphql:
             ruling = Self.graphQLRuling(request)
@@ -145,7 +158,10 @@ public final class GitHubGateway: @unchecked Sendable {
             ruling = GitSmartHTTP.classify(method: request.method, path: path, query: query)
             summary = "git:\(request.method.uppercased()) \(path) on \(host)"
         }
-        let gitRequest = GitSmartHTTP.read(method: request.method, path: path, query: query)
+        // git's protocol only on a git surface: the same path on an API host is not a push or
+        // a fetch (the REST reader refuses it), and never gets git's credentials.
+        var gitRequest = GitSmartHTTP.other
+        if case .git = surface { gitRequest = GitSmartHTTP.read(method: request.method, path: path, query: query) }
         ruling = scoped(ruling, surface, path: path, gitRequest: gitRequest)
         log.write("github \(host) \(request.method) \(path)\(query.isEmpty ? "" : "?" + query): \(ruling.decision.rawValue) (\(ruling.rule))")
         switch ruling.decision {

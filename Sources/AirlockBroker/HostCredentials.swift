@@ -20,8 +20,9 @@ public final class HostCredentials: @unchecked Sendable {
 
     var home: String { environment["HOME"] ?? "/" }
     var profileName: String { profile ?? environment["AWS_PROFILE"] ?? environment["AWS_DEFAULT_PROFILE"] ?? "default" }
-    var credentialsFile: String { environment["AWS_SHARED_CREDENTIALS_FILE"] ?? home + "/.aws/credentials" }
-    var configFile: String { environment["AWS_CONFIG_FILE"] ?? home + "/.aws/config" }
+    // CredentialSources names the same files to the sandbox's masks (docs/sandbox.md).
+    var credentialsFile: String { CredentialSources.awsCredentialsFile(environment, home: home) }
+    var configFile: String { CredentialSources.awsConfigFile(environment, home: home) }
 
     public func credentials() throws(AirlockError) -> SigV4.Credentials {
         pthread_mutex_lock(&mutex)
@@ -83,78 +84,6 @@ public final class HostCredentials: @unchecked Sendable {
         else { throw AirlockError("credential_process of profile \(profileName) did not print AccessKeyId and SecretAccessKey as JSON") }
         let expires = json["Expiration"]?.string.flatMap(ISO8601.epochSeconds)
         return (SigV4.Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: json["SessionToken"]?.string), expires)
-    }
-}
-
-/// The AWS INI dialect: `[section]`, `key = value`, indented continuation lines (for nested
-/// `s3 =` blocks, which are kept as text), `#` and `;` comments.
-enum INI {
-    static func parse(_ text: String) -> [String: [String: String]] {
-        var sections: [String: [String: String]] = [:]
-        var current: String?
-        var lastKey: String?
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
-            let trimmed = String(line).trimmingCharacters()
-            if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
-            if trimmed.hasPrefix("[") && trimmed.hasSuffix("]") {
-                current = String(trimmed.dropFirst().dropLast()).trimmingCharacters()
-                sections[current!, default: [:]] = sections[current!] ?? [:]
-                lastKey = nil
-                continue
-            }
-            guard let section = current else { continue }
-            if line.first == " " || line.first == "\t", let key = lastKey {
-                sections[section]?[key, default: ""] += "\n" + trimmed
-                continue
-            }
-            guard let equals = trimmed.firstIndex(of: "=") else { continue }
-            let key = String(trimmed[..<equals]).trimmingCharacters().lowercased()
-            sections[section]?[key] = String(trimmed[trimmed.index(after: equals)...]).trimmingCharacters()
-            lastKey = key
-        }
-        return sections
-    }
-}
-
-/// Splits a command line the way a POSIX shell would (quotes, backslashes), without
-/// expanding anything.
-enum ShellWords {
-    static func split(_ text: String) -> [String] {
-        var words: [String] = []
-        var current = ""
-        var inWord = false
-        var quote: Character?
-        var escaped = false
-        for character in text {
-            if escaped {
-                current.append(character)
-                escaped = false
-                inWord = true
-                continue
-            }
-            if character == "\\" && quote != "'" {
-                escaped = true
-                continue
-            }
-            if let open = quote {
-                if character == open { quote = nil } else { current.append(character) }
-                continue
-            }
-            if character == "'" || character == "\"" {
-                quote = character
-                inWord = true
-            } else if character == " " || character == "\t" || character == "\n" {
-                if inWord { words.append(current) }
-                current = ""
-                inWord = false
-            } else {
-                current.append(character)
-                inWord = true
-            }
-        }
-        if inWord { words.append(current) }
-        return words
     }
 }
 

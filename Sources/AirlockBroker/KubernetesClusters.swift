@@ -42,11 +42,9 @@ public final class KubernetesClusters: @unchecked Sendable {
 
     /// The kubeconfig files kubectl would read: `KUBECONFIG` (a colon-separated list) or
     /// `~/.kube/config`.
+    /// (CredentialSources: the same files, and those they name, are masked in the sandbox.)
     public static func paths(environment: [String: String]) -> [String] {
-        if let list = environment["KUBECONFIG"], !list.isEmpty {
-            return list.split(separator: ":").map(String.init).filter { !$0.isEmpty }
-        }
-        return [(environment["HOME"] ?? "/") + "/.kube/config"]
+        CredentialSources.kubeconfigFiles(environment, home: environment["HOME"] ?? "/")
     }
 
     /// The human's clusters; nil when there is no kubeconfig (or it names no context).

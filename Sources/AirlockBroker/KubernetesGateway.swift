@@ -21,10 +21,12 @@ public final class KubernetesGateway: @unchecked Sendable {
     let refuseChanges: String?
     let allowed: Set<String>
     let readNamespaces: Set<String>?
+    /// Resources the profile gates even to read, besides Secrets.
+    let sensitive: Set<String>
 
     public init(sessionID: String, token: String, clusters: KubernetesClusters, store: @escaping () throws(AirlockError) -> any ProposalStore,
                 log: BrokerLog, mutationPolicy: AWSGateway.MutationPolicy = .propose, refuseChanges: String? = nil,
-                allowed: Set<String> = [], readNamespaces: Set<String>? = nil) {
+                allowed: Set<String> = [], readNamespaces: Set<String>? = nil, sensitive: Set<String> = []) {
         self.sessionID = sessionID
         self.token = token
         self.clusters = clusters
@@ -34,6 +36,7 @@ public final class KubernetesGateway: @unchecked Sendable {
         self.refuseChanges = refuseChanges
         self.allowed = allowed
         self.readNamespaces = readNamespaces
+        self.sensitive = sensitive
     }
 
     public static func newToken() -> String { "airlock-session-" + RandomID.make(32) }
@@ -94,7 +97,7 @@ public final class KubernetesGateway: @unchecked Sendable {
             throw Refusal(status: 404, reason: "NotFound", message: "Airlock: the sandbox's kubeconfig has no context \(index)")
         }
         let ruling = KubernetesClassifier.classify(method: request.method, path: path, query: query, headers: request.headers,
-                                                   body: request.body, allowed: allowed, readNamespaces: readNamespaces)
+                                                   body: request.body, allowed: allowed, readNamespaces: readNamespaces, sensitive: sensitive)
         let described = Self.describe(method: request.method, path: path, query: query)
         let summary = "kubernetes:\(described) (context \(context.name))"
         log.write("kubernetes \(request.method) \(path)\(query.isEmpty ? "" : "?" + query) [\(context.name)]: \(ruling.decision.rawValue) (\(ruling.rule))")

@@ -65,6 +65,7 @@ public final class AgentSession: @unchecked Sendable {
     /// The profiles' scopes for Kubernetes and GitHub reads (docs/kubernetes.md, docs/github.md).
     let kubernetesReadNamespaces: Set<String>?
     let kubernetesAllow: Set<String>
+    let kubernetesSensitive: Set<String>
     let githubRepoScopes: [[Glob]]
     /// The human's kubeconfig, read here (outside the sandbox): the Kubernetes endpoint's
     /// clusters. Nil without one; agent sessions only (an execution keeps its tool's files).
@@ -121,6 +122,7 @@ public final class AgentSession: @unchecked Sendable {
         egressPolicy = policy
         kubernetesReadNamespaces = stack.kubernetesReadNamespaces
         kubernetesAllow = stack.kubernetesAllow
+        kubernetesSensitive = stack.kubernetesSensitive
         githubRepoScopes = stack.githubRepoScopes
         if execution == nil || execution?.spec.kubernetesEndpoint == true {
             do {
@@ -305,7 +307,7 @@ public final class AgentSession: @unchecked Sendable {
                 mutationPolicy: mutationPolicy,
                 refuseChanges: storeCache.gate == nil || execution != nil ? nil
                     : "this session's proposals go to a team gate, which does not hold a kubeconfig to execute Kubernetes changes yet; run without --gate to propose them locally",
-                allowed: kubernetesAllow, readNamespaces: kubernetesReadNamespaces)
+                allowed: kubernetesAllow, readNamespaces: kubernetesReadNamespaces, sensitive: kubernetesSensitive)
             do {
                 broker.serve(kubernetes: listeners[3], gateway: kubeGateway, tls: try trust.ca.context(for: "127.0.0.1")) { error in
                     log.write("broker: \(error)")

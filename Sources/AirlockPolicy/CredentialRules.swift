@@ -24,15 +24,8 @@ public enum CredentialRules {
         "/etc/airlock/gate-token",
     ]
 
-    /// Environment variables the launcher may hold that point at credential files: the files
-    /// they name are treated like the paths above.
-    /// `AIRLOCK_GATE_SECRET_FILES` (colon-separated) is how a team gate names its own secrets
-    /// (its TLS key, audit signing key, configuration) to the execution sandboxes it starts.
-    public static let pathVariables = [
-        "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "KUBECONFIG",
-        "GOOGLE_APPLICATION_CREDENTIALS", "DOCKER_CONFIG", "GNUPGHOME", "NETRC", "AIRLOCK_GATE_TOKEN_FILE",
-        "AIRLOCK_GATE_SECRET_FILES",
-    ]
+    // Files that credential variables name (KUBECONFIG, AWS_CONFIG_FILE, GH_CONFIG_DIR, …) and
+    // the files those name are listed by CredentialSources, from the loaders' own paths.
 
     /// Credential-shaped environment names: never passed into a sandbox, whatever a profile
     /// asks. Matched case-sensitively on the whole name.

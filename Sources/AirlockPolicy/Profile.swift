@@ -31,6 +31,8 @@ public struct Profile: Sendable, Equatable {
     public struct Kubernetes: Sendable, Equatable {
         public var readNamespaces: [String]?
         public var allow: [String] = []
+        /// Resources gated even to read, besides Secrets (`configmaps`, `widgets.example.com`).
+        public var sensitive: [String] = []
         public init() {}
     }
 
@@ -141,6 +143,8 @@ public struct ProfileStack: Sendable, Equatable {
         return scoped.dropFirst().reduce(first) { $0.intersection($1) }
     }
     public var kubernetesAllow: Set<String> { Set(layers.flatMap(\.kubernetes.allow)) }
+    /// Every layer's sensitive resources: a layer can only add to them.
+    public var kubernetesSensitive: Set<String> { Set(layers.flatMap(\.kubernetes.sensitive)) }
     /// Each layer's repository patterns: a repository must match one of every layer's.
     public var githubRepoScopes: [[Glob]] { layers.compactMap(\.github.repos).map { $0.map { Glob($0.lowercased()) } } }
 

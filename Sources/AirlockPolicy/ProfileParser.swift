@@ -21,7 +21,7 @@ public enum ProfileParser {
 
     static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools", "snapshot", "home_files", "limits",
                                "kubernetes", "github"]
-    static let kubernetesKeys = ["read_namespaces", "allow"]
+    static let kubernetesKeys = ["read_namespaces", "allow", "sensitive"]
     static let githubKeys = ["repos"]
     static let limitKeys = ["memory", "cpus", "pids"]
     static let snapshotKeys = ["exclude", "limit"]
@@ -115,6 +115,12 @@ public enum ProfileParser {
                             throw reader.error(entryValue, "kubernetes.allow: '\(item)' is not one of \(KubernetesClassifier.interactive.sorted().joined(separator: ", "))")
                         }
                         profile.kubernetes.allow = items
+                    } else if entryKey == "sensitive" {
+                        // `resource` (core group) or `resource.group`, as kubectl names them.
+                        for item in items where item.isEmpty || item.contains("/") || item.contains("*") || item != item.lowercased() {
+                            throw reader.error(entryValue, "kubernetes.sensitive: '\(item)' is not a resource name (configmaps, or widgets.example.com for another API group)")
+                        }
+                        profile.kubernetes.sensitive = items
                     } else {
                         for item in items where item.isEmpty || item.contains("/") || item.contains("*") {
                             throw reader.error(entryValue, "kubernetes.read_namespaces: '\(item)' is not a namespace name")

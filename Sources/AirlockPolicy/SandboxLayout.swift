@@ -37,6 +37,9 @@ public struct HostFacts: Sendable {
     public var resolved: [String: String] = [:]
     /// Credential paths that exist on the host (only those need masking).
     public var existing: Set<String> = []
+    /// What the broker's credential loaders read and run for this environment (invariant 9):
+    /// their files are masked wherever a mounted tree holds them.
+    public var credentialSources = CredentialSources()
     /// Host secrets (`CredentialRules.etcSecrets`, ssh host keys) the agent's identity could
     /// read: these get masked. Unreadable ones need no mount (each mask costs two).
     public var readableSecrets: [String] = []
@@ -173,6 +176,8 @@ public struct SandboxLayout: Sendable {
             }
         }
 
+        layout.warnings += helperWarnings(host.credentialSources.helpers, trees: trees.map(\.path), home: host.home, cwd: host.cwd)
+
         layout.writable = ["/tmp", "/var/tmp", "/dev/shm", agentHomePath] + trees.filter(\.writable).map(\.path)
         layout.cwd = HostPath.isWithin(host.cwd, workspace) ? host.cwd : workspace
         let env = EnvironmentPolicy.build(
@@ -199,16 +204,30 @@ public struct SandboxLayout: Sendable {
             let relevant = trees.contains { HostPath.isWithin(home, $0) || HostPath.isWithin($0, home) }
             if relevant { paths += CredentialRules.paths(home: HostPath.normalize(home)) }
         }
-        for name in CredentialRules.pathVariables {
-            guard let value = host.environment[name] else { continue }
-            for part in value.split(separator: ":") where part.hasPrefix("/") {
-                paths.append(HostPath.normalize(String(part)))
-            }
-        }
+        // Every file a credential loader reads, through whatever variable pointed to it.
+        paths += host.credentialSources.files.map(\.path)
         paths.append(HostPath.normalize(host.stateDir))
         paths += paths.compactMap { host.resolved[$0] }
         var seen = Set<String>()
         return paths.filter { seen.insert($0).inserted }
+    }
+
+    /// A credential helper (`credential_process`, an exec plugin, a git helper) may read files
+    /// nobody can list, so they cannot be masked: say so when the helper or the file that
+    /// names it lies in a tree the sandbox sees (the file itself is masked).
+    static func helperWarnings(_ helpers: [CredentialSources.Helper], trees: [String], home: String, cwd: String) -> [String] {
+        var warnings: [String] = []
+        for helper in helpers {
+            let program = ShellWords.split(helper.command.hasPrefix("!") ? String(helper.command.dropFirst()) : helper.command).first ?? ""
+            let candidates = [helper.configuredIn] + (program.hasPrefix("/") || program.hasPrefix("~/") || program.hasPrefix(".")
+                ? [CredentialSources.absolute(program, home: home, cwd: cwd)] : [])
+            guard let seen = candidates.first(where: { path in trees.contains { HostPath.isWithin(path, $0) } }),
+                  let tree = trees.first(where: { HostPath.isWithin(seen, $0) }) else { continue }
+            warnings.append("\(helper.loader) runs `\(helper.command.prefix(120))` (named in \(helper.configuredIn)); \(seen) lies in \(tree), "
+                + "which the sandbox sees: the files such a helper reads cannot be listed, so they are not masked. "
+                + "Keep credential helpers and their files outside the workspace and the profile's paths")
+        }
+        return warnings
     }
 
     /// A mounted tree must not be `/`, a credential path or inside one, the state directory

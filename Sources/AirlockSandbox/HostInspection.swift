@@ -41,6 +41,9 @@ public enum HostInspection {
                 facts.systemEntries[path] = .directory
             }
         }
+        facts.credentialSources = CredentialSources.find(environment: environment, home: home, cwd: cwd) { path in
+            try? readTextFile(path, limit: 4 << 20)
+        }
         var trees = [workspace]
         for entry in profiles.readOnly + profiles.readOnlyIfPresent + profiles.readWrite {
             let lexical = HostPath.normalize(HostPath.expandingTilde(entry, home: home))
@@ -62,16 +65,13 @@ public enum HostInspection {
             .filter { $0.hasPrefix("ssh_host_") && $0.hasSuffix("_key") }
             .map { "/etc/ssh/" + $0 }
         let agentID = uid == 0 ? Launcher.rootAgentID(environment: environment) : uid
-        // Files a credential-path variable names where the sandbox's system mounts would
-        // show them (a gate token or a team gate's own key under /etc or /opt): masked like
-        // /etc/shadow. Elsewhere they are masked where a mounted tree holds them.
+        // Files a credential loader reads where the sandbox's system mounts would show them (a
+        // gate token or a team gate's own key under /etc or /opt, a kubeconfig's token file
+        // there): masked like /etc/shadow. Elsewhere they are masked where a mounted tree holds them.
         var named: [String] = []
-        for name in CredentialRules.pathVariables {
-            for part in (environment[name] ?? "").split(separator: ":") where part.hasPrefix("/") {
-                let path = HostPath.normalize(String(part))
-                if SandboxLayout.isSystemPath(path) { named.append(path) }
-                if let real = realPath(path), real != path, SandboxLayout.isSystemPath(real) { named.append(real) }
-            }
+        for path in facts.credentialSources.files.map(\.path) {
+            if SandboxLayout.isSystemPath(path) { named.append(path) }
+            if let real = realPath(path), real != path, SandboxLayout.isSystemPath(real) { named.append(real) }
         }
         facts.readableSecrets = (CredentialRules.etcSecrets + hostKeys + named).filter {
             agentCouldRead($0, launchedAsRoot: uid == 0, agentID: agentID)

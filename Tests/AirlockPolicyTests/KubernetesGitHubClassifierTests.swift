@@ -28,7 +28,9 @@ import Testing
         ("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web", "", .mutation),
         ("DELETE", "/apis/apps/v1/namespaces/prod/deployments/prod", "", .mutation),
         ("DELETE", "/api/v1/namespaces/prod/pods", "", .mutation), ("DELETE", "/api/v1/namespaces/prod", "", .mutation),
-        ("PUT", "/api/v1/namespaces/prod/finalize", "", .mutation), ("POST", "/api/v1/namespaces/prod/secrets", "", .mutation),
+        ("PUT", "/api/v1/namespaces/prod/finalize", "", .mutation),
+        // A write of a Secret is answered with the Secret: once approved, the agent receives it.
+        ("POST", "/api/v1/namespaces/prod/secrets", "", .sensitive), ("PATCH", "/api/v1/namespaces/prod/secrets/db", "", .sensitive),
         ("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web/scale", "", .mutation),
         ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", "", .mutation),
         ("GET", "/api/v1/namespaces/prod/pods/web-1/unknownsub", "", .mutation),

@@ -15,6 +15,8 @@ import Testing
         // Pretend every credential path exists (the launcher only masks existing ones).
         for home in ["/root", "/home/dev", "/home/other"] { facts.existing.formUnion(CredentialRules.paths(home: home)) }
         facts.existing.formUnion([facts.stateDir, "/srv/creds/aws", "/srv/k1", "/srv/k2", "/home/dev/dotfiles/aws"])
+        // What the credential loaders would read with this environment (no file exists to name more).
+        facts.credentialSources = CredentialSources.find(environment: environment, home: home, cwd: workspace) { _ in nil }
         return facts
     }
 

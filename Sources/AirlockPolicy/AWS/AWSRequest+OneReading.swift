@@ -14,6 +14,7 @@ extension AWSRequest {
         // HTTP methods are case-sensitive, SigV4 signs them upper-cased (found by scripts/fuzz).
         guard Self.methods.contains(method) else { return "the method \(method.prefix(16)) is not one AWS APIs use (\(Self.methods.sorted().joined(separator: ", ")))" }
         if let repeated = repeatedHeader() { return "the header \(repeated) appears more than once" }
+        if let override = UpstreamReading.methodOverride(headers) { return "\(override) asks for another method than the request's own" }
         let target = header("x-amz-target")
         let contentType = header("content-type")?.lowercased() ?? ""
         let queryKeys = queryItems.map(\.key)

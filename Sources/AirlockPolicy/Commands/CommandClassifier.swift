@@ -142,9 +142,9 @@ public enum CommandClassifier {
             return ruling(.read, source, rule.reason ?? "reads only", words: rule.command, tokens: tokens, directory: directory)
         case .deny:
             return ruling(.deny, source, rule.reason ?? "refused by \(profile.source)", words: rule.command, tokens: tokens)
-        case .mutation:
-            var result = ruling(.mutation, source, rule.reason ?? "changes infrastructure", words: rule.command, tokens: tokens,
-                                prepare: rule.prepare, pinned: pinned, directory: directory)
+        case .mutation, .sensitive:
+            var result = ruling(rule.kind == .sensitive ? .sensitive : .mutation, source, rule.reason ?? "changes infrastructure",
+                                words: rule.command, tokens: tokens, prepare: rule.prepare, pinned: pinned, directory: directory)
             result.previewFlag = rule.previewFlag
             return result
         case .byDestination:

@@ -69,6 +69,10 @@ public struct ToolProfile: Sendable {
 public struct ToolRule: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case read, mutation, deny
+        /// A change whose result the agent receives and must not see unapproved (`kubectl
+        /// create token`: the approved run prints a service account token): proposed like a
+        /// mutation, shown as a sensitive read.
+        case sensitive
         /// `gh api`: GET and HEAD read, any other method changes.
         case byMethod = "by-method"
         /// `aws s3 sync`: a change when it writes to a URL (`destination_prefix`, e.g.

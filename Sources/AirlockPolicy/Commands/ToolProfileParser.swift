@@ -156,7 +156,7 @@ public enum ToolProfileParser {
             case "decision":
                 let text = try reader.string(value, at: key)
                 guard let parsed = ToolRule.Kind(rawValue: text) else {
-                    throw reader.error(value, "decision: '\(text)' is not read, mutation, deny or by-method")
+                    throw reader.error(value, "decision: '\(text)' is not one of \(ToolRule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 kind = parsed
             case "reason": rule.reason = try reader.string(value, at: key)
@@ -201,7 +201,7 @@ public enum ToolProfileParser {
         if kind == .byMethod && rule.methodFlags.isEmpty {
             throw reader.error(node, "rule '\(command.joined(separator: " "))': by-method needs method_flags")
         }
-        if rule.prepare != .none && kind != .mutation && kind != .byDestination {
+        if rule.prepare != .none && kind != .mutation && kind != .sensitive && kind != .byDestination {
             throw reader.error(node, "rule '\(command.joined(separator: " "))': only mutations are prepared")
         }
         if kind == .byDestination && rule.destinationPrefix.isEmpty {

@@ -9,22 +9,46 @@ public enum GitHubClassifier {
         "personal-access-token-requests", "authorizations", "token", "tokens", "keys", "credential-authorizations",
     ]
 
-    public static func classifyREST(method: String, path: String) -> Ruling {
+    /// A REST request, read as GitHub's router reads it (docs/github.md, "One reading or
+    /// none"): the path decoded once, segment by segment, after refusing what could decode
+    /// to another route (an escaped letter, digit or `-._~`, an escaped slash or dot, invalid
+    /// escapes, dot or empty segments). `path` may carry its query after `?`.
+    public static func classifyREST(method: String, path: String, query: String = "") -> Ruling {
         let upper = method.uppercased()
-        if let problem = KubernetesRequest.pathProblem(path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path) {
+        let rawPath = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
+        let rawQuery = query.isEmpty ? String(path.drop { $0 != "?" }.dropFirst()) : query
+        if let problem = KubernetesRequest.pathProblem(rawPath) ?? UpstreamReading.encodingProblem(rawPath) {
             return Ruling(.deny, "no single reading: \(problem)")
         }
-        let segments = path.split(separator: "?", maxSplits: 1).first?.split(separator: "/").map { $0.lowercased() } ?? []
-        let sensitive = segments.first { sensitiveSegments.contains($0) }
+        var segments: [String] = []
+        for raw in rawPath.split(separator: "/") {
+            guard let decoded = UpstreamReading.decodeSegment(raw) else {
+                return Ruling(.deny, "no single reading: the path segment \(raw) is not valid percent-encoding")
+            }
+            segments.append(decoded)
+        }
+        let lowered = segments.map { $0.lowercased() }
+        if lowered == ["graphql"] {
+            return Ruling(.deny, "no single reading: GraphQL is served only at exactly /graphql (on an enterprise host /api/graphql), by POST, without a query string; \(rawPath) is refused")
+        }
+        if upper == "POST" || upper == "GET" || upper == "HEAD",
+           GitSmartHTTP.read(method: upper, path: rawPath, query: rawQuery) != .other || lowered.last == "git-upload-pack" || lowered.last == "git-receive-pack" {
+            return Ruling(.deny, "git's smart HTTP protocol on an API path (\(rawPath)): pushes and fetches go to the git host, never to the API host")
+        }
+        if rawQuery.split(separator: "&").contains(where: { PercentEncoding.decode(String($0.prefix { $0 != "=" }), plusIsSpace: true).lowercased() == "_method" }) {
+            return Ruling(.deny, "no single reading: _method in the query asks for another method than the request's own")
+        }
+        let sensitive = lowered.first { sensitiveSegments.contains($0) }
+        let shown = "/" + segments.joined(separator: "/")
         switch upper {
         case "GET", "HEAD":
-            if let sensitive { return Ruling(.sensitive, "\(upper) \(path): \(sensitive) endpoints are gated even to read") }
-            return Ruling(.read, "\(upper) \(path)")
+            if let sensitive { return Ruling(.sensitive, "\(upper) \(shown): \(sensitive) endpoints are gated even to read") }
+            return Ruling(.read, "\(upper) \(shown)")
         case "POST", "PUT", "PATCH", "DELETE":
-            if let sensitive { return Ruling(.sensitive, "\(upper) \(path): concerns \(sensitive)") }
-            return Ruling(.mutation, "\(upper) \(path)")
+            if let sensitive { return Ruling(.sensitive, "\(upper) \(shown): concerns \(sensitive)") }
+            return Ruling(.mutation, "\(upper) \(shown)")
         default:
-            return Ruling(.mutation, "\(upper) \(path): unknown methods count as changes")
+            return Ruling(.mutation, "\(upper) \(shown): unknown methods count as changes")
         }
     }
 

@@ -18,11 +18,12 @@ public enum GitSmartHTTP: Sendable, Equatable {
         if path.hasSuffix("/info/refs"), upper == "GET" || upper == "HEAD" {
             var service: String?
             for pair in query.split(separator: "&") {
-                let key = pair.prefix { $0 != "=" }
+                // Read decoded, as git http-backend reads its parameters.
+                let key = PercentEncoding.decode(String(pair.prefix { $0 != "=" }), plusIsSpace: true)
                 guard key == "service" else { continue }
                 // One reading: a second service names two requests.
                 if service != nil { return .ambiguous("the query names service twice") }
-                service = String(pair.drop { $0 != "=" }.dropFirst())
+                service = PercentEncoding.decode(String(pair.drop { $0 != "=" }.dropFirst()), plusIsSpace: true)
             }
             guard let service, services.contains(service) else { return .other }
             return .advertisement(repository: String(path.dropLast("/info/refs".count)), service: service)
@@ -35,7 +36,9 @@ public enum GitSmartHTTP: Sendable, Equatable {
     /// The ruling: advertisements and fetches read, a push a change (a proposal that pins it),
     /// other GETs read (web pages, archives), anything else refused.
     public static func classify(method: String, path: String, query: String) -> Ruling {
-        if let problem = KubernetesRequest.pathProblem(path) { return Ruling(.deny, "no single reading: \(problem)") }
+        if let problem = KubernetesRequest.pathProblem(path) ?? UpstreamReading.encodingProblem(path) {
+            return Ruling(.deny, "no single reading: \(problem)")
+        }
         switch read(method: method, path: path, query: query) {
         case .advertisement(let repository, let service): return Ruling(.read, "\(service) refs of \(repository)")
         case .uploadPack(let repository): return Ruling(.read, "fetch from \(repository)")

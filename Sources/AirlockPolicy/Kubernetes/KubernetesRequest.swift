@@ -50,28 +50,38 @@ public struct KubernetesRequest: Sendable, Equatable {
     /// server does not read as a resource inside the namespace.
     static let namespaceSubresources: Set<String> = ["status", "finalize"]
 
-    /// Reads `method path?query` (the path as sent, percent-encoding included).
+    /// Reads `method path?query` (the path as sent, percent-encoding included) as the API
+    /// server's RequestInfo reads the decoded `req.URL.Path` (docs/kubernetes.md, "One reading
+    /// or none"): percent-encoding is refused everywhere but in an object's name, which is
+    /// decoded once; the query is read as Go reads it (keys decoded), a key given twice refused.
     public static func read(method: String, path: String, query: String) -> Reading {
         if let problem = pathProblem(path) { return .ambiguous(problem) }
         var parameters: [String: String] = [:]
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let key = String(pair.prefix { $0 != "=" })
-            let value = pair.contains("=") ? String(pair.drop { $0 != "=" }.dropFirst()) : ""
-            if parameters[key] != nil { return .ambiguous("the query names \(key) twice") }
-            parameters[key] = value
+        switch UpstreamReading.goQuery(query) {
+        case .failure(let problem): return .ambiguous(problem.description)
+        case .success(let pairs):
+            for (key, value) in pairs {
+                if parameters[key] != nil { return .ambiguous("the query names \(key) twice") }
+                parameters[key] = value
+            }
         }
         var parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         if parts.last == "" { parts.removeLast() }  // a trailing slash, as the API server allows
-        guard let prefix = parts.first, prefix == "api" || prefix == "apis" else { return .nonResource(path: path) }
+        guard let prefix = parts.first, prefix == "api" || prefix == "apis" else {
+            // `/%61pi/v1/...` is `/api/v1/...` to the server: no encoding outside an object's name.
+            if path.contains("%") { return .ambiguous(Self.encodedStructure(path)) }
+            return .nonResource(path: path)
+        }
         var group = ""
         var rest = Array(parts.dropFirst())
         if prefix == "apis" {
-            guard rest.count >= 2 else { return .nonResource(path: path) }
+            guard rest.count >= 2 else { return path.contains("%") ? .ambiguous(Self.encodedStructure(path)) : .nonResource(path: path) }
             group = rest.removeFirst()
         }
-        guard !rest.isEmpty else { return .nonResource(path: path) }
+        guard !rest.isEmpty else { return path.contains("%") ? .ambiguous(Self.encodedStructure(path)) : .nonResource(path: path) }
         let version = rest.removeFirst()
-        guard !rest.isEmpty else { return .nonResource(path: path) }
+        guard !rest.isEmpty else { return path.contains("%") ? .ambiguous(Self.encodedStructure(path)) : .nonResource(path: path) }
+        var structure = [prefix, group, version]
         var watchPrefix = false
         if rest.first == "watch" {
             // The deprecated /api/v1/watch/... form.
@@ -83,6 +93,7 @@ public struct KubernetesRequest: Sendable, Equatable {
         if rest[0] == "namespaces", rest.count > 1 {
             namespace = rest[1]
             if rest.count > 2 && !namespaceSubresources.contains(rest[2]) {
+                structure += ["namespaces", rest[1]]
                 rest = Array(rest.dropFirst(2))
             } else {
                 // The namespace object itself (and its status/finalize).
@@ -91,8 +102,19 @@ public struct KubernetesRequest: Sendable, Equatable {
             }
         }
         let resource = rest[0]
-        let name = rest.count > 1 ? rest[1] : nil
+        var name = rest.count > 1 ? rest[1] : nil
         let subresource = rest.count > 2 ? rest[2...].joined(separator: "/") : nil
+        structure += [resource] + (subresource.map { [$0] } ?? [])
+        if let encoded = structure.first(where: { $0.contains("%") }) {
+            return .ambiguous(Self.encodedStructure(encoded))
+        }
+        if let raw = name {
+            // The one segment that may be encoded (a name kubectl escaped): decoded once, as Go does.
+            guard let decoded = UpstreamReading.decodeSegment(Substring(raw)) else {
+                return .ambiguous("the object's name \(raw) is not valid percent-encoding")
+            }
+            name = decoded
+        }
         if rest.count > 3 && !(subresource?.hasPrefix("proxy/") ?? false) {
             return .ambiguous("\(path) has more segments than resource/name/subresource")
         }
@@ -117,9 +139,21 @@ public struct KubernetesRequest: Sendable, Equatable {
                                            resource: resource, name: name, subresource: subresource))
     }
 
+    /// Why percent-encoding outside a name is refused: the API server decodes the whole path
+    /// before it reads the group, version, namespace, resource and subresource.
+    static func encodedStructure(_ segment: String) -> String {
+        "percent-encoding outside an object's name (\(segment)): the API server decodes the path before it reads the resource, "
+            + "so the broker refuses what it could read as another resource"
+    }
+
     /// Why a path has no single reading, if it has none.
     public static func pathProblem(_ path: String) -> String? {
         guard path.hasPrefix("/") else { return "the path must start with /" }
+        // Go's ParseRequestURI keeps a '#' in the path; other parsers cut the path there.
+        if path.contains("#") { return "the path has a '#'" }
+        guard PercentEncoding.isValidEscaping(Array(path.utf8)[...]) else {
+            return "the path has a % that is not followed by two hex digits"
+        }
         let lowered = path.lowercased()
         for encoded in ["%2f", "%2e", "%5c", "%00", "%25"] where lowered.contains(encoded) {
             return "the path percent-encodes a slash, dot, backslash, NUL or percent sign (\(encoded))"
@@ -156,13 +190,18 @@ public enum KubernetesClassifier {
                                                   "nodes/proxy", "pods/ephemeralcontainers"]
 
     /// `allowed`: interactive subresources a profile permits. `readNamespaces`: when set, reads
-    /// of namespaced resources outside these are refused (a profile's scope).
-    /// `body`: the request's body (a DELETE's body is its DeleteOptions, which the API server
-    /// reads instead of the query).
+    /// of namespaced resources outside these are refused (a profile's scope). `sensitive`:
+    /// resources a profile gates even to read (`configmaps`, `widgets.example.com`), on top of
+    /// Secrets. `body`: the request's body (a DELETE's body is its DeleteOptions, which the API
+    /// server reads instead of the query).
     public static func classify(method: String, path: String, query: String, headers: [(name: String, value: String)],
-                                body: [UInt8] = [], allowed: Set<String> = [], readNamespaces: Set<String>? = nil) -> Ruling {
+                                body: [UInt8] = [], allowed: Set<String> = [], readNamespaces: Set<String>? = nil,
+                                sensitive: Set<String> = []) -> Ruling {
         if let header = impersonates(headers) {
             return Ruling(.deny, "impersonation (\(header)) is refused: the broker acts only as the human's own identity")
+        }
+        if let header = UpstreamReading.methodOverride(headers) {
+            return Ruling(.deny, "no single reading: \(header) asks for another method than the request's own")
         }
         switch KubernetesRequest.read(method: method, path: path, query: query) {
         case .ambiguous(let why):
@@ -172,19 +211,47 @@ public enum KubernetesClassifier {
             if upper == "GET" || upper == "HEAD" { return Ruling(.read, "discovery and non-resource read (\(path))") }
             return Ruling(.mutation, "\(upper) \(path): not a read")
         case .resource(let request):
-            let ruling = classify(request, allowed: allowed, readNamespaces: readNamespaces)
-            // Only where the API server's generic storage handles dryRun: the object itself,
-            // its status and scale. Other subresources (eviction, binding, an aggregated
-            // API's own) have handlers of their own that might act anyway.
-            if ruling.decision == .mutation, request.subresource == nil || ["status", "scale"].contains(request.subresource!),
-               [.create, .update, .patch, .delete, .deletecollection].contains(request.verb),
-               (request.verb == .delete || request.verb == .deletecollection) && !body.isEmpty
-                   ? deleteOptionsAreDryRun(body, contentType: headers.first { $0.name.lowercased() == "content-type" }?.value)
-                   : isServerDryRun(query: query, deleteWithBody: false) {
-                return Ruling(.read, "\(request.verb.rawValue) \(request.qualifiedResource) as a server-side dry run (dryRun=All): nothing is stored")
-            }
-            return ruling
+            let ruling = classify(request, allowed: allowed, readNamespaces: readNamespaces, sensitive: sensitive)
+            guard ruling.decision == .mutation || ruling.decision == .sensitive, dryRunHonoured(request) else { return ruling }
+            let dry = (request.verb == .delete || request.verb == .deletecollection) && !body.isEmpty
+                ? deleteOptionsAreDryRun(body, contentType: headers.first { $0.name.lowercased() == "content-type" }?.value)
+                : isServerDryRun(query: query, deleteWithBody: false)
+            return dry ? dryRunRuling(request, readNamespaces: readNamespaces, sensitive: sensitive) : ruling
         }
+    }
+
+    /// Where the API server's generic storage handles dryRun: writes of the object itself, its
+    /// status and scale. Other subresources (eviction, binding, token, an aggregated API's
+    /// own) have handlers of their own that might act anyway.
+    public static func dryRunHonoured(_ request: KubernetesRequest) -> Bool {
+        [.create, .update, .patch, .delete, .deletecollection].contains(request.verb)
+            && (request.subresource == nil || ["status", "scale"].contains(request.subresource!))
+    }
+
+    /// A server-side dry run stores nothing, but its answer is the object as it would be
+    /// stored (a create, update, patch or apply), the object it would delete, or for a
+    /// DeleteCollection the list of everything it would delete: as much as a read of the same
+    /// target, so it is ruled as that read (docs/kubernetes.md, "Dry runs"). Of a sensitive
+    /// resource it is a sensitive read; outside the namespaces a profile scopes reads to it is
+    /// refused; otherwise it is a read.
+    static func dryRunRuling(_ request: KubernetesRequest, readNamespaces: Set<String>?, sensitive: Set<String>) -> Ruling {
+        let what = request.qualifiedResource + (request.group.isEmpty ? "" : "." + request.group)
+        let answer = request.verb == .deletecollection ? "the list of every object it would delete" : "the object"
+        let described = "\(request.verb.rawValue) \(what) as a server-side dry run (dryRun=All)"
+        if isSensitive(request, sensitive: sensitive) {
+            return Ruling(.sensitive, "\(described): the API server answers with \(answer), so it is a read of \(request.resource), gated even to read")
+        }
+        if let scope = readNamespaces, let namespace = request.namespace, !scope.contains(namespace) {
+            return Ruling(.deny, "\(described) in namespace \(namespace) answers with \(answer): the profile scopes reads to \(scope.sorted().joined(separator: ", "))")
+        }
+        return Ruling(.read, "\(described): nothing is stored; the answer is \(answer), no more than a read shows")
+    }
+
+    /// Secrets (the core group's), and what a profile names in `kubernetes.sensitive`
+    /// (`resource` for the core group, `resource.group` otherwise).
+    public static func isSensitive(_ request: KubernetesRequest, sensitive: Set<String>) -> Bool {
+        let name = request.group.isEmpty ? request.resource : request.resource + "." + request.group
+        return (request.group.isEmpty && request.resource == "secrets") || sensitive.contains(name)
     }
 
     /// Whether a DELETE's body (its DeleteOptions, `kubectl delete --dry-run=server`) makes it
@@ -217,7 +284,8 @@ public enum KubernetesClassifier {
         return values == ["All"]
     }
 
-    public static func classify(_ request: KubernetesRequest, allowed: Set<String> = [], readNamespaces: Set<String>? = nil) -> Ruling {
+    public static func classify(_ request: KubernetesRequest, allowed: Set<String> = [], readNamespaces: Set<String>? = nil,
+                                sensitive: Set<String> = []) -> Ruling {
         let what = request.qualifiedResource + (request.group.isEmpty ? "" : "." + request.group)
         let described = "\(request.verb.rawValue) \(what)"
         let qualified = request.qualifiedResource
@@ -239,8 +307,8 @@ public enum KubernetesClassifier {
         }
         switch request.verb {
         case .get, .list, .watch:
-            if request.group.isEmpty && request.resource == "secrets" {
-                return Ruling(.sensitive, "\(described): secrets are gated even to read")
+            if isSensitive(request, sensitive: sensitive) {
+                return Ruling(.sensitive, "\(described): \(request.resource) are gated even to read")
             }
             if let scope = readNamespaces, let namespace = request.namespace, !scope.contains(namespace) {
                 return Ruling(.deny, "\(described) in namespace \(namespace): the profile scopes reads to \(scope.sorted().joined(separator: ", "))")
@@ -250,6 +318,12 @@ public enum KubernetesClassifier {
             }
             return Ruling(.read, described)
         case .create, .update, .patch, .delete, .deletecollection:
+            // The API server answers a write with the object as stored (a DeleteCollection with
+            // the list it deleted): once approved, that answer reaches the agent through
+            // `airlock wait`, so the human is told it is also a read of the secret.
+            if isSensitive(request, sensitive: sensitive) {
+                return Ruling(.sensitive, "\(described): changes \(request.resource), and the answer the agent receives carries them")
+            }
             return Ruling(.mutation, described)
         }
     }
