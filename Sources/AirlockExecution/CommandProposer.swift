@@ -333,7 +333,8 @@ public final class CommandProposer: @unchecked Sendable {
         let payload = Array(JSON.object(fields).serialized().utf8)
         do {
             let proposal = try store().propose(ProposalDraft(
-                sessionID: sessionID, kind: .command, summary: summary, ruling: Ruling(.mutation, ruling.rule),
+                sessionID: sessionID, kind: .command, summary: summary,
+                ruling: Ruling(ruling.decision, ruling.decision == .sensitive ? "\(ruling.rule): \(ruling.reason)" : ruling.rule),
                 payload: payload, upstream: upstream))
             keep = true
             PinnedFiles.remove(artifact.steps)

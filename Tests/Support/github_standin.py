@@ -11,7 +11,15 @@ few commands, and records every request. Standard library only.
 
 Both path styles: a GitHub Enterprise host's (gh with GH_HOST=HOST uses https://HOST/api/v3/
 and https://HOST/api/graphql) and api.github.com's (no /api/v3 prefix; /graphql).
-REST: GET /user, GET /repos/OWNER/REPO, POST /repos/OWNER/REPO/issues; others 404.
+The path is percent-decoded before it is routed, as GitHub's router decodes it
+(/repos/o/r/actions/secret%73 is the secrets endpoint), and a POST carrying
+X-HTTP-Method-Override is served as that method (as Rack::MethodOverride does).
+GraphQL is also read from the URL's query string (a GET, or a POST with ?query=), which wins
+over the body, as in many GraphQL servers.
+REST: GET /user, GET /repos/OWNER/REPO, POST /repos/OWNER/REPO/issues, DELETE
+/repos/OWNER/REPO; the secret-bearing reads GET /repos/OWNER/REPO/actions/secrets(/public-key),
+/orgs/OWNER/actions/secrets, /user/keys answer values holding "GH-SECRET-MARKER" and are
+logged with "sensitive": "1"; others 404.
 GraphQL: a crude generic executor parses the query (fragments, aliases, $variables) and answers
 each field from a small model (viewer "person"; every repository; every pull request number,
 open and mergeable until merged), any other field with a harmless default (null, 0, false, []
@@ -31,6 +39,7 @@ import socketserver
 import ssl
 import sys
 import threading
+from urllib.parse import parse_qs, unquote, urlsplit
 
 TOKEN = "host-github-token"
 REQUIRE_TOKEN = os.environ.get("GITHUB_STANDIN_REQUIRE_TOKEN") == "1"
@@ -307,14 +316,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
-        path = self.path.split("?")[0].rstrip("/")
+        override = self.headers.get("X-HTTP-Method-Override", "").upper()
+        if self.command == "POST" and override:
+            self.command = override
+        path = unquote(self.path.split("?")[0]).rstrip("/")
         path = path[len("/api/v3"):] if path == "/api/v3" or path.startswith("/api/v3/") else path
-        if path in ("/graphql", "/api/graphql") and self.command == "POST":
+        if path in ("/graphql", "/api/graphql") and self.command in ("POST", "GET"):
+            # GraphQL over HTTP also reads the document from the URL (a GET, or a POST whose
+            # URL carries ?query=): that reading wins here, as in many servers.
+            url_query = parse_qs(urlsplit(self.path).query)
+            if "query" in url_query:
+                body = json.dumps({"query": url_query["query"][0], "operationName": url_query.get("operationName", [None])[0]}).encode()
             return self.graphql(body)
-        self.record(body)
+        parts = path.strip("/").split("/")
+        secret_reads = {("user", "keys"): [{"id": 1, "key": "ssh-ed25519 AAAA GH-SECRET-MARKER-user-key"}]}
+        sensitive = self.command == "GET" and (tuple(parts) in secret_reads or parts[-2:] == ["actions", "secrets"]
+                                               or parts[-3:] == ["actions", "secrets", "public-key"])
+        self.record(body, {"sensitive": "1"} if sensitive else None)
         if (self.command != "GET" or REQUIRE_TOKEN) and not self.authorized():
             return self.reply(401, {"message": "Bad credentials"})
-        parts = path.strip("/").split("/")
+        if sensitive:
+            if tuple(parts) in secret_reads:
+                return self.reply(200, secret_reads[tuple(parts)])
+            if parts[-1] == "public-key":
+                return self.reply(200, {"key_id": "k1", "key": "GH-SECRET-MARKER-public-key"})
+            return self.reply(200, {"total_count": 1, "secrets": [{"name": "GH-SECRET-MARKER-DEPLOY_KEY"}]})
         if self.command == "GET" and parts == ["user"]:
             return self.reply(200, USER)
         if parts[0] != "repos" or len(parts) < 3:
@@ -324,6 +350,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, {"id": 1, "node_id": f"R_{owner}/{name}", "name": name,
                                     "full_name": f"{owner}/{name}", "owner": {"login": owner},
                                     "private": False, "default_branch": "main", "open_issues_count": len(ISSUES)})
+        if self.command == "DELETE" and len(parts) == 3:
+            return self.reply(204, {})
         if self.command == "POST" and parts[3:] == ["issues"]:
             fields = json.loads(body or b"{}")
             with LOCK:

@@ -10,24 +10,31 @@ kubectl asks about a few kinds, keeps the objects in memory and records every re
         token only over TLS.) egress_server.py fixtures makes a test CA and a certificate
         for kube.test.
     KUBE_STANDIN_SEED=1: namespaces default and prod; in default a deployment prod (3
-        replicas of nginx:1.25), a secret db-password (password: hunter2), a configmap settings.
+        replicas of nginx:1.25), a secret db-password (password: hunter2), a configmap settings,
+        a service account deployer; in prod a secret db (password: prod-hunter2) and a
+        service account deployer.
     KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS=1: every request, discovery too, needs the token;
         otherwise reads may be anonymous. Writes need `Authorization: Bearer host-secret-token`
         (the human's kubeconfig), as a real cluster would refuse an agent without credentials.
 
 Served: discovery (plain, not aggregated: kubectl falls back), and OpenAPI v3 without schemas
 saying PATCH takes fieldValidation, so kubectl create/apply -f leave validation to the server
-(/openapi/v2 is 404). Kinds: configmaps, secrets, pods (pods/log is empty; exec, attach and
-portforward are 403), namespaces, apps/v1 deployments with /scale and /status (reading as
-rolled out). get and list (field and label selectors k=v, k==v, k!=v, k, !k) answer plain
+(/openapi/v2 is 404). The path is percent-decoded before it is routed, as Go's net/http
+decodes req.URL.Path for kube-apiserver: /api/v1/namespaces/prod/secret%73 is the Secrets.
+Kinds: configmaps, secrets, pods (pods/log is empty; exec, attach and portforward are 403),
+namespaces, serviceaccounts (POST .../token answers a TokenRequest with a new token, as the
+real server mints one), apps/v1 deployments with /scale and /status (reading as rolled out). get and list (field and label selectors k=v, k==v, k!=v, k, !k) answer plain
 objects, which kubectl takes when it asks for a Table (it prints NAME and AGE). watch=1|true
 streams chunked {"type", "object"} lines from resourceVersion (none or 0: the current objects
 as ADDED), then each change as it is made, until the client goes away or timeoutSeconds.
 POST creates (JSON, or the protobuf of kubectl create configmap|secret|namespace|deployment),
 PUT updates (resourceVersion checked), PATCH merges (merge-patch; strategic-merge-patch also
-merges lists of objects by "name"; others, server-side apply too, are 415), DELETE answers a
-Status (preconditions checked). dryRun=All (query, or in DeleteOptions) answers the resulting
-object but stores nothing and tells no watcher. One global resourceVersion; objects get uid,
+merges lists of objects by "name"; json-patch add/remove/replace/test; server-side apply,
+application/apply-patch+yaml, merges the applied object, creating it when absent), DELETE
+answers a Status (preconditions checked), DELETE of a collection deletes every object it
+selects and answers their list. dryRun=All (query, or in DeleteOptions) answers what a real
+request would (the resulting object, the object deleted, the list a DeleteCollection would
+delete) but stores nothing and tells no watcher: as kube-apiserver does. One global resourceVersion; objects get uid,
 creationTimestamp, resourceVersion and a generation raised when more than metadata or status
 changes.
 """
@@ -46,7 +53,7 @@ import sys
 import threading
 import time
 import uuid
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 TOKEN = "Bearer host-secret-token"
 READS_NEED_TOKEN = os.environ.get("KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS") == "1"
@@ -62,9 +69,10 @@ KINDS = {("", "configmaps"): ("ConfigMap", True, ["cm"], []),
          ("", "secrets"): ("Secret", True, [], []),
          ("", "pods"): ("Pod", True, ["po"], ["exec", "log", "attach", "portforward"]),
          ("", "namespaces"): ("Namespace", False, ["ns"], []),
+         ("", "serviceaccounts"): ("ServiceAccount", True, ["sa"], ["token"]),
          ("apps", "deployments"): ("Deployment", True, ["deploy"], ["scale", "status"])}
 SUBRESOURCES = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions",
-                "log": "Pod", "scale": "Scale", "status": "Deployment"}
+                "log": "Pod", "scale": "Scale", "status": "Deployment", "token": "TokenRequest"}
 REFUSED = ("exec", "attach", "portforward")
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -81,7 +89,7 @@ def resource_list(group):
                               "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": short}
                              | ({"categories": ["all"]} if subresources else {}))
             resources += [{"name": f"{name}/{sub}", "singularName": "", "namespaced": namespaced, "kind": SUBRESOURCES[sub],
-                           "verbs": ["create", "get"] if sub in REFUSED else ["get", "patch", "update"]} for sub in subresources]
+                           "verbs": ["create", "get"] if sub in REFUSED + ("token",) else ["get", "patch", "update"]} for sub in subresources]
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version(group), "resources": resources}
 
 
@@ -378,6 +386,46 @@ def delete(group, resource, namespace, name, options, dry):
                  "details": details | {"uid": obj["metadata"]["uid"]}}
 
 
+def delete_collection(group, resource, namespace, query, dry):
+    """DeleteCollection: every object the selectors pick, deleted unless dry; the answer is
+    their list either way (as kube-apiserver answers)."""
+    keep = selector(query)
+    with LOCK:
+        chosen = [(key, obj) for key, obj in sorted(STORE.items())
+                  if key[:2] == (group, resource) and namespace in (None, key[2]) and keep(obj)]
+        if not dry:
+            for key, obj in chosen:
+                commit(key, "DELETED", copy.deepcopy(obj))
+    return 200, {"kind": KINDS[(group, resource)][0] + "List", "apiVersion": group_version(group),
+                 "metadata": {"resourceVersion": str(REVISION[0])}, "items": [obj for _, obj in chosen]}
+
+
+def json_patch(base, operations):
+    """RFC 6902 add, remove, replace and test on JSON pointers (enough for the tests)."""
+    doc = copy.deepcopy(base)
+    for op in operations if isinstance(operations, list) else []:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op.get("path", "").split("/")[1:]]
+        parent = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
+        last = parts[-1] if parts else None
+        kind = op.get("op")
+        if kind == "test":
+            current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            if current != op.get("value"):
+                raise Failure(422, "Invalid", f"the test of {op.get('path')} failed")
+        elif kind in ("add", "replace"):
+            if isinstance(parent, list):
+                parent.insert(len(parent) if last == "-" else int(last), op.get("value"))
+            else:
+                parent[last] = op.get("value")
+        elif kind == "remove":
+            parent.pop(int(last) if isinstance(parent, list) else last, None)
+        else:
+            raise Failure(422, "Invalid", f"the stand-in does not do json-patch {kind}")
+    return doc
+
+
 def scale_of(obj):
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {key: obj["metadata"].get(key) for key in ("name", "namespace", "uid", "resourceVersion")},
@@ -400,14 +448,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with LOCK, open(LOG, "a") as log:
-            log.write(json.dumps({"method": self.command, "path": self.path, "query": url.query,
+            log.write(json.dumps({"method": self.command, "path": self.path, "query": url.query, "decoded_path": unquote(url.path),
                                   "authorization": self.headers.get("Authorization", ""),
                                   "content_type": self.headers.get("Content-Type", ""), "accept": self.headers.get("Accept", ""),
                                   "body": body.decode("utf-8", "replace")}) + "\n")
         try:
             if self.headers.get("Authorization", "") != TOKEN and (self.command != "GET" or READS_NEED_TOKEN):
                 raise Failure(401, "Unauthorized", "Unauthorized")
-            answer = self.serve(url.path.rstrip("/") or "/", query, body)
+            answer = self.serve(unquote(url.path).rstrip("/") or "/", query, body)
             if answer is not None:  # None: a watch, already streamed
                 self.reply(*answer)
         except Exception as error:  # a Failure, or a bug in the stand-in: either answers a Status
@@ -449,21 +497,46 @@ class Handler(http.server.BaseHTTPRequestHandler):
                              "items": [obj for (g, r, ns, _), obj in sorted(STORE.items())
                                        if (g, r) == (group, resource) and namespace in (None, ns) and keep(obj)]}
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
-        patches = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+        patches = ("application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json",
+                   "application/apply-patch+yaml")
         if method == "PATCH" and content_type not in patches:
             raise Failure(415, "UnsupportedMediaType", f"the stand-in does not take {content_type} patches")
         try:
             protobuf = content_type == "application/vnd.kubernetes.protobuf"
-            document = from_protobuf(body) if protobuf else json.loads(body or b"{}")
+            if protobuf:
+                document = from_protobuf(body)
+            elif content_type == "application/apply-patch+yaml":
+                import yaml  # apply bodies are YAML (kubectl sends JSON, which YAML reads too)
+                document = yaml.safe_load(body or b"{}")
+            else:
+                document = json.loads(body or b"{}")
         except (ValueError, KeyError, IndexError) as error:
             raise Failure(415, "UnsupportedMediaType", f"the stand-in cannot read this body: {error}")
+        if method == "POST" and sub == "token" and name is not None:
+            existing(group, resource, namespace, name)
+            return 201, {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "metadata": {"name": name},
+                         "spec": (document or {}).get("spec", {}),
+                         "status": {"token": f"minted-token-{uuid.uuid4().hex}", "expirationTimestamp": "2030-01-01T00:00:00Z"}}
         if method == "POST" and name is None:
             return create(group, resource, namespace, document, dry)
+        options = document if isinstance(document, dict) else {}
         if method == "DELETE" and name is not None and sub is None:
-            return delete(group, resource, namespace, name, document, dry or "All" in (document.get("dryRun") or []))
+            return delete(group, resource, namespace, name, options, dry or "All" in (options.get("dryRun") or []))
+        if method == "DELETE" and name is None:
+            return delete_collection(group, resource, namespace, query, dry or "All" in (options.get("dryRun") or []))
+        if method == "PATCH" and content_type == "application/apply-patch+yaml" and sub is None:
+            with LOCK:
+                absent = (group, resource, namespace or "", name) not in STORE
+            if absent:
+                return create(group, resource, namespace, dict(document, metadata=dict(document.get("metadata") or {}, name=name)), dry)
         if method not in ("PUT", "PATCH") or name is None:
             raise Failure(405, "MethodNotAllowed", f"{method} is not supported on {path}")
-        apply = lambda base: merge(base, document, content_type == patches[1]) if method == "PATCH" else document
+        def apply(base):
+            if method != "PATCH":
+                return document
+            if content_type == "application/json-patch+json":
+                return json_patch(base, document)
+            return merge(base, document, content_type == patches[1])
         if sub == "scale":  # a Scale in, a Scale out; only its spec.replicas reaches the deployment
             replicas = lambda obj: ((apply(scale_of(obj)) or {}).get("spec") or {}).get("replicas", 1)
             change = lambda obj: merge(obj, {"spec": {"replicas": replicas(obj)}})
@@ -528,6 +601,10 @@ def seed():
     create("", "secrets", "default", {"metadata": {"name": "db-password"}, "type": "Opaque",
                                       "data": {"password": base64.b64encode(b"hunter2").decode()}}, False)
     create("", "configmaps", "default", {"metadata": {"name": "settings"}, "data": {"mode": "blue"}}, False)
+    create("", "secrets", "prod", {"metadata": {"name": "db"}, "type": "Opaque",
+                                   "data": {"password": base64.b64encode(b"prod-hunter2").decode()}}, False)
+    for namespace in ("default", "prod"):
+        create("", "serviceaccounts", namespace, {"metadata": {"name": "deployer"}}, False)
 
 
 if __name__ == "__main__":
