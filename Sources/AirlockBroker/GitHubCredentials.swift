@@ -18,12 +18,33 @@ public final class GitHubCredentials: @unchecked Sendable {
     /// several requests, each would run the human's helpers; kept a minute.
     private var gitAnswers: [String: (authorization: String?, at: Double)] = [:]
     private var trustContext: NIOSSLContext??
+    /// Trees the agent can write (the workspace, a profile's read-write paths): git is never
+    /// run with a configuration file there, which would let the agent pick the credential
+    /// helper the broker runs outside the sandbox (docs/github.md, "Credentials").
+    let writableRoots: [String]
+    /// Why `git credential fill` is not run this session, once found (nil: it may run).
+    private var gitRefusal: String??
 
     /// `hosts`: already read (the session CA's thread reads them at start-up), else read here.
-    public init(environment: [String: String], hosts: [String]? = nil) {
+    public init(environment: [String: String], hosts: [String]? = nil, writableRoots: [String] = []) {
         self.environment = environment
         self.hosts = hosts ?? Self.hosts(environment: environment)
+        self.writableRoots = writableRoots
         pthread_mutex_init(&mutex, nil)
+    }
+
+    /// A git configuration file `git credential fill` would read that lies where the agent can
+    /// write, if there is one (looked up once per session).
+    public func untrustedGitConfiguration() -> String? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let gitRefusal { return gitRefusal }
+        let sources = CredentialSources.find(environment: environment, home: environment["HOME"] ?? "/", cwd: "/") { path in
+            try? readTextFile(path, limit: 4 << 20)
+        }
+        let found = sources.gitConfigurations.first { path in writableRoots.contains { HostPath.isWithin(path, $0) } }
+        gitRefusal = .some(found)
+        return found
     }
 
     public static let github = "github.com"
@@ -91,7 +112,8 @@ public final class GitHubCredentials: @unchecked Sendable {
     }
 
     /// `Authorization` for a git request to `host` (`path`: the repository's path): what the
-    /// human's git credential helpers answer, else the API token as GitHub's git accepts it.
+    /// human's git credential helpers answer, else the host's netrc entry (as git's libcurl
+    /// would use it), else the API token as GitHub's git accepts it.
     public func gitAuthorization(host: String, path: String) -> String? {
         let key = host + path
         let now = Clock.monotonicSeconds()
@@ -107,13 +129,19 @@ public final class GitHubCredentials: @unchecked Sendable {
     }
 
     func askGit(host: String, path: String) -> String? {
-        if let git = Self.executable("git", environment: environment) {
+        if untrustedGitConfiguration() == nil, let git = Self.executable("git", environment: environment) {
             var env = environment
+            // Never a repository's own configuration: run from /, with no repository named.
+            // (From the workspace, a .git/config the agent wrote would choose the helper.)
+            for name in ["GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM"] {
+                env[name] = nil
+            }
             env["GIT_TERMINAL_PROMPT"] = "0"
             env["GIT_ASKPASS"] = "/bin/false"
             env["SSH_ASKPASS"] = "/bin/false"
             let input = "protocol=https\nhost=\(host)\npath=\(path.hasPrefix("/") ? String(path.dropFirst()) : path)\n\n"
-            if let output = try? ChildProcess.run([git, "credential", "fill"], environment: env, stdin: Array(input.utf8), outputLimit: 1 << 16),
+            if let output = try? ChildProcess.run([git, "credential", "fill"], environment: env, stdin: Array(input.utf8), directory: "/",
+                                                  outputLimit: 1 << 16),
                output.status == 0 {
                 var fields: [String: String] = [:]
                 for line in output.stdout.split(separator: "\n") {
@@ -124,6 +152,12 @@ public final class GitHubCredentials: @unchecked Sendable {
                     return "Basic " + Base64.encode(Array("\(user):\(password)".utf8))
                 }
             }
+        }
+        // libcurl's fallback in git itself: the host's netrc entry (CredentialSources names
+        // the same file to the sandbox's masks).
+        if let text = try? readTextFile(CredentialSources.netrcFile(environment, home: environment["HOME"] ?? "/"), limit: 1 << 20),
+           let entry = Netrc.entry(text, host: host), let login = entry.login, let password = entry.password, !password.isEmpty {
+            return "Basic " + Base64.encode(Array("\(login):\(password)".utf8))
         }
         guard let token = apiToken(for: host) else { return nil }
         return "Basic " + Base64.encode(Array("x-access-token:\(token)".utf8))

@@ -11,11 +11,30 @@ public final class HostCredentials: @unchecked Sendable {
     let profile: String?
     private var mutex = pthread_mutex_t()
     private var cached: (credentials: SigV4.Credentials, expires: Int?)?
+    /// The shared files that lie where the agent can write, read once here, before the agent
+    /// starts (nil: absent then). Read later, a file the agent replaced (or created, or moved a
+    /// masked one aside to create) could name a credential_process the broker would run
+    /// outside the sandbox. Files elsewhere are read when needed, so rotated keys are seen.
+    private let pinned: [String: String?]
 
-    public init(environment: [String: String], profile: String?) {
+    public init(environment: [String: String], profile: String?, writableRoots: [String] = []) {
         self.environment = environment
         self.profile = profile
+        var pinned: [String: String?] = [:]
+        let home = environment["HOME"] ?? "/"
+        let cwd = HostPath.normalize(currentDirectoryPath())
+        for path in [CredentialSources.awsCredentialsFile(environment, home: home), CredentialSources.awsConfigFile(environment, home: home)] {
+            let full = CredentialSources.absolute(path, home: home, cwd: cwd)
+            if writableRoots.contains(where: { HostPath.isWithin(full, $0) }) { pinned[path] = .some(try? readTextFile(full, limit: 1 << 20)) }
+        }
+        self.pinned = pinned
         pthread_mutex_init(&mutex, nil)
+    }
+
+    /// A shared file's text: as read at start when it lies where the agent can write, else now.
+    func text(_ path: String) -> String? {
+        if let pinned = pinned[path] { return pinned }
+        return try? readTextFile(path, limit: 1 << 20)
     }
 
     var home: String { environment["HOME"] ?? "/" }
@@ -36,7 +55,7 @@ public final class HostCredentials: @unchecked Sendable {
     /// The region for real AWS endpoints when a request names none.
     public func defaultRegion() -> String {
         if let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"], !region.isEmpty { return region }
-        let config = (try? INI.parse(readTextFile(configFile, limit: 1 << 20))) ?? [:]
+        let config = text(configFile).map(INI.parse) ?? [:]
         return config[configSection]?["region"] ?? "us-east-1"
     }
 
@@ -48,9 +67,9 @@ public final class HostCredentials: @unchecked Sendable {
         {
             return (SigV4.Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"]), nil)
         }
-        let credentialsINI = (try? INI.parse(readTextFile(credentialsFile, limit: 1 << 20))) ?? [:]
+        let credentialsINI = text(credentialsFile).map(INI.parse) ?? [:]
         if let section = credentialsINI[profileName], let found = Self.staticKeys(section) { return (found, nil) }
-        let configINI = (try? INI.parse(readTextFile(configFile, limit: 1 << 20))) ?? [:]
+        let configINI = text(configFile).map(INI.parse) ?? [:]
         if let section = configINI[configSection] {
             if let found = Self.staticKeys(section) { return (found, nil) }
             if let command = section["credential_process"] { return try runCredentialProcess(command) }

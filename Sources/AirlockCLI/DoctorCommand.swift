@@ -1,6 +1,9 @@
+import AirlockBroker
 import AirlockCore
+import AirlockPolicy
 import AirlockSandbox
 import ArgumentParser
+import Glibc
 
 struct DoctorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,12 +15,25 @@ struct DoctorCommand: ParsableCommand {
             sandbox, and finally a real `airlock run` whose probe fetches a page through the
             egress proxy (from a one-shot server on 127.0.0.1), is refused a host not on the
             list, and finds no DNS and no route around the proxy. Exits 1 if a check fails.
+
+            With --credentials it lists instead what the broker's credential loaders read in
+            this environment (AWS files and credential_process, kubeconfigs and the token
+            files, certificates and exec plugins they name, gh's hosts.yml, git's
+            configuration, credential stores and netrc): every such file is masked wherever
+            the sandbox could see it. --probe also drives each loader once, as a request
+            would, and says what it found (never the secret).
             """)
 
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
 
     @OptionGroup var state: StateOptions
+
+    @Flag(help: "List the files and helper programs the broker's credential loaders use here, instead of the sandbox checks.")
+    var credentials = false
+
+    @Flag(help: "With --credentials: drive each loader once (resolve AWS keys, read each kubeconfig context's credentials, look up gh's and git's).")
+    var probe = false
 
     /// The egress check's probe, run by doctor itself inside a sandbox.
     @Option(help: .hidden) var probeEgress: String?
@@ -26,6 +42,8 @@ struct DoctorCommand: ParsableCommand {
         var environment = currentEnvironment()
         if let url = probeEgress { throw ExitCode(EgressDoctor.probe(url: url, environment: environment)) }
         if let dir = state.stateDir { environment["AIRLOCK_STATE_DIR"] = dir }
+        if credentials { return try showCredentials(environment: environment) }
+        if probe { throw ValidationError("--probe goes with --credentials") }
         var checks = Doctor.run(environment: environment)
         if !checks.contains(where: { $0.name == "sandbox" && $0.status == .failed }) {
             checks += EgressDoctor.checks(environment: environment)
@@ -48,5 +66,42 @@ struct DoctorCommand: ParsableCommand {
             }
         }
         if checks.contains(where: { $0.status == .failed }) { throw ExitCode(1) }
+    }
+
+    func showCredentials(environment: [String: String]) throws {
+        let home = environment["HOME"] ?? "/"
+        let cwd = HostInspection.realPath(".") ?? "/"
+        let sources = CredentialSources.find(environment: environment, home: home, cwd: cwd) { path in
+            try? readTextFile(path, limit: 4 << 20)
+        }
+        let outcomes = probe ? CredentialProbe.run(environment: environment) : []
+        func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+        if json {
+            let files = sources.files.map { file -> JSON in
+                .object([("path", .string(file.path)), ("loader", .string(file.loader)), ("exists", .bool(exists(file.path)))])
+            }
+            let helpers = sources.helpers.map { helper -> JSON in
+                .object([("command", .string(helper.command)), ("loader", .string(helper.loader)), ("configured_in", .string(helper.configuredIn))])
+            }
+            var fields: [(String, JSON)] = [("files", .array(files)), ("helpers", .array(helpers))]
+            if probe {
+                fields.append(("probe", .array(outcomes.map {
+                    .object([("loader", .string($0.loader)), ("ok", .bool($0.ok)), ("detail", .string($0.detail))])
+                })))
+            }
+            print(JSON.object(fields).serialized())
+        } else {
+            print("Files the broker's credential loaders read (masked wherever a sandbox could see them):")
+            for file in sources.files {
+                print("  \(exists(file.path) ? "present" : "absent ")  \(file.path)  (\(file.loader))")
+            }
+            if !sources.helpers.isEmpty {
+                print("Helper programs they run (the files these read cannot be listed: keep them outside workspaces):")
+                for helper in sources.helpers { print("  \(helper.command)  (\(helper.loader), named in \(helper.configuredIn))") }
+            }
+            for outcome in outcomes { print("\(outcome.ok ? "ok  " : "FAIL")  \(outcome.loader): \(outcome.detail)") }
+        }
+        // A loader that found nothing fails the probe: the broker would refuse that upstream's calls.
+        if outcomes.contains(where: { !$0.ok }) { throw ExitCode(1) }
     }
 }

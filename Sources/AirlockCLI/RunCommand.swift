@@ -269,7 +269,11 @@ struct RunArguments {
             }
             try session.prepare(&layout)
             StartupTrace.mark("prepared")
-            for warning in layout.warnings { writeError("airlock: warning: \(warning)\n") }
+            // An execution step's output is its tool's (a plan read as JSON): Airlock's own
+            // warnings (a credential file masked) go to the session log there, not into it.
+            for warning in layout.warnings {
+                if executionRequest != nil { session.log.write("warning: \(warning)") } else { writeError("airlock: warning: \(warning)\n") }
+            }
             var request = LaunchRequest(layout: layout, argv: command, terminal: nil)
             request.seccomp = seccomp
             request.listeners = session.listeners

@@ -14,3 +14,10 @@ public func currentEnvironment() -> [String: String] {
     }
     return result
 }
+
+/// This process's working directory ("/" when it cannot be read).
+public func currentDirectoryPath() -> String {
+    guard let cwd = getcwd(nil, 0) else { return "/" }
+    defer { free(cwd) }
+    return String(cString: cwd)
+}

@@ -66,6 +66,9 @@ public final class AgentSession: @unchecked Sendable {
     let kubernetesReadNamespaces: Set<String>?
     let kubernetesAllow: Set<String>
     let kubernetesSensitive: Set<String>
+    /// What the agent can write (the workspace, the profiles' read-write paths, real paths too):
+    /// credential configuration there is never trusted by the broker.
+    let writableRoots: [String]
     let githubRepoScopes: [[Glob]]
     /// The human's kubeconfig, read here (outside the sandbox): the Kubernetes endpoint's
     /// clusters. Nil without one; agent sessions only (an execution keeps its tool's files).
@@ -102,7 +105,8 @@ public final class AgentSession: @unchecked Sendable {
         credentials = BrokerSession.dummyCredentials()
         upstream = try AWSUpstream(parsing: awsEndpoint ?? "aws")
         catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
-        hostCredentials = HostCredentials(environment: environment, profile: awsProfile)
+        hostCredentials = HostCredentials(environment: environment, profile: awsProfile,
+                                          writableRoots: Self.writableRoots(facts: facts, stack: stack, home: environment["HOME"] ?? "/"))
         region = hostCredentials.defaultRegion()
         log = BrokerLog(path: facts.stateDir + "/sessions/\(facts.sessionID).log")
         record = Session(id: id, startedAt: Clock.now(), user: Actor.currentUser(), workspace: facts.workspace,
@@ -123,6 +127,7 @@ public final class AgentSession: @unchecked Sendable {
         kubernetesReadNamespaces = stack.kubernetesReadNamespaces
         kubernetesAllow = stack.kubernetesAllow
         kubernetesSensitive = stack.kubernetesSensitive
+        writableRoots = Self.writableRoots(facts: facts, stack: stack, home: environment["HOME"] ?? "/")
         githubRepoScopes = stack.githubRepoScopes
         if execution == nil || execution?.spec.kubernetesEndpoint == true {
             do {
@@ -216,6 +221,14 @@ public final class AgentSession: @unchecked Sendable {
             for tool in tools { tool.addShim(to: &layout, airlockBinary: binary, home: home) }
         }
         layout.addLoginShellProfile(hostHasEtcProfile: hasEtcProfile)
+    }
+
+    /// The workspace and the profiles' read-write paths (lexical and real).
+    static func writableRoots(facts: HostFacts, stack: ProfileStack, home: String) -> [String] {
+        [facts.workspace] + stack.readWrite.flatMap { entry -> [String] in
+            let lexical = HostPath.normalize(HostPath.expandingTilde(entry, home: home))
+            return [lexical] + (facts.resolved[lexical].map { [$0] } ?? [])
+        }
     }
 
     /// The profile's `home_files`, written into the agent's home before it starts.
@@ -324,7 +337,7 @@ public final class AgentSession: @unchecked Sendable {
         }
         if execution == nil || execution?.spec.githubEndpoint == true, case .success(let trust) = authority.value {
             let githubGateway = GitHubGateway(
-                sessionID: id, token: githubToken, credentials: GitHubCredentials(environment: environment, hosts: trust.githubHosts), store: { () throws(AirlockError) in try cache.store() }, log: log,
+                sessionID: id, token: githubToken, credentials: GitHubCredentials(environment: environment, hosts: trust.githubHosts, writableRoots: writableRoots), store: { () throws(AirlockError) in try cache.store() }, log: log,
                 cacheDirectory: stateDir + "/cache/git", mutationPolicy: mutationPolicy,
                 refuseChanges: storeCache.gate == nil || execution != nil ? nil
                     : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally",

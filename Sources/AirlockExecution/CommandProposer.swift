@@ -271,8 +271,13 @@ public final class CommandProposer: @unchecked Sendable {
                 // Provisioners run commands at apply that `show` does not print: the human
                 // must see them (they run with the execution's AWS rights).
                 let (status, json) = step(planJSON, "3-plan-json")
-                guard status == 0, let parsed = try? JSON.parse(json) else {
-                    throw PreparationFailure("reading the plan as JSON failed (exit \(status)); nothing was proposed", exitCode: Int(status))
+                let parsed: JSON
+                do {
+                    guard status == 0 else { throw AirlockError("exit \(status)") }
+                    parsed = try JSON.parse(json)
+                } catch {
+                    throw PreparationFailure("reading the plan as JSON failed (\(error)); nothing was proposed", exitCode: Int(status),
+                                             output: String(json.prefix(4096)))
                 }
                 preview = output + TerraformPlanFacts.describe(TerraformPlanFacts.provisioners(parsed))
             }

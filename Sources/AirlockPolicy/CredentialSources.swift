@@ -25,6 +25,10 @@ public struct CredentialSources: Sendable, Equatable {
 
     public var files: [File] = []
     public var helpers: [Helper] = []
+    /// Every git configuration file `git credential fill` would read (existing or not, includes
+    /// followed): where one lies in a tree the agent can write, the broker must not run git
+    /// there, or the agent would choose the helper it runs outside the sandbox.
+    public var gitConfigurations: [String] = []
 
     public init() {}
 
@@ -203,6 +207,7 @@ public struct CredentialSources: Sendable, Equatable {
             }
         }
 
+        sources.gitConfigurations = configurations
         file(netrcFile(environment, home: home), "netrc")
         for name in namedByVariables {
             for part in (environment[name] ?? "").split(separator: ":") where !part.isEmpty {
@@ -238,6 +243,12 @@ public enum GitConfig {
         public var subsection: String?
         public var key: String
         public var value: String
+        public init(section: String, subsection: String?, key: String, value: String) {
+            self.section = section
+            self.subsection = subsection
+            self.key = key
+            self.value = value
+        }
     }
 
     public static func parse(_ text: String) -> [Entry] {
