@@ -55,6 +55,13 @@ KUBERNETES = [
     "PATCH /api/v1/namespaces/prod/configmaps/c?dryRun=All", "GET /api/v1/watch/namespaces/prod/pods/",
     "PUT /api/v1/namespaces/prod/finalize", "GET /api/v1/nodes/n1/proxy/stats\nImpersonate-User: admin",
     "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "GET /api", "GET /openapi/v3",
+    "GET /api/v1/namespaces/prod/secret%73/db", "GET /api/v1/namespaces/prod/configmaps/my%2Dcm",
+    "DELETE /api/v1/namespaces/prod/secrets?dryRun=All", "PATCH /api/v1/namespaces/prod/secrets/db?dry%52un=All",
+]
+GITHUB_PATHS = [
+    "GET /repos/o/r", "GET /repos/o/r/actions/secrets/public-key", "GET /repos/o/r/actions/secret%73",
+    "GET /repos/o/r/contents/docs%20guide.md?ref=main", "POST /repos/o/r/issues", "GET /graphql/", "GET /user/keys",
+    "POST /o/r.git/git-receive-pack", "PUT /repos/o/r/actions/secrets/A%20B",
 ]
 GRAPHQL = [
     "query { viewer { login } }", "{ repository(owner: \"a\", name: \"b\") { id } }",
@@ -71,8 +78,11 @@ def pkt(text):
 
 def write_api_seeds(out):
     """Seeds for the kubernetes, graphql and git-push targets (docs/fuzzing.md)."""
-    for name in ("kubernetes", "graphql", "git-push"):
+    for name in ("kubernetes", "github-path", "graphql", "git-push"):
         os.makedirs(os.path.join(out, name), exist_ok=True)
+    for index, request in enumerate(GITHUB_PATHS):
+        with open(os.path.join(out, "github-path", "%02d" % index), "w") as f:
+            f.write(request)
     for index, request in enumerate(KUBERNETES):
         with open(os.path.join(out, "kubernetes", "%02d" % index), "w") as f:
             f.write(request.replace("\\n", "\n"))

@@ -30,6 +30,102 @@ extension FuzzTargets {
             if ruling.decision == .read && ["exec", "attach", "portforward"].contains(request.subresource ?? "") { fatalError("exec read as a read") }
         }
         if KubernetesClassifier.impersonates(headers) != nil && ruling.decision != .deny { fatalError("impersonation not refused") }
+        // The upstream's reading: the path decoded whole, as Go's net/http decodes it, read
+        // by RequestInfo (an independent rewrite of its rules here). Whatever the broker does
+        // not refuse, it must read as the API server would.
+        guard ruling.decision != .deny else { return }
+        let upstream = Self.goRequestInfo(path)
+        switch KubernetesRequest.read(method: String(parts[0]), path: path, query: query) {
+        case .resource(let request):
+            guard let upstream else { fatalError("read as a resource, but the API server cannot decode \(path)") }
+            guard upstream.resource == request.resource, upstream.group == request.group, upstream.version == request.version,
+                  upstream.namespace == request.namespace, upstream.name == request.name, upstream.subresource == request.subresource else {
+                fatalError("read as \(request), the API server reads \(upstream) from \(path)")
+            }
+            if upstream.group.isEmpty && upstream.resource == "secrets" && ruling.decision != .sensitive {
+                fatalError("the API server reads Secrets from \(path), ruled \(ruling)")
+            }
+        case .nonResource:
+            if let upstream, upstream.isResource { fatalError("read as a non-resource path, the API server reads \(upstream) from \(path)") }
+        case .ambiguous:
+            fatalError("an ambiguous reading was not refused: \(path)")
+        }
+    }
+
+    struct UpstreamInfo: Equatable {
+        var isResource: Bool
+        var group = "", version = "", resource = ""
+        var namespace: String?, name: String?, subresource: String?
+    }
+
+    /// Go's `url.PathUnescape` then kube-apiserver's RequestInfoFactory.NewRequestInfo, for the
+    /// fields that classify (written from requestinfo.go, separately from KubernetesRequest).
+    /// Nil when Go could not decode the path.
+    static func goRequestInfo(_ raw: String) -> UpstreamInfo? {
+        var bytes: [UInt8] = []
+        var iterator = Array(raw.utf8).makeIterator()
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c { case 48...57: return c - 48; case 65...70: return c - 55; case 97...102: return c - 87; default: return nil }
+        }
+        while let c = iterator.next() {
+            if c == 37 {
+                guard let h = iterator.next().flatMap(hex), let l = iterator.next().flatMap(hex) else { return nil }
+                bytes.append(h << 4 | l)
+            } else {
+                bytes.append(c)
+            }
+        }
+        let path = String(decoding: bytes, as: UTF8.self)
+        var trimmed = Substring(path)
+        while trimmed.first == "/" { trimmed = trimmed.dropFirst() }
+        while trimmed.last == "/" { trimmed = trimmed.dropLast() }
+        var current = trimmed.isEmpty ? [] : trimmed.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard let prefix = current.first, prefix == "api" || prefix == "apis" else { return UpstreamInfo(isResource: false) }
+        current.removeFirst()
+        var info = UpstreamInfo(isResource: true)
+        if prefix == "apis" {
+            guard current.count >= 3 else { return UpstreamInfo(isResource: false) }
+            info.group = current.removeFirst()
+        } else if current.count < 2 {
+            return UpstreamInfo(isResource: false)
+        }
+        info.version = current.removeFirst()
+        if current.first == "watch" { current.removeFirst() }
+        if current.first == "namespaces" {
+            if current.count > 1 {
+                info.namespace = current[1]
+                if current.count > 2 && !["status", "finalize"].contains(current[2]) { current.removeFirst(2) } else { info.namespace = nil }
+            }
+        }
+        guard !current.isEmpty else { return UpstreamInfo(isResource: false) }
+        info.resource = current[0]
+        if current.count >= 2 { info.name = current[1] }
+        if current.count >= 3 { info.subresource = current[2...].joined(separator: "/") }
+        return info
+    }
+
+    /// A GitHub REST path as its router reads it: decoded whole. Whatever the broker does not
+    /// refuse, it must rule on that reading: a secrets or token route is sensitive however it
+    /// is spelled, GraphQL is never a REST path, git's protocol never an API path.
+    static func githubPath(_ data: [UInt8]) {
+        guard data.count <= 1 << 14 else { return }
+        let text = String(decoding: data, as: UTF8.self)
+        let parts = text.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2 else { return }
+        let method = String(parts[0]), target = String(parts[1])
+        let ruling = GitHubClassifier.classifyREST(method: method, path: target)
+        guard ruling == GitHubClassifier.classifyREST(method: method, path: target) else { fatalError("two readings of one request") }
+        guard ruling.decision != .deny else { return }
+        let path = String(target.prefix { $0 != "?" })
+        guard let decoded = path.removingPercentEncodingStrictly() else { fatalError("not refused, but the router cannot decode \(path)") }
+        let segments = decoded.lowercased().split(separator: "/").map(String.init)
+        let sensitive: Set<String> = ["secrets", "access_tokens", "registration-token", "remove-token", "personal-access-tokens",
+                                      "personal-access-token-requests", "authorizations", "token", "tokens", "keys", "credential-authorizations"]
+        if segments.contains(where: sensitive.contains) && ruling.decision != .sensitive {
+            fatalError("the router reads a sensitive route from \(path), ruled \(ruling)")
+        }
+        if segments == ["graphql"] { fatalError("GraphQL was read as a REST path: \(path)") }
+        if segments.last.map({ ["git-receive-pack", "git-upload-pack"].contains($0) }) == true { fatalError("git's protocol on an API path: \(path)") }
     }
 
     /// A GraphQL document: the reading is total and stable, and a document that reads as a
@@ -57,5 +153,20 @@ extension FuzzTargets {
             fatalError("a push request did not survive its round trip")
         }
         for update in request.updates where !GitReceivePack.isValidRef(update.ref) { fatalError("an invalid ref was accepted") }
+    }
+}
+
+extension String {
+    /// %XX decoded; nil when a % is not followed by two hex digits or the bytes are not UTF-8.
+    func removingPercentEncodingStrictly() -> String? {
+        var bytes: [UInt8] = []
+        var iterator = Array(utf8).makeIterator()
+        while let c = iterator.next() {
+            guard c == 37 else { bytes.append(c); continue }
+            guard let high = iterator.next(), let low = iterator.next(),
+                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(value)
+        }
+        return String(validating: bytes, as: UTF8.self)
     }
 }

@@ -6,7 +6,7 @@ import Glibc
 /// a property, not only that nothing crashes: a violated property is a `fatalError`, which
 /// libFuzzer reports with the input that caused it.
 enum FuzzTargets {
-    static let names = ["aws-request", "json", "profile", "sigv4", "kubernetes", "graphql", "git-push"]
+    static let names = ["aws-request", "json", "profile", "sigv4", "kubernetes", "github-path", "graphql", "git-push"]
 
     static func run(_ name: String, _ data: [UInt8]) {
         switch name {
@@ -15,6 +15,7 @@ enum FuzzTargets {
         case "profile": profile(data)
         case "sigv4": sigV4(data)
         case "kubernetes": kubernetes(data)
+        case "github-path": githubPath(data)
         case "graphql": graphql(data)
         case "git-push": gitPush(data)
         default: fatalError("unknown fuzz target \(name) (known: \(names.joined(separator: ", ")))")

@@ -66,6 +66,9 @@ import Testing
         ("GET", "/repos/o/r/contents/docs%20guide.md", .read), ("GET", "/repos/o/r/labels/bug%3Afix", .read),
         ("GET", "/repos/o/r/actions/secrets/MY%20SECRET", .sensitive), ("PUT", "/repos/o/r/actions/secrets/A%20B", .sensitive),
         ("DELETE", "/repos/o/r/labels/bug%3Afix", .mutation),
+        // Found by the github-path fuzz target: an unknown method on a secrets route.
+        ("GEE", "/user/keys", .sensitive), ("PROPFIND", "/repos/o/r/actions/secrets", .sensitive),
+        ("PO[T", "/o/r.git/git-receive-pack", .deny), ("GET", "/o/r.git/info/refs", .deny),
     ]
 
     static let git: [(method: String, path: String, query: String, decision: Decision)] = [

@@ -4,7 +4,7 @@ import Testing
 /// The secret and token leaks through GitHub, written as the attack (docs/github.md, "One
 /// reading or none"): an agent inside `airlock run` sends hand-made requests through the
 /// egress proxy's CONNECT to api.github.com and runs real gh. GitHub is the stand-in
-/// (Tests/Support/github_standin.py as api.github.com on 127.0.0.5:443, so root only; GitHub
+/// (Tests/Support/github_standin.py as api.github.com on 127.0.0.8:443, so root only; GitHub
 /// is not reachable here), which decodes paths as GitHub's router does, honours
 /// X-HTTP-Method-Override as Rack does and reads GraphQL from the URL too. The human's token
 /// lives only in gh's hosts.yml, under a GH_CONFIG_DIR (or XDG_CONFIG_HOME) inside the
@@ -26,7 +26,7 @@ import Testing
     static func run() -> Attack {
         var attack = Attack()
         guard Launch.root.available() else {
-            attack.failure = "needs root (the stand-in listens on 127.0.0.5:443)"
+            attack.failure = "needs root (the stand-in listens on 127.0.0.8:443)"
             return attack
         }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gh") else {
@@ -40,7 +40,7 @@ import Testing
         do {
             let (cert, key, authority) = try GitHubFixtures.certificates(in: scene)
             ca = authority
-            server = try GitHubFixtures.start([Stage.repoRoot + "/Tests/Support/github_standin.py", log, cert, key, "127.0.0.5:443"],
+            server = try GitHubFixtures.start([Stage.repoRoot + "/Tests/Support/github_standin.py", log, cert, key, "127.0.0.8:443"],
                                               environment: ["GITHUB_STANDIN_REQUIRE_TOKEN": "1"])
         } catch {
             attack.failure = "the stand-in did not start: \(error)"
@@ -51,7 +51,7 @@ import Testing
         scene.write(scene.workspace + "/.gh-config/hosts.yml", hosts, mode: 0o600)
         scene.write(scene.workspace + "/.xdg/gh/hosts.yml", hosts, mode: 0o600)
         let profile = scene.egressProfile("network:\n  allow: [api.github.com]\n")
-        let human = ["AIRLOCK_EGRESS_RESOLVE": "api.github.com=127.0.0.5", "SSL_CERT_FILE": ca, "GITHUB_TOKEN": ""]
+        let human = ["AIRLOCK_EGRESS_RESOLVE": "api.github.com=127.0.0.8", "SSL_CERT_FILE": ca, "GITHUB_TOKEN": ""]
         scene.write(scene.workspace + "/raw.py", GitHubFixtures.rawClient(tunnel: "api.github.com") + #"""
             import urllib.parse
             mutation = "mutation { addStar(input: {starrableId: \"R_1\"}) { clientMutationId } }"
@@ -79,6 +79,10 @@ import Testing
             cat .gh-config/hosts.yml > hosts.seen 2>&1; env > env.seen
             gh api repos/o/r > gh-read.out 2> gh-read.err; echo $? > gh-read.rc
             python3 raw.py > raw.out 2> raw.err
+            # Real git, pushing to the API host (it asks for the receive-pack advertisement first).
+            export GIT_CONFIG_NOSYSTEM=1
+            mkdir push && cd push && git init -q && git -c user.name=A -c user.email=a@example.com commit -q --allow-empty -m x
+            git push https://api.github.com/o/r.git HEAD:refs/heads/main > ../git-push.out 2>&1; echo $? > ../git-push.rc
             """], options: ["--profile", profile], timeout: 240,
             extraEnvironment: human.merging(["GH_CONFIG_DIR": scene.workspace + "/.gh-config"]) { $1 })
         // The same hosts file found through XDG_CONFIG_HOME.
@@ -93,7 +97,7 @@ import Testing
             guard let name = line["name"] as? String else { continue }
             attack.raw[name] = (line["status"] as? Int ?? -1, line["body"] as? String ?? "")
         }
-        for name in ["hosts.seen", "env.seen", "gh-read.out", "gh-read.err", "gh-read.rc", "raw.err", "xdg-hosts.seen", "xdg-read.out",
+        for name in ["git-push.out", "git-push.rc", "hosts.seen", "env.seen", "gh-read.out", "gh-read.err", "gh-read.rc", "raw.err", "xdg-hosts.seen", "xdg-read.out",
                      "xdg-read.err", "xdg-read.rc"] {
             attack.files[name] = scene.file(name)
         }
@@ -161,6 +165,8 @@ import Testing
     @Test func aPushToTheAPIHostIsRefusedAndNothingIsFetched() {
         guard Self.ready() else { return }
         Self.expectNothingReached(["push-to-api-host"])
+        #expect(Self.attack.files["git-push.rc"] != "0\n" && Self.attack.files["git-push.out"]?.contains("403") == true,
+                "\(Self.attack.files["git-push.out"] ?? "")")
         #expect(!Self.attack.requests.contains { ($0["path"] ?? "").contains("git-") || ($0["path"] ?? "").contains("/info/refs") },
                 "the broker reached the API host with git's protocol: \(Self.attack.requests)")
         let proposed = Self.attack.log.contains(#/proposal [0-9a-f]+: /#)

@@ -31,8 +31,9 @@ public enum GitHubClassifier {
         if lowered == ["graphql"] {
             return Ruling(.deny, "no single reading: GraphQL is served only at exactly /graphql (on an enterprise host /api/graphql), by POST, without a query string; \(rawPath) is refused")
         }
-        if upper == "POST" || upper == "GET" || upper == "HEAD",
-           GitSmartHTTP.read(method: upper, path: rawPath, query: rawQuery) != .other || lowered.last == "git-upload-pack" || lowered.last == "git-receive-pack" {
+        // Whatever the method (found by the github-path fuzz target: `PO[T …/git-receive-pack`).
+        if GitSmartHTTP.read(method: upper, path: rawPath, query: rawQuery) != .other || lowered.last == "git-upload-pack"
+            || lowered.last == "git-receive-pack" || lowered.suffix(2) == ["info", "refs"] {
             return Ruling(.deny, "git's smart HTTP protocol on an API path (\(rawPath)): pushes and fetches go to the git host, never to the API host")
         }
         if rawQuery.split(separator: "&").contains(where: { PercentEncoding.decode(String($0.prefix { $0 != "=" }), plusIsSpace: true).lowercased() == "_method" }) {
@@ -48,6 +49,9 @@ public enum GitHubClassifier {
             if let sensitive { return Ruling(.sensitive, "\(upper) \(shown): concerns \(sensitive)") }
             return Ruling(.mutation, "\(upper) \(shown)")
         default:
+            // Found by the github-path fuzz target: an unknown method on a secrets route is
+            // still a secrets route (a change that can also read them).
+            if let sensitive { return Ruling(.sensitive, "\(upper) \(shown): an unknown method on a \(sensitive) route") }
             return Ruling(.mutation, "\(upper) \(shown): unknown methods count as changes")
         }
     }
