@@ -20,7 +20,7 @@ enum AWSChunked {
         while true {
             guard let header = line() else { return nil }
             let sizeText = header.prefix { $0 != UInt8(ascii: ";") }
-            guard let size = Int(String(decoding: sizeText, as: UTF8.self).trimmingCharacters(), radix: 16), size >= 0 else { return nil }
+            guard let size = Int(String(decoding: sizeText, as: UTF8.self).trimmingWhitespace(), radix: 16), size >= 0 else { return nil }
             if size == 0 { break }
             guard index + size + 2 <= body.count, body[index + size] == 13, body[index + size + 1] == 10 else { return nil }
             data += body[index..<index + size]
@@ -32,7 +32,7 @@ enum AWSChunked {
             guard let colon = text.firstIndex(of: ":") else { return nil }
             let name = text[..<colon].lowercased()
             if name == "x-amz-trailer-signature" { continue }
-            trailers.append((name, String(text[text.index(after: colon)...]).trimmingCharacters()))
+            trailers.append((name, String(text[text.index(after: colon)...]).trimmingWhitespace()))
         }
         return Decoded(data: data, trailers: trailers)
     }

@@ -102,7 +102,7 @@ public final class GitHubCredentials: @unchecked Sendable {
         if found == nil, let gh = Self.executable("gh", environment: environment),
            let output = try? ChildProcess.run([gh, "auth", "token", "--hostname", key], environment: environment, outputLimit: 1 << 16),
            output.status == 0 {
-            let token = output.stdout.trimmingCharacters()
+            let token = output.stdout.trimmingWhitespace()
             if !token.isEmpty { found = token }
         }
         pthread_mutex_lock(&mutex)

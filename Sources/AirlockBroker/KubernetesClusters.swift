@@ -97,7 +97,7 @@ public final class KubernetesClusters: @unchecked Sendable {
         if var cached, cached.target.expires.map({ $0 > Clock.epochSeconds() + 30 }) ?? true {
             if let file = cached.tokenFile {
                 // Token files are rotated (projected service account tokens): read each time.
-                cached.target.authorization = "Bearer " + (try readTextFile(file, limit: 1 << 16)).trimmingCharacters()
+                cached.target.authorization = "Bearer " + (try readTextFile(file, limit: 1 << 16)).trimmingWhitespace()
             }
             return cached.target
         }
@@ -121,7 +121,7 @@ public final class KubernetesClusters: @unchecked Sendable {
             authorization = "Bearer " + token
         } else if let file = context.user.tokenFile {
             tokenFile = file
-            authorization = "Bearer " + (try readTextFile(file, limit: 1 << 16)).trimmingCharacters()
+            authorization = "Bearer " + (try readTextFile(file, limit: 1 << 16)).trimmingWhitespace()
         } else if let exec = context.user.exec {
             let answer = try runExec(exec, context: context.name)
             if let token = answer.token { authorization = "Bearer " + token }

@@ -99,7 +99,7 @@ public struct PinnedRequest: Sendable, Equatable {
                 }
                 headers = headers.compactMap { header in
                     guard header.name.lowercased() == "content-encoding" else { return header }
-                    let rest = header.value.split(separator: ",").map { String($0).trimmingCharacters() }.filter { $0 != "aws-chunked" }
+                    let rest = header.value.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { $0 != "aws-chunked" }
                     return rest.isEmpty ? nil : (header.name, rest.joined(separator: ","))
                 }
                 headers += decoded.trailers.map { (name: $0.name, value: $0.value) }

@@ -173,23 +173,13 @@ public struct CredentialSources: Sendable, Equatable {
                 let words = ShellWords.split(value)
                 let name = words.first ?? ""
                 if name == "store" {
-                    var explicit: String?
-                    for (position, word) in words.enumerated() {
-                        if word.hasPrefix("--file=") { explicit = String(word.dropFirst("--file=".count)) }
-                        if word == "--file", position + 1 < words.count { explicit = words[position + 1] }
-                    }
-                    if let explicit { file(explicit, "git credential store (\(path))") } else {
+                    if let explicit = option("--file", in: words) { file(explicit, "git credential store (\(path))") } else {
                         file(home + "/.git-credentials", "git credential store (\(path))")
                         file(xdgConfig + "/git/credentials", "git credential store (\(path))")
                     }
                 } else if name == "cache" {
-                    var socket: String?
-                    for (position, word) in words.enumerated() {
-                        if word.hasPrefix("--socket=") { socket = String(word.dropFirst("--socket=".count)) }
-                        if word == "--socket", position + 1 < words.count { socket = words[position + 1] }
-                    }
                     // Whoever can connect to the cache daemon's socket gets its credentials.
-                    if let socket { file(socket, "git credential cache socket (\(path))") } else {
+                    if let socket = option("--socket", in: words) { file(socket, "git credential cache socket (\(path))") } else {
                         file(xdgCache + "/git/credential/socket", "git credential cache socket (\(path))")
                         file(home + "/.git-credential-cache/socket", "git credential cache socket (\(path))")
                     }
@@ -215,6 +205,16 @@ public struct CredentialSources: Sendable, Equatable {
             }
         }
         return sources
+    }
+
+    /// The last value of `--name VALUE` or `--name=VALUE` among a helper's words.
+    static func option(_ name: String, in words: [String]) -> String? {
+        var found: String?
+        for (position, word) in words.enumerated() {
+            if word.hasPrefix(name + "=") { found = String(word.dropFirst(name.count + 1)) }
+            if word == name, position + 1 < words.count { found = words[position + 1] }
+        }
+        return found
     }
 
     static func nonEmpty(_ value: String?) -> String? {

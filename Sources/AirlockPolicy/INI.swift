@@ -31,7 +31,7 @@ public enum INI {
 
 extension String {
     /// Without leading and trailing spaces, tabs and line ends.
-    func trimmingWhitespace() -> String {
+    public func trimmingWhitespace() -> String {
         var s = Substring(self)
         while let c = s.first, c == " " || c == "\t" || c == "\r" || c == "\n" { s = s.dropFirst() }
         while let c = s.last, c == " " || c == "\t" || c == "\r" || c == "\n" { s = s.dropLast() }
