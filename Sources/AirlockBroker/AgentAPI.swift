@@ -114,6 +114,7 @@ public enum ProposalJSON {
     public static func agentView(_ proposal: Proposal) -> JSON {
         var fields: [(String, JSON)] = [
             ("id", .string(proposal.id)), ("state", .string(proposal.state.rawValue)), ("kind", .string(proposal.kind.rawValue)),
+            ("type", .string((try? ProposalPayload(bytes: proposal.payload))?.type ?? "unknown")),
             ("summary", .string(proposal.summary)), ("decision", .string(proposal.decision.rawValue)),
             ("decision_reason", .string(proposal.rule)), ("created_at", .string(proposal.createdAt)),
             ("updated_at", .string(proposal.updatedAt)), ("digest", .string(proposal.digest)),

@@ -196,6 +196,9 @@ public final class GateClientStore: ProposalStore, @unchecked Sendable {
         throw Self.notHere("listing proposals")
     }
 
+    public func previewRecord(_ id: String) throws(AirlockError) -> JSON? { nil }
+    public func setPreview(_ preview: JSON, of id: String) throws(AirlockError) { throw Self.notHere("previewing") }
+
     public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?, result: ExecutionResult?,
                       executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
         throw Self.notHere("deciding or executing a proposal")

@@ -256,46 +256,8 @@ public final class GitHubGateway: @unchecked Sendable {
     }
 }
 
-/// A GitHub API request as a proposal keeps it: the host and exactly what the agent sent,
-/// minus its credential.
-public struct GitHubPinnedRequest: Sendable {
-    public var host: String
-    public var method: String
-    public var path: String
-    public var query: String
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
-
-    static let pinnedHeaders: Set<String> = ["content-type", "accept", "user-agent", "x-github-api-version", "graphql-features"]
-
-    public init(host: String, method: String, path: String, query: String, headers: [(name: String, value: String)], body: [UInt8]) {
-        self.host = host
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-    }
-
-    public var json: JSON {
-        .object([
-            ("type", .string("github-request")), ("host", .string(host)), ("method", .string(method)), ("path", .string(path)),
-            ("query", .string(query)), ("headers", .array(headers.map { .array([.string($0.name), .string($0.value)]) })),
-            ("body_base64", .string(Base64.encode(body))),
-        ])
-    }
-
-    public init?(json: JSON) {
-        guard json["type"]?.string == "github-request", let host = json["host"]?.string, let method = json["method"]?.string,
-              let path = json["path"]?.string, let query = json["query"]?.string, let text = json["body_base64"]?.string,
-              let body = Base64.decode(text) else { return nil }
-        self.init(host: host, method: method, path: path, query: query,
-                  headers: (json["headers"]?.array ?? []).compactMap { pair in
-                      guard let items = pair.array, items.count == 2, let name = items[0].string, let value = items[1].string else { return nil }
-                      return (name, value)
-                  }, body: body)
-    }
-
+/// Sending a pinned GitHub request to its host.
+extension GitHubPinnedRequest {
     func outbound(connectHost: String, trust: NIOSSLContext?, authorization: String?) -> OutboundRequest {
         var request = OutboundRequest(scheme: "https", host: connectHost, port: 443, method: method,
                                       target: query.isEmpty ? path : path + "?" + query, headers: [("Host", host)] + headers, body: body)

@@ -30,16 +30,14 @@ extension GitHubGateway {
         let labels = inspection.updates.map(\.label)
         let summary = "git:push \(refs.joined(separator: ", ")) to \(host)\(repository)"
             + (labels.contains { $0.contains("force") } ? " (force)" : "")
-        let payload = JSON.object([
-            ("type", .string("git-push")), ("host", .string(host)), ("repository", .string(repository)),
-            ("body_base64", .string(Base64.encode(request.body))),
-            ("updates", .array(inspection.updates.map { update in
-                .object([("ref", .string(update.ref)), ("old", .string(update.old)), ("new", .string(update.new)), ("label", .string(update.label))])
-            })),
-            ("log", .string(inspection.log)), ("notes", .array(inspection.notes.map(JSON.string))),
-        ])
+        let payload = GitPushPayload(host: host, repository: repository, body: request.body,
+                                     updates: inspection.updates.map { GitPushPayload.Update(ref: $0.ref, old: $0.old, new: $0.new) })
+        // What the approver is shown (labels, git log, notes) is the preview, outside the digest.
+        let preview = JSON.object([("labels", .object(inspection.updates.map { ($0.ref, JSON.string($0.label)) })),
+                                   ("log", .string(inspection.log)), ("notes", .array(inspection.notes.map(JSON.string)))])
         let proposal = try store().propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
-                                                         payload: Array(payload.serialized().utf8), upstream: "https://\(host)"))
+                                                         payload: ProposalPayload.gitPush(payload).bytes, upstream: "https://\(host)",
+                                                         preview: preview))
         log.write("proposal \(proposal.id): \(summary) is pending approval")
         let message = "Airlock: Proposal \(proposal.id) is pending: a human approves it with `airlock approve \(proposal.id)`; `airlock wait \(proposal.id)` waits for the push"
         return .respond(status: 200, headers: [("Content-Type", "application/x-git-receive-pack-result"), ("Cache-Control", "no-cache")],

@@ -128,13 +128,11 @@ public final class KubernetesGateway: @unchecked Sendable {
                 try store().recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
                 throw Refusal(status: 403, reason: "Forbidden", message: "Airlock: \(described): \(refuseChanges). Nothing was changed.")
             }
-            var payload = pinned.json
-            if ruling.decision == .mutation, case .object(var pairs) = payload {
-                pairs.append(("preview", preview(pinned, context: context)))
-                payload = .object(pairs)
-            }
+            // The preview (the server's dry run, as a diff) is a record beside the proposal,
+            // outside the pinned bytes and their digest.
             let proposal = try store().propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
-                                                             payload: Array(payload.serialized().utf8), upstream: context.cluster.server))
+                                                             payload: ProposalPayload.kubernetes(pinned).bytes, upstream: context.cluster.server,
+                                                             preview: ruling.decision == .mutation ? preview(pinned, context: context) : nil))
             log.write("proposal \(proposal.id): \(summary) is pending approval")
             throw Refusal(status: 403, reason: "Forbidden", message: """
                 Airlock: \(described) needs a human's approval (\(ruling.decision.rawValue): \(ruling.rule)). \
@@ -248,64 +246,8 @@ public final class KubernetesGateway: @unchecked Sendable {
     }
 }
 
-/// A Kubernetes request as a proposal keeps it: the context and server it was made for and
-/// exactly what the agent sent, minus its token. Its JSON is the payload a human approves.
-public struct KubernetesPinnedRequest: Sendable {
-    public var context: String
-    public var server: String
-    public var method: String
-    public var path: String
-    public var query: String
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
-
-    public var json: JSON {
-        .object([
-            ("type", .string("kubernetes-request")), ("context", .string(context)), ("server", .string(server)),
-            ("method", .string(method)), ("path", .string(path)), ("query", .string(query)),
-            ("headers", .array(headers.map { .array([.string($0.name), .string($0.value)]) })),
-            ("body_base64", .string(Base64.encode(body))),
-        ])
-    }
-
-    public init(context: String, server: String, method: String, path: String, query: String,
-                headers: [(name: String, value: String)], body: [UInt8]) {
-        self.context = context
-        self.server = server
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-    }
-
-    public init?(json: JSON) {
-        guard json["type"]?.string == "kubernetes-request", let context = json["context"]?.string, let server = json["server"]?.string,
-              let method = json["method"]?.string, let path = json["path"]?.string, let query = json["query"]?.string,
-              let text = json["body_base64"]?.string, let body = Base64.decode(text) else { return nil }
-        self.init(context: context, server: server, method: method, path: path, query: query,
-                  headers: (json["headers"]?.array ?? []).compactMap { pair in
-                      guard let items = pair.array, items.count == 2, let name = items[0].string, let value = items[1].string else { return nil }
-                      return (name, value)
-                  }, body: body)
-    }
-
-    /// The same request as a server-side dry run; nil when the server would not read it as one.
-    public func dryRun() -> KubernetesPinnedRequest? {
-        var dry = self
-        if method == "DELETE" && !body.isEmpty {
-            // The server reads a DELETE's options from its body and ignores the query then.
-            guard case .object(var pairs)? = try? JSON.parseStrict(bytes: body) else { return nil }
-            pairs.removeAll { $0.0 == "dryRun" }
-            pairs.append(("dryRun", .array([.string("All")])))
-            dry.body = Array(JSON.object(pairs).serialized().utf8)
-            dry.headers = headers.filter { $0.name.lowercased() != "content-type" } + [("Content-Type", "application/json")]
-            return dry
-        }
-        dry.query = query.isEmpty ? "dryRun=All" : query + "&dryRun=All"
-        return KubernetesClassifier.isServerDryRun(query: dry.query, deleteWithBody: false) ? dry : nil
-    }
-
+/// Sending a pinned Kubernetes request to its cluster.
+extension KubernetesPinnedRequest {
     func outbound(_ target: KubernetesClusters.Target) -> OutboundRequest {
         let full = target.server.basePath + path
         var request = OutboundRequest(scheme: target.server.scheme, host: target.connectHost, port: target.server.port, method: method,

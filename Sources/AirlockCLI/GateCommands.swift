@@ -110,13 +110,16 @@ struct Show: ParsableCommand {
         do throws(AirlockError) {
             if let gate = try remote.client() {
                 // On a team gate: API proposals (command proposals stay local for now).
-                let proposal = try GateOptions.proposal(try gate.call("GET", "/v1/proposals/\(id)"))
+                let answer = try gate.call("GET", "/v1/proposals/\(id)")
+                let proposal = try GateOptions.proposal(answer)
+                let preview = answer["preview"].flatMap { $0 == .null ? nil : $0 }
                 if json {
                     guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
                     fields.append(("request", ProposalDescription.json(proposal)))
+                    fields.append(("preview", preview ?? .null))
                     print(JSON.object(fields).serialized())
                 } else {
-                    print(ProposalDescription.text(proposal, session: nil, manifest: nil))
+                    print(ProposalDescription.text(proposal, session: nil, manifest: nil, preview: preview))
                 }
                 return
             }
@@ -134,9 +137,11 @@ struct Show: ParsableCommand {
             }
             let manifest = artifact.flatMap { try? readTextFile($0.manifest, limit: 64 << 20) }.flatMap(SnapshotManifest.parse)
             let session = try store.session(id: proposal.sessionID)
+            let preview = try store.preview(of: proposal)
             if json {
                 guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
                 fields.append(("request", ProposalDescription.json(proposal)))
+                fields.append(("preview", preview ?? .null))
                 if let manifest {
                     fields.append(("snapshot_files", .array(manifest.entries.map { entry in
                         switch entry.kind {
@@ -151,7 +156,7 @@ struct Show: ParsableCommand {
                 }
                 print(JSON.object(fields).serialized())
             } else {
-                print(ProposalDescription.text(proposal, session: session, manifest: manifest))
+                print(ProposalDescription.text(proposal, session: session, manifest: manifest, preview: preview))
             }
         } catch {
             throw fail(error)

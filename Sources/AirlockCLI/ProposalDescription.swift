@@ -6,7 +6,8 @@ import AirlockStore
 /// A proposal's pinned payload in a form a person can check before approving: the
 /// operation, its parameters decoded (form fields, JSON, or method/path/query/body).
 enum ProposalDescription {
-    static func text(_ proposal: Proposal, session: Session?, manifest: SnapshotManifest? = nil) -> String {
+    /// `preview`: the proposal's preview record (ProposalStore.preview(of:)).
+    static func text(_ proposal: Proposal, session: Session?, manifest: SnapshotManifest? = nil, preview: JSON? = nil) -> String {
         var lines = ["proposal \(proposal.id)  \(proposal.state.rawValue)"]
         lines.append("  summary:   \(proposal.summary)")
         lines.append("  gated:     \(proposal.decision.rawValue): \(proposal.rule)")
@@ -19,7 +20,7 @@ enum ProposalDescription {
         if let decidedBy = proposal.decidedBy {
             lines.append("  decided:   by \(decidedBy)\(proposal.decisionNote.map { ": \($0)" } ?? "")")
         }
-        lines += requestLines(proposal, manifest: manifest)
+        lines += requestLines(proposal, manifest: manifest, preview: preview)
         if let result = proposal.result {
             lines.append("  result:")
             lines.append(resultText(result))
@@ -27,19 +28,21 @@ enum ProposalDescription {
         return lines.joined(separator: "\n")
     }
 
-    static func requestLines(_ proposal: Proposal, manifest: SnapshotManifest?) -> [String] {
-        guard let payload = try? JSON.parse(bytes: proposal.payload) else { return ["  request:   (unreadable payload)"] }
-        if let pinned = PinnedRequest(json: payload) {
+    static func requestLines(_ proposal: Proposal, manifest: SnapshotManifest?, preview: JSON?) -> [String] {
+        let payload: ProposalPayload
+        do { payload = try ProposalPayload(bytes: proposal.payload) } catch {
+            return ["  request:   (a payload this Airlock cannot read: \(error.description))",
+                    "    " + String(decoding: proposal.payload.prefix(2000), as: UTF8.self)]
+        }
+        switch payload {
+        case .aws(let pinned):
             return ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (\(pinned.service), \(pinned.region))"]
                 + parameterLines(pinned).map { "    " + $0 }
-        }
-        if payload["type"]?.string == "command" {
-            return commandLines(payload, manifest: manifest)
-        }
-        if let pinned = KubernetesPinnedRequest(json: payload) {
-            return kubernetesLines(pinned, preview: payload["preview"])
-        }
-        if let pinned = GitHubPinnedRequest(json: payload) {
+        case .command(let command):
+            return commandLines(command, manifest: manifest, preview: preview)
+        case .kubernetes(let pinned):
+            return kubernetesLines(pinned, preview: preview)
+        case .github(let pinned):
             var lines = ["  request:   \(pinned.method) https://\(pinned.host)\(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)"]
             for header in pinned.headers { lines.append("    \(header.name): \(header.value)") }
             if !pinned.body.isEmpty {
@@ -55,31 +58,26 @@ enum ProposalDescription {
                 }
             }
             return lines
-        }
-        if payload["type"]?.string == "git-push" {
-            var lines = ["  request:   git push to https://\(payload["host"]?.string ?? "?")\(payload["repository"]?.string ?? "?") (the pinned receive-pack request, replayed as is)"]
-            for update in payload["updates"]?.array ?? [] {
-                lines.append("    \(update["ref"]?.string ?? "?"): \(update["old"]?.string ?? "?") → \(update["new"]?.string ?? "?")")
-                lines.append("      \(update["label"]?.string ?? "")")
+        case .gitPush(let push):
+            var lines = ["  request:   git push to https://\(push.host)\(push.repository) (the pinned receive-pack request, replayed as is)"]
+            for update in push.updates {
+                lines.append("    \(update.ref): \(update.old) → \(update.new)")
+                if let label = preview?["labels"]?[update.ref]?.string { lines.append("      \(label)") }
             }
-            for note in payload["notes"]?.stringArray ?? [] { lines.append("  note:      \(note)") }
+            for note in preview?["notes"]?.stringArray ?? [] { lines.append("  note:      \(note)") }
             lines.append("  commits:   (git log and diffstat of what the push publishes)")
-            lines += (payload["log"]?.string ?? "").split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
+            lines += (preview?["log"]?.string ?? "").split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
             return lines
-        }
-        if payload["type"]?.string == "s3-multipart" {
-            var lines = ["  request:   multipart upload to s3://\(payload["bucket"]?.string ?? "?")/\(payload["key"]?.string ?? "?") (\(payload["size"]?.int ?? 0) bytes)"]
-            for part in payload["parts"]?.array ?? [] {
-                lines.append("    part \(part["part_number"]?.int ?? 0): \(part["size"]?.int ?? 0) bytes, sha256:\(part["blob_sha256"]?.string ?? "?")")
+        case .s3Multipart(let upload):
+            var lines = ["  request:   multipart upload to s3://\(upload.bucket)/\(upload.key) (\(upload.size) bytes)"]
+            for part in upload.parts {
+                lines.append("    part \(part.number): \(part.size) bytes, sha256:\(part.blobSHA256)")
             }
-            if let create = payload["create"].flatMap(PinnedRequest.init(json:)) {
-                for header in create.headers where header.name.lowercased().hasPrefix("x-amz-") || header.name.lowercased() == "content-type" {
-                    lines.append("    \(header.name): \(header.value)")
-                }
+            for header in upload.create.headers where header.name.lowercased().hasPrefix("x-amz-") || header.name.lowercased() == "content-type" {
+                lines.append("    \(header.name): \(header.value)")
             }
             return lines
         }
-        return ["  request:   " + String(decoding: proposal.payload.prefix(2000), as: UTF8.self)]
     }
 
     /// A Kubernetes request: what approval sends, its body in full, and the server's own dry
@@ -109,35 +107,32 @@ enum ProposalDescription {
 
     /// A command proposal: what the agent ran, what approval runs, the snapshot it runs on,
     /// the providers, and the preview (terraform's plan) in full.
-    static func commandLines(_ payload: JSON, manifest: SnapshotManifest? = nil) -> [String] {
-        let tool = payload["tool"]?.string ?? "?"
-        let words = { (key: String) in (payload[key]?.array ?? []).compactMap(\.string).joined(separator: " ") }
-        var lines = ["  command:   \(words("command"))   (in \(payload["directory"]?.string ?? "?"))"]
-        lines.append("  runs:      \(tool) \(words("apply"))   (in an execution sandbox on the snapshot, \(payload["binary"]?.string ?? tool))")
-        if let snapshot = payload["snapshot"] {
-            lines.append("  snapshot:  \(snapshot["files"]?.int ?? 0) files, \(ByteSize.human(snapshot["bytes"]?.int ?? 0)), sha256:\(snapshot["digest"]?.string ?? "?")")
-            lines.append("             of \(payload["workspace"]?.string ?? "?") when proposed; the approved run reads only this copy (any change to it refuses the run)")
-        }
-        if let plan = payload["pins"]?["plan"]?.string {
+    static func commandLines(_ payload: CommandPayload, manifest: SnapshotManifest? = nil, preview: JSON?) -> [String] {
+        let tool = payload.tool
+        var lines = ["  command:   \(payload.command.joined(separator: " "))   (in \(payload.directory))"]
+        lines.append("  runs:      \(tool) \(payload.apply.joined(separator: " "))   (in an execution sandbox on the snapshot, \(payload.binary))")
+        lines.append("  snapshot:  \(payload.snapshotFiles) files, \(ByteSize.human(payload.snapshotBytes)), sha256:\(payload.snapshotDigest)")
+        lines.append("             of \(payload.workspace) when proposed; the approved run reads only this copy (any change to it refuses the run)")
+        if let plan = payload.pins["plan"] {
             lines.append("  plan:      sha256:\(plan)")
         }
-        for provider in payload["providers"]?.array ?? [] {
-            let hash = provider["hashes"]?.stringArray?.first { $0.hasPrefix("h1:") } ?? provider["hashes"]?.stringArray?.first ?? "no hash"
-            lines.append("  provider:  \(provider["address"]?.string ?? "?") \(provider["version"]?.string ?? "?") (\(hash))")
+        for provider in payload.providers ?? [] {
+            let hash = provider.hashes.first { $0.hasPrefix("h1:") } ?? provider.hashes.first ?? "no hash"
+            lines.append("  provider:  \(provider.address) \(provider.version) (\(hash))")
         }
-        for output in payload["outputs"]?.array ?? [] {
-            lines.append("  writes:    \(output["path"]?.string ?? "?") (kept with the result; copied into the workspace if unchanged there)")
+        for output in payload.outputs {
+            lines.append("  writes:    \(output.path) (kept with the result; copied into the workspace if unchanged there)")
         }
-        for note in payload["notes"]?.stringArray ?? [] { lines.append("  note:      \(note)") }
-        if let preview = payload["preview"]?.string {
+        for note in payload.notes { lines.append("  note:      \(note)") }
+        if let text = preview?["preview"]?.string {
             lines.append(tool == "terraform" ? "  preview:   (\(tool) show of the pinned plan)"
                 : tool == "kubectl" ? "  preview:   (kubectl diff of the snapshot's files: the API server's dry run against the live objects)"
                 : "  preview:   (what \(tool) said it would do, dry run on the snapshot)")
-            lines += preview.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
+            lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
         } else {
             lines.append("  preview:   the command above, on the snapshot")
         }
-        if case .object(let files)? = payload["files"] {
+        if case .object(let files)? = preview?["files"] {
             for (name, text) in files {
                 lines.append("  file \(name):")
                 lines += (text.string ?? "").split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
@@ -186,6 +181,7 @@ enum ProposalDescription {
     static func json(_ proposal: Proposal) -> JSON {
         guard let payload = try? JSON.parse(bytes: proposal.payload) else { return .null }
         guard let pinned = PinnedRequest(json: payload) else { return payload }
+        // (An AWS request, decoded; other kinds as pinned.)
         var fields: [(String, JSON)] = [
             ("service", .string(pinned.service)), ("operation", pinned.operation.map(JSON.string) ?? .null),
             ("region", .string(pinned.region)), ("method", .string(pinned.method)), ("path", .string(pinned.path)),

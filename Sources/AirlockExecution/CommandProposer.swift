@@ -301,27 +301,20 @@ public final class CommandProposer: @unchecked Sendable {
             let operations = preview.split(separator: "\n").filter { $0.hasPrefix("(dryrun)") }.count
             summary += " (\(operations) operation\(operations == 1 ? "" : "s"))"
         }
-        var fields: [(String, JSON)] = [
-            ("type", .string("command")), ("tool", .string(tool.profile.tool)), ("binary", .string(tool.binary)),
-            ("command", .array(([tool.profile.tool] + arguments).map { .string($0) })),
-            ("apply", .array(steps.apply.arguments.map { .string($0) })),
-            ("workspace", .string(workspace)), ("directory", .string(ruling.workingDirectory)), ("artifact", .string(key)),
-            ("pins", .object(pins)), ("reason", .string(ruling.reason)),
-            ("snapshot", .object([("files", .number(Double(manifest.fileCount))), ("bytes", .number(Double(manifest.totalBytes))),
-                                  ("digest", .string(manifest.digest))])),
-            ("outputs", .array(outputs.map { .object([("path", .string($0.path)), ("original", $0.original.map(JSON.string) ?? .null)]) })),
-        ]
-        if let awsEndpoint { fields.append(("aws_endpoint", .string(awsEndpoint))) }
-        if let config = runner.cliConfig {
-            fields.append(("cli_config", .object([("mirror_paths", .array(config.mirrorPaths.map(JSON.string))),
-                                                  ("mirror_hosts", .array(config.mirrorHosts.map(JSON.string)))])))
-            fields.append(("providers", .array(providers(artifact, workingDirectory).map { provider in
-                .object([("address", .string(provider.address)), ("version", .string(provider.version)),
-                         ("hashes", .array(provider.hashes.map(JSON.string)))])
-            })))
-        }
-        if !notes.isEmpty { fields.append(("notes", .array(notes.map(JSON.string)))) }
-        // The files the command names, from the snapshot (the human reviews what will be applied).
+        let config = runner.cliConfig
+        let payload = CommandPayload(
+            tool: tool.profile.tool, binary: tool.binary, command: [tool.profile.tool] + arguments, apply: steps.apply.arguments,
+            workspace: workspace, directory: ruling.workingDirectory, artifact: key,
+            pins: pins.compactMap { name, value in value.string.map { (name, $0) } }, reason: ruling.reason,
+            snapshotFiles: manifest.fileCount, snapshotBytes: Int(manifest.totalBytes), snapshotDigest: manifest.digest,
+            outputs: outputs.map { CommandPayload.Output(path: $0.path, original: $0.original) }, awsEndpoint: awsEndpoint,
+            mirrorPaths: config?.mirrorPaths, mirrorHosts: config?.mirrorHosts,
+            providers: config == nil ? nil : providers(artifact, workingDirectory).map {
+                CommandPayload.Provider(address: $0.address, version: $0.version, hashes: $0.hashes)
+            },
+            notes: notes)
+        // The files the command names, from the snapshot (the human reviews what will be applied),
+        // and the plan's text: the preview, a record beside the proposal, outside its digest.
         var shown: [(String, JSON)] = []
         var shownBytes = 0
         if let root = try? Beneath.openRoot(artifact.snapshot) {
@@ -333,14 +326,15 @@ public final class CommandProposer: @unchecked Sendable {
                 shown.append((relative(path), .string(text)))
             }
         }
-        if !shown.isEmpty { fields.append(("files", .object(shown))) }
-        if let preview { fields.append(("preview", .string(preview))) }
-        let payload = Array(JSON.object(fields).serialized().utf8)
+        var previewFields: [(String, JSON)] = []
+        if let preview { previewFields.append(("preview", .string(preview))) }
+        if !shown.isEmpty { previewFields.append(("files", .object(shown))) }
         do {
             let proposal = try store().propose(ProposalDraft(
                 sessionID: sessionID, kind: .command, summary: summary,
                 ruling: Ruling(ruling.decision, ruling.decision == .sensitive ? "\(ruling.rule): \(ruling.reason)" : ruling.rule),
-                payload: payload, upstream: upstream))
+                payload: ProposalPayload.command(payload).bytes, upstream: upstream,
+                preview: previewFields.isEmpty ? nil : .object(previewFields)))
             keep = true
             PinnedFiles.remove(artifact.steps)
             log.write("proposal \(proposal.id): \(summary) is pending approval (snapshot sha256:\(manifest.digest))")

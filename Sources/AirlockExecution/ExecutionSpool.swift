@@ -47,6 +47,8 @@ public final class ExecutionSpoolStore: ProposalStore, @unchecked Sendable {
     public func sessionIDs(user: String) throws(AirlockError) -> [String] { [] }
     public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal { throw Self.notHere() }
     public func proposal(id: String) throws(AirlockError) -> Proposal? { nil }
+    public func previewRecord(_ id: String) throws(AirlockError) -> JSON? { nil }
+    public func setPreview(_ preview: JSON, of id: String) throws(AirlockError) { throw Self.notHere() }
     public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] { [] }
     public func apply(_ event: ProposalEvent, to id: String, actor: String, note: String?, result: ExecutionResult?,
                       executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal { throw Self.notHere() }

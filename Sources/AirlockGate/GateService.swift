@@ -346,6 +346,11 @@ public final class GateService: Sendable {
         }
     }
 
+    /// What an approver is shown beside the pinned request (ProposalStore.preview(of:)).
+    public func preview(_ proposal: Proposal) throws(GateFailure) -> JSON? {
+        do { return try store.preview(of: proposal) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+    }
+
     // MARK: Both
 
     public func proposal(_ identity: GateIdentity, _ id: String) throws(GateFailure) -> Proposal {

@@ -120,7 +120,8 @@ enum GateServer {
         router.get("v1/proposals/:id") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
             return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
-                view(try service.proposal(identity, id), for: identity)
+                let proposal = try service.proposal(identity, id)
+                return view(proposal, for: identity, preview: identity.role == .host ? nil : try service.preview(proposal))
             }
         }
         router.get("v1/proposals/:id/wait") { request, context -> Response in
@@ -261,11 +262,12 @@ enum GateServer {
     }
 
     /// Approvers see everything; a host sees what an agent sees.
-    static func view(_ proposal: Proposal, for identity: GateIdentity) -> JSON {
+    static func view(_ proposal: Proposal, for identity: GateIdentity, preview: JSON? = nil) -> JSON {
         guard identity.role == .host else {
-            // An approver inspects what exactly would run: the pinned request too.
+            // An approver inspects what exactly would run: the pinned request too, and its preview.
             guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return .null }
             fields.append(("payload_base64", .string(Base64.encode(proposal.payload))))
+            fields.append(("preview", preview ?? .null))
             return .object(fields)
         }
         // The host's own session (GateService only shows a host its own).

@@ -14,6 +14,7 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
     private var enrolled: [GateIdentity] = []
     private var settings: [GateControl] = []
     private var signed: [AuditCheckpoint] = []
+    private var previews: [String: JSON] = [:]
 
     public init() { pthread_mutex_init(&mutex, nil) }
 
@@ -51,12 +52,24 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
             let proposal = ProposalRecords.newProposal(draft, id: id, now: Clock.now())
             rows.append(proposal)
             append(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal))
+            if let preview = draft.preview { previews[id] = preview }
             return proposal
         }
     }
 
     public func proposal(id: String) throws(AirlockError) -> Proposal? {
         try locked { () throws(AirlockError) in rows.first { $0.id == id } }
+    }
+
+    public func previewRecord(_ id: String) throws(AirlockError) -> JSON? {
+        try locked { () throws(AirlockError) in previews[id] }
+    }
+
+    public func setPreview(_ preview: JSON, of id: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            guard rows.contains(where: { $0.id == id }) else { throw ProposalRecords.noSuchProposal(id) }
+            previews[id] = preview
+        }
     }
 
     public func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal] {

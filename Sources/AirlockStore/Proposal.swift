@@ -138,14 +138,19 @@ public struct ProposalDraft: Sendable {
     public var ruling: Ruling
     public var payload: [UInt8]
     public var upstream: String
+    /// What the approver is shown of it (a dry run's diff, a push's log, a plan's text): a
+    /// record beside the proposal, outside its digest, stored with it (ProposalPreview).
+    public var preview: JSON?
 
-    public init(sessionID: String, kind: Proposal.Kind, summary: String, ruling: Ruling, payload: [UInt8], upstream: String) {
+    public init(sessionID: String, kind: Proposal.Kind, summary: String, ruling: Ruling, payload: [UInt8], upstream: String,
+                preview: JSON? = nil) {
         self.sessionID = sessionID
         self.kind = kind
         self.summary = summary
         self.ruling = ruling
         self.payload = payload
         self.upstream = upstream
+        self.preview = preview
     }
 }
 

@@ -21,6 +21,12 @@ public protocol ProposalStore: AnyObject, Sendable {
     /// control), both checked in the same transaction.
     func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal
     func proposal(id: String) throws(AirlockError) -> Proposal?
+    /// A proposal's newest preview record (outside its digest; replaced when re-checked), nil
+    /// when it has none. `preview(of:)` also reads the preview earlier releases kept inside
+    /// the payload.
+    func previewRecord(_ id: String) throws(AirlockError) -> JSON?
+    /// Stores a new preview for a proposal (the newest is the one shown).
+    func setPreview(_ preview: JSON, of id: String) throws(AirlockError)
     /// Newest first. `states` nil means all.
     func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal]
 
@@ -150,6 +156,13 @@ extension ProposalStore {
 
     public func proposedEntry(_ id: String) throws(AirlockError) -> AuditEntry? {
         try auditEntries().first { $0.proposalID == id && $0.event == "proposed" }
+    }
+
+    /// What the approver is shown of a proposal: its newest preview record, else the preview an
+    /// earlier release wrote inside the payload (ProposalPayload.legacyPreview).
+    public func preview(of proposal: Proposal) throws(AirlockError) -> JSON? {
+        if let record = try previewRecord(proposal.id) { return record }
+        return ProposalPayload.legacyPreview(proposal.payload)
     }
 
     /// Why a proposal's row no longer matches what its `proposed` audit entry recorded (its

@@ -54,6 +54,9 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
           seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, proposal_id TEXT,
           actor TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS audit_proposal ON audit(proposal_id, event);
+        CREATE TABLE IF NOT EXISTS previews (
+          proposal_id TEXT NOT NULL, made_at TEXT NOT NULL, body TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS previews_proposal ON previews(proposal_id);
         """
 
     func locked<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {
@@ -116,6 +119,9 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
                         .text(now), .text(proposal.digest), .blob(proposal.payload), .text(proposal.upstream),
                     ])
                 try appendAudit(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal))
+                if let preview = draft.preview {
+                    try db.prepare("INSERT INTO previews VALUES (?,?,?)").run([.text(id), .text(now), .text(preview.serialized())])
+                }
                 return proposal
             }
         }
@@ -124,6 +130,22 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
     public func proposal(id: String) throws(AirlockError) -> Proposal? {
         try locked { () throws(AirlockError) in
             try db.prepare("SELECT * FROM proposals WHERE id = ?").rows([.text(id)]).first.map(Self.proposal)
+        }
+    }
+
+    public func previewRecord(_ id: String) throws(AirlockError) -> JSON? {
+        try locked { () throws(AirlockError) in
+            try db.prepare("SELECT body FROM previews WHERE proposal_id = ? ORDER BY rowid DESC LIMIT 1").rows([.text(id)]).first
+                .flatMap { $0.text("body") }.flatMap { try? JSON.parse($0) }
+        }
+    }
+
+    public func setPreview(_ preview: JSON, of id: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            guard try !db.prepare("SELECT 1 FROM proposals WHERE id = ?").rows([.text(id)]).isEmpty else {
+                throw ProposalRecords.noSuchProposal(id)
+            }
+            try db.prepare("INSERT INTO previews VALUES (?,?,?)").run([.text(id), .text(Clock.now()), .text(preview.serialized())])
         }
     }
 

@@ -290,6 +290,27 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
             """]),
         // The approval checks a row against its `proposed` entry (GateService.approve).
         (7, ["CREATE INDEX audit_proposal ON audit(proposal_id, event)"]),
+        // Previews are records beside their proposal, outside its digest (docs/architecture.md,
+        // "Proposals"); a proposal and its first preview in the same one round trip.
+        (8, [
+            "CREATE TABLE previews (n BIGSERIAL PRIMARY KEY, proposal_id TEXT NOT NULL, made_at TEXT NOT NULL, body TEXT NOT NULL)",
+            "CREATE INDEX previews_proposal ON previews(proposal_id, n)",
+            """
+            CREATE FUNCTION airlock_propose_previewed(p_id TEXT, p_session TEXT, p_kind TEXT, p_summary TEXT, p_decision TEXT, p_rule TEXT,
+                p_now TEXT, p_digest TEXT, p_payload BYTEA, p_upstream TEXT, p_limit BIGINT, p_control TEXT, p_detail TEXT,
+                p_lock BIGINT, p_preview TEXT) RETURNS TEXT LANGUAGE plpgsql AS $$
+            DECLARE
+              status TEXT;
+            BEGIN
+              status := airlock_propose(p_id, p_session, p_kind, p_summary, p_decision, p_rule, p_now, p_digest, p_payload, p_upstream,
+                                        p_limit, p_control, p_detail, p_lock);
+              IF status = 'ok' AND p_preview IS NOT NULL THEN
+                INSERT INTO previews (proposal_id, made_at, body) VALUES (p_id, p_now, p_preview);
+              END IF;
+              RETURN status;
+            END $$
+            """,
+        ]),
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
@@ -354,12 +375,12 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         while true {
             let proposal = ProposalRecords.newProposal(draft, id: RandomID.make(8), now: Clock.now())
             let status = try locked { () throws(AirlockError) in
-                try run("SELECT airlock_propose($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)", [
+                try run("SELECT airlock_propose_previewed($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)", [
                     .text(proposal.id), .text(proposal.sessionID), .text(proposal.kind.rawValue), .text(proposal.summary),
                     .text(proposal.decision.rawValue), .text(proposal.rule), .text(proposal.createdAt), .text(proposal.digest),
                     .bytes(proposal.payload), .text(proposal.upstream), .integer(Int64(pendingLimit)),
                     .text(GateControl.session(draft.sessionID)), .text(ProposalRecords.proposedDetail(proposal).serialized()),
-                    .integer(Self.chainLock),
+                    .integer(Self.chainLock), draft.preview.map { .text($0.serialized()) } ?? .null,
                 ]).rows.first.flatMap { try? $0.decode(String.self) } ?? ""
             }
             switch status {
@@ -375,6 +396,20 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
     public func proposal(id: String) throws(AirlockError) -> Proposal? {
         try locked { () throws(AirlockError) in
             try run("SELECT * FROM proposals WHERE id = $1", [.text(id)]).rows.first.map { row throws(AirlockError) in try Self.proposal(row) }
+        }
+    }
+
+    public func previewRecord(_ id: String) throws(AirlockError) -> JSON? {
+        try locked { () throws(AirlockError) in
+            try run("SELECT body FROM previews WHERE proposal_id = $1 ORDER BY n DESC LIMIT 1", [.text(id)]).rows.first
+                .flatMap { try? $0.decode(String.self) }.flatMap { try? JSON.parse($0) }
+        }
+    }
+
+    public func setPreview(_ preview: JSON, of id: String) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            guard try !run("SELECT 1 FROM proposals WHERE id = $1", [.text(id)]).rows.isEmpty else { throw ProposalRecords.noSuchProposal(id) }
+            try run("INSERT INTO previews (proposal_id, made_at, body) VALUES ($1, $2, $3)", [.text(id), .text(Clock.now()), .text(preview.serialized())])
         }
     }
 

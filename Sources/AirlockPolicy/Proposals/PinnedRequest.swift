@@ -1,0 +1,77 @@
+import AirlockCore
+
+/// An AWS request as the gate keeps it: exactly what the agent sent, minus its signature.
+/// Its JSON is a proposal's payload, so its SHA-256 is what a human approves; execution
+/// re-signs it with real credentials and sends it unchanged otherwise.
+public struct PinnedRequest: Sendable, Equatable {
+    public var service: String
+    public var signingName: String
+    public var region: String
+    public var operation: String?
+    public var method: String
+    /// The path below the service's endpoint (the broker's `/svc/<name>` removed).
+    public var path: String
+    public var query: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public static func == (a: PinnedRequest, b: PinnedRequest) -> Bool {
+        a.service == b.service && a.signingName == b.signingName && a.region == b.region && a.operation == b.operation
+            && a.method == b.method && a.path == b.path && a.query == b.query && a.body == b.body
+            && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
+    }
+
+    /// Headers never pinned: they are the signature, the connection, or recomputed.
+    public static let dropped: Set<String> = [
+        "authorization", "x-amz-date", "x-amz-security-token", "host", "content-length", "expect", "connection",
+        "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    public init(request: AWSRequest, service: AWSService, servicePath: String, region: String, signingName: String, operation: String?) {
+        self.service = service.name
+        self.signingName = signingName
+        self.region = region
+        self.operation = operation
+        method = request.method
+        path = servicePath
+        query = request.query
+        headers = request.headers.filter { !Self.dropped.contains($0.name.lowercased()) }
+        body = request.body
+    }
+
+    public var json: JSON {
+        .object([
+            ("type", .string("aws-request")), ("service", .string(service)), ("signing_name", .string(signingName)),
+            ("region", .string(region)), ("operation", operation.map(JSON.string) ?? .null), ("method", .string(method)),
+            ("path", .string(path)), ("query", .string(query)),
+            ("headers", .array(headers.map { .array([.string($0.name), .string($0.value)]) })),
+            ("body_base64", .string(Base64.encode(body))),
+        ])
+    }
+
+    public init?(json: JSON) {
+        guard json["type"]?.string == "aws-request", let service = json["service"]?.string,
+            let signing = json["signing_name"]?.string, let region = json["region"]?.string,
+            let method = json["method"]?.string, let path = json["path"]?.string, let query = json["query"]?.string,
+            let bodyText = json["body_base64"]?.string, let body = Base64.decode(bodyText)
+        else { return nil }
+        self.service = service
+        signingName = signing
+        self.region = region
+        operation = json["operation"]?.string
+        self.method = method
+        self.path = path
+        self.query = query
+        headers = (json["headers"]?.array ?? []).compactMap { pair in
+            guard let items = pair.array, items.count == 2, let name = items[0].string, let value = items[1].string else { return nil }
+            return (name, value)
+        }
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    public var isS3Family: Bool { ["s3", "s3control", "s3express"].contains(signingName) }
+}
