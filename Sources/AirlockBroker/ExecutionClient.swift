@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// Sends one request and collects the whole response: what an approved proposal's execution
 /// needs (the result is stored for the agent and shown to the human).
@@ -20,16 +21,33 @@ public enum ExecutionClient {
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     static let maximumResponse = 64 << 20
 
-    /// Blocks until the response is complete (or the request fails).
-    public static func send(_ request: OutboundRequest, timeoutSeconds: Int64 = 300, trust: NIOSSLContext? = nil) throws(AirlockError) -> Response {
+    /// What became of one request: answered, or failed before a byte of it left (the
+    /// connection or TLS handshake failed: safe to call "not sent"), or failed after (whether
+    /// the upstream acted on it is not known). Executions record the difference as a value.
+    public enum Exchange: Sendable {
+        case answered(Response)
+        case notSent(String)
+        case uncertain(String)
+    }
+
+    /// Whether the request was written to a connection: set on the event loop, read after
+    /// the future completes.
+    final class Progress: Sendable {
+        let written = Mutex(false)
+    }
+
+    /// Blocks until the response is complete, or the request fails (and says how).
+    public static func exchange(_ request: OutboundRequest, timeoutSeconds: Int64 = 300, trust: NIOSSLContext? = nil) -> Exchange {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: Response.self)
+        let progress = Progress()
         UpstreamConnector.connect(scheme: request.scheme, host: request.host, port: request.port, on: eventLoop,
                                   trust: request.trust ?? trust, serverName: request.serverName) { _ in
             [Collector(promise: promise)]
         }.whenComplete { result in
             switch result {
             case .success(let channel):
+                progress.written.withLock { $0 = true }
                 channel.write(HTTPClientRequestPart.head(UpstreamConnector.head(for: request)), promise: nil)
                 if !request.body.isEmpty {
                     channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: request.body))), promise: nil)
@@ -44,11 +62,19 @@ public enum ExecutionClient {
             }
         }
         do {
-            return try promise.futureResult.wait()
-        } catch let error as AirlockError {
-            throw error
+            return .answered(try promise.futureResult.wait())
         } catch {
-            throw AirlockError("cannot reach \(request.scheme)://\(request.host):\(request.port): \(error)")
+            let why = (error as? AirlockError)?.message ?? "cannot reach \(request.scheme)://\(request.host):\(request.port): \(error)"
+            return progress.written.withLock { $0 } ? .uncertain(why) : .notSent(why)
+        }
+    }
+
+    /// Blocks until the response is complete (or the request fails): for requests whose
+    /// failure needs no more than a message (previews, discovery, the gate client).
+    public static func send(_ request: OutboundRequest, timeoutSeconds: Int64 = 300, trust: NIOSSLContext? = nil) throws(AirlockError) -> Response {
+        switch exchange(request, timeoutSeconds: timeoutSeconds, trust: trust) {
+        case .answered(let response): return response
+        case .notSent(let why), .uncertain(let why): throw AirlockError(why)
         }
     }
 

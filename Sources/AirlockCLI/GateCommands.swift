@@ -241,30 +241,30 @@ struct Approve: ParsableCommand {
     }
 
     func approveLocally() throws(AirlockError) -> Proposal {
-        let outcome: Proposal
-        do {
-            let store = try openStore(state)
-            let actor = Actor.currentUser()
-            guard let proposal = try store.proposal(id: id) else {
-                throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", exitCode: 1)
-            }
-            try store.apply(.approve, to: id, actor: actor, note: reason)
-            let environment = currentEnvironment()
-            if proposal.kind == .command {
-                // terraform apply (or kubectl …) of what was pinned, in an execution sandbox.
-                outcome = try CommandExecutor(store: store, stateDir: store.stateDir, environment: environment, awsProfile: awsProfile).execute(id, actor: actor)
-            } else {
-                let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
-                let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
-                var executor = Executor(store: store, catalog: catalog,
-                                        credentials: HostCredentials(environment: environment, profile: awsProfile),
-                                        blobDirectory: store.stateDir + "/blobs")
-                executor.kubernetes = (try? KubernetesClusters.load(environment: environment)) ?? nil
-                executor.github = GitHubCredentials(environment: environment)
-                outcome = try executor.execute(id, actor: actor)
-            }
+        let store = try openStore(state)
+        guard let proposal = try store.proposal(id: id) else {
+            throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", exitCode: 1)
         }
-        return outcome
+        let environment = currentEnvironment()
+        // Only the runner this proposal's kind needs: your credentials for it, read here.
+        var runners = Runners()
+        switch try? ProposalPayload(bytes: proposal.payload) {
+        case .command?:
+            // terraform apply (or kubectl …) of what was pinned, in an execution sandbox.
+            runners.command = CommandRunner(store: store, stateDir: store.stateDir, environment: environment, awsProfile: awsProfile)
+        case .aws?, .s3Multipart?:
+            let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
+            let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
+            runners.aws = AWSRunner(catalog: catalog, credentials: HostCredentials(environment: environment, profile: awsProfile),
+                                    blobDirectory: store.stateDir + "/blobs")
+        case .kubernetes?:
+            if let clusters = (try? KubernetesClusters.load(environment: environment)) ?? nil { runners.kubernetes = KubernetesRunner(clusters: clusters) }
+        case .github?, .gitPush?:
+            runners.github = GitHubRunner(credentials: GitHubCredentials(environment: environment))
+        case nil:
+            break  // the executor records why it cannot be read
+        }
+        return try Approval(store: store, executor: Executor(store: store, runners: runners)).approve(id, by: Actor.currentUser(), note: reason)
     }
 
     func report(_ outcome: Proposal) throws {

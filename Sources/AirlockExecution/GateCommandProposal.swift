@@ -94,7 +94,7 @@ extension CommandProposer {
             let unchanged = current.map { SigV4.hexSHA256($0) == original } ?? (original == nil)
             if unchanged, let root {
                 do {
-                    try Beneath.replace(root, output.path, with: bytes, mode: 0o644, owner: CommandExecutor.owner(of: workspace, output.path, root: root))
+                    try Beneath.replace(root, output.path, with: bytes, mode: 0o644, owner: CommandRunner.owner(of: workspace, output.path, root: root))
                     notes.append("\(output.path) updated in the workspace from the gate's run")
                     continue
                 } catch {

@@ -284,7 +284,7 @@ public final class GateService: Sendable {
     /// host to copy back into the workspace.
     public func output(_ identity: GateIdentity, _ id: String, index: Int) throws(GateFailure) -> JSON {
         let found = try proposal(identity, id)
-        guard let kept = CommandExecutor.keptOutput(found, index: index) else {
+        guard let kept = CommandRunner.keptOutput(found, index: index) else {
             throw GateFailure(404, "AirlockNoSuchOutput", "proposal \(id) has no output \(index) kept on this gate")
         }
         return kept
@@ -375,68 +375,61 @@ public final class GateService: Sendable {
     }
 
     /// Approves and executes with the gate's credentials, at the gate's upstream, once,
-    /// under this replica's lease. Refused while the gate is frozen.
+    /// under this replica's lease, through the one approve path (Approval: freeze, revoked
+    /// session, row against its audit entry). A freeze set after the approval still stops the
+    /// send (checked before each request).
     public func approve(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
-        let current = try proposal(identity, id)
-        if current.kind == .command && commands == nil {
-            throw GateFailure(501, "AirlockNoCommands", "this gate does not run command proposals; nothing was approved")
-        }
-        if let reason = frozenReason() {
-            throw GateFailure(423, "AirlockFrozen", "\(reason); nothing was approved (an approver thaws it: POST /v1/thaw, or airlock gate thaw)")
-        }
-        // The row must still be what the log recorded when it was proposed: a payload and
-        // digest rewritten together in the database (which the digest check alone cannot see)
-        // are refused here, not executed.
-        let mismatch: String?
-        do { mismatch = try store.rowMismatch(current) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
-        if let mismatch {
+        _ = try proposal(identity, id)
+        var approval = Approval(store: store, executor: executor())
+        approval.tampered = { [logger] _, mismatch in
             Counter(label: "airlock_gate_audit_tampering_total").increment()
             logger.critical("proposal row does not match its audit entry", metadata: ["proposal": "\(id)", "why": "\(mismatch)"])
-            throw GateFailure(409, "AirlockTampered", "proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved")
+        }
+        approval.approved = { [self] approved in
+            recordDecision(approved, by: identity)
+            changes.bump(id)
         }
         let started = Clock.monotonicSeconds()
         do {
-            let approved = try store.apply(.approve, to: id, actor: identity.actor, note: note)
-            recordDecision(approved, by: identity)
-            changes.bump(id)
-            let outcome = current.kind == .command ? try executeCommand(id, actor: identity.actor) : try executeCall(id, actor: identity.actor)
+            let outcome = try approval.approve(id, by: identity.actor, note: note)
             changes.bump(id)
             recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
             return outcome
         } catch {
-            logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
-            throw GateFailure.store(error)
-        }
-    }
-
-    /// An approved API call (or staged multipart upload), with the gate's keys (or its role),
-    /// under this replica's lease. A freeze set after the approval still stops the send
-    /// (checked before each request).
-    func executeCall(_ id: String, actor: String) throws(AirlockError) -> Proposal {
-        var executor = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: blobDirectory, lease: lease)
-        executor.holdReason = { [self] in frozenReason() }
-        executor.assumeRole = config.awsAssumeRole
-        return try executor.execute(id, actor: actor)
-    }
-
-    /// An approved command's apply, in an execution sandbox on the gate.
-    func executeCommand(_ id: String, actor: String) throws(AirlockError) -> Proposal {
-        guard let commands else { throw AirlockError("this gate does not run command proposals") }
-        var executor = CommandExecutor(store: store, stateDir: config.stateDir, environment: commands.environment, awsProfile: config.awsProfile)
-        executor.lease = lease
-        executor.holdReason = { [self] in frozenReason() }
-        executor.launcher = commands.launcher
-        executor.onGate = true
-        if let role = config.awsAssumeRole {
-            // The apply runs with the role's keys, its session named for the proposal
-            // (docs/gate.md, "Role per execution"); nothing runs if it cannot be assumed.
-            let api = Executor(store: store, catalog: catalog, credentials: credentials, blobDirectory: blobDirectory)
-            let upstream = config.awsUpstream
-            executor.runCredentials = { (proposal) throws(AirlockError) in
-                try api.assumeRole(role, proposalID: proposal.id, upstream: upstream, seconds: 3600)
+            switch error.code {
+            case Approval.frozenCode?:
+                throw GateFailure(423, Approval.frozenCode, error.message + " (an approver thaws it: POST /v1/thaw, or airlock gate thaw)")
+            case Approval.tamperedCode?: throw GateFailure(409, Approval.tamperedCode, error.message)
+            case Approval.notHereCode?: throw GateFailure(501, Approval.notHereCode, error.message)
+            default:
+                logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
+                throw GateFailure.store(error)
             }
         }
-        return try executor.execute(id, actor: actor)
+    }
+
+    /// The one executor, with this gate's runners: its AWS keys (or role), and its command
+    /// sandboxes when it runs commands.
+    func executor() -> Executor {
+        var runners = Runners(aws: AWSRunner(catalog: catalog, credentials: credentials, blobDirectory: blobDirectory, assumeRole: config.awsAssumeRole))
+        if let commands {
+            var command = CommandRunner(store: store, stateDir: config.stateDir, environment: commands.environment, awsProfile: config.awsProfile)
+            command.launcher = commands.launcher
+            command.onGate = true
+            if let role = config.awsAssumeRole {
+                // The apply runs with the role's keys, its session named for the proposal
+                // (docs/gate.md, "Role per execution"); nothing runs if it cannot be assumed.
+                let api = AWSRunner(catalog: catalog, credentials: credentials, blobDirectory: blobDirectory)
+                let upstream = config.awsUpstream
+                command.runCredentials = { (proposal) throws(AirlockError) in
+                    try api.assumeRole(role, proposalID: proposal.id, upstream: upstream, seconds: 3600)
+                }
+            }
+            runners.command = command
+        }
+        var executor = Executor(store: store, lease: lease, runners: runners)
+        executor.holdReason = { [self] in frozenReason() }
+        return executor
     }
 
     public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
@@ -455,14 +448,7 @@ public final class GateService: Sendable {
 
     /// Why no execution may start now, if the gate is frozen.
     /// Fails closed: a store that cannot say whether the gate is frozen counts as frozen.
-    func frozenReason() -> String? {
-        let freeze: GateControl?
-        do { freeze = try store.control(GateControl.freeze) } catch {
-            return "the store cannot say whether the gate is frozen (\(error.message)), so nothing executes"
-        }
-        guard let freeze else { return nil }
-        return "the gate is frozen by \(freeze.setBy) since \(freeze.setAt)" + (freeze.reason.map { " (\($0))" } ?? "")
-    }
+    func frozenReason() -> String? { Approval.frozenReason(store) }
 
     /// Freezes (or thaws) every execution on every replica: approvals are refused and an
     /// approved call not yet sent is not sent. Executions already sent finish.

@@ -11,11 +11,7 @@ import Testing
 /// approval. Nothing here reaches a network: each refusal comes before a request is built.
 @Suite struct KubernetesExecutionTests {
     static func executor(_ store: InMemoryProposalStore) throws -> Executor {
-        let catalog = NSTemporaryDirectory() + "airlock-catalog-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: catalog, withIntermediateDirectories: true)
-        try "{}".write(toFile: catalog + "/index.json", atomically: true, encoding: .utf8)
-        return Executor(store: store, catalog: try AWSCatalogFiles(directory: catalog), credentials: HostCredentials(environment: [:], profile: nil),
-                        blobDirectory: catalog)
+        Executor(store: store, runners: Runners())
     }
 
     static func approved(_ store: InMemoryProposalStore, payload: JSON, upstream: String) throws -> String {
@@ -49,7 +45,7 @@ import Testing
         let store = InMemoryProposalStore()
         let id = try Self.approved(store, payload: Self.pinned.json, upstream: Self.pinned.server)
         var executor = try Self.executor(store)
-        executor.kubernetes = try Self.clusters(server: "https://evil.example:6443")
+        executor.runners.kubernetes = KubernetesRunner(clusters: try Self.clusters(server: "https://evil.example:6443"))
         let outcome = try executor.execute(id, actor: "user:alice")
         #expect(outcome.state == .failed)
         #expect(outcome.result?.error?.contains("now names the server https://evil.example:6443") == true, "\(String(describing: outcome.result))")
@@ -61,7 +57,7 @@ import Testing
         let store = InMemoryProposalStore()
         let id = try Self.approved(store, payload: Self.pinned.json, upstream: "https://10.9.9.9:6443")
         var executor = try Self.executor(store)
-        executor.kubernetes = try Self.clusters(server: Self.pinned.server)
+        executor.runners.kubernetes = KubernetesRunner(clusters: try Self.clusters(server: Self.pinned.server))
         let outcome = try executor.execute(id, actor: "user:alice")
         #expect(outcome.state == .failed && outcome.result?.error?.contains("not sent") == true, "\(String(describing: outcome.result))")
     }
@@ -78,7 +74,7 @@ import Testing
         let request = GitHubPinnedRequest(host: "evil.example", method: "POST", path: "/repos/o/r/issues", query: "", headers: [], body: [])
         let id = try Self.approved(store, payload: request.json, upstream: "https://api.github.com")
         var executor = try Self.executor(store)
-        executor.github = GitHubCredentials(environment: ["GH_TOKEN": "t", "PATH": "/nonexistent"])
+        executor.runners.github = GitHubRunner(credentials: GitHubCredentials(environment: ["GH_TOKEN": "t", "PATH": "/nonexistent"]))
         let outcome = try executor.execute(id, actor: "user:alice")
         #expect(outcome.state == .failed && outcome.result?.error?.contains("not the proposal's upstream") == true, "\(String(describing: outcome.result))")
     }

@@ -437,6 +437,9 @@ final class AnswerBox: @unchecked Sendable {
             wanted = json.loads(sys.argv[2])
             kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing", config=config)
             iam = boto3.client("iam", **kw)
+            # First, while moto still lets unsigned admin calls through (its budget of them is
+            # spent by the key retries below, a varying number).
+            queue = boto3.client("sqs", **kw).create_queue(QueueName=wanted["queue"])["QueueUrl"] if wanted["queue"] else ""
             iam.create_user(UserName="gate")
             iam.put_user_policy(UserName="gate", PolicyName="assume", PolicyDocument=json.dumps(
                 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
@@ -457,7 +460,6 @@ final class AnswerBox: @unchecked Sendable {
             checker = keys("checker")
             iam.create_user(UserName="plain")  # no policy: may not even assume the role
             plain = keys("plain")
-            queue = boto3.client("sqs", **kw).create_queue(QueueName=wanted["queue"])["QueueUrl"] if wanted["queue"] else ""
             for _ in range(40):
                 try: iam.list_users()
                 except Exception: break

@@ -5,29 +5,26 @@ import AirlockSandbox
 import AirlockStore
 import Glibc
 
-/// Runs an approved command proposal exactly once (docs/commands.md): claims it, checks that
-/// the payload, the workspace snapshot and the plan are what was proposed, runs the apply step
-/// on the snapshot in an execution sandbox whose AWS endpoint sends this proposal's calls,
-/// stores the output and the new state, and copies the state back into the workspace when
-/// the workspace's copy is still the one the plan was made against. The live workspace is
-/// never read for the execution itself.
-public struct CommandExecutor {
+/// Runs an approved command proposal's apply step (docs/commands.md), called by the one
+/// Executor once it has claimed the proposal and checked its digest: checks that the
+/// workspace snapshot and the plan are what was proposed, runs the apply step on the snapshot
+/// in an execution sandbox whose AWS endpoint sends this proposal's calls, and returns the
+/// output and the new state, copied back into the workspace when the workspace's copy is still
+/// the one the plan was made against. The live workspace is never read for the execution itself.
+public struct CommandRunner: PayloadRunner {
     public let store: any ProposalStore
     /// Where the proposal's artifacts (snapshot, plan) and execution sandboxes live.
     public let stateDir: String
     public let environment: [String: String]
     public let awsProfile: String?
-    /// On a team gate (docs/gate.md, "Command proposals on the gate"): the replica's lease,
-    /// a reason not to start now (the freeze), the `airlock` that starts execution
-    /// sandboxes, and no copy into a workspace (it is on the agent's host, which fetches the
-    /// new state itself).
-    public var lease: ExecutionLease?
-    public var holdReason: (@Sendable () -> String?)?
+    /// On a team gate (docs/gate.md, "Command proposals on the gate"): the `airlock` that
+    /// starts execution sandboxes, and no copy into a workspace (it is on the agent's host,
+    /// which fetches the new state itself; the run's calls are spooled into `store`).
     public var launcher: String?
     public var onGate = false
     /// Credentials for this one run, in place of `awsProfile` (a gate's assumed role, named
-    /// for the proposal): asked after the claim and the checks, so no role is assumed for a
-    /// run that will not happen. Their variables reach only the run's broker, never its sandbox.
+    /// for the proposal): asked after the checks, so no role is assumed for a run that will
+    /// not happen. Their variables reach only the run's broker, never its sandbox.
     public var runCredentials: (@Sendable (Proposal) throws(AirlockError) -> SigV4.Credentials)?
 
     public init(store: any ProposalStore, stateDir: String, environment: [String: String], awsProfile: String?) {
@@ -37,18 +34,19 @@ public struct CommandExecutor {
         self.awsProfile = awsProfile
     }
 
-    public func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
-        let (claimed, renewer) = try store.claimExecution(id, actor: actor, lease: lease)
-        defer { renewer?.stop() }
-        let verified: (payload: JSON, artifact: ArtifactLayout, tool: InterceptedTool)
+    public func run(_ payload: ProposalPayload, of proposal: Proposal, send: SendCheck) throws(RunFailure) -> ExecutionResult {
+        guard case .command(let command) = payload else { throw .notRun("the command runner does not run \(payload.type) proposals") }
+        let artifact: ArtifactLayout
+        let tool: InterceptedTool
         var environment = self.environment
         var awsProfile = self.awsProfile
         do throws(AirlockError) {
-            verified = try verify(claimed)
-            if let reason = holdReason?() { throw AirlockError(reason) }
-            if let renewer, !renewer.renew() { throw AirlockError("this replica's lease on the execution ran out") }
+            (artifact, tool) = try verify(command)
+            do throws(RunFailure) { try send.check() } catch {
+                switch error { case .notSent(let why), .notRun(let why), .uncertain(let why): throw AirlockError(why) }
+            }
             if let runCredentials {
-                let keys = try runCredentials(claimed)
+                let keys = try runCredentials(proposal)
                 environment["AWS_ACCESS_KEY_ID"] = keys.accessKeyID
                 environment["AWS_SECRET_ACCESS_KEY"] = keys.secretAccessKey
                 environment["AWS_SESSION_TOKEN"] = keys.sessionToken
@@ -56,62 +54,46 @@ public struct CommandExecutor {
                 awsProfile = nil
             }
         } catch {
-            return try store.apply(.fail, to: id, actor: actor, note: error.message,
-                                   result: ExecutionResult(output: [], error: "not run: \(error.message)"))
+            throw .notRun(error.message)
         }
-        let (payload, artifact, tool) = verified
-        let workspace = payload["workspace"]?.string ?? "/"
-        let outputs = (payload["outputs"]?.array ?? []).compactMap { item -> (path: String, original: String?)? in
-            guard let path = item["path"]?.string, SnapshotManifest.isRelativePath(path) else { return nil }
-            return (path, item["original"]?.string)
-        }
+        let outputs = command.outputs.filter { SnapshotManifest.isRelativePath($0.path) }.map { (path: $0.path, original: $0.original) }
         do {
             try seedOutputs(outputs.map(\.path), artifact: artifact)
         } catch {
-            return try store.apply(.fail, to: id, actor: actor, note: "\(error)",
-                                   result: ExecutionResult(output: [], error: "not run: cannot set up the outputs: \(error)"))
+            throw .notRun("cannot set up the outputs: \(error)")
         }
-        var runner = ExecutionRunner(stateDir: stateDir, artifact: artifact, workspace: workspace, tool: tool,
-                                     environment: environment, awsEndpoint: payload["aws_endpoint"]?.string, awsProfile: awsProfile,
+        var runner = ExecutionRunner(stateDir: stateDir, artifact: artifact, workspace: command.workspace, tool: tool,
+                                     environment: environment, awsEndpoint: command.awsEndpoint, awsProfile: awsProfile,
                                      network: NetworkGrant())
-        if let config = payload["cli_config"] {
-            runner.cliConfig = TerraformCLIConfig(text: "", mirrorPaths: config["mirror_paths"]?.stringArray ?? [],
-                                                  mirrorHosts: config["mirror_hosts"]?.stringArray ?? [], dropped: [])
+        if let mirrorPaths = command.mirrorPaths {
+            runner.cliConfig = TerraformCLIConfig(text: "", mirrorPaths: mirrorPaths, mirrorHosts: command.mirrorHosts ?? [], dropped: [])
         }
         runner.outputs = outputs.map(\.path)
         runner.launcher = launcher
-        if onGate { runner.spoolInto = (store, claimed.sessionID) }
-        let apply = CommandStep(payload["apply"]?.array?.compactMap(\.string) ?? [], writes: [.outputs])
-        let (status, output) = runner.run(apply, mode: .apply(proposalID: id), directory: payload["directory"]?.string ?? workspace, name: "apply")
+        if onGate { runner.spoolInto = (store, proposal.sessionID) }
+        let apply = CommandStep(command.apply, writes: [.outputs])
+        let (status, output) = runner.run(apply, mode: .apply(proposalID: proposal.id), directory: command.directory, name: "apply")
         // The provider cache is big and rebuilt from the registry next time; plan and
         // snapshot stay with the proposal.
         PinnedFiles.remove(artifact.dataDirectory)
         PinnedFiles.remove(artifact.steps)
-        let saved = onGate ? (records: keptOnGate(outputs, artifact: artifact), notes: [String]()) : keepOutputs(outputs, artifact: artifact, workspace: workspace)
+        let saved = onGate ? (records: keptOnGate(outputs, artifact: artifact), notes: [String]())
+            : keepOutputs(outputs, artifact: artifact, workspace: command.workspace)
         var text = output
         if !saved.notes.isEmpty { text += (text.hasSuffix("\n") || text.isEmpty ? "" : "\n") + saved.notes.map { "airlock: \($0)\n" }.joined() }
         var result = ExecutionResult(exitCode: Int(status), contentType: "text/plain", output: Array(text.utf8))
         result.outputs = saved.records
-        return try store.apply(status == 0 ? .succeed : .fail, to: id, actor: actor, result: result)
+        return result
     }
 
-    /// The payload, the artifact and the tool, if the payload matches its digest and the
-    /// snapshot and plan are exactly what was proposed.
-    public func verify(_ proposal: Proposal) throws(AirlockError) -> (JSON, ArtifactLayout, InterceptedTool) {
-        guard SigV4.hexSHA256(proposal.payload) == proposal.digest else {
-            throw AirlockError("the payload does not match its digest \(proposal.digest): the store was changed")
+    /// The artifact and the tool, if the snapshot and plan are exactly what was proposed and
+    /// the tool is installed here.
+    public func verify(_ payload: CommandPayload) throws(AirlockError) -> (ArtifactLayout, InterceptedTool) {
+        let key = payload.artifact
+        guard !key.contains("/"), !key.isEmpty, key != ".", key != ".." else {
+            throw AirlockError("the payload names no artifact of this state directory")
         }
-        let payload: JSON
-        do {
-            payload = try JSON.parse(bytes: proposal.payload)
-        } catch {
-            throw AirlockError("the payload is not JSON")
-        }
-        guard payload["type"]?.string == "command", let key = payload["artifact"]?.string, !key.contains("/"), !key.isEmpty,
-              key != ".", key != "..", let toolName = payload["tool"]?.string else {
-            throw AirlockError("the payload is not a command")
-        }
-        guard let snapshotPin = payload["pins"]?["snapshot"]?.string else {
+        guard let snapshotPin = payload.pins["snapshot"] else {
             throw AirlockError("the proposal has no workspace snapshot (made by an older Airlock); make a new proposal")
         }
         let artifact = ArtifactLayout(host: stateDir + "/artifacts/" + key)
@@ -126,23 +108,22 @@ public struct CommandExecutor {
             let changes = pinned.map { manifest.differences(from: $0) } ?? ["its manifest"]
             throw AirlockError("changed since the proposal: the snapshot (\(changes.joined(separator: ", "))); nothing was applied. Make a new proposal")
         }
-        if let planPin = payload["pins"]?["plan"]?.string {
+        if let planPin = payload.pins["plan"] {
             let actual = try? PinnedFiles.digest(artifact.plan + "/plan.tfplan")
             guard actual == planPin else {
                 throw AirlockError("changed since the proposal: \(actual == nil ? "plan.tfplan (gone)" : "plan.tfplan"); nothing was applied. Make a new proposal")
             }
         }
-        let environment = self.environment
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
-        let (profile, text) = try InterceptedTool.profile(toolName, library: library)
+        let (profile, text) = try InterceptedTool.profile(payload.tool, library: library)
         guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/", path: environment["PATH"]) else {
-            throw AirlockError("\(toolName) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
+            throw AirlockError("\(payload.tool) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
         }
         let tool = InterceptedTool(profile: profile, text: text, binary: binary)
-        if let refusal = tool.refusalToExecute(workspace: payload["workspace"]?.string ?? "/", stateDir: stateDir) {
+        if let refusal = tool.refusalToExecute(workspace: payload.workspace, stateDir: stateDir) {
             throw AirlockError(refusal)
         }
-        return (payload, artifact, tool)
+        return (artifact, tool)
     }
 
     /// Fresh copies of the snapshot's (verified) output files, bound writable into the run.
@@ -212,10 +193,10 @@ public struct CommandExecutor {
     /// snapshot's copy had (the host copies it back only over that).
     public static func keptOutput(_ proposal: Proposal, index: Int) -> JSON? {
         guard let outputs = proposal.result?.outputs, outputs.indices.contains(index),
-              let payload = try? JSON.parse(bytes: proposal.payload) else { return nil }
+              case .command(let payload)? = try? ProposalPayload(bytes: proposal.payload) else { return nil }
         let output = outputs[index]
         guard let bytes = try? readFile(output.savedAt, limit: 1 << 30), SigV4.hexSHA256(bytes) == output.sha256 else { return nil }
-        let original = payload["outputs"]?.array?.first { $0["path"]?.string == output.path }?["original"]?.string
+        let original = payload.outputs.first { $0.path == output.path }?.original
         return .object([("path", .string(output.path)), ("sha256", .string(output.sha256)),
                         ("original", original.map(JSON.string) ?? .null), ("content_base64", .string(Base64.encode(bytes)))])
     }
