@@ -51,19 +51,19 @@ public final class AWSGateway: @unchecked Sendable {
     public let session: BrokerSession
     let mutationPolicy: MutationPolicy
     let catalog: AWSCatalogFiles
-    let storeProvider: () throws(AirlockError) -> any ProposalStore
+    let store: any ProposalIntake
     let credentials: HostCredentials
     let staging: StagedMultipart
     let log: BrokerLog
     let discovery = AWSEndpointDiscovery()
 
-    public init(session: BrokerSession, catalog: AWSCatalogFiles, store: @escaping () throws(AirlockError) -> any ProposalStore,
+    public init(session: BrokerSession, catalog: AWSCatalogFiles, store: any ProposalIntake,
                 credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose,
                 environment: [String: String] = [:]) {
         self.session = session
         self.mutationPolicy = mutationPolicy
         self.catalog = catalog
-        self.storeProvider = store
+        self.store = store
         self.credentials = credentials
         self.staging = StagedMultipart(directory: stagingDirectory, quota: StagedMultipart.Quota(environment: environment))
         self.log = log
@@ -170,17 +170,17 @@ public final class AWSGateway: @unchecked Sendable {
             }
             return .forward(outbound)
         case .deny:
-            try storeProvider().recordRefusal(sessionID: session.id, summary: summary, rule: classification.ruling.rule)
+            try store.recordRefusal(sessionID: session.id, summary: summary, rule: classification.ruling.rule)
             throw GatewayFailure(error: .denied(summary, rule: classification.ruling.rule), wire: wire)
         case .mutation, .sensitive:
             switch mutationPolicy {
             case .propose:
                 break
             case .refuse(let why):
-                try storeProvider().recordRefusal(sessionID: session.id, summary: summary, rule: why)
+                try store.recordRefusal(sessionID: session.id, summary: summary, rule: why)
                 throw GatewayFailure(error: .denied(summary, rule: why), wire: wire)
             case .execute(let proposalID):
-                try storeProvider().recordExecutionCall(proposalID: proposalID, sessionID: session.id, summary: summary,
+                try store.recordExecutionCall(proposalID: proposalID, sessionID: session.id, summary: summary,
                                                         rule: classification.ruling.rule)
                 log.write("aws \(summary): sent as part of approved proposal \(proposalID)")
                 let outbound = pinned.signed(for: upstream(for: service), service: service, credentials: try credentials.credentials())
@@ -230,7 +230,6 @@ public final class AWSGateway: @unchecked Sendable {
     }
 
     func propose(summary: String, ruling: Ruling, payload: [UInt8], wire: AWSProtocol) throws -> GatewayReply {
-        let store = try storeProvider()
         let proposal = try store.propose(ProposalDraft(sessionID: session.id, kind: .api, summary: summary, ruling: ruling,
                                                        payload: payload, upstream: session.upstream.description))
         log.write("proposal \(proposal.id): \(summary) is pending approval")

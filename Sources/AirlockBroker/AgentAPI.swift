@@ -10,7 +10,7 @@ import NIOPosix
 /// One JSON line in, one JSON line out.
 public final class AgentAPI: @unchecked Sendable {
     let sessionID: String
-    let store: () throws(AirlockError) -> any ProposalStore
+    let store: any ProposalIntake
     let log: BrokerLog
     /// Proposes a command a shim could not run itself ({"op": "command", "tool", "argv",
     /// "cwd"}); nil when this session intercepts no tools.
@@ -27,7 +27,7 @@ public final class AgentAPI: @unchecked Sendable {
     /// proposal as the agent sees it.
     public var finished: (@Sendable (Proposal) -> Proposal)?
 
-    public init(sessionID: String, store: @escaping () throws(AirlockError) -> any ProposalStore, log: BrokerLog,
+    public init(sessionID: String, store: any ProposalIntake, log: BrokerLog,
                 commands: (@Sendable (JSON) -> JSON)? = nil) {
         self.sessionID = sessionID
         self.store = store
@@ -46,9 +46,8 @@ public final class AgentAPI: @unchecked Sendable {
         }
         guard let id = request["id"]?.string, !id.isEmpty, id.count <= 64 else { return Self.failure("no proposal id") }
         do {
-            let store = try store()
-            try store.recoverInterruptedExecutions()
-            guard let proposal = try store.proposal(id: id), proposal.sessionID == sessionID else {
+            // As it is now (interrupted executions recovered first): the session's own only.
+            guard let proposal = try store.wait(id: id, timeout: 0), proposal.sessionID == sessionID else {
                 return Self.failure("no proposal \(id) in this session")
             }
             switch op {
@@ -60,13 +59,8 @@ public final class AgentAPI: @unchecked Sendable {
                 }
                 defer { waits.leave() }
                 let timeout = min(request["timeout"]?.int.map(Double.init) ?? Self.maximumWait, Self.maximumWait)
-                let deadline = Clock.monotonicSeconds() + timeout
-                var current = proposal
-                while !current.state.isFinal && Clock.monotonicSeconds() < deadline {
-                    usleep(200_000)
-                    try store.recoverInterruptedExecutions()
-                    current = try store.proposal(id: id) ?? current
-                }
+                // The store's wait: the gate's long poll with a team gate, a look every 200 ms locally.
+                let current = proposal.state.isFinal ? proposal : try store.wait(id: id, timeout: timeout) ?? proposal
                 return Self.success(current.state.isFinal ? finished?(current) ?? current : current)
             default:
                 return Self.failure("unknown op \(op): the agent API knows status and wait")

@@ -14,7 +14,7 @@ public final class GitHubGateway: @unchecked Sendable {
     /// The token the sandbox's gh holds (GH_TOKEN): worth nothing outside this broker.
     public let token: String
     public let credentials: GitHubCredentials
-    let store: () throws(AirlockError) -> any ProposalStore
+    let store: any ProposalIntake
     let log: BrokerLog
     let mutationPolicy: AWSGateway.MutationPolicy
     let refuseChanges: String?
@@ -28,7 +28,7 @@ public final class GitHubGateway: @unchecked Sendable {
     static let maximumBody = 64 << 20
     public static let defaultProtected = ["refs/heads/main", "refs/heads/master", "refs/heads/release/*", "refs/heads/production"]
 
-    public init(sessionID: String, token: String, credentials: GitHubCredentials, store: @escaping () throws(AirlockError) -> any ProposalStore,
+    public init(sessionID: String, token: String, credentials: GitHubCredentials, store: any ProposalIntake,
                 log: BrokerLog, cacheDirectory: String, mutationPolicy: AWSGateway.MutationPolicy = .propose, refuseChanges: String? = nil,
                 protected: [String] = GitHubGateway.defaultProtected, repoScopes: [[Glob]] = []) {
         self.sessionID = sessionID
@@ -177,17 +177,17 @@ public final class GitHubGateway: @unchecked Sendable {
                                                          headers: request.headers.filter { !KubernetesGateway.droppedHeaders.contains($0.name.lowercased()) },
                                                          body: request.body), authorization: authorization))
         case .deny:
-            try store().recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
+            try store.recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
             throw Refusal(status: 403, message: "Airlock: \(summary) is not allowed: \(ruling.rule). No proposal was made.", api: api)
         case .mutation, .sensitive:
             if case .refuse(let why) = mutationPolicy {
-                try store().recordRefusal(sessionID: sessionID, summary: summary, rule: why)
+                try store.recordRefusal(sessionID: sessionID, summary: summary, rule: why)
                 throw Refusal(status: 403, message: "Airlock: \(summary) is not allowed: \(why)", api: api)
             }
             if case .execute(let proposalID) = mutationPolicy {
                 // An approved command's own call: sent with the human's credentials, audited
                 // under the proposal.
-                try store().recordExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: ruling.rule)
+                try store.recordExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: ruling.rule)
                 log.write("github \(summary): sent as part of approved proposal \(proposalID)")
                 let authorization: String?
                 switch gitRequest {
@@ -199,7 +199,7 @@ public final class GitHubGateway: @unchecked Sendable {
                                                              body: request.body), authorization: authorization))
             }
             if let refuseChanges {
-                try store().recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
+                try store.recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
                 throw Refusal(status: 403, message: "Airlock: \(summary): \(refuseChanges). Nothing was changed.", api: api)
             }
             if case .receivePack(let repository) = gitRequest {
@@ -208,7 +208,7 @@ public final class GitHubGateway: @unchecked Sendable {
             let pinned = GitHubPinnedRequest(host: host, method: request.method.uppercased(), path: path, query: query,
                                              headers: request.headers.filter { GitHubPinnedRequest.pinnedHeaders.contains($0.name.lowercased()) },
                                              body: request.body)
-            let proposal = try store().propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
+            let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                                              payload: Array(pinned.json.serialized().utf8), upstream: "https://\(host)"))
             log.write("proposal \(proposal.id): \(summary) is pending approval")
             throw Refusal(status: 403, message: Self.pendingText(summary, ruling: ruling, id: proposal.id), api: api)

@@ -35,7 +35,7 @@ extension GitHubGateway {
         // What the approver is shown (labels, git log, notes) is the preview, outside the digest.
         let preview = JSON.object([("labels", .object(inspection.updates.map { ($0.ref, JSON.string($0.label)) })),
                                    ("log", .string(inspection.log)), ("notes", .array(inspection.notes.map(JSON.string)))])
-        let proposal = try store().propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
+        let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                                          payload: ProposalPayload.gitPush(payload).bytes, upstream: "https://\(host)",
                                                          preview: preview))
         log.write("proposal \(proposal.id): \(summary) is pending approval")

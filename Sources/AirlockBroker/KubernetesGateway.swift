@@ -13,7 +13,7 @@ public final class KubernetesGateway: @unchecked Sendable {
     /// The token the sandbox's kubeconfig holds: worth nothing outside this broker.
     public let token: String
     public let clusters: KubernetesClusters
-    let store: () throws(AirlockError) -> any ProposalStore
+    let store: any ProposalIntake
     let log: BrokerLog
     let mutationPolicy: AWSGateway.MutationPolicy
     /// Set when a team gate holds this session's proposals: the gate has no kubeconfig yet, so
@@ -24,7 +24,7 @@ public final class KubernetesGateway: @unchecked Sendable {
     /// Resources the profile gates even to read, besides Secrets.
     let sensitive: Set<String>
 
-    public init(sessionID: String, token: String, clusters: KubernetesClusters, store: @escaping () throws(AirlockError) -> any ProposalStore,
+    public init(sessionID: String, token: String, clusters: KubernetesClusters, store: any ProposalIntake,
                 log: BrokerLog, mutationPolicy: AWSGateway.MutationPolicy = .propose, refuseChanges: String? = nil,
                 allowed: Set<String> = [], readNamespaces: Set<String>? = nil, sensitive: Set<String> = []) {
         self.sessionID = sessionID
@@ -107,7 +107,7 @@ public final class KubernetesGateway: @unchecked Sendable {
             return .forward(outbound(target, method: request.method, path: path, query: query,
                                      headers: request.headers.filter { !Self.droppedHeaders.contains($0.name.lowercased()) }, body: request.body))
         case .deny:
-            try store().recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
+            try store.recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
             throw Refusal(status: 403, reason: "Forbidden", message: "Airlock: \(described) is not allowed: \(ruling.rule). No proposal was made.")
         case .mutation, .sensitive:
             let pinned = KubernetesPinnedRequest(context: context.name, server: context.cluster.server, method: request.method.uppercased(),
@@ -116,21 +116,21 @@ public final class KubernetesGateway: @unchecked Sendable {
                                                  body: request.body)
             switch mutationPolicy {
             case .refuse(let why):
-                try store().recordRefusal(sessionID: sessionID, summary: summary, rule: why)
+                try store.recordRefusal(sessionID: sessionID, summary: summary, rule: why)
                 throw Refusal(status: 403, reason: "Forbidden", message: "Airlock: \(described) is not allowed: \(why)")
             case .execute(let proposalID):
-                try store().recordExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: ruling.rule)
+                try store.recordExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: ruling.rule)
                 return .forward(pinned.outbound(try clusterTarget(context)))
             case .propose:
                 break
             }
             if let refuseChanges {
-                try store().recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
+                try store.recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
                 throw Refusal(status: 403, reason: "Forbidden", message: "Airlock: \(described): \(refuseChanges). Nothing was changed.")
             }
             // The preview (the server's dry run, as a diff) is a record beside the proposal,
             // outside the pinned bytes and their digest.
-            let proposal = try store().propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
+            let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                                              payload: ProposalPayload.kubernetes(pinned).bytes, upstream: context.cluster.server,
                                                              preview: ruling.decision == .mutation ? preview(pinned, context: context) : nil))
             log.write("proposal \(proposal.id): \(summary) is pending approval")

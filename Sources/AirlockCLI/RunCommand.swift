@@ -252,7 +252,7 @@ struct RunArguments {
                 // Checked now, so a wrong URL, certificate or token fails the launch, not the
                 // agent's first change.
                 do throws(AirlockError) {
-                    _ = try GateClientStore(url: url, token: token, caFile: gateCA).checkEnrollment()
+                    _ = try GateClient(url: url, token: token, caFile: gateCA).checkEnrollment()
                 } catch {
                     throw AirlockError("the team gate at \(url) cannot be used: \(error.message)",
                                        hint: error.hint ?? "check --gate, --gate-ca and the token in \(file)")
@@ -265,7 +265,7 @@ struct RunArguments {
                 tools: agentTools, authority: authority ?? AgentSession.startAuthority(), gate: gateTarget)
             StartupTrace.mark("session")
             if let executionRequest {
-                try executionRequest.validate { () throws(AirlockError) in try session.store() }
+                try executionRequest.validate(intake: session.intake)
             }
             try session.prepare(&layout)
             StartupTrace.mark("prepared")

@@ -258,7 +258,7 @@ public final class AgentSession: @unchecked Sendable {
         let cache = storeCache
         let gateway = AWSGateway(
             session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
-            catalog: catalog, store: { () throws(AirlockError) in try cache.store() }, credentials: hostCredentials,
+            catalog: catalog, store: cache, credentials: hostCredentials,
             stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy, environment: environment)
         let log = self.log
         let commands: (@Sendable (JSON) -> JSON)?
@@ -269,7 +269,7 @@ public final class AgentSession: @unchecked Sendable {
             _ = Background { for tool in tools { _ = tool.profile } }
             let proposer = CommandProposer(
                 sessionID: id, stateDir: stateDir, workspace: record.workspace, tools: tools,
-                store: { () throws(AirlockError) in try cache.store() }, log: log, environment: environment,
+                store: cache, log: log, environment: environment,
                 awsEndpoint: awsEndpoint, awsProfile: awsProfile, upstream: upstream.description,
                 network: NetworkGrant(egressPolicy), exclusion: snapshotExclude, maskedPaths: maskedWorkspacePaths,
                 snapshotLimit: snapshotLimit)
@@ -278,13 +278,12 @@ public final class AgentSession: @unchecked Sendable {
                 // and, after an approved run, copies the new state back.
                 let sessionID = id
                 proposer.remote = { (archive) throws(AirlockError) in
-                    guard let gateStore = try cache.store() as? GateClientStore else { throw AirlockError("no team gate") }
-                    return try gateStore.proposeCommand(sessionID: sessionID, archive: archive)
+                    guard let gate = try cache.gateClient() else { throw AirlockError("no team gate") }
+                    return try gate.proposeCommand(sessionID: sessionID, archive: archive)
                 }
                 finished = { proposal in
-                    guard proposal.kind == .command, proposal.state == .succeeded,
-                          let gateStore = try? cache.store() as? GateClientStore else { return proposal }
-                    return proposer.collectOutputs(proposal) { (index) throws(AirlockError) in try gateStore.output(proposal.id, index: index) }
+                    guard proposal.kind == .command, proposal.state == .succeeded, let gate = (try? cache.gateClient()) ?? nil else { return proposal }
+                    return proposer.collectOutputs(proposal) { (index) throws(AirlockError) in try gate.output(proposal.id, index: index) }
                 }
             }
             commands = { request in proposer.propose(request) }
@@ -292,7 +291,7 @@ public final class AgentSession: @unchecked Sendable {
             commands = nil
         }
         StartupTrace.mark("gateway")
-        let agentAPI = AgentAPI(sessionID: id, store: { () throws(AirlockError) in try cache.store() }, log: log, commands: commands)
+        let agentAPI = AgentAPI(sessionID: id, store: cache, log: log, commands: commands)
         agentAPI.finished = finished
         // Not waited for: connections queue on the listening sockets until the broker is
         // ready, so the agent starts at once.
@@ -316,7 +315,7 @@ public final class AgentSession: @unchecked Sendable {
             // An execution: a prepare step only reads (its dry runs are reads), an approved
             // run's changes are sent and audited under its proposal.
             let kubeGateway = KubernetesGateway(
-                sessionID: id, token: kubernetesToken, clusters: kubernetes, store: { () throws(AirlockError) in try cache.store() }, log: log,
+                sessionID: id, token: kubernetesToken, clusters: kubernetes, store: cache, log: log,
                 mutationPolicy: mutationPolicy,
                 refuseChanges: storeCache.gate == nil || execution != nil ? nil
                     : "this session's proposals go to a team gate, which does not hold a kubeconfig to execute Kubernetes changes yet; run without --gate to propose them locally",
@@ -337,7 +336,7 @@ public final class AgentSession: @unchecked Sendable {
         }
         if execution == nil || execution?.spec.githubEndpoint == true, case .success(let trust) = authority.value {
             let githubGateway = GitHubGateway(
-                sessionID: id, token: githubToken, credentials: GitHubCredentials(environment: environment, hosts: trust.githubHosts, writableRoots: writableRoots), store: { () throws(AirlockError) in try cache.store() }, log: log,
+                sessionID: id, token: githubToken, credentials: GitHubCredentials(environment: environment, hosts: trust.githubHosts, writableRoots: writableRoots), store: cache, log: log,
                 cacheDirectory: stateDir + "/cache/git", mutationPolicy: mutationPolicy,
                 refuseChanges: storeCache.gate == nil || execution != nil ? nil
                     : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally",
@@ -360,7 +359,8 @@ public final class AgentSession: @unchecked Sendable {
         }
     }
 
-    public func store() throws(AirlockError) -> any ProposalStore { try storeCache.store() }
+    /// The session's intake (StoreCache).
+    public var intake: any ProposalIntake { storeCache }
 
     /// After the agent ended: tell the human what waits for them. (The process exits next:
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
@@ -374,7 +374,7 @@ public final class AgentSession: @unchecked Sendable {
             writeStandardError("airlock: the egress proxy refused \(total) connection\(total == 1 ? "" : "s"): \(list)\(refused.count > 8 ? ", …" : "")\n")
             writeStandardError("  allow a host with `airlock run --allow-domain HOST` or a profile's network.allow; details in \(log.path ?? "the session log")\n")
         }
-        guard let store = storeCache.openedStore, let mine = try? store.proposals(session: id), !mine.isEmpty else { return }
+        guard let store = storeCache.localStore, let mine = try? store.proposals(session: id), !mine.isEmpty else { return }
         let pending = mine.filter { $0.state == .pending }
         var text = "airlock: this session made \(mine.count) proposal\(mine.count == 1 ? "" : "s")"
         if !pending.isEmpty {
@@ -385,17 +385,25 @@ public final class AgentSession: @unchecked Sendable {
     }
 }
 
-/// Opens the store on first use (most sessions that only read never need it) and records
-/// the session then, once.
-public final class StoreCache: @unchecked Sendable {
+/// The session's intake (docs/architecture.md, "The store by role"): opened on first use
+/// (most sessions that only read never need it), recording the session then, once. Locally
+/// the state directory's SQLite store; with `--gate` the team gate's client; in an execution
+/// sandbox a team gate started, the spool of its calls (an execution proposes nothing).
+public final class StoreCache: ProposalIntake, @unchecked Sendable {
     public let stateDir: String
     public let session: Session
     public let gate: GateTarget?
-    private var mutex = pthread_mutex_t()
-    public private(set) var openedStore: (any ProposalStore)?
-
-    /// An execution sandbox a team gate started: its records go to this file (ExecutionSpoolStore).
+    /// An execution sandbox a team gate started: its records go to this file (ExecutionSpool).
     public let spool: String?
+    private var mutex = pthread_mutex_t()
+
+    enum Opened {
+        case local(SQLiteProposalStore)
+        case gate(GateClient)
+        case spool(ExecutionSpool)
+    }
+
+    private var opened: Opened?
 
     public init(stateDir: String, session: Session, gate: GateTarget? = nil, spool: String? = nil) {
         self.stateDir = stateDir
@@ -405,23 +413,66 @@ public final class StoreCache: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
     }
 
-    public func store() throws(AirlockError) -> any ProposalStore {
+    func open() throws(AirlockError) -> Opened {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        if let openedStore { return openedStore }
-        let store: any ProposalStore
+        if let opened { return opened }
+        let made: Opened
         if let spool {
-            store = ExecutionSpoolStore(path: spool)
+            made = .spool(ExecutionSpool(path: spool))
         } else if let gate {
-            let client = try GateClientStore(url: gate.url, token: gate.token, caFile: gate.caFile)
-            client.blobDirectory = stateDir + "/blobs"
-            store = client
+            let client = try GateClient(url: gate.url, token: gate.token, caFile: gate.caFile, blobDirectory: stateDir + "/blobs")
+            try client.recordSession(session)
+            made = .gate(client)
         } else {
-            store = try SQLiteProposalStore(stateDir: stateDir)
+            let store = try SQLiteProposalStore(stateDir: stateDir)
+            try store.recordSession(session)
+            made = .local(store)
         }
-        try store.recordSession(session)
-        openedStore = store
-        return store
+        opened = made
+        return made
+    }
+
+    /// The local store, if it was opened (the session's summary lists its proposals).
+    public var localStore: SQLiteProposalStore? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if case .local(let store)? = opened { return store }
+        return nil
+    }
+
+    /// The team gate's client (with `--gate`).
+    public func gateClient() throws(AirlockError) -> GateClient? {
+        if case .gate(let client) = try open() { return client }
+        return nil
+    }
+
+    /// Where proposals go; an execution sandbox has none.
+    func intake() throws(AirlockError) -> any ProposalIntake {
+        switch try open() {
+        case .local(let store): return store
+        case .gate(let client): return client
+        case .spool: throw AirlockError("an execution sandbox proposes nothing and waits for nothing (its changes were approved already)")
+        }
+    }
+
+    /// The session is recorded when the store is first opened.
+    public func recordSession(_ session: Session) throws(AirlockError) { _ = try open() }
+
+    public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
+        try intake().propose(draft, pendingLimit: pendingLimit)
+    }
+
+    public func proposal(id: String) throws(AirlockError) -> Proposal? { try intake().proposal(id: id) }
+
+    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? { try intake().wait(id: id, timeout: timeout) }
+
+    public func record(_ call: RecordedCall) throws(AirlockError) {
+        switch try open() {
+        case .local(let store): try store.record(call)
+        case .gate(let client): try client.record(call)
+        case .spool(let spool): try spool.record(call)
+        }
     }
 }
 

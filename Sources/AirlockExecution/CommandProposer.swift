@@ -14,7 +14,7 @@ public final class CommandProposer: @unchecked Sendable {
     public let stateDir: String
     public let workspace: String
     public let tools: [String: InterceptedTool]
-    public let store: () throws(AirlockError) -> any ProposalStore
+    public let store: any ProposalIntake
     public let log: BrokerLog
     public let environment: [String: String]
     public let awsEndpoint: String?
@@ -44,10 +44,10 @@ public final class CommandProposer: @unchecked Sendable {
     /// The `airlock` binary that starts execution sandboxes (a gate's), and where their
     /// records go (ExecutionRunner).
     public var launcher: String?
-    public var spoolInto: (store: any ProposalStore, sessionID: String)?
+    public var spoolInto: (store: any CallRecorder, sessionID: String)?
 
     public init(sessionID: String, stateDir: String, workspace: String, tools: [InterceptedTool],
-                store: @escaping () throws(AirlockError) -> any ProposalStore, log: BrokerLog, environment: [String: String],
+                store: any ProposalIntake, log: BrokerLog, environment: [String: String],
                 awsEndpoint: String?, awsProfile: String?, upstream: String, network: NetworkGrant, exclusion: [String],
                 maskedPaths: Set<String>, snapshotLimit: Int) {
         self.sessionID = sessionID
@@ -92,7 +92,9 @@ public final class CommandProposer: @unchecked Sendable {
         case .read:
             return .object([("ok", .bool(true)), ("decision", .string("read"))])
         case .deny:
-            try? store().recordRefusal(sessionID: sessionID, summary: command, rule: ruling.rule + ": " + ruling.reason)
+            do { try store.recordRefusal(sessionID: sessionID, summary: command, rule: ruling.rule + ": " + ruling.reason) } catch {
+                log.write("command \(command): the refusal could not be recorded in the audit log: \(error.message)")
+            }
             return Self.failure("\(ruling.reason) (\(ruling.rule))", decision: "deny")
         case .mutation, .sensitive:
             guard inFlight.enter(limit: Self.preparationLimit) else {
@@ -330,7 +332,7 @@ public final class CommandProposer: @unchecked Sendable {
         if let preview { previewFields.append(("preview", .string(preview))) }
         if !shown.isEmpty { previewFields.append(("files", .object(shown))) }
         do {
-            let proposal = try store().propose(ProposalDraft(
+            let proposal = try store.propose(ProposalDraft(
                 sessionID: sessionID, kind: .command, summary: summary,
                 ruling: Ruling(ruling.decision, ruling.decision == .sensitive ? "\(ruling.rule): \(ruling.reason)" : ruling.rule),
                 payload: ProposalPayload.command(payload).bytes, upstream: upstream,

@@ -74,7 +74,7 @@ public struct ExecutionRunner {
     public var launcher: String?
     /// On a team gate: the run records into the artifact's spool, and this store (with the
     /// agent's session) receives it when the run ends.
-    public var spoolInto: (store: any ProposalStore, sessionID: String)?
+    public var spoolInto: (store: any CallRecorder, sessionID: String)?
 
     public init(stateDir: String, artifact: ArtifactLayout, workspace: String, tool: InterceptedTool, environment: [String: String],
                 awsEndpoint: String?, awsProfile: String?, network: NetworkGrant) {
@@ -189,8 +189,14 @@ public struct ExecutionRunner {
         if let spoolInto {
             let path = artifact.host + "/calls.jsonl"
             unlink(path)
-            defer { ExecutionSpool.drain(path, into: spoolInto.store, sessionID: spoolInto.sessionID) }
-            return runChild(binary, specPath, step)
+            var ran = runChild(binary, specPath, step)
+            let drained = ExecutionSpool.drain(path, into: spoolInto.store, sessionID: spoolInto.sessionID)
+            if !drained.errors.isEmpty {
+                // The audit must not lose a call silently: whoever reads the output is told.
+                ran.output += "airlock: \(drained.errors.count) of this run's records could not be written to the audit log: "
+                    + drained.errors.prefix(3).joined(separator: "; ") + "\n"
+            }
+            return ran
         }
         return runChild(binary, specPath, step)
     }
@@ -249,7 +255,7 @@ public struct ExecutionRequest: Sendable {
     }
 
     /// Checks the request against the store before anything runs.
-    public func validate(store: () throws(AirlockError) -> any ProposalStore) throws(AirlockError) {
+    public func validate(intake: any ProposalIntake) throws(AirlockError) {
         guard PinnedFiles.realPath(spec.artifact) == spec.artifact, PinnedFiles.realPath(spec.snapshot) == spec.snapshot else {
             throw AirlockError("the execution's artifact is not where its spec says")
         }
@@ -257,7 +263,7 @@ public struct ExecutionRequest: Sendable {
         // process cannot reach; the spec is in the gate's state directory, which only the
         // gate's user can write.
         if case .apply(let id) = mode, !spec.spool {
-            let proposal = try store().proposal(id: id)
+            let proposal = try intake.proposal(id: id)
             guard let proposal, proposal.kind == .command, proposal.state == .executing else {
                 throw AirlockError("proposal \(id) is not an approved command being executed; nothing runs")
             }

@@ -177,7 +177,7 @@ public struct GateCommandIntake: Sendable {
         }
         let tool = InterceptedTool(profile: profile, text: text, binary: binary)
         let proposer = CommandProposer(
-            sessionID: sessionID, stateDir: stateDir, workspace: workspace, tools: [tool], store: { () throws(AirlockError) in store },
+            sessionID: sessionID, stateDir: stateDir, workspace: workspace, tools: [tool], store: store,
             log: BrokerLog(path: nil), environment: environment, awsEndpoint: awsEndpoint, awsProfile: awsProfile, upstream: upstream,
             // A gate's preparation reaches the tool's own hosts only (and the human's
             // configured mirrors), not any agent's allowlist.

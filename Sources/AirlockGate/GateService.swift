@@ -162,11 +162,29 @@ public final class GateService: Sendable {
         let classification = try classify(pinned)
         let summary = "\(pinned.service):\(classification.operation ?? "\(pinned.method) \(pinned.path)")"
         if classification.ruling.decision == .deny {
-            try? store.recordRefusal(sessionID: sessionID, summary: summary, rule: classification.ruling.rule)
+            do { try store.recordRefusal(sessionID: sessionID, summary: summary, rule: classification.ruling.rule) } catch {
+                logger.error("refusal not recorded in the audit log", metadata: ["session": "\(sessionID)", "error": "\(error.message)"])
+            }
             throw GateFailure(403, "AirlockDenied", "\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.")
         }
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
                                        payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream), host: identity)
+    }
+
+    /// `{"summary", "rule"}`: a request the host's broker refused (its own decision, made
+    /// with the profile), audited on the gate under the host's session (docs/design.md
+    /// invariant 7). The host's word, bounded; it changes nothing else.
+    public func recordRefusal(_ identity: GateIdentity, sessionID: String, _ body: JSON) throws(GateFailure) -> JSON {
+        try ownSession(identity, sessionID)
+        guard let summary = body["summary"]?.string, let rule = body["rule"]?.string, summary.utf8.count <= 4096, rule.utf8.count <= 4096 else {
+            throw GateFailure(400, "AirlockBadRequest", "a refusal needs a summary and a rule, each at most 4 KiB")
+        }
+        do {
+            try store.recordRefusal(sessionID: sessionID, summary: summary, rule: "refused by \(identity.name)'s broker: \(rule)")
+        } catch {
+            throw GateFailure.store(error)
+        }
+        return .object([("recorded", .bool(true))])
     }
 
     /// Where staged S3 multipart parts live on the gate, under their SHA-256.

@@ -86,6 +86,14 @@ enum GateServer {
                 try service.propose(identity, try body.get())
             }
         }
+        router.post("v1/sessions/:id/refusals") { request, context -> Response in
+            // A request the host's broker refused: audited here, under the host's session.
+            let id = context.parameters.get("id") ?? ""
+            let body = try await jsonBody(request)
+            return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
+                try service.recordRefusal(identity, sessionID: id, try body.get())
+            }
+        }
         router.post("v1/sessions/:id/commands") { request, context -> Response in
             // The body is the workspace snapshot (SnapshotArchive), not JSON.
             let id = context.parameters.get("id") ?? ""

@@ -157,14 +157,27 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    public func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func record(_ call: RecordedCall) throws(AirlockError) {
+        switch call {
+        case .refusal(let sessionID, let summary, let rule):
+            try storeRefusal(sessionID: sessionID, summary: summary, rule: rule)
+        case .executionCall(let proposalID, let sessionID, let summary, let rule):
+            try storeExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: rule)
+        }
+    }
+
+    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
+        try waitByLooking(id: id, timeout: timeout)
+    }
+
+    func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try locked { () throws(AirlockError) in
             append(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
                    detail: .object([("summary", .string(summary)), ("rule", .string(rule))]))
         }
     }
 
-    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try locked { () throws(AirlockError) in
             append(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
                    detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),

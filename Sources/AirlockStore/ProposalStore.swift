@@ -1,34 +1,71 @@
 import AirlockCore
 import AirlockPolicy
+import Glibc
 
-/// The gate's memory (docs/design.md §5, docs/gate.md): sessions, proposals and their transitions,
-/// and the hash-chained audit log. One protocol, one driver per place it lives:
-/// `InMemoryProposalStore` (tests), `SQLiteProposalStore` (the embedded default, in the
-/// state directory). Every driver keeps the same promises, checked by one test suite run on
-/// each (`ProposalStoreContractTests`):
+/// The gate's memory (docs/design.md §5, docs/gate.md, docs/architecture.md "The store by
+/// role"): sessions, proposals and their transitions, identities and controls, and the
+/// hash-chained audit log. Split by who needs what: a broker holds a `ProposalIntake` (and an
+/// execution sandbox on a team gate only a `CallRecorder`); deciding and executing take a
+/// `DecisionStore`; enrolment and the kill switch a `GateDirectory`; verifying an `AuditLog`.
+/// `ProposalStore` is all four: the in-memory (tests), SQLite (the embedded default, in the
+/// state directory) and PostgreSQL drivers, which keep the same promises, checked by one test
+/// suite run on each (`ProposalStoreContractTests`):
 /// - a change and its audit entry are durable together, before the call returns;
 /// - `apply` re-reads the state inside its transaction, so of two racing executors exactly
 ///   one gets `approved → executing` (the claim);
 /// - a proposal's payload and digest never change after `propose`.
-public protocol ProposalStore: AnyObject, Sendable {
-    func recordSession(_ session: Session) throws(AirlockError)
-    func session(id: String) throws(AirlockError) -> Session?
-    /// The ids of the sessions recorded by `user` (an agent host's actor name).
-    func sessionIDs(user: String) throws(AirlockError) -> [String]
+public protocol ProposalStore: ProposalIntake, DecisionStore, GateDirectory, AuditLog {}
 
+/// What a broker's gateways record besides proposals, audited (docs/design.md invariant 7).
+public protocol CallRecorder: AnyObject, Sendable {
+    func record(_ call: RecordedCall) throws(AirlockError)
+}
+
+public enum RecordedCall: Sendable, Equatable {
+    /// A request refused by policy (a hard deny): no proposal, but audited.
+    case refusal(sessionID: String, summary: String, rule: String)
+    /// An API call made by an approved command's execution (terraform apply's calls): let
+    /// through because of that proposal, and audited under it.
+    case executionCall(proposalID: String, sessionID: String, summary: String, rule: String)
+}
+
+extension CallRecorder {
+    public func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try record(.refusal(sessionID: sessionID, summary: summary, rule: rule))
+    }
+
+    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+        try record(.executionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: rule))
+    }
+}
+
+/// All a broker needs: its session, its proposals and their outcome.
+public protocol ProposalIntake: CallRecorder {
+    func recordSession(_ session: Session) throws(AirlockError)
     /// Stores a new pending proposal and its audit entry; returns it once durable. Refused
     /// when its session already has `pendingLimit` pending, or is revoked (a `session:ID`
     /// control), both checked in the same transaction.
     func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal
     func proposal(id: String) throws(AirlockError) -> Proposal?
+    /// The proposal once it is final, or as it is when `timeout` seconds have passed (0: as it
+    /// is now). Executions that can no longer finish are marked `unknown` first.
+    func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal?
+}
+
+/// Deciding and executing: the lifecycle, leases, previews, listings.
+public protocol DecisionStore: AnyObject, Sendable {
+    func session(id: String) throws(AirlockError) -> Session?
+    /// The ids of the sessions recorded by `user` (an agent host's actor name).
+    func sessionIDs(user: String) throws(AirlockError) -> [String]
+    func proposal(id: String) throws(AirlockError) -> Proposal?
+    /// Newest first. `states` nil means all.
+    func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal]
     /// A proposal's newest preview record (outside its digest; replaced when re-checked), nil
     /// when it has none. `preview(of:)` also reads the preview earlier releases kept inside
     /// the payload.
     func previewRecord(_ id: String) throws(AirlockError) -> JSON?
     /// Stores a new preview for a proposal (the newest is the one shown).
     func setPreview(_ preview: JSON, of id: String) throws(AirlockError)
-    /// Newest first. `states` nil means all.
-    func proposals(states: Set<ProposalState>?, session: String?) throws(AirlockError) -> [Proposal]
 
     /// Applies a lifecycle event atomically (the state is re-read under the write lock).
     /// Returns the updated proposal, or throws with why the event cannot apply. `executor`
@@ -49,12 +86,16 @@ public protocol ProposalStore: AnyObject, Sendable {
     /// The proposals being executed, with who claimed each and until when.
     func executions() throws(AirlockError) -> [Execution]
 
-    /// A request refused by policy (a hard deny): no proposal, but audited.
-    func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError)
-    /// An API call made by an approved command's execution (terraform apply's calls): let
-    /// through because of that proposal, and audited under it.
-    func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError)
+    /// Proposals by state and kind, counted by the store.
+    func proposalCounts() throws(AirlockError) -> [ProposalCount]
 
+    /// Changes other processes made, as they are announced (nil: this driver has no such
+    /// feed; the PostgreSQL one does).
+    var changes: ProposalChanges? { get }
+}
+
+/// Who may use a team gate, and the kill switch.
+public protocol GateDirectory: AnyObject, Sendable {
     /// Enrolls an agent host or an approver of a team gate, audited. Refused when the name is
     /// taken for that role, revoked names included: a name means one identity in the log.
     func addIdentity(_ identity: GateIdentity, by actor: String) throws(AirlockError)
@@ -68,14 +109,10 @@ public protocol ProposalStore: AnyObject, Sendable {
     /// Sets (`on`) or clears a kill-switch control, audited; idempotent.
     func setControl(_ name: String, on: Bool, by actor: String, reason: String?) throws(AirlockError)
     func controls() throws(AirlockError) -> [GateControl]
+}
 
-    /// Proposals by state and kind, counted by the store.
-    func proposalCounts() throws(AirlockError) -> [ProposalCount]
-
-    /// Changes other processes made, as they are announced (nil: this driver has no such
-    /// feed; the PostgreSQL one does).
-    var changes: ProposalChanges? { get }
-
+/// The hash-chained log and its signed checkpoints.
+public protocol AuditLog: AnyObject, Sendable {
     func auditEntries() throws(AirlockError) -> [AuditEntry]
     /// Entries numbered `seq` and after, in order.
     func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry]
@@ -111,11 +148,13 @@ public enum ProposalLimits {
     public static let pendingPerSession = 200
 }
 
-extension ProposalStore {
+extension ProposalIntake {
     public func propose(_ draft: ProposalDraft) throws(AirlockError) -> Proposal {
         try propose(draft, pendingLimit: ProposalLimits.pendingPerSession)
     }
+}
 
+extension DecisionStore {
     public func proposals(states: Set<ProposalState>? = nil, session: String? = nil) throws(AirlockError) -> [Proposal] {
         try proposals(states: states, session: session)
     }
@@ -154,10 +193,6 @@ extension ProposalStore {
         return marked
     }
 
-    public func proposedEntry(_ id: String) throws(AirlockError) -> AuditEntry? {
-        try auditEntries().first { $0.proposalID == id && $0.event == "proposed" }
-    }
-
     /// What the approver is shown of a proposal: its newest preview record, else the preview an
     /// earlier release wrote inside the payload (ProposalPayload.legacyPreview).
     public func preview(of proposal: Proposal) throws(AirlockError) -> JSON? {
@@ -165,6 +200,51 @@ extension ProposalStore {
         return ProposalPayload.legacyPreview(proposal.payload)
     }
 
+    public var changes: ProposalChanges? { nil }
+
+    /// The local drivers' wait (ProposalIntake): looks every 200 ms, or as soon as `changes`
+    /// announces the proposal (PostgreSQL's notifications), recovering interrupted executions
+    /// at each look.
+    public func waitByLooking(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
+        let deadline = Clock.monotonicSeconds() + max(0, timeout)
+        while true {
+            try recoverInterruptedExecutions()
+            let generation = changes?.generation(id)
+            guard let current = try proposal(id: id) else { return nil }
+            if current.state.isFinal || Clock.monotonicSeconds() >= deadline { return current }
+            var slept = 0
+            while slept < 200 && Clock.monotonicSeconds() < deadline {
+                usleep(20_000)
+                slept += 20
+                if let generation, changes?.generation(id) != generation { break }
+            }
+        }
+    }
+}
+
+extension GateDirectory {
+    public func control(_ name: String) throws(AirlockError) -> GateControl? {
+        try controls().first { $0.name == name }
+    }
+}
+
+extension AuditLog {
+    public func proposedEntry(_ id: String) throws(AirlockError) -> AuditEntry? {
+        try auditEntries().first { $0.proposalID == id && $0.event == "proposed" }
+    }
+
+    public func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry] {
+        try auditEntries().filter { $0.seq >= seq }
+    }
+
+    /// Checks the chain and that every proposal row agrees with what the log says of it.
+    public func verifyAudit() throws(AirlockError) -> AuditChain.Report {
+        let entries = try auditEntries()
+        return AuditChain.verify(entries: entries, proposals: try allProposalRows())
+    }
+}
+
+extension ProposalStore {
     /// Why a proposal's row no longer matches what its `proposed` audit entry recorded (its
     /// digest, summary, upstream, kind), if it does not: the row was rewritten in the
     /// database after the proposal. Nil when they match.
@@ -176,16 +256,6 @@ extension ProposalStore {
             return "its \(field) is not the one the audit log recorded when it was proposed"
         }
         return nil
-    }
-
-    public func auditEntries(fromSeq seq: Int) throws(AirlockError) -> [AuditEntry] {
-        try auditEntries().filter { $0.seq >= seq }
-    }
-
-    public var changes: ProposalChanges? { nil }
-
-    public func control(_ name: String) throws(AirlockError) -> GateControl? {
-        try controls().first { $0.name == name }
     }
 
     /// The kill switch for one session: it is revoked first (so it can propose nothing
@@ -219,9 +289,8 @@ extension ProposalStore {
         return (revoked, denied)
     }
 
-    /// Checks the chain and that every proposal row agrees with what the log says of it.
-    public func verifyAudit() throws(AirlockError) -> AuditChain.Report {
-        let entries = try auditEntries()
-        return AuditChain.verify(entries: entries, proposals: try allProposalRows())
+    /// A driver's `wait` (ProposalIntake): by looking (DecisionStore.waitByLooking).
+    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
+        try waitByLooking(id: id, timeout: timeout)
     }
 }

@@ -502,14 +502,27 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    public func recordRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func record(_ call: RecordedCall) throws(AirlockError) {
+        switch call {
+        case .refusal(let sessionID, let summary, let rule):
+            try storeRefusal(sessionID: sessionID, summary: summary, rule: rule)
+        case .executionCall(let proposalID, let sessionID, let summary, let rule):
+            try storeExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: rule)
+        }
+    }
+
+    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
+        try waitByLooking(id: id, timeout: timeout)
+    }
+
+    func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try transaction { () throws(AirlockError) in
             try appendAudit(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
                             detail: .object([("summary", .string(summary)), ("rule", .string(rule))]))
         }
     }
 
-    public func recordExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try transaction { () throws(AirlockError) in
             try appendAudit(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
                             detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
