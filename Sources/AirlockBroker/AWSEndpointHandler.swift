@@ -49,7 +49,7 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// back off and retry): many large uploads at once must not exhaust the broker's memory.
     private func reserve(_ count: Int, _ context: ChannelHandlerContext, head: HTTPRequestHead) -> Bool {
         guard budget.take(count) else {
-            refuse(context, head: head, status: 503, code: "SlowDown",
+            refuse(context, head: head, status: 503, awsCode: "SlowDown",
                    message: "Airlock: the broker holds \(BodyBudget.limit >> 20) MiB of request bodies already; retry shortly")
             return false
         }
@@ -68,13 +68,13 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let hosts = head.headers["host"]
                 let named = hosts.first.map { $0.lowercased().hasSuffix(":443") ? String($0.lowercased().dropLast(4)) : $0.lowercased() }
                 guard hosts.count == 1, named == interceptedHost else {
-                    refuse(context, head: head, status: 400, code: "AirlockAmbiguousRequest",
+                    refuse(context, head: head, status: 400, code: .ambiguousRequest,
                            message: "Airlock: this connection was opened to \(interceptedHost), but the request names the host \(hosts.joined(separator: ", ")); nothing was forwarded or stored")
                     return
                 }
             }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > Self.maximumBody {
-                refuse(context, head: head, status: 413, code: "AirlockRequestTooLarge",
+                refuse(context, head: head, status: 413, code: .requestTooLarge,
                        message: "Airlock: request bodies above \(Self.maximumBody >> 20) MiB are refused (this one is \(length) bytes); upload large objects in parts (aws s3 cp does above 8 MiB)")
                 return
             }
@@ -87,7 +87,7 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .body(var chunk):
             guard !refusing, let head else { return }
             if body.readableBytes + chunk.readableBytes > Self.maximumBody {
-                refuse(context, head: head, status: 413, code: "AirlockRequestTooLarge",
+                refuse(context, head: head, status: 413, code: .requestTooLarge,
                        message: "Airlock: request bodies above \(Self.maximumBody >> 20) MiB are refused")
                 return
             }
@@ -125,7 +125,12 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func refuse(_ context: ChannelHandlerContext, head: HTTPRequestHead, status: Int, code: String, message: String) {
+    private func refuse(_ context: ChannelHandlerContext, head: HTTPRequestHead, status: Int, code: AirlockError.Code, message: String) {
+        refuse(context, head: head, status: status, awsCode: code.rawValue, message: message)
+    }
+
+    /// `awsCode`: AWS's own code (`SlowDown`) or an Airlock one.
+    private func refuse(_ context: ChannelHandlerContext, head: HTTPRequestHead, status: Int, awsCode code: String, message: String) {
         refusing = true
         gateway.log.write("aws \(head.method.rawValue) \(head.uri): refused: \(message)")
         let rendered = AWSErrorResponse(status: status, code: code, message: message).render(for: nil, requestID: RandomID.make(16))
@@ -266,7 +271,7 @@ final class UpstreamRelay: ChannelInboundHandler {
         guard !sentHead else { return }
         sentHead = true
         finished = true
-        let rendered = AWSErrorResponse(status: 502, code: "AirlockUpstreamUnavailable", message: message).render(for: nil, requestID: RandomID.make(16))
+        let rendered = AWSErrorResponse(status: 502, code: .upstreamUnavailable, message: message).render(for: nil, requestID: RandomID.make(16))
         var headers = HTTPHeaders(rendered.headers)
         headers.add(name: "Content-Length", value: String(rendered.body.count))
         headers.add(name: "Connection", value: "close")

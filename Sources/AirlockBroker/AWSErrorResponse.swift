@@ -10,10 +10,16 @@ public struct AWSErrorResponse: Sendable {
     public var code: String
     public var message: String
 
+    /// `code`: AWS's own error code (`AccessDenied`, `InvalidAccessKeyId`).
     public init(status: Int, code: String, message: String) {
         self.status = status
         self.code = code
         self.message = message
+    }
+
+    /// An Airlock refusal in AWS's error shape: the code is Airlock's (AirlockError.Code).
+    public init(status: Int, code: AirlockError.Code, message: String) {
+        self.init(status: status, code: code.rawValue, message: message)
     }
 
     public func render(for wire: AWSProtocol?, requestID: String) -> (headers: [(String, String)], body: [UInt8]) {
@@ -51,7 +57,7 @@ public struct AWSErrorResponse: Sendable {
     // MARK: The broker's answers
 
     public static func pending(_ proposal: Proposal) -> AWSErrorResponse {
-        AWSErrorResponse(status: 403, code: "AirlockProposalPending", message: """
+        AWSErrorResponse(status: 403, code: .proposalPending, message: """
             Airlock: \(proposal.summary) needs a human's approval (\(proposal.decision.rawValue): \(proposal.rule)). \
             Proposal \(proposal.id) is pending. Nothing was changed. A human inspects it with `airlock show \(proposal.id)` \
             and approves it with `airlock approve \(proposal.id)` (or denies it with `airlock deny \(proposal.id)`). \
@@ -60,7 +66,7 @@ public struct AWSErrorResponse: Sendable {
     }
 
     public static func denied(_ summary: String, rule: String) -> AWSErrorResponse {
-        AWSErrorResponse(status: 403, code: "AirlockDenied", message: "Airlock: \(summary) is not allowed: \(rule). No proposal was made.")
+        AWSErrorResponse(status: 403, code: .denied, message: "Airlock: \(summary) is not allowed: \(rule). No proposal was made.")
     }
 
     public static func signature(_ failure: SigV4.Failure, s3: Bool) -> AWSErrorResponse {
@@ -69,7 +75,7 @@ public struct AWSErrorResponse: Sendable {
             return AWSErrorResponse(status: 403, code: s3 ? "AccessDenied" : "MissingAuthenticationToken",
                                     message: "Airlock: the request is not signed; sign it with this session's keys (AWS_ACCESS_KEY_ID in the sandbox)")
         case .unsupported(let what):
-            return AWSErrorResponse(status: 400, code: "AirlockUnsupportedSigning",
+            return AWSErrorResponse(status: 400, code: .unsupportedSigning,
                                     message: "Airlock: \(what) is not supported by the broker; use SigV4 (the default of every current AWS SDK)")
         default:
             return AWSErrorResponse(status: 403, code: s3 ? "SignatureDoesNotMatch" : "InvalidSignatureException",

@@ -85,12 +85,12 @@ public final class AWSGateway: @unchecked Sendable {
             // A problem on the broker's side (no host credentials, an unreadable catalog):
             // a 4xx so SDKs do not retry it, with the fix for whoever reads it.
             log.write("aws \(request.method) \(request.path): broker error: \(error)")
-            return render(AWSErrorResponse(status: 400, code: error.code ?? "AirlockBrokerError",
+            return render(AWSErrorResponse(status: 400, code: error.code ?? .brokerError,
                                            message: "Airlock broker: \(error.message)\(error.hint.map { " (\($0))" } ?? "")"),
                           wire: try? route(request).0.wireProtocol, requestID: requestID)
         } catch {
             log.write("aws \(request.method) \(request.path): broker error: \(error)")
-            return render(AWSErrorResponse(status: 400, code: "AirlockBrokerError", message: "Airlock broker: \(error)"),
+            return render(AWSErrorResponse(status: 400, code: .brokerError, message: "Airlock broker: \(error)"),
                           wire: try? route(request).0.wireProtocol, requestID: requestID)
         }
     }
@@ -122,7 +122,7 @@ public final class AWSGateway: @unchecked Sendable {
             try SigV4.verify(request, signature: parsed, secret: session.agentCredentials.secretAccessKey,
                              uriEncodedTwice: !["s3", "s3control", "s3express"].contains(parsed.service))
             guard parsed.service == service.signingName || (service.name == "s3" && parsed.service == "s3express") else {
-                throw GatewayFailure(error: AWSErrorResponse(status: 403, code: "AirlockScopeMismatch",
+                throw GatewayFailure(error: AWSErrorResponse(status: 403, code: .scopeMismatch,
                     message: "Airlock: the request is signed for \(parsed.service) but sent to \(service.name)'s endpoint"), wire: wire)
             }
             signature = parsed
@@ -149,7 +149,7 @@ public final class AWSGateway: @unchecked Sendable {
         }
         if let malformation = request.malformation(for: wire) {
             log.write("aws \(service.name) \(request.method) \(servicePath): refused: \(malformation)")
-            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockMalformedRequest",
+            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: .malformedRequest,
                 message: "Airlock: malformed request: \(malformation); nothing was forwarded or stored"), wire: wire)
         }
         let region = signature?.region ?? credentials.defaultRegion()
@@ -190,9 +190,10 @@ public final class AWSGateway: @unchecked Sendable {
             switch try staging.handle(pinned, ruling: classification.ruling) {
             case .answered(let reply): return reply
             case .propose(let payload, let stagedSummary):
-                return try propose(summary: stagedSummary, ruling: classification.ruling, payload: payload, wire: wire)
+                return try propose(summary: stagedSummary, ruling: classification.ruling, payload: payload, wire: wire, requestID: requestID)
             case .notStaged:
-                return try propose(summary: summary, ruling: classification.ruling, payload: Array(pinned.json.serialized().utf8), wire: wire)
+                return try propose(summary: summary, ruling: classification.ruling, payload: ProposalPayload.aws(pinned).bytes, wire: wire,
+                                   requestID: requestID)
             }
         }
     }
@@ -224,16 +225,18 @@ public final class AWSGateway: @unchecked Sendable {
 
     func ambiguous(_ service: AWSService, _ servicePath: String, _ why: String) -> GatewayFailure {
         log.write("aws \(service.name) \(servicePath): refused: \(why)")
-        return GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockAmbiguousRequest",
+        return GatewayFailure(error: AWSErrorResponse(status: 400, code: .ambiguousRequest,
             message: "Airlock: \(why); a request must have exactly one reading, so nothing was forwarded or stored. SDKs never send this: check what made the request"),
             wire: service.wireProtocol)
     }
 
-    func propose(summary: String, ruling: Ruling, payload: [UInt8], wire: AWSProtocol) throws -> GatewayReply {
+    /// A stored proposal is an answer like any other (403 `AirlockProposalPending`, naming it),
+    /// returned, not thrown.
+    func propose(summary: String, ruling: Ruling, payload: [UInt8], wire: AWSProtocol, requestID: String) throws(AirlockError) -> GatewayReply {
         let proposal = try store.propose(ProposalDraft(sessionID: session.id, kind: .api, summary: summary, ruling: ruling,
                                                        payload: payload, upstream: session.upstream.description))
         log.write("proposal \(proposal.id): \(summary) is pending approval")
-        throw GatewayFailure(error: .pending(proposal), wire: wire)
+        return render(.pending(proposal), wire: wire, requestID: requestID)
     }
 
     /// A request to an AWS host name: the service from the signature's scope (and, where
@@ -250,10 +253,10 @@ public final class AWSGateway: @unchecked Sendable {
         let version = request.formParameters.first { $0.key == "Version" }?.value ?? nil
         switch AWSHostRoute.route(host: host, path: request.path, signingName: signature?.service, candidates: candidates, version: version) {
         case .refused(let why):
-            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockUnknownService", message: "Airlock: \(why)"), wire: nil)
+            throw GatewayFailure(error: AWSErrorResponse(status: 400, code: .unknownService, message: "Airlock: \(why)"), wire: nil)
         case .service(let name, let path):
             guard let service = try catalog.service(name) else {
-                throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockUnknownService", message: "Airlock: no catalog entry for \(name)"), wire: nil)
+                throw GatewayFailure(error: AWSErrorResponse(status: 400, code: .unknownService, message: "Airlock: no catalog entry for \(name)"), wire: nil)
             }
             return (service, path)
         }
@@ -267,7 +270,7 @@ public final class AWSGateway: @unchecked Sendable {
             let name = String(rest.prefix { $0 != "/" })
             let below = String(rest.dropFirst(name.count))
             guard let service = try catalog.service(name) else {
-                throw GatewayFailure(error: AWSErrorResponse(status: 404, code: "AirlockUnknownService",
+                throw GatewayFailure(error: AWSErrorResponse(status: 404, code: .unknownService,
                     message: "Airlock: no AWS service is served at /svc/\(name); the sandbox's AWS_CONFIG_FILE lists every endpoint"), wire: nil)
             }
             return (service, below.isEmpty ? "/" : below)
@@ -278,7 +281,7 @@ public final class AWSGateway: @unchecked Sendable {
                 return (service, request.path.isEmpty ? "/" : request.path)
             }
         }
-        throw GatewayFailure(error: AWSErrorResponse(status: 400, code: "AirlockUnknownService",
+        throw GatewayFailure(error: AWSErrorResponse(status: 400, code: .unknownService,
             message: "Airlock: cannot tell which AWS service \(request.path) is for; use the per-service endpoints of the sandbox's AWS_CONFIG_FILE (/svc/<service>)"), wire: nil)
     }
 }

@@ -66,7 +66,7 @@ public final class LeaseRenewer: Sendable {
             state.withLock { $0.heldUntil = lease.expiry(from: now) }
             return true
         } catch {
-            let gone = error.code == ProposalRecords.leaseLostCode || state.withLock { $0.heldUntil } <= Clock.epochMilliseconds()
+            let gone = error.code == .leaseLost || state.withLock { $0.heldUntil } <= Clock.epochMilliseconds()
             if gone { state.withLock { $0.lost = true } }
             return !gone
         }

@@ -41,7 +41,7 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
     public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
         let payload: ProposalPayload
         do { payload = try ProposalPayload(bytes: draft.payload) } catch {
-            throw AirlockError("the payload cannot be read: \(error.description); nothing was proposed", exitCode: 1)
+            throw AirlockError("the payload cannot be read: \(error.description); nothing was proposed", code: .refused)
         }
         switch payload {
         case .aws:
@@ -49,7 +49,7 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
         case .s3Multipart(let manifest):
             try sendParts(manifest, sessionID: draft.sessionID)
         case .kubernetes, .github, .gitPush, .command:
-            throw AirlockError("this change cannot be proposed to a team gate; nothing was proposed", exitCode: 1, code: "AirlockNotYet")
+            throw AirlockError("this change cannot be proposed to a team gate; nothing was proposed", code: .notYet)
         }
         let answer = try http.call("POST", "/v1/proposals", body: .object([
             ("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload))),
@@ -77,7 +77,7 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
     public func proposal(id: String) throws(AirlockError) -> Proposal? {
         do {
             return GateHTTP.proposal(try http.call("GET", "/v1/proposals/\(id)"))
-        } catch where error.code == "AirlockNoSuchProposal" {
+        } catch where error.code == .noSuchProposal {
             return nil
         }
     }
@@ -92,7 +92,7 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
             do {
                 answer = try http.call("GET", "/v1/proposals/\(id)/wait?timeout=\(max(0, min(left, Self.pollSeconds)))",
                                        timeoutSeconds: Int64(Self.pollSeconds + 30))
-            } catch where error.code == "AirlockNoSuchProposal" {
+            } catch where error.code == .noSuchProposal {
                 return nil
             }
             guard let proposal = GateHTTP.proposal(answer) else { throw AirlockError("the gate's answer is not a proposal") }
@@ -109,7 +109,7 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
             _ = try http.call("POST", "/v1/sessions/\(sessionID)/refusals", body: .object([("summary", .string(summary)), ("rule", .string(rule))]))
         case .executionCall:
             // A host executes nothing on a team gate: approved work runs on the gate.
-            throw AirlockError("an agent host of a team gate executes nothing; this call was not sent", exitCode: 1, code: "AirlockForbidden")
+            throw AirlockError("an agent host of a team gate executes nothing; this call was not sent", code: .forbidden)
         }
     }
 

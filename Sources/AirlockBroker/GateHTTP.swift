@@ -51,11 +51,6 @@ public struct GateHTTP: Sendable {
         connections = ConnectionPool(scheme: scheme, host: host, port: port, trust: trust ?? UpstreamConnector.tlsContext)
     }
 
-    /// Nothing reached the gate; the call may be made again.
-    public static let unreachableCode = "AirlockGateUnreachable"
-    /// The call reached the gate, then failed: whether it acted is not known.
-    public static let uncertainCode = "AirlockGateUncertain"
-
     /// A token saved in a file (whitespace around it ignored), with what to do when it is not there.
     public static func readToken(_ file: String, role: GateAccess.Role) throws(AirlockError) -> String {
         do {
@@ -84,14 +79,14 @@ public struct GateHTTP: Sendable {
         switch connections.exchange(OutboundRequest(scheme: scheme, host: host, port: port, method: method, target: basePath + path,
                                                     headers: headers, body: bytes), timeoutSeconds: timeoutSeconds) {
         case .answered(let answer): response = answer
-        case .notSent(let why): throw AirlockError("the gate at \(scheme)://\(host):\(port) cannot be reached: \(why)", code: GateHTTP.unreachableCode)
-        case .uncertain(let why): throw AirlockError("the call to the gate failed: \(why)", code: GateHTTP.uncertainCode)
+        case .notSent(let why): throw AirlockError("the gate at \(scheme)://\(host):\(port) cannot be reached: \(why)", code: .gateUnreachable)
+        case .uncertain(let why): throw AirlockError("the call to the gate failed: \(why)", code: .gateUncertain)
         }
         let json = (try? JSON.parseStrict(bytes: response.body)) ?? .null
         guard (200..<300).contains(response.status) else {
-            let code = json["error"]?["code"]?.string ?? "AirlockGateError"
+            let code = json["error"]?["code"]?.string.map(AirlockError.Code.init(rawValue:)) ?? .gateError
             let message = json["error"]?["message"]?.string ?? "HTTP \(response.status)"
-            throw AirlockError("the gate refused: \(message)", exitCode: 1, code: code)
+            throw AirlockError("the gate refused: \(message)", code: code)
         }
         return json
     }

@@ -211,7 +211,8 @@ public final class GitHubGateway: @unchecked Sendable {
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                                              payload: Array(pinned.json.serialized().utf8), upstream: "https://\(host)"))
             log.write("proposal \(proposal.id): \(summary) is pending approval")
-            throw Refusal(status: 403, message: Self.pendingText(summary, ruling: ruling, id: proposal.id), api: api)
+            // A stored proposal is an answer like any other: returned, not thrown.
+            return Self.refusal(403, Self.pendingText(summary, ruling: ruling, id: proposal.id), api: api)
         }
     }
 

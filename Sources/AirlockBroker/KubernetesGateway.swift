@@ -134,7 +134,8 @@ public final class KubernetesGateway: @unchecked Sendable {
                                                              payload: ProposalPayload.kubernetes(pinned).bytes, upstream: context.cluster.server,
                                                              preview: ruling.decision == .mutation ? preview(pinned, context: context) : nil))
             log.write("proposal \(proposal.id): \(summary) is pending approval")
-            throw Refusal(status: 403, reason: "Forbidden", message: """
+            // A stored proposal is an answer like any other: returned, not thrown.
+            return Self.status(403, reason: "Forbidden", message: """
                 Airlock: \(described) needs a human's approval (\(ruling.decision.rawValue): \(ruling.rule)). \
                 Proposal \(proposal.id) is pending. Nothing was changed. A human inspects it with `airlock show \(proposal.id)` \
                 (the server's dry run of it, as a diff) and approves it with `airlock approve \(proposal.id)` \

@@ -56,11 +56,11 @@ struct StateOptions: ParsableArguments {
     var stateDir: String?
 }
 
-/// Prints an Airlock error the same way everywhere and ends with its exit code.
-func fail(_ error: AirlockError) -> ExitCode {
+/// Prints an Airlock error the same way everywhere and ends with its exit status.
+func fail(_ error: AirlockError, run: Bool = false) -> ExitCode {
     writeError("airlock: \(error.message)\n")
     if let hint = error.hint { writeError("  hint: \(hint)\n") }
-    return ExitCode(error.exitCode)
+    return ExitCode(error.exitStatus(run: run))
 }
 
 func writeError(_ text: String) {

@@ -13,8 +13,7 @@ func openStore(_ state: StateOptions) throws(AirlockError) -> SQLiteProposalStor
     let dir = StateDirectory.resolve(explicit: state.stateDir, environment: environment, home: environment["HOME"] ?? "/")
     guard access(SQLiteProposalStore.databasePath(stateDir: dir), F_OK) == 0 else {
         throw AirlockError("no proposals have been made with state directory \(dir)",
-                           hint: "proposals appear when an agent in `airlock run` tries a change; pass --state-dir if that run used another",
-                           exitCode: 1)
+                           hint: "proposals appear when an agent in `airlock run` tries a change; pass --state-dir if that run used another", code: .refused)
     }
     let store = try SQLiteProposalStore(stateDir: dir)
     try store.recoverInterruptedExecutions()
@@ -125,7 +124,7 @@ struct Show: ParsableCommand {
             }
             let store = try openStore(state)
             guard let proposal = try store.proposal(id: id) else {
-                throw AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", exitCode: 1)
+                throw AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", code: .refused)
             }
             let payload = try? JSON.parse(bytes: proposal.payload)
             let artifact = payload?["artifact"]?.string.flatMap { key in
@@ -167,19 +166,19 @@ struct Show: ParsableCommand {
     /// against the pinned manifest.
     func printSnapshotFile(_ path: String, artifact: ArtifactLayout?, payload: JSON?) throws(AirlockError) {
         guard let artifact, payload?["pins"]?["snapshot"] != nil else {
-            throw AirlockError("proposal \(id) has no workspace snapshot (only command proposals do)", exitCode: 1)
+            throw AirlockError("proposal \(id) has no workspace snapshot (only command proposals do)", code: .refused)
         }
         let relative = path.hasPrefix("./") ? String(path.dropFirst(2)) : path
         guard SnapshotManifest.isRelativePath(relative) else {
-            throw AirlockError("--file takes a path relative to the workspace, without .. (e.g. deploy.sh or modules/net/main.tf)", exitCode: 2)
+            throw AirlockError("--file takes a path relative to the workspace, without .. (e.g. deploy.sh or modules/net/main.tf)", code: .usage)
         }
         let manifest = (try? readTextFile(artifact.manifest, limit: 64 << 20)).flatMap(SnapshotManifest.parse)
         guard let entry = manifest?.entry(relative) else {
-            throw AirlockError("\(relative) is not in proposal \(id)'s snapshot", hint: "`airlock show \(id)` lists its files", exitCode: 1)
+            throw AirlockError("\(relative) is not in proposal \(id)'s snapshot", hint: "`airlock show \(id)` lists its files", code: .refused)
         }
         switch entry.kind {
         case .directory:
-            throw AirlockError("\(relative) is a directory of the snapshot", hint: "`airlock show \(id)` lists its files", exitCode: 1)
+            throw AirlockError("\(relative) is a directory of the snapshot", hint: "`airlock show \(id)` lists its files", code: .refused)
         case .symlink(let target):
             print("\(relative) is a symlink to \(target) (the approved run sees it as such; Airlock never follows it)")
         case .file(_, let sha, _):
@@ -189,10 +188,10 @@ struct Show: ParsableCommand {
                 defer { close(root) }
                 bytes = try Beneath.read(root, relative, limit: 1 << 30)
             } catch {
-                throw AirlockError("cannot read \(relative) from the snapshot: \(error)", exitCode: 1)
+                throw AirlockError("cannot read \(relative) from the snapshot: \(error)", code: .refused)
             }
             guard SigV4.hexSHA256(bytes) == sha else {
-                throw AirlockError("\(relative) in the snapshot no longer matches its digest: the snapshot was changed (approval would refuse)", exitCode: 1)
+                throw AirlockError("\(relative) in the snapshot no longer matches its digest: the snapshot was changed (approval would refuse)", code: .refused)
             }
             writeOutput(bytes)
         }
@@ -243,7 +242,7 @@ struct Approve: ParsableCommand {
     func approveLocally() throws(AirlockError) -> Proposal {
         let store = try openStore(state)
         guard let proposal = try store.proposal(id: id) else {
-            throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", exitCode: 1)
+            throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", code: .refused)
         }
         let environment = currentEnvironment()
         // Only the runner this proposal's kind needs: your credentials for it, read here.
@@ -363,7 +362,7 @@ struct Audit: ParsableCommand {
 
         static func readExport(_ path: String) throws(AirlockError) -> JSON {
             guard let json = try? JSON.parseStrict(bytes: try readFile(path, limit: 1 << 30)) else {
-                throw AirlockError("\(path) is not JSON (an `airlock audit export`)", exitCode: 2)
+                throw AirlockError("\(path) is not JSON (an `airlock audit export`)", code: .usage)
             }
             return json
         }
@@ -377,7 +376,7 @@ struct Audit: ParsableCommand {
                 } else if let gate = try remote.client() {
                     document = try gate.call("GET", "/v1/audit")
                 } else {
-                    throw AirlockError("--file or --gate is needed", exitCode: 2)
+                    throw AirlockError("--file or --gate is needed", code: .usage)
                 }
                 let read = try AuditExport.read(document)
                 entries = read.entries
@@ -386,7 +385,7 @@ struct Audit: ParsableCommand {
                 if let publicKey {
                     let text = access(publicKey, R_OK) == 0 ? String(decoding: try readFile(publicKey, limit: 4096), as: UTF8.self) : publicKey
                     key = Base64.decode(text.split(whereSeparator: { $0 == "\n" || $0 == " " }).joined())
-                    guard key?.count == 32 else { throw AirlockError("--public-key is not a base64 Ed25519 public key (32 bytes)", exitCode: 2) }
+                    guard key?.count == 32 else { throw AirlockError("--public-key is not a base64 Ed25519 public key (32 bytes)", code: .usage) }
                     keyNote = nil
                 } else {
                     key = read.publicKey
@@ -394,7 +393,7 @@ struct Audit: ParsableCommand {
                 }
                 guard let key else {
                     throw AirlockError("the log has no signing key (the gate's gate.yaml names no audit.signing_key)",
-                                       hint: "verify the chain alone on the gate's store, or configure audit signing", exitCode: 1)
+                                       hint: "verify the chain alone on the gate's store, or configure audit signing", code: .refused)
                 }
                 var external: [AuditCheckpoint] = []
                 if let against {
@@ -434,7 +433,7 @@ struct Audit: ParsableCommand {
         func run() throws {
             do throws(AirlockError) {
                 guard let gate = try remote.client() else {
-                    throw AirlockError("--gate URL is needed (a local store has no signed checkpoints)", exitCode: 2)
+                    throw AirlockError("--gate URL is needed (a local store has no signed checkpoints)", code: .usage)
                 }
                 print(try gate.call("GET", "/v1/audit").serialized())
             } catch {
@@ -453,14 +452,14 @@ enum ProposalQuery {
             if let timeout { request.append(("timeout", .number(Double(timeout)))) }
             let answer = try AgentAPIClient.call(socketPath: socket, request: .object(request))
             guard answer["ok"]?.bool == true, let proposal = answer["proposal"] else {
-                throw AirlockError(answer["error"]?.string ?? "the broker did not answer", exitCode: 2)
+                throw AirlockError(answer["error"]?.string ?? "the broker did not answer", code: .usage)
             }
             return proposal
         }
         let store = try openStore(state)
         let deadline = Clock.monotonicSeconds() + Double(timeout ?? 86_400)
         while true {
-            guard let proposal = try store.proposal(id: id) else { throw AirlockError("no proposal \(id)", exitCode: 2) }
+            guard let proposal = try store.proposal(id: id) else { throw AirlockError("no proposal \(id)", code: .usage) }
             if op == "status" || proposal.state.isFinal || Clock.monotonicSeconds() >= deadline {
                 return ProposalJSON.humanView(proposal)
             }

@@ -69,7 +69,7 @@ enum KillSwitch {
         do throws(AirlockError) {
             guard let gate = try remote.client() else {
                 throw AirlockError("the kill switch is a team gate's: --gate URL is needed",
-                                   hint: "a local session is stopped by ending its `airlock run`", exitCode: 2)
+                                   hint: "a local session is stopped by ending its `airlock run`", code: .usage)
             }
             let answer = try gate.call("POST", path, body: body)
             print(json ? answer.serialized() : describe(answer))

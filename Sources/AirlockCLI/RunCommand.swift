@@ -292,9 +292,7 @@ struct RunArguments {
         } catch {
             // docs/design.md §6: whatever went wrong before the command ran is 125, except the
             // shell's own 126/127 for a command that cannot be executed or found.
-            var error = error
-            if error.exitCode != 126 && error.exitCode != 127 { error.exitCode = 125 }
-            return fail(error)
+            return fail(error, run: true)
         }
     }
 

@@ -23,11 +23,6 @@ public struct Approval: Sendable {
         self.executor = executor
     }
 
-    public static let frozenCode = "AirlockFrozen"
-    public static let tamperedCode = "AirlockTampered"
-    public static let notHereCode = "AirlockNoCommands"
-    public static let revokedCode = "AirlockSessionRevoked"
-
     /// Why nothing may execute now: the freeze, with who set it and when; fails closed when the
     /// store cannot say.
     public static func frozenReason(_ store: any ProposalStore) -> String? {
@@ -42,19 +37,17 @@ public struct Approval: Sendable {
     public func approve(_ id: String, by actor: String, note: String?) throws(AirlockError) -> Proposal {
         guard let current = try store.proposal(id: id) else { throw ProposalRecords.noSuchProposal(id) }
         if current.kind == .command && executor.runners.command == nil {
-            throw AirlockError("this gate does not run command proposals; nothing was approved", exitCode: 1, code: Self.notHereCode)
+            throw AirlockError("this gate does not run command proposals; nothing was approved", code: .noCommands)
         }
         if let reason = Self.frozenReason(store) {
-            throw AirlockError("\(reason); nothing was approved", hint: "an approver thaws it: airlock thaw (POST /v1/thaw on a gate)",
-                               exitCode: 1, code: Self.frozenCode)
+            throw AirlockError("\(reason); nothing was approved", hint: "an approver thaws it: airlock thaw (POST /v1/thaw on a gate)", code: .frozen)
         }
         if try store.control(GateControl.session(current.sessionID)) != nil {
-            throw AirlockError("session \(current.sessionID) is revoked; nothing was approved", exitCode: 1, code: Self.revokedCode)
+            throw AirlockError("session \(current.sessionID) is revoked; nothing was approved", code: .sessionRevoked)
         }
         if let mismatch = try store.rowMismatch(current) {
             tampered?(current, mismatch)
-            throw AirlockError("proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved",
-                               exitCode: 1, code: Self.tamperedCode)
+            throw AirlockError("proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved", code: .tampered)
         }
         let decided = try store.apply(.approve, to: id, actor: actor, note: note)
         approved?(decided)

@@ -153,12 +153,12 @@ public struct GateCommandIntake: Sendable {
         do {
             unpacked = try SnapshotArchive.unpack(archive, into: upload + "/source", limit: snapshotLimit)
         } catch {
-            throw AirlockError("the snapshot was refused: \(error.description); nothing was proposed", code: "AirlockBadSnapshot")
+            throw AirlockError("the snapshot was refused: \(error.description); nothing was proposed", code: .badSnapshot)
         }
         let request = unpacked.request
         guard let name = request["tool"]?.string, let workspace = request["workspace"]?.string, workspace.hasPrefix("/"),
               PathResolution.normalize(workspace) == workspace, workspace != "/" else {
-            throw AirlockError("the command needs a tool and an absolute, normalized workspace path", code: "AirlockBadRequest")
+            throw AirlockError("the command needs a tool and an absolute, normalized workspace path", code: .badRequest)
         }
         // The snapshot appears at this path in the gate's execution sandboxes: over a system
         // directory it would replace what the tool loads (its libraries) during an approved
@@ -168,12 +168,12 @@ public struct GateCommandIntake: Sendable {
         if SandboxLayout.isSystemPath(workspace) || kernelAndAirlock.contains(where: { PathResolution.isInside(workspace, $0) })
             || covered.contains(where: { PathResolution.isInside($0, workspace) }) {
             throw AirlockError("the workspace path \(workspace) would cover a system or reserved directory in the gate's sandboxes; nothing was proposed",
-                               code: "AirlockBadRequest")
+                               code: .badRequest)
         }
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
         let (profile, text) = try InterceptedTool.profile(name, library: library)
         guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/", path: environment["PATH"]) else {
-            throw AirlockError("\(name) is not installed on the gate (looked in \(profile.binaries.joined(separator: ", ")))", code: "AirlockToolMissing")
+            throw AirlockError("\(name) is not installed on the gate (looked in \(profile.binaries.joined(separator: ", ")))", code: .toolMissing)
         }
         let tool = InterceptedTool(profile: profile, text: text, binary: binary)
         let proposer = CommandProposer(

@@ -68,8 +68,7 @@ public struct InterceptedTool: Sendable {
             guard access(path, R_OK) == 0 else { continue }
             return (try readTextFile(path, limit: ProfileParser.maximumSize), path)
         }
-        throw AirlockError("no tool profile for '\(name)'", hint: "looked for tools/\(name).yaml in \(library.searchPath.joined(separator: ", "))",
-                           exitCode: 2)
+        throw AirlockError("no tool profile for '\(name)'", hint: "looked for tools/\(name).yaml in \(library.searchPath.joined(separator: ", "))", code: .usage)
     }
 
     public static func parse(_ text: String, source: String, name: String) throws(AirlockError) -> ToolProfile {
@@ -77,9 +76,9 @@ public struct InterceptedTool: Sendable {
         do {
             profile = try ToolProfileParser.parse(text, source: source)
         } catch {
-            throw AirlockError("tool profile \(error)", exitCode: 2)
+            throw AirlockError("tool profile \(error)", code: .usage)
         }
-        guard profile.tool == name else { throw AirlockError("\(source) is for tool '\(profile.tool)', not '\(name)'", exitCode: 2) }
+        guard profile.tool == name else { throw AirlockError("\(source) is for tool '\(profile.tool)', not '\(name)'", code: .usage) }
         return profile
     }
 

@@ -8,33 +8,6 @@ import Logging
 import Metrics
 import Synchronization
 
-/// A refusal of a gate call: an HTTP status, a stable code and a message that says what to do.
-public struct GateFailure: Error, Sendable, Equatable {
-    public var status: Int
-    public var code: String
-    public var message: String
-
-    public init(_ status: Int, _ code: String, _ message: String) {
-        self.status = status
-        self.code = code
-        self.message = message
-    }
-
-    public var json: JSON { .object([("error", .object([("code", .string(code)), ("message", .string(message))]))]) }
-
-    /// A store's refusal as HTTP: a lifecycle conflict (already decided, changed first) or a
-    /// revoked session is 409, a full queue 429, anything without a code (the database
-    /// unreachable, a driver error) 503: the caller may retry, nothing was decided.
-    static func store(_ error: AirlockError) -> GateFailure {
-        let message = error.message + (error.hint.map { " (\($0))" } ?? "")
-        switch error.code {
-        case "AirlockProposalLimit"?: return GateFailure(429, "AirlockProposalLimit", message)
-        case nil: return GateFailure(503, "AirlockStoreUnavailable", message)
-        case let code?: return GateFailure(409, code, message)
-        }
-    }
-}
-
 /// The team gate's calls (docs/gate.md, "Team gate"), independent of HTTP: who is calling,
 /// whether their role may, and what the store does. Blocking (the store's drivers are);
 /// the server runs each call off its event loops.
@@ -109,24 +82,24 @@ public final class GateService: Sendable {
     /// `action` (for an agent host, `hostAction` when the call has one: the same route is a
     /// host's wait on its own work and an approver's inspection).
     public func authenticate(_ authorization: String?, for action: GateAccess.Action,
-                             hostAction: GateAccess.Action? = nil) throws(GateFailure) -> GateIdentity {
+                             hostAction: GateAccess.Action? = nil) throws(AirlockError) -> GateIdentity {
         guard let authorization, authorization.hasPrefix("Bearer ") else {
-            throw GateFailure(401, "AirlockUnauthenticated", "send Authorization: Bearer <token> (airlock gate host add / user add print one)")
+            throw AirlockError("send Authorization: Bearer <token> (airlock gate host add / user add print one)", code: .unauthenticated)
         }
         let token = String(authorization.dropFirst(7))
         guard let claimed = GateToken.claimedRole(token) else {
-            throw GateFailure(401, "AirlockUnauthenticated", "that is not an Airlock gate token")
+            throw AirlockError("that is not an Airlock gate token", code: .unauthenticated)
         }
         let identity: GateIdentity?
-        do { identity = try store.identity(tokenHash: GateToken.hash(token)) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+        do { identity = try store.identity(tokenHash: GateToken.hash(token)) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
         guard let identity, identity.role == claimed else {
-            throw GateFailure(401, "AirlockUnauthenticated", "the token is not enrolled on this gate, or it was revoked")
+            throw AirlockError("the token is not enrolled on this gate, or it was revoked", code: .unauthenticated)
         }
         let action = identity.role == .host ? hostAction ?? action : action
         guard GateAccess.allows(identity.role, action) else {
-            throw GateFailure(403, "AirlockForbidden", identity.role == .host
+            throw AirlockError(identity.role == .host
                 ? "\(identity.actor) is an agent host: hosts propose and wait; only an approver's token can \(action.rawValue)"
-                : "\(identity.actor) is an approver: proposals come from agent hosts")
+                : "\(identity.actor) is an approver: proposals come from agent hosts", code: .forbidden)
         }
         return identity
     }
@@ -134,22 +107,22 @@ public final class GateService: Sendable {
     // MARK: Agent hosts
 
     /// `{"id", "workspace", "profiles", "aws_access_key_id"}`: a session on this host.
-    public func recordSession(_ identity: GateIdentity, _ body: JSON) throws(GateFailure) -> JSON {
+    public func recordSession(_ identity: GateIdentity, _ body: JSON) throws(AirlockError) -> JSON {
         guard let id = body["id"]?.string, (8...64).contains(id.utf8.count),
               id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
-            throw GateFailure(400, "AirlockBadRequest", "a session needs an id of 8–64 letters and digits")
+            throw AirlockError("a session needs an id of 8–64 letters and digits", code: .badRequest)
         }
         let session = Session(id: id, startedAt: Clock.now(), user: identity.actor, workspace: body["workspace"]?.string ?? "",
                               profiles: body["profiles"]?.string ?? "", awsUpstream: config.awsUpstream,
                               awsAccessKeyID: body["aws_access_key_id"]?.string ?? "")
-        do { try store.recordSession(session) } catch { throw GateFailure(409, "AirlockSessionExists", error.message) }
+        do { try store.recordSession(session) } catch { throw AirlockError(error.message, code: .sessionExists) }
         return .object([("id", .string(id)), ("host", .string(identity.name))])
     }
 
     /// `{"session_id", "payload_base64"}`: an API call the host's broker gated. Stored as
     /// the gate reads it, with the gate's upstream.
-    public func propose(_ identity: GateIdentity, _ body: JSON) throws(GateFailure) -> JSON {
-        guard let sessionID = body["session_id"]?.string else { throw GateFailure(400, "AirlockBadRequest", "session_id is required") }
+    public func propose(_ identity: GateIdentity, _ body: JSON) throws(AirlockError) -> JSON {
+        guard let sessionID = body["session_id"]?.string else { throw AirlockError("session_id is required", code: .badRequest) }
         try ownSession(identity, sessionID)
         if let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20,
            let json = try? JSON.parseStrict(bytes: bytes), json["type"]?.string == "s3-multipart" {
@@ -157,7 +130,7 @@ public final class GateService: Sendable {
         }
         guard let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20,
               let json = try? JSON.parseStrict(bytes: bytes), let pinned = PinnedRequest(json: json) else {
-            throw GateFailure(400, "AirlockBadRequest", "payload_base64 must be a pinned AWS request (JSON, type aws-request), at most 16 MiB")
+            throw AirlockError("payload_base64 must be a pinned AWS request (JSON, type aws-request), at most 16 MiB", code: .badRequest)
         }
         let classification = try classify(pinned)
         let summary = "\(pinned.service):\(classification.operation ?? "\(pinned.method) \(pinned.path)")"
@@ -165,7 +138,7 @@ public final class GateService: Sendable {
             do { try store.recordRefusal(sessionID: sessionID, summary: summary, rule: classification.ruling.rule) } catch {
                 logger.error("refusal not recorded in the audit log", metadata: ["session": "\(sessionID)", "error": "\(error.message)"])
             }
-            throw GateFailure(403, "AirlockDenied", "\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.")
+            throw AirlockError("\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.", code: .denied)
         }
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
                                        payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream), host: identity)
@@ -174,15 +147,15 @@ public final class GateService: Sendable {
     /// `{"summary", "rule"}`: a request the host's broker refused (its own decision, made
     /// with the profile), audited on the gate under the host's session (docs/design.md
     /// invariant 7). The host's word, bounded; it changes nothing else.
-    public func recordRefusal(_ identity: GateIdentity, sessionID: String, _ body: JSON) throws(GateFailure) -> JSON {
+    public func recordRefusal(_ identity: GateIdentity, sessionID: String, _ body: JSON) throws(AirlockError) -> JSON {
         try ownSession(identity, sessionID)
         guard let summary = body["summary"]?.string, let rule = body["rule"]?.string, summary.utf8.count <= 4096, rule.utf8.count <= 4096 else {
-            throw GateFailure(400, "AirlockBadRequest", "a refusal needs a summary and a rule, each at most 4 KiB")
+            throw AirlockError("a refusal needs a summary and a rule, each at most 4 KiB", code: .badRequest)
         }
         do {
             try store.recordRefusal(sessionID: sessionID, summary: summary, rule: "refused by \(identity.name)'s broker: \(rule)")
         } catch {
-            throw GateFailure.store(error)
+            throw error
         }
         return .object([("recorded", .bool(true))])
     }
@@ -192,7 +165,7 @@ public final class GateService: Sendable {
 
     /// A part of an S3 multipart upload a host's broker staged, kept under the digest the
     /// gate computes (content-addressed: a host cannot overwrite another part's bytes).
-    public func storeBlob(_ identity: GateIdentity, sessionID: String, bytes: [UInt8]) throws(GateFailure) -> JSON {
+    public func storeBlob(_ identity: GateIdentity, sessionID: String, bytes: [UInt8]) throws(AirlockError) -> JSON {
         try ownSession(identity, sessionID)
         let digest = SigV4.hexSHA256(bytes)
         let path = blobDirectory + "/" + digest
@@ -200,7 +173,7 @@ public final class GateService: Sendable {
             try ensureDirectory(blobDirectory)
             if access(path, F_OK) != 0 { try writeFileAtomically(path, bytes, mode: 0o600) }
         } catch {
-            throw GateFailure(503, "AirlockStorageUnavailable", "cannot keep the part: \(error)")
+            throw AirlockError("cannot keep the part: \(error)", code: .storageUnavailable)
         }
         return .object([("sha256", .string(digest)), ("size", .number(Double(bytes.count)))])
     }
@@ -209,8 +182,8 @@ public final class GateService: Sendable {
     /// the gate reads every request itself (create, each part with its bytes from the gate's
     /// blob store, complete), requires the operations and the object to be the ones a
     /// multipart upload has, and writes the summary the approver sees.
-    func proposeMultipart(_ identity: GateIdentity, sessionID: String, _ json: JSON) throws(GateFailure) -> JSON {
-        func bad(_ why: String) -> GateFailure { GateFailure(400, "AirlockBadRequest", "the multipart upload \(why); nothing was stored") }
+    func proposeMultipart(_ identity: GateIdentity, sessionID: String, _ json: JSON) throws(AirlockError) -> JSON {
+        func bad(_ why: String) -> AirlockError { AirlockError("the multipart upload \(why); nothing was stored", code: .badRequest) }
         guard let createJSON = json["create"], let create = PinnedRequest(json: createJSON),
               let completeJSON = json["complete"], let complete = PinnedRequest(json: completeJSON),
               let staged = json["staged_upload_id"]?.string, staged.hasPrefix(StagedMultipart.idPrefix),
@@ -220,10 +193,10 @@ public final class GateService: Sendable {
         guard create.service == "s3", complete.service == "s3", complete.path == create.path, complete.region == create.region else {
             throw bad("must create and complete one S3 object")
         }
-        func operation(_ request: PinnedRequest) throws(GateFailure) -> AWSClassifier.Classification {
+        func operation(_ request: PinnedRequest) throws(AirlockError) -> AWSClassifier.Classification {
             let classification = try classify(request)
             if classification.ruling.decision == .deny {
-                throw GateFailure(403, "AirlockDenied", "\(classification.operation ?? request.path) is not allowed: \(classification.ruling.rule). No proposal was made.")
+                throw AirlockError("\(classification.operation ?? request.path) is not allowed: \(classification.ruling.rule). No proposal was made.", code: .denied)
             }
             return classification
         }
@@ -265,17 +238,17 @@ public final class GateService: Sendable {
     /// The host's plan is not trusted or even sent: the gate runs init, plan and the preview
     /// itself, in its own execution sandboxes, from the snapshot; what the approver reads is
     /// the gate's plan, and that plan is what an approval applies. The answer is the shim's.
-    public func proposeCommand(_ identity: GateIdentity, sessionID: String, archive: [UInt8]) throws(GateFailure) -> JSON {
+    public func proposeCommand(_ identity: GateIdentity, sessionID: String, archive: [UInt8]) throws(AirlockError) -> JSON {
         try ownSession(identity, sessionID)
         guard let commands else {
-            throw GateFailure(501, "AirlockNoCommands", "this gate does not run command proposals (no `airlock` binary beside airlock-gate); nothing was proposed")
+            throw AirlockError("this gate does not run command proposals (no `airlock` binary beside airlock-gate); nothing was proposed", code: .noCommands)
         }
         guard preparing.withLock({ count -> Bool in
             guard count < Self.preparationLimit else { return false }
             count += 1
             return true
         }) else {
-            throw GateFailure(429, "AirlockBusy", "\(Self.preparationLimit) command proposals are being prepared on this gate already; try again in a minute")
+            throw AirlockError("\(Self.preparationLimit) command proposals are being prepared on this gate already; try again in a minute", code: .busy)
         }
         defer { preparing.withLock { $0 -= 1 } }
         let intake = GateCommandIntake(
@@ -286,8 +259,7 @@ public final class GateService: Sendable {
         do {
             answer = try intake.propose(archive, sessionID: sessionID, store: store)
         } catch {
-            throw GateFailure(error.code == "AirlockBadSnapshot" || error.code == "AirlockBadRequest" ? 400 : 422,
-                              error.code ?? "AirlockRefused", error.message)
+            throw AirlockError(error.message, hint: error.hint, code: error.code ?? .refused)
         }
         if let id = answer["proposal"]?["id"]?.string {
             changes.bump(id)
@@ -300,16 +272,16 @@ public final class GateService: Sendable {
 
     /// Output `index` of an executed command proposal (terraform's new state), for the agent
     /// host to copy back into the workspace.
-    public func output(_ identity: GateIdentity, _ id: String, index: Int) throws(GateFailure) -> JSON {
+    public func output(_ identity: GateIdentity, _ id: String, index: Int) throws(AirlockError) -> JSON {
         let found = try proposal(identity, id)
         guard let kept = CommandRunner.keptOutput(found, index: index) else {
-            throw GateFailure(404, "AirlockNoSuchOutput", "proposal \(id) has no output \(index) kept on this gate")
+            throw AirlockError("proposal \(id) has no output \(index) kept on this gate", code: .noSuchOutput)
         }
         return kept
     }
 
     /// Stores a proposal the gate wrote from a host's request; the host's answer.
-    func keep(_ draft: ProposalDraft, host identity: GateIdentity) throws(GateFailure) -> JSON {
+    func keep(_ draft: ProposalDraft, host identity: GateIdentity) throws(AirlockError) -> JSON {
         do {
             let proposal = try store.propose(draft)
             Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
@@ -319,76 +291,74 @@ public final class GateService: Sendable {
             fields.append(("session", .string(draft.sessionID)))
             return .object(fields)
         } catch {
-            throw GateFailure.store(error)
+            throw error
         }
     }
 
     /// The gate's own reading of a pinned request: one reading or none, then its catalog.
-    func classify(_ pinned: PinnedRequest) throws(GateFailure) -> AWSClassifier.Classification {
+    func classify(_ pinned: PinnedRequest) throws(AirlockError) -> AWSClassifier.Classification {
         let service: AWSService
         let classifier: AWSClassifier
-        do {
-            guard let found = try catalog.service(pinned.service) else {
-                throw GateFailure(400, "AirlockUnknownService", "no AWS service \(pinned.service) in the gate's catalog")
-            }
-            service = found
+        let found: AWSService?
+        do throws(AirlockError) {
+            found = try catalog.service(pinned.service)
             classifier = try catalog.classifier()
-        } catch let failure as GateFailure {
-            throw failure
         } catch {
-            throw GateFailure(500, "AirlockCatalog", "\(error)")
+            throw AirlockError(error.message, code: .catalog, cause: error)
         }
+        guard let found else { throw AirlockError("no AWS service \(pinned.service) in the gate's catalog", code: .unknownService) }
+        service = found
         // Where it would be signed and sent comes from the payload too: the region must be a
         // region name (never a host) and the signing name the service's own.
         guard AWSRegion.isValidName(pinned.region) else {
-            throw GateFailure(400, "AirlockAmbiguousRequest", "the region \(pinned.region) is not an AWS region name; nothing was stored")
+            throw AirlockError("the region \(pinned.region) is not an AWS region name; nothing was stored", code: .ambiguousRequest)
         }
         guard pinned.signingName == service.signingName || (service.name == "s3" && pinned.signingName == "s3express") else {
-            throw GateFailure(400, "AirlockScopeMismatch", "the request is signed as \(pinned.signingName) but names \(service.name); nothing was stored")
+            throw AirlockError("the request is signed as \(pinned.signingName) but names \(service.name); nothing was stored", code: .scopeMismatch)
         }
         let request = AWSRequest(method: pinned.method, path: pinned.path, query: pinned.query, headers: pinned.headers, body: pinned.body)
         if let ambiguity = request.ambiguity(for: service, servicePath: pinned.path, decidingQueryKeys: classifier.decidingQueryKeys(for: service)) {
-            throw GateFailure(400, "AirlockAmbiguousRequest", "\(ambiguity); a request must have exactly one reading, so nothing was stored")
+            throw AirlockError("\(ambiguity); a request must have exactly one reading, so nothing was stored", code: .ambiguousRequest)
         }
         if let malformation = request.malformation(for: service.wireProtocol) {
-            throw GateFailure(400, "AirlockMalformedRequest", "malformed request: \(malformation); nothing was stored")
+            throw AirlockError("malformed request: \(malformation); nothing was stored", code: .malformedRequest)
         }
         return classifier.classify(request, service: service, servicePath: pinned.path)
     }
 
-    func ownSession(_ identity: GateIdentity, _ sessionID: String) throws(GateFailure) {
+    func ownSession(_ identity: GateIdentity, _ sessionID: String) throws(AirlockError) {
         let session: Session?
-        do { session = try store.session(id: sessionID) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+        do { session = try store.session(id: sessionID) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
         guard let session, session.user == identity.actor else {
-            throw GateFailure(404, "AirlockNoSuchSession", "no session \(sessionID) of \(identity.actor) on this gate (POST /v1/sessions first)")
+            throw AirlockError("no session \(sessionID) of \(identity.actor) on this gate (POST /v1/sessions first)", code: .noSuchSession)
         }
     }
 
     /// What an approver is shown beside the pinned request (ProposalStore.preview(of:)).
-    public func preview(_ proposal: Proposal) throws(GateFailure) -> JSON? {
-        do { return try store.preview(of: proposal) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
+    public func preview(_ proposal: Proposal) throws(AirlockError) -> JSON? {
+        do { return try store.preview(of: proposal) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
     }
 
     // MARK: Both
 
-    public func proposal(_ identity: GateIdentity, _ id: String) throws(GateFailure) -> Proposal {
+    public func proposal(_ identity: GateIdentity, _ id: String) throws(AirlockError) -> Proposal {
         let found: Proposal?
-        do { found = try store.proposal(id: id) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
-        guard let found else { throw GateFailure(404, "AirlockNoSuchProposal", "no proposal \(id)") }
+        do { found = try store.proposal(id: id) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
+        guard let found else { throw AirlockError("no proposal \(id)", code: .noSuchProposal) }
         if identity.role == .host {
             // A host sees its own sessions' proposals only; others do not exist for it.
-            guard (try? ownSession(identity, found.sessionID)) != nil else { throw GateFailure(404, "AirlockNoSuchProposal", "no proposal \(id)") }
+            guard (try? ownSession(identity, found.sessionID)) != nil else { throw AirlockError("no proposal \(id)", code: .noSuchProposal) }
         }
         return found
     }
 
     // MARK: Approvers
 
-    public func list(_ identity: GateIdentity, states: Set<ProposalState>?) throws(GateFailure) -> JSON {
+    public func list(_ identity: GateIdentity, states: Set<ProposalState>?) throws(AirlockError) -> JSON {
         do {
             return .object([("proposals", .array(try store.proposals(states: states, session: nil).map(ProposalJSON.humanView)))])
         } catch {
-            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+            throw AirlockError(error.message, code: .storeUnavailable)
         }
     }
 
@@ -396,7 +366,7 @@ public final class GateService: Sendable {
     /// under this replica's lease, through the one approve path (Approval: freeze, revoked
     /// session, row against its audit entry). A freeze set after the approval still stops the
     /// send (checked before each request).
-    public func approve(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
+    public func approve(_ identity: GateIdentity, _ id: String, note: String?) throws(AirlockError) -> Proposal {
         _ = try proposal(identity, id)
         var approval = Approval(store: store, executor: executor())
         approval.tampered = { [logger] _, mismatch in
@@ -414,15 +384,8 @@ public final class GateService: Sendable {
             recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
             return outcome
         } catch {
-            switch error.code {
-            case Approval.frozenCode?:
-                throw GateFailure(423, Approval.frozenCode, error.message + " (an approver thaws it: POST /v1/thaw, or airlock gate thaw)")
-            case Approval.tamperedCode?: throw GateFailure(409, Approval.tamperedCode, error.message)
-            case Approval.notHereCode?: throw GateFailure(501, Approval.notHereCode, error.message)
-            default:
-                logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
-                throw GateFailure.store(error)
-            }
+            if error.code == nil { logger.warning("execution not recorded", metadata: ["proposal": "\(id)", "error": "\(error.message)"]) }
+            throw error
         }
     }
 
@@ -450,7 +413,7 @@ public final class GateService: Sendable {
         return executor
     }
 
-    public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(GateFailure) -> Proposal {
+    public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(AirlockError) -> Proposal {
         _ = try proposal(identity, id)
         do {
             let denied = try store.apply(.deny, to: id, actor: identity.actor, note: note)
@@ -458,7 +421,7 @@ public final class GateService: Sendable {
             recordDecision(denied, by: identity)
             return denied
         } catch {
-            throw GateFailure.store(error)
+            throw error
         }
     }
 
@@ -470,11 +433,11 @@ public final class GateService: Sendable {
 
     /// Freezes (or thaws) every execution on every replica: approvals are refused and an
     /// approved call not yet sent is not sent. Executions already sent finish.
-    public func setFrozen(_ identity: GateIdentity, _ frozen: Bool, reason: String?) throws(GateFailure) -> JSON {
+    public func setFrozen(_ identity: GateIdentity, _ frozen: Bool, reason: String?) throws(AirlockError) -> JSON {
         do {
             try store.setControl(GateControl.freeze, on: frozen, by: identity.actor, reason: reason)
         } catch {
-            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+            throw AirlockError(error.message, code: .storeUnavailable)
         }
         checkpoint()
         logger.notice(frozen ? "frozen" : "thawed", metadata: ["by": "\(identity.actor)", "reason": "\(reason ?? "")"])
@@ -482,10 +445,10 @@ public final class GateService: Sendable {
     }
 
     /// Revokes a session and denies every pending proposal of it, at once.
-    public func revokeSession(_ identity: GateIdentity, _ sessionID: String, reason: String?) throws(GateFailure) -> JSON {
+    public func revokeSession(_ identity: GateIdentity, _ sessionID: String, reason: String?) throws(AirlockError) -> JSON {
         let found: Session?
-        do { found = try store.session(id: sessionID) } catch { throw GateFailure(503, "AirlockStoreUnavailable", error.message) }
-        guard found != nil else { throw GateFailure(404, "AirlockNoSuchSession", "no session \(sessionID) on this gate") }
+        do { found = try store.session(id: sessionID) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
+        guard found != nil else { throw AirlockError("no session \(sessionID) on this gate", code: .noSuchSession) }
         do {
             let denied = try store.revokeSession(sessionID, by: identity.actor, reason: reason)
             denied.forEach(changes.bump)
@@ -493,12 +456,12 @@ public final class GateService: Sendable {
             logger.notice("session revoked", metadata: ["session": "\(sessionID)", "by": "\(identity.actor)", "denied": "\(denied.count)"])
             return .object([("session", .string(sessionID)), ("revoked", .bool(true)), ("denied", .array(denied.map(JSON.string)))])
         } catch {
-            throw GateFailure.store(error)
+            throw error
         }
     }
 
     /// Revokes an agent host's (or approver's) token.
-    public func revokeIdentity(_ identity: GateIdentity, name: String, role: GateAccess.Role) throws(GateFailure) -> JSON {
+    public func revokeIdentity(_ identity: GateIdentity, name: String, role: GateAccess.Role) throws(AirlockError) -> JSON {
         do {
             let (revoked, denied) = try store.revokeIdentityAndWork(name: name, role: role, by: identity.actor)
             denied.forEach(changes.bump)
@@ -507,15 +470,15 @@ public final class GateService: Sendable {
             return .object([("name", .string(revoked.name)), ("role", .string(revoked.role.rawValue)), ("revoked_at", .string(revoked.revokedAt ?? "")),
                             ("denied", .array(denied.map(JSON.string)))])
         } catch {
-            throw GateFailure(404, "AirlockNoSuchIdentity", error.message)
+            throw AirlockError(error.message, code: .noSuchIdentity)
         }
     }
 
-    public func controls(_ identity: GateIdentity) throws(GateFailure) -> JSON {
+    public func controls(_ identity: GateIdentity) throws(AirlockError) -> JSON {
         do {
             return .object([("controls", .array(try store.controls().map(\.json)))])
         } catch {
-            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+            throw AirlockError(error.message, code: .storeUnavailable)
         }
     }
 
@@ -604,11 +567,11 @@ public final class GateService: Sendable {
     }
 
     /// The log with its checkpoints and the public key, for `airlock audit verify --gate`.
-    public func auditExport(_ identity: GateIdentity) throws(GateFailure) -> JSON {
+    public func auditExport(_ identity: GateIdentity) throws(AirlockError) -> JSON {
         do {
             return AuditExport.json(entries: try store.auditEntries(), checkpoints: try store.checkpoints(), publicKey: signer?.publicKey)
         } catch {
-            throw GateFailure(503, "AirlockStoreUnavailable", error.message)
+            throw AirlockError(error.message, code: .storeUnavailable)
         }
     }
 

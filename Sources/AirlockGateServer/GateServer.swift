@@ -70,19 +70,19 @@ enum GateServer {
             return Response(status: ready ? .ok : .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "store unreachable\n")))
         }
         router.get("v1/whoami") { request, _ -> Response in
-            await answer(request, .whoami, service) { identity throws(GateFailure) in
+            await answer(request, .whoami, service) { identity throws(AirlockError) in
                 .object([("name", .string(identity.name)), ("role", .string(identity.role.rawValue))])
             }
         }
         router.post("v1/sessions") { request, _ -> Response in
             let body = try await jsonBody(request)
-            return await answer(request, .recordSession, service, status: .created) { identity throws(GateFailure) in
+            return await answer(request, .recordSession, service, status: .created) { identity throws(AirlockError) in
                 try service.recordSession(identity, try body.get())
             }
         }
         router.post("v1/proposals") { request, _ -> Response in
             let body = try await jsonBody(request)
-            return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
+            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
                 try service.propose(identity, try body.get())
             }
         }
@@ -90,7 +90,7 @@ enum GateServer {
             // A request the host's broker refused: audited here, under the host's session.
             let id = context.parameters.get("id") ?? ""
             let body = try await jsonBody(request)
-            return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
+            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
                 try service.recordRefusal(identity, sessionID: id, try body.get())
             }
         }
@@ -100,7 +100,7 @@ enum GateServer {
             guard case .success(let archive) = await rawBody(request, limit: commandBodyLimit, what: "the snapshot") else {
                 return render(.failure(tooLarge("the snapshot", commandBodyLimit)), status: .ok)
             }
-            return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
+            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
                 try service.proposeCommand(identity, sessionID: id, archive: archive)
             }
         }
@@ -110,24 +110,24 @@ enum GateServer {
             guard case .success(let bytes) = await rawBody(request, limit: partBodyLimit, what: "a part") else {
                 return render(.failure(tooLarge("a part", partBodyLimit)), status: .ok)
             }
-            return await answer(request, .propose, service, status: .created) { identity throws(GateFailure) in
+            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
                 try service.storeBlob(identity, sessionID: id, bytes: bytes)
             }
         }
         router.get("v1/proposals/:id/outputs/:index") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
             let index = context.parameters.get("index").flatMap { Int($0) } ?? -1
-            return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
+            return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(AirlockError) in
                 try service.output(identity, id, index: index)
             }
         }
         router.get("v1/proposals") { request, _ -> Response in
             let states = request.uri.queryParameters.get("state").map { Set($0.split(separator: ",").compactMap { ProposalState(rawValue: String($0)) }) }
-            return await answer(request, .list, service) { identity throws(GateFailure) in try service.list(identity, states: states) }
+            return await answer(request, .list, service) { identity throws(AirlockError) in try service.list(identity, states: states) }
         }
         router.get("v1/proposals/:id") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
-            return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
+            return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(AirlockError) in
                 let proposal = try service.proposal(identity, id)
                 return view(proposal, for: identity, preview: identity.role == .host ? nil : try service.preview(proposal))
             }
@@ -140,7 +140,7 @@ enum GateServer {
             let deadline = Clock.monotonicSeconds() + timeout
             while true {
                 let generation = service.changes.generation(id)
-                let looked: Result<(JSON, Bool), GateFailure> = await authenticated(request, .show, service, hostAction: .waitOwn) { identity throws(GateFailure) in
+                let looked: Result<(JSON, Bool), AirlockError> = await authenticated(request, .show, service, hostAction: .waitOwn) { identity throws(AirlockError) in
                     let proposal = try service.proposal(identity, id)
                     return (view(proposal, for: identity), proposal.state.isFinal)
                 }
@@ -164,7 +164,7 @@ enum GateServer {
             router.post("v1/proposals/:id/\(decision)") { request, context -> Response in
                 let id = context.parameters.get("id") ?? ""
                 let body = try await jsonBody(request)
-                return await answer(request, decision == "approve" ? .approve : .deny, service) { identity throws(GateFailure) in
+                return await answer(request, decision == "approve" ? .approve : .deny, service) { identity throws(AirlockError) in
                     let note = (try? body.get())?["reason"]?.string
                     let outcome = decision == "approve" ? try service.approve(identity, id, note: note) : try service.deny(identity, id, note: note)
                     return ProposalJSON.humanView(outcome)
@@ -174,30 +174,30 @@ enum GateServer {
 
         router.post("v1/freeze") { request, _ -> Response in
             let body = try await jsonBody(request)
-            return await answer(request, .freeze, service) { identity throws(GateFailure) in
+            return await answer(request, .freeze, service) { identity throws(AirlockError) in
                 try service.setFrozen(identity, true, reason: (try? body.get())?["reason"]?.string)
             }
         }
         router.post("v1/thaw") { request, _ -> Response in
-            await answer(request, .freeze, service) { identity throws(GateFailure) in try service.setFrozen(identity, false, reason: nil) }
+            await answer(request, .freeze, service) { identity throws(AirlockError) in try service.setFrozen(identity, false, reason: nil) }
         }
         router.get("v1/audit") { request, _ -> Response in
-            await answer(request, .audit, service) { identity throws(GateFailure) in try service.auditExport(identity) }
+            await answer(request, .audit, service) { identity throws(AirlockError) in try service.auditExport(identity) }
         }
         router.get("v1/controls") { request, _ -> Response in
-            await answer(request, .list, service) { identity throws(GateFailure) in try service.controls(identity) }
+            await answer(request, .list, service) { identity throws(AirlockError) in try service.controls(identity) }
         }
         router.post("v1/sessions/:id/revoke") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
             let body = try await jsonBody(request)
-            return await answer(request, .revoke, service) { identity throws(GateFailure) in
+            return await answer(request, .revoke, service) { identity throws(AirlockError) in
                 try service.revokeSession(identity, id, reason: (try? body.get())?["reason"]?.string)
             }
         }
         for (path, role) in [("hosts", GateAccess.Role.host), ("users", .approver)] {
             router.post("v1/\(path)/:name/revoke") { request, context -> Response in
                 let name = context.parameters.get("name") ?? ""
-                return await answer(request, .revoke, service) { identity throws(GateFailure) in
+                return await answer(request, .revoke, service) { identity throws(AirlockError) in
                     try service.revokeIdentity(identity, name: name, role: role)
                 }
             }
@@ -285,7 +285,7 @@ enum GateServer {
     }
 
     /// A body that is bytes, not JSON (a snapshot, a multipart part), up to `limit`.
-    static func rawBody(_ request: Request, limit: Int, what: String) async -> Result<[UInt8], GateFailure> {
+    static func rawBody(_ request: Request, limit: Int, what: String) async -> Result<[UInt8], AirlockError> {
         var request = request
         do {
             return .success(Array(try await request.collectBody(upTo: limit).readableBytesView))
@@ -294,17 +294,17 @@ enum GateServer {
         }
     }
 
-    static func tooLarge(_ what: String, _ limit: Int) -> GateFailure {
-        GateFailure(413, "AirlockTooLarge", "\(what) is larger than the gate takes (\(limit >> 20) MiB); nothing was proposed")
+    static func tooLarge(_ what: String, _ limit: Int) -> AirlockError {
+        AirlockError("\(what) is larger than the gate takes (\(limit >> 20) MiB); nothing was proposed", code: .tooLarge)
     }
 
-    static func jsonBody(_ request: Request) async throws -> Result<JSON, GateFailure> {
+    static func jsonBody(_ request: Request) async throws -> Result<JSON, AirlockError> {
         var request = request
         let buffer = try await request.collectBody(upTo: bodyLimit)
         let bytes = Array(buffer.readableBytesView)
         if bytes.isEmpty { return .success(.object([])) }
         guard let json = try? JSON.parseStrict(bytes: bytes) else {
-            return .failure(GateFailure(400, "AirlockBadRequest", "the body is not one JSON document"))
+            return .failure(AirlockError("the body is not one JSON document", code: .badRequest))
         }
         return .success(json)
     }
@@ -331,10 +331,10 @@ enum GateServer {
     /// `body`, both off the event loop.
     static func authenticated<T: Sendable>(_ request: Request, _ action: GateAccess.Action, _ service: GateService,
                                            hostAction: GateAccess.Action? = nil,
-                                           _ body: @escaping @Sendable (GateIdentity) throws(GateFailure) -> T) async -> Result<T, GateFailure> {
+                                           _ body: @escaping @Sendable (GateIdentity) throws(AirlockError) -> T) async -> Result<T, AirlockError> {
         let authorization = request.headers[.authorization]
         return await blocking {
-            do throws(GateFailure) {
+            do throws(AirlockError) {
                 return .success(try body(try service.authenticate(authorization, for: action, hostAction: hostAction)))
             } catch {
                 return .failure(error)
@@ -344,18 +344,18 @@ enum GateServer {
 
     static func answer(_ request: Request, _ action: GateAccess.Action, _ service: GateService, status: HTTPResponse.Status = .ok,
                        hostAction: GateAccess.Action? = nil,
-                       _ body: @escaping @Sendable (GateIdentity) throws(GateFailure) -> JSON) async -> Response {
+                       _ body: @escaping @Sendable (GateIdentity) throws(AirlockError) -> JSON) async -> Response {
         render(await authenticated(request, action, service, hostAction: hostAction, body), status: status)
     }
 
     /// The JSON answer, or the failure as `{"error": {"code", "message"}}` with its status.
-    static func render(_ result: Result<JSON, GateFailure>, status: HTTPResponse.Status) -> Response {
+    static func render(_ result: Result<JSON, AirlockError>, status: HTTPResponse.Status) -> Response {
         switch result {
         case .success(let json):
             return Response(status: status, headers: [.contentType: "application/json"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: json.serialized() + "\n")))
         case .failure(let failure):
-            return Response(status: HTTPResponse.Status(code: failure.status), headers: [.contentType: "application/json"],
+            return Response(status: HTTPResponse.Status(code: failure.httpStatus), headers: [.contentType: "application/json"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: failure.json.serialized() + "\n")))
         }
     }

@@ -29,7 +29,7 @@ let usage = """
 func fail(_ error: AirlockError) -> Never {
     writeStandardError("airlock gate: \(error.message)\n")
     if let hint = error.hint { writeStandardError("  hint: \(hint)\n") }
-    exit(error.exitCode == 0 ? 125 : Int32(error.exitCode))
+    exit(error.exitStatus())
 }
 
 func option(_ name: String, in arguments: inout [String]) -> String? {
@@ -69,7 +69,7 @@ if arguments.count == 3, arguments[0] == "audit-key", arguments[1] == "new" {
     exit(0)
 }
 guard let configPath = option("--config", in: &arguments) ?? GateSetup.environment()["AIRLOCK_GATE_CONFIG"] else {
-    fail(AirlockError("--config gate.yaml is required", hint: "docs/gate.md, \"Team gate\", has an example", exitCode: 2))
+    fail(AirlockError("--config gate.yaml is required", hint: "docs/gate.md, \"Team gate\", has an example", code: .usage))
 }
 let json = flag("--json", in: &arguments)
 
@@ -87,7 +87,7 @@ do throws(AirlockError) {
         try await GateServer.serve(service, registry: registry)
     case ("host"?, "add"?), ("user"?, "add"?):
         guard arguments.count == 3, GateIdentity.isValidName(arguments[2]) else {
-            throw AirlockError("\(arguments[0]) add needs one NAME of letters, digits, '.', '_' or '-'", exitCode: 2)
+            throw AirlockError("\(arguments[0]) add needs one NAME of letters, digits, '.', '_' or '-'", code: .usage)
         }
         let role: GateAccess.Role = arguments[0] == "host" ? .host : .approver
         let token = GateToken.make(role)
@@ -101,7 +101,7 @@ do throws(AirlockError) {
             writeStandardError("airlock gate: enrolled \(role == .host ? "host" : "user") \(arguments[2]); the token above is shown once (the gate keeps only its hash)\n")
         }
     case ("host"?, "revoke"?), ("user"?, "revoke"?):
-        guard arguments.count == 3 else { throw AirlockError("\(arguments[0]) revoke needs one NAME", exitCode: 2) }
+        guard arguments.count == 3 else { throw AirlockError("\(arguments[0]) revoke needs one NAME", code: .usage) }
         let role: GateAccess.Role = arguments[0] == "host" ? .host : .approver
         let (revoked, denied) = try GateSetup.store(config).revokeIdentityAndWork(name: arguments[2], role: role, by: Actor.currentUser())
         print("revoked \(revoked.actor) (its token is refused from now on)" + (denied.isEmpty ? "" : "; denied its \(denied.count) pending proposal\(denied.count == 1 ? "" : "s")"))
@@ -112,9 +112,9 @@ do throws(AirlockError) {
                              reason: arguments.count > 1 ? arguments.dropFirst().joined(separator: " ") : nil)
         print(frozen ? "frozen: no execution starts on any replica until `airlock gate thaw`" : "thawed: approved proposals execute again")
     case ("session"?, "revoke"?):
-        guard arguments.count >= 3 else { throw AirlockError("session revoke needs a session ID (airlock proposals shows them)", exitCode: 2) }
+        guard arguments.count >= 3 else { throw AirlockError("session revoke needs a session ID (airlock proposals shows them)", code: .usage) }
         let store = try GateSetup.store(config)
-        guard try store.session(id: arguments[2]) != nil else { throw AirlockError("no session \(arguments[2]) on this gate", exitCode: 1) }
+        guard try store.session(id: arguments[2]) != nil else { throw AirlockError("no session \(arguments[2]) on this gate", code: .refused) }
         let denied = try store.revokeSession(arguments[2], by: Actor.currentUser(),
                                              reason: arguments.count > 3 ? arguments.dropFirst(3).joined(separator: " ") : nil)
         if json {
@@ -124,7 +124,7 @@ do throws(AirlockError) {
         }
     case ("audit-key"?, "public"?):
         guard let signer = try GateSetup.signer(config) else {
-            throw AirlockError("gate.yaml names no audit signing key", hint: "add audit: {signing_key: /etc/airlock/gate-audit.pem}", exitCode: 1)
+            throw AirlockError("gate.yaml names no audit signing key", hint: "add audit: {signing_key: /etc/airlock/gate-audit.pem}", code: .refused)
         }
         print(Base64.encode(signer.publicKey))
     case ("audit"?, "export"?):
@@ -141,7 +141,7 @@ do throws(AirlockError) {
             for identity in listed { print("\(identity.name)\t\(identity.createdAt)\t\(identity.revokedAt.map { "revoked \($0)" } ?? "active")") }
         }
     default:
-        throw AirlockError("unknown gate command: \(arguments.joined(separator: " "))", hint: "airlock gate --help", exitCode: 2)
+        throw AirlockError("unknown gate command: \(arguments.joined(separator: " "))", hint: "airlock gate --help", code: .usage)
     }
 } catch {
     fail(error)

@@ -37,13 +37,12 @@ public struct ProfileLibrary: Sendable {
             var name = base
             for suffix in [".yaml", ".yml"] where name.hasSuffix(suffix) { name = String(name.dropLast(suffix.count)) }
             guard access(reference, R_OK) == 0 else {
-                throw AirlockError("profile file \(reference) cannot be read: \(String(cString: strerror(errno)))",
-                                   exitCode: 2)
+                throw AirlockError("profile file \(reference) cannot be read: \(String(cString: strerror(errno)))", code: .usage)
             }
             return (ProfileName.isValid(name) ? name : "custom", reference)
         }
         guard ProfileName.isValid(reference) else {
-            throw AirlockError("'\(reference)' is not a profile name or file", exitCode: 2)
+            throw AirlockError("'\(reference)' is not a profile name or file", code: .usage)
         }
         for dir in searchPath {
             for candidate in [dir + "/" + reference + ".yaml", dir + "/agents/" + reference + ".yaml"]
@@ -53,8 +52,7 @@ public struct ProfileLibrary: Sendable {
         }
         throw AirlockError(
             "no profile named '\(reference)'",
-            hint: "looked in: \(searchPath.joined(separator: ", ")); pass a file path, or set AIRLOCK_PROFILE_PATH",
-            exitCode: 2)
+            hint: "looked in: \(searchPath.joined(separator: ", ")); pass a file path, or set AIRLOCK_PROFILE_PATH", code: .usage)
     }
 
     /// Loads the profiles named on the command line with everything they extend, parents
@@ -71,9 +69,9 @@ public struct ProfileLibrary: Sendable {
     private func load(_ reference: String, into layers: inout [Profile], loaded: inout Set<String>, chain: [String]) throws(AirlockError) {
         let (name, path) = try locate(reference)
         guard !chain.contains(path) else {
-            throw AirlockError("profile \(path) extends itself (through \(chain.joined(separator: " → ")))", exitCode: 2)
+            throw AirlockError("profile \(path) extends itself (through \(chain.joined(separator: " → ")))", code: .usage)
         }
-        guard chain.count < 8 else { throw AirlockError("profile \(path): extends: nests too deeply", exitCode: 2) }
+        guard chain.count < 8 else { throw AirlockError("profile \(path): extends: nests too deeply", code: .usage) }
         guard !loaded.contains(path) else { return }
         let profile = try read(path, name: name)
         for parent in profile.extends {
@@ -88,12 +86,12 @@ public struct ProfileLibrary: Sendable {
         do {
             text = try readTextFile(path, limit: ProfileParser.maximumSize + 1)
         } catch {
-            throw AirlockError("profile \(path) cannot be read: \(error)", exitCode: 2)
+            throw AirlockError("profile \(path) cannot be read: \(error)", code: .usage)
         }
         do {
             return try ProfileParser.parse(text, name: name, source: path)
         } catch {
-            throw AirlockError(error.description, exitCode: 2)
+            throw AirlockError(error.description, code: .usage)
         }
     }
 }

@@ -127,10 +127,9 @@ enum LaunchFailure {
         switch (Int(report.stage), report.err) {
         case (Int(AL_STAGE_EXEC.rawValue), ENOENT):
             return AirlockError("command not found in the sandbox: \(detail)",
-                                hint: "the sandbox sees /usr, /etc, /opt and the workspace; add other tool paths to a profile's filesystem.readonly",
-                                exitCode: 127)
+                                hint: "the sandbox sees /usr, /etc, /opt and the workspace; add other tool paths to a profile's filesystem.readonly", code: .commandNotFound)
         case (Int(AL_STAGE_EXEC.rawValue), EACCES):
-            return AirlockError("cannot execute \(detail) in the sandbox: permission denied", exitCode: 126)
+            return AirlockError("cannot execute \(detail) in the sandbox: permission denied", code: .commandNotExecutable)
         case (Int(AL_STAGE_OPEN_TREE.rawValue), _), (Int(AL_STAGE_MOUNT.rawValue), ENOENT):
             return AirlockError("cannot mount \(detail) into the sandbox: \(reason)",
                                 hint: "check that the path exists and that you can read it")

@@ -33,40 +33,39 @@ public enum ProposalRecords {
 
     public static func identityTaken(_ identity: GateIdentity) -> AirlockError {
         AirlockError("\(identity.actor) is already enrolled (or was, and is revoked); nothing was added",
-                     hint: "pick another name; `airlock gate hosts` / `airlock gate users` list them", exitCode: 1)
+                     hint: "pick another name; `airlock gate hosts` / `airlock gate users` list them", code: .refused)
     }
 
     public static func noSuchIdentity(_ name: String, _ role: GateAccess.Role) -> AirlockError {
-        AirlockError("no \(role == .host ? "host" : "user") named \(name) is enrolled", exitCode: 1)
+        AirlockError("no \(role == .host ? "host" : "user") named \(name) is enrolled", code: .noSuchIdentity)
     }
 
     public static func pendingLimitReached(_ pending: Int) -> AirlockError {
         AirlockError("this session already has \(pending) proposals waiting for a decision, the most one session may have; nothing was proposed",
-                     hint: "ask the human to decide some (`airlock proposals`), then try again", exitCode: 1,
-                     code: "AirlockProposalLimit")
+                     hint: "ask the human to decide some (`airlock proposals`), then try again",
+                     code: .proposalLimit)
     }
 
     public static func sessionRevoked(_ id: String) -> AirlockError {
-        AirlockError("session \(id) was revoked on the gate: it can propose nothing more", hint: "start a new session", exitCode: 1,
-                     code: "AirlockSessionRevoked")
+        AirlockError("session \(id) was revoked on the gate: it can propose nothing more", hint: "start a new session",
+                     code: .sessionRevoked)
     }
 
     public static func controlDetail(_ name: String, on: Bool, reason: String?) -> JSON {
         .object([("control", .string(name)), ("on", .bool(on)), ("reason", reason.map(JSON.string) ?? .null)])
     }
 
-    public static let leaseLostCode = "AirlockLeaseLost"
     /// The proposal is not in a state this event applies to (already decided, executed…), or
     /// another process changed it first: the caller's view is stale, the store is fine.
-    public static let conflictCode = "AirlockConflict"
+    public static let conflictCode = AirlockError.Code.conflict
 
     public static func leaseLost(_ id: String, owner: String) -> AirlockError {
         AirlockError("the execution of \(id) is no longer held by \(owner): its lease ran out (the proposal is unknown) or it ended",
-                     hint: "stop: an execution whose lease is gone must not send anything more", exitCode: 1, code: leaseLostCode)
+                     hint: "stop: an execution whose lease is gone must not send anything more", code: .leaseLost)
     }
 
     public static func noSuchProposal(_ id: String) -> AirlockError {
-        AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", exitCode: 1)
+        AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", code: .noSuchProposal)
     }
 
     /// One transition: the proposal after it and the audit entry's detail, or why it cannot
@@ -84,8 +83,7 @@ public enum ProposalRecords {
                                   result: ExecutionResult?, executor: String?, leaseUntil: Int64? = nil,
                                   now: String) throws(AirlockError) -> Transition {
         guard let next = ProposalLifecycle.next(current.state, on: event) else {
-            throw AirlockError("proposal \(current.id) cannot be \(event.resultingState.rawValue): \(ProposalLifecycle.refusal(current.state, on: event))",
-                               exitCode: 1, code: conflictCode)
+            throw AirlockError("proposal \(current.id) cannot be \(event.resultingState.rawValue): \(ProposalLifecycle.refusal(current.state, on: event))", code: conflictCode)
         }
         let decides = event == .approve || event == .deny || event == .expire
         var detail: [(String, JSON)] = [("from", .string(current.state.rawValue)), ("state", .string(next.rawValue)),

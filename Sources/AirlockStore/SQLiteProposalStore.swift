@@ -219,7 +219,7 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         }
         try db.prepare("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ?")
             .run(values + [.text(id), .text(current.state.rawValue)])
-        guard db.changes == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1, code: ProposalRecords.conflictCode) }
+        guard db.changes == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", code: ProposalRecords.conflictCode) }
         try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
         return updated
     }

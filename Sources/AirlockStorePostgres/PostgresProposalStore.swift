@@ -477,7 +477,7 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         if let result { set("result", .text(result.json.serialized())) }
         values += [.text(id), .text(current.state.rawValue)]
         let changed = try run("UPDATE proposals SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count - 1) AND state = $\(values.count)", values)
-        guard changed.metadata.rows == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", exitCode: 1, code: ProposalRecords.conflictCode) }
+        guard changed.metadata.rows == 1 else { throw AirlockError("proposal \(id) changed underneath; try again", code: ProposalRecords.conflictCode) }
         try appendAudit(event: updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
         try run("SELECT pg_notify($1, $2)", [.text(channel), .text(id)])
         return updated

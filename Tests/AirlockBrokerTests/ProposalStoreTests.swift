@@ -277,7 +277,7 @@ extension ProposalStoreContractTests {
             _ = try store.propose(draft())
             Issue.record("a revoked session proposed")
         } catch {
-            #expect(error.code == "AirlockSessionRevoked", "\(error)")
+            #expect(error.code == .sessionRevoked, "\(error)")
         }
         _ = try store.propose(elsewhere)
         try store.setControl(GateControl.freeze, on: true, by: "user:bob", reason: "incident")
