@@ -104,6 +104,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(
             name: "AirlockSandbox",
@@ -139,7 +140,8 @@ let package = Package(
             dependencies: ["AirlockSandbox", "AirlockPolicy", "AirlockCore"]),
         .testTarget(
             name: "AirlockBrokerTests",
-            dependencies: ["AirlockBroker", "AirlockStore", "AirlockStorePostgres", "AirlockGate", "AirlockPolicy", "AirlockCore"]),
+            dependencies: ["AirlockBroker", "AirlockStore", "AirlockStorePostgres", "AirlockGate", "AirlockPolicy", "AirlockCore",
+                           .product(name: "PostgresNIO", package: "postgres-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -489,6 +489,11 @@ public final class GateService: Sendable {
     @discardableResult
     public func recoverExpiredExecutions() -> [String] {
         do {
+            // Waiting past the deadlines gate.yaml sets: expired (a deny), announced like any decision.
+            for id in try store.expireOverdue(config.deadlines) {
+                changes.bump(id)
+                logger.notice("proposal expired", metadata: ["proposal": "\(id)"])
+            }
             let marked = try store.recoverInterruptedExecutions()
             for id in marked {
                 changes.bump(id)

@@ -1,5 +1,6 @@
 /// docs/design.md §5: `pending → approved → executing → succeeded | failed | unknown`,
-/// `pending → denied | expired`. Pure: which transitions exist and who may make them.
+/// `pending → denied | expired`, `approved → expired` (not executed in time). Pure: which
+/// transitions exist and who may make them.
 public enum ProposalState: String, Sendable, CaseIterable {
     case pending, approved, executing, succeeded, failed, unknown, denied, expired
 
@@ -33,20 +34,54 @@ public enum ProposalEvent: String, Sendable, CaseIterable {
         }
     }
 
-    /// The state this event applies to.
-    public var requiredState: ProposalState {
+    /// The states this event applies to.
+    public var requiredStates: Set<ProposalState> {
         switch self {
-        case .approve, .deny, .expire: return .pending
-        case .startExecution: return .approved
-        case .succeed, .fail, .lose: return .executing
+        case .approve, .deny: return [.pending]
+        case .expire: return [.pending, .approved]
+        case .startExecution: return [.approved]
+        case .succeed, .fail, .lose: return [.executing]
         }
+    }
+}
+
+/// When a proposal stops waiting (docs/design.md §5: expiry is a deny): a pending one not
+/// decided within `pending` seconds of being proposed, an approved one not executed within
+/// `approved` seconds of its approval. Pure: the caller passes the clock.
+public struct ProposalDeadlines: Sendable, Equatable {
+    public var pending: Double?
+    public var approved: Double?
+
+    public init(pending: Double? = nil, approved: Double? = nil) {
+        self.pending = pending
+        self.approved = approved
+    }
+
+    /// Whether a proposal in `state`, proposed at `created` and last changed at `updated`
+    /// (epoch seconds), has expired at `now`; nil when it has not.
+    public func expiry(state: ProposalState, created: Double, updated: Double, now: Double) -> String? {
+        switch state {
+        case .pending:
+            guard let pending, now - created >= pending else { return nil }
+            return "not decided within \(Self.spell(pending)) of being proposed"
+        case .approved:
+            guard let approved, now - updated >= approved else { return nil }
+            return "approved, but not executed within \(Self.spell(approved)) of the approval"
+        default:
+            return nil
+        }
+    }
+
+    static func spell(_ seconds: Double) -> String {
+        seconds >= 3600 && seconds.truncatingRemainder(dividingBy: 3600) == 0 ? "\(Int(seconds / 3600)) h"
+            : seconds >= 60 && seconds.truncatingRemainder(dividingBy: 60) == 0 ? "\(Int(seconds / 60)) min" : "\(Int(seconds)) s"
     }
 }
 
 public enum ProposalLifecycle {
     /// The state after `event`, or nil when the event does not apply to `state`.
     public static func next(_ state: ProposalState, on event: ProposalEvent) -> ProposalState? {
-        event.requiredState == state ? event.resultingState : nil
+        event.requiredStates.contains(state) ? event.resultingState : nil
     }
 
     /// Why an event cannot apply, in words for the person who tried.

@@ -193,6 +193,29 @@ extension DecisionStore {
         return marked
     }
 
+    /// Expires what waited past its deadline (ProposalDeadlines): `pending → expired`,
+    /// `approved → expired`, each a transition and an audit entry by `airlock`. `now` is epoch
+    /// milliseconds (the caller's clock, injected in tests). Returns the ids expired; one
+    /// another process decided meanwhile is left as it became.
+    @discardableResult
+    public func expireOverdue(_ deadlines: ProposalDeadlines, now: Int64 = Clock.epochMilliseconds()) throws(AirlockError) -> [String] {
+        guard deadlines.pending != nil || deadlines.approved != nil else { return [] }
+        var expired: [String] = []
+        for proposal in try proposals(states: [.pending, .approved], session: nil) {
+            guard let created = Clock.epochMilliseconds(parsing: proposal.createdAt),
+                  let updated = Clock.epochMilliseconds(parsing: proposal.updatedAt),
+                  let why = deadlines.expiry(state: proposal.state, created: Double(created) / 1000, updated: Double(updated) / 1000,
+                                             now: Double(now) / 1000) else { continue }
+            do {
+                try apply(.expire, to: proposal.id, actor: "airlock", note: why)
+                expired.append(proposal.id)
+            } catch where error.code == .conflict {
+                continue  // decided or claimed meanwhile
+            }
+        }
+        return expired
+    }
+
     /// What the approver is shown of a proposal: its newest preview record, else the preview an
     /// earlier release wrote inside the payload (ProposalPayload.legacyPreview).
     public func preview(of proposal: Proposal) throws(AirlockError) -> JSON? {

@@ -729,26 +729,3 @@ func text(_ row: PostgresRandomAccessRow, _ column: String) throws(AirlockError)
 func optionalText(_ row: PostgresRandomAccessRow, _ column: String) throws(AirlockError) -> String? {
     try decode(row, column, String?.self)
 }
-
-extension PostgresProposalStore {
-    /// Whether this store's connection is encrypted (PostgreSQL's own view: pg_stat_ssl).
-    public func connectionUsesTLS() throws(AirlockError) -> Bool {
-        try locked { () throws(AirlockError) in
-            try run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").rows.first.flatMap { try? $0.decode(Bool.self) } ?? false
-        }
-    }
-
-    /// The migrations recorded in this schema (for tests and `airlock gate doctor`).
-    public func migrationsApplied() throws(AirlockError) -> [Int64] {
-        try locked { () throws(AirlockError) in
-            try run("SELECT version FROM schema_migrations ORDER BY version").rows.compactMap { try? $0.decode(Int64.self) }
-        }
-    }
-
-    /// Records a migration this build does not know, as a newer Airlock would have: tests only.
-    public func recordFutureMigration(_ version: Int64) throws(AirlockError) {
-        try transaction { () throws(AirlockError) in
-            try run("INSERT INTO schema_migrations VALUES ($1, $2)", [.integer(version), .text(Clock.now())])
-        }
-    }
-}

@@ -4,7 +4,8 @@ import Foundation
 import Testing
 
 @testable import AirlockStore
-import AirlockStorePostgres
+@testable import AirlockStorePostgres
+import PostgresNIO
 
 /// The store's drivers, each as the contract suite opens it: `make` gives a store and a
 /// second handle on the same data, as another process (or replica) would have it.
@@ -44,6 +45,34 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
         ProposalDraft(sessionID: "s1", kind: .api, summary: summary,
                       ruling: Ruling(.mutation, "IAM access level Write (ec2:TerminateInstances)"),
                       payload: Array("{\"method\":\"POST\"}".utf8), upstream: "http://127.0.0.1:5000")
+    }
+
+    /// `pending → expired` and `approved → expired` past their deadlines, with the clock
+    /// injected: nothing expires early, each once, audited, and the previews beside them kept.
+    @Test(arguments: StoreDriver.allCases)
+    func waitingProposalsExpireAtTheirDeadlines(_ driver: StoreDriver) throws {
+        let (store, second) = try driver.make()
+        let waiting = try store.propose(draft("sqs:DeleteQueue"))
+        let approved = try store.propose(ProposalDraft(sessionID: "s1", kind: .api, summary: "s3:PutObject", ruling: Ruling(.mutation, "w"),
+                                                       payload: Array("{}".utf8), upstream: "aws", preview: .object([("diff", .string("+ x"))])))
+        try store.apply(.approve, to: approved.id, actor: "user:alice")
+        let decided = try store.propose(draft("iam:CreateUser"))
+        try store.apply(.deny, to: decided.id, actor: "user:alice")
+        let deadlines = ProposalDeadlines(pending: 3600, approved: 600)
+        let start = try #require(Clock.epochMilliseconds(parsing: waiting.createdAt))
+        #expect(try store.expireOverdue(deadlines, now: start + 599_000).isEmpty, "expired before a deadline")
+        #expect(try second.expireOverdue(deadlines, now: start + 601_000 + 1_000) == [approved.id])
+        #expect(try store.proposal(id: waiting.id)?.state == .pending)
+        #expect(try store.expireOverdue(deadlines, now: start + 3_601_000 + 1_000) == [waiting.id])
+        #expect(try store.expireOverdue(deadlines, now: start + 9_000_000).isEmpty, "expired twice")
+        let after = try #require(try store.proposal(id: approved.id))
+        #expect(after.state == .expired && after.decisionNote?.contains("not executed within 10 min") == true, "\(after)")
+        #expect(try store.proposal(id: waiting.id)?.decisionNote?.contains("not decided within 1 h") == true)
+        #expect(try store.proposal(id: decided.id)?.state == .denied)
+        #expect(try store.previewRecord(approved.id)?["diff"]?.string == "+ x")
+        #expect(throws: AirlockError.self) { try store.apply(.startExecution, to: approved.id, actor: "user:alice", executor: "x") }
+        #expect(try store.auditEntries().filter { $0.event == "expired" }.count == 2)
+        #expect(try store.verifyAudit().intact)
     }
 
     @Test(arguments: StoreDriver.allCases)
@@ -434,5 +463,29 @@ final class Counter: @unchecked Sendable {
         #expect(try postgres.migrationsApplied() == Array(1...PostgresProposalStore.schemaVersion))
         try postgres.recordFutureMigration(PostgresProposalStore.schemaVersion + 1)
         #expect(throws: AirlockError.self) { try PostgresProposalStore(configuration, schema: postgres.schema) }
+    }
+}
+
+/// What only the tests ask of the PostgreSQL driver (kept out of the product).
+extension PostgresProposalStore {
+    /// Whether this store's connection is encrypted (PostgreSQL's own view: pg_stat_ssl).
+    func connectionUsesTLS() throws(AirlockError) -> Bool {
+        try locked { () throws(AirlockError) in
+            try run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").rows.first.flatMap { try? $0.decode(Bool.self) } ?? false
+        }
+    }
+
+    /// The migrations recorded in this schema.
+    func migrationsApplied() throws(AirlockError) -> [Int64] {
+        try locked { () throws(AirlockError) in
+            try run("SELECT version FROM schema_migrations ORDER BY version").rows.compactMap { try? $0.decode(Int64.self) }
+        }
+    }
+
+    /// Records a migration this build does not know, as a newer Airlock would have.
+    func recordFutureMigration(_ version: Int64) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            try run("INSERT INTO schema_migrations VALUES ($1, $2)", [.integer(version), .text(Clock.now())])
+        }
     }
 }

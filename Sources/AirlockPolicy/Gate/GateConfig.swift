@@ -43,6 +43,10 @@ public struct GateConfig: Sendable, Equatable {
     public var leaseSeconds: Int = 30
     /// On SIGTERM, how long in-flight requests (executions) may take to finish.
     public var shutdownGraceSeconds: Int = 60
+    /// When waiting proposals expire (`executions.expire_pending_seconds`,
+    /// `executions.expire_approved_seconds`): none unless set (a later rules issue gives
+    /// policies their own deadlines).
+    public var deadlines = ProposalDeadlines()
     public var jsonLogs: Bool = true
     /// The Ed25519 key (PEM) that signs a checkpoint of the audit chain at every decision.
     public var auditSigningKey: String?
@@ -141,7 +145,8 @@ public struct GateConfig: Sendable, Equatable {
             config.replica = name
         }
         if let executions = top["executions"] {
-            let fields = try mapping(executions, "executions", ["lease_seconds", "shutdown_grace_seconds"])
+            let fields = try mapping(executions, "executions", ["lease_seconds", "shutdown_grace_seconds", "expire_pending_seconds",
+                                                                "expire_approved_seconds"])
             func seconds(_ key: String, _ range: ClosedRange<Int>) throws(AirlockError) -> Int? {
                 guard fields[key] != nil else { return nil }
                 let text = try string(fields[key], "executions.\(key)", line: executions.line)
@@ -152,6 +157,8 @@ public struct GateConfig: Sendable, Equatable {
             }
             config.leaseSeconds = try seconds("lease_seconds", 2...3600) ?? config.leaseSeconds
             config.shutdownGraceSeconds = try seconds("shutdown_grace_seconds", 0...3600) ?? config.shutdownGraceSeconds
+            config.deadlines.pending = try seconds("expire_pending_seconds", 60...(30 * 86400)).map(Double.init)
+            config.deadlines.approved = try seconds("expire_approved_seconds", 60...(30 * 86400)).map(Double.init)
         }
         if let log = top["log"] {
             let fields = try mapping(log, "log", ["format"])
