@@ -140,7 +140,7 @@ let package = Package(
             dependencies: ["AirlockSandbox", "AirlockPolicy", "AirlockCore"]),
         .testTarget(
             name: "AirlockBrokerTests",
-            dependencies: ["AirlockBroker", "AirlockStore", "AirlockStorePostgres", "AirlockGate", "AirlockPolicy", "AirlockCore",
+            dependencies: ["AirlockBroker", "AirlockExecution", "AirlockStore", "AirlockStorePostgres", "AirlockGate", "AirlockPolicy", "AirlockCore",
                            .product(name: "PostgresNIO", package: "postgres-nio")]),
     ],
     swiftLanguageModes: [.v6]

@@ -38,8 +38,13 @@ enum Shim {
             for (name, value) in profile.environment { setenv(name, value, 1) }
             return execReal(tool: tool, arguments: arguments)
         case .deny:
-            writeError("airlock: \(tool) \(ruling.words.joined(separator: " ")) refused: \(ruling.reason) (\(ruling.rule)). Nothing ran.\n")
-            return refusedExit
+            // The broker classifies it again and records the refusal in the audit log
+            // (docs/design.md invariant 7); without a broker, refused here all the same.
+            guard environment["AIRLOCK_AGENT_SOCKET"] != nil else {
+                writeError("airlock: \(tool) \(ruling.words.joined(separator: " ")) refused: \(ruling.reason) (\(ruling.rule)). Nothing ran.\n")
+                return refusedExit
+            }
+            return propose(tool: tool, profile: profile, arguments: arguments, directory: directory, environment: environment, ruling: ruling)
         case .mutation, .sensitive:
             return propose(tool: tool, profile: profile, arguments: arguments, directory: directory, environment: environment, ruling: ruling)
         }
@@ -52,7 +57,7 @@ enum Shim {
             return 125
         }
         let command = ([tool] + arguments).joined(separator: " ")
-        if ruling.prepare != .none {
+        if ruling.prepare != .none && ruling.decision != .deny {
             writeError("airlock: \(command) is a change: preparing a proposal (the broker runs `\(tool) plan` in an execution sandbox)…\n")
         }
         let answer: JSON
