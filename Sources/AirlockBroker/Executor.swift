@@ -109,15 +109,22 @@ public struct Executor: Sendable {
             let runner = try runners.runner(for: payload).get()
             return try runner.run(payload, of: claimed, send: SendCheck(renewer: renewer, holdReason: holdReason))
         }
-        switch outcome {
-        case .success(let result):
-            return try store.apply(result.succeeded ? .succeed : .fail, to: id, actor: actor, result: result)
-        case .failure(.notSent(let why)):
-            return try store.apply(.fail, to: id, actor: actor, note: why, result: ExecutionResult(output: [], error: "not sent: \(why)"))
-        case .failure(.notRun(let why)):
-            return try store.apply(.fail, to: id, actor: actor, note: why, result: ExecutionResult(output: [], error: "not run: \(why)"))
-        case .failure(.uncertain(let why)):
-            return try store.apply(.lose, to: id, actor: actor, note: "sent, then \(why); whether it took effect is unknown")
+        do {
+            switch outcome {
+            case .success(let result):
+                return try store.apply(result.succeeded ? .succeed : .fail, to: id, actor: actor, result: result)
+            case .failure(.notSent(let why)):
+                return try store.apply(.fail, to: id, actor: actor, note: why, result: ExecutionResult(output: [], error: "not sent: \(why)"))
+            case .failure(.notRun(let why)):
+                return try store.apply(.fail, to: id, actor: actor, note: why, result: ExecutionResult(output: [], error: "not run: \(why)"))
+            case .failure(.uncertain(let why)):
+                return try store.apply(.lose, to: id, actor: actor, note: "sent, then \(why); whether it took effect is unknown")
+            }
+        } catch where error.code == .conflict || error.code == .leaseLost {
+            // The claim was lost meanwhile (a replica's lease ran out and another's recovery
+            // marked it unknown): the store's word stands, and it is what the approver sees.
+            guard let current = try store.proposal(id: id) else { throw error }
+            return current
         }
     }
 }
