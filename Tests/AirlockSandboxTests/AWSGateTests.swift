@@ -23,7 +23,7 @@ import Testing
         for index in 0..<25 { _ = moto.aws(["s3api", "put-object", "--bucket", "readable", "--key", "k\(index)", "--body", scene.root + "/report.txt"]) }
         // A large object, streamed back through the broker.
         let large = [UInt8]((0..<(24 << 20)).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761) >> 11) })
-        FileManager.default.createFile(atPath: scene.root + "/large.bin", contents: Data(large))
+        _ = FileManager.default.createFile(atPath: scene.root + "/large.bin", contents: Data(large))
         _ = moto.aws(["s3", "cp", scene.root + "/large.bin", "s3://readable/large.bin"])
         _ = moto.aws(["cloudformation", "create-stack", "--stack-name", "prod", "--template-body",
                       #"{"Resources":{"Q":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"prod-q"}}}}"#])
@@ -103,7 +103,7 @@ import Testing
         _ = moto.aws(["dynamodb", "create-table", "--table-name", "t", "--attribute-definitions", "AttributeName=id,AttributeType=S",
                       "--key-schema", "AttributeName=id,KeyType=HASH", "--billing-mode", "PAY_PER_REQUEST"])
         let upload = [UInt8]((0..<(20 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) })
-        FileManager.default.createFile(atPath: scene.workspace + "/upload.bin", contents: Data(upload))
+        _ = FileManager.default.createFile(atPath: scene.workspace + "/upload.bin", contents: Data(upload))
         scene.chownTree()
         let mutations = [
             "ec2 run-instances --image-id ami-12345678 --count 1", "ec2 terminate-instances --instance-ids \(instance)",

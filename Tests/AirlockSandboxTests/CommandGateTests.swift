@@ -161,9 +161,9 @@ extension Scene {
                 let plan = artifacts + "/" + key + "/plan/plan.tfplan"
                 var bytes = FileManager.default.contents(atPath: plan) ?? Data()
                 if !bytes.isEmpty { bytes[bytes.count / 2] ^= 0xFF }
-                FileManager.default.createFile(atPath: plan, contents: bytes)
+                _ = FileManager.default.createFile(atPath: plan, contents: bytes)
             default:
-                FileManager.default.createFile(atPath: artifacts + "/" + key + "/snapshot/main.tf",
+                _ = FileManager.default.createFile(atPath: artifacts + "/" + key + "/snapshot/main.tf",
                                                contents: Data(Terraform.dataConfig.replacingOccurrences(of: "v1", with: "v3").utf8))
             }
             approval = scene.airlock(["approve", scene.file("id.txt").trimmingCharacters(in: .whitespacesAndNewlines)])
@@ -324,7 +324,7 @@ final class KubeStandIn: @unchecked Sendable {
         port = (try JSONSerialization.jsonObject(with: line) as? [String: Int])?["port"] ?? 0
         caData = (FileManager.default.contents(atPath: directory + "/tls/ca.pem") ?? Data()).base64EncodedString()
         kubeconfig = directory + "/kubeconfig"
-        FileManager.default.createFile(atPath: kubeconfig, contents: Data(Self.config(port: port, caData: caData, token: "host-secret-token").utf8))
+        _ = FileManager.default.createFile(atPath: kubeconfig, contents: Data(Self.config(port: port, caData: caData, token: "host-secret-token").utf8))
     }
 
     deinit {

@@ -186,10 +186,10 @@ import Testing
             let ws = scene.workspace
             guard BrokerProcess.waitForFile(ws + "/ready") else { return }
             counts["before"] = BrokerProcess.descriptors(pid)
-            FileManager.default.createFile(atPath: ws + "/go", contents: nil)
+            _ = FileManager.default.createFile(atPath: ws + "/go", contents: nil)
             guard BrokerProcess.waitForFile(ws + "/opened", timeout: 120) else { return }
             counts["open"] = BrokerProcess.descriptors(pid)
-            FileManager.default.createFile(atPath: ws + "/close", contents: nil)
+            _ = FileManager.default.createFile(atPath: ws + "/close", contents: nil)
             guard BrokerProcess.waitForFile(ws + "/finished", timeout: 120) else { return }
             // Closing is asynchronous in the broker: give it a moment to settle.
             let deadline = Date().addingTimeInterval(10)
@@ -198,7 +198,7 @@ import Testing
                 if counts["after"] == counts["before"] { break }
                 usleep(100_000)
             } while Date() < deadline
-            FileManager.default.createFile(atPath: ws + "/done", contents: nil)
+            _ = FileManager.default.createFile(atPath: ws + "/done", contents: nil)
         }
         #expect(out.status == 0, "\(out)")
         let results = (try? JSONSerialization.jsonObject(with: Data(scene.file("results.json").utf8))) as? [String: Any] ?? [:]

@@ -70,7 +70,7 @@ import Testing
             cat /proc/1/environ 2>&1; echo "[$?]"
             ls /proc/1/fd 2>&1; echo "[$?]"
             """], whileRunning: { pid in
-                FileManager.default.createFile(atPath: pidFile, contents: Data("\(pid)".utf8))
+                _ = FileManager.default.createFile(atPath: pidFile, contents: Data("\(pid)".utf8))
                 chmod(pidFile, 0o644)
             })
         #expect(!out.stdout.contains("PLANTED"), "\(out)")

@@ -125,6 +125,7 @@ extension Scene {
 }
 
 /// Fails the test with the install hint when a tool is missing: never a silent skip.
+@discardableResult
 func require(_ available: Bool, _ message: String) -> Bool {
     if !available { Issue.record(Comment(rawValue: message)) }
     return available

@@ -455,7 +455,7 @@ import Testing
         guard let (scene, moto) = try setUp() else { return }
         _ = moto.aws(["s3", "mb", "s3://uploads"])
         let big = [UInt8](repeating: 0x61, count: 30 << 20)
-        FileManager.default.createFile(atPath: scene.workspace + "/big.bin", contents: Data(big))
+        _ = FileManager.default.createFile(atPath: scene.workspace + "/big.bin", contents: Data(big))
         scene.chownTree()
         let before = moto.state()
         let out = scene.agent("aws s3 cp big.bin s3://uploads/big.bin > cp.out 2> cp.err; echo $? > cp.rc", moto: moto.moto,

@@ -84,7 +84,7 @@ import Testing
         let visible = "/opt/airlock-gate-test-" + String(UUID().uuidString.prefix(8)).lowercased()
         try FileManager.default.createDirectory(atPath: visible, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: visible) }
-        FileManager.default.createFile(atPath: visible + "/public.txt", contents: Data("PUBLIC-CONTROL".utf8))
+        _ = FileManager.default.createFile(atPath: visible + "/public.txt", contents: Data("PUBLIC-CONTROL".utf8))
         let made = runProcess(TeamGate.binary, ["audit-key", "new", visible + "/audit.pem"], environment: TeamGate.environment(), directory: "/tmp")
         #expect(made.status == 0, "\(made)")
         let gate = try TeamGate(store: "sqlite", upstream: "aws", tls: true, extra: "audit: {signing_key: \(visible)/audit.pem}\n",
@@ -135,7 +135,7 @@ import Testing
                 "request": ["tool": "terraform", "argv": ["apply", "-auto-approve"], "cwd": workspace, "workspace": workspace],
             ])) ?? Data()
             let file = gate.directory + "/upload-\(UUID().uuidString)"
-            FileManager.default.createFile(atPath: file, contents: header + Data([0x0A]) + Data(bodies.utf8))
+            _ = FileManager.default.createFile(atPath: file, contents: header + Data([0x0A]) + Data(bodies.utf8))
             let out = runProcess("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "-X", "POST", gate.url + "/v1/sessions/\(session)/commands",
                                                    "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/octet-stream",
                                                    "--data-binary", "@" + file],
@@ -241,8 +241,9 @@ import Testing
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
         let mirror = scene.root + "/mirror.tfrc"
         scene.write(mirror, Terraform.mirrorConfig)
+        let role: String = try #require(found["role"])
         let gate = try TeamGate(store: "sqlite", upstream: moto.url,
-                                keys: gateKeys.merging(Terraform.environment(cliConfig: mirror)) { $1 }, assumeRole: try #require(found["role"]))
+                                keys: gateKeys.merging(Terraform.environment(cliConfig: mirror)) { $1 }, assumeRole: role)
         let host = gate.enrol("host", "tf-host"), alice = gate.enrol("user", "alice")
         scene.write(scene.workspace + "/main.tf", """
             terraform {

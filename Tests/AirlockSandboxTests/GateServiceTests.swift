@@ -73,7 +73,7 @@ final class TeamGate: @unchecked Sendable {
         try "listen: 127.0.0.1:\(port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"\(assumeRole.map { ", assume_role: \"\($0)\"" } ?? "")}\n\(extra)"
             .write(toFile: config, atomically: true, encoding: .utf8)
         log = directory + "/gate.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--config", config]

@@ -88,7 +88,7 @@ enum Stage {
         for child in children {
             var isDir: ObjCBool = false
             let full = path + "/" + child
-            FileManager.default.fileExists(atPath: full, isDirectory: &isDir)
+            _ = FileManager.default.fileExists(atPath: full, isDirectory: &isDir)
             if isDir.boolValue { chmodRecursive(full, dirMode: dirMode, fileMode: fileMode) } else { chmod(full, fileMode) }
         }
     }
@@ -124,7 +124,7 @@ struct Scene {
     func write(_ path: String, _ contents: String, mode: mode_t = 0o644) {
         let dir = String(path[..<path.lastIndex(of: "/")!])
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: path, contents: Data(contents.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(contents.utf8))
         chmod(path, mode)
         chownTree()
     }
