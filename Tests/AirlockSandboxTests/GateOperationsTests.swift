@@ -1,6 +1,27 @@
 import Foundation
 import Testing
 
+/// A test helper from Tests/Support that prints {"port": N} once it listens: its process and port.
+func launchListeningHelper(_ script: String, _ arguments: [String]) throws -> (Process, Int) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = [Stage.repoRoot + "/Tests/Support/" + script] + arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    var line = Data()
+    while !line.contains(UInt8(ascii: "\n")) {
+        let chunk = output.fileHandleForReading.availableData
+        if chunk.isEmpty { throw TestUpstreamError("\(script) did not start") }
+        line.append(chunk)
+    }
+    guard let port = (try JSONSerialization.jsonObject(with: line) as? [String: Int])?["port"] else {
+        throw TestUpstreamError("\(script) did not say its port: \(String(decoding: line, as: UTF8.self))")
+    }
+    return (process, port)
+}
+
 /// A forwarder in front of moto that holds requests carrying a marker (Tests/Support/
 /// hold_proxy.py), so an execution can be caught in flight.
 final class HoldProxy: @unchecked Sendable {
@@ -11,21 +32,8 @@ final class HoldProxy: @unchecked Sendable {
 
     init(target: String, marker: String, holdSeconds: Double, directory: String) throws {
         log = directory + "/hold-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [Stage.repoRoot + "/Tests/Support/hold_proxy.py", target, marker, String(holdSeconds), log]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw TestUpstreamError("the hold proxy did not start") }
-            line.append(chunk)
-        }
-        port = ((try JSONSerialization.jsonObject(with: line) as? [String: Int])?["port"]) ?? 0
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        (process, port) = try launchListeningHelper("hold_proxy.py", [target, marker, String(holdSeconds), log])
     }
 
     deinit {
