@@ -8,7 +8,8 @@ import AirlockStore
 /// check on every store: the proposal exists and can run here, nothing is frozen, its session
 /// is not revoked, its row is still what the audit log recorded when it was proposed (a payload
 /// and digest rewritten together in the database are refused, not executed); then it approves
-/// and the one Executor runs it, once, under the lease when there is one.
+/// and the one Executor runs it, once, under the lease when there is one. A proposal left
+/// `approved` and never claimed (its approver died first) runs when it is approved again.
 public struct Approval: Sendable {
     public let store: any ProposalStore
     public var executor: Executor
@@ -49,8 +50,24 @@ public struct Approval: Sendable {
             tampered?(current, mismatch)
             throw AirlockError("proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved", code: .tampered)
         }
+        if current.state == .approved {
+            // Approved, never claimed: the approver's process or replica died between its
+            // approval and the claim (a store written before may hold such rows). Approving it
+            // again runs it; the claim below still lets exactly one execution start.
+            return try execute(id, by: actor)
+        }
         let decided = try store.apply(.approve, to: id, actor: actor, note: note)
         approved?(decided)
-        return try executor.execute(id, actor: actor)
+        return try execute(id, by: actor)
+    }
+
+    /// The Executor's run; a claim another approval won first is refused in the approve's words.
+    func execute(_ id: String, by actor: String) throws(AirlockError) -> Proposal {
+        do {
+            return try executor.execute(id, actor: actor)
+        } catch where error.code == .conflict {
+            guard let now = try store.proposal(id: id), now.state != .approved else { throw error }
+            throw AirlockError("proposal \(id) cannot be approved: \(ProposalLifecycle.refusal(now.state, on: .approve))", code: .conflict)
+        }
     }
 }
