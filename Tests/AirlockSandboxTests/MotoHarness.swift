@@ -29,22 +29,26 @@ enum PythonTools {
 
 /// A real moto server (AWS's API on loopback) for one test.
 final class Moto: @unchecked Sendable {
+    let host: String
     let port: Int
     let process: Process
-    var url: String { "http://127.0.0.1:\(port)" }
+    var url: String { "http://\(host):\(port)" }
     static let keys = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
 
-    init(environment extra: [String: String] = [:]) throws {
-        port = Moto.freePort()
+    /// `host`, `port`: a fixed address (the compatibility fixtures' proposals name one);
+    /// default a free port on 127.0.0.1.
+    init(environment extra: [String: String] = [:], host: String = "127.0.0.1", port fixed: Int? = nil) throws {
+        self.host = host
+        port = fixed ?? Moto.freePort()
         process = Process()
         process.executableURL = URL(fileURLWithPath: PythonTools.motoServer)
-        process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
+        process.arguments = ["-H", host, "-p", String(port)]
         process.environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()].merging(extra) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         for _ in 0..<200 {
-            if Moto.accepts(port) { return }
+            if Moto.accepts(port, host: host) { return }
             usleep(50_000)
         }
         throw POSIXError(.ETIMEDOUT)
@@ -80,12 +84,12 @@ final class Moto: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    static func accepts(_ port: Int) -> Bool {
+    static func accepts(_ port: Int, host: String = "127.0.0.1") -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(host)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         return withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

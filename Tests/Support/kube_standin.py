@@ -13,6 +13,7 @@ kubectl asks about a few kinds, keeps the objects in memory and records every re
         replicas of nginx:1.25), a secret db-password (password: hunter2), a configmap settings,
         a service account deployer; in prod a secret db (password: prod-hunter2) and a
         service account deployer.
+    KUBE_STANDIN_BIND=HOST:PORT: listen there instead (the compatibility fixtures' fixed address).
     KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS=1: every request, discovery too, needs the token;
         otherwise reads may be anonymous. Writes need `Authorization: Bearer host-secret-token`
         (the human's kubeconfig), as a real cluster would refuse an agent without credentials.
@@ -613,7 +614,8 @@ if __name__ == "__main__":
     LOG = sys.argv[1]
     if os.environ.get("KUBE_STANDIN_SEED") == "1":
         seed()
-    server = Server(("127.0.0.1", 0), Handler)
+    host, _, port = os.environ.get("KUBE_STANDIN_BIND", "127.0.0.1:0").rpartition(":")
+    server = Server((host, int(port)), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(sys.argv[2], sys.argv[3])
     context.set_alpn_protocols(["http/1.1"])
