@@ -4,7 +4,7 @@ import Glibc
 
 /// The store driver for tests and throwaway gates: everything in this process's memory, gone
 /// when it exits. Same promises as the others (one mutex stands for the transaction).
-public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
+public final class InMemoryProposalStore: ProposalStoreDriver, @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var sessions: [String: Session] = [:]
     private var rows: [Proposal] = []
@@ -157,27 +157,14 @@ public final class InMemoryProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    public func record(_ call: RecordedCall) throws(AirlockError) {
-        switch call {
-        case .refusal(let sessionID, let summary, let rule):
-            try storeRefusal(sessionID: sessionID, summary: summary, rule: rule)
-        case .executionCall(let proposalID, let sessionID, let summary, let rule):
-            try storeExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: rule)
-        }
-    }
-
-    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
-        try waitByLooking(id: id, timeout: timeout)
-    }
-
-    func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try locked { () throws(AirlockError) in
             append(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
                    detail: .object([("summary", .string(summary)), ("rule", .string(rule))]))
         }
     }
 
-    func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try locked { () throws(AirlockError) in
             append(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
                    detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),

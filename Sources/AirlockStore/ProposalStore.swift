@@ -245,6 +245,29 @@ extension DecisionStore {
     }
 }
 
+/// What the drivers (in memory, SQLite, PostgreSQL) share beyond their storage: `record`
+/// dispatches to how each stores a refusal and an execution's call, and `wait` looks
+/// (`waitByLooking`). The gate client records and waits its own way (over the gate's API).
+public protocol ProposalStoreDriver: ProposalStore {
+    func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError)
+    func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError)
+}
+
+extension ProposalStoreDriver {
+    public func record(_ call: RecordedCall) throws(AirlockError) {
+        switch call {
+        case .refusal(let sessionID, let summary, let rule):
+            try storeRefusal(sessionID: sessionID, summary: summary, rule: rule)
+        case .executionCall(let proposalID, let sessionID, let summary, let rule):
+            try storeExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: rule)
+        }
+    }
+
+    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
+        try waitByLooking(id: id, timeout: timeout)
+    }
+}
+
 extension GateDirectory {
     public func control(_ name: String) throws(AirlockError) -> GateControl? {
         try controls().first { $0.name == name }

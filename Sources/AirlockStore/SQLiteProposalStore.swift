@@ -6,7 +6,7 @@ import Glibc
 /// the hash-chained audit log, in one SQLite database (WAL) in the state directory, shared by
 /// the local `airlock run` sessions and `airlock approve`. Every change and its audit entry
 /// commit in one transaction, before anyone is told.
-public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
+public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable {
     let db: SQLiteDatabase
     private var lock = pthread_mutex_t()
     public let stateDir: String
@@ -297,20 +297,7 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    public func record(_ call: RecordedCall) throws(AirlockError) {
-        switch call {
-        case .refusal(let sessionID, let summary, let rule):
-            try storeRefusal(sessionID: sessionID, summary: summary, rule: rule)
-        case .executionCall(let proposalID, let sessionID, let summary, let rule):
-            try storeExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: rule)
-        }
-    }
-
-    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
-        try waitByLooking(id: id, timeout: timeout)
-    }
-
-    func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try locked { () throws(AirlockError) in
             try db.transaction { () throws(AirlockError) in
                 try appendAudit(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
@@ -319,7 +306,7 @@ public final class SQLiteProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try locked { () throws(AirlockError) in
             try db.transaction { () throws(AirlockError) in
                 try appendAudit(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",

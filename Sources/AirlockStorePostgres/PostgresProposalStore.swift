@@ -19,7 +19,7 @@ import Synchronization
 /// the audit chain has one head, so appends (and with them every transition, the execution
 /// claim included) are serialized across replicas; the lock is released at COMMIT or
 /// ROLLBACK, also when a replica dies mid-transaction (its connection closes).
-public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
+public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendable {
     let configuration: PostgresStoreConfiguration
     let logger: Logger
     private var mutex = pthread_mutex_t()
@@ -502,27 +502,14 @@ public final class PostgresProposalStore: ProposalStore, @unchecked Sendable {
         }
     }
 
-    public func record(_ call: RecordedCall) throws(AirlockError) {
-        switch call {
-        case .refusal(let sessionID, let summary, let rule):
-            try storeRefusal(sessionID: sessionID, summary: summary, rule: rule)
-        case .executionCall(let proposalID, let sessionID, let summary, let rule):
-            try storeExecutionCall(proposalID: proposalID, sessionID: sessionID, summary: summary, rule: rule)
-        }
-    }
-
-    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
-        try waitByLooking(id: id, timeout: timeout)
-    }
-
-    func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func storeRefusal(sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try transaction { () throws(AirlockError) in
             try appendAudit(event: "refused", proposalID: nil, actor: "session:\(sessionID)",
                             detail: .object([("summary", .string(summary)), ("rule", .string(rule))]))
         }
     }
 
-    func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
+    public func storeExecutionCall(proposalID: String, sessionID: String, summary: String, rule: String) throws(AirlockError) {
         try transaction { () throws(AirlockError) in
             try appendAudit(event: "execution-call", proposalID: proposalID, actor: "session:\(sessionID)",
                             detail: .object([("state", .string(ProposalState.executing.rawValue)), ("summary", .string(summary)),
