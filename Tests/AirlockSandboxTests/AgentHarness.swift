@@ -13,20 +13,7 @@ final class ModelServer: @unchecked Sendable {
         let script = directory + "/model-script-\(UUID().uuidString).json"
         log = directory + "/model-requests-\(UUID().uuidString).jsonl"
         try JSONSerialization.data(withJSONObject: ["commands": commands, "final": final]).write(to: URL(fileURLWithPath: script))
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [Stage.repoRoot + "/Tests/Support/model_server.py", script, log]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw TestUpstreamError("the model server did not start") }
-            line.append(chunk)
-        }
-        port = ((try JSONSerialization.jsonObject(with: line) as? [String: Int])?["port"]) ?? 0
+        (process, port) = try launchListeningHelper("model_server.py", [script, log])
     }
 
     deinit {

@@ -301,27 +301,14 @@ final class KubeStandIn: @unchecked Sendable {
     let kubeconfig: String
     let caData: String
 
-    /// `environment`: the stand-in's options (KUBE_STANDIN_SEED, KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS).
+    /// `environment`: the stand-in's options (KUBE_STANDIN_SEED, KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS, KUBE_STANDIN_BIND).
     init(directory: String, environment: [String: String] = [:]) throws {
         let fixtures = runProcess("/usr/bin/python3", [Stage.repoRoot + "/Tests/Support/egress_server.py", "fixtures", directory + "/tls"],
                                   environment: ["PATH": "/usr/bin:/bin"], directory: directory, timeout: 60)
         guard fixtures.status == 0 else { throw TestUpstreamError("fixtures: \(fixtures)") }
         log = directory + "/kube-requests.jsonl"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [Stage.repoRoot + "/Tests/Support/kube_standin.py", log, directory + "/tls/server.pem", directory + "/tls/server.key"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw TestUpstreamError("the stand-in did not start") }
-            line.append(chunk)
-        }
-        port = (try JSONSerialization.jsonObject(with: line) as? [String: Int])?["port"] ?? 0
+        (process, port) = try launchListeningHelper("kube_standin.py", [log, directory + "/tls/server.pem", directory + "/tls/server.key"],
+                                                    environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
         caData = (FileManager.default.contents(atPath: directory + "/tls/ca.pem") ?? Data()).base64EncodedString()
         kubeconfig = directory + "/kubeconfig"
         _ = FileManager.default.createFile(atPath: kubeconfig, contents: Data(Self.config(port: port, caData: caData, token: "host-secret-token").utf8))

@@ -2,10 +2,12 @@ import Foundation
 import Testing
 
 /// A test helper from Tests/Support that prints {"port": N} once it listens: its process and port.
-func launchListeningHelper(_ script: String, _ arguments: [String]) throws -> (Process, Int) {
+/// `environment`: the helper's whole environment (nil: this process's).
+func launchListeningHelper(_ script: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (Process, Int) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
     process.arguments = [Stage.repoRoot + "/Tests/Support/" + script] + arguments
+    if let environment { process.environment = environment }
     let output = Pipe()
     process.standardOutput = output
     process.standardError = FileHandle(forWritingAtPath: "/dev/null")
