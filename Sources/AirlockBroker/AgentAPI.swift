@@ -184,7 +184,8 @@ final class AgentAPIHandler: ChannelInboundHandler {
     func reply(_ context: ChannelHandlerContext, _ json: JSON) {
         answered = true
         let buffer = context.channel.allocator.buffer(string: json.serialized() + "\n")
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -374,15 +374,17 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let channel = context.channel
         let pipeline = context.pipeline
         let established = context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")
+        // Every step runs on this channel's event loop (the pipeline's futures complete there).
+        let bound = NIOLoopBound((context: context, handler: self), eventLoop: context.eventLoop)
         pipeline.removeHandler(name: "airlock-http-encoder").flatMap {
-            context.writeAndFlush(NIOAny(established))
+            bound.value.context.writeAndFlush(NIOAny(established))
         }.flatMapThrowing {
             let sync = pipeline.syncOperations
             try sync.addHandler(NIOSSLServerHandler(context: tls), position: .last)
             try sync.configureHTTPServerPipeline(position: .last, withErrorHandling: true)
             try sync.addHandler(endpoint(), position: .last)
         }.flatMap {
-            pipeline.removeHandler(self)
+            pipeline.syncOperations.removeHandler(bound.value.handler)
         }.flatMap {
             // The ClientHello may already be read: it goes on to the TLS handler.
             pipeline.removeHandler(name: "airlock-http-decoder")
@@ -409,14 +411,18 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         // The 200 is written as raw bytes once the encoder is gone: the encoder would frame it
         // (chunked) and put a terminator into the tunnel.
         let established = context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")
+        // Every step runs on this channel's event loop, the upstream's too (it was connected
+        // on context.eventLoop).
+        let bound = NIOLoopBound((context: context, handler: self, agentSide: agentSide, upstreamSide: upstreamSide),
+                                 eventLoop: context.eventLoop)
         pipeline.removeHandler(name: "airlock-http-encoder").flatMap {
-            context.writeAndFlush(NIOAny(established))
+            bound.value.context.writeAndFlush(NIOAny(established))
+        }.flatMapThrowing {
+            try upstream.pipeline.syncOperations.addHandler(bound.value.upstreamSide)
+        }.flatMapThrowing {
+            try pipeline.syncOperations.addHandler(bound.value.agentSide)
         }.flatMap {
-            upstream.pipeline.addHandler(upstreamSide)
-        }.flatMap {
-            pipeline.addHandler(agentSide)
-        }.flatMap {
-            pipeline.removeHandler(self)
+            pipeline.syncOperations.removeHandler(bound.value.handler)
         }.flatMap {
             // Bytes the agent sent after CONNECT come out of the decoder as it leaves.
             pipeline.removeHandler(name: "airlock-http-decoder")
@@ -445,15 +451,16 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         headers.replaceOrAdd(name: "Host", value: target.port == 80 ? target.host : "\(target.host):\(target.port)")
         headers.replaceOrAdd(name: "Connection", value: "close")
-        let relay = ForwardRelay(downstream: context, record: record)
+        // The upstream was connected on context.eventLoop: the relay lives there.
+        let relay = NIOLoopBound(ForwardRelay(downstream: context, record: record), eventLoop: context.eventLoop)
         let body = self.body
-        upstream.pipeline.addHTTPClientHandlers().flatMap { upstream.pipeline.addHandler(relay) }.whenComplete { result in
+        let requestHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target.path ?? "/", headers: headers)
+        upstream.pipeline.addHTTPClientHandlers().flatMapThrowing { try upstream.pipeline.syncOperations.addHandler(relay.value) }.whenComplete { result in
             guard case .success = result else {
                 upstream.close(promise: nil)
                 return
             }
-            upstream.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: head.method, uri: target.path ?? "/", headers: headers)),
-                           promise: nil)
+            upstream.write(HTTPClientRequestPart.head(requestHead), promise: nil)
             if body.readableBytes > 0 { upstream.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
             record.up += body.readableBytes
             upstream.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
@@ -475,7 +482,8 @@ final class EgressProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "X-Airlock-Refusal", value: String(message.prefix(400)).replacingNewlines())
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -118,7 +118,8 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
                                                              headers: responseHeaders))), promise: nil)
         if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        if !keepAlive { done.whenComplete { _ in bound.value.close(promise: nil) } }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -331,7 +331,7 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
             }
         }
         // Every later statement on this connection names the schema's tables.
-        try locked { () throws(AirlockError) in try run("SET search_path TO \(schema)") }
+        _ = try locked { () throws(AirlockError) in try run("SET search_path TO \(schema)") }
     }
 
     // MARK: Sessions
