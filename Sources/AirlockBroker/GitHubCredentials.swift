@@ -21,12 +21,12 @@ public final class GitHubCredentials: @unchecked Sendable {
     /// Trees the agent can write (the workspace, a profile's read-write paths): git is never
     /// run with a configuration file there, which would let the agent pick the credential
     /// helper the broker runs outside the sandbox (docs/github.md, "Credentials").
-    let writableRoots: [String]
+    let writableRoots: WritableRoots
     /// Why `git credential fill` is not run this session, once found (nil: it may run).
     private var gitRefusal: String??
 
     /// `hosts`: already read (the session CA's thread reads them at start-up), else read here.
-    public init(environment: [String: String], hosts: [String]? = nil, writableRoots: [String] = []) {
+    public init(environment: [String: String], hosts: [String]? = nil, writableRoots: WritableRoots = WritableRoots([])) {
         self.environment = environment
         self.hosts = hosts ?? Self.hosts(environment: environment)
         self.writableRoots = writableRoots
@@ -42,7 +42,7 @@ public final class GitHubCredentials: @unchecked Sendable {
         let sources = CredentialSources.find(environment: environment, home: environment["HOME"] ?? "/", cwd: "/") { path in
             try? readTextFile(path, limit: 4 << 20)
         }
-        let found = sources.gitConfigurations.first { path in writableRoots.contains { HostPath.isWithin(path, $0) } }
+        let found = sources.gitConfigurations.first { writableRoots.contain($0) }
         gitRefusal = .some(found)
         return found
     }

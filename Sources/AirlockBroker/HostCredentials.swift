@@ -17,7 +17,7 @@ public final class HostCredentials: @unchecked Sendable {
     /// outside the sandbox. Files elsewhere are read when needed, so rotated keys are seen.
     private let pinned: [String: String?]
 
-    public init(environment: [String: String], profile: String?, writableRoots: [String] = []) {
+    public init(environment: [String: String], profile: String?, writableRoots: WritableRoots = WritableRoots([])) {
         self.environment = environment
         self.profile = profile
         var pinned: [String: String?] = [:]
@@ -25,7 +25,7 @@ public final class HostCredentials: @unchecked Sendable {
         let cwd = HostPath.normalize(currentDirectoryPath())
         for path in [CredentialSources.awsCredentialsFile(environment, home: home), CredentialSources.awsConfigFile(environment, home: home)] {
             let full = CredentialSources.absolute(path, home: home, cwd: cwd)
-            if writableRoots.contains(where: { HostPath.isWithin(full, $0) }) { pinned[path] = .some(try? readTextFile(full, limit: 1 << 20)) }
+            if writableRoots.contain(full) { pinned[path] = .some(try? readTextFile(full, limit: 1 << 20)) }
         }
         self.pinned = pinned
         pthread_mutex_init(&mutex, nil)

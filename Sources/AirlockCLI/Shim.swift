@@ -30,7 +30,7 @@ enum Shim {
             return 125
         }
         let environment = currentEnvironment()
-        let directory = currentDirectory()
+        let directory = currentDirectoryPath()
         let workspace = environment["AIRLOCK_WORKSPACE"] ?? directory
         let ruling = CommandClassifier.classify(arguments, profile: profile, context: CommandContext(workspace: workspace, directory: directory))
         switch ruling.decision {
@@ -105,11 +105,5 @@ enum Shim {
         execv(real, argv)
         writeError("airlock: cannot run \(real): \(String(cString: strerror(errno)))\n")
         return 126
-    }
-
-    static func currentDirectory() -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -62,3 +62,19 @@ public func ensureDirectory(_ path: String) throws(AirlockError) {
 public func writeStandardError(_ text: String) {
     text.withCString { _ = write(2, $0, strlen($0)) }
 }
+
+/// `path` with the symlinks of its longest existing prefix resolved and the rest (what does not
+/// exist yet) appended: where a file there is, or would be created. `path` must be absolute.
+public func resolvedHostPath(_ path: String) -> String {
+    var head = HostPath.normalize(path)
+    var rest: [String] = []
+    while true {
+        if let real = realpath(head, nil) {
+            defer { free(real) }
+            return HostPath.normalize(([String(cString: real)] + rest.reversed()).joined(separator: "/"))
+        }
+        if head == "/" { return HostPath.normalize(path) }
+        rest.append(String(head[head.index(after: head.lastIndex(of: "/")!)...]))
+        head = HostPath.parent(of: head)
+    }
+}

@@ -68,7 +68,7 @@ public final class AgentSession: @unchecked Sendable {
     let kubernetesSensitive: Set<String>
     /// What the agent can write (the workspace, the profiles' read-write paths, real paths too):
     /// credential configuration there is never trusted by the broker.
-    let writableRoots: [String]
+    let writableRoots: WritableRoots
     let githubRepoScopes: [[Glob]]
     /// The human's kubeconfig, read here (outside the sandbox): the Kubernetes endpoint's
     /// clusters. Nil without one; agent sessions only (an execution keeps its tool's files).
@@ -105,8 +105,8 @@ public final class AgentSession: @unchecked Sendable {
         credentials = BrokerSession.dummyCredentials()
         upstream = try AWSUpstream(parsing: awsEndpoint ?? "aws")
         catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
-        hostCredentials = HostCredentials(environment: environment, profile: awsProfile,
-                                          writableRoots: Self.writableRoots(facts: facts, stack: stack, home: environment["HOME"] ?? "/"))
+        writableRoots = WritableRoots(Self.writableRoots(facts: facts, stack: stack, home: environment["HOME"] ?? "/"))
+        hostCredentials = HostCredentials(environment: environment, profile: awsProfile, writableRoots: writableRoots)
         region = hostCredentials.defaultRegion()
         log = BrokerLog(path: facts.stateDir + "/sessions/\(facts.sessionID).log")
         record = Session(id: id, startedAt: Clock.now(), user: Actor.currentUser(), workspace: facts.workspace,
@@ -127,7 +127,6 @@ public final class AgentSession: @unchecked Sendable {
         kubernetesReadNamespaces = stack.kubernetesReadNamespaces
         kubernetesAllow = stack.kubernetesAllow
         kubernetesSensitive = stack.kubernetesSensitive
-        writableRoots = Self.writableRoots(facts: facts, stack: stack, home: environment["HOME"] ?? "/")
         githubRepoScopes = stack.githubRepoScopes
         if execution == nil || execution?.spec.kubernetesEndpoint == true {
             do {

@@ -11,7 +11,7 @@ public enum HostInspection {
     ) throws(AirlockError) -> HostFacts {
         let uid = getuid(), gid = getgid()
         let home = homeDirectory(uid: uid, environment: environment)
-        let cwd = realPath(currentDirectory()) ?? "/"
+        let cwd = realPath(currentDirectoryPath()) ?? "/"
         let requested = explicitWorkspace.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 } ?? cwd
         guard let workspace = realPath(requested), isDirectory(workspace) else {
             throw AirlockError(
@@ -144,12 +144,6 @@ public enum HostInspection {
         let count = readlink(path, &buffer, buffer.count - 1)
         guard count > 0 else { return nil }
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    static func currentDirectory() -> String {
-        guard let cwd = getcwd(nil, 0) else { return "/" }
-        defer { free(cwd) }
-        return String(cString: cwd)
     }
 
     public static func isDirectory(_ path: String) -> Bool {
