@@ -13,6 +13,12 @@ public enum UpstreamReading {
         headers.first { methodOverrideHeaders.contains($0.name.lowercased()) }?.name
     }
 
+    /// Why a method has no single reading, if it has none: the gateways classify it upper-cased
+    /// and forward it as sent, and Go's and Rails' routers match methods case-sensitively.
+    public static func methodProblem(_ method: String) -> String? {
+        method == method.uppercased() ? nil : "the method \(method.prefix(20)) is not written in capitals"
+    }
+
     /// A path segment decoded once, as Go's `url.PathUnescape` and Rails' router decode it.
     /// Nil when the escaping is invalid (`%`, `%4`, `%zz`) or the bytes are not UTF-8.
     public static func decodeSegment(_ segment: Substring) -> String? {

@@ -75,6 +75,15 @@ import Testing
         }
     }
 
+    /// The gateways forward a method as sent and classify it upper-cased: one not in capitals
+    /// has two readings (Go's router matches methods case-sensitively) and is refused.
+    @Test func aMethodNotInCapitalsIsRefused() {
+        for method in ["get", "Get", "delete", "pAtch"] {
+            #expect(KubernetesClassifier.classify(method: method, path: "/api/v1/namespaces/dev/pods", query: "", headers: []).decision == .deny, "\(method)")
+            #expect(GitSmartHTTP.classify(method: method, path: "/acme/app.git/info/refs", query: "service=git-upload-pack").decision == .deny, "\(method)")
+        }
+    }
+
     @Test func aProfileAllowsExecAndScopesReads() {
         let exec = KubernetesClassifier.classify(method: "POST", path: "/api/v1/namespaces/dev/pods/p/exec", query: "", headers: [],
                                                  allowed: ["pods/exec"])
@@ -84,6 +93,22 @@ import Testing
                                               readNamespaces: scope).decision == .read)
         #expect(KubernetesClassifier.classify(method: "GET", path: "/api/v1/namespaces/prod/pods", query: "", headers: [],
                                               readNamespaces: scope).decision == .deny)
+        // A list without a namespace is every namespace's (`kubectl get configmaps -A`), a
+        // watch too; a custom resource's as well (its scope is unknown here): refused under a
+        // scope. Built-in cluster-scoped resources are not namespaced reads.
+        for path in ["/api/v1/configmaps", "/apis/apps/v1/deployments", "/apis/example.com/v1/widgets"] {
+            for query in ["", "watch=true"] {
+                let ruling = KubernetesClassifier.classify(method: "GET", path: path, query: query, headers: [], readNamespaces: scope)
+                #expect(ruling.decision == .deny && ruling.rule.contains("across all namespaces"), "\(path)?\(query): \(ruling)")
+            }
+        }
+        let dryRunAcross = KubernetesClassifier.classify(method: "DELETE", path: "/api/v1/configmaps", query: "dryRun=All", headers: [],
+                                                         readNamespaces: scope)
+        #expect(dryRunAcross.decision == .deny, "\(dryRunAcross)")
+        for path in ["/api/v1/nodes", "/api/v1/persistentvolumes", "/apis/rbac.authorization.k8s.io/v1/clusterroles"] {
+            #expect(KubernetesClassifier.classify(method: "GET", path: path, query: "", headers: [], readNamespaces: scope).decision == .read, "\(path)")
+        }
+        #expect(KubernetesClassifier.classify(method: "GET", path: "/api/v1/configmaps", query: "", headers: []).decision == .read)
     }
 }
 
@@ -97,6 +122,12 @@ import Testing
         ("POST", "/repos/acme/web/actions/runners/registration-token", .sensitive),
         ("POST", "/app/installations/1/access_tokens", .sensitive), ("GET", "/orgs/acme/personal-access-tokens", .sensitive),
         ("GET", "/repos/acme/web/../secrets", .deny), ("GET", "/repos/acme//web", .deny), ("GET", "/repos/acme/web%2F..%2Fx", .deny),
+        // One reading: a method not in capitals is forwarded as sent, so it is refused; Rails
+        // routes a format (`secrets.json`) and Rack splits queries on ';' too.
+        ("get", "/repos/acme/web", .deny), ("Post", "/repos/acme/web/issues", .deny),
+        ("GET", "/repos/acme/web/actions/secrets.json", .sensitive), ("GET", "/repos/acme/web/actions/secrets;x=1", .sensitive),
+        ("GET", "/repos/acme/web/pulls?state=open;_method=DELETE", .deny), ("GET", "/repos/acme/web/pulls?state=%zz", .deny),
+        ("GET", "/graphql.json?query=%7Bviewer%7D", .deny),
     ]
 
     @Test func everyRESTRule() {

@@ -28,12 +28,8 @@ public struct HostConfig: Sendable, Equatable {
         do {
             guard let parsed = try YAML.parse(text) else { return HostConfig() }
             root = parsed
-        } catch let error as YAMLError {
-            throw fail(error.line, error.message)
-        } catch let error as AirlockError {
-            throw error
         } catch {
-            throw fail(1, "\(error)")
+            throw fail(error.line, error.message)
         }
         guard case .mapping(let entries) = root.value else { throw fail(root.line, "the file must be a mapping") }
         var config = HostConfig()

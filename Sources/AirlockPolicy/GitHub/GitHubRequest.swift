@@ -15,6 +15,7 @@ public enum GitHubClassifier {
     /// escapes, dot or empty segments). `path` may carry its query after `?`.
     public static func classifyREST(method: String, path: String, query: String = "") -> Ruling {
         let upper = method.uppercased()
+        if let problem = UpstreamReading.methodProblem(method) { return Ruling(.deny, "no single reading: \(problem)") }
         let rawPath = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
         let rawQuery = query.isEmpty ? String(path.drop { $0 != "?" }.dropFirst()) : query
         if let problem = KubernetesRequest.pathProblem(rawPath) ?? UpstreamReading.encodingProblem(rawPath) {
@@ -27,7 +28,9 @@ public enum GitHubClassifier {
             }
             segments.append(decoded)
         }
-        let lowered = segments.map { $0.lowercased() }
+        // Rails routes `secrets.json` (a format) and may drop `;params` as `secrets`: each
+        // segment is matched by what precedes its first '.' or ';'.
+        let lowered = segments.map { String($0.lowercased().prefix { $0 != "." && $0 != ";" }) }
         if lowered == ["graphql"] {
             return Ruling(.deny, "no single reading: GraphQL is served only at exactly /graphql (on an enterprise host /api/graphql), by POST, without a query string; \(rawPath) is refused")
         }
@@ -36,8 +39,12 @@ public enum GitHubClassifier {
             || lowered.last == "git-receive-pack" || lowered.suffix(2) == ["info", "refs"] {
             return Ruling(.deny, "git's smart HTTP protocol on an API path (\(rawPath)): pushes and fetches go to the git host, never to the API host")
         }
-        if rawQuery.split(separator: "&").contains(where: { PercentEncoding.decode(String($0.prefix { $0 != "=" }), plusIsSpace: true).lowercased() == "_method" }) {
+        // Rack splits a query on ';' as well as '&': refused rather than read two ways.
+        switch UpstreamReading.goQuery(rawQuery) {
+        case .failure(let problem): return Ruling(.deny, "no single reading: \(problem.description)")
+        case .success(let pairs) where pairs.contains(where: { $0.key.lowercased() == "_method" }):
             return Ruling(.deny, "no single reading: _method in the query asks for another method than the request's own")
+        case .success: break
         }
         let sensitive = lowered.first { sensitiveSegments.contains($0) }
         let shown = "/" + segments.joined(separator: "/")

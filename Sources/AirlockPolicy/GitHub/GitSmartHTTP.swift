@@ -36,7 +36,7 @@ public enum GitSmartHTTP: Sendable, Equatable {
     /// The ruling: advertisements and fetches read, a push a change (a proposal that pins it),
     /// other GETs read (web pages, archives), anything else refused.
     public static func classify(method: String, path: String, query: String) -> Ruling {
-        if let problem = KubernetesRequest.pathProblem(path) ?? UpstreamReading.encodingProblem(path) {
+        if let problem = UpstreamReading.methodProblem(method) ?? KubernetesRequest.pathProblem(path) ?? UpstreamReading.encodingProblem(path) {
             return Ruling(.deny, "no single reading: \(problem)")
         }
         switch read(method: method, path: path, query: query) {

@@ -203,6 +203,7 @@ public enum KubernetesClassifier {
         if let header = UpstreamReading.methodOverride(headers) {
             return Ruling(.deny, "no single reading: \(header) asks for another method than the request's own")
         }
+        if let problem = UpstreamReading.methodProblem(method) { return Ruling(.deny, "no single reading: \(problem)") }
         switch KubernetesRequest.read(method: method, path: path, query: query) {
         case .ambiguous(let why):
             return Ruling(.deny, "no single reading: \(why)")
@@ -241,10 +242,37 @@ public enum KubernetesClassifier {
         if isSensitive(request, sensitive: sensitive) {
             return Ruling(.sensitive, "\(described): the API server answers with \(answer), so it is a read of \(request.resource), gated even to read")
         }
-        if let scope = readNamespaces, let namespace = request.namespace, !scope.contains(namespace) {
-            return Ruling(.deny, "\(described) in namespace \(namespace) answers with \(answer): the profile scopes reads to \(scope.sorted().joined(separator: ", "))")
+        if let outside = outsideReadScope(request, readNamespaces: readNamespaces) {
+            return Ruling(.deny, "\(described) answers with \(answer), \(outside)")
         }
         return Ruling(.read, "\(described): nothing is stored; the answer is \(answer), no more than a read shows")
+    }
+
+    /// Built-in resources that live outside namespaces: read without one, they are not a read
+    /// across namespaces. Any other resource without a namespace (a list of configmaps at
+    /// /api/v1/configmaps) is, for all the API server knows, every namespace's.
+    static let clusterScoped: Set<String> = [
+        "nodes", "namespaces", "persistentvolumes", "componentstatuses", "clusterroles.rbac.authorization.k8s.io",
+        "clusterrolebindings.rbac.authorization.k8s.io", "customresourcedefinitions.apiextensions.k8s.io",
+        "storageclasses.storage.k8s.io", "csidrivers.storage.k8s.io", "csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io",
+        "priorityclasses.scheduling.k8s.io", "ingressclasses.networking.k8s.io", "runtimeclasses.node.k8s.io",
+        "apiservices.apiregistration.k8s.io", "certificatesigningrequests.certificates.k8s.io",
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io", "validatingwebhookconfigurations.admissionregistration.k8s.io",
+        "validatingadmissionpolicies.admissionregistration.k8s.io", "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+        "flowschemas.flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io",
+    ]
+
+    /// Why a read (or a dry run answering like one) falls outside the namespaces a profile
+    /// scopes reads to, if it does: in another namespace, or across all of them.
+    static func outsideReadScope(_ request: KubernetesRequest, readNamespaces: Set<String>?) -> String? {
+        guard let scope = readNamespaces else { return nil }
+        let scoped = scope.sorted().joined(separator: ", ")
+        if let namespace = request.namespace {
+            return scope.contains(namespace) ? nil : "in namespace \(namespace): the profile scopes reads to \(scoped)"
+        }
+        let name = request.group.isEmpty ? request.resource : request.resource + "." + request.group
+        if clusterScoped.contains(name) { return nil }
+        return "across all namespaces: the profile scopes reads to \(scoped); name one (-n NAMESPACE)"
     }
 
     /// Secrets (the core group's), and what a profile names in `kubernetes.sensitive`
@@ -310,8 +338,8 @@ public enum KubernetesClassifier {
             if isSensitive(request, sensitive: sensitive) {
                 return Ruling(.sensitive, "\(described): \(request.resource) are gated even to read")
             }
-            if let scope = readNamespaces, let namespace = request.namespace, !scope.contains(namespace) {
-                return Ruling(.deny, "\(described) in namespace \(namespace): the profile scopes reads to \(scope.sorted().joined(separator: ", "))")
+            if let outside = outsideReadScope(request, readNamespaces: readNamespaces) {
+                return Ruling(.deny, "\(described) \(outside)")
             }
             if request.subresource != nil && !["log", "status", "scale"].contains(request.subresource!) {
                 return Ruling(.mutation, "\(described): an unknown subresource counts as a change")
