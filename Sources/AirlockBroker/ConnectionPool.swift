@@ -18,9 +18,7 @@ public final class ConnectionPool: Sendable {
     let trust: NIOSSLContext?
     let serverName: String?
     /// Idle connections and when each was last used.
-    private let idle = Mutex<[(channel: Channel, since: Double)]>([])
-    /// Connections opened so far (for tests and the benchmark).
-    private let opened = Mutex(0)
+    let idle = Mutex<[(channel: Channel, since: Double)]>([])
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     /// Idle connections kept at most, and for at most this long (well below a server's idle
     /// timeout, so a kept connection is rarely one the server is closing).
@@ -35,15 +33,19 @@ public final class ConnectionPool: Sendable {
         self.serverName = serverName
     }
 
-    public var connectionsOpened: Int { opened.withLock { $0 } }
-
-    /// One request on an idle connection (or a new one). A GET that fails on a reused
-    /// connection before any answer (the server closed it meanwhile) is sent once more on a
-    /// new one; anything else is reported as it went.
+    /// One request on an idle connection (or a new one). A reused connection found closed
+    /// before anything was written is replaced by a new one for any request; one that closed
+    /// after the request was written but before any answer (the server closed it meanwhile)
+    /// is retried only for a GET or HEAD: a POST may have been taken, and sending it again
+    /// could propose twice. Anything else is reported as it went.
     public func exchange(_ request: OutboundRequest, timeoutSeconds: Int64 = 120) -> ExecutionClient.Exchange {
         if let channel = takeIdle() {
             let outcome = send(request, on: channel, timeoutSeconds: timeoutSeconds)
-            guard case .closedUnanswered = outcome, request.method == "GET" || request.method == "HEAD" else { return outcome.exchange }
+            switch outcome {
+            case .notSent: break
+            case .closedUnanswered where request.method == "GET" || request.method == "HEAD": break
+            default: return outcome.exchange
+            }
         }
         let channel: Channel
         do {
@@ -52,7 +54,6 @@ public final class ConnectionPool: Sendable {
         } catch {
             return .notSent("cannot reach \(scheme)://\(host):\(port): \(error)")
         }
-        opened.withLock { $0 += 1 }
         return send(request, on: channel, timeoutSeconds: timeoutSeconds).exchange
     }
 
@@ -86,8 +87,9 @@ public final class ConnectionPool: Sendable {
                 channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             }.wait()
         } catch {
+            // Found closed before a byte of the request was written.
             channel.close(promise: nil)
-            return .closedUnanswered("the kept connection to \(host) was closed")
+            return .notSent("the kept connection to \(host) was closed")
         }
         let timeout = channel.eventLoop.scheduleTask(in: .seconds(timeoutSeconds)) {
             promise.fail(AirlockError("no answer from \(self.host) within \(timeoutSeconds) s"))

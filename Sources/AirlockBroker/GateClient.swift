@@ -18,9 +18,6 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
         self.blobDirectory = blobDirectory
     }
 
-    /// Connections this client opened to the gate so far.
-    public var connectionsOpened: Int { http.connections.connectionsOpened }
-
     /// Asks the gate who this token is: a launch fails here, before the agent starts, when the
     /// gate is unreachable, its certificate unverified, or the token unknown or revoked.
     public func checkEnrollment() throws(AirlockError) -> String {
