@@ -79,9 +79,9 @@ extension ProposalStore {
     /// Claims an approved proposal for execution (approved → executing, once): under `lease`
     /// with its renewer started (a gate replica; the caller stops it), or by this process's
     /// identity (a local `airlock`).
-    public func claimExecution(_ id: String, actor: String, lease: ExecutionLease?) throws(AirlockError) -> (claimed: Proposal, renewer: LeaseRenewer?) {
+    public func claimExecution(_ id: String, actor: String, lease: ExecutionLease?, note: String? = nil) throws(AirlockError) -> (claimed: Proposal, renewer: LeaseRenewer?) {
         let claimedUntil = lease?.expiry()
-        let claimed = try apply(.startExecution, to: id, actor: actor, executor: lease?.owner ?? Actor.processIdentity(), leaseUntil: claimedUntil)
+        let claimed = try apply(.startExecution, to: id, actor: actor, note: note, executor: lease?.owner ?? Actor.processIdentity(), leaseUntil: claimedUntil)
         let renewer = lease.map { LeaseRenewer(store: self, id: id, lease: $0, claimedUntil: claimedUntil ?? 0) }
         renewer?.start()
         return (claimed, renewer)

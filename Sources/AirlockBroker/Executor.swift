@@ -95,8 +95,9 @@ public struct Executor: Sendable {
         self.runners = runners
     }
 
-    public func execute(_ id: String, actor: String) throws(AirlockError) -> Proposal {
-        let (claimed, renewer) = try store.claimExecution(id, actor: actor, lease: lease)
+    /// `note`: recorded on the claim's audit entry (why this actor starts it).
+    public func execute(_ id: String, actor: String, note: String? = nil) throws(AirlockError) -> Proposal {
+        let (claimed, renewer) = try store.claimExecution(id, actor: actor, lease: lease, note: note)
         defer { renewer?.stop() }
         let outcome: Result<ExecutionResult, RunFailure> = Result { () throws(RunFailure) -> ExecutionResult in
             guard SigV4.hexSHA256(claimed.payload) == claimed.digest else {

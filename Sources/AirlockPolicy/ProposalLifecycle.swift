@@ -92,7 +92,7 @@ public enum ProposalLifecycle {
         case (.unknown, _):
             return "its execution was interrupted: whether it took effect upstream is unknown, and Airlock never runs it again; check upstream and make a new proposal if needed"
         case (.denied, _): return "it was denied"
-        case (.expired, _): return "it expired before anyone decided"
+        case (.expired, _): return "it expired: a deadline passed before it was decided or run"
         default: return "it is \(state.rawValue)"
         }
     }

@@ -29,6 +29,12 @@ import Testing
 
     enum Case: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case approved, frozen, revokedSession, rowRewritten, leaseLost, twiceAtOnce
+        /// Approved by someone else moments ago, not yet claimed: their execution is starting.
+        case approvedMomentsAgo
+        /// Approved long ago and never claimed (the approver died first): approving runs it.
+        case approvalAbandoned
+        /// Pending past the gate's deadline: expired, not approved, even before a sweep.
+        case pastItsDeadline
         var testDescription: String { rawValue }
     }
 
@@ -48,6 +54,9 @@ import Testing
         case .rowRewritten: return (.tampered, .pending, 0)
         case .leaseLost: return (nil, .unknown, 0)
         case .twiceAtOnce: return (.conflict, .succeeded, 1)
+        case .approvedMomentsAgo: return (.conflict, .approved, 0)
+        case .approvalAbandoned: return (nil, .succeeded, 1)
+        case .pastItsDeadline: return (.conflict, .expired, 0)
         }
     }
 
@@ -65,8 +74,16 @@ import Testing
             steal = { claimed in _ = try? other.loseLapsedExecution(claimed.id, before: Int64.max, note: "lapsed") }
         }
         let runner = CountingRunner(before: steal)
-        let approval = Approval(store: store, executor: Executor(store: store, lease: lease, runners: Runners(aws: runner)))
+        var approval = Approval(store: store, executor: Executor(store: store, lease: lease, runners: Runners(aws: runner)))
+        let later = Clock.epochMilliseconds() + Int64(Approval.abandonedAfterSeconds * 1000) + 60_000
         switch row {
+        case .approvedMomentsAgo: try other.apply(.approve, to: proposal.id, actor: "user:bob", note: "ship it")
+        case .approvalAbandoned:
+            try other.apply(.approve, to: proposal.id, actor: "user:bob", note: "ship it")
+            approval.now = { later }
+        case .pastItsDeadline:
+            approval.deadlines = ProposalDeadlines(pending: 60)
+            approval.now = { later }
         case .frozen: try other.setControl(GateControl.freeze, on: true, by: "user:ops", reason: "incident")
         case .revokedSession: try other.setControl(GateControl.session("s-1"), on: true, by: "user:ops", reason: "looping")
         case .rowRewritten:
@@ -77,6 +94,7 @@ import Testing
         var codes: [AirlockError.Code?] = []
         let id = proposal.id
         if row == .twiceAtOnce {
+            let approval = approval
             let results = Mutex<[AirlockError.Code?]>([])
             DispatchQueue.concurrentPerform(iterations: 2) { _ in
                 do throws(AirlockError) {
@@ -90,7 +108,7 @@ import Testing
             #expect(codes.filter { $0 == nil }.count == 1, "one of two approvals at once went through: \(codes)")
         } else {
             do throws(AirlockError) {
-                _ = try approval.approve(proposal.id, by: "user:alice", note: nil)
+                _ = try approval.approve(proposal.id, by: "user:alice", note: "still wanted")
                 codes = [AirlockError.Code?.none]
             } catch {
                 codes = [error.code]
@@ -101,6 +119,12 @@ import Testing
         proposal = try #require(try store.proposal(id: proposal.id))
         #expect(proposal.state == want.state, "\(driver) \(row): \(proposal.state)")
         #expect(runner.sends.withLock { $0 } == want.sends, "\(driver) \(row): sent \(runner.sends.withLock { $0 }) times")
+        if row == .approvalAbandoned {
+            // Who ran it, and why, is in the log: the claim names the second approver and their note.
+            let claim = try store.auditEntries().last { $0.proposalID == proposal.id && $0.event == "executing" }
+            #expect(claim?.actor == "user:alice" && claim?.detail.contains("approved again by user:alice") == true
+                    && claim?.detail.contains("still wanted") == true, "\(driver): \(String(describing: claim))")
+        }
     }
 }
 

@@ -18,7 +18,7 @@ import Testing
         ("AuditLog", { $0 is any AuditLog.Type }),
     ]
 
-    nonisolated(unsafe) static let table: [(type: Any.Type, file: String, roles: Set<String>)] = [
+    static let table: [(type: Any.Type, file: String, roles: Set<String>)] = [
         (InMemoryProposalStore.self, "Sources/AirlockStore/InMemoryProposalStore.swift",
          ["CallRecorder", "ProposalIntake", "DecisionStore", "GateDirectory", "AuditLog"]),
         (SQLiteProposalStore.self, "Sources/AirlockStore/SQLiteProposalStore.swift",
