@@ -36,6 +36,10 @@ public final class GateService: Sendable {
     /// holds one of the server's blocking threads for its length).
     let preparing = Mutex(0)
     /// At most this many at once on one replica; more are refused with 429 (retry later).
+    /// Refusals one session's broker may have audited on the gate per minute (per replica).
+    public static let refusalsPerMinute = 120
+    let refusalWindows = Mutex<[String: (start: Double, count: Int)]>([:])
+
     public static let preparationLimit = 4
 
     /// Command proposals on the gate (docs/gate.md, "Command proposals on the gate").
@@ -124,13 +128,19 @@ public final class GateService: Sendable {
     public func propose(_ identity: GateIdentity, _ body: JSON) throws(AirlockError) -> JSON {
         guard let sessionID = body["session_id"]?.string else { throw AirlockError("session_id is required", code: .badRequest) }
         try ownSession(identity, sessionID)
-        if let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20,
-           let json = try? JSON.parseStrict(bytes: bytes), json["type"]?.string == "s3-multipart" {
-            return try proposeMultipart(identity, sessionID: sessionID, json)
+        let wanted = "payload_base64 must be a pinned AWS request or S3 multipart upload (JSON, type aws-request or s3-multipart), at most 16 MiB"
+        guard let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20 else {
+            throw AirlockError(wanted, code: .badRequest)
         }
-        guard let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20,
-              let json = try? JSON.parseStrict(bytes: bytes), let pinned = PinnedRequest(json: json) else {
-            throw AirlockError("payload_base64 must be a pinned AWS request (JSON, type aws-request), at most 16 MiB", code: .badRequest)
+        let payload: ProposalPayload
+        do throws(ProposalPayload.Problem) { payload = try ProposalPayload(bytes: bytes) } catch {
+            throw AirlockError("\(wanted): \(error.description)", code: .badRequest)
+        }
+        let pinned: PinnedRequest
+        switch payload {
+        case .aws(let request): pinned = request
+        case .s3Multipart(let manifest): return try proposeMultipart(identity, sessionID: sessionID, manifest)
+        case .kubernetes, .github, .gitPush, .command: throw AirlockError("\(wanted), not \(payload.type)", code: .badRequest)
         }
         let classification = try classify(pinned)
         let summary = "\(pinned.service):\(classification.operation ?? "\(pinned.method) \(pinned.path)")"
@@ -141,7 +151,7 @@ public final class GateService: Sendable {
             throw AirlockError("\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.", code: .denied)
         }
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
-                                       payload: Array(pinned.json.serialized().utf8), upstream: config.awsUpstream), host: identity)
+                                       payload: ProposalPayload.aws(pinned).bytes, upstream: config.awsUpstream), host: identity)
     }
 
     /// `{"summary", "rule"}`: a request the host's broker refused (its own decision, made
@@ -152,11 +162,27 @@ public final class GateService: Sendable {
         guard let summary = body["summary"]?.string, let rule = body["rule"]?.string, summary.utf8.count <= 4096, rule.utf8.count <= 4096 else {
             throw AirlockError("a refusal needs a summary and a rule, each at most 4 KiB", code: .badRequest)
         }
-        do {
-            try store.recordRefusal(sessionID: sessionID, summary: summary, rule: "refused by \(identity.name)'s broker: \(rule)")
-        } catch {
-            throw error
+        // An agent looping on a refused call must not grow the audit log without bound (every
+        // entry takes the chain's lock all replicas share): past the budget, one entry says
+        // that more came, and the host is told to wait (its broker logs the rest locally).
+        let now = Clock.monotonicSeconds()
+        let count = refusalWindows.withLock { windows -> Int in
+            if windows.count > 10_000 { windows = windows.filter { now - $0.value.start < 60 } }
+            var window = windows[sessionID] ?? (start: now, count: 0)
+            if now - window.start >= 60 { window = (start: now, count: 0) }
+            window.count += 1
+            windows[sessionID] = window
+            return window.count
         }
+        if count > Self.refusalsPerMinute {
+            if count == Self.refusalsPerMinute + 1 {
+                try store.recordRefusal(sessionID: sessionID, summary: "more refusals than the gate records in a minute",
+                                        rule: "\(identity.name)'s broker reported more than \(Self.refusalsPerMinute) refusals of this session within a minute; the gate records no more of them until the minute is over (the host's session log has them)")
+            }
+            throw AirlockError("this session's broker reported more than \(Self.refusalsPerMinute) refusals within a minute; the gate records no more until the minute is over",
+                               hint: "the agent is looping on a refused call; its session log on the host has every refusal", code: .busy)
+        }
+        try store.recordRefusal(sessionID: sessionID, summary: summary, rule: "refused by \(identity.name)'s broker: \(rule)")
         return .object([("recorded", .bool(true))])
     }
 
@@ -182,13 +208,11 @@ public final class GateService: Sendable {
     /// the gate reads every request itself (create, each part with its bytes from the gate's
     /// blob store, complete), requires the operations and the object to be the ones a
     /// multipart upload has, and writes the summary the approver sees.
-    func proposeMultipart(_ identity: GateIdentity, sessionID: String, _ json: JSON) throws(AirlockError) -> JSON {
+    func proposeMultipart(_ identity: GateIdentity, sessionID: String, _ manifest: MultipartManifest) throws(AirlockError) -> JSON {
         func bad(_ why: String) -> AirlockError { AirlockError("the multipart upload \(why); nothing was stored", code: .badRequest) }
-        guard let createJSON = json["create"], let create = PinnedRequest(json: createJSON),
-              let completeJSON = json["complete"], let complete = PinnedRequest(json: completeJSON),
-              let staged = json["staged_upload_id"]?.string, staged.hasPrefix(StagedMultipart.idPrefix),
-              case .array(let parts)? = json["parts"], (1...10_000).contains(parts.count) else {
-            throw bad("is incomplete (create, complete, staged_upload_id and 1 to 10000 parts)")
+        let create = manifest.create, complete = manifest.complete, staged = manifest.stagedUploadID, parts = manifest.parts
+        guard staged.hasPrefix(StagedMultipart.idPrefix), (1...10_000).contains(parts.count) else {
+            throw bad("is incomplete (a staged upload id and 1 to 10000 parts)")
         }
         guard create.service == "s3", complete.service == "s3", complete.path == create.path, complete.region == create.region else {
             throw bad("must create and complete one S3 object")
@@ -211,15 +235,16 @@ public final class GateService: Sendable {
         var numbers = Set<Int>()
         var total = 0
         for part in parts {
-            guard let requestJSON = part["request"], var request = PinnedRequest(json: requestJSON), let digest = part["blob_sha256"]?.string,
-                  let size = part["size"]?.int, part["etag"]?.string != nil, request.path == create.path, request.region == create.region,
-                  uploadID(request) == staged,
+            var request = part.request
+            let size = part.size
+            // The number the manifest gives and the one the request sends are one number.
+            guard request.path == create.path, request.region == create.region, uploadID(request) == staged,
                   let number = AWSRequest.parseForm(request.query).first(where: { $0.key == "partNumber" })?.value.flatMap(Int.init),
-                  numbers.insert(number).inserted else {
+                  number == part.number, numbers.insert(number).inserted else {
                 throw bad("has a malformed or repeated part")
             }
             do {
-                request.body = try StagedMultipart.readBlob(directory: blobDirectory, digest: digest)
+                request.body = try StagedMultipart.readBlob(directory: blobDirectory, digest: part.blobSHA256)
             } catch {
                 throw bad("names part \(number), which was not sent to the gate (POST /v1/sessions/ID/blobs)")
             }
@@ -231,7 +256,7 @@ public final class GateService: Sendable {
         let megabytes = Double(total) / 1_000_000
         let summary = "s3:PutObject \(bucket)/\(key) via multipart upload (\(parts.count) parts, \(Int(megabytes.rounded())) MB)"
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: created.ruling,
-                                       payload: Array(json.serialized().utf8), upstream: config.awsUpstream), host: identity)
+                                       payload: ProposalPayload.s3Multipart(manifest).bytes, upstream: config.awsUpstream), host: identity)
     }
 
     /// A command an agent host's shim gated, with the workspace snapshot (`SnapshotArchive`).
@@ -282,17 +307,13 @@ public final class GateService: Sendable {
 
     /// Stores a proposal the gate wrote from a host's request; the host's answer.
     func keep(_ draft: ProposalDraft, host identity: GateIdentity) throws(AirlockError) -> JSON {
-        do {
-            let proposal = try store.propose(draft)
-            Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
-            logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(draft.sessionID)", "host": "\(identity.name)",
-                                               "summary": "\(draft.summary)"])
-            guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
-            fields.append(("session", .string(draft.sessionID)))
-            return .object(fields)
-        } catch {
-            throw error
-        }
+        let proposal = try store.propose(draft)
+        Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
+        logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(draft.sessionID)", "host": "\(identity.name)",
+                                           "summary": "\(draft.summary)"])
+        guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
+        fields.append(("session", .string(draft.sessionID)))
+        return .object(fields)
     }
 
     /// The gate's own reading of a pinned request: one reading or none, then its catalog.
@@ -369,6 +390,7 @@ public final class GateService: Sendable {
     public func approve(_ identity: GateIdentity, _ id: String, note: String?) throws(AirlockError) -> Proposal {
         _ = try proposal(identity, id)
         var approval = Approval(store: store, executor: executor())
+        approval.deadlines = config.deadlines
         approval.tampered = { [logger] _, mismatch in
             Counter(label: "airlock_gate_audit_tampering_total").increment()
             logger.critical("proposal row does not match its audit entry", metadata: ["proposal": "\(id)", "why": "\(mismatch)"])
@@ -415,14 +437,10 @@ public final class GateService: Sendable {
 
     public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(AirlockError) -> Proposal {
         _ = try proposal(identity, id)
-        do {
-            let denied = try store.apply(.deny, to: id, actor: identity.actor, note: note)
-            changes.bump(id)
-            recordDecision(denied, by: identity)
-            return denied
-        } catch {
-            throw error
-        }
+        let denied = try store.apply(.deny, to: id, actor: identity.actor, note: note)
+        changes.bump(id)
+        recordDecision(denied, by: identity)
+        return denied
     }
 
     // MARK: Kill switch
@@ -449,15 +467,11 @@ public final class GateService: Sendable {
         let found: Session?
         do { found = try store.session(id: sessionID) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
         guard found != nil else { throw AirlockError("no session \(sessionID) on this gate", code: .noSuchSession) }
-        do {
-            let denied = try store.revokeSession(sessionID, by: identity.actor, reason: reason)
-            denied.forEach(changes.bump)
-            checkpoint()
-            logger.notice("session revoked", metadata: ["session": "\(sessionID)", "by": "\(identity.actor)", "denied": "\(denied.count)"])
-            return .object([("session", .string(sessionID)), ("revoked", .bool(true)), ("denied", .array(denied.map(JSON.string)))])
-        } catch {
-            throw error
-        }
+        let denied = try store.revokeSession(sessionID, by: identity.actor, reason: reason)
+        denied.forEach(changes.bump)
+        checkpoint()
+        logger.notice("session revoked", metadata: ["session": "\(sessionID)", "by": "\(identity.actor)", "denied": "\(denied.count)"])
+        return .object([("session", .string(sessionID)), ("revoked", .bool(true)), ("denied", .array(denied.map(JSON.string)))])
     }
 
     /// Revokes an agent host's (or approver's) token.
@@ -488,12 +502,17 @@ public final class GateService: Sendable {
     /// periodically by every replica. Never re-runs anything.
     @discardableResult
     public func recoverExpiredExecutions() -> [String] {
+        // Waiting past the deadlines gate.yaml sets: expired (a deny), announced like any
+        // decision. Apart from the lease recovery, which a failure here must not hold up.
         do {
-            // Waiting past the deadlines gate.yaml sets: expired (a deny), announced like any decision.
             for id in try store.expireOverdue(config.deadlines) {
                 changes.bump(id)
                 logger.notice("proposal expired", metadata: ["proposal": "\(id)"])
             }
+        } catch {
+            logger.warning("expiry could not read the store", metadata: ["error": "\(error.message)"])
+        }
+        do {
             let marked = try store.recoverInterruptedExecutions()
             for id in marked {
                 changes.bump(id)

@@ -86,6 +86,36 @@ import Testing
         expectEveryRefusal(Self.refusals(scene.stateDir + "/airlock.db"), results)
     }
 
+    /// The gate's refusal endpoint, attacked: another host's session and an approver's token
+    /// are refused; an agent looping on a refused call gets a bounded audit log (the budget,
+    /// then one entry saying more came, then 429) instead of one entry per call forever.
+    @Test func theGatesRefusalEndpointIsOwnedAndBounded() throws {
+        let gate = try TeamGate(store: "sqlite", upstream: "aws")
+        let host = gate.enrol("host", "flooding-host"), other = gate.enrol("host", "other-host"), alice = gate.enrol("user", "alice")
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "looping-session-1", "workspace": "/w"]).status == 201)
+        let refusal: [String: Any] = ["summary": "cloudtrail:StopLogging", "rule": "denied by the profile"]
+        #expect(gate.call("POST", "/v1/sessions/looping-session-1/refusals", token: other, body: refusal).status == 404, "another host wrote into this session")
+        #expect(gate.call("POST", "/v1/sessions/looping-session-1/refusals", token: alice, body: refusal).status == 403, "an approver's token proposed")
+        // 130 refusals as fast as one kept connection sends them.
+        let flood = runProcess("/usr/bin/python3", ["-c", """
+            import http.client, json, sys
+            conn = http.client.HTTPConnection("127.0.0.1", \(gate.port), timeout=30)
+            statuses = []
+            for i in range(130):
+                conn.request("POST", "/v1/sessions/looping-session-1/refusals", body=json.dumps({"summary": f"cloudtrail:StopLogging {i}", "rule": "denied"}),
+                             headers={"Authorization": "Bearer " + sys.argv[1], "Content-Type": "application/json"})
+                response = conn.getresponse(); response.read(); statuses.append(response.status)
+            print(json.dumps(statuses))
+            """, host], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp", timeout: 120)
+        let statuses = (try? JSONSerialization.jsonObject(with: Data(flood.stdout.utf8))) as? [Int] ?? []
+        let budget = 120
+        #expect(statuses.count == 130 && statuses.prefix(budget).allSatisfy { $0 == 201 } && statuses.dropFirst(budget).allSatisfy { $0 == 429 },
+                "\(statuses) \(flood.stderr)")
+        let entries = Self.refusals(gate.directory + "/store/airlock.db")
+        #expect(entries.count == budget + 1, "\(entries.count) refusals audited for 130 sent")
+        #expect(entries.filter { $0.summary == "more refusals than the gate records in a minute" }.count == 1, "\(entries.suffix(3))")
+    }
+
     @Test func withATeamGateEveryRefusalIsAuditedOnTheGate() throws {
         guard Launch.anyAvailable(), PythonTools.available(), KubernetesEndpointTests.kubectl != nil else { return }
         let gate = try TeamGate(store: "sqlite", upstream: "aws")
