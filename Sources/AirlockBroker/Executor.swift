@@ -57,22 +57,22 @@ public struct Runners: Sendable {
     /// Which runner a kind needs, and what is missing when there is none.
     func runner(for payload: ProposalPayload) -> Result<any PayloadRunner, RunFailure> {
         let found: (any PayloadRunner)?
-        let missing: String
+        let missing: RunFailure
         switch payload {
         case .aws, .s3Multipart:
             found = aws
-            missing = "no AWS credentials here to execute with"
+            missing = .notSent("no AWS credentials here to execute with")
         case .kubernetes:
             found = kubernetes
-            missing = "no kubeconfig here to execute Kubernetes requests with (KUBECONFIG or ~/.kube/config)"
+            missing = .notSent("no kubeconfig here to execute Kubernetes requests with (KUBECONFIG or ~/.kube/config)")
         case .github, .gitPush:
             found = github
-            missing = "no GitHub credentials here to execute with"
+            missing = .notSent("no GitHub credentials here to execute with")
         case .command:
             found = command
-            missing = "this Airlock does not run command proposals here"
+            missing = .notRun("this Airlock does not run command proposals here")
         }
-        return found.map { .success($0) } ?? .failure(payload.type == "command" ? .notRun(missing) : .notSent(missing))
+        return found.map { .success($0) } ?? .failure(missing)
     }
 }
 

@@ -209,7 +209,7 @@ public final class GitHubGateway: @unchecked Sendable {
                                              headers: request.headers.filter { GitHubPinnedRequest.pinnedHeaders.contains($0.name.lowercased()) },
                                              body: request.body)
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
-                                                             payload: Array(pinned.json.serialized().utf8), upstream: "https://\(host)"))
+                                                             payload: ProposalPayload.github(pinned).bytes, upstream: "https://\(host)"))
             log.write("proposal \(proposal.id): \(summary) is pending approval")
             // A stored proposal is an answer like any other: returned, not thrown.
             return Self.refusal(403, Self.pendingText(summary, ruling: ruling, id: proposal.id), api: api)

@@ -192,8 +192,7 @@ public final class KubernetesGateway: @unchecked Sendable {
         // Only where the API server honours dryRun: writes of resources (and their status and
         // scale), never a non-resource path or another subresource, which might ignore it.
         guard case .resource(let request) = KubernetesRequest.read(method: pinned.method, path: pinned.path, query: pinned.query),
-              [.create, .update, .patch, .delete, .deletecollection].contains(request.verb),
-              request.subresource == nil || ["status", "scale"].contains(request.subresource!) else {
+              KubernetesClassifier.dryRunHonoured(request) else {
             return .object([("note", .string("no dry run: the API server may not honour dryRun for this request"))])
         }
         guard let dry = pinned.dryRun() else {

@@ -162,18 +162,12 @@ public final class StagedMultipart: @unchecked Sendable {
             guard let upload = locked({ uploads.removeValue(forKey: id) }) else { return .answered(noSuchUpload(id)) }
             let parts = upload.parts.values.sorted { $0.number < $1.number }
             let size = parts.reduce(0) { $0 + $1.size }
-            let manifest = JSON.object([
-                ("type", .string("s3-multipart")), ("bucket", .string(upload.bucket)), ("key", .string(upload.key)),
-                ("size", .number(Double(size))), ("staged_upload_id", .string(id)),
-                ("create", upload.create.json),
-                ("parts", .array(parts.map { part in
-                    .object([("part_number", .number(Double(part.number))), ("blob_sha256", .string(part.blob)),
-                             ("etag", .string(part.etag)), ("size", .number(Double(part.size))), ("request", part.request.json)])
-                })),
-                ("complete", request.json),
-            ])
+            let manifest = MultipartManifest(
+                bucket: upload.bucket, key: upload.key, size: size, stagedUploadID: id, create: upload.create,
+                parts: parts.map { MultipartManifest.Part(number: $0.number, blobSHA256: $0.blob, etag: $0.etag, size: $0.size, request: $0.request) },
+                complete: request)
             let megabytes = String(format1: Double(size) / 1_000_000)
-            return .propose(payload: Array(manifest.serialized().utf8),
+            return .propose(payload: ProposalPayload.s3Multipart(manifest).bytes,
                             summary: "s3:PutObject \(upload.bucket)/\(upload.key) via multipart upload (\(parts.count) parts, \(megabytes) MB)")
         default:
             return .notStaged

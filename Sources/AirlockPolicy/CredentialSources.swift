@@ -229,7 +229,7 @@ public struct CredentialSources: Sendable, Equatable {
 
     static func shellQuoted(_ word: String) -> String {
         word.allSatisfy { $0.isLetter || $0.isNumber || "/._-=:@+,".contains($0) } && !word.isEmpty
-            ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+            ? word : SandboxLayout.shellQuoted(word)
     }
 }
 

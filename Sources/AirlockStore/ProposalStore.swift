@@ -334,9 +334,4 @@ extension ProposalStore {
         }
         return (revoked, denied)
     }
-
-    /// A driver's `wait` (ProposalIntake): by looking (DecisionStore.waitByLooking).
-    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
-        try waitByLooking(id: id, timeout: timeout)
-    }
 }

@@ -75,6 +75,21 @@ enum StoreDriver: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(try store.verifyAudit().intact)
     }
 
+    /// A preview is a record beside the proposal: replaced (a drift re-check writes a new
+    /// one) without touching what was pinned, its digest or the audit chain's account of it.
+    @Test(arguments: StoreDriver.allCases)
+    func aPreviewIsReplacedWithoutTouchingWhatWasPinned(_ driver: StoreDriver) throws {
+        let (store, second) = try driver.make()
+        let proposed = try store.propose(ProposalDraft(sessionID: "s1", kind: .api, summary: "kubernetes:patch deployments/web", ruling: Ruling(.mutation, "w"),
+                                                       payload: Array("{\"type\":\"x\"}".utf8), upstream: "aws", preview: .object([("diff", .string("- 3\n+ 5"))])))
+        try second.setPreview(.object([("diff", .string("- 4\n+ 5")), ("note", .string("re-checked: the live object moved"))]), of: proposed.id)
+        let after = try #require(try store.proposal(id: proposed.id))
+        #expect(after.payload == proposed.payload && after.digest == proposed.digest)
+        #expect(try store.previewRecord(proposed.id)?["diff"]?.string == "- 4\n+ 5")
+        #expect(try store.rowMismatch(after) == nil)
+        #expect(try store.verifyAudit().intact)
+    }
+
     @Test(arguments: StoreDriver.allCases)
     func lifecycleToSuccess(_ driver: StoreDriver) throws {
         let (store, _) = try driver.make()
@@ -484,7 +499,7 @@ extension PostgresProposalStore {
 
     /// Records a migration this build does not know, as a newer Airlock would have.
     func recordFutureMigration(_ version: Int64) throws(AirlockError) {
-        try transaction { () throws(AirlockError) in
+        _ = try transaction { () throws(AirlockError) in
             try run("INSERT INTO schema_migrations VALUES ($1, $2)", [.integer(version), .text(Clock.now())])
         }
     }

@@ -47,6 +47,9 @@ import Testing
     @Test(arguments: [
         (#"{"type":"aws-request"}"#, "lacks a field"),
         (#"{"type":"kubernetes-request","context":"c"}"#, "lacks a field"),
+        // A header pair that is not two strings is not dropped: the payload is unreadable.
+        (#"{"type":"github-request","host":"api.github.com","method":"POST","path":"/x","query":"","headers":[["Accept"]],"body_base64":""}"#, "lacks a field"),
+        (#"{"type":"aws-request","service":"s3","signing_name":"s3","region":"us-east-1","method":"GET","path":"/","query":"","body_base64":""}"#, "lacks a field"),
         (#"{"type":"ftp-upload","host":"x"}"#, "none this Airlock knows"),
         (#"{"service":"s3"}"#, "names no type"),
         (#"{"type":"aws-request","type":"command"}"#, "one reading"),

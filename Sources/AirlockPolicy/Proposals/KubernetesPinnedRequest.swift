@@ -36,12 +36,10 @@ public struct KubernetesPinnedRequest: Sendable, Equatable {
     public init?(json: JSON) {
         guard json["type"]?.string == "kubernetes-request", let context = json["context"]?.string, let server = json["server"]?.string,
               let method = json["method"]?.string, let path = json["path"]?.string, let query = json["query"]?.string,
-              let text = json["body_base64"]?.string, let body = Base64.decode(text) else { return nil }
+              let text = json["body_base64"]?.string, let body = Base64.decode(text),
+              let headers = PinnedRequest.headerPairs(json["headers"]) else { return nil }
         self.init(context: context, server: server, method: method, path: path, query: query,
-                  headers: (json["headers"]?.array ?? []).compactMap { pair in
-                      guard let items = pair.array, items.count == 2, let name = items[0].string, let value = items[1].string else { return nil }
-                      return (name, value)
-                  }, body: body)
+                  headers: headers, body: body)
     }
 
     /// The same request as a server-side dry run; nil when the server would not read it as one.

@@ -53,7 +53,7 @@ public struct PinnedRequest: Sendable, Equatable {
         guard json["type"]?.string == "aws-request", let service = json["service"]?.string,
             let signing = json["signing_name"]?.string, let region = json["region"]?.string,
             let method = json["method"]?.string, let path = json["path"]?.string, let query = json["query"]?.string,
-            let bodyText = json["body_base64"]?.string, let body = Base64.decode(bodyText)
+            let bodyText = json["body_base64"]?.string, let body = Base64.decode(bodyText), let headers = Self.headerPairs(json["headers"])
         else { return nil }
         self.service = service
         signingName = signing
@@ -62,11 +62,20 @@ public struct PinnedRequest: Sendable, Equatable {
         self.method = method
         self.path = path
         self.query = query
-        headers = (json["headers"]?.array ?? []).compactMap { pair in
-            guard let items = pair.array, items.count == 2, let name = items[0].string, let value = items[1].string else { return nil }
-            return (name, value)
-        }
+        self.headers = headers
         self.body = body
+    }
+
+    /// A pinned request's `headers`: an array of [name, value] pairs of strings, every one of
+    /// them (a malformed pair, or none at all, makes the payload unreadable, never shorter).
+    public static func headerPairs(_ json: JSON?) -> [(name: String, value: String)]? {
+        guard let items = json?.array else { return nil }
+        var pairs: [(name: String, value: String)] = []
+        for pair in items {
+            guard let two = pair.array, two.count == 2, let name = two[0].string, let value = two[1].string else { return nil }
+            pairs.append((name, value))
+        }
+        return pairs
     }
 
     public func header(_ name: String) -> String? {
