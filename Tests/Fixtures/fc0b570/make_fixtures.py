@@ -245,11 +245,13 @@ def tar_repositories():
          "--mtime=2026-12-06 00:00:00", "-cf", out, "."])
 
 
-def decide(ids, index, verb, options, expect_status=None):
+def decide(ids, index, verb, options, expect_status):
+    """`airlock deny|approve` of fc0b570 on fixture `index` of every kind; an exit status other
+    than `expect_status` (0: decided and, for approve, succeeded; 1: approved, failed) stops."""
     for kind in sorted({kind for kind, _ in ids}):
         done = run([AIRLOCK, verb, ids[(kind, index)], "--reason", "fixture"] + options, env=human_env(), check=False, timeout=900)
-        if expect_status is not None and done.returncode != expect_status:
-            log(f"note: {verb} of {kind} {index} exited {done.returncode}: {done.stdout.strip()} {done.stderr.strip()}")
+        if done.returncode != expect_status:
+            sys.exit(f"fixtures: {verb} of {kind} {index} exited {done.returncode}, not {expect_status}:\n{done.stdout}\n{done.stderr}")
 
 
 def local_pass(upstreams):
@@ -318,7 +320,7 @@ def gate_pass(upstreams):
                   GATE_KINDS)
     approver = ["--gate", gate_url, "--gate-token-file", directory + "/user.token"]
     decide(ids, 2, "deny", approver, 0)
-    decide(ids, 3, "approve", approver)
+    decide(ids, 3, "approve", approver, 0)
     upstreams.stop()
     decide(ids, 4, "approve", approver, 1)
     for kind in GATE_KINDS:  # 7: a replica's lease that has run out; the gate's recovery loop marks it
