@@ -8,18 +8,34 @@ import AirlockStore
 public struct AWSRunner: PayloadRunner {
     public let catalog: AWSCatalogFiles
     public let credentials: HostCredentials
-    /// Where staged multipart parts are kept, under their SHA-256.
-    public let blobDirectory: String
+    /// Where staged multipart parts are kept, under their SHA-256 (the gate's store, shared
+    /// by its replicas; a local session's directory).
+    public let blobs: any BlobStore
     /// A role every execution assumes first (`sts:AssumeRole` with the execution credentials),
     /// its session named `airlock-<proposal id>` and its SourceIdentity the proposal id, so
     /// CloudTrail ties each change to its proposal (docs/gate.md, "Role per execution").
     public var assumeRole: String?
 
-    public init(catalog: AWSCatalogFiles, credentials: HostCredentials, blobDirectory: String, assumeRole: String? = nil) {
+    public init(catalog: AWSCatalogFiles, credentials: HostCredentials, blobs: any BlobStore, assumeRole: String? = nil) {
         self.catalog = catalog
         self.credentials = credentials
-        self.blobDirectory = blobDirectory
+        self.blobs = blobs
         self.assumeRole = assumeRole
+    }
+
+    /// A multipart upload's parts must all be held, at their sizes, before it is approved or
+    /// claimed: a part missing stops it there, and the proposal stays as it was (retryable).
+    public func missing(_ payload: ProposalPayload) -> String? {
+        guard case .s3Multipart(let manifest) = payload else { return nil }
+        for part in manifest.parts {
+            let size: Int?
+            do { size = try blobs.blobSize(part.blobSHA256) } catch {
+                return "the gate's blob store cannot say whether part \(part.number) is held (\(error.message))"
+            }
+            guard let size else { return "part \(part.number) of the upload (blob \(part.blobSHA256)) is not in the blob store" }
+            guard size == part.size else { return "part \(part.number) is \(size) bytes in the blob store, not the \(part.size) proposed" }
+        }
+        return nil
     }
 
     public func run(_ payload: ProposalPayload, of proposal: Proposal, send: SendCheck) throws(RunFailure) -> ExecutionResult {
@@ -106,15 +122,10 @@ public struct AWSRunner: PayloadRunner {
     /// digests), complete; aborts the real upload if a step fails.
     func runMultipart(_ manifest: MultipartManifest, upstream: AWSUpstream, check: SendCheck, keys: SigV4.Credentials?) throws(RunFailure)
         -> ExecutionResult {
-        // Every part must be what was approved before anything is sent.
-        var partRequests: [(PinnedRequest, String)] = []
-        for part in manifest.parts {
-            var request = part.request
-            do { request.body = try StagedMultipart.readBlob(directory: blobDirectory, digest: part.blobSHA256) } catch {
-                throw .notSent(error.message)
-            }
-            partRequests.append((request, part.etag))
-        }
+        // Every part must be held, at its size, before anything is sent; each is read (and
+        // its digest checked) right before it is sent, so one part at a time is in memory.
+        if let missing = missing(.s3Multipart(manifest)) { throw .notSent(missing) }
+        let partRequests = manifest.parts.map { ($0, $0.etag) }
         let staged = manifest.stagedUploadID
         let created = try send(manifest.create, upstream: upstream, check: check, keys: keys)
         guard created.status == 200, let uploadID = Self.element("UploadId", in: created.body) else {
@@ -129,7 +140,16 @@ public struct AWSRunner: PayloadRunner {
             return copy
         }
         var body = String(decoding: manifest.complete.body, as: UTF8.self)
-        for (request, stagedETag) in partRequests {
+        for (part, stagedETag) in partRequests {
+            var request = part.request
+            do throws(AirlockError) {
+                guard let bytes = try blobs.blob(part.blobSHA256) else { throw AirlockError("part \(part.number) (\(part.blobSHA256)) is no longer held") }
+                request.body = bytes
+            } catch {
+                _ = try? send(abortRequest(manifest.create, uploadID: uploadID), upstream: upstream, check: nil, keys: keys)
+                return ExecutionResult(httpStatus: nil, contentType: nil, output: [],
+                                       error: "a staged part could not be read (\(error.message)); the upload was aborted")
+            }
             let response = try send(withUploadID(request), upstream: upstream, check: check, keys: keys)
             guard response.status == 200, let etag = response.header("etag") else {
                 _ = try? send(abortRequest(manifest.create, uploadID: uploadID), upstream: upstream, check: nil, keys: keys)

@@ -36,6 +36,14 @@ public struct SendCheck: Sendable {
 /// leaves and answers with the result, or says why there is none.
 public protocol PayloadRunner: Sendable {
     func run(_ payload: ProposalPayload, of proposal: Proposal, send: SendCheck) throws(RunFailure) -> ExecutionResult
+    /// What the run needs and cannot find here now (a staged part, a command's artifact in the
+    /// blob store), nil when it has everything. Asked before approving and before claiming, so
+    /// a missing artifact leaves the proposal as it was, never a final failure.
+    func missing(_ payload: ProposalPayload) -> String?
+}
+
+extension PayloadRunner {
+    public func missing(_ payload: ProposalPayload) -> String? { nil }
 }
 
 /// The runner for each kind this executor can run here (nil: not here, and the proposal
@@ -95,8 +103,18 @@ public struct Executor: Sendable {
         self.runners = runners
     }
 
+    /// What the proposal's runner lacks here now (ready: nil). A payload that cannot be read
+    /// or has no runner is the execution's to report, not this.
+    public func missing(_ proposal: Proposal) -> String? {
+        guard let payload = try? ProposalPayload(bytes: proposal.payload), case .success(let runner) = runners.runner(for: payload) else { return nil }
+        return runner.missing(payload)
+    }
+
     /// `note`: recorded on the claim's audit entry (why this actor starts it).
     public func execute(_ id: String, actor: String, note: String? = nil) throws(AirlockError) -> Proposal {
+        if let current = try store.proposal(id: id), current.state == .approved, let missing = missing(current) {
+            throw Self.notReady(id, missing, approved: true)
+        }
         let (claimed, renewer) = try store.claimExecution(id, actor: actor, lease: lease, note: note)
         defer { renewer?.stop() }
         let outcome: Result<ExecutionResult, RunFailure> = Result { () throws(RunFailure) -> ExecutionResult in
@@ -127,6 +145,15 @@ public struct Executor: Sendable {
             guard let current = try store.proposal(id: id) else { throw error }
             return current
         }
+    }
+}
+
+extension Executor {
+    /// Nothing was started: the proposal stays as it was and can be approved again once what
+    /// it needs is back (docs/gate.md, "Shared state").
+    public static func notReady(_ id: String, _ missing: String, approved: Bool) -> AirlockError {
+        AirlockError("proposal \(id) cannot run yet: \(missing); nothing was \(approved ? "started (it stays approved)" : "approved (it stays pending)")",
+                     hint: "restore what is missing (or fix the store), then approve it again", code: .artifactMissing)
     }
 }
 

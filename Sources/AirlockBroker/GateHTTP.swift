@@ -1,4 +1,5 @@
 import AirlockCore
+import Glibc
 import AirlockPolicy
 import AirlockStore
 import NIOSSL
@@ -75,12 +76,22 @@ public struct GateHTTP: Sendable {
         } else if body != nil {
             headers.append(("Content-Type", "application/json"))
         }
-        let response: ExecutionClient.Response
-        switch connections.exchange(OutboundRequest(scheme: scheme, host: host, port: port, method: method, target: basePath + path,
-                                                    headers: headers, body: bytes), timeoutSeconds: timeoutSeconds) {
-        case .answered(let answer): response = answer
-        case .notSent(let why): throw AirlockError("the gate at \(scheme)://\(host):\(port) cannot be reached: \(why)", code: .gateUnreachable)
-        case .uncertain(let why): throw AirlockError("the call to the gate failed: \(why)", code: .gateUncertain)
+        var response: ExecutionClient.Response
+        var attempt = 0
+        while true {
+            switch connections.exchange(OutboundRequest(scheme: scheme, host: host, port: port, method: method, target: basePath + path,
+                                                        headers: headers, body: bytes), timeoutSeconds: timeoutSeconds) {
+            case .answered(let answer): response = answer
+            case .notSent(let why): throw AirlockError("the gate at \(scheme)://\(host):\(port) cannot be reached: \(why)", code: .gateUnreachable)
+            case .uncertain(let why): throw AirlockError("the call to the gate failed: \(why)", code: .gateUncertain)
+            }
+            // A replica at its connection bound answers 503 AirlockOverloaded before reading the
+            // request (docs/gate.md, "Bounds and timeouts"): nothing was done, so any call is
+            // tried again, backing off (0.25 s doubling, at most 6 tries, about 8 s in all).
+            guard response.status == 503, attempt < 5, response.header("retry-after") != nil,
+                  (try? JSON.parseStrict(bytes: response.body))?["error"]?["code"]?.string == AirlockError.Code.overloaded.rawValue else { break }
+            usleep(UInt32(250_000 << attempt))
+            attempt += 1
         }
         let json = (try? JSON.parseStrict(bytes: response.body)) ?? .null
         guard (200..<300).contains(response.status) else {

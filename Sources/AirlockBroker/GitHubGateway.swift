@@ -174,7 +174,7 @@ public final class GitHubGateway: @unchecked Sendable {
                 if api { authorization = credentials.apiToken(for: host).map { "token " + $0 } }
             }
             return .forward(outbound(GitHubPinnedRequest(host: host, method: request.method, path: path, query: query,
-                                                         headers: request.headers.filter { !KubernetesGateway.droppedHeaders.contains($0.name.lowercased()) },
+                                                         headers: request.headers.filter { !KubernetesGateway.isDropped($0.name) },
                                                          body: request.body), authorization: authorization))
         case .deny:
             try store.recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
@@ -195,7 +195,7 @@ public final class GitHubGateway: @unchecked Sendable {
                 default: authorization = credentials.apiToken(for: host).map { "token " + $0 }
                 }
                 return .forward(outbound(GitHubPinnedRequest(host: host, method: request.method, path: path, query: query,
-                                                             headers: request.headers.filter { !KubernetesGateway.droppedHeaders.contains($0.name.lowercased()) },
+                                                             headers: request.headers.filter { !KubernetesGateway.isDropped($0.name) },
                                                              body: request.body), authorization: authorization))
             }
             if let refuseChanges {

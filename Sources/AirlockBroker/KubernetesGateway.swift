@@ -50,6 +50,12 @@ public final class KubernetesGateway: @unchecked Sendable {
     static let droppedHeaders: Set<String> = ["authorization", "host", "content-length", "connection", "keep-alive", "proxy-connection",
                                               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "expect"]
 
+    /// Dropped, and never pinned: the set above, and every forwarding header.
+    static func isDropped(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return droppedHeaders.contains(lower) || PinnedRequest.isNeverPinned(lower)
+    }
+
     /// `boundContext`: the context a CONNECT to its API server's address reached (no
     /// `/contexts/N` prefix then).
     public func handle(_ request: Request, boundContext: Int? = nil) -> GatewayReply {
@@ -105,7 +111,7 @@ public final class KubernetesGateway: @unchecked Sendable {
         case .read:
             let target = try clusterTarget(context)
             return .forward(outbound(target, method: request.method, path: path, query: query,
-                                     headers: request.headers.filter { !Self.droppedHeaders.contains($0.name.lowercased()) }, body: request.body))
+                                     headers: request.headers.filter { !Self.isDropped($0.name) }, body: request.body))
         case .deny:
             try store.recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
             throw Refusal(status: 403, reason: "Forbidden", message: "Airlock: \(described) is not allowed: \(ruling.rule). No proposal was made.")

@@ -255,7 +255,7 @@ struct Approve: ParsableCommand {
             let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
             let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
             runners.aws = AWSRunner(catalog: catalog, credentials: HostCredentials(environment: environment, profile: awsProfile),
-                                    blobDirectory: store.stateDir + "/blobs")
+                                    blobs: DirectoryBlobStore(directory: store.stateDir + "/blobs"))
         case .kubernetes?:
             if let clusters = (try? KubernetesClusters.load(environment: environment)) ?? nil { runners.kubernetes = KubernetesRunner(clusters: clusters) }
         case .github?, .gitPush?:

@@ -79,6 +79,10 @@ public struct AirlockError: Error, CustomStringConvertible, Sendable, Equatable 
         // Reaching things.
         public static let storeUnavailable = Code(rawValue: "AirlockStoreUnavailable")
         public static let storageUnavailable = Code(rawValue: "AirlockStorageUnavailable")
+        /// What an execution needs is not in the blob store now; nothing was started.
+        public static let artifactMissing = Code(rawValue: "AirlockArtifactMissing")
+        /// A bound on connections (all, or one peer's) is reached: try again shortly.
+        public static let overloaded = Code(rawValue: "AirlockOverloaded")
         public static let upstreamUnavailable = Code(rawValue: "AirlockUpstreamUnavailable")
         public static let gateUnreachable = Code(rawValue: "AirlockGateUnreachable")
         public static let gateUncertain = Code(rawValue: "AirlockGateUncertain")

@@ -67,6 +67,9 @@ public struct Approval: Sendable {
             tampered?(current, mismatch)
             throw AirlockError("proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved", code: .tampered)
         }
+        if let missing = executor.missing(current) {
+            throw Executor.notReady(id, missing, approved: current.state == .approved)
+        }
         let now = self.now()
         let created = Clock.epochMilliseconds(parsing: current.createdAt) ?? now
         let updated = Clock.epochMilliseconds(parsing: current.updatedAt) ?? now

@@ -45,6 +45,9 @@ public final class CommandProposer: @unchecked Sendable {
     /// records go (ExecutionRunner).
     public var launcher: String?
     public var spoolInto: (store: any CallRecorder, sessionID: String)?
+    /// A team gate's blob store: the artifact is kept there too (its listing pinned as
+    /// `artifact`), so any replica can apply it (ArtifactBlobs).
+    public var artifactBlobs: (any BlobStore)?
 
     public init(sessionID: String, stateDir: String, workspace: String, tools: [InterceptedTool],
                 store: any ProposalIntake, log: BrokerLog, environment: [String: String],
@@ -295,6 +298,13 @@ public final class CommandProposer: @unchecked Sendable {
         }
         if let pinned = pins.first(where: { $0.0 == "plan" })?.1.string, (try? PinnedFiles.digest(planFile)) != pinned {
             throw PreparationFailure("the plan changed while it was shown; nothing was proposed")
+        }
+        if let artifactBlobs {
+            do {
+                pins.append(("artifact", .string(try ArtifactBlobs.store(artifact, blobs: artifactBlobs))))
+            } catch {
+                throw PreparationFailure("cannot keep the artifact in the gate's blob store (\(error.message)); nothing was proposed")
+            }
         }
 
         var summary = "\(tool.profile.tool) \(ruling.words.joined(separator: " ")) in \(relative(ruling.workingDirectory))"

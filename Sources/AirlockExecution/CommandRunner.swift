@@ -22,6 +22,10 @@ public struct CommandRunner: PayloadRunner {
     /// which fetches the new state itself; the run's calls are spooled into `store`).
     public var launcher: String?
     public var onGate = false
+    /// A team gate's blob store: an artifact prepared on another replica is restored from it
+    /// (ArtifactBlobs), and the outputs a run wrote are kept in it for the host to fetch
+    /// through any replica.
+    public var blobs: (any BlobStore)?
     /// Credentials for this one run, in place of `awsProfile` (a gate's assumed role, named
     /// for the proposal): asked after the checks, so no role is assumed for a run that will
     /// not happen. Their variables reach only the run's broker, never its sandbox.
@@ -32,6 +36,16 @@ public struct CommandRunner: PayloadRunner {
         self.stateDir = stateDir
         self.environment = environment
         self.awsProfile = awsProfile
+    }
+
+    /// On a gate, an artifact this replica does not hold must be whole in the blob store.
+    public func missing(_ payload: ProposalPayload) -> String? {
+        guard let blobs, case .command(let command) = payload, !command.artifact.contains("/"), !command.artifact.isEmpty else { return nil }
+        guard access(stateDir + "/artifacts/" + command.artifact + "/snapshot", F_OK) != 0 else { return nil }
+        guard let listing = command.pins["artifact"] else {
+            return "the proposal's artifact is on the replica that prepared it only (it was proposed before artifacts were shared): approve it there"
+        }
+        return ArtifactBlobs.missing(listing, blobs: blobs)
     }
 
     public func run(_ payload: ProposalPayload, of proposal: Proposal, send: SendCheck) throws(RunFailure) -> ExecutionResult {
@@ -77,8 +91,7 @@ public struct CommandRunner: PayloadRunner {
         // snapshot stay with the proposal.
         PinnedFiles.remove(artifact.dataDirectory)
         PinnedFiles.remove(artifact.steps)
-        let saved = onGate ? (records: keptOnGate(outputs, artifact: artifact), notes: [String]())
-            : keepOutputs(outputs, artifact: artifact, workspace: command.workspace)
+        let saved = onGate ? keptOnGate(outputs, artifact: artifact) : keepOutputs(outputs, artifact: artifact, workspace: command.workspace)
         var text = output
         if !saved.notes.isEmpty { text += (text.hasSuffix("\n") || text.isEmpty ? "" : "\n") + saved.notes.map { "airlock: \($0)\n" }.joined() }
         var result = ExecutionResult(exitCode: Int(status), contentType: "text/plain", output: Array(text.utf8))
@@ -97,6 +110,11 @@ public struct CommandRunner: PayloadRunner {
             throw AirlockError("the proposal has no workspace snapshot (made by an older Airlock); make a new proposal")
         }
         let artifact = ArtifactLayout(host: stateDir + "/artifacts/" + key)
+        if let blobs, let listing = payload.pins["artifact"], access(artifact.snapshot, F_OK) != 0 {
+            // Prepared on another replica: its artifact comes from the blob store, then is
+            // checked against the snapshot and plan pins like any other.
+            try ArtifactBlobs.restore(listing, blobs: blobs, into: artifact)
+        }
         let manifest: SnapshotManifest
         do {
             manifest = try WorkspaceSnapshot.manifest(of: artifact.snapshot)
@@ -177,25 +195,35 @@ public struct CommandRunner: PayloadRunner {
         return (records, notes)
     }
 
-    /// On a gate: the outputs the run changed, kept in the artifact for the agent's host to
-    /// fetch (`GET /v1/proposals/ID/outputs/N`).
-    func keptOnGate(_ outputs: [(path: String, original: String?)], artifact: ArtifactLayout) -> [ExecutionResult.Output] {
-        outputs.compactMap { output in
+    /// On a gate: the outputs the run changed, kept in the artifact and in the blob store for
+    /// the agent's host to fetch (`GET /v1/proposals/ID/outputs/N`) through any replica. One
+    /// the blob store could not take is still kept here, and said so in the run's output.
+    func keptOnGate(_ outputs: [(path: String, original: String?)], artifact: ArtifactLayout) -> (records: [ExecutionResult.Output], notes: [String]) {
+        var notes: [String] = []
+        let records = outputs.compactMap { output -> ExecutionResult.Output? in
             let saved = artifact.outputs + "/" + output.path
             guard let bytes = try? readFile(saved, limit: 1 << 30) else { return nil }
             let digest = SigV4.hexSHA256(bytes)
             if digest == output.original || (output.original == nil && bytes.isEmpty) { return nil }
+            if let blobs {
+                do throws(AirlockError) { try blobs.put(bytes, owner: "airlock") } catch {
+                    notes.append("the new \(output.path) is kept on this gate replica only (\(error.message)): fetch it through this replica")
+                }
+            }
             return ExecutionResult.Output(path: output.path, sha256: digest, size: bytes.count, savedAt: saved, copiedToWorkspace: false)
         }
+        return (records, notes)
     }
 
-    /// The output `index` of an executed proposal kept on the gate, with the digest the
-    /// snapshot's copy had (the host copies it back only over that).
-    public static func keptOutput(_ proposal: Proposal, index: Int) -> JSON? {
+    /// The output `index` of an executed proposal kept on the gate (in `blobs`, else the file
+    /// the run wrote on this replica), with the digest the snapshot's copy had (the host
+    /// copies it back only over that).
+    public static func keptOutput(_ proposal: Proposal, index: Int, blobs: (any BlobStore)?) -> JSON? {
         guard let outputs = proposal.result?.outputs, outputs.indices.contains(index),
               case .command(let payload)? = try? ProposalPayload(bytes: proposal.payload) else { return nil }
         let output = outputs[index]
-        guard let bytes = try? readFile(output.savedAt, limit: 1 << 30), SigV4.hexSHA256(bytes) == output.sha256 else { return nil }
+        let held = (try? blobs?.blob(output.sha256)) ?? nil
+        guard let bytes = held ?? (try? readFile(output.savedAt, limit: 1 << 30)), SigV4.hexSHA256(bytes) == output.sha256 else { return nil }
         let original = payload.outputs.first { $0.path == output.path }?.original
         return .object([("path", .string(output.path)), ("sha256", .string(output.sha256)),
                         ("original", original.map(JSON.string) ?? .null), ("content_base64", .string(Base64.encode(bytes)))])

@@ -128,9 +128,12 @@ public struct GateCommandIntake: Sendable {
     public var upstream: String
     public var launcher: String?
     public var snapshotLimit: Int
+    /// Where the artifact is kept for every replica (ArtifactBlobs).
+    public var blobs: (any BlobStore)?
 
     public init(stateDir: String, environment: [String: String], awsEndpoint: String?, awsProfile: String?, upstream: String,
-                launcher: String?, snapshotLimit: Int = WorkspaceSnapshot.defaultLimit) {
+                launcher: String?, snapshotLimit: Int = WorkspaceSnapshot.defaultLimit, blobs: (any BlobStore)? = nil) {
+        self.blobs = blobs
         self.stateDir = stateDir
         self.environment = environment
         self.awsEndpoint = awsEndpoint
@@ -188,6 +191,7 @@ public struct GateCommandIntake: Sendable {
         proposer.terraformWorkspaceName = request["terraform_workspace"]?.string
         proposer.launcher = launcher
         proposer.spoolInto = (store, sessionID)
+        proposer.artifactBlobs = blobs
         return proposer.propose(.object([("tool", .string(name)), ("argv", request["argv"] ?? .null), ("cwd", request["cwd"] ?? .null)]))
     }
 }

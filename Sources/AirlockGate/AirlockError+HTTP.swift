@@ -19,7 +19,7 @@ extension AirlockError {
         case .proposalLimit, .quotaExceeded, .busy: return 429
         case .noCommands, .notYet: return 501
         case .upstreamUnavailable, .gateUnreachable, .gateUncertain, .gateError: return 502
-        case .storeUnavailable, .storageUnavailable: return 503
+        case .storeUnavailable, .storageUnavailable, .artifactMissing, .overloaded: return 503
         default: return 500
         }
     }

@@ -18,6 +18,11 @@ import Synchronization
 public final class GateService: Sendable {
     public let store: any ProposalStore
     public let config: GateConfig
+    /// Staged parts, command artifacts and outputs, where every replica reads them
+    /// (docs/gate.md, "Shared state").
+    public let blobs: any BlobStore
+    /// Open waits per agent host on this replica (`limits.waits_per_host`).
+    let waits = Mutex<[String: Int]>([:])
     let catalog: AWSCatalogFiles
     let credentials: HostCredentials
     /// This replica's claim on each execution it runs (docs/gate.md, "Replicas").
@@ -57,8 +62,9 @@ public final class GateService: Sendable {
         }
     }
 
-    public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, credentials: HostCredentials,
+    public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, blobs: any BlobStore, credentials: HostCredentials,
                 signer: AuditSigner? = nil, commands: CommandSetup? = nil, logger: Logger = Logger(label: "airlock.gate")) {
+        self.blobs = blobs
         self.signer = signer
         self.commands = commands
         self.changes = store.changes ?? ProposalChanges()
@@ -186,22 +192,56 @@ public final class GateService: Sendable {
         return .object([("recorded", .bool(true))])
     }
 
-    /// Where staged S3 multipart parts live on the gate, under their SHA-256.
-    var blobDirectory: String { config.stateDir + "/blobs" }
-
-    /// A part of an S3 multipart upload a host's broker staged, kept under the digest the
-    /// gate computes (content-addressed: a host cannot overwrite another part's bytes).
-    public func storeBlob(_ identity: GateIdentity, sessionID: String, bytes: [UInt8]) throws(AirlockError) -> JSON {
+    /// Starts receiving one part of an S3 multipart upload a host's broker staged, written to
+    /// the blob store as it arrives (never whole in memory) and kept under the digest the gate
+    /// computes (content-addressed: a host cannot overwrite another part's bytes). Refused
+    /// past the host's byte quota for the last 24 hours (`limits.blob_bytes_per_host`).
+    public func beginBlob(_ identity: GateIdentity, sessionID: String) throws(AirlockError) -> any BlobWriter {
         try ownSession(identity, sessionID)
-        let digest = SigV4.hexSHA256(bytes)
-        let path = blobDirectory + "/" + digest
-        do {
-            try ensureDirectory(blobDirectory)
-            if access(path, F_OK) != 0 { try writeFileAtomically(path, bytes, mode: 0o600) }
-        } catch {
-            throw AirlockError("cannot keep the part: \(error)", code: .storageUnavailable)
+        let quota = config.limits.blobBytesPerHost
+        let held: Int
+        do { held = try blobs.bytesStored(owner: identity.actor, since: Clock.epochMilliseconds() - 86_400_000) } catch {
+            throw AirlockError("cannot read the blob store: \(error.message)", code: .storageUnavailable)
         }
-        return .object([("sha256", .string(digest)), ("size", .number(Double(bytes.count)))])
+        guard held < quota else {
+            throw AirlockError("\(identity.name) sent \(ByteSize.human(held)) of parts to the gate within 24 hours, its quota (limits.blob_bytes_per_host: \(ByteSize.human(quota))); nothing was kept",
+                               hint: "wait, or raise limits.blob_bytes_per_host in gate.yaml", code: .quotaExceeded)
+        }
+        do { return try blobs.makeWriter(owner: identity.actor) } catch {
+            throw AirlockError("cannot keep the part: \(error.message)", code: .storageUnavailable)
+        }
+    }
+
+    /// A part received whole: its digest and size, the host's answer.
+    public func finishBlob(_ writer: any BlobWriter) throws(AirlockError) -> JSON {
+        let (digest, size) = try writer.finish()
+        return .object([("sha256", .string(digest)), ("size", .number(Double(size)))])
+    }
+
+    /// Takes one more open wait for `identity` (an agent host) on this replica, or says which
+    /// bound it reached. `leaveWait` gives it back.
+    public func enterWait(_ identity: GateIdentity) throws(AirlockError) {
+        guard identity.role == .host else { return }
+        let limit = config.limits.waitsPerHost
+        let taken = waits.withLock { open -> Bool in
+            let count = open[identity.actor, default: 0]
+            guard count < limit else { return false }
+            open[identity.actor] = count + 1
+            return true
+        }
+        guard taken else {
+            Counter(label: "airlock_gate_refused_total", dimensions: [("bound", "waits_per_host")]).increment()
+            throw AirlockError("\(identity.name) holds \(limit) open waits on this replica already (limits.waits_per_host); this one was not started",
+                               hint: "wait on fewer proposals at once, or raise limits.waits_per_host in gate.yaml", code: .busy)
+        }
+    }
+
+    public func leaveWait(_ identity: GateIdentity) {
+        guard identity.role == .host else { return }
+        waits.withLock { open in
+            let count = open[identity.actor, default: 1] - 1
+            open[identity.actor] = count > 0 ? count : nil
+        }
     }
 
     /// A completed S3 multipart upload (`s3-multipart`, docs/gate.md "S3 multipart uploads"):
@@ -243,12 +283,16 @@ public final class GateService: Sendable {
                   number == part.number, numbers.insert(number).inserted else {
                 throw bad("has a malformed or repeated part")
             }
-            do {
-                request.body = try StagedMultipart.readBlob(directory: blobDirectory, digest: part.blobSHA256)
-            } catch {
-                throw bad("names part \(number), which was not sent to the gate (POST /v1/sessions/ID/blobs)")
+            // The part's bytes are in the blob store (checked against the digest when they are
+            // sent); its request is read here without them (an UploadPart is one by its method,
+            // path and query).
+            let held: Int?
+            do { held = try blobs.blobSize(part.blobSHA256) } catch {
+                throw AirlockError("cannot read the blob store: \(error.message)", code: .storageUnavailable)
             }
-            guard request.body.count == size else { throw bad("says part \(number) is \(size) bytes; the gate holds \(request.body.count)") }
+            guard let held else { throw bad("names part \(number), which was not sent to the gate (POST /v1/sessions/ID/blobs)") }
+            guard held == size else { throw bad("says part \(number) is \(size) bytes; the gate holds \(held)") }
+            request.body = []
             guard try operation(request).operation == "UploadPart" else { throw bad("has a part that is not UploadPart") }
             total += size
         }
@@ -265,6 +309,7 @@ public final class GateService: Sendable {
     /// the gate's plan, and that plan is what an approval applies. The answer is the shim's.
     public func proposeCommand(_ identity: GateIdentity, sessionID: String, archive: [UInt8]) throws(AirlockError) -> JSON {
         try ownSession(identity, sessionID)
+        try checkHostPending(identity)
         guard let commands else {
             throw AirlockError("this gate does not run command proposals (no `airlock` binary beside airlock-gate); nothing was proposed", code: .noCommands)
         }
@@ -279,7 +324,7 @@ public final class GateService: Sendable {
         let intake = GateCommandIntake(
             stateDir: config.stateDir, environment: commands.environment,
             awsEndpoint: config.awsUpstream == "aws" ? nil : config.awsUpstream, awsProfile: config.awsProfile,
-            upstream: config.awsUpstream, launcher: commands.launcher)
+            upstream: config.awsUpstream, launcher: commands.launcher, blobs: blobs)
         let answer: JSON
         do {
             answer = try intake.propose(archive, sessionID: sessionID, store: store)
@@ -299,14 +344,29 @@ public final class GateService: Sendable {
     /// host to copy back into the workspace.
     public func output(_ identity: GateIdentity, _ id: String, index: Int) throws(AirlockError) -> JSON {
         let found = try proposal(identity, id)
-        guard let kept = CommandRunner.keptOutput(found, index: index) else {
+        guard let kept = CommandRunner.keptOutput(found, index: index, blobs: blobs) else {
             throw AirlockError("proposal \(id) has no output \(index) kept on this gate", code: .noSuchOutput)
         }
         return kept
     }
 
+    /// Refused when the host has `limits.pending_per_host` pending across its sessions (each
+    /// session's own 200 is the store's, checked in its transaction; this one is counted just
+    /// before, so replicas taking proposals at the same instant may pass it by a few).
+    func checkHostPending(_ identity: GateIdentity) throws(AirlockError) {
+        let limit = config.limits.pendingPerHost
+        let pending: Int
+        do { pending = try store.pendingCount(user: identity.actor) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
+        guard pending < limit else {
+            Counter(label: "airlock_gate_refused_total", dimensions: [("bound", "pending_per_host")]).increment()
+            throw AirlockError("\(identity.name) has \(pending) proposals pending across its sessions, its bound (limits.pending_per_host: \(limit)); nothing was proposed",
+                               hint: "an approver decides some first, or raise limits.pending_per_host in gate.yaml", code: .proposalLimit)
+        }
+    }
+
     /// Stores a proposal the gate wrote from a host's request; the host's answer.
     func keep(_ draft: ProposalDraft, host identity: GateIdentity) throws(AirlockError) -> JSON {
+        try checkHostPending(identity)
         let proposal = try store.propose(draft)
         Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
         logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(draft.sessionID)", "host": "\(identity.name)",
@@ -414,15 +474,16 @@ public final class GateService: Sendable {
     /// The one executor, with this gate's runners: its AWS keys (or role), and its command
     /// sandboxes when it runs commands.
     func executor() -> Executor {
-        var runners = Runners(aws: AWSRunner(catalog: catalog, credentials: credentials, blobDirectory: blobDirectory, assumeRole: config.awsAssumeRole))
+        var runners = Runners(aws: AWSRunner(catalog: catalog, credentials: credentials, blobs: blobs, assumeRole: config.awsAssumeRole))
         if let commands {
             var command = CommandRunner(store: store, stateDir: config.stateDir, environment: commands.environment, awsProfile: config.awsProfile)
             command.launcher = commands.launcher
             command.onGate = true
+            command.blobs = blobs
             if let role = config.awsAssumeRole {
                 // The apply runs with the role's keys, its session named for the proposal
                 // (docs/gate.md, "Role per execution"); nothing runs if it cannot be assumed.
-                let api = AWSRunner(catalog: catalog, credentials: credentials, blobDirectory: blobDirectory)
+                let api = AWSRunner(catalog: catalog, credentials: credentials, blobs: blobs)
                 let upstream = config.awsUpstream
                 command.runCredentials = { (proposal) throws(AirlockError) in
                     try api.assumeRole(role, proposalID: proposal.id, upstream: upstream, seconds: 3600)

@@ -25,7 +25,7 @@ import ServiceLifecycle
 ///     POST /v1/proposals                     host     {"session_id", "payload_base64"}
 ///     POST /v1/sessions/ID/commands          host     a command and its workspace snapshot (SnapshotArchive)
 ///     GET  /v1/proposals/ID/outputs/N        both     an executed command's new state
-///     POST /v1/sessions/ID/blobs             host     one staged S3 multipart part (bytes)
+///     POST /v1/sessions/ID/blobs             host     one staged S3 multipart part (bytes, streamed to the blob store)
 ///     GET  /v1/proposals[?state=pending]     approver
 ///     GET  /v1/proposals/ID                  both (a host: its own sessions' only)
 ///     GET  /v1/proposals/ID/wait?timeout=S   both
@@ -105,14 +105,47 @@ enum GateServer {
             }
         }
         router.post("v1/sessions/:id/blobs") { request, context -> Response in
-            // One staged S3 multipart part, as bytes.
+            // One staged S3 multipart part, as bytes, written to the blob store as they
+            // arrive (a 1 MiB piece at a time in memory, never the whole part).
             let id = context.parameters.get("id") ?? ""
-            guard case .success(let bytes) = await rawBody(request, limit: partBodyLimit, what: "a part") else {
-                return render(.failure(tooLarge("a part", partBodyLimit)), status: .ok)
+            let begun = await authenticated(request, .propose, service) { identity throws(AirlockError) in
+                WriterBox(try service.beginBlob(identity, sessionID: id))
             }
-            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
-                try service.storeBlob(identity, sessionID: id, bytes: bytes)
+            guard case .success(let box) = begun else { return render(begun.map { _ in JSON.null }, status: .created) }
+            var received = 0
+            var piece: [UInt8] = []
+            func flush() async -> AirlockError? {
+                let bytes = piece
+                piece = []
+                return await blocking { () -> AirlockError? in
+                    do throws(AirlockError) { try box.writer.append(bytes); return nil } catch { return error }
+                }
             }
+            do {
+                for try await buffer in request.body {
+                    received += buffer.readableBytes
+                    guard received <= partBodyLimit else {
+                        box.writer.abandon()
+                        return render(.failure(tooLarge("a part", partBodyLimit)), status: .ok)
+                    }
+                    piece += buffer.readableBytesView
+                    if piece.count >= BlobChunking.chunkSize, let failure = await flush() {
+                        box.writer.abandon()
+                        return render(.failure(failure), status: .ok)
+                    }
+                }
+            } catch {
+                box.writer.abandon()
+                return render(.failure(AirlockError("the part did not arrive whole (\(error)); nothing was kept", code: .badRequest)), status: .ok)
+            }
+            if !piece.isEmpty, let failure = await flush() {
+                box.writer.abandon()
+                return render(.failure(failure), status: .ok)
+            }
+            let finished = await blocking { () -> Result<JSON, AirlockError> in
+                do throws(AirlockError) { return .success(try service.finishBlob(box.writer)) } catch { return .failure(error) }
+            }
+            return render(finished, status: .created)
         }
         router.get("v1/proposals/:id/outputs/:index") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
@@ -138,6 +171,14 @@ enum GateServer {
             let id = context.parameters.get("id") ?? ""
             let timeout = Double(max(0, min(request.uri.queryParameters.get("timeout").flatMap { Int($0) } ?? 60, 3600)))
             let deadline = Clock.monotonicSeconds() + timeout
+            // One of the host's open waits on this replica (limits.waits_per_host), given back
+            // when this one answers.
+            let entered = await authenticated(request, .show, service, hostAction: .waitOwn) { identity throws(AirlockError) in
+                try service.enterWait(identity)
+                return identity
+            }
+            guard case .success(let waiter) = entered else { return render(entered.map { _ in JSON.null }, status: .ok) }
+            defer { service.leaveWait(waiter) }
             while true {
                 let generation = service.changes.generation(id)
                 let looked: Result<(JSON, Bool), AirlockError> = await authenticated(request, .show, service, hostAction: .waitOwn) { identity throws(AirlockError) in
@@ -204,17 +245,34 @@ enum GateServer {
         }
 
         let config = service.config
+        // Bounds and timeouts (docs/gate.md, "Bounds and timeouts"): the descriptor limit
+        // raised first, connections bounded below it, logged as they are in force.
+        let descriptors = DescriptorLimit.raise()
+        let (total, perPeer) = config.limits.effective(descriptorLimit: descriptors)
+        let bounds = ConnectionBounds(total: total, perPeer: perPeer, headerTimeoutSeconds: config.limits.headerTimeoutSeconds,
+                                      plaintext: config.tlsCertificate == nil)
+        let idle = config.limits.idleTimeoutSeconds
+        logger.notice("bounds", metadata: [
+            "descriptor_limit": "\(descriptors)", "connections": "\(total)", "connections_per_peer": "\(perPeer)",
+            "header_timeout_seconds": "\(config.limits.headerTimeoutSeconds)", "idle_timeout_seconds": "\(idle)",
+            "waits_per_host": "\(config.limits.waitsPerHost)", "pending_per_host": "\(config.limits.pendingPerHost)",
+            "pending_per_session": "\(ProposalLimits.pendingPerSession)", "blob_bytes_per_host": "\(config.limits.blobBytesPerHost)",
+        ])
         let server: HTTPServerBuilder
         if let certificate = config.tlsCertificate, let key = config.tlsKey {
+            let tls: TLSConfiguration
             do {
                 let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
-                let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-                server = try .tls(.http1(), tlsConfiguration: tls)
+                tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                _ = try NIOSSLContext(configuration: tls)
             } catch {
                 throw AirlockError("cannot load the gate's TLS certificate or key (\(certificate), \(key)): \(error)")
             }
+            server = HTTPServerBuilder { responder in
+                try TLSChannel(GuardedHTTP1Channel(responder: responder, bounds: bounds, idleTimeoutSeconds: idle), tlsConfiguration: tls)
+            }
         } else {
-            server = .http1()
+            server = HTTPServerBuilder { responder in GuardedHTTP1Channel(responder: responder, bounds: bounds, idleTimeoutSeconds: idle) }
         }
         let scheme = config.tlsCertificate == nil ? "http" : "https"
         let app = Application(
@@ -284,7 +342,14 @@ enum GateServer {
         return .object(fields)
     }
 
-    /// A body that is bytes, not JSON (a snapshot, a multipart part), up to `limit`.
+    /// A blob being written, handed between the request's task and the blocking pool (one
+    /// at a time: the route awaits each step).
+    final class WriterBox: @unchecked Sendable {
+        let writer: any BlobWriter
+        init(_ writer: any BlobWriter) { self.writer = writer }
+    }
+
+    /// A body that is bytes, not JSON (a snapshot), up to `limit`.
     static func rawBody(_ request: Request, limit: Int, what: String) async -> Result<[UInt8], AirlockError> {
         var request = request
         do {

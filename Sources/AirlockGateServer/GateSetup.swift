@@ -23,7 +23,7 @@ enum GateSetup {
             chmod(dir, 0o700)
             return try SQLiteProposalStore(stateDir: dir)
         case .postgres(let url):
-            return try PostgresProposalStore(try PostgresStoreConfiguration(parsing: url))
+            return try PostgresProposalStore(try PostgresStoreConfiguration(parsing: url), schema: config.postgresSchema)
         }
     }
 
@@ -40,7 +40,10 @@ enum GateSetup {
         let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
         try ensureDirectory(config.stateDir)
         chmod(config.stateDir, 0o700)
-        return GateService(store: store, config: config, catalog: catalog,
+        // Blobs live where every replica reads them: PostgreSQL's tables; a SQLite gate (one
+        // replica) keeps them in its state directory.
+        let blobs: any BlobStore = (store as? PostgresProposalStore) ?? DirectoryBlobStore(directory: config.stateDir + "/blobs")
+        return GateService(store: store, config: config, catalog: catalog, blobs: blobs,
                            credentials: HostCredentials(environment: environment, profile: config.awsProfile),
                            signer: try signer(config), commands: commandSetup(config, configPath: configPath, environment: environment))
     }

@@ -89,6 +89,9 @@ public protocol DecisionStore: AnyObject, Sendable {
     /// Proposals by state and kind, counted by the store.
     func proposalCounts() throws(AirlockError) -> [ProposalCount]
 
+    /// Pending proposals of every session `user` (an agent host's actor name) recorded.
+    func pendingCount(user: String) throws(AirlockError) -> Int
+
     /// Changes other processes made, as they are announced (nil: this driver has no such
     /// feed; the PostgreSQL one does).
     var changes: ProposalChanges? { get }
@@ -224,6 +227,12 @@ extension DecisionStore {
     }
 
     public var changes: ProposalChanges? { nil }
+
+    public func pendingCount(user: String) throws(AirlockError) -> Int {
+        var count = 0
+        for session in try sessionIDs(user: user) { count += try proposals(states: [.pending], session: session).count }
+        return count
+    }
 
     /// The local drivers' wait (ProposalIntake): looks every 200 ms, or as soon as `changes`
     /// announces the proposal (PostgreSQL's notifications), recovering interrupted executions

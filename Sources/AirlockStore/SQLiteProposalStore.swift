@@ -79,6 +79,14 @@ public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable
         }
     }
 
+    public func pendingCount(user: String) throws(AirlockError) -> Int {
+        try locked { () throws(AirlockError) in
+            try db.prepare("""
+                SELECT COUNT(*) AS n FROM proposals p JOIN sessions s ON s.id = p.session_id WHERE s.user = ? AND p.state = 'pending'
+                """).rows([.text(user)]).first?.integer("n").map { Int($0) } ?? 0
+        }
+    }
+
     public func sessionIDs(user: String) throws(AirlockError) -> [String] {
         try locked { () throws(AirlockError) in
             try db.prepare("SELECT id FROM sessions WHERE user = ? ORDER BY id").rows([.text(user)]).compactMap { $0.text("id") }

@@ -311,6 +311,16 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
             END $$
             """,
         ]),
+        // Blobs every replica reads (docs/gate.md, "Shared state"): content-addressed, in 1 MiB
+        // chunks written as they arrive under an upload id, named by their digest once whole.
+        (9, [
+            "CREATE TABLE blob_chunks (upload TEXT NOT NULL, n INTEGER NOT NULL, bytes BYTEA NOT NULL, PRIMARY KEY (upload, n))",
+            """
+            CREATE TABLE blobs (digest TEXT PRIMARY KEY, upload TEXT NOT NULL, size BIGINT NOT NULL, owner TEXT NOT NULL,
+              created_ms BIGINT NOT NULL)
+            """,
+            "CREATE INDEX blobs_owner ON blobs(owner, created_ms)",
+        ]),
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }
@@ -346,6 +356,14 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
                 .text(session.profiles), .text(session.awsUpstream), .text(session.awsAccessKeyID),
             ])
             try appendAudit(event: "session", proposalID: nil, actor: session.user, detail: ProposalRecords.sessionDetail(session))
+        }
+    }
+
+    public func pendingCount(user: String) throws(AirlockError) -> Int {
+        try locked { () throws(AirlockError) in
+            try run("""
+                SELECT COUNT(*) FROM proposals p JOIN sessions s ON s.id = p.session_id WHERE s."user" = $1 AND p.state = 'pending'
+                """, [.text(user)]).rows.first.flatMap { try? $0.decode(Int64.self) }.map { Int($0) } ?? 0
         }
     }
 

@@ -15,8 +15,40 @@ import AirlockCore
 /// executions: {lease_seconds: 30, shutdown_grace_seconds: 60}
 /// log: {format: json}                    # or text; to standard error
 /// audit: {signing_key: /etc/airlock/gate-audit.pem}   # Ed25519, outside the database
+/// limits: {connections: 4096, connections_per_peer: 0, header_timeout_seconds: 10,
+///          idle_timeout_seconds: 75, waits_per_host: 200, pending_per_host: 1000,
+///          blob_bytes_per_host: 16GiB}
 /// ```
 public struct GateConfig: Sendable, Equatable {
+    /// What one replica holds open and one agent host may use (docs/gate.md, "Bounds and
+    /// timeouts"): the defaults fit 100 active sessions per host.
+    public struct Limits: Sendable, Equatable {
+        /// Open connections on this replica in all (also capped at the descriptor limit − 256).
+        public var connections = 4096
+        /// From one client address; 0: half of `connections`.
+        public var connectionsPerPeer = 0
+        /// A request's head must arrive whole within this many seconds of its first byte.
+        public var headerTimeoutSeconds = 10
+        /// A kept-alive connection with no request in progress is closed after this.
+        public var idleTimeoutSeconds = 75
+        /// Open waits (`GET /v1/proposals/ID/wait`) one host may hold on this replica.
+        public var waitsPerHost = 200
+        /// Pending proposals one host may have across its sessions (each session: 200).
+        public var pendingPerHost = 1000
+        /// Bytes of staged parts one host may have sent within the last 24 hours.
+        public var blobBytesPerHost: Int = 16 << 30
+
+        public init() {}
+
+        /// The bounds in force under a descriptor limit: connections leave 256 descriptors
+        /// for the store, files and execution sandboxes.
+        public func effective(descriptorLimit: Int) -> (connections: Int, perPeer: Int) {
+            let total = max(16, min(connections, descriptorLimit - 256))
+            let perPeer = connectionsPerPeer == 0 ? max(8, total / 2) : min(connectionsPerPeer, total)
+            return (total, perPeer)
+        }
+    }
+
     public enum Store: Sendable, Equatable {
         /// A state directory holding `airlock.db`.
         case sqlite(String)
@@ -50,6 +82,9 @@ public struct GateConfig: Sendable, Equatable {
     public var jsonLogs: Bool = true
     /// The Ed25519 key (PEM) that signs a checkpoint of the audit chain at every decision.
     public var auditSigningKey: String?
+    /// The PostgreSQL schema the store's tables live in (`store.schema`).
+    public var postgresSchema = "airlock"
+    public var limits = Limits()
 
     public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
 
@@ -84,7 +119,7 @@ public struct GateConfig: Sendable, Equatable {
             guard let text = node.scalar, !node.isNull, !text.isEmpty else { throw fail(node.line, "\(place) must be a value") }
             return text
         }
-        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit"])
+        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit", "limits"])
         let listen = try string(top["listen"], "listen", line: root.line)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
@@ -105,8 +140,20 @@ public struct GateConfig: Sendable, Equatable {
         }
 
         guard let storeNode = top["store"] else { throw fail(root.line, "store is required ({sqlite: DIR} or {postgres: URL})") }
-        let storeFields = try mapping(storeNode, "store", ["sqlite", "postgres"])
-        guard storeFields.count == 1 else { throw fail(storeNode.line, "store names exactly one of sqlite or postgres") }
+        let storeFields = try mapping(storeNode, "store", ["sqlite", "postgres", "schema"])
+        guard (storeFields["sqlite"] == nil) != (storeFields["postgres"] == nil) else {
+            throw fail(storeNode.line, "store names exactly one of sqlite or postgres")
+        }
+        var schema: String?
+        if storeFields["schema"] != nil {
+            guard storeFields["postgres"] != nil else { throw fail(storeFields["schema"]?.line ?? storeNode.line, "store.schema is for a postgres store") }
+            let name = try string(storeFields["schema"], "store.schema", line: storeNode.line)
+            guard (1...63).contains(name.utf8.count), name.utf8.first.map({ $0 >= 0x61 && $0 <= 0x7A }) == true,
+                  name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }) else {
+                throw fail(storeFields["schema"]?.line ?? storeNode.line, "store.schema must be a lowercase name (letters, digits, _; a letter first)")
+            }
+            schema = name
+        }
         let store: Store = storeFields["sqlite"] != nil
             ? .sqlite(try string(storeFields["sqlite"], "store.sqlite", line: storeNode.line))
             : .postgres(try string(storeFields["postgres"], "store.postgres", line: storeNode.line))
@@ -136,6 +183,7 @@ public struct GateConfig: Sendable, Equatable {
         }
         var config = GateConfig(host: host, port: port, tlsCertificate: certificate, tlsKey: key, store: store, stateDir: stateDir,
                                 awsProfile: profile, awsUpstream: upstream, awsAssumeRole: role)
+        if let schema { config.postgresSchema = schema }
         if top["replica"] != nil {
             let name = try string(top["replica"], "replica", line: root.line)
             guard (1...64).contains(name.utf8.count),
@@ -165,6 +213,31 @@ public struct GateConfig: Sendable, Equatable {
             let format = try string(fields["format"], "log.format", line: log.line)
             guard format == "json" || format == "text" else { throw fail(fields["format"]?.line ?? log.line, "log.format must be json or text") }
             config.jsonLogs = format == "json"
+        }
+        if let limits = top["limits"] {
+            let fields = try mapping(limits, "limits", ["connections", "connections_per_peer", "header_timeout_seconds", "idle_timeout_seconds",
+                                                        "waits_per_host", "pending_per_host", "blob_bytes_per_host"])
+            func number(_ key: String, _ range: ClosedRange<Int>) throws(AirlockError) -> Int? {
+                guard fields[key] != nil else { return nil }
+                let text = try string(fields[key], "limits.\(key)", line: limits.line)
+                guard let value = Int(text), range.contains(value) else {
+                    throw fail(fields[key]?.line ?? limits.line, "limits.\(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return value
+            }
+            config.limits.connections = try number("connections", 16...1_000_000) ?? config.limits.connections
+            config.limits.connectionsPerPeer = try number("connections_per_peer", 0...1_000_000) ?? config.limits.connectionsPerPeer
+            config.limits.headerTimeoutSeconds = try number("header_timeout_seconds", 1...600) ?? config.limits.headerTimeoutSeconds
+            config.limits.idleTimeoutSeconds = try number("idle_timeout_seconds", 1...86400) ?? config.limits.idleTimeoutSeconds
+            config.limits.waitsPerHost = try number("waits_per_host", 1...1_000_000) ?? config.limits.waitsPerHost
+            config.limits.pendingPerHost = try number("pending_per_host", 1...10_000_000) ?? config.limits.pendingPerHost
+            if fields["blob_bytes_per_host"] != nil {
+                let text = try string(fields["blob_bytes_per_host"], "limits.blob_bytes_per_host", line: limits.line)
+                guard let bytes = ByteSize.parse(text), bytes >= 1 << 20, bytes <= 1 << 50 else {
+                    throw fail(fields["blob_bytes_per_host"]?.line ?? limits.line, "limits.blob_bytes_per_host must be a size such as 16GiB (at least 1MiB)")
+                }
+                config.limits.blobBytesPerHost = Int(bytes)
+            }
         }
         if let audit = top["audit"] {
             let fields = try mapping(audit, "audit", ["signing_key"])

@@ -27,6 +27,24 @@ public struct PinnedRequest: Sendable, Equatable {
         "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
+    /// Headers no pinned request of any kind keeps (lowercased names): hop-by-hop ones, what
+    /// is recomputed at sending, and forwarding ones, which an upstream (or a proxy before it)
+    /// reads as where the request came from or was meant for.
+    public static func isNeverPinned(_ lowercased: String) -> Bool {
+        ["host", "content-length", "expect", "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+         "forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"].contains(lowercased)
+            || lowercased.hasPrefix("proxy-") || lowercased.hasPrefix("x-forwarded-")
+    }
+
+    /// An origin-form request target's path (RFC 9112 §3.2.1): "/" then a path that does not
+    /// start another "/" (that would read as an authority), with no space, control byte, '?'
+    /// (the query is its own field) or '#'.
+    public static func isOriginForm(_ path: String) -> Bool {
+        let bytes = Array(path.utf8)
+        guard bytes.first == 0x2F, bytes.count < 2 || bytes[1] != 0x2F else { return false }
+        return !bytes.contains { $0 <= 0x20 || $0 == 0x7F || $0 == 0x3F || $0 == 0x23 }
+    }
+
     public init(request: AWSRequest, service: AWSService, servicePath: String, region: String, signingName: String, operation: String?) {
         self.service = service.name
         self.signingName = signingName
@@ -35,7 +53,7 @@ public struct PinnedRequest: Sendable, Equatable {
         method = request.method
         path = servicePath
         query = request.query
-        headers = request.headers.filter { !Self.dropped.contains($0.name.lowercased()) }
+        headers = request.headers.filter { !Self.dropped.contains($0.name.lowercased()) && !Self.isNeverPinned($0.name.lowercased()) }
         body = request.body
     }
 

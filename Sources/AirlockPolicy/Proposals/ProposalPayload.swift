@@ -66,7 +66,37 @@ public enum ProposalPayload: Sendable, Equatable {
             throw Problem("the payload's type \(type.prefix(40)) is none this Airlock knows (\(Self.types.joined(separator: ", ")))")
         }
         guard let parsed else { throw Problem("the \(type) payload lacks a field it needs or has one of the wrong kind") }
+        if let problem = parsed.requestProblem { throw Problem(problem) }
         self = parsed
+    }
+
+    /// Why a pinned request could not be sent as it reads (docs/gate.md, "Intake"): its path
+    /// is not origin-form (an absolute URL, `//host`, a space, a `?` or `#` would make another
+    /// request line than the one shown), or it pins a hop-by-hop or forwarding header (`Host`,
+    /// `X-Forwarded-*`, `Forwarded`…), which the upstream would read as where the request came
+    /// from or went. Nil when every request is one to send.
+    public var requestProblem: String? {
+        let requests: [(path: String, headers: [(name: String, value: String)], signature: Bool)]
+        switch self {
+        case .aws(let pinned): requests = [(pinned.path, pinned.headers, true)]
+        case .s3Multipart(let manifest):
+            requests = ([manifest.create, manifest.complete] + manifest.parts.map(\.request)).map { ($0.path, $0.headers, true) }
+        case .kubernetes(let pinned): requests = [(pinned.path, pinned.headers, false)]
+        case .github(let pinned): requests = [(pinned.path, pinned.headers, false)]
+        case .gitPush, .command: requests = []
+        }
+        for request in requests {
+            guard PinnedRequest.isOriginForm(request.path) else {
+                return "a pinned request's path must be origin-form (one '/' then the path, no scheme, host, space, '?' or '#'): \(request.path.prefix(80)) is not"
+            }
+            for header in request.headers {
+                let name = header.name.lowercased()
+                if PinnedRequest.isNeverPinned(name) || (request.signature && PinnedRequest.dropped.contains(name)) {
+                    return "a pinned request must not carry the \(header.name.prefix(60)) header (hop-by-hop, forwarding and signature headers are the gate's to write)"
+                }
+            }
+        }
+        return nil
     }
 
     /// The preview an earlier release wrote inside the payload (a Kubernetes dry run, a
