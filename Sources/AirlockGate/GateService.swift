@@ -223,12 +223,13 @@ public final class GateService: Sendable {
     public func enterWait(_ identity: GateIdentity) throws(AirlockError) {
         guard identity.role == .host else { return }
         let limit = config.limits.waitsPerHost
-        let taken = waits.withLock { open -> Bool in
+        let (taken, total) = waits.withLock { open -> (Bool, Int) in
             let count = open[identity.actor, default: 0]
-            guard count < limit else { return false }
+            guard count < limit else { return (false, open.values.reduce(0, +)) }
             open[identity.actor] = count + 1
-            return true
+            return (true, open.values.reduce(0, +))
         }
+        Gauge(label: "airlock_gate_waits_open").record(total)
         guard taken else {
             Counter(label: "airlock_gate_refused_total", dimensions: [("bound", "waits_per_host")]).increment()
             throw AirlockError("\(identity.name) holds \(limit) open waits on this replica already (limits.waits_per_host); this one was not started",
@@ -238,10 +239,12 @@ public final class GateService: Sendable {
 
     public func leaveWait(_ identity: GateIdentity) {
         guard identity.role == .host else { return }
-        waits.withLock { open in
+        let total = waits.withLock { open -> Int in
             let count = open[identity.actor, default: 1] - 1
             open[identity.actor] = count > 0 ? count : nil
+            return open.values.reduce(0, +)
         }
+        Gauge(label: "airlock_gate_waits_open").record(total)
     }
 
     /// A completed S3 multipart upload (`s3-multipart`, docs/gate.md "S3 multipart uploads"):

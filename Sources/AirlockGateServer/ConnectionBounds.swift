@@ -30,22 +30,26 @@ final class ConnectionBounds: Sendable {
 
     /// Takes a place for a connection from `peer`, or names the bound it reached.
     func enter(_ peer: String) -> String? {
-        open.withLock { state -> String? in
-            if state.count >= total { return "limits.connections" }
+        let (refused, count) = open.withLock { state -> (String?, Int) in
+            if state.count >= total { return ("limits.connections", state.count) }
             let mine = state.peers[peer, default: 0]
-            if mine >= perPeer { return "limits.connections_per_peer" }
+            if mine >= perPeer { return ("limits.connections_per_peer", state.count) }
             state.count += 1
             state.peers[peer] = mine + 1
-            return nil
+            return (nil, state.count)
         }
+        Gauge(label: "airlock_gate_connections_open").record(count)
+        return refused
     }
 
     func leave(_ peer: String) {
-        open.withLock { state in
+        let count = open.withLock { state -> Int in
             state.count -= 1
             let mine = state.peers[peer, default: 1] - 1
             state.peers[peer] = mine > 0 ? mine : nil
+            return state.count
         }
+        Gauge(label: "airlock_gate_connections_open").record(count)
     }
 
     var count: Int { open.withLock { $0.count } }

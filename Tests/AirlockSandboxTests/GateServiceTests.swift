@@ -39,8 +39,10 @@ final class TeamGate: @unchecked Sendable {
 
     /// `folder`: where its files live (default a new temporary one). `postgres`: the store's
     /// URL (default AIRLOCK_TEST_POSTGRES) when `store` is "postgres".
+    /// `descriptorLimit`: the gate runs under this RLIMIT_NOFILE, soft and hard (systemd's
+    /// default for services is 1024).
     init(store: String, upstream: String, tls: Bool = false, extra: String = "", keys: [String: String] = [:],
-         assumeRole: String? = nil, folder: String? = nil, postgres: String? = nil) throws {
+         assumeRole: String? = nil, folder: String? = nil, postgres: String? = nil, descriptorLimit: Int? = nil) throws {
         directory = folder ?? makeTemporaryDirectory(prefix: "airlock-gate")
         port = Moto.freePort()
         var tlsLine = ""
@@ -75,8 +77,13 @@ final class TeamGate: @unchecked Sendable {
         log = directory + "/gate.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--config", config]
+        if let descriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -Sn \(descriptorLimit) && ulimit -Hn \(descriptorLimit) && exec \"$0\" \"$@\"", Self.binary, "serve", "--config", config]
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = ["serve", "--config", config]
+        }
         process.environment = Self.environment().merging(keys) { $1 }
         process.standardOutput = FileHandle(forWritingAtPath: log)
         process.standardError = FileHandle(forWritingAtPath: log)
