@@ -82,7 +82,15 @@ public struct GateHTTP: Sendable {
             switch connections.exchange(OutboundRequest(scheme: scheme, host: host, port: port, method: method, target: basePath + path,
                                                         headers: headers, body: bytes), timeoutSeconds: timeoutSeconds) {
             case .answered(let answer): response = answer
-            case .notSent(let why): throw AirlockError("the gate at \(scheme)://\(host):\(port) cannot be reached: \(why)", code: .gateUnreachable)
+            case .notSent(let why):
+                // Nothing left this host: a TLS replica at its connection bound closes before
+                // the handshake, so this is tried again too, a little (about 2 s in all).
+                guard attempt < 3 else {
+                    throw AirlockError("the gate at \(scheme)://\(host):\(port) cannot be reached: \(why)", code: .gateUnreachable)
+                }
+                usleep(UInt32(250_000 << attempt))
+                attempt += 1
+                continue
             case .uncertain(let why): throw AirlockError("the call to the gate failed: \(why)", code: .gateUncertain)
             }
             // A replica at its connection bound answers 503 AirlockOverloaded before reading the

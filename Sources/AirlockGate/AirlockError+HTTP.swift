@@ -1,7 +1,7 @@
 import AirlockCore
 
 /// The gate's HTTP status for each error code: the one place it is decided (docs/gate.md,
-/// "API"). An error without a code is the store or a driver failing: 503, nothing was
+/// "Status codes"). An error without a code is the store or a driver failing: 503, nothing was
 /// decided, the caller may try again.
 extension AirlockError {
     public var httpStatus: Int {

@@ -204,6 +204,7 @@ public final class GateService: Sendable {
             throw AirlockError("cannot read the blob store: \(error.message)", code: .storageUnavailable)
         }
         guard held < quota else {
+            Counter(label: "airlock_gate_refused_total", dimensions: [("bound", "blob_bytes_per_host")]).increment()
             throw AirlockError("\(identity.name) sent \(ByteSize.human(held)) of parts to the gate within 24 hours, its quota (limits.blob_bytes_per_host: \(ByteSize.human(quota))); nothing was kept",
                                hint: "wait, or raise limits.blob_bytes_per_host in gate.yaml", code: .quotaExceeded)
         }

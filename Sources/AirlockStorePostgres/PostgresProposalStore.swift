@@ -327,7 +327,11 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
 
     func migrate() throws(AirlockError) {
         try transaction { () throws(AirlockError) in
-            try run("CREATE SCHEMA IF NOT EXISTS \(schema)")
+            // Made only when missing: an operator may create it beforehand for a role that
+            // has no CREATE on the database (which CREATE SCHEMA IF NOT EXISTS would need).
+            if try run("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(schema)]).rows.isEmpty {
+                try run("CREATE SCHEMA \(schema)")
+            }
             try run("SET LOCAL search_path TO \(schema)")
             try run("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
             let applied = Set(try run("SELECT version FROM schema_migrations").rows.compactMap { try? $0.decode(Int64.self) })

@@ -27,11 +27,39 @@ import Testing
         #expect(role.awsAssumeRole == "arn:aws:iam::123456789012:role/airlock-deploy" && local.awsAssumeRole == nil)
     }
 
+    /// `limits` and `store.schema` (docs/gate.md, "Bounds and timeouts"): defaults that fit
+    /// 100 sessions per host, each key set, and the connections in force under a descriptor
+    /// limit (256 left for the store, files and sandboxes; one peer half of them).
+    @Test func limitsAndTheSchemaAreRead() throws {
+        let plain = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {postgres: 'postgres://a@db/x'}\nstate_dir: /g\n", source: "gate.yaml")
+        #expect(plain.postgresSchema == "airlock" && plain.limits == GateConfig.Limits())
+        #expect(plain.limits.waitsPerHost == 200 && plain.limits.pendingPerHost == 1000 && plain.limits.blobBytesPerHost == 16 << 30)
+        #expect(plain.limits.effective(descriptorLimit: 1024) == (768, 384))
+        #expect(plain.limits.effective(descriptorLimit: 65536) == (4096, 2048))
+        let tuned = try GateConfig.parse("""
+            listen: 127.0.0.1:9000
+            store: {postgres: 'postgres://a@db/x', schema: gate_prod}
+            state_dir: /g
+            limits: {connections: 1000, connections_per_peer: 900, header_timeout_seconds: 3, idle_timeout_seconds: 1830,
+                     waits_per_host: 50, pending_per_host: 400, blob_bytes_per_host: 2GiB}
+            """, source: "gate.yaml")
+        #expect(tuned.postgresSchema == "gate_prod")
+        #expect(tuned.limits.headerTimeoutSeconds == 3 && tuned.limits.idleTimeoutSeconds == 1830 && tuned.limits.waitsPerHost == 50)
+        #expect(tuned.limits.pendingPerHost == 400 && tuned.limits.blobBytesPerHost == 2 << 30)
+        #expect(tuned.limits.effective(descriptorLimit: 65536) == (1000, 900))
+        #expect(tuned.limits.effective(descriptorLimit: 1024) == (768, 768))
+    }
+
     @Test(arguments: [
         ("listen: 0.0.0.0:8443\nstore: {sqlite: /g}\nstate_dir: /g\n", "needs tls"),
         ("listen: 127.0.0.1\nstore: {sqlite: /g}\nstate_dir: /g\n", "HOST:PORT"),
         ("listen: 127.0.0.1:99999\nstore: {sqlite: /g}\nstate_dir: /g\n", "HOST:PORT"),
         ("listen: 127.0.0.1:1\nstore: {sqlite: /g, postgres: x}\nstate_dir: /g\n", "exactly one"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g, schema: s}\nstate_dir: /g\n", "for a postgres store"),
+        ("listen: 127.0.0.1:1\nstore: {postgres: x, schema: 'a; DROP'}\nstate_dir: /g\n", "lowercase name"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nlimits: {waits: 3}\n", "unknown key 'waits'"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nlimits: {connections: 2}\n", "limits.connections must be"),
+        ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nlimits: {blob_bytes_per_host: lots}\n", "a size such as"),
         ("listen: 127.0.0.1:1\nstate_dir: /g\n", "store is required"),
         ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: relative\n", "absolute"),
         ("listen: 127.0.0.1:1\nstore: {sqlite: /g}\nstate_dir: /g\nexecutor: x\n", "unknown key 'executor'"),

@@ -34,6 +34,71 @@ import Testing
                                 notes: ["a provisioner runs"])),
     ]
 
+    /// Intake reads pinned requests strictly (docs/gate.md, "Intake"): what a compromised host
+    /// could pin to make the gate send another request line, or tell an upstream (or a proxy
+    /// before it) where the request came from or was meant for, makes the payload unreadable,
+    /// for every kind with a request line and for every request of a multipart upload.
+    @Test(arguments: [
+        ("path", "http://127.0.0.1:8080/", "origin-form"),
+        ("path", "//127.0.0.1/bucket", "origin-form"),
+        ("path", "bucket/key", "origin-form"),
+        ("path", "/bucket/key HTTP/1.1\r\nHost: evil", "origin-form"),
+        ("path", "/bucket/key?x-id=GetObject", "origin-form"),
+        ("path", "/bucket/key#frag", "origin-form"),
+        ("header", "Host", "Host header"),
+        ("header", "X-Forwarded-Host", "X-Forwarded-Host header"),
+        ("header", "x-forwarded-for", "x-forwarded-for header"),
+        ("header", "Forwarded", "Forwarded header"),
+        ("header", "X-Real-IP", "X-Real-IP header"),
+        ("header", "Connection", "Connection header"),
+        ("header", "Transfer-Encoding", "Transfer-Encoding header"),
+        ("header", "Proxy-Authorization", "Proxy-Authorization header"),
+        ("header", "X-Original-URL", "X-Original-URL header"),
+    ])
+    func intakeRefusesWhatWouldChangeTheRequestLine(_ field: String, _ value: String, _ says: String) throws {
+        func bad(_ request: PinnedRequest) -> PinnedRequest {
+            var request = request
+            if field == "path" { request.path = value } else { request.headers.append((value, "evil.example")) }
+            return request
+        }
+        var kubernetes = KubernetesPinnedRequest(context: "prod", server: "https://kube.test:6443", method: "DELETE", path: "/api/v1/namespaces/x",
+                                                 query: "", headers: [], body: [])
+        var github = GitHubPinnedRequest(host: "api.github.com", method: "POST", path: "/repos/a/b/pulls", query: "", headers: [], body: [])
+        if field == "path" { kubernetes.path = value; github.path = value } else {
+            kubernetes.headers.append((value, "evil.example"))
+            github.headers.append((value, "evil.example"))
+        }
+        let hostile: [ProposalPayload] = [
+            .aws(bad(Self.aws)),
+            .s3Multipart(MultipartManifest(bucket: "b", key: "k", size: 10, stagedUploadID: "airlock-staged-1", create: Self.aws,
+                                           parts: [.init(number: 1, blobSHA256: String(repeating: "a", count: 64), etag: "\"e\"", size: 10, request: bad(Self.aws))],
+                                           complete: Self.aws)),
+            .kubernetes(kubernetes), .github(github),
+        ]
+        for payload in hostile {
+            do {
+                _ = try ProposalPayload(bytes: payload.bytes)
+                Issue.record("\(payload.type) with \(field) \(value) was read")
+            } catch {
+                #expect(error.description.contains(says), "\(payload.type): \(error.description)")
+            }
+        }
+        // The same request without it reads.
+        #expect(try ProposalPayload(bytes: ProposalPayload.aws(Self.aws).bytes) == .aws(Self.aws))
+    }
+
+    /// Pinning leaves out hop-by-hop, forwarding and signature headers an agent sent.
+    @Test func pinningDropsForwardingHeaders() throws {
+        let service = try AWSService(jsonText: #"{"name":"s3","signing_name":"s3","protocol":"rest-xml","operations":[]}"#)
+        let request = AWSRequest(method: "PUT", path: "/bucket/key", query: "", headers: [
+            ("Content-Type", "text/plain"), ("X-Forwarded-Host", "evil"), ("Forwarded", "for=1.2.3.4"), ("X-Real-IP", "1.2.3.4"),
+            ("Host", "s3.amazonaws.com"), ("Authorization", "AWS4-HMAC-SHA256 x"), ("Proxy-Connection", "keep-alive"), ("X-Amz-Meta-A", "1"),
+        ], body: [])
+        let pinned = PinnedRequest(request: request, service: service, servicePath: "/bucket/key", region: "us-east-1", signingName: "s3", operation: "PutObject")
+        #expect(pinned.headers.map(\.name) == ["Content-Type", "X-Amz-Meta-A"])
+        #expect(try ProposalPayload(bytes: ProposalPayload.aws(pinned).bytes) == .aws(pinned))
+    }
+
     @Test func everyKindRoundTripsItsBytes() throws {
         #expect(Set(Self.payloads.map(\.type)) == Set(ProposalPayload.types), "a kind has no row")
         for payload in Self.payloads {
