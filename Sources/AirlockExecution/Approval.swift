@@ -67,15 +67,18 @@ public struct Approval: Sendable {
             tampered?(current, mismatch)
             throw AirlockError("proposal \(id) was changed in the store since it was proposed (\(mismatch)); nothing was approved", code: .tampered)
         }
-        if let missing = executor.missing(current) {
-            throw Executor.notReady(id, missing, approved: current.state == .approved)
-        }
         let now = self.now()
         let created = Clock.epochMilliseconds(parsing: current.createdAt) ?? now
         let updated = Clock.epochMilliseconds(parsing: current.updatedAt) ?? now
         if let why = deadlines.expiry(state: current.state, created: Double(created) / 1000, updated: Double(updated) / 1000, now: Double(now) / 1000) {
             do { try store.apply(.expire, to: id, actor: "airlock", note: why) } catch where error.code == .conflict {}
             throw AirlockError("proposal \(id) cannot be approved: it expired (\(why))", code: .conflict)
+        }
+        // What the run needs must be here (a part, an artifact in the blob store): if not,
+        // nothing changes and the approver is told why (only for a proposal that could run;
+        // a decided one is refused for that first).
+        if current.state == .pending || current.state == .approved, let missing = executor.missing(current) {
+            throw Executor.notReady(id, missing, approved: current.state == .approved)
         }
         if current.state == .approved {
             // Approved, never claimed. Within moments of the approval that is another

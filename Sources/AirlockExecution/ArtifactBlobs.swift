@@ -89,6 +89,29 @@ public enum ArtifactBlobs {
         return entries
     }
 
+    /// The listing's digest and every file's, for the sweep to keep; none when the listing is
+    /// gone (there is nothing left to keep). Throws when the listing cannot be read.
+    public static func digests(_ listing: String, blobs: any BlobStore) throws(AirlockError) -> Set<String> {
+        guard let entries = try entries(listing, blobs: blobs) else { return [] }
+        return Set(entries.filter { $0.kind == "f" }.map(\.digest) + [listing])
+    }
+
+    /// Every blob `proposals` name (their parts, their artifacts' listings and files): what a
+    /// sweep keeps while they are open.
+    public static func named(by proposals: [Proposal], blobs: any BlobStore) throws(AirlockError) -> Set<String> {
+        var named = Set<String>()
+        for proposal in proposals {
+            guard let payload = try? ProposalPayload(bytes: proposal.payload) else { continue }
+            switch payload {
+            case .s3Multipart(let manifest): named.formUnion(manifest.parts.map(\.blobSHA256))
+            case .command(let command):
+                if let listing = command.pins["artifact"] { named.formUnion(try digests(listing, blobs: blobs)) }
+            case .aws, .kubernetes, .github, .gitPush: break
+            }
+        }
+        return named
+    }
+
     /// What of the artifact the blob store does not hold, nil when it holds all of it.
     public static func missing(_ digest: String, blobs: any BlobStore) -> String? {
         do {

@@ -213,6 +213,36 @@ public final class GateService: Sendable {
         }
     }
 
+    /// How long a blob no open proposal names is kept after it was last stored: the host
+    /// fetches a run's outputs when its wait returns, and a part or an artifact is needed only
+    /// while its proposal is open (docs/gate.md, "Shared state").
+    public static let blobRetentionMilliseconds: Int64 = 7 * 86_400_000
+    let lastSweep = Mutex<Double>(0)
+
+    /// Removes the blobs no pending, approved or executing proposal names and nobody stored for
+    /// a week; at most once an hour on this replica (RecoveryService). A proposal whose blob
+    /// cannot be listed stops the sweep: nothing is removed on a guess.
+    @discardableResult
+    public func sweepBlobs(now: Int64 = Clock.epochMilliseconds(), force: Bool = false) -> (count: Int, bytes: Int)? {
+        let due = lastSweep.withLock { last -> Bool in
+            guard force || Clock.monotonicSeconds() - last >= 3600 || last == 0 else { return false }
+            last = Clock.monotonicSeconds()
+            return true
+        }
+        guard due else { return nil }
+        do throws(AirlockError) {
+            let keep = try ArtifactBlobs.named(by: try store.proposals(states: [.pending, .approved, .executing], session: nil), blobs: blobs)
+            let swept = try blobs.sweep(keeping: keep, before: now - Self.blobRetentionMilliseconds)
+            if swept.count > 0 {
+                logger.notice("blobs swept", metadata: ["count": "\(swept.count)", "bytes": "\(swept.bytes)", "kept_for_open_proposals": "\(keep.count)"])
+            }
+            return swept
+        } catch {
+            logger.warning("the blob sweep did not run", metadata: ["error": "\(error.message)"])
+            return nil
+        }
+    }
+
     /// A part received whole: its digest and size, the host's answer.
     public func finishBlob(_ writer: any BlobWriter) throws(AirlockError) -> JSON {
         let (digest, size) = try writer.finish()

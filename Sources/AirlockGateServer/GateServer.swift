@@ -304,7 +304,7 @@ enum GateServer {
     }
 
     /// Every replica marks executions whose lease ran out (a killed replica's) `unknown`,
-    /// every third of a lease.
+    /// every third of a lease, and sweeps old unused blobs once an hour.
     struct RecoveryService: Service {
         let service: GateService
 
@@ -312,6 +312,7 @@ enum GateServer {
             let interval = max(1000, service.lease.seconds * 1000 / 3)
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 _ = await blocking { service.recoverExpiredExecutions() }
+                _ = await blocking { service.sweepBlobs() }
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(interval)) }
             }
             // Shutting down: an execution blocked in its upstream call cannot be cancelled,

@@ -40,9 +40,11 @@ enum GateSetup {
         let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
         try ensureDirectory(config.stateDir)
         chmod(config.stateDir, 0o700)
-        // Blobs live where every replica reads them: PostgreSQL's tables; a SQLite gate (one
-        // replica) keeps them in its state directory.
-        let blobs: any BlobStore = (store as? PostgresProposalStore) ?? DirectoryBlobStore(directory: config.stateDir + "/blobs")
+        // Blobs live where every replica reads them: PostgreSQL's tables (with the parts an
+        // earlier release kept in state_dir/blobs still read); a SQLite gate (one replica)
+        // keeps them in its state directory.
+        let directory = DirectoryBlobStore(directory: config.stateDir + "/blobs")
+        let blobs: any BlobStore = (store as? PostgresProposalStore).map { LayeredBlobStore(primary: $0, legacy: directory) } ?? directory
         return GateService(store: store, config: config, catalog: catalog, blobs: blobs,
                            credentials: HostCredentials(environment: environment, profile: config.awsProfile),
                            signer: try signer(config), commands: commandSetup(config, configPath: configPath, environment: environment))

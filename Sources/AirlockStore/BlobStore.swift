@@ -21,6 +21,10 @@ public protocol BlobStore: AnyObject, Sendable {
     func readBlob(_ digest: String, _ body: ([UInt8]) throws(AirlockError) -> Void) throws(AirlockError) -> Bool
     /// Bytes of the blobs `owner` sent since `since` (epoch milliseconds).
     func bytesStored(owner: String, since: Int64) throws(AirlockError) -> Int
+    /// Removes the blobs last stored before `before` (epoch milliseconds) that are not in
+    /// `keep`; answers how many and their bytes. Storing bytes already held counts as storing
+    /// them again, so a blob a new proposal names is never among the old.
+    func sweep(keeping keep: Set<String>, before: Int64) throws(AirlockError) -> (count: Int, bytes: Int)
 }
 
 /// One blob being written. `finish` stores it under its SHA-256 (once: the same bytes sent
@@ -187,12 +191,15 @@ public final class DirectoryBlobStore: BlobStore {
             done = true
             let path = store.directory + "/" + digest
             if access(path, F_OK) == 0 {
+                // Held already: it counts for whoever sent it first, and is new to the sweep.
                 unlink(temporary)
+                utimes(path, nil)
             } else if rename(temporary, path) != 0 {
                 unlink(temporary)
                 throw AirlockError("cannot keep blob \(digest): \(String(cString: strerror(errno)))", code: .storageUnavailable)
+            } else {
+                store.mark(owner: owner, digest: digest)
             }
-            store.mark(owner: owner, digest: digest)
             return (digest, size)
         }
 
@@ -248,6 +255,45 @@ public final class DirectoryBlobStore: BlobStore {
         }
     }
 
+    public func sweep(keeping keep: Set<String>, before: Int64) throws(AirlockError) -> (count: Int, bytes: Int) {
+        var count = 0, bytes = 0
+        for name in Self.names(directory) where BlobChunking.isDigest(name) && !keep.contains(name) {
+            var info = stat()
+            let path = directory + "/" + name
+            guard stat(path, &info) == 0, Self.milliseconds(info.st_mtim) < before else { continue }
+            if unlink(path) == 0 {
+                count += 1
+                bytes += Int(info.st_size)
+            }
+        }
+        // Owner markers only count the last 24 hours.
+        for owner in Self.names(directory + "/owners") where !owner.hasPrefix(".") {
+            let folder = directory + "/owners/" + owner
+            for marker in Self.names(folder) {
+                var info = stat()
+                if stat(folder + "/" + marker, &info) == 0, Self.milliseconds(info.st_mtim) < Clock.epochMilliseconds() - 86_400_000 {
+                    unlink(folder + "/" + marker)
+                }
+            }
+        }
+        return (count, bytes)
+    }
+
+    static func milliseconds(_ time: timespec) -> Int64 {
+        Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec / 1_000_000)
+    }
+
+    static func names(_ folder: String) -> [String] {
+        guard let dir = opendir(folder) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     public func bytesStored(owner: String, since: Int64) throws(AirlockError) -> Int {
         let folder = ownerDirectory(owner)
         guard let dir = opendir(folder) else { return 0 }
@@ -265,5 +311,38 @@ public final class DirectoryBlobStore: BlobStore {
             total += (try blobSize(digest)) ?? 0
         }
         return total
+    }
+}
+
+/// A store's blobs with an older home still read: a gate upgraded to blobs in PostgreSQL
+/// finds the parts an earlier release kept in `state_dir/blobs` (docs/gate.md, "Shared
+/// state"). Everything new goes to `primary`; only `primary` is swept and counted.
+public final class LayeredBlobStore: BlobStore {
+    public let primary: any BlobStore
+    public let legacy: any BlobStore
+
+    public init(primary: any BlobStore, legacy: any BlobStore) {
+        self.primary = primary
+        self.legacy = legacy
+    }
+
+    public func makeWriter(owner: String) throws(AirlockError) -> any BlobWriter { try primary.makeWriter(owner: owner) }
+
+    public func blobSize(_ digest: String) throws(AirlockError) -> Int? {
+        if let size = try primary.blobSize(digest) { return size }
+        return try legacy.blobSize(digest)
+    }
+
+    public func readBlob(_ digest: String, _ body: ([UInt8]) throws(AirlockError) -> Void) throws(AirlockError) -> Bool {
+        if try primary.readBlob(digest, body) { return true }
+        return try legacy.readBlob(digest, body)
+    }
+
+    public func bytesStored(owner: String, since: Int64) throws(AirlockError) -> Int {
+        try primary.bytesStored(owner: owner, since: since)
+    }
+
+    public func sweep(keeping keep: Set<String>, before: Int64) throws(AirlockError) -> (count: Int, bytes: Int) {
+        try primary.sweep(keeping: keep, before: before)
     }
 }

@@ -58,13 +58,15 @@ extension PostgresProposalStore: BlobStore {
             done = true
             do {
                 try store.locked { () throws(AirlockError) in
-                    let inserted = try store.run("""
-                        INSERT INTO blobs (digest, upload, size, owner, created_ms) VALUES ($1, $2, $3, $4, $5)
-                        ON CONFLICT (digest) DO NOTHING RETURNING digest
-                        """, [.text(digest), .text(upload), .integer(Int64(size)), .text(owner), .integer(Clock.epochMilliseconds())]).rows
-                    if inserted.isEmpty {
-                        // Held already: this copy's rows go (bytes held once count once,
-                        // for whoever sent them first).
+                    // Held already: the first copy stays (bytes held once count once, for
+                    // whoever sent them first), stored again now for the sweep; this copy's
+                    // rows go.
+                    let kept = try store.run("""
+                        INSERT INTO blobs (digest, upload, size, owner, created_ms, stored_ms) VALUES ($1, $2, $3, $4, $5, $5)
+                        ON CONFLICT (digest) DO UPDATE SET stored_ms = EXCLUDED.stored_ms RETURNING upload
+                        """, [.text(digest), .text(upload), .integer(Int64(size)), .text(owner), .integer(Clock.epochMilliseconds())])
+                        .rows.first.flatMap { try? $0.decode(String.self) }
+                    if kept != upload {
                         try store.run("DELETE FROM blob_chunks WHERE upload = $1", [.text(upload)])
                     }
                 }
@@ -107,6 +109,21 @@ extension PostgresProposalStore: BlobStore {
             guard let row, let buffer = try? row.decode(ByteBuffer.self) else { return true }
             try body(Array(buffer.readableBytesView))
             n += 1
+        }
+    }
+
+    public func sweep(keeping keep: Set<String>, before: Int64) throws(AirlockError) -> (count: Int, bytes: Int) {
+        try locked { () throws(AirlockError) in
+            let rows = try run("""
+                DELETE FROM blobs WHERE stored_ms < $1 AND NOT (digest = ANY(string_to_array($2, ','))) RETURNING upload, size
+                """, [.integer(before), .text(keep.sorted().joined(separator: ","))]).rows
+            var bytes = 0
+            for row in rows {
+                guard let (upload, size) = try? row.decode((String, Int64).self) else { continue }
+                bytes += Int(size)
+                try run("DELETE FROM blob_chunks WHERE upload = $1", [.text(upload)])
+            }
+            return (rows.count, bytes)
         }
     }
 

@@ -312,15 +312,19 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
             """,
         ]),
         // Blobs every replica reads (docs/gate.md, "Shared state"): content-addressed, in 1 MiB
-        // chunks written as they arrive under an upload id, named by their digest once whole.
+        // chunks written as they arrive under an upload id, named by their digest once whole;
+        // `stored_ms` is when the bytes were last sent (the sweep removes what is old and unused).
         (9, [
             "CREATE TABLE blob_chunks (upload TEXT NOT NULL, n INTEGER NOT NULL, bytes BYTEA NOT NULL, PRIMARY KEY (upload, n))",
             """
             CREATE TABLE blobs (digest TEXT PRIMARY KEY, upload TEXT NOT NULL, size BIGINT NOT NULL, owner TEXT NOT NULL,
-              created_ms BIGINT NOT NULL)
+              created_ms BIGINT NOT NULL, stored_ms BIGINT NOT NULL)
             """,
+            // The sweep: what was last stored long ago.
+            "CREATE INDEX blobs_stored ON blobs(stored_ms)",
             "CREATE INDEX blobs_owner ON blobs(owner, created_ms)",
         ]),
+
     ]
 
     public static var schemaVersion: Int64 { migrations.last?.version ?? 0 }

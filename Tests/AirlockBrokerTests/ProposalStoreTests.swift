@@ -497,6 +497,13 @@ extension PostgresProposalStore {
         }
     }
 
+    /// Flips the first byte of every blob's first chunk, as a hand in the database would.
+    func changeFirstChunk() throws(AirlockError) {
+        _ = try locked { () throws(AirlockError) in
+            try run("UPDATE blob_chunks SET bytes = overlay(bytes placing '\\xff'::bytea from 1 for 1) WHERE n = 0")
+        }
+    }
+
     /// Records a migration this build does not know, as a newer Airlock would have.
     func recordFutureMigration(_ version: Int64) throws(AirlockError) {
         _ = try transaction { () throws(AirlockError) in
