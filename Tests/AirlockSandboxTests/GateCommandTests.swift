@@ -232,7 +232,7 @@ import Testing
     @Test func theApplyRunsWithTheAssumedRole() throws {
         guard Launch.anyAvailable(), Terraform.available(), PythonTools.available() else { return }
         guard require(Terraform.hasAWSProvider, "the AWS provider is not in \(Terraform.mirror) (an offline copy this machine image provides)") else { return }
-        let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "30"])
+        let moto = try Moto(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "60"])
         let found = try GateRoleTests.roleScene(moto, roleActions: ["sqs:*", "sts:GetCallerIdentity"], checkerActions: ["sqs:List*", "sqs:Get*"])
         let gateKeys = ["AWS_ACCESS_KEY_ID": found["AWS_ACCESS_KEY_ID"]!, "AWS_SECRET_ACCESS_KEY": found["AWS_SECRET_ACCESS_KEY"]!]
         let checker = ["AWS_ACCESS_KEY_ID": found["checker_id"]!, "AWS_SECRET_ACCESS_KEY": found["checker_secret"]!]
