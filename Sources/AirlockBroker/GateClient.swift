@@ -40,13 +40,14 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
         do { payload = try ProposalPayload(bytes: draft.payload) } catch {
             throw AirlockError("the payload cannot be read: \(error.description); nothing was proposed", code: .refused)
         }
+        // Only the pinned request goes: the gate reads it again and makes its own preview.
         switch payload {
-        case .aws:
+        case .aws, .kubernetes, .github, .gitPush:
             break
         case .s3Multipart(let manifest):
             try sendParts(manifest, sessionID: draft.sessionID)
-        case .kubernetes, .github, .gitPush, .command:
-            throw AirlockError("this change cannot be proposed to a team gate; nothing was proposed", code: .notYet)
+        case .command:
+            throw AirlockError("a command goes to the gate with its snapshot (POST /v1/sessions/ID/commands); nothing was proposed", code: .notYet)
         }
         let answer = try http.call("POST", "/v1/proposals", body: .object([
             ("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload))),

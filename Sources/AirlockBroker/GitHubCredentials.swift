@@ -24,12 +24,28 @@ public final class GitHubCredentials: @unchecked Sendable {
     let writableRoots: WritableRoots
     /// Why `git credential fill` is not run this session, once found (nil: it may run).
     private var gitRefusal: String??
+    /// A team gate's tokens by host (gate.yaml `github`): the only credentials it uses, never
+    /// the environment's, gh's or git's helpers (docs/gate.md, "Kubernetes and GitHub on the gate").
+    private let gateTokens: [String: String]?
 
     /// `hosts`: already read (the session CA's thread reads them at start-up), else read here.
     public init(environment: [String: String], hosts: [String]? = nil, writableRoots: WritableRoots = WritableRoots([])) {
         self.environment = environment
         self.hosts = hosts ?? Self.hosts(environment: environment)
         self.writableRoots = writableRoots
+        gateTokens = nil
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    /// A team gate's: `tokens` by host (github.com's serves api.github.com too); `environment`
+    /// only for where to connect and whom to trust (AIRLOCK_EGRESS_RESOLVE, SSL_CERT_FILE, PATH).
+    public init(gateTokens tokens: [String: String], environment: [String: String]) {
+        self.environment = environment
+        var hosts = Array(tokens.keys).sorted()
+        if tokens[Self.github] != nil { hosts.append(Self.api) }
+        self.hosts = hosts
+        writableRoots = WritableRoots([])
+        gateTokens = tokens
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -92,6 +108,7 @@ public final class GitHubCredentials: @unchecked Sendable {
     /// The API token for `host` (nil when the human has none: the request goes without).
     public func apiToken(for host: String) -> String? {
         let key = host == Self.api ? Self.github : host
+        if let gateTokens { return gateTokens[key] }
         pthread_mutex_lock(&mutex)
         if let cached = tokens[key] { pthread_mutex_unlock(&mutex); return cached.isEmpty ? nil : cached }
         pthread_mutex_unlock(&mutex)
@@ -115,6 +132,9 @@ public final class GitHubCredentials: @unchecked Sendable {
     /// human's git credential helpers answer, else the host's netrc entry (as git's libcurl
     /// would use it), else the API token as GitHub's git accepts it.
     public func gitAuthorization(host: String, path: String) -> String? {
+        if let gateTokens {
+            return gateTokens[host].map { "Basic " + Base64.encode(Array("x-access-token:\($0)".utf8)) }
+        }
         let key = host + path
         let now = Clock.monotonicSeconds()
         pthread_mutex_lock(&mutex)

@@ -17,20 +17,24 @@ public final class GitHubGateway: @unchecked Sendable {
     let store: any ProposalIntake
     let log: BrokerLog
     let mutationPolicy: AWSGateway.MutationPolicy
-    let refuseChanges: String?
     /// Where pushed repositories are fetched to show their commits.
     let cacheDirectory: String
     let protected: [Glob]
     /// The profile's `github.repos`, one list per layer that scopes reads.
     let repoScopes: [[Glob]]
+    /// With a team gate: pushes are the gate's to send, and this host's credentials may only
+    /// read, which a server refuses the push's advertisement (GitHub answers 403 to a token
+    /// without write access); the broker makes that advertisement from the fetch's own.
+    let pushesGoToGate: Bool
 
     /// Pushes carry packs: larger than API bodies, still bounded (the proposal keeps it).
     static let maximumBody = 64 << 20
     public static let defaultProtected = ["refs/heads/main", "refs/heads/master", "refs/heads/release/*", "refs/heads/production"]
 
     public init(sessionID: String, token: String, credentials: GitHubCredentials, store: any ProposalIntake,
-                log: BrokerLog, cacheDirectory: String, mutationPolicy: AWSGateway.MutationPolicy = .propose, refuseChanges: String? = nil,
-                protected: [String] = GitHubGateway.defaultProtected, repoScopes: [[Glob]] = []) {
+                log: BrokerLog, cacheDirectory: String, mutationPolicy: AWSGateway.MutationPolicy = .propose,
+                protected: [String] = GitHubGateway.defaultProtected, repoScopes: [[Glob]] = [], pushesGoToGate: Bool = false) {
+        self.pushesGoToGate = pushesGoToGate
         self.sessionID = sessionID
         self.token = token
         self.credentials = credentials
@@ -38,7 +42,6 @@ public final class GitHubGateway: @unchecked Sendable {
         self.log = log
         self.cacheDirectory = cacheDirectory
         self.mutationPolicy = mutationPolicy
-        self.refuseChanges = refuseChanges
         self.protected = protected.map(Glob.init)
         self.repoScopes = repoScopes
     }
@@ -108,7 +111,9 @@ public final class GitHubGateway: @unchecked Sendable {
     /// all API, github.com all git (and web pages), an enterprise host both. GraphQL is only
     /// ever the exact path; variants (`/graphql/`, `/GraphQL`) reach the REST reader, which
     /// refuses them.
-    func surface(host: String, path: String) -> Surface {
+    func surface(host: String, path: String) -> Surface { Self.surface(host: host, path: path) }
+
+    static func surface(host: String, path: String) -> Surface {
         if GitHubCredentials.isAPIRoot(host) { return path == "/graphql" ? .graphql : .rest(path) }
         if host == GitHubCredentials.github { return .git }
         if path == "/api/graphql" { return .graphql }
@@ -143,21 +148,7 @@ public final class GitHubGateway: @unchecked Sendable {
         if let encoding = request.values("content-encoding").first, encoding.lowercased() != "identity", case .graphql = surface {
             throw Refusal(status: 415, message: "Airlock: GraphQL bodies with Content-Encoding \(encoding) are refused; send the body plain", api: true)
         }
-        var ruling: Ruling
-        let summary: String
-        switch surface {
-        case .rest(let below):
-            ruling = GitHubClassifier.classifyREST(method: request.method, path: below, query: query)
-            summary = "github:\(request.method.uppercased()) \(below)"
-        case .graphql:
-            ruling = Self.graphQLRuling(request)
-            // "github:GraphQL mutation PullRequestMerge", or a plain label when it did not parse.
-            let named = ["GraphQL query", "GraphQL mutation", "GraphQL subscription"].contains { ruling.rule.hasPrefix($0) }
-            summary = "github:" + (named ? String(ruling.rule.prefix { $0 != ":" }) : "GraphQL request")
-        case .git:
-            ruling = GitSmartHTTP.classify(method: request.method, path: path, query: query)
-            summary = "git:\(request.method.uppercased()) \(path) on \(host)"
-        }
+        var (ruling, summary) = Self.classify(surface, host: host, method: request.method, path: path, query: query, body: request.body)
         // git's protocol only on a git surface: the same path on an API host is not a push or
         // a fetch (the REST reader refuses it), and never gets git's credentials.
         var gitRequest = GitSmartHTTP.other
@@ -166,6 +157,9 @@ public final class GitHubGateway: @unchecked Sendable {
         log.write("github \(host) \(request.method) \(path)\(query.isEmpty ? "" : "?" + query): \(ruling.decision.rawValue) (\(ruling.rule))")
         switch ruling.decision {
         case .read:
+            if pushesGoToGate, case .advertisement(let repository, "git-receive-pack") = gitRequest {
+                return try receivePackAdvertisement(host: host, repository: repository)
+            }
             var authorization: String?
             switch gitRequest {
             case .advertisement(let repository, _), .uploadPack(let repository), .receivePack(let repository):
@@ -197,10 +191,6 @@ public final class GitHubGateway: @unchecked Sendable {
                 return .forward(outbound(GitHubPinnedRequest(host: host, method: request.method, path: path, query: query,
                                                              headers: request.headers.filter { !KubernetesGateway.isDropped($0.name) },
                                                              body: request.body), authorization: authorization))
-            }
-            if let refuseChanges {
-                try store.recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
-                throw Refusal(status: 403, message: "Airlock: \(summary): \(refuseChanges). Nothing was changed.", api: api)
             }
             if case .receivePack(let repository) = gitRequest {
                 return try proposePush(request, host: host, repository: repository, ruling: ruling)
@@ -237,11 +227,13 @@ public final class GitHubGateway: @unchecked Sendable {
     /// A GraphQL POST: one JSON object with one reading (no key twice), `query` a string,
     /// `operationName` a string or absent. Anything else (a GET, a batch, a form) is a change
     /// or refused, never a read.
-    static func graphQLRuling(_ request: BrokerHTTPRequest) -> Ruling {
-        guard request.method.uppercased() == "POST" else {
-            return Ruling(.deny, "GraphQL by \(request.method.uppercased()): only POST is read; nothing was sent")
+    static func graphQLRuling(_ request: BrokerHTTPRequest) -> Ruling { graphQLRuling(method: request.method, body: request.body) }
+
+    static func graphQLRuling(method: String, body: [UInt8]) -> Ruling {
+        guard method.uppercased() == "POST" else {
+            return Ruling(.deny, "GraphQL by \(method.uppercased()): only POST is read; nothing was sent")
         }
-        guard case .object(let pairs)? = try? JSON.parseStrict(bytes: request.body),
+        guard case .object(let pairs)? = try? JSON.parseStrict(bytes: body),
               let query = pairs.first(where: { $0.0 == "query" })?.1.string else {
             return Ruling(.mutation, "GraphQL request that is not one JSON object with a query: counted as a change")
         }
@@ -250,6 +242,40 @@ public final class GitHubGateway: @unchecked Sendable {
             return Ruling(.mutation, "GraphQL request whose operationName is not a string: counted as a change")
         }
         return GitHubClassifier.classifyGraphQL(document: query, operationName: name?.string)
+    }
+
+    /// A request's ruling and summary on its surface (the profile's repository scopes aside):
+    /// the one reading the host's broker and the team gate share.
+    static func classify(_ surface: Surface, host: String, method: String, path: String, query: String, body: [UInt8]) -> (Ruling, String) {
+        switch surface {
+        case .rest(let below):
+            return (GitHubClassifier.classifyREST(method: method, path: below, query: query), "github:\(method.uppercased()) \(below)")
+        case .graphql:
+            let ruling = graphQLRuling(method: method, body: body)
+            // "github:GraphQL mutation PullRequestMerge", or a plain label when it did not parse.
+            let named = ["GraphQL query", "GraphQL mutation", "GraphQL subscription"].contains { ruling.rule.hasPrefix($0) }
+            return (ruling, "github:" + (named ? String(ruling.rule.prefix { $0 != ":" }) : "GraphQL request"))
+        case .git:
+            return (GitSmartHTTP.classify(method: method, path: path, query: query), "git:\(method.uppercased()) \(path) on \(host)")
+        }
+    }
+
+    /// A pinned API request as the team gate reads it again (docs/gate.md, "Kubernetes and
+    /// GitHub on the gate"): the broker's own checks and classifier; a git request is no API
+    /// request (pushes are git-push payloads), and a refusal says why.
+    public static func reading(_ pinned: GitHubPinnedRequest) -> Result<(ruling: Ruling, summary: String), AirlockError> {
+        let surface = surface(host: pinned.host, path: pinned.path)
+        if case .git = surface {
+            return .failure(AirlockError("\(pinned.path) on \(pinned.host) is not the API: a push is proposed as a git-push", code: .badRequest))
+        }
+        if let override = UpstreamReading.methodOverride(pinned.headers) {
+            return .failure(AirlockError("\(override) asks for another method than the request's own; such a request has two readings", code: .ambiguousRequest))
+        }
+        if case .graphql = surface, !pinned.query.isEmpty {
+            return .failure(AirlockError("GraphQL is read from the POST body alone; a query string would be a second place to read it from", code: .ambiguousRequest))
+        }
+        let (ruling, summary) = classify(surface, host: pinned.host, method: pinned.method, path: pinned.path, query: pinned.query, body: pinned.body)
+        return .success((ruling, summary))
     }
 
     func outbound(_ pinned: GitHubPinnedRequest, authorization: String?) -> OutboundRequest {

@@ -11,18 +11,75 @@ import Glibc
 /// if the ref moved meanwhile.
 extension GitHubGateway {
     func proposePush(_ request: BrokerHTTPRequest, host: String, repository: String, ruling: Ruling) throws -> GatewayReply {
+        let reading: GitPushReading
+        switch GitPushReading.read(body: request.body, host: host, repository: repository, credentials: credentials,
+                                   cacheDirectory: cacheDirectory, protected: protected) {
+        case .success(let read): reading = read
+        case .failure(let refusal): throw Refusal(status: refusal.status, message: "Airlock: \(refusal.message)", api: false)
+        }
+        let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: reading.summary, ruling: ruling,
+                                                         payload: ProposalPayload.gitPush(reading.payload).bytes, upstream: "https://\(host)",
+                                                         preview: reading.preview))
+        log.write("proposal \(proposal.id): \(reading.summary) is pending approval")
+        let message = "Airlock: Proposal \(proposal.id) is pending: a human approves it with `airlock approve \(proposal.id)`; `airlock wait \(proposal.id)` waits for the push"
+        return .respond(status: 200, headers: [("Content-Type", "application/x-git-receive-pack-result"), ("Cache-Control", "no-cache")],
+                        body: GitPushInspection.pendingReport(reading.push, message: message))
+    }
+}
+
+extension GitHubGateway {
+    /// A push's advertisement (`info/refs?service=git-receive-pack`) made from the fetch's
+    /// (`git-upload-pack`, protocol v0), which this host's read-only credentials may get: the
+    /// same refs and ids, receive-pack's capabilities. The push itself is pinned and proposed,
+    /// never sent from here, so what git reads here decides only what it packs.
+    func receivePackAdvertisement(host: String, repository: String) throws -> GatewayReply {
+        let fetch = GitHubPinnedRequest(host: host, method: "GET", path: repository + "/info/refs", query: "service=git-upload-pack",
+                                        headers: [("User-Agent", "git/airlock"), ("Accept", "*/*")], body: [])
+        let response = try ExecutionClient.send(outbound(fetch, authorization: credentials.gitAuthorization(host: host, path: repository)),
+                                                timeoutSeconds: 60)
+        guard response.status == 200, let advertised = GitPushInspection.receivePackAdvertisement(fromUploadPack: response.body) else {
+            return .respond(status: response.status == 200 ? 502 : response.status, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                            body: response.status == 200 ? Array("Airlock: the repository's advertisement could not be read\n".utf8) : response.body)
+        }
+        return .respond(status: 200, headers: [("Content-Type", "application/x-git-receive-pack-advertisement"), ("Cache-Control", "no-cache")],
+                        body: advertised)
+    }
+}
+
+/// A push read as a proposal: the receive-pack request strictly (GitReceivePack), pinned
+/// byte for byte, and what it would publish shown by real git on a copy of the repository
+/// fetched with `credentials` (the host's broker's, or a team gate's own: docs/gate.md,
+/// "Kubernetes and GitHub on the gate").
+public struct GitPushReading: Sendable {
+    public var push: GitReceivePack
+    public var payload: GitPushPayload
+    public var summary: String
+    /// Labels per ref, the git log and diffstat, notes: the approver's view, outside the digest.
+    public var preview: JSON
+
+    /// Why a push is not read: the status a client gets, and what it is told.
+    public struct Refused: Error {
+        public var status: Int
+        public var message: String
+        init(_ status: Int, _ message: String) {
+            self.status = status
+            self.message = message
+        }
+    }
+
+    public static func read(body: [UInt8], host: String, repository: String, credentials: GitHubCredentials, cacheDirectory: String,
+                            protected: [Glob]) -> Result<GitPushReading, Refused> {
         let push: GitReceivePack
-        switch GitReceivePack.parse(request.body) {
+        switch GitReceivePack.parse(body) {
         case .success(let parsed): push = parsed
-        case .failure(let problem):
-            throw Refusal(status: 400, message: "Airlock: this push has no single reading (\(problem.description)); nothing was sent or proposed", api: false)
+        case .failure(let problem): return .failure(Refused(400, "this push has no single reading (\(problem.description)); nothing was sent or proposed"))
         }
         // What is pinned is what serializes back: the request the approver's view describes.
-        guard push.serialized() == request.body else {
-            throw Refusal(status: 400, message: "Airlock: this push does not read back to the same bytes; nothing was sent or proposed", api: false)
+        guard push.serialized() == body else {
+            return .failure(Refused(400, "this push does not read back to the same bytes; nothing was sent or proposed"))
         }
         guard push.capabilities.contains("report-status") || push.capabilities.contains("report-status-v2") else {
-            throw Refusal(status: 403, message: "Airlock: pushes are proposals, and this client did not ask for a status report (report-status) to hear so; nothing was sent", api: false)
+            return .failure(Refused(403, "pushes are proposals, and this client did not ask for a status report (report-status) to hear so; nothing was sent"))
         }
         let inspection = GitPushInspection.inspect(push, host: host, repository: repository, credentials: credentials,
                                                    cacheDirectory: cacheDirectory, protected: protected)
@@ -30,18 +87,11 @@ extension GitHubGateway {
         let labels = inspection.updates.map(\.label)
         let summary = "git:push \(refs.joined(separator: ", ")) to \(host)\(repository)"
             + (labels.contains { $0.contains("force") } ? " (force)" : "")
-        let payload = GitPushPayload(host: host, repository: repository, body: request.body,
+        let payload = GitPushPayload(host: host, repository: repository, body: body,
                                      updates: inspection.updates.map { GitPushPayload.Update(ref: $0.ref, old: $0.old, new: $0.new) })
-        // What the approver is shown (labels, git log, notes) is the preview, outside the digest.
         let preview = JSON.object([("labels", .object(inspection.updates.map { ($0.ref, JSON.string($0.label)) })),
                                    ("log", .string(inspection.log)), ("notes", .array(inspection.notes.map(JSON.string)))])
-        let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
-                                                         payload: ProposalPayload.gitPush(payload).bytes, upstream: "https://\(host)",
-                                                         preview: preview))
-        log.write("proposal \(proposal.id): \(summary) is pending approval")
-        let message = "Airlock: Proposal \(proposal.id) is pending: a human approves it with `airlock approve \(proposal.id)`; `airlock wait \(proposal.id)` waits for the push"
-        return .respond(status: 200, headers: [("Content-Type", "application/x-git-receive-pack-result"), ("Cache-Control", "no-cache")],
-                        body: GitPushInspection.pendingReport(push, message: message))
+        return .success(GitPushReading(push: push, payload: payload, summary: summary, preview: preview))
     }
 }
 
@@ -128,6 +178,49 @@ struct GitPushInspection {
             }
         }
         return GitPushInspection(updates: updates, log: String(log.joined(separator: "\n").prefix(64 << 10)), notes: notes)
+    }
+
+    /// What a receive-pack advertisement says capabilities the gate's replay can keep: a
+    /// status report (the approval's result), deletions, atomic updates, quiet, side band.
+    static let receivePackCapabilities = "report-status report-status-v2 delete-refs side-band-64k quiet atomic ofs-delta object-format=sha1 agent=git/airlock"
+
+    /// The upload-pack advertisement (v0) as receive-pack's: its service line, each ref line
+    /// (peeled tags left out, as receive-pack lists none), the first with receive-pack's
+    /// capabilities; nil when it does not read as one.
+    static func receivePackAdvertisement(fromUploadPack bytes: [UInt8]) -> [UInt8]? {
+        var lines: [[UInt8]?] = []  // nil: a flush
+        var index = 0
+        while index < bytes.count {
+            guard index + 4 <= bytes.count, let length = Int(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else { return nil }
+            if length == 0 {
+                lines.append(nil)
+                index += 4
+                continue
+            }
+            guard length >= 4, index + length <= bytes.count else { return nil }
+            var payload = Array(bytes[index + 4..<index + length])
+            if payload.last == 0x0A { payload.removeLast() }
+            lines.append(payload)
+            index += length
+        }
+        // "# service=git-upload-pack", flush, refs…, flush.
+        guard lines.count >= 3, lines[0] == Array("# service=git-upload-pack".utf8), lines[1] == nil, lines.last! == nil else { return nil }
+        var out = pkt(Array("# service=git-receive-pack\n".utf8)) + Array("0000".utf8)
+        var first = true
+        for case let line? in lines.dropFirst(2) {
+            let refPart = Array(line.prefix { $0 != 0 })
+            let text = String(decoding: refPart, as: UTF8.self)
+            let fields = text.split(separator: " ", maxSplits: 1)
+            guard fields.count == 2, fields[0].count == 40, fields[0].allSatisfy(\.isHexDigit) else { return nil }
+            if fields[1].hasSuffix("^{}") && fields[1] != "capabilities^{}" { continue }
+            var payload = refPart
+            if first {
+                payload += [0] + Array(receivePackCapabilities.utf8)
+                first = false
+            }
+            out += pkt(payload + [0x0A])
+        }
+        return out + Array("0000".utf8)
     }
 
     /// A pkt-line: four hex digits of length, then the payload.

@@ -16,24 +16,23 @@ public final class KubernetesGateway: @unchecked Sendable {
     let store: any ProposalIntake
     let log: BrokerLog
     let mutationPolicy: AWSGateway.MutationPolicy
-    /// Set when a team gate holds this session's proposals: the gate has no kubeconfig yet, so
-    /// changes are refused with this reason instead of proposed where they cannot run.
-    let refuseChanges: String?
     let allowed: Set<String>
     let readNamespaces: Set<String>?
     /// Resources the profile gates even to read, besides Secrets.
     let sensitive: Set<String>
+    /// Whether this broker makes a change's dry run (false with a team gate, which makes its own).
+    let previews: Bool
 
     public init(sessionID: String, token: String, clusters: KubernetesClusters, store: any ProposalIntake,
-                log: BrokerLog, mutationPolicy: AWSGateway.MutationPolicy = .propose, refuseChanges: String? = nil,
-                allowed: Set<String> = [], readNamespaces: Set<String>? = nil, sensitive: Set<String> = []) {
+                log: BrokerLog, mutationPolicy: AWSGateway.MutationPolicy = .propose,
+                allowed: Set<String> = [], readNamespaces: Set<String>? = nil, sensitive: Set<String> = [], previews: Bool = true) {
+        self.previews = previews
         self.sessionID = sessionID
         self.token = token
         self.clusters = clusters
         self.store = store
         self.log = log
         self.mutationPolicy = mutationPolicy
-        self.refuseChanges = refuseChanges
         self.allowed = allowed
         self.readNamespaces = readNamespaces
         self.sensitive = sensitive
@@ -45,7 +44,7 @@ public final class KubernetesGateway: @unchecked Sendable {
 
     /// Headers a pinned change keeps: what the API server reads to decode the body and shape
     /// the answer. Everything else (the agent's Authorization, hop-by-hop, tracing) is dropped.
-    static let pinnedHeaders: Set<String> = ["content-type", "accept", "user-agent"]
+    public static let pinnedHeaders: Set<String> = ["content-type", "accept", "user-agent"]
     /// Headers never forwarded on a read.
     static let droppedHeaders: Set<String> = ["authorization", "host", "content-length", "connection", "keep-alive", "proxy-connection",
                                               "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "expect"]
@@ -130,15 +129,11 @@ public final class KubernetesGateway: @unchecked Sendable {
             case .propose:
                 break
             }
-            if let refuseChanges {
-                try store.recordRefusal(sessionID: sessionID, summary: summary, rule: refuseChanges)
-                throw Refusal(status: 403, reason: "Forbidden", message: "Airlock: \(described): \(refuseChanges). Nothing was changed.")
-            }
             // The preview (the server's dry run, as a diff) is a record beside the proposal,
             // outside the pinned bytes and their digest.
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                                              payload: ProposalPayload.kubernetes(pinned).bytes, upstream: context.cluster.server,
-                                                             preview: ruling.decision == .mutation ? preview(pinned, context: context) : nil))
+                                                             preview: ruling.decision == .mutation && previews ? preview(pinned, context: context) : nil))
             log.write("proposal \(proposal.id): \(summary) is pending approval")
             // A stored proposal is an answer like any other: returned, not thrown.
             return Self.status(403, reason: "Forbidden", message: """
@@ -174,7 +169,7 @@ public final class KubernetesGateway: @unchecked Sendable {
     }
 
     /// "delete deployments.apps/prod in default", "list pods in kube-system", "GET /version".
-    static func describe(method: String, path: String, query: String) -> String {
+    public static func describe(method: String, path: String, query: String) -> String {
         guard case .resource(let request) = KubernetesRequest.read(method: method, path: path, query: query) else {
             return "\(method.uppercased()) \(path)"
         }
@@ -195,6 +190,12 @@ public final class KubernetesGateway: @unchecked Sendable {
     /// reads it), and the live object, as a diff. Never the real request: a preview that cannot
     /// be made dry says so and sends nothing.
     func preview(_ pinned: KubernetesPinnedRequest, context: Kubeconfig.Context) -> JSON {
+        Self.preview(pinned, context: context, clusters: clusters)
+    }
+
+    /// The same, with `clusters`' credentials (a team gate's own: docs/gate.md, "Kubernetes
+    /// and GitHub on the gate").
+    public static func preview(_ pinned: KubernetesPinnedRequest, context: Kubeconfig.Context, clusters: KubernetesClusters) -> JSON {
         // Only where the API server honours dryRun: writes of resources (and their status and
         // scale), never a non-resource path or another subresource, which might ignore it.
         guard case .resource(let request) = KubernetesRequest.read(method: pinned.method, path: pinned.path, query: pinned.query),

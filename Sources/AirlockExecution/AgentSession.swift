@@ -316,9 +316,10 @@ public final class AgentSession: @unchecked Sendable {
             let kubeGateway = KubernetesGateway(
                 sessionID: id, token: kubernetesToken, clusters: kubernetes, store: cache, log: log,
                 mutationPolicy: mutationPolicy,
-                refuseChanges: storeCache.gate == nil || execution != nil ? nil
-                    : "this session's proposals go to a team gate, which does not hold a kubeconfig to execute Kubernetes changes yet; run without --gate to propose them locally",
-                allowed: kubernetesAllow, readNamespaces: kubernetesReadNamespaces, sensitive: kubernetesSensitive)
+                allowed: kubernetesAllow, readNamespaces: kubernetesReadNamespaces, sensitive: kubernetesSensitive,
+                // With a team gate, the gate makes the dry run with its own credentials (this
+                // host's may only read, and the gate never reads a host's preview).
+                previews: storeCache.gate == nil)
             do {
                 broker.serve(kubernetes: listeners[3], gateway: kubeGateway, tls: try trust.ca.context(for: "127.0.0.1")) { error in
                     log.write("broker: \(error)")
@@ -337,9 +338,7 @@ public final class AgentSession: @unchecked Sendable {
             let githubGateway = GitHubGateway(
                 sessionID: id, token: githubToken, credentials: GitHubCredentials(environment: environment, hosts: trust.githubHosts, writableRoots: writableRoots), store: cache, log: log,
                 cacheDirectory: stateDir + "/cache/git", mutationPolicy: mutationPolicy,
-                refuseChanges: storeCache.gate == nil || execution != nil ? nil
-                    : "this session's proposals go to a team gate, which does not hold GitHub credentials to execute GitHub changes yet; run without --gate to propose them locally",
-                repoScopes: githubRepoScopes)
+                repoScopes: githubRepoScopes, pushesGoToGate: storeCache.gate != nil && execution == nil)
             egress.githubInterception = GitHubInterception(ca: trust.ca, gateway: githubGateway, broker: broker)
         }
         StartupTrace.mark("interception")

@@ -21,6 +21,10 @@ public final class GateService: Sendable {
     /// Staged parts, command artifacts and outputs, where every replica reads them
     /// (docs/gate.md, "Shared state").
     public let blobs: any BlobStore
+    /// The gate's Kubernetes clusters and GitHub credentials, when gate.yaml maps any
+    /// (docs/gate.md, "Kubernetes and GitHub on the gate"): nil, such changes are refused.
+    public let kubernetes: KubernetesSetup?
+    public let github: GitHubCredentials?
     /// Open waits per agent host on this replica (`limits.waits_per_host`).
     let waits = Mutex<[String: Int]>([:])
     let catalog: AWSCatalogFiles
@@ -63,8 +67,11 @@ public final class GateService: Sendable {
     }
 
     public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, blobs: any BlobStore, credentials: HostCredentials,
-                signer: AuditSigner? = nil, commands: CommandSetup? = nil, logger: Logger = Logger(label: "airlock.gate")) {
+                signer: AuditSigner? = nil, commands: CommandSetup? = nil, kubernetes: KubernetesSetup? = nil, github: GitHubCredentials? = nil,
+                logger: Logger = Logger(label: "airlock.gate")) {
         self.blobs = blobs
+        self.kubernetes = kubernetes
+        self.github = github
         self.signer = signer
         self.commands = commands
         self.changes = store.changes ?? ProposalChanges()
@@ -134,7 +141,7 @@ public final class GateService: Sendable {
     public func propose(_ identity: GateIdentity, _ body: JSON) throws(AirlockError) -> JSON {
         guard let sessionID = body["session_id"]?.string else { throw AirlockError("session_id is required", code: .badRequest) }
         try ownSession(identity, sessionID)
-        let wanted = "payload_base64 must be a pinned AWS request or S3 multipart upload (JSON, type aws-request or s3-multipart), at most 16 MiB"
+        let wanted = "payload_base64 must be a pinned request (JSON, type aws-request, s3-multipart, kubernetes-request, github-request or git-push), at most 16 MiB"
         guard let text = body["payload_base64"]?.string, let bytes = Base64.decode(text), bytes.count <= 16 << 20 else {
             throw AirlockError(wanted, code: .badRequest)
         }
@@ -146,7 +153,10 @@ public final class GateService: Sendable {
         switch payload {
         case .aws(let request): pinned = request
         case .s3Multipart(let manifest): return try proposeMultipart(identity, sessionID: sessionID, manifest)
-        case .kubernetes, .github, .gitPush, .command: throw AirlockError("\(wanted), not \(payload.type)", code: .badRequest)
+        case .kubernetes(let request): return try proposeKubernetes(identity, sessionID: sessionID, request)
+        case .github(let request): return try proposeGitHub(identity, sessionID: sessionID, request)
+        case .gitPush(let push): return try proposeGitPush(identity, sessionID: sessionID, push)
+        case .command: throw AirlockError("\(wanted), not \(payload.type) (commands go to POST /v1/sessions/ID/commands)", code: .badRequest)
         }
         let classification = try classify(pinned)
         let summary = "\(pinned.service):\(classification.operation ?? "\(pinned.method) \(pinned.path)")"
@@ -509,6 +519,8 @@ public final class GateService: Sendable {
     /// sandboxes when it runs commands.
     func executor() -> Executor {
         var runners = Runners(aws: AWSRunner(catalog: catalog, credentials: credentials, blobs: blobs, assumeRole: config.awsAssumeRole))
+        if let kubernetes { runners.kubernetes = KubernetesRunner(clusters: kubernetes.clusters) }
+        if let github { runners.github = GitHubRunner(credentials: github) }
         if let commands {
             var command = CommandRunner(store: store, stateDir: config.stateDir, environment: commands.environment, awsProfile: config.awsProfile)
             command.launcher = commands.launcher

@@ -47,7 +47,44 @@ enum GateSetup {
         let blobs: any BlobStore = (store as? PostgresProposalStore).map { LayeredBlobStore(primary: $0, legacy: directory) } ?? directory
         return GateService(store: store, config: config, catalog: catalog, blobs: blobs,
                            credentials: HostCredentials(environment: environment, profile: config.awsProfile),
-                           signer: try signer(config), commands: commandSetup(config, configPath: configPath, environment: environment))
+                           signer: try signer(config), commands: commandSetup(config, configPath: configPath, environment: environment),
+                           kubernetes: try kubernetes(config, environment: environment), github: try github(config, environment: environment))
+    }
+
+    /// The gate's kubeconfig, each mapped context checked to be in it (docs/gate.md,
+    /// "Kubernetes and GitHub on the gate").
+    static func kubernetes(_ config: GateConfig, environment: [String: String]) throws(AirlockError) -> GateService.KubernetesSetup? {
+        guard let path = config.kubeconfig else { return nil }
+        var variables = environment
+        variables["KUBECONFIG"] = path
+        guard let clusters = try KubernetesClusters.load(environment: variables) else {
+            throw AirlockError("cannot read the gate's kubeconfig \(path) (gate.yaml kubernetes.kubeconfig)")
+        }
+        for entry in config.kubernetesClusters where clusters.context(named: entry.context) == nil {
+            throw AirlockError("gate.yaml kubernetes.clusters maps \(entry.server) to the context \(entry.context), which \(path) does not have",
+                               hint: "kubectl config get-contexts --kubeconfig \(path)")
+        }
+        return GateService.KubernetesSetup(clusters: clusters, mapping: config.kubernetesClusters)
+    }
+
+    /// Each mapped GitHub host's token, from its file (not readable by others).
+    static func github(_ config: GateConfig, environment: [String: String]) throws(AirlockError) -> GitHubCredentials? {
+        guard !config.githubHosts.isEmpty else { return nil }
+        var tokens: [String: String] = [:]
+        for entry in config.githubHosts {
+            var info = stat()
+            guard stat(entry.tokenFile, &info) == 0 else {
+                throw AirlockError("cannot read the GitHub token file \(entry.tokenFile) for \(entry.host): \(String(cString: strerror(errno)))")
+            }
+            guard info.st_mode & 0o077 == 0 else {
+                throw AirlockError("the GitHub token file \(entry.tokenFile) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8)))",
+                                   hint: "chmod 600 \(entry.tokenFile)")
+            }
+            let token = String(try readTextFile(entry.tokenFile, limit: 4096).filter { !$0.isWhitespace })
+            guard !token.isEmpty else { throw AirlockError("the GitHub token file \(entry.tokenFile) for \(entry.host) is empty") }
+            tokens[entry.host] = token
+        }
+        return GitHubCredentials(gateTokens: tokens, environment: environment)
     }
 
     /// Command proposals run when `airlock` is installed beside `airlock-gate`. Every
@@ -57,7 +94,8 @@ enum GateSetup {
         guard let me = HostInspection.realPath("/proc/self/exe") else { return nil }
         let launcher = String(me[..<(me.lastIndex(of: "/") ?? me.startIndex)]) + "/airlock"
         guard access(launcher, X_OK) == 0 else { return nil }
-        var secrets = [configPath, config.tlsKey, config.auditSigningKey].compactMap { $0 }.map { PinnedFiles.realPath($0) ?? $0 }
+        var secrets = ([configPath, config.tlsKey, config.auditSigningKey, config.kubeconfig] + config.githubHosts.map(\.tokenFile))
+            .compactMap { $0 }.map { PinnedFiles.realPath($0) ?? $0 }
         if case .sqlite(let dir) = config.store { secrets.append(dir) }
         var variables = environment
         variables["AIRLOCK_GATE_SECRET_FILES"] = secrets.filter { $0.hasPrefix("/") }.joined(separator: ":")

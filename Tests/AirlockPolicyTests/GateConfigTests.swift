@@ -27,6 +27,53 @@ import Testing
         #expect(role.awsAssumeRole == "arn:aws:iam::123456789012:role/airlock-deploy" && local.awsAssumeRole == nil)
     }
 
+    /// `kubernetes` and `github` (docs/gate.md, "Kubernetes and GitHub on the gate"): the API
+    /// servers hosts may propose for, each mapped to a context of the gate's own kubeconfig,
+    /// and the GitHub hosts with the gate's token file for each.
+    @Test func theKubernetesAndGitHubMappingIsRead() throws {
+        let config = try GateConfig.parse("""
+            listen: 127.0.0.1:9000
+            store: {sqlite: /g}
+            state_dir: /g
+            kubernetes:
+              kubeconfig: /etc/airlock/gate-kubeconfig
+              clusters:
+                - {server: "https://kube.internal:6443", context: prod-deployer}
+                - {server: "https://10.0.0.5:6443", context: staging}
+            github:
+              - {host: GitHub.com, token_file: /etc/airlock/github-token}
+              - {host: ghe.example.com, token_file: /etc/airlock/ghe-token}
+            """, source: "gate.yaml")
+        #expect(config.kubeconfig == "/etc/airlock/gate-kubeconfig")
+        #expect(config.kubernetesClusters == [.init(server: "https://kube.internal:6443", context: "prod-deployer"),
+                                              .init(server: "https://10.0.0.5:6443", context: "staging")])
+        #expect(config.githubHosts == [.init(host: "github.com", tokenFile: "/etc/airlock/github-token"),
+                                       .init(host: "ghe.example.com", tokenFile: "/etc/airlock/ghe-token")])
+        let none = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /g}\nstate_dir: /g\n", source: "gate.yaml")
+        #expect(none.kubeconfig == nil && none.kubernetesClusters.isEmpty && none.githubHosts.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("kubernetes: {kubeconfig: relative, clusters: [{server: 'https://k:6443', context: c}]}", "absolute path"),
+        ("kubernetes: {kubeconfig: /k}", "must list the API servers"),
+        ("kubernetes: {kubeconfig: /k, clusters: [{server: 'kube:6443', context: c}]}", "API server's URL"),
+        ("kubernetes: {kubeconfig: /k, clusters: [{server: 'https://k:6443'}]}", "context is required"),
+        ("kubernetes: {kubeconfig: /k, clusters: [{server: 'https://k:6443', context: a}, {server: 'https://k:6443', context: b}]}", "twice"),
+        ("github: [{host: api.github.com, token_file: /t}]", "github.com, which serves api.github.com"),
+        ("github: [{host: 'evil/host', token_file: /t}]", "must be a host name"),
+        ("github: [{host: github.com, token_file: relative}]", "absolute path"),
+        ("github: [{host: github.com, token: x}]", "unknown key 'token'"),
+        ("github: {host: github.com}", "must list hosts"),
+    ])
+    func badMappingsSayWhatIsWrong(_ line: String, _ says: String) {
+        do {
+            _ = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /g}\nstate_dir: /g\n" + line + "\n", source: "gate.yaml")
+            Issue.record("\(line) was read")
+        } catch {
+            #expect(error.message.contains(says), "\(line): \(error.message)")
+        }
+    }
+
     /// `limits` and `store.schema` (docs/gate.md, "Bounds and timeouts"): defaults that fit
     /// 100 sessions per host, each key set, and the connections in force under a descriptor
     /// limit (256 left for the store, files and sandboxes; one peer half of them).

@@ -4,7 +4,7 @@
 repositories. It sits behind HTTP Basic auth because the repositories it stands in for are
 private: a request without the right credentials gets 401, as GitHub answers for a private one.
 
-    git_http_server.py ROOT USER PASSWORD LOG [--cert CERT --key KEY] [--bind 127.0.0.1:0]
+    git_http_server.py ROOT USER PASSWORD LOG [--cert CERT --key KEY] [--bind 127.0.0.1:0] [--reader U:P]...
         serves the repositories under ROOT (http://HOST:PORT/NAME.git), over TLS with
         --cert/--key; prints one JSON line {"port": N} once listening; appends one JSON line
         per request to LOG: method, path, query, authorization (raw header), status, service
@@ -64,7 +64,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         scheme, _, value = self.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "basic" or value.strip() != EXPECTED:
+        if scheme.lower() == "basic" and value.strip() in READERS and (
+                "git-receive-pack" in self.path.partition("?")[0] or "service=git-receive-pack" in self.path):
+            # A reader's credentials: fetches only, as a read-only token's (403, as GitHub answers).
+            self.record(403)
+            self.send_response(403)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "10")
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            self.wfile.write(b"Forbidden\n")
+            return
+        if scheme.lower() != "basic" or (value.strip() != EXPECTED and value.strip() not in READERS):
             self.record(401)
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="git"')
@@ -160,7 +172,9 @@ if __name__ == "__main__":
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--bind", default="127.0.0.1:0")
+    parser.add_argument("--reader", action="append", default=[], help="USER:PASSWORD that may fetch and not push")
     ARGS = parser.parse_args()
+    READERS = {base64.b64encode(reader.encode()).decode() for reader in ARGS.reader}
     ARGS.root = os.path.abspath(ARGS.root)
     EXPECTED = base64.b64encode(f"{ARGS.user}:{ARGS.password}".encode()).decode()
     host, _, port = ARGS.bind.rpartition(":")

@@ -29,7 +29,8 @@ afterwards) and createIssue change the model; other mutations answer defaults.
 Writes (REST POST/PATCH/PUT/DELETE, GraphQL mutations) need `Authorization: token
 host-github-token` or `bearer host-github-token` (the human's), as GitHub would refuse an
 agent; else 401 {"message": "Bad credentials"}. Reads are anonymous unless the environment
-has GITHUB_STANDIN_REQUIRE_TOKEN=1, then they need the token too.
+has GITHUB_STANDIN_REQUIRE_TOKEN=1, then they need the token too. GITHUB_STANDIN_TOKEN names
+another writer's token; GITHUB_STANDIN_READ_TOKENS=a,b tokens that may only read.
 """
 import http.server
 import json
@@ -41,7 +42,9 @@ import sys
 import threading
 from urllib.parse import parse_qs, unquote, urlsplit
 
-TOKEN = "host-github-token"
+TOKEN = os.environ.get("GITHUB_STANDIN_TOKEN", "host-github-token")
+# Read-only tokens (a fine-grained token with read permissions): reads only.
+READ_TOKENS = {t for t in os.environ.get("GITHUB_STANDIN_READ_TOKENS", "").split(",") if t}
 REQUIRE_TOKEN = os.environ.get("GITHUB_STANDIN_REQUIRE_TOKEN") == "1"
 LOCK = threading.Lock()
 ISSUES = []    # REST and GraphQL issue fields, in creation order (number = index + 1)
@@ -314,6 +317,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         scheme, _, value = self.headers.get("Authorization", "").strip().partition(" ")
         return scheme.lower() in ("token", "bearer") and value.strip() == TOKEN
 
+    def may_read(self):
+        scheme, _, value = self.headers.get("Authorization", "").strip().partition(" ")
+        return self.authorized() or (scheme.lower() in ("token", "bearer") and value.strip() in READ_TOKENS)
+
     def handle_any(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
         override = self.headers.get("X-HTTP-Method-Override", "").upper()
@@ -333,7 +340,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sensitive = self.command == "GET" and (tuple(parts) in secret_reads or parts[-2:] == ["actions", "secrets"]
                                                or parts[-3:] == ["actions", "secrets", "public-key"])
         self.record(body, {"sensitive": "1"} if sensitive else None)
-        if (self.command != "GET" or REQUIRE_TOKEN) and not self.authorized():
+        if (self.command != "GET" and not self.authorized()) or (REQUIRE_TOKEN and not self.may_read()):
             return self.reply(401, {"message": "Bad credentials"})
         if sensitive:
             if tuple(parts) in secret_reads:
@@ -363,7 +370,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def graphql(self, body):
         kind = operation(body)
         self.record(body, {"graphql_operation": kind})
-        if (kind.startswith("mutation") or REQUIRE_TOKEN) and not self.authorized():
+        if (kind.startswith("mutation") and not self.authorized()) or (REQUIRE_TOKEN and not self.may_read()):
             return self.reply(401, {"message": "Bad credentials"})
         try:
             request = GraphQLRequest(self, json.loads(body or b"{}"))

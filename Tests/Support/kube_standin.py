@@ -16,7 +16,9 @@ kubectl asks about a few kinds, keeps the objects in memory and records every re
     KUBE_STANDIN_BIND=HOST:PORT: listen there instead (the compatibility fixtures' fixed address).
     KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS=1: every request, discovery too, needs the token;
         otherwise reads may be anonymous. Writes need `Authorization: Bearer host-secret-token`
-        (the human's kubeconfig), as a real cluster would refuse an agent without credentials.
+        (the human's kubeconfig; KUBE_STANDIN_TOKEN names another), as a real cluster would
+        refuse an agent without credentials. KUBE_STANDIN_READ_TOKENS=a,b: tokens that may
+        read and nothing else (403 on any other method, dry runs included, as RBAC decides).
 
 Served: discovery (plain, not aggregated: kubectl falls back), and OpenAPI v3 without schemas
 saying PATCH takes fieldValidation, so kubectl create/apply -f leave validation to the server
@@ -56,7 +58,10 @@ import time
 import uuid
 from urllib.parse import parse_qs, unquote, urlsplit
 
-TOKEN = "Bearer host-secret-token"
+TOKEN = "Bearer " + os.environ.get("KUBE_STANDIN_TOKEN", "host-secret-token")
+# Read-only credentials (a viewer's RoleBinding): GETs only, as RBAC allows; a dry run is a
+# write to RBAC, so it needs TOKEN like the real request.
+READ_TOKENS = {"Bearer " + t for t in os.environ.get("KUBE_STANDIN_READ_TOKENS", "").split(",") if t}
 READS_NEED_TOKEN = os.environ.get("KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS") == "1"
 LOCK = threading.Lock()
 STORE = {}      # (group, resource, namespace or "", name) -> object
@@ -454,7 +459,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                   "content_type": self.headers.get("Content-Type", ""), "accept": self.headers.get("Accept", ""),
                                   "body": body.decode("utf-8", "replace")}) + "\n")
         try:
-            if self.headers.get("Authorization", "") != TOKEN and (self.command != "GET" or READS_NEED_TOKEN):
+            presented = self.headers.get("Authorization", "")
+            if presented in READ_TOKENS and self.command != "GET":
+                raise Failure(403, "Forbidden", "the read-only credential may not " + self.command)
+            if presented != TOKEN and (self.command != "GET" or (READS_NEED_TOKEN and presented not in READ_TOKENS)):
                 raise Failure(401, "Unauthorized", "Unauthorized")
             answer = self.serve(unquote(url.path).rstrip("/") or "/", query, body)
             if answer is not None:  # None: a watch, already streamed

@@ -15,6 +15,9 @@ import AirlockCore
 /// executions: {lease_seconds: 30, shutdown_grace_seconds: 60}
 /// log: {format: json}                    # or text; to standard error
 /// audit: {signing_key: /etc/airlock/gate-audit.pem}   # Ed25519, outside the database
+/// kubernetes: {kubeconfig: /etc/airlock/gate-kubeconfig,     # the gate's own credentials
+///              clusters: [{server: "https://kube.internal:6443", context: prod-deployer}]}
+/// github: [{host: github.com, token_file: /etc/airlock/github-token}]
 /// limits: {connections: 4096, connections_per_peer: 0, header_timeout_seconds: 10,
 ///          idle_timeout_seconds: 75, waits_per_host: 200, pending_per_host: 1000,
 ///          blob_bytes_per_host: 16GiB}
@@ -82,6 +85,35 @@ public struct GateConfig: Sendable, Equatable {
     public var jsonLogs: Bool = true
     /// The Ed25519 key (PEM) that signs a checkpoint of the audit chain at every decision.
     public var auditSigningKey: String?
+    /// A Kubernetes API server an agent host may propose changes for, and the context of the
+    /// gate's own kubeconfig they are executed (and dry-run) with.
+    public struct KubernetesCluster: Sendable, Equatable {
+        public var server: String
+        public var context: String
+        public init(server: String, context: String) {
+            self.server = server
+            self.context = context
+        }
+    }
+
+    /// A GitHub host (github.com also serves api.github.com) and the file holding the gate's
+    /// token for it.
+    public struct GitHubHost: Sendable, Equatable {
+        public var host: String
+        public var tokenFile: String
+        public init(host: String, tokenFile: String) {
+            self.host = host
+            self.tokenFile = tokenFile
+        }
+    }
+
+    /// `kubernetes.kubeconfig`: the gate's own kubeconfig (its credentials); nil, Kubernetes
+    /// changes are refused (docs/gate.md, "Kubernetes and GitHub on the gate").
+    public var kubeconfig: String?
+    public var kubernetesClusters: [KubernetesCluster] = []
+    /// `github`: the hosts the gate executes changes and pushes on, with its token for each.
+    public var githubHosts: [GitHubHost] = []
+
     /// The PostgreSQL schema the store's tables live in (`store.schema`).
     public var postgresSchema = "airlock"
     public var limits = Limits()
@@ -119,7 +151,8 @@ public struct GateConfig: Sendable, Equatable {
             guard let text = node.scalar, !node.isNull, !text.isEmpty else { throw fail(node.line, "\(place) must be a value") }
             return text
         }
-        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit", "limits"])
+        let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit", "limits",
+                                                    "kubernetes", "github"])
         let listen = try string(top["listen"], "listen", line: root.line)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
@@ -237,6 +270,43 @@ public struct GateConfig: Sendable, Equatable {
                     throw fail(fields["blob_bytes_per_host"]?.line ?? limits.line, "limits.blob_bytes_per_host must be a size such as 16GiB (at least 1MiB)")
                 }
                 config.limits.blobBytesPerHost = Int(bytes)
+            }
+        }
+        if let kubernetes = top["kubernetes"] {
+            let fields = try mapping(kubernetes, "kubernetes", ["kubeconfig", "clusters"])
+            let path = try string(fields["kubeconfig"], "kubernetes.kubeconfig", line: kubernetes.line)
+            guard path.hasPrefix("/") else { throw fail(fields["kubeconfig"]?.line ?? kubernetes.line, "kubernetes.kubeconfig must be an absolute path") }
+            config.kubeconfig = path
+            guard let list = fields["clusters"], case .sequence(let items) = list.value, !items.isEmpty else {
+                throw fail(fields["clusters"]?.line ?? kubernetes.line, "kubernetes.clusters must list the API servers hosts may propose for: [{server: URL, context: NAME}]")
+            }
+            for item in items {
+                let entry = try mapping(item, "kubernetes.clusters", ["server", "context"])
+                let server = try string(entry["server"], "kubernetes.clusters[].server", line: item.line)
+                guard server.hasPrefix("https://") || server.hasPrefix("http://") else {
+                    throw fail(entry["server"]?.line ?? item.line, "kubernetes.clusters[].server must be the API server's URL as hosts' kubeconfigs name it (https://…)")
+                }
+                guard !config.kubernetesClusters.contains(where: { $0.server == server }) else {
+                    throw fail(item.line, "kubernetes.clusters names \(server) twice")
+                }
+                config.kubernetesClusters.append(KubernetesCluster(server: server, context: try string(entry["context"], "kubernetes.clusters[].context", line: item.line)))
+            }
+        }
+        if let github = top["github"] {
+            guard case .sequence(let items) = github.value, !items.isEmpty else {
+                throw fail(github.line, "github must list hosts: [{host: github.com, token_file: /etc/airlock/github-token}]")
+            }
+            for item in items {
+                let entry = try mapping(item, "github", ["host", "token_file"])
+                let host = try string(entry["host"], "github[].host", line: item.line).lowercased()
+                guard !host.isEmpty, host.count < 254, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }),
+                      host != "api.github.com" else {
+                    throw fail(entry["host"]?.line ?? item.line, "github[].host must be a host name (github.com, which serves api.github.com too, or an enterprise host)")
+                }
+                let file = try string(entry["token_file"], "github[].token_file", line: item.line)
+                guard file.hasPrefix("/") else { throw fail(entry["token_file"]?.line ?? item.line, "github[].token_file must be an absolute path") }
+                guard !config.githubHosts.contains(where: { $0.host == host }) else { throw fail(item.line, "github names \(host) twice") }
+                config.githubHosts.append(GitHubHost(host: host, tokenFile: file))
             }
         }
         if let audit = top["audit"] {
