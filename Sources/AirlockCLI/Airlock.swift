@@ -1,4 +1,5 @@
 import AirlockCore
+import AirlockPolicy
 import ArgumentParser
 import Glibc
 
@@ -22,7 +23,7 @@ struct Airlock: ParsableCommand {
             Start with `airlock doctor` to see what this machine supports.
             """,
         subcommands: [
-            Run.self, Proposals.self, Show.self, Approve.self, Deny.self, Wait.self, Status.self, Audit.self,
+            Run.self, Proposals.self, Show.self, Approve.self, Deny.self, Review.self, Wait.self, Status.self, Audit.self,
             Freeze.self, Thaw.self, Revoke.self, ProfileCommand.self, DoctorCommand.self, GateCommand.self,
         ])
 
@@ -63,8 +64,9 @@ func fail(_ error: AirlockError, run: Bool = false) -> ExitCode {
     return ExitCode(error.exitStatus(run: run))
 }
 
+/// Standard error, neutralized like every print (an error can quote what an agent wrote).
 func writeError(_ text: String) {
-    text.withCString { _ = write(2, $0, strlen($0)) }
+    TerminalText.neutralize(text).withCString { _ = write(2, $0, strlen($0)) }
 }
 
 /// Raw bytes to stdout (a file of a snapshot, as it is).

@@ -57,7 +57,7 @@ struct DoctorCommand: ParsableCommand {
                 if let fix = check.fix { fields.append(("fix", .string(fix))) }
                 return .object(fields)
             }
-            print(JSON.object([("checks", .array(items))]).serialized())
+            printJSON(JSON.object([("checks", .array(items))]))
         } else {
             for check in checks {
                 let mark = check.status == .ok ? "ok  " : check.status == .warning ? "warn" : "FAIL"
@@ -89,7 +89,7 @@ struct DoctorCommand: ParsableCommand {
                     .object([("loader", .string($0.loader)), ("ok", .bool($0.ok)), ("detail", .string($0.detail))])
                 })))
             }
-            print(JSON.object(fields).serialized())
+            printJSON(JSON.object(fields))
         } else {
             print("Files the broker's credential loaders read (masked wherever a sandbox could see them):")
             for file in sources.files {

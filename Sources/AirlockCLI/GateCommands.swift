@@ -69,7 +69,7 @@ struct Proposals: ParsableCommand {
                 list = try openStore(state).proposals(states: all ? nil : [.pending])
             }
             if json {
-                print(JSON.object([("proposals", .array(list.map(ProposalJSON.humanView)))]).serialized())
+                printJSON(JSON.object([("proposals", .array(list.map(ProposalJSON.humanView)))]))
                 return
             }
             guard !list.isEmpty else {
@@ -116,7 +116,7 @@ struct Show: ParsableCommand {
                     guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
                     fields.append(("request", ProposalDescription.json(proposal)))
                     fields.append(("preview", preview ?? .null))
-                    print(JSON.object(fields).serialized())
+                    printJSON(JSON.object(fields))
                 } else {
                     print(ProposalDescription.text(proposal, session: nil, manifest: nil, preview: preview))
                 }
@@ -153,7 +153,7 @@ struct Show: ParsableCommand {
                         }
                     })))
                 }
-                print(JSON.object(fields).serialized())
+                printJSON(JSON.object(fields))
             } else {
                 print(ProposalDescription.text(proposal, session: session, manifest: manifest, preview: preview))
             }
@@ -193,7 +193,9 @@ struct Show: ParsableCommand {
             guard SigV4.hexSHA256(bytes) == sha else {
                 throw AirlockError("\(relative) in the snapshot no longer matches its digest: the snapshot was changed (approval would refuse)", code: .refused)
             }
-            writeOutput(bytes)
+            // To a pipe or a file, the bytes as they are; to a terminal, neutralized like any
+            // text an agent wrote (it is the agent's file).
+            if isatty(1) != 0 { print(String(decoding: bytes, as: UTF8.self), terminator: "") } else { writeOutput(bytes) }
         }
     }
 }
@@ -240,6 +242,12 @@ struct Approve: ParsableCommand {
     }
 
     func approveLocally() throws(AirlockError) -> Proposal {
+        try Self.approveLocally(id, reason: reason, awsProfile: awsProfile, state: state)
+    }
+
+    /// The one approve path on the local store, with your credentials for the proposal's kind
+    /// (`airlock approve`, `airlock review`).
+    static func approveLocally(_ id: String, reason: String?, awsProfile: String?, state: StateOptions) throws(AirlockError) -> Proposal {
         let store = try openStore(state)
         guard let proposal = try store.proposal(id: id) else {
             throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", code: .refused)
@@ -268,7 +276,7 @@ struct Approve: ParsableCommand {
 
     func report(_ outcome: Proposal) throws {
         if json {
-            print(ProposalJSON.humanView(outcome).serialized())
+            printJSON(ProposalJSON.humanView(outcome))
         } else {
             print("approved \(outcome.id) (\(outcome.summary)); \(outcome.state.rawValue)")
             if let result = outcome.result { print(ProposalDescription.resultText(result)) }
@@ -349,8 +357,8 @@ struct Audit: ParsableCommand {
                 throw fail(error)
             }
             if json {
-                print(JSON.object([("intact", .bool(report.intact)), ("entries", .number(Double(report.entries))),
-                                   ("head", .string(report.head)), ("problems", .array(report.problems.map(JSON.string)))]).serialized())
+                printJSON(JSON.object([("intact", .bool(report.intact)), ("entries", .number(Double(report.entries))),
+                                       ("head", .string(report.head)), ("problems", .array(report.problems.map(JSON.string)))]))
             } else if report.intact {
                 print("audit log intact: \(report.entries) entries, head \(report.head)")
             } else {
@@ -407,9 +415,9 @@ struct Audit: ParsableCommand {
             }
             let head = entries.last.map { "\($0.seq) \($0.hash)" } ?? "empty"
             if json {
-                print(JSON.object([("intact", .bool(problems.isEmpty)), ("entries", .number(Double(entries.count))),
-                                   ("checkpoints", .number(Double(checkpoints.count))), ("head", .string(head)),
-                                   ("problems", .array(problems.map(JSON.string))), ("key_note", keyNote.map(JSON.string) ?? .null)]).serialized())
+                printJSON(JSON.object([("intact", .bool(problems.isEmpty)), ("entries", .number(Double(entries.count))),
+                                       ("checkpoints", .number(Double(checkpoints.count))), ("head", .string(head)),
+                                       ("problems", .array(problems.map(JSON.string))), ("key_note", keyNote.map(JSON.string) ?? .null)]))
             } else if problems.isEmpty {
                 print("audit log intact: \(entries.count) entries, \(checkpoints.count) signed checkpoints, head \(head)")
                 if let keyNote { print("  note: \(keyNote)") }
@@ -435,7 +443,7 @@ struct Audit: ParsableCommand {
                 guard let gate = try remote.client() else {
                     throw AirlockError("--gate URL is needed (a local store has no signed checkpoints)", code: .usage)
                 }
-                print(try gate.call("GET", "/v1/audit").serialized())
+                printJSON(try gate.call("GET", "/v1/audit"))
             } catch {
                 throw fail(error)
             }
@@ -470,17 +478,17 @@ enum ProposalQuery {
 
     static func print(_ proposal: JSON, json: Bool) {
         if json {
-            Swift.print(proposal.serialized())
+            printJSON(proposal)
             return
         }
         let id = proposal["id"]?.string ?? "?"
         let state = proposal["state"]?.string ?? "?"
-        Swift.print("proposal \(id): \(state) (\(proposal["summary"]?.string ?? ""))")
-        if let note = proposal["note"]?.string { Swift.print("  note: \(note)") }
+        printText("proposal \(id): \(state) (\(proposal["summary"]?.string ?? ""))")
+        if let note = proposal["note"]?.string { printText("  note: \(note)") }
         if let result = proposal["result"].flatMap(ExecutionResult.init(json:)) {
-            Swift.print(ProposalDescription.resultText(result))
+            printText(ProposalDescription.resultText(result))
         } else if state == "pending" {
-            Swift.print("  still waiting for a human: airlock approve \(id) / airlock deny \(id)")
+            printText("  still waiting for a human: airlock approve \(id) / airlock deny \(id)")
         }
     }
 

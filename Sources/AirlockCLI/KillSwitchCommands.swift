@@ -72,7 +72,7 @@ enum KillSwitch {
                                    hint: "a local session is stopped by ending its `airlock run`", code: .usage)
             }
             let answer = try gate.call("POST", path, body: body)
-            print(json ? answer.serialized() : describe(answer))
+            if json { printJSON(answer) } else { print(describe(answer)) }
         } catch {
             throw fail(error)
         }

@@ -55,7 +55,7 @@ struct ProfileCommand: ParsableCommand {
                     }
                 }
             }
-            if json { print(JSON.object([("profiles", .array(reports))]).serialized()) }
+            if json { printJSON(JSON.object([("profiles", .array(reports))])) }
             if invalid { throw ExitCode(1) }
         }
     }

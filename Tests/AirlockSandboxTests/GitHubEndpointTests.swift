@@ -114,7 +114,8 @@ enum GitHubFixtures {
             git clone https://github.com/acme/app.git app > clone.out 2>&1; echo $? > clone.rc
             cd app
             echo "v2" >> README.md && git add README.md
-            git -c user.name=Agent -c user.email=agent@example.com commit -q -m "Update the README"
+            # Its message tries to act on the approver's terminal (docs/design.md 5.1).
+            git -c user.name=Agent -c user.email=agent@example.com commit -q -m "$(printf 'Update the README\\033]52;c;SGVsbG8=\\007\\033[2J\\033]8;;http://x\\007\\342\\200\\256')"
             git rev-parse HEAD > ../pinned.txt
             git push origin main > ../push.out 2>&1; echo $? > ../push.rc
             git push --force origin main:topic > ../force.out 2>&1; echo $? > ../force.rc
@@ -153,6 +154,9 @@ enum GitHubFixtures {
         #expect(scene.file("push.rc") != "0\n" && scene.file("push.out").contains("remote rejected") && scene.file("push.out").contains("Proposal "),
                 "\(scene.file("push.out"))")
         #expect(shown.stdout.contains("Update the README") && shown.stdout.contains("README.md | 1 +"), "\(shown)")
+        // The commit message as visible escapes: nothing a terminal would act on.
+        #expect(shown.stdout.contains("Update the README\\e]52;c;SGVsbG8=\\a\\e[2J\\e]8;;http://x\\a<U+202E>"), "\(shown.stdout)")
+        #expect(!shown.stdout.unicodeScalars.contains { [0x1B, 0x07, 0x202E].contains($0.value) }, "raw escapes in show's output")
         #expect(shown.stdout.contains("refs/heads/main") && shown.stdout.contains("protected"), "\(shown)")
         #expect(!shown.stdout.contains("force push"), "\(shown)")
         #expect(forceShown.stdout.contains("refs/heads/topic") && forceShown.stdout.contains("force push"), "\(forceShown)")
