@@ -154,3 +154,31 @@ import Testing
         terminal.tmux(["send-keys", "-t", "review", "q"])
     }
 }
+
+/// `airlock review --gate URL` where no full-screen terminal is (a pipe: the line prompt):
+/// a host's proposal on a real gate is listed, shown, approved with `a ID` and executed there.
+@Suite struct ReviewPromptTests {
+    @Test func theLinePromptDecidesOnATeamGate() throws {
+        guard PythonTools.available() else { return }
+        let moto = try Moto()
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url)
+        let host = gate.enrol("host", "prompt-host"), alice = gate.enrol("user", "alice")
+        #expect(gate.call("POST", "/v1/sessions", token: host, body: ["id": "prompt-session-1"]).status == 201)
+        let id = GateOperationsTests.propose(gate, host: host, session: "prompt-session-1", GateServiceTests.createQueue("prompt-q"))
+        let other = GateOperationsTests.propose(gate, host: host, session: "prompt-session-1", GateServiceTests.createQueue("prompt-\\u001b[2J-q"))
+        let folder = makeTemporaryDirectory(prefix: "airlock-review-prompt")
+        _ = FileManager.default.createFile(atPath: folder + "/alice.token", contents: Data((alice + "\n").utf8))
+        chmod(folder + "/alice.token", 0o600)
+        let out = runProcess(Stage.airlock, ["review", "--gate", gate.url, "--gate-token-file", folder + "/alice.token", "--interval", "0.3"],
+                             environment: ["PATH": "/usr/bin:/bin", "HOME": folder, "TERM": "xterm"], directory: folder,
+                             stdin: "s \(id)\na \(id)\nd \(other) not this one\nq\n", timeout: 120)
+        #expect(out.status == 0, "\(out)")
+        #expect(out.stdout.contains("pending \(id)") && out.stdout.contains("pending \(other)"), "\(out.stdout)")
+        #expect(out.stdout.contains("QueueName") && out.stdout.contains("digest:"), "s ID shows it in full: \(out.stdout)")
+        #expect(out.stdout.contains("approved \(id)") && out.stdout.contains("succeeded"), "\(out.stdout)")
+        #expect(out.stdout.contains("denied \(other)"), "\(out.stdout)")
+        #expect(!out.stdout.unicodeScalars.contains { $0.value == 0x1B }, "raw escape in the prompt's output")
+        #expect(gate.call("GET", "/v1/proposals/\(other)", token: alice).json["note"] as? String == "not this one")
+        #expect(moto.aws(["sqs", "list-queues"]).stdout.contains("prompt-q"))
+    }
+}
