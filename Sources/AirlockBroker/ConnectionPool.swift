@@ -87,7 +87,9 @@ public final class ConnectionPool: Sendable {
                 channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             }.wait()
         } catch {
-            // Found closed before a byte of the request was written.
+            // Found closed before a byte of the request was written. The promise is failed
+            // here: nobody else will (NIO traps on a promise dropped unfulfilled).
+            promise.fail(error)
             channel.close(promise: nil)
             return .notSent("the kept connection to \(host) was closed")
         }

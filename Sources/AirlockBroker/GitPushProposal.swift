@@ -123,8 +123,8 @@ struct GitPushInspection {
         var environment = ["PATH": credentials.environment["PATH"] ?? "/usr/bin:/bin", "HOME": cacheDirectory, "GIT_CONFIG_NOSYSTEM": "1",
                            "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"]
         if let file = credentials.environment["SSL_CERT_FILE"] { environment["GIT_SSL_CAINFO"] = file }
-        func run(_ arguments: [String], stdin: [UInt8] = []) -> ChildProcess.Output? {
-            try? ChildProcess.run([git] + arguments, environment: environment, stdin: stdin, outputLimit: 256 << 10)
+        func run(_ arguments: [String], stdin: [UInt8] = [], extra: [String: String] = [:]) -> ChildProcess.Output? {
+            try? ChildProcess.run([git] + arguments, environment: environment.merging(extra) { $1 }, stdin: stdin, outputLimit: 256 << 10)
         }
         if access(directory + "/HEAD", F_OK) != 0 {
             _ = try? ensureDirectory(cacheDirectory)
@@ -133,13 +133,16 @@ struct GitPushInspection {
             }
         }
         var fetch = ["-C", directory]
+        // The credential goes in git's environment (GIT_CONFIG_COUNT), never its argv, which
+        // every local user can read in /proc.
+        var secret: [String: String] = [:]
         if let authorization = credentials.gitAuthorization(host: host, path: repository) {
-            fetch += ["-c", "http.extraHeader=Authorization: \(authorization)"]
+            secret = ["GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": "Authorization: \(authorization)"]
         }
         let address = credentials.connectHost(host)
         if address != host { fetch += ["-c", "http.curloptResolve=\(host):443:\(address)"] }
         fetch += ["fetch", "-q", "--no-tags", "--prune", "https://\(host)\(repository)", "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
-        if let fetched = run(fetch), fetched.status != 0 {
+        if let fetched = run(fetch, extra: secret), fetched.status != 0 {
             notes.append("could not fetch \(host)\(repository) to compare with (\(fetched.stderr.prefix(200)))")
         }
         if !push.pack.isEmpty, let indexed = run(["-C", directory, "index-pack", "--stdin", "--fix-thin"], stdin: push.pack), indexed.status != 0 {

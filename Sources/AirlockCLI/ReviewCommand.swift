@@ -13,8 +13,9 @@ struct Review: ParsableCommand {
         discussion: """
             Lists the pending proposals and keeps the list live (the local store, or --gate's).
             ↑/↓ (or j/k) move, enter shows the selected proposal in full (its request decoded and
-            its preview), a approves it (and prints the result), d denies it after you type the
-            reason the agent is told, q quits. A new proposal rings the terminal bell and, in a
+            its preview), a then y approves it (and prints the result), d denies it after you
+            type the reason the agent is told, q quits. A decision is for the proposal it was
+            started on: one decided elsewhere meanwhile is not replaced by its neighbour. A new proposal rings the terminal bell and, in a
             desktop session with notify-send, raises a notification (its summary only).
             Everything an agent wrote is shown with control characters and escape sequences
             made visible (\\e, <U+202E>), never acted on by the terminal.
@@ -143,7 +144,7 @@ struct ReviewTerminal {
                 var buffer = [UInt8](repeating: 0, count: 64)
                 let count = read(0, &buffer, buffer.count)
                 if count <= 0 { return }
-                for key in Self.keys(Array(buffer[0..<count])) {
+                for key in ReviewScreen.keys(Array(buffer[0..<count])) {
                     if key == .character("\u{03}") { return }  // Ctrl-C
                     guard let action = screen.handle(key) else { changed = true; continue }
                     if action == .quit { return }
@@ -207,44 +208,6 @@ struct ReviewTerminal {
 
     func write(_ text: String) { writeOutput(Array(text.utf8)) }
 
-    /// Keys in what one read returned: arrows and page keys (CSI), ESC alone, enter, backspace.
-    static func keys(_ bytes: [UInt8]) -> [ReviewScreen.Key] {
-        var keys: [ReviewScreen.Key] = []
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == 0x1B {
-                if index + 2 < bytes.count, bytes[index + 1] == 0x5B || bytes[index + 1] == 0x4F {
-                    switch bytes[index + 2] {
-                    case 0x41: keys.append(.up)
-                    case 0x42: keys.append(.down)
-                    case 0x35: keys.append(.pageUp); index += 1
-                    case 0x36: keys.append(.pageDown); index += 1
-                    default: break
-                    }
-                    index += 3
-                    continue
-                }
-                keys.append(.escape)
-            } else if byte == 0x0D || byte == 0x0A {
-                keys.append(.enter)
-            } else if byte == 0x7F || byte == 0x08 {
-                keys.append(.backspace)
-            } else if byte < 0x80 {
-                keys.append(.character(Character(Unicode.Scalar(byte))))
-            } else {
-                // A multibyte character: the rest of it is in this read.
-                var length = 1
-                if byte >= 0xF0 { length = 4 } else if byte >= 0xE0 { length = 3 } else if byte >= 0xC0 { length = 2 }
-                let slice = Array(bytes[index..<min(bytes.count, index + length)])
-                if let text = String(validating: slice, as: UTF8.self), let character = text.first { keys.append(.character(character)) }
-                index += length
-                continue
-            }
-            index += 1
-        }
-        return keys
-    }
 }
 
 /// Without a full-screen terminal: each new proposal as a line, commands read line by line.
@@ -316,7 +279,7 @@ enum ReviewNotice {
                 .first(where: { candidate in access(candidate, X_OK) == 0 })
         else { return }
         let body = TerminalText.neutralize(proposal.summary).replacingOccurrences(of: "<", with: "‹").replacingOccurrences(of: "&", with: "+")
-        _ = try? ChildProcess.run([path, "--app-name=airlock", "Airlock: proposal \(proposal.id) is waiting", String(body.prefix(200))],
+        _ = try? ChildProcess.run([path, "--app-name=airlock", "--expire-time=10000", "--", "Airlock: proposal \(proposal.id) is waiting", String(body.prefix(200))],
                                   environment: environment, outputLimit: 4096)
     }
 }

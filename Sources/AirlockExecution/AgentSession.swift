@@ -369,7 +369,8 @@ public final class AgentSession: @unchecked Sendable {
         if !refused.isEmpty {
             let total = refused.reduce(0) { $0 + $1.count }
             let list = refused.prefix(8).map { $0.count > 1 ? "\($0.target) (×\($0.count))" : $0.target }.joined(separator: ", ")
-            writeStandardError("airlock: the egress proxy refused \(total) connection\(total == 1 ? "" : "s"): \(list)\(refused.count > 8 ? ", …" : "")\n")
+            // Targets and summaries are the agent's text: neutralized (docs/design.md 5.1).
+            writeStandardError(TerminalText.neutralize("airlock: the egress proxy refused \(total) connection\(total == 1 ? "" : "s"): \(list)\(refused.count > 8 ? ", …" : "")") + "\n")
             writeStandardError("  allow a host with `airlock run --allow-domain HOST` or a profile's network.allow; details in \(log.path ?? "the session log")\n")
         }
         guard let store = storeCache.localStore, let mine = try? store.proposals(session: id), !mine.isEmpty else { return }
@@ -377,9 +378,9 @@ public final class AgentSession: @unchecked Sendable {
         var text = "airlock: this session made \(mine.count) proposal\(mine.count == 1 ? "" : "s")"
         if !pending.isEmpty {
             text += "; pending: " + pending.map { "\($0.id) (\($0.summary))" }.joined(separator: ", ")
-            text += "\n  review with `airlock proposals`, `airlock show ID`, then `airlock approve ID` or `airlock deny ID`"
+            text += "\n  review with `airlock review`, or `airlock proposals`, `airlock show ID`, then `airlock approve ID` or `airlock deny ID`"
         }
-        writeStandardError(text + "\n")
+        writeStandardError(TerminalText.neutralize(text) + "\n")
     }
 }
 

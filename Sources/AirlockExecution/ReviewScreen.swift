@@ -26,7 +26,8 @@ public struct ReviewScreen: Sendable, Equatable {
         }
     }
 
-    public enum Mode: Sendable, Equatable { case list, detail, reason }
+    /// `confirm`: approving `target` waits for y (any other key cancels).
+    public enum Mode: Sendable, Equatable { case list, detail, reason, confirm }
 
     public enum Key: Sendable, Equatable {
         case up, down, pageUp, pageDown, enter, escape, backspace
@@ -47,6 +48,9 @@ public struct ReviewScreen: Sendable, Equatable {
     public var detail: [String] = []
     public var scroll = 0
     public var reason = ""
+    /// The proposal a decision being made is for, fixed when it was started (the queue may
+    /// move under it: another approver, an expiry, a new arrival).
+    public var target: Item?
     /// The last action's outcome, or what is happening now.
     public var status = ""
     public let source: String
@@ -68,24 +72,42 @@ public struct ReviewScreen: Sendable, Equatable {
             selected = index
         } else {
             selected = min(selected, max(0, items.count - 1))
-            if mode == .detail { mode = .list }
+            if let keep {
+                // Decided elsewhere: never let a key meant for it land on its neighbour.
+                if mode != .list || target?.id == keep { status = "\(keep) was decided elsewhere; nothing was done here" }
+                mode = .list
+                target = nil
+                reason = ""
+            }
         }
         return fresh.map(\.id).filter { !known.contains($0) }
     }
 
     public mutating func handle(_ key: Key) -> Action? {
         switch mode {
+        case .confirm:
+            let item = target
+            mode = .list
+            target = nil
+            guard key == .character("y") || key == .character("Y"), let item else {
+                status = "approval cancelled"
+                return nil
+            }
+            status = "approving \(item.id)…"
+            return .approve(item.id)
         case .reason:
             switch key {
             case .enter:
-                guard let item = current else { mode = .list; return nil }
+                guard let item = target else { mode = .list; return nil }
                 let typed = reason
                 mode = .list
                 reason = ""
+                target = nil
                 return .deny(item.id, reason: typed)
             case .escape:
                 mode = .list
                 reason = ""
+                target = nil
                 status = "deny cancelled"
             case .backspace:
                 if !reason.isEmpty { reason.removeLast() }
@@ -115,12 +137,14 @@ public struct ReviewScreen: Sendable, Equatable {
                 mode = .list
             case .character("q"), .character("Q"):
                 return .quit
-            case .character("a"), .character("A"):
+            case .character("a"):
+                // Asked once more, naming it: a stray key never approves.
                 guard let item = current else { return nil }
-                status = "approving \(item.id)…"
-                return .approve(item.id)
-            case .character("d"), .character("D"):
-                guard current != nil else { return nil }
+                target = item
+                mode = .confirm
+            case .character("d"):
+                guard let item = current else { return nil }
+                target = item
                 mode = .reason
                 reason = ""
             case .character("j"):
@@ -142,12 +166,13 @@ public struct ReviewScreen: Sendable, Equatable {
         case .list: keys = "↑/↓ move · enter details · a approve · d deny · q quit"
         case .detail: keys = "↑/↓ scroll · enter/esc back · a approve · d deny · q quit"
         case .reason: keys = "type the reason the agent is told · enter deny · esc cancel"
+        case .confirm: keys = "y approve · any other key cancel"
         }
         lines.append("airlock review · \(source) · \(items.count) pending · \(keys)")
         lines.append("")
         let body = max(1, height - 4)
         switch mode {
-        case .list, .reason:
+        case .list, .reason, .confirm:
             if items.isEmpty {
                 lines.append("  nothing is waiting for a decision; new proposals appear here (the terminal bell rings)")
             }
@@ -160,12 +185,60 @@ public struct ReviewScreen: Sendable, Equatable {
         }
         while lines.count < height - 1 { lines.append("") }
         lines = Array(lines.prefix(height - 1))
-        if mode == .reason, let item = current {
-            lines.append("deny \(item.id), reason: \(reason)_")
+        if mode == .reason, let item = target {
+            lines.append("deny \(item.id) (\(item.summary)), reason: \(reason)_")
+        } else if mode == .confirm, let item = target {
+            lines.append("approve \(item.id) (\(item.summary)) and execute it now? y/N")
         } else {
             lines.append(status)
         }
         return lines.map { Self.fit(TerminalText.neutralize($0), width) }
+    }
+
+    /// Keys in what one read returned. A CSI sequence (ESC [ or ESC O, parameter bytes, one
+    /// final byte) is one key: the arrows and page keys are read, any other (Ctrl+arrow's
+    /// `ESC [1;5A`, a function key) is dropped whole, never read as letters (`A` would
+    /// approve). An ESC that ends the read is Escape; ESC before anything else is dropped.
+    public static func keys(_ bytes: [UInt8]) -> [Key] {
+        var keys: [Key] = []
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0x1B {
+                guard index + 1 < bytes.count else { keys.append(.escape); break }
+                let introducer = bytes[index + 1]
+                guard introducer == 0x5B || introducer == 0x4F else { index += 2; continue }  // Alt+key: dropped
+                var end = index + 2
+                while end < bytes.count, (0x20...0x3F).contains(bytes[end]) { end += 1 }
+                guard end < bytes.count else { break }  // cut short: dropped
+                let parameters = Array(bytes[(index + 2)..<end])
+                switch (parameters, bytes[end]) {
+                case ([], 0x41): keys.append(.up)
+                case ([], 0x42): keys.append(.down)
+                case ([0x35], 0x7E): keys.append(.pageUp)
+                case ([0x36], 0x7E): keys.append(.pageDown)
+                default: break
+                }
+                index = end + 1
+                continue
+            } else if byte == 0x0D || byte == 0x0A {
+                keys.append(.enter)
+            } else if byte == 0x7F || byte == 0x08 {
+                keys.append(.backspace)
+            } else if byte < 0x80 {
+                keys.append(.character(Character(Unicode.Scalar(byte))))
+            } else {
+                // A multibyte character: the rest of it is in this read.
+                var length = 1
+                if byte >= 0xF0 { length = 4 } else if byte >= 0xE0 { length = 3 } else if byte >= 0xC0 { length = 2 }
+                let slice = Array(bytes[index..<min(bytes.count, index + length)])
+                if let text = String(validating: slice, as: UTF8.self), let character = text.first { keys.append(.character(character)) }
+                index += length
+                continue
+            }
+            index += 1
+        }
+        return keys
     }
 
     /// At most `width` characters (a line never wraps into the next one).

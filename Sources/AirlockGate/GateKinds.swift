@@ -103,6 +103,8 @@ extension GateService {
         guard ruling.decision == .mutation || ruling.decision == .sensitive else {
             try refuse(sessionID, summary: "git:push to \(host)\(repository)", ruling.rule)
         }
+        // The fetch below costs the gate time and disk: the host's bound is checked first.
+        try checkHostPending(identity)
         // The gate's own reading and view: the pack parsed again, the commits shown by git on
         // a copy fetched with the gate's credentials; the host's updates and labels are not read.
         let reading: GitPushReading

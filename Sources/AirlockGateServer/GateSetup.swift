@@ -94,8 +94,15 @@ enum GateSetup {
         guard let me = HostInspection.realPath("/proc/self/exe") else { return nil }
         let launcher = String(me[..<(me.lastIndex(of: "/") ?? me.startIndex)]) + "/airlock"
         guard access(launcher, X_OK) == 0 else { return nil }
-        var secrets = ([configPath, config.tlsKey, config.auditSigningKey, config.kubeconfig] + config.githubHosts.map(\.tokenFile))
-            .compactMap { $0 }.map { PinnedFiles.realPath($0) ?? $0 }
+        var named: [String?] = [configPath, config.tlsKey, config.auditSigningKey, config.kubeconfig] + config.githubHosts.map(\.tokenFile)
+        if let kubeconfig = config.kubeconfig {
+            // And what the gate's kubeconfig names: client keys, token files, exec plugins' files.
+            var variables = environment
+            variables["KUBECONFIG"] = kubeconfig
+            let found = CredentialSources.find(environment: variables, home: environment["HOME"] ?? "/", cwd: "/") { try? readTextFile($0, limit: 4 << 20) }
+            named += found.files.map(\.path)
+        }
+        var secrets = named.compactMap { $0 }.map { PinnedFiles.realPath($0) ?? $0 }
         if case .sqlite(let dir) = config.store { secrets.append(dir) }
         var variables = environment
         variables["AIRLOCK_GATE_SECRET_FILES"] = secrets.filter { $0.hasPrefix("/") }.joined(separator: ":")

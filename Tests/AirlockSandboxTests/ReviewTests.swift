@@ -101,6 +101,8 @@ import Testing
         terminal.tmux(["send-keys", "-t", "review", "Enter"])
         #expect(terminal.waitFor("review-one") && terminal.screen().contains("digest:"), "\(terminal.screen())")
         terminal.tmux(["send-keys", "-t", "review", "a"])
+        #expect(terminal.waitFor("and execute it now? y/N"), "\(terminal.screen())")
+        terminal.tmux(["send-keys", "-t", "review", "y"])
         #expect(terminal.waitFor("succeeded", timeout: 60), "\(terminal.screen())")
         #expect(moto.aws(["sqs", "list-queues"]).stdout.contains("review-one"))
 
