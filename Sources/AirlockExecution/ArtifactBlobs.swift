@@ -66,11 +66,18 @@ public enum ArtifactBlobs {
             throw AirlockError("the artifact listing \(digest) is not one this Airlock reads")
         }
         var entries: [Entry] = []
+        var seen = Set<String>()
+        var links: [String] = []
         for item in items {
             guard let fields = item.array, fields.count >= 3, let kind = fields[0].string, let path = fields[1].string,
                   SnapshotManifest.isRelativePath(path), parts.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) else {
                 throw AirlockError("the artifact listing \(digest) has an entry outside the artifact")
             }
+            // Each path once, and nothing below a link: a restore never writes through one.
+            guard seen.insert(path).inserted, !links.contains(where: { path.hasPrefix($0 + "/") }) else {
+                throw AirlockError("the artifact listing \(digest) names \(path) twice or below a link")
+            }
+            if kind == "l" { links.append(path) }
             switch kind {
             case "d":
                 entries.append(Entry(kind: kind, path: path, mode: mode_t(fields[2].int ?? 0o755) & 0o777, digest: "", size: 0, target: ""))
@@ -147,7 +154,7 @@ public enum ArtifactBlobs {
                 let path = staging + "/" + entry.path
                 switch entry.kind {
                 case "d":
-                    guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw AirlockError("cannot make \(path): \(String(cString: strerror(errno)))") }
+                    guard mkdir(path, 0o700) == 0 else { throw AirlockError("cannot make \(path): \(String(cString: strerror(errno)))") }
                 case "f":
                     guard try blobs.writeBlob(entry.digest, to: path, mode: entry.mode) else {
                         throw AirlockError("\(entry.path) of the proposal's artifact (blob \(entry.digest)) is not in the gate's blob store")

@@ -75,32 +75,32 @@ enum GateServer {
             }
         }
         router.post("v1/sessions") { request, _ -> Response in
-            let body = try await jsonBody(request)
-            return await answer(request, .recordSession, service, status: .created) { identity throws(AirlockError) in
+            return try await answerWithBody(request, .recordSession, service, status: .created) { identity, body throws(AirlockError) in
                 try service.recordSession(identity, try body.get())
             }
         }
         router.post("v1/proposals") { request, _ -> Response in
-            let body = try await jsonBody(request)
-            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
+            return try await answerWithBody(request, .propose, service, status: .created) { identity, body throws(AirlockError) in
                 try service.propose(identity, try body.get())
             }
         }
         router.post("v1/sessions/:id/refusals") { request, context -> Response in
             // A request the host's broker refused: audited here, under the host's session.
             let id = context.parameters.get("id") ?? ""
-            let body = try await jsonBody(request)
-            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
+            return try await answerWithBody(request, .propose, service, status: .created) { identity, body throws(AirlockError) in
                 try service.recordRefusal(identity, sessionID: id, try body.get())
             }
         }
         router.post("v1/sessions/:id/commands") { request, context -> Response in
-            // The body is the workspace snapshot (SnapshotArchive), not JSON.
+            // The body is the workspace snapshot (SnapshotArchive), not JSON; read only once the
+            // token is known (an unauthenticated client never makes the gate hold 272 MiB).
             let id = context.parameters.get("id") ?? ""
+            let who = await authenticated(request, .propose, service) { $0 }
+            guard case .success(let identity) = who else { return render(who.map { _ in JSON.null }, status: .created) }
             guard case .success(let archive) = await rawBody(request, limit: commandBodyLimit, what: "the snapshot") else {
                 return render(.failure(tooLarge("the snapshot", commandBodyLimit)), status: .ok)
             }
-            return await answer(request, .propose, service, status: .created) { identity throws(AirlockError) in
+            return await run(identity, status: .created) { identity throws(AirlockError) in
                 try service.proposeCommand(identity, sessionID: id, archive: archive)
             }
         }
@@ -204,8 +204,7 @@ enum GateServer {
         for decision in ["approve", "deny"] {
             router.post("v1/proposals/:id/\(decision)") { request, context -> Response in
                 let id = context.parameters.get("id") ?? ""
-                let body = try await jsonBody(request)
-                return await answer(request, decision == "approve" ? .approve : .deny, service) { identity throws(AirlockError) in
+                return try await answerWithBody(request, decision == "approve" ? .approve : .deny, service) { identity, body throws(AirlockError) in
                     let note = (try? body.get())?["reason"]?.string
                     let outcome = decision == "approve" ? try service.approve(identity, id, note: note) : try service.deny(identity, id, note: note)
                     return ProposalJSON.humanView(outcome)
@@ -214,8 +213,7 @@ enum GateServer {
         }
 
         router.post("v1/freeze") { request, _ -> Response in
-            let body = try await jsonBody(request)
-            return await answer(request, .freeze, service) { identity throws(AirlockError) in
+            return try await answerWithBody(request, .freeze, service) { identity, body throws(AirlockError) in
                 try service.setFrozen(identity, true, reason: (try? body.get())?["reason"]?.string)
             }
         }
@@ -230,8 +228,7 @@ enum GateServer {
         }
         router.post("v1/sessions/:id/revoke") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
-            let body = try await jsonBody(request)
-            return await answer(request, .revoke, service) { identity throws(AirlockError) in
+            return try await answerWithBody(request, .revoke, service) { identity, body throws(AirlockError) in
                 try service.revokeSession(identity, id, reason: (try? body.get())?["reason"]?.string)
             }
         }
@@ -406,6 +403,24 @@ enum GateServer {
                 return .failure(error)
             }
         }
+    }
+
+    /// Authenticates first, then reads the JSON body (at most `bodyLimit`), then runs `body`:
+    /// a client without a token never makes the gate hold a body.
+    static func answerWithBody(_ request: Request, _ action: GateAccess.Action, _ service: GateService, status: HTTPResponse.Status = .ok,
+                               _ body: @escaping @Sendable (GateIdentity, Result<JSON, AirlockError>) throws(AirlockError) -> JSON) async throws -> Response {
+        let who = await authenticated(request, action, service) { $0 }
+        guard case .success(let identity) = who else { return render(who.map { _ in JSON.null }, status: status) }
+        let json = try await jsonBody(request)
+        return await run(identity, status: status) { identity throws(AirlockError) in try body(identity, json) }
+    }
+
+    /// `body` for an identity already authenticated, off the event loop.
+    static func run(_ identity: GateIdentity, status: HTTPResponse.Status,
+                    _ body: @escaping @Sendable (GateIdentity) throws(AirlockError) -> JSON) async -> Response {
+        render(await blocking { () -> Result<JSON, AirlockError> in
+            do throws(AirlockError) { return .success(try body(identity)) } catch { return .failure(error) }
+        }, status: status)
     }
 
     static func answer(_ request: Request, _ action: GateAccess.Action, _ service: GateService, status: HTTPResponse.Status = .ok,

@@ -142,6 +142,11 @@ import Testing
     @Test func aListingReachingOutsideTheArtifactIsRefused() throws {
         let blobs = DirectoryBlobStore(directory: NSTemporaryDirectory() + "airlock-blobs-\(UUID().uuidString)")
         let body = try blobs.put(Array("x".utf8), owner: "airlock")
+        // Through a link (a listing rewritten in the database): refused before anything is written.
+        let link = try blobs.put(Array(#"{"format":"airlock-artifact/v1","entries":[["d","tfdata",493],["l","tfdata/x","/tmp"],["f","tfdata/x/planted",420,"\#(body)",1]]}"#.utf8), owner: "airlock")
+        let linked = ArtifactLayout(host: NSTemporaryDirectory() + "airlock-hostile-\(UUID().uuidString)/a")
+        #expect(throws: AirlockError.self) { try ArtifactBlobs.restore(link, blobs: blobs, into: linked) }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/planted"))
         for path in ["../escape", "/etc/passwd", "snapshot/../../escape", "elsewhere/file"] {
             let listing = try blobs.put(Array(#"{"format":"airlock-artifact/v1","entries":[["f","\#(path)",420,"\#(body)",1]]}"#.utf8), owner: "airlock")
             let into = ArtifactLayout(host: NSTemporaryDirectory() + "airlock-hostile-\(UUID().uuidString)/a")
