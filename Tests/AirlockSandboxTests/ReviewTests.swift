@@ -28,31 +28,24 @@ import Testing
             return false
         }
 
-        func kill() { tmux(["kill-server"]) }
+        /// Ends the session (the server exits with its last one; kill-server alone left it
+        /// running here), then the server.
+        func kill() {
+            tmux(["kill-session", "-t", "0"])
+            tmux(["kill-server"])
+        }
 
         /// Starts the server: its standard streams go nowhere (the server outlives the command,
         /// and would hold a pipe open forever).
         func start(_ arguments: [String]) -> Int32 {
-            // posix_spawn and waitpid: the server forked from this client must hold none of the
-            // test's pipes, and the client is reaped here (not by Foundation's child watcher).
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-            let words: [String] = [ReviewTests.tmux!, "-L", socket] + arguments
-            var argv: [UnsafeMutablePointer<CChar>?] = words.map { word -> UnsafeMutablePointer<CChar>? in strdup(word) }
-            argv.append(nil)
-            let variables: [String] = ["PATH=/usr/bin:/bin", "TERM=xterm-256color"]
-            var envp: [UnsafeMutablePointer<CChar>?] = variables.map { word -> UnsafeMutablePointer<CChar>? in strdup(word) }
-            envp.append(nil)
-            defer { (argv + envp).forEach { free($0) } }
-            var pid: pid_t = 0
-            guard posix_spawn(&pid, ReviewTests.tmux!, &actions, nil, argv, envp) == 0 else { return -1 }
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            return status
+            // The server outlives this command: it must hold none of the test process's
+            // descriptors (a pipe of another test's process would never reach end of file, and
+            // that test would hang). Python's subprocess closes them all (close_fds) and gives
+            // tmux /dev/null for its standard streams.
+            let launcher = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, "
+                + "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True).returncode)"
+            return runProcess("/usr/bin/python3", ["-c", launcher, ReviewTests.tmux!, "-L", socket] + arguments,
+                              environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm-256color"], directory: "/tmp").status
         }
     }
 
