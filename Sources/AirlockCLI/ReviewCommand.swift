@@ -67,11 +67,20 @@ final class ReviewQueue {
         if let gate {
             return (try gate.call("GET", "/v1/proposals?state=pending")["proposals"]?.array ?? []).compactMap { GateHTTP.proposal($0) }
         }
-        // Opened before any agent proposed: an empty queue until the store exists.
+        guard let store = try localStore() else { return [] }
+        return try store.proposals(states: [.pending])
+    }
+
+    /// The local store, opened once (not at every look); nil until an agent's first proposal
+    /// made it: the queue is empty until then.
+    private var opened: SQLiteProposalStore?
+    func localStore() throws(AirlockError) -> SQLiteProposalStore? {
+        if let opened { return opened }
         let environment = currentEnvironment()
         let dir = StateDirectory.resolve(explicit: state.stateDir, environment: environment, home: environment["HOME"] ?? "/")
-        guard access(SQLiteProposalStore.databasePath(stateDir: dir), F_OK) == 0 else { return [] }
-        return try openStore(state).proposals(states: [.pending])
+        guard access(SQLiteProposalStore.databasePath(stateDir: dir), F_OK) == 0 else { return nil }
+        opened = try openStore(state)
+        return opened
     }
 
     /// The proposal in full, as `airlock show` prints it.
@@ -81,8 +90,7 @@ final class ReviewQueue {
             return ProposalDescription.text(try GateOptions.proposal(answer), session: nil, manifest: nil,
                                             preview: answer["preview"].flatMap { $0 == .null ? nil : $0 })
         }
-        let store = try openStore(state)
-        guard let proposal = try store.proposal(id: id) else { throw AirlockError("no proposal \(id)", code: .refused) }
+        guard let store = try localStore(), let proposal = try store.proposal(id: id) else { throw AirlockError("no proposal \(id)", code: .refused) }
         return ProposalDescription.text(proposal, session: try store.session(id: proposal.sessionID), manifest: nil,
                                         preview: try store.preview(of: proposal))
     }
@@ -99,7 +107,8 @@ final class ReviewQueue {
         if let gate {
             return try GateOptions.proposal(try gate.call("POST", "/v1/proposals/\(id)/deny", body: .object([("reason", note.map(JSON.string) ?? .null)])))
         }
-        return try openStore(state).apply(.deny, to: id, actor: Actor.currentUser(), note: note)
+        guard let store = try localStore() else { throw AirlockError("no proposal \(id)", code: .refused) }
+        return try store.apply(.deny, to: id, actor: Actor.currentUser(), note: note)
     }
 
     /// One line saying how an action ended.

@@ -151,6 +151,16 @@ public struct GateConfig: Sendable, Equatable {
             guard let text = node.scalar, !node.isNull, !text.isEmpty else { throw fail(node.line, "\(place) must be a value") }
             return text
         }
+        /// `place.key` as a whole number in `range`, nil when absent.
+        func whole(_ fields: [String: YAMLNode], _ place: String, _ key: String, _ range: ClosedRange<Int>, line: Int,
+                   unit: String) throws(AirlockError) -> Int? {
+            guard fields[key] != nil else { return nil }
+            let text = try string(fields[key], "\(place).\(key)", line: line)
+            guard let value = Int(text), range.contains(value) else {
+                throw fail(fields[key]?.line ?? line, "\(place).\(key) must be a whole number\(unit) in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return value
+        }
         let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit", "limits",
                                                     "kubernetes", "github"])
         let listen = try string(top["listen"], "listen", line: root.line)
@@ -229,12 +239,7 @@ public struct GateConfig: Sendable, Equatable {
             let fields = try mapping(executions, "executions", ["lease_seconds", "shutdown_grace_seconds", "expire_pending_seconds",
                                                                 "expire_approved_seconds"])
             func seconds(_ key: String, _ range: ClosedRange<Int>) throws(AirlockError) -> Int? {
-                guard fields[key] != nil else { return nil }
-                let text = try string(fields[key], "executions.\(key)", line: executions.line)
-                guard let value = Int(text), range.contains(value) else {
-                    throw fail(fields[key]?.line ?? executions.line, "executions.\(key) must be a whole number of seconds in \(range.lowerBound)...\(range.upperBound)")
-                }
-                return value
+                try whole(fields, "executions", key, range, line: executions.line, unit: " of seconds")
             }
             config.leaseSeconds = try seconds("lease_seconds", 2...3600) ?? config.leaseSeconds
             config.shutdownGraceSeconds = try seconds("shutdown_grace_seconds", 0...3600) ?? config.shutdownGraceSeconds
@@ -251,12 +256,7 @@ public struct GateConfig: Sendable, Equatable {
             let fields = try mapping(limits, "limits", ["connections", "connections_per_peer", "header_timeout_seconds", "idle_timeout_seconds",
                                                         "waits_per_host", "pending_per_host", "blob_bytes_per_host"])
             func number(_ key: String, _ range: ClosedRange<Int>) throws(AirlockError) -> Int? {
-                guard fields[key] != nil else { return nil }
-                let text = try string(fields[key], "limits.\(key)", line: limits.line)
-                guard let value = Int(text), range.contains(value) else {
-                    throw fail(fields[key]?.line ?? limits.line, "limits.\(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
-                }
-                return value
+                try whole(fields, "limits", key, range, line: limits.line, unit: "")
             }
             config.limits.connections = try number("connections", 16...1_000_000) ?? config.limits.connections
             config.limits.connectionsPerPeer = try number("connections_per_peer", 0...1_000_000) ?? config.limits.connectionsPerPeer
