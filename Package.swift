@@ -123,10 +123,12 @@ let package = Package(
             // bind-mounted into sandboxes needs no library there. The archives are named because
             // SwiftPM's static link omits the ones FoundationEssentials (used by
             // ArgumentParser) depends on. Airlock calls no NSS function (getpw*), which static
-            // glibc could not load.
+            // glibc could not load. Linked by lld (the toolchain's own): GNU ld and gold print
+            // glibc's link-time notes for getaddrinfo, dlopen, getpw* and mktemp in any static
+            // link (docs/building.md says why each does not apply here), lld does not.
             linkerSettings: [
                 .unsafeFlags([
-                    "-static-executable", "-Xlinker", "--start-group", "-lFoundationEssentials",
+                    "-use-ld=lld", "-static-executable", "-Xlinker", "--start-group", "-lFoundationEssentials",
                     "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
                     "-lswiftCore", "-Xlinker", "--end-group", "-lz",
                 ])

@@ -34,8 +34,8 @@ public enum PinnedFiles {
         }
     }
 
-    static func fileDigest(_ path: String) throws(Refusal) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    public static func fileDigest(_ path: String, followLinks: Bool = false) throws(Refusal) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (followLinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw Refusal("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var hasher = SHA256()

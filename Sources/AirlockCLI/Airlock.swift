@@ -1,4 +1,5 @@
 import AirlockCore
+import AirlockExecution
 import AirlockPolicy
 import ArgumentParser
 import Glibc
@@ -32,6 +33,12 @@ struct Airlock: ParsableCommand {
         // Inside a sandbox this binary is also the shim of each intercepted tool.
         if let argv0 = CommandLine.arguments.first, let tool = Shim.tool(invokedAs: argv0) {
             Glibc.exit(Shim.run(tool: tool, arguments: Array(CommandLine.arguments.dropFirst())))
+        }
+        // Inside a sandbox `bwrap` is this binary too: an agent's own sandbox cannot nest, and
+        // says why (docs/sandbox.md).
+        if let argv0 = CommandLine.arguments.first, argv0.split(separator: "/").last.map(String.init) == NestedSandbox.program {
+            writeError(NestedSandbox.explanation)
+            Glibc.exit(1)
         }
         // `airlock gate …` is airlock-gate's, --help included.
         if CommandLine.arguments.dropFirst().first == "gate" {

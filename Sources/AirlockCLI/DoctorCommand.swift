@@ -1,5 +1,6 @@
 import AirlockBroker
 import AirlockCore
+import AirlockExecution
 import AirlockPolicy
 import AirlockSandbox
 import ArgumentParser
@@ -12,9 +13,12 @@ struct DoctorCommand: ParsableCommand {
         discussion: """
             Checks user namespaces (and the sysctls or AppArmor settings that restrict them),
             seccomp, Landlock, cgroup v2, idmapped mounts (when run as root), then starts a real
-            sandbox, and finally a real `airlock run` whose probe fetches a page through the
+            sandbox, then a real `airlock run` whose probe fetches a page through the
             egress proxy (from a one-shot server on 127.0.0.1), is refused a host not on the
-            list, and finds no DNS and no route around the proxy. Exits 1 if a check fails.
+            list, and finds no DNS and no route around the proxy. Last, each intercepted tool
+            (aws, terraform, kubectl, helm, gh) as your shell in this directory finds it:
+            the program a session runs inside, through pyenv, tfenv or asdf shims and
+            symlinks, and what it needs mounted. Exits 1 if a check fails.
 
             With --credentials it lists instead what the broker's credential loaders read in
             this environment (AWS files and credential_process, kubeconfigs and the token
@@ -48,6 +52,7 @@ struct DoctorCommand: ParsableCommand {
         if !checks.contains(where: { $0.name == "sandbox" && $0.status == .failed }) {
             checks += EgressDoctor.checks(environment: environment)
         }
+        checks += Self.toolChecks(environment: environment)
         if json {
             let items = checks.map { check -> JSON in
                 var fields: [(String, JSON)] = [
@@ -66,6 +71,35 @@ struct DoctorCommand: ParsableCommand {
             }
         }
         if checks.contains(where: { $0.status == .failed }) { throw ExitCode(1) }
+    }
+
+    /// Each tool the default profiles intercept, resolved as `airlock run` here would: a
+    /// tool found that cannot run inside is a failure (sessions start without it).
+    static func toolChecks(environment: [String: String]) -> [DoctorCheck] {
+        let home = environment["HOME"] ?? "/"
+        let library = ProfileLibrary(environment: environment, home: home)
+        guard let stack = try? library.loadStack([]) else { return [] }
+        let stateDir = StateDirectory.resolve(explicit: nil, environment: environment, home: home)
+        let loaded: (tools: [InterceptedTool], problems: [ToolResolutionFailure])
+        do {
+            loaded = try InterceptedTool.load(stack.tools, library: library, environment: environment,
+                                              directory: resolvedHostPath(currentDirectoryPath()), stateDir: stateDir)
+        } catch {
+            return [DoctorCheck(name: "tools", status: .failed, detail: error.message, fix: error.hint)]
+        }
+        return stack.tools.map { name -> DoctorCheck in
+            if let tool = loaded.tools.first(where: { $0.name == name }) {
+                var detail = tool.binary
+                if let via = tool.via { detail += " (\(via), found \(tool.found))" } else if tool.found != tool.binary { detail += " (found \(tool.found))" }
+                if !tool.runtime.isEmpty { detail += "; mounts " + tool.runtime.joined(separator: ", ") }
+                return DoctorCheck(name: "tool \(name)", status: .ok, detail: detail + "; sha256 \(tool.digest.prefix(12))", fix: nil)
+            }
+            if let problem = loaded.problems.first(where: { $0.tool == name }) {
+                return DoctorCheck(name: "tool \(name)", status: .failed, detail: "\(problem.found): \(problem.why); sessions start without it",
+                                   fix: problem.fix)
+            }
+            return DoctorCheck(name: "tool \(name)", status: .ok, detail: "not installed (nothing to intercept)", fix: nil)
+        }
     }
 
     func showCredentials(environment: [String: String]) throws {

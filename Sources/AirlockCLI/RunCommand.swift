@@ -230,9 +230,13 @@ struct RunArguments {
             StartupTrace.mark("profiles")
             // Tool profiles are read and parsed on another core while the host is inspected.
             let toolNames = executionRequest == nil && !noBroker ? stack.tools : []
-            let cache = ToolProfileCache(stateDir: StateDirectory.resolve(explicit: stateDir, environment: environment, home: home))
+            let stateDirectory = StateDirectory.resolve(explicit: stateDir, environment: environment, home: home)
+            let cache = ToolProfileCache(stateDir: stateDirectory)
+            // Version files are read where the human's shell would run the tool: the workspace.
+            let toolDirectory = resolvedHostPath(workspace.map { $0.hasPrefix("/") ? $0 : currentDirectoryPath() + "/" + $0 } ?? currentDirectoryPath())
             let tools = Background { Result { () throws(AirlockError) in
-                try InterceptedTool.load(toolNames, library: library, home: home, path: environment["PATH"], cache: cache)
+                try InterceptedTool.load(toolNames, library: library, environment: environment, directory: toolDirectory,
+                                         stateDir: stateDirectory, cache: cache)
             } }
             var facts = try HostInspection.gather(
                 profiles: stack, workspace: executionRequest?.spec.snapshot ?? workspace, stateDir: stateDir, environment: environment)
@@ -243,7 +247,10 @@ struct RunArguments {
             if noBroker {
                 return try runAlone(layout: &layout, stack: stack, facts: facts, environment: environment, seccomp: seccomp)
             }
-            let agentTools = try tools.value.get()
+            let (agentTools, toolProblems) = try tools.value.get()
+            for problem in toolProblems {
+                writeError("airlock: \(problem.tool) is not available inside: \(problem.found): \(problem.why). To fix: \(problem.fix) (`airlock doctor` lists every tool)\n")
+            }
             StartupTrace.mark("tools")
             let gateTarget = try gate.map { url throws(AirlockError) -> GateTarget in
                 guard executionRequest == nil else { throw AirlockError("--gate is for agent sessions") }

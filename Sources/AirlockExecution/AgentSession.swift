@@ -91,10 +91,10 @@ public final class AgentSession: @unchecked Sendable {
         home = environment["HOME"] ?? "/"
         if let execution {
             let (profile, text) = try InterceptedTool.profile(execution.tool, library: library)
-            guard let binary = InterceptedTool.installed(profile, home: home, path: environment["PATH"]) else {
-                throw AirlockError("\(execution.tool) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
-            }
-            let tool = InterceptedTool(profile: profile, text: text, binary: binary)
+            // The program the session or the proposal pinned, checked by digest: never what
+            // this process's PATH finds now.
+            let tool = try InterceptedTool.pinned(profile, text: text, binary: execution.spec.binary, digest: execution.spec.binaryDigest,
+                                                  environment: environment, stateDir: facts.stateDir)
             if let refusal = tool.refusalToExecute(workspace: facts.workspace, stateDir: facts.stateDir) { throw AirlockError(refusal) }
             tools = [tool]
         } else {
@@ -218,6 +218,7 @@ public final class AgentSession: @unchecked Sendable {
             execution.prepare(&layout, tool: tool)
         } else if let binary = HostInspection.realPath("/proc/self/exe") {
             for tool in tools { tool.addShim(to: &layout, airlockBinary: binary, home: home) }
+            NestedSandbox.addExplanation(to: &layout, airlockBinary: binary)
         }
         layout.addLoginShellProfile(hostHasEtcProfile: hasEtcProfile)
     }
@@ -250,6 +251,12 @@ public final class AgentSession: @unchecked Sendable {
 
     private func startServing(_ listeners: [Int32]) {
         log.write("session \(id) started: upstream \(upstream), workspace \(record.workspace)")
+        // What each intercepted tool is for this session (docs/tools.md): every command
+        // proposal pins the same program and digest.
+        for tool in tools {
+            log.write("tool \(tool.name): \(tool.binary) sha256:\(tool.digest)" + (tool.via.map { " (\($0), found \(tool.found))" } ?? "")
+                      + (tool.runtime.isEmpty ? "" : "; runtime " + tool.runtime.joined(separator: ", ")))
+        }
         var waiting = listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         while poll(&waiting, nfds_t(waiting.count), -1) < 0 && errno == EINTR {}
         StartupTrace.mark("first-connection")

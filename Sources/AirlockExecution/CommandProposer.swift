@@ -314,6 +314,8 @@ public final class CommandProposer: @unchecked Sendable {
             summary += " (\(operations) operation\(operations == 1 ? "" : "s"))"
         }
         let config = runner.cliConfig
+        // The program the session resolved and its digest (docs/tools.md): the apply runs it.
+        pins.append(("binary", .string(tool.digest)))
         let payload = CommandPayload(
             tool: tool.profile.tool, binary: tool.binary, command: [tool.profile.tool] + arguments, apply: steps.apply.arguments,
             workspace: workspace, directory: ruling.workingDirectory, artifact: key,

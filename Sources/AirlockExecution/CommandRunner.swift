@@ -134,10 +134,11 @@ public struct CommandRunner: PayloadRunner {
         }
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
         let (profile, text) = try InterceptedTool.profile(payload.tool, library: library)
-        guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/", path: environment["PATH"]) else {
-            throw AirlockError("\(payload.tool) is not installed here (looked in \(profile.binaries.joined(separator: ", ")))")
-        }
-        let tool = InterceptedTool(profile: profile, text: text, binary: binary)
+        // The program the proposal pinned (path and digest), not what PATH finds now: nothing
+        // written since (a version file, a PATH entry) changes what the approval runs. A
+        // proposal from before pins existed names its program without a digest.
+        let tool = try InterceptedTool.pinned(profile, text: text, binary: payload.binary, digest: payload.pins["binary"],
+                                              environment: environment, stateDir: stateDir)
         if let refusal = tool.refusalToExecute(workspace: payload.workspace, stateDir: stateDir) {
             throw AirlockError(refusal)
         }

@@ -169,6 +169,8 @@ public struct ExecutionRunner {
         spec.spool = spoolInto != nil
         spec.kubernetesEndpoint = kubernetesEndpoint
         spec.githubEndpoint = githubEndpoint
+        spec.binary = tool.binary
+        spec.binaryDigest = tool.digest
         return spec
     }
 

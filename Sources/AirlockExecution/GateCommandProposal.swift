@@ -175,10 +175,14 @@ public struct GateCommandIntake: Sendable {
         }
         let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
         let (profile, text) = try InterceptedTool.profile(name, library: library)
-        guard let binary = InterceptedTool.installed(profile, home: environment["HOME"] ?? "/", path: environment["PATH"]) else {
-            throw AirlockError("\(name) is not installed on the gate (looked in \(profile.binaries.joined(separator: ", ")))", code: .toolMissing)
+        // The gate's own tool, as its PATH finds it (version files from the gate's home, never
+        // from the uploaded workspace, which the agent wrote); pinned by digest in the payload.
+        let tool: InterceptedTool
+        do {
+            tool = try InterceptedTool.resolve(profile, text: text, environment: environment, directory: environment["HOME"] ?? "/", stateDir: stateDir)
+        } catch {
+            throw AirlockError("on the gate: \(error.message)", hint: error.hint, code: .toolMissing)
         }
-        let tool = InterceptedTool(profile: profile, text: text, binary: binary)
         let proposer = CommandProposer(
             sessionID: sessionID, stateDir: stateDir, workspace: workspace, tools: [tool], store: store,
             log: BrokerLog(path: nil), environment: environment, awsEndpoint: awsEndpoint, awsProfile: awsProfile, upstream: upstream,

@@ -4,14 +4,22 @@ import AirlockSandbox
 import Glibc
 
 /// A tool a session intercepts: its profile (and the text the shim reads inside) and the
-/// real binary on the host.
+/// program the human's shell would run, resolved at session start and pinned by digest
+/// (docs/tools.md).
 public struct InterceptedTool: Sendable {
     public let name: String
     public let text: String
+    /// The real program (shims and symlinks resolved).
     public let binary: String
-    /// A script's interpreter installation outside the system directories (the venv of a
-    /// pip-installed aws CLI): mounted read-only wherever the tool runs.
-    public let runtime: String?
+    /// What the human's PATH found (a shim, a wrapper, a symlink, or `binary` itself).
+    public let found: String
+    /// How it was reached: "pyenv 3.11.7", "tfenv 1.5.7", "pipx"; nil for a plain program.
+    public let via: String?
+    /// Directories the program needs (an interpreter installation, a venv, a version's
+    /// directory): mounted read-only at their own paths wherever the tool runs.
+    public let runtime: [String]
+    /// SHA-256 of `binary` when the session started (or as the proposal pinned it).
+    public let digest: String
     /// Where the profile says the binary may be (kept apart from the parsed profile: the
     /// sandbox's layout needs only these).
     public let binaries: [String]
@@ -21,39 +29,62 @@ public struct InterceptedTool: Sendable {
     /// parsed already.
     public var profile: ToolProfile { parsed.value }
 
-    public init(profile: ToolProfile, text: String, binary: String) {
-        self.init(name: profile.tool, text: text, binary: binary, binaries: profile.binaries, parsed: ParsedToolProfile(profile))
+    public init(profile: ToolProfile, text: String, resolution: ToolResolution, digest: String) {
+        self.init(name: profile.tool, text: text, resolution: resolution, digest: digest, binaries: profile.binaries, parsed: ParsedToolProfile(profile))
     }
 
-    private init(name: String, text: String, binary: String, binaries: [String], parsed: ParsedToolProfile) {
+    private init(name: String, text: String, resolution: ToolResolution, digest: String, binaries: [String], parsed: ParsedToolProfile) {
         self.name = name
         self.text = text
-        self.binary = binary
+        binary = resolution.binary
+        found = resolution.found
+        via = resolution.via
+        runtime = resolution.runtime
+        self.digest = digest
         self.binaries = binaries
         self.parsed = parsed
-        runtime = Self.runtimeDirectory(of: binary)
     }
 
-    /// `#!/home/me/venv/bin/python3` → `/home/me/venv`, when that is not a system directory.
-    public static func runtimeDirectory(of binary: String) -> String? {
-        guard let head = try? readFile(binary, limit: 512), head.starts(with: [0x23, 0x21]) else { return nil }
-        let line = String(decoding: head.dropFirst(2).prefix { $0 != 0x0A }, as: UTF8.self)
-        guard let interpreter = line.split(separator: " ").first.map(String.init), interpreter.hasPrefix("/"),
-              !SandboxLayout.isSystemPath(interpreter) else { return nil }
-        let directory = PathResolution.normalize(String(interpreter[..<interpreter.lastIndex(of: "/")!]))
-        guard directory.hasSuffix("/bin") else { return nil }
-        let prefix = String(directory.dropLast(4))
-        // Only a Python virtual environment, and never one that holds a home (mounting it
-        // would show ~/.aws and the rest): a runtime, not a user's files.
-        guard !prefix.isEmpty, access(prefix + "/pyvenv.cfg", R_OK) == 0, !prefix.hasPrefix("/home/") || prefix.split(separator: "/").count > 2,
-              prefix != "/root" else { return nil }
-        return prefix
+    /// The tool as the human's shell finds it here (`environment`'s PATH, then the profile's
+    /// binaries; version files read from `directory` up), with its digest.
+    public static func resolve(_ profile: ToolProfile, text: String, environment: [String: String], directory: String,
+                               stateDir: String?) throws(AirlockError) -> InterceptedTool {
+        let resolver = ToolResolver(environment: environment, home: environment["HOME"] ?? "/", directory: directory)
+        switch resolver.resolve(profile.tool, fallbacks: profile.binaries) {
+        case .notInstalled:
+            throw AirlockError("\(profile.tool) is not installed here (looked in PATH, then \(profile.binaries.filter { $0 != "$PATH" }.joined(separator: ", ")))")
+        case .failed(let failure):
+            throw AirlockError("\(failure.tool) cannot run in a sandbox: \(failure.found): \(failure.why)", hint: failure.fix)
+        case .resolved(let resolution):
+            return InterceptedTool(profile: profile, text: text, resolution: resolution, digest: try ToolDigest.of(resolution.binary, stateDir: stateDir))
+        }
     }
 
-    /// Inside the sandbox: the real binary, the shim's copy of the profile.
-    public static let directory = SandboxLayout.runDirectory + "/tools"
-    public var realPath: String { Self.directory + "/" + name }
-    public var profilePath: String { Self.directory + "/" + name + ".yaml" }
+    /// The program a proposal pinned, if its bytes are still the pinned ones: what an
+    /// execution runs, whatever PATH or a version file says now.
+    public static func pinned(_ profile: ToolProfile, text: String, binary: String, digest: String?, environment: [String: String],
+                              stateDir: String?) throws(AirlockError) -> InterceptedTool {
+        guard binary.hasPrefix("/"), HostPath.normalize(binary) == binary else { throw AirlockError("the pinned \(profile.tool) is not an absolute path: \(binary)") }
+        let resolver = ToolResolver(environment: environment, home: environment["HOME"] ?? "/", directory: "/")
+        guard resolver.isProgram(binary) else {
+            throw AirlockError("\(profile.tool) as pinned (\(binary)) is gone; nothing ran. Make a new proposal")
+        }
+        let actual = try ToolDigest.of(binary, stateDir: stateDir)
+        if let digest, actual != digest {
+            throw AirlockError("\(binary) changed since it was pinned (sha256 \(digest.prefix(12))…, now \(actual.prefix(12))…); nothing ran. Make a new proposal")
+        }
+        switch resolver.resolve(profile.tool, found: binary, depth: 0) {
+        case .notInstalled:
+            throw AirlockError("\(profile.tool) as pinned (\(binary)) is gone; nothing ran. Make a new proposal")
+        case .failed(let failure):
+            throw AirlockError("\(failure.tool) cannot run in a sandbox: \(failure.found): \(failure.why)", hint: failure.fix)
+        case .resolved(let resolution):
+            guard resolution.binary == binary else {
+                throw AirlockError("the pinned \(profile.tool) (\(binary)) is not a program but leads to \(resolution.binary); nothing ran. Make a new proposal")
+            }
+            return InterceptedTool(profile: profile, text: text, resolution: resolution, digest: actual)
+        }
+    }
 
     /// Finds `profiles/tools/NAME.yaml` in the profile search path.
     public static func profile(_ name: String, library: ProfileLibrary) throws(AirlockError) -> (ToolProfile, String) {
@@ -83,12 +114,17 @@ public struct InterceptedTool: Sendable {
     }
 
     /// The tools the profiles name that are installed here (a tool that is not installed
-    /// has nothing to intercept). A profile whose exact text this build of Airlock parsed
-    /// before (`ToolProfileCache`) is not parsed again now: parsing the five shipped profiles
-    /// took ~3 ms of every start-up; the broker parses one when the agent first runs it.
-    public static func load(_ names: [String], library: ProfileLibrary, home: String, path: String? = nil,
-                     cache: ToolProfileCache? = nil) throws(AirlockError) -> [InterceptedTool] {
+    /// has nothing to intercept), resolved as the human's shell in `directory` finds them;
+    /// and those found that cannot run inside (which, why, what to do). A profile whose exact
+    /// text this build of Airlock parsed before (`ToolProfileCache`) is not parsed again now:
+    /// parsing the five shipped profiles took ~3 ms of every start-up; the broker parses one
+    /// when the agent first runs it.
+    public static func load(_ names: [String], library: ProfileLibrary, environment: [String: String], directory: String,
+                            stateDir: String?, cache: ToolProfileCache? = nil) throws(AirlockError)
+        -> (tools: [InterceptedTool], problems: [ToolResolutionFailure]) {
         var tools: [InterceptedTool] = []
+        var problems: [ToolResolutionFailure] = []
+        let resolver = ToolResolver(environment: environment, home: environment["HOME"] ?? "/", directory: directory)
         for name in names {
             let (text, source) = try Self.profileText(name, library: library)
             let summary: ToolProfileCache.Summary
@@ -101,52 +137,51 @@ public struct InterceptedTool: Sendable {
                 cache?.remember(summary, of: text, source: source)
                 parsed = profile
             }
-            guard let binary = installed(name, binaries: summary.binaries, home: home, path: path) else { continue }
-            tools.append(InterceptedTool(name: name, text: text, binary: binary, binaries: summary.binaries,
-                                         parsed: parsed.map(ParsedToolProfile.init) ?? ParsedToolProfile(text: text, source: source, name: name)))
-        }
-        return tools
-    }
-
-    public static func installed(_ profile: ToolProfile, home: String, path searchPath: String? = nil) -> String? {
-        installed(profile.tool, binaries: profile.binaries, home: home, path: searchPath)
-    }
-
-    public static func installed(_ tool: String, binaries: [String], home: String, path searchPath: String?) -> String? {
-        for candidate in binaries {
-            var paths = [HostPath.expandingTilde(candidate, home: home)]
-            if candidate == "$PATH" {
-                // Not Airlock's own directories (inside a sandbox the shim is first there).
-                paths = (searchPath ?? "").split(separator: ":").filter { $0.hasPrefix("/") && !$0.hasPrefix(SandboxLayout.runDirectory) }
-                    .map { $0 + "/" + tool }
-            }
-            for path in paths {
-                if access(path, X_OK) == 0, let real = HostInspection.realPath(path), !real.hasSuffix("/airlock") { return real }
+            switch resolver.resolve(name, fallbacks: summary.binaries) {
+            case .notInstalled:
+                continue
+            case .failed(let failure):
+                problems.append(failure)
+            case .resolved(let resolution):
+                let digest: String
+                do {
+                    digest = try ToolDigest.of(resolution.binary, stateDir: stateDir)
+                } catch {
+                    problems.append(ToolResolutionFailure(tool: name, found: resolution.found, why: error.message, fix: "check the file's permissions"))
+                    continue
+                }
+                tools.append(InterceptedTool(name: name, text: text, resolution: resolution, digest: digest, binaries: summary.binaries,
+                                             parsed: parsed.map(ParsedToolProfile.init) ?? ParsedToolProfile(text: text, source: source, name: name)))
             }
         }
-        return nil
+        return (tools, problems)
     }
+
+    /// Inside the sandbox: the real binary, the shim's copy of the profile.
+    public static let directory = SandboxLayout.runDirectory + "/tools"
+    public var realPath: String { Self.directory + "/" + name }
+    public var profilePath: String { Self.directory + "/" + name + ".yaml" }
 
     /// In the agent's sandbox: the real binary at /run/airlock/tools/NAME, the shim (this
     /// binary) at /run/airlock/bin/NAME and over the tool's usual paths that the sandbox shows.
     public func addShim(to layout: inout SandboxLayout, airlockBinary: String, home: String) {
         layout.addReadOnlyBind(source: binary, target: realPath, directory: false)
-        if let runtime { layout.addReadOnlyBind(source: runtime, target: runtime, directory: true) }
+        for directory in runtime { layout.addReadOnlyBind(source: directory, target: directory, directory: true) }
         layout.addFile(profilePath, contents: text)
         // A symlink to /run/airlock/bin/airlock (already mounted for `airlock wait`): run
         // through it, argv[0] names the tool. Cheaper than another mount (start-up time).
         layout.mounts.append(.symlink(target: SandboxLayout.runDirectory + "/bin/" + name, pointsTo: "airlock"))
         var covered = Set<String>()
-        for candidate in binaries {
+        for candidate in binaries + [found] {
             let path = HostPath.expandingTilde(candidate, home: home)
             guard access(path, X_OK) == 0, let real = HostInspection.realPath(path),
                   SandboxLayout.isSystemPath(real), covered.insert(real).inserted else { continue }
             layout.addReadOnlyBind(source: airlockBinary, target: real, directory: false)
         }
-        // Found on PATH inside a virtual environment the sandbox shows (it is mounted above):
-        // the shim covers the venv's own `bin/aws` too, so calling it by path is still one
-        // proposal per command rather than one per API call.
-        if let runtime, binary.hasPrefix(runtime + "/"), covered.insert(binary).inserted {
+        // Inside a runtime the sandbox shows (a venv, a pyenv version, mounted above): the shim
+        // covers the program there too, so calling it by path is still one proposal per
+        // command rather than one per API call.
+        if runtime.contains(where: { HostPath.isWithin(binary, $0) }), covered.insert(binary).inserted {
             layout.addReadOnlyBind(source: airlockBinary, target: binary, directory: false)
         }
     }
@@ -155,8 +190,7 @@ public struct InterceptedTool: Sendable {
     /// it must not be where the agent can write (the workspace, the state directory), or the
     /// agent could change what the approval runs after the human looked.
     public func refusalToExecute(workspace: String, stateDir: String) -> String? {
-        for (what, path) in [("binary", binary), ("runtime", runtime)] {
-            guard let path else { continue }
+        for (what, path) in [("binary", binary)] + runtime.map({ ("runtime", $0) }) {
             for (place, root) in [("the workspace", workspace), ("the state directory", stateDir)]
             where path == root || path.hasPrefix(root + "/") || root.hasPrefix(path + "/") {
                 return "\(name)'s \(what) \(path) is inside \(place), where the agent can write: an approved run will not execute it. Install \(name) outside the workspace (pipx, /usr/local)"
@@ -168,7 +202,7 @@ public struct InterceptedTool: Sendable {
     /// In an execution sandbox: the real binary only.
     public func addBinary(to layout: inout SandboxLayout) {
         layout.addReadOnlyBind(source: binary, target: realPath, directory: false)
-        if let runtime { layout.addReadOnlyBind(source: runtime, target: runtime, directory: true) }
+        for directory in runtime { layout.addReadOnlyBind(source: directory, target: directory, directory: true) }
     }
 }
 

@@ -160,11 +160,14 @@ import Testing
 
     static func spec(snapshot: String = artifact + "/snapshot", workspace: String = "/work/app", directory: String = "/work/app/infra",
                      binds: [ExecutionSpec.Bind] = []) -> ExecutionSpec {
-        ExecutionSpec(mode: .apply(proposalID: "ab12cd34"), tool: "terraform", artifact: artifact, workspace: workspace,
-                      snapshot: snapshot, snapshotWritable: false, directory: directory, binds: binds,
-                      environment: ["TF_DATA_DIR": "/run/airlock/artifact/tfdata"],
-                      allow: [(rule: "registry.terraform.io", source: "tool"), (rule: "[::1]:8080", source: "test")],
-                      deny: [(rule: "evil.example", source: "profile")], addresses: ["10.0.0.5/32"])
+        var spec = ExecutionSpec(mode: .apply(proposalID: "ab12cd34"), tool: "terraform", artifact: artifact, workspace: workspace,
+                                 snapshot: snapshot, snapshotWritable: false, directory: directory, binds: binds,
+                                 environment: ["TF_DATA_DIR": "/run/airlock/artifact/tfdata"],
+                                 allow: [(rule: "registry.terraform.io", source: "tool"), (rule: "[::1]:8080", source: "test")],
+                                 deny: [(rule: "evil.example", source: "profile")], addresses: ["10.0.0.5/32"])
+        spec.binary = "/home/me/.tfenv/versions/1.5.7/terraform"
+        spec.binaryDigest = String(repeating: "ab", count: 32)
+        return spec
     }
 
     @Test func roundTrips() throws {
@@ -180,6 +183,8 @@ import Testing
     @Test(arguments: [
         ("artifact", "/var/state/artifacts/../../etc"), ("artifact", "/elsewhere/artifacts/x"), ("snapshot", "/home/user/project"),
         ("snapshot", "/var/state/artifacts/0123abcd"), ("directory", "/etc"), ("workspace", "/"), ("mode", "apply:../x"),
+        // The pinned program: an absolute, normalized path and a SHA-256.
+        ("binary", "terraform"), ("binary", "/usr/bin/../../tmp/terraform"), ("binary_sha256", "abc"),
     ])
     func specsOutsideTheirArtifactAreRefused(_ field: String, _ value: String) throws {
         guard case .object(var fields) = Self.spec().json else { return }

@@ -78,6 +78,11 @@ public struct ExecutionSpec: Sendable, Equatable {
     /// Likewise for GitHub: the run's gh holds the session's token, the broker's GitHub
     /// gateway adds the human's (docs/github.md, "Execution sandboxes").
     public var githubEndpoint: Bool = false
+    /// The tool's program as the session or the proposal pinned it, and its SHA-256: the
+    /// execution runs exactly this, whatever PATH or a version file says when it starts
+    /// (docs/tools.md).
+    public var binary: String = ""
+    public var binaryDigest: String = ""
 
     /// The spool file of an execution whose spec sets `spool`.
     public var spoolPath: String { artifact + "/calls.jsonl" }
@@ -118,7 +123,7 @@ public struct ExecutionSpec: Sendable, Equatable {
             ("environment", .object(environment.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
             ("allow", rules(allow)), ("deny", rules(deny)), ("addresses", .array(addresses.map { .string($0) })),
             ("spool", .bool(spool)), ("kubernetes_endpoint", .bool(kubernetesEndpoint)),
-            ("github_endpoint", .bool(githubEndpoint)),
+            ("github_endpoint", .bool(githubEndpoint)), ("binary", .string(binary)), ("binary_sha256", .string(binaryDigest)),
         ])
     }
 
@@ -173,6 +178,11 @@ public struct ExecutionSpec: Sendable, Equatable {
         spec.spool = json["spool"]?.bool ?? false
         spec.kubernetesEndpoint = json["kubernetes_endpoint"]?.bool ?? false
         spec.githubEndpoint = json["github_endpoint"]?.bool ?? false
+        guard let binary = json["binary"]?.string, isClean(binary), let digest = json["binary_sha256"]?.string, digest.count == 64 else {
+            throw invalid("the tool's pinned program and digest are missing")
+        }
+        spec.binary = binary
+        spec.binaryDigest = digest
         return spec
     }
 
