@@ -37,8 +37,7 @@ struct Airlock: ParsableCommand {
         // Inside a sandbox `bwrap` is this binary too: an agent's own sandbox cannot nest, and
         // says why (docs/sandbox.md).
         if let argv0 = CommandLine.arguments.first, argv0.split(separator: "/").last.map(String.init) == NestedSandbox.program {
-            writeError(NestedSandbox.explanation)
-            Glibc.exit(1)
+            Glibc.exit(NestedSandbox.run(Array(CommandLine.arguments.dropFirst())))
         }
         // `airlock gate …` is airlock-gate's, --help included.
         if CommandLine.arguments.dropFirst().first == "gate" {

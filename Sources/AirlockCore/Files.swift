@@ -63,6 +63,11 @@ public func writeStandardError(_ text: String) {
     text.withCString { _ = write(2, $0, strlen($0)) }
 }
 
+/// Writes to standard output unbuffered, likewise.
+public func writeStandardOutput(_ text: String) {
+    text.withCString { _ = write(1, $0, strlen($0)) }
+}
+
 /// `path` with the symlinks of its longest existing prefix resolved and the rest (what does not
 /// exist yet) appended: where a file there is, or would be created. `path` must be absolute.
 public func resolvedHostPath(_ path: String) -> String {

@@ -22,11 +22,37 @@ public enum NestedSandbox {
 
         """
 
+    /// `bwrap --help`: what this program is. It names bubblewrap's options because it reads
+    /// them all and refuses each sandbox they ask for: Codex picks a `bwrap` from PATH only
+    /// when its help lists `--perms` (else it runs its bundled copy, whose error says nothing
+    /// of Airlock).
+    public static let help = """
+        usage: bwrap [OPTIONS...] [--] COMMAND [ARGS...]
+
+        This bwrap is Airlock's. It reads bubblewrap's options (--unshare-user, --unshare-net, --ro-bind,
+        --bind, --proc, --dev, --tmpfs, --perms, --argv0, --ro-bind-fd, --as-pid-1, --die-with-parent and
+        the rest) and refuses every sandbox they ask for, saying why:
+
+        """ + explanation
+
+    /// What `bwrap ARGS…` does inside: the help, or the refusal (exit 1, as bubblewrap's own
+    /// failures).
+    public static func run(_ arguments: [String]) -> Int32 {
+        if arguments.contains("--help") || arguments.contains("--version") {
+            writeStandardOutput(arguments.contains("--help") ? help : "bwrap (Airlock): nested sandboxes are refused\n")
+            return 0
+        }
+        writeStandardError(explanation)
+        return 1
+    }
+
     /// Where the system keeps bubblewrap, if it does: covered by the explanation too.
     static let systemPaths = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
 
     public static func addExplanation(to layout: inout SandboxLayout, airlockBinary: String) {
-        layout.mounts.append(.symlink(target: SandboxLayout.runDirectory + "/bin/" + program, pointsTo: "airlock"))
+        // A bind of this binary, not a symlink to it as the tools' shims are: Codex resolves
+        // the `bwrap` it finds to its real path and runs that, so the name must survive.
+        layout.addReadOnlyBind(source: airlockBinary, target: SandboxLayout.runDirectory + "/bin/" + program, directory: false)
         var covered = Set<String>()
         for path in systemPaths where access(path, X_OK) == 0 {
             guard let real = HostInspectionPaths.realPath(path), SandboxLayout.isSystemPath(real), covered.insert(real).inserted else { continue }

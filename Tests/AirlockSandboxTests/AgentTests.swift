@@ -176,6 +176,27 @@ import Testing
     }
 }
 
+extension AgentTests {
+    /// Codex asked for its own sandbox (`--sandbox workspace-write`): bubblewrap cannot nest
+    /// inside Airlock's (docs/sandbox.md, "Agents that bring their own sandbox"), and the
+    /// refusal explains itself where the user and the model see it: Codex looks for `bwrap`
+    /// in PATH before its bundled copy, and inside that is Airlock saying what to set.
+    @Test func codexsOwnSandboxIsToldAirlockIsTheSandbox() throws {
+        guard Agents.available(Agents.codex, "Codex"), let codex = Agents.codex, Launch.anyAvailable() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let model = try ModelServer(directory: scene.root, commands: ["echo NESTED-PROBE-RAN > probe.txt; cat probe.txt"])
+        let settings = ["OPENAI_API_KEY": "sk-dummy-for-tests"]
+        let out = scene.run([codex, "exec", "--skip-git-repo-check", "--sandbox", "workspace-write"] + Self.codexProvider(model) + ["Probe."],
+                            options: ["--profile", scene.agentTestProfile(model), "--profile", "codex"], timeout: 240,
+                            extraEnvironment: environment(model, settings))
+        let seen = out.stdout + out.stderr + model.conversation.joined()
+        #expect(seen.contains("runs inside Airlock's sandbox") && seen.contains("danger-full-access"),
+                "Codex's output or the model's next request carries the explanation:\n\(out)\n\(model.conversation.joined().suffix(3000))")
+        // Nothing ran outside a sandbox: the command never happened.
+        #expect(!FileManager.default.fileExists(atPath: scene.workspace + "/probe.txt"))
+    }
+}
+
 /// Login and interactive shells keep Airlock's PATH and variables: Debian's /etc/profile
 /// resets PATH, and Codex (among others) runs every command through `bash -lc`.
 @Suite struct LoginShellTests {
