@@ -96,12 +96,30 @@ public struct ToolResolver: Sendable {
     func program(_ tool: String, found: String, real: String, via: String?, runtime base: [String] = []) -> Outcome {
         var runtime = base
         for store in Self.stores where HostPath.isWithin(real, store) && !runtime.contains(store) { runtime.append(store) }
-        if let loader = ELFInterpreter.of(real), !SandboxLayout.isSystemPath(loader),
+        if !SandboxLayout.isSystemPath(real), let version = Self.versionDirectory(of: real), !runtime.contains(where: { HostPath.isWithin(version, $0) }) {
+            runtime.append(version)
+        }
+        // A system program's loader is the system's: only others are read (start-up time).
+        if !SandboxLayout.isSystemPath(real), let loader = ELFInterpreter.of(real), !SandboxLayout.isSystemPath(loader),
            !runtime.contains(where: { HostPath.isWithin(loader, $0) }) {
             return fail(tool, found, "\(real) is linked against \(loader), outside the system directories the sandbox shows",
                         "install \(tool) from your distribution or its vendor's static build")
         }
         return checked(tool, ToolResolution(found: found, binary: real, via: via, runtime: runtime))
+    }
+
+    /// The version directory a program lies in, when its path is a version manager's layout:
+    /// `…/versions/V/PROGRAM` or `…/versions/V/bin/PROGRAM` (pyenv, tfenv, nodenv),
+    /// `…/installs/PLUGIN/V/bin/PROGRAM` (asdf, mise). The same directory whether the program
+    /// was reached through the manager's shim at session start or named by a pin later.
+    static func versionDirectory(of program: String) -> String? {
+        var directory = HostPath.parent(of: program)
+        for _ in 0..<3 where HostPath.depth(directory) >= 3 {
+            let parent = HostPath.parent(of: directory)
+            if parent.hasSuffix("/versions") || HostPath.parent(of: parent).hasSuffix("/installs") { return directory }
+            directory = parent
+        }
+        return nil
     }
 
     /// Package stores whose programs need the store itself: read-only, content-addressed, no

@@ -1,4 +1,6 @@
 @testable import AirlockExecution
+import AirlockCore
+import AirlockPolicy
 import Foundation
 import Glibc
 import Testing
@@ -224,6 +226,39 @@ import Testing
         #expect(env?.why.contains("env python3") == true, "\(String(describing: env))")
         // With the system's python3 first, it is fine.
         #expect(resolved(h.resolver(path: [h.home + "/envtool", "/usr/bin"]).resolve("aws"))?.runtime == [])
+    }
+
+    /// What an execution runs: the pinned path, if its bytes are the pinned ones; never a
+    /// shim (which would choose again); its version directory found from the path alone.
+    @Test func aPinnedProgramRunsOnlyUnchanged() throws {
+        let h = try home()
+        let program = h.home + "/.tfenv/versions/1.5.7/terraform"
+        try script(program, body: "echo Terraform v1.5.7")
+        let profile = ToolProfile(tool: "terraform", source: "test")
+        let environment = ["HOME": h.home, "PATH": "/usr/bin:/bin"]
+        let state = h.root + "/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let first = try InterceptedTool.pinned(profile, text: "", binary: program, digest: nil, environment: environment, stateDir: state)
+        #expect(first.runtime == [h.home + "/.tfenv/versions/1.5.7"])
+        #expect(try InterceptedTool.pinned(profile, text: "", binary: program, digest: first.digest, environment: environment, stateDir: state).binary == program)
+        // Changed after it was pinned (the cache keyed by the file's times does not hide it).
+        try script(program, body: "echo something else")
+        #expect(throws: AirlockError.self) {
+            try InterceptedTool.pinned(profile, text: "", binary: program, digest: first.digest, environment: environment, stateDir: state)
+        }
+        do {
+            _ = try InterceptedTool.pinned(profile, text: "", binary: program, digest: first.digest, environment: environment, stateDir: state)
+        } catch {
+            #expect(error.message.contains("changed since it was pinned"), "\(error.message)")
+        }
+        // Not absolute, gone, or a shim: refused.
+        for bad in ["terraform", h.home + "/.tfenv/versions/9.9.9/terraform"] {
+            #expect(throws: AirlockError.self) { try InterceptedTool.pinned(profile, text: "", binary: bad, digest: nil, environment: environment, stateDir: state) }
+        }
+        let root = try pyenv(h, versions: ["3.11.7"], global: "3.11.7")
+        #expect(throws: AirlockError.self) {
+            try InterceptedTool.pinned(profile, text: "", binary: root + "/shims/aws", digest: nil, environment: environment, stateDir: state)
+        }
     }
 
     @Test func elfInterpreterIsRead() {

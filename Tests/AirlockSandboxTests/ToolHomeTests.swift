@@ -20,6 +20,9 @@ import Testing
         var terraformVia: @Sendable (HumanHome) -> (binary: String, via: String)
         /// The shell command with which the agent selects the decoy for the human's shell.
         var selectDecoy: String
+        /// Whether the agent selects it only after proposing the apply (else before: then the
+        /// plan is prepared with the decoy selected in the snapshot too).
+        var decoyAfterProposal: Bool
         var humanTerraform: @Sendable (HumanHome) -> String
     }
 
@@ -29,7 +32,7 @@ import Testing
         path: { "\($0.tfenvRoot)/bin:\($0.pyenvRoot)/shims:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
         awsVia: { ($0.pyenvPrefix + "/bin/aws", "pyenv " + HumanHome.python.version) },
         terraformVia: { ($0.tfenvRoot + "/versions/\(HumanHome.terraformVersion)/terraform", "tfenv " + HumanHome.terraformVersion) },
-        selectDecoy: "echo 1.0.0 > .terraform-version", humanTerraform: { $0.tfenvRoot + "/bin/terraform" })
+        selectDecoy: "echo 1.0.0 > .terraform-version", decoyAfterProposal: false, humanTerraform: { $0.tfenvRoot + "/bin/terraform" })
 
     static let pipxAndAsdf = Manager(
         name: "pipx and asdf", launch: .unprivileged,
@@ -37,7 +40,7 @@ import Testing
         path: { "\($0.home)/.local/bin:\($0.asdfData)/shims:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
         awsVia: { ($0.pipxVenv + "/bin/aws", "pipx") },
         terraformVia: { ($0.asdfData + "/installs/terraform/\(HumanHome.terraformVersion)/bin/terraform", "asdf terraform " + HumanHome.terraformVersion) },
-        selectDecoy: "echo 'terraform 1.0.0' > .tool-versions", humanTerraform: { $0.asdfData + "/shims/terraform" })
+        selectDecoy: "echo 'terraform 1.0.0' > .tool-versions", decoyAfterProposal: true, humanTerraform: { $0.asdfData + "/shims/terraform" })
 
     @Test(arguments: ["pyenv and tfenv", "pipx and asdf"])
     func toolsRunAsTheShellFindsThemAndStayPinned(_ which: String) throws {
@@ -61,6 +64,7 @@ import Testing
         #expect(hostAWS.stdout.contains("aws-cli/") || hostAWS.stderr.contains("aws-cli/"), "\(hostAWS)")
 
         let canaries = human.canaryPaths.map { "'\($0)'" }.joined(separator: " ")
+        let decoy = "\(manager.selectDecoy)\nterraform version > tf-version-after.txt 2>&1"
         var approvals: [Outcome] = []
         var shown: [String] = []
         let out = scene.run(["/bin/sh", "-c", """
@@ -70,11 +74,11 @@ import Testing
             grep -o 'Proposal [0-9a-f]*' cp.err | cut -d' ' -f2 > cp.id
             terraform version > tf-version.txt 2>&1
             for f in \(canaries); do cat "$f"; done > canaries.txt 2>&1
-            \(manager.selectDecoy)
-            terraform version > tf-version-after.txt 2>&1
+            \(manager.decoyAfterProposal ? "" : decoy)
             terraform init -no-color > init.txt 2>&1
             terraform apply -auto-approve -no-color > apply.out 2> apply.err; echo $? > apply.rc
             grep -o 'Proposal [0-9a-f]*' apply.err | cut -d' ' -f2 > tf.id
+            \(manager.decoyAfterProposal ? decoy : "")
             touch proposed
             airlock wait $(cat cp.id) --timeout 200 > cp.wait 2>&1; echo $? > cp.wait.rc
             airlock wait $(cat tf.id) --timeout 200 > tf.wait 2>&1; echo $? > tf.wait.rc
