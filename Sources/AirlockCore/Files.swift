@@ -11,7 +11,9 @@ public func readFile(_ path: String, limit: Int) throws(AirlockError) -> [UInt8]
     guard fd >= 0 else { throw AirlockError(String(cString: strerror(errno))) }
     defer { close(fd) }
     var data = [UInt8]()
-    var buffer = [UInt8](repeating: 0, count: 65536)
+    // No larger than the limit: a 4 KiB head read (tool resolution at every start) does not
+    // allocate and zero 64 KiB.
+    var buffer = [UInt8](repeating: 0, count: max(1, min(65536, limit)))
     while data.count < limit {
         let n = read(fd, &buffer, min(buffer.count, limit - data.count))
         if n < 0 && errno == EINTR { continue }

@@ -52,23 +52,32 @@ public struct ToolResolver: Sendable {
         var candidates = pathEntries().map { $0 + "/" + tool }
         candidates += fallbacks.filter { $0 != "$PATH" }.map { HostPath.expandingTilde($0, home: home) }
         for candidate in candidates where isProgram(candidate) {
-            return resolve(tool, found: candidate, depth: 0)
+            let outcome = resolve(tool, found: candidate, depth: 0)
+            if outcome != .notInstalled { return outcome }
         }
         return .notInstalled
     }
 
     func pathEntries(skipping skipped: (String) -> Bool = { _ in false }) -> [String] {
-        (environment["PATH"] ?? "").split(separator: ":").map(String.init)
-            .filter { $0.hasPrefix("/") && !HostPath.isWithin(HostPath.normalize($0), SandboxLayout.runDirectory) && !skipped($0) }
+        var seen = Set<String>()
+        return (environment["PATH"] ?? "").split(separator: ":").map(String.init)
+            .filter { $0.hasPrefix("/") && !HostPath.isWithin(HostPath.normalize($0), SandboxLayout.runDirectory) && !skipped($0) && seen.insert($0).inserted }
     }
 
+    /// An executable regular file. One `stat` (symlinks followed): this runs for every PATH
+    /// entry of every tool at each session start, and the resolution is on the launch's
+    /// critical path (docs/tools.md). The execute bits are read as the kernel would for this
+    /// process's ids; `access(X_OK)` is asked only when the bits alone do not settle it.
     func isProgram(_ path: String) -> Bool {
         var info = stat()
-        guard access(path, X_OK) == 0, stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return false }
-        // Airlock itself (a shim of an enclosing session) is never the tool.
-        return !(HostInspectionPaths.realPath(path) ?? path).hasSuffix("/airlock")
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return false }
+        let mode = info.st_mode
+        let uid = geteuid()
+        if uid == 0 { return mode & 0o111 != 0 }
+        if info.st_uid == uid { return mode & 0o100 != 0 }
+        if mode & 0o011 == 0 { return false }
+        return access(path, X_OK) == 0
     }
-
     func fail(_ tool: String, _ found: String, _ why: String, _ fix: String) -> Outcome {
         .failed(ToolResolutionFailure(tool: tool, found: found, why: why, fix: fix))
     }
@@ -77,7 +86,9 @@ public struct ToolResolver: Sendable {
     func resolve(_ tool: String, found: String, depth: Int) -> Outcome {
         guard depth < 4 else { return fail(tool, found, "its shims lead to more shims", "put the real program first in PATH") }
         guard let real = HostInspectionPaths.realPath(found) else { return .notInstalled }
-        let head = (try? readFile(real, limit: 8192)) ?? []
+        // Airlock itself (the shim of an enclosing session) is never the tool.
+        if real.hasSuffix("/airlock") { return .notInstalled }
+        let head = (try? readFile(real, limit: 4096)) ?? []
         if head.starts(with: [0x23, 0x21]) {
             let text = String(decoding: head, as: UTF8.self)
             if let manager = VersionManagerShim.recognize(text, path: found, realPath: real, home: home, environment: environment) {
@@ -93,14 +104,14 @@ public struct ToolResolver: Sendable {
     }
 
     /// A native program: itself, plus the store it lives in when that is Nix's or Homebrew's.
-    func program(_ tool: String, found: String, real: String, via: String?, runtime base: [String] = []) -> Outcome {
+    func program(_ tool: String, found: String, real: String, via: String?, runtime base: [String] = [], isScript: Bool = false) -> Outcome {
         var runtime = base
         for store in Self.stores where HostPath.isWithin(real, store) && !runtime.contains(store) { runtime.append(store) }
         if !SandboxLayout.isSystemPath(real), let version = Self.versionDirectory(of: real), !runtime.contains(where: { HostPath.isWithin(version, $0) }) {
             runtime.append(version)
         }
         // A system program's loader is the system's: only others are read (start-up time).
-        if !SandboxLayout.isSystemPath(real), let loader = ELFInterpreter.of(real), !SandboxLayout.isSystemPath(loader),
+        if !isScript, !SandboxLayout.isSystemPath(real), let loader = ELFInterpreter.of(real), !SandboxLayout.isSystemPath(loader),
            !runtime.contains(where: { HostPath.isWithin(loader, $0) }) {
             return fail(tool, found, "\(real) is linked against \(loader), outside the system directories the sandbox shows",
                         "install \(tool) from your distribution or its vendor's static build")
@@ -129,7 +140,8 @@ public struct ToolResolver: Sendable {
     /// A script: its interpreter's installation (a venv and the Python it was made from, a
     /// pyenv version) is what it needs.
     func script(_ tool: String, found: String, real: String, text: String, depth: Int) -> Outcome {
-        let words = text.dropFirst(2).prefix { $0 != "\n" }.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        let firstLine = text.utf8.dropFirst(2).prefix { $0 != 0x0A }
+        let words = firstLine.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }).map { String(decoding: $0, as: UTF8.self) }
         guard var interpreter = words.first, interpreter.hasPrefix("/") else {
             return fail(tool, found, "its first line names no interpreter by absolute path", "reinstall \(tool) (pip, pipx and npm write absolute interpreters)")
         }
@@ -155,7 +167,7 @@ public struct ToolResolver: Sendable {
             case .failure(let why): return fail(tool, found, why.text, "install \(tool) with pipx or into a Python installed under /usr or /opt")
             }
         }
-        return program(tool, found: found, real: real, via: via, runtime: runtime)
+        return program(tool, found: found, real: real, via: via, runtime: runtime, isScript: true)
     }
 
     /// `/x/venv/bin/python3` → the venv, and the installation its python links to when that
@@ -229,7 +241,7 @@ public struct ToolResolver: Sendable {
 
     /// The version manager whose shim or wrapper `path` is, if any.
     func shimAt(_ path: String) -> VersionManagerShim? {
-        guard let real = HostInspectionPaths.realPath(path), let head = try? readFile(real, limit: 8192), head.starts(with: [0x23, 0x21]) else { return nil }
+        guard let real = HostInspectionPaths.realPath(path), let head = try? readFile(real, limit: 4096), head.starts(with: [0x23, 0x21]) else { return nil }
         return VersionManagerShim.recognize(String(decoding: head, as: UTF8.self), path: path, realPath: real, home: home, environment: environment)
     }
 
@@ -266,7 +278,8 @@ enum HostInspectionPaths {
 /// The dynamic loader an ELF program names (PT_INTERP), if it is one and names any.
 enum ELFInterpreter {
     static func of(_ path: String) -> String? {
-        guard let bytes = try? readFile(path, limit: 64 << 10), bytes.count > 64, bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46]),
+        // The program headers follow the ELF header, PT_INTERP's string right after them.
+        guard let bytes = try? readFile(path, limit: 4096), bytes.count > 64, bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46]),
               bytes[4] == 2, bytes[5] == 1 else { return nil }   // 64-bit little-endian: what this project builds for
         func int(_ at: Int, _ size: Int) -> Int? {
             guard at >= 0, at + size <= bytes.count else { return nil }

@@ -40,6 +40,11 @@ struct VersionManagerShim: Sendable {
     /// resolved.
     static func recognize(_ text: String, path: String, realPath: String, home: String, environment: [String: String]) -> VersionManagerShim? {
         guard text.hasPrefix("#!") else { return nil }
+        // Most scripts are no shim (a venv's aws): a byte search for the managers' marks
+        // first, the line-by-line reading only for a shim (start-up time, docs/tools.md).
+        let bytes = Array(text.utf8)
+        let marks = ["/libexec/pyenv\" exec", "exec pyenv exec", "# asdf-plugin: ", "tfenv"]
+        guard marks.contains(where: { Self.contains(bytes, Array($0.utf8)) }) else { return nil }
         let lines = text.split(separator: "\n").map { String($0).trimmingWhitespace }
         let shimDirectory = HostPath.parent(of: HostPath.normalize(realPath))
         // pyenv: `exec "/home/me/.pyenv/libexec/pyenv" exec "$program" "$@"`.
@@ -69,6 +74,17 @@ struct VersionManagerShim: Sendable {
             return VersionManagerShim(kind: .tfenv(configDirectory: HostPath.normalize(config)), shimDirectory: shimDirectory)
         }
         return nil
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, needle.count <= haystack.count else { return false }
+        var index = 0
+        let last = haystack.count - needle.count
+        while index <= last {
+            if haystack[index] == first, haystack[index..<(index + needle.count)].elementsEqual(needle) { return true }
+            index += 1
+        }
+        return false
     }
 
     /// A version name read from a file or variable: a name, never a path.
