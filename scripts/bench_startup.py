@@ -34,6 +34,12 @@ commands = {
     "airlock run": [airlock, "run", "--workspace", workspace, "--state-dir", state, "--", "/bin/true"],
     "bwrap": bwrap_command(),
 }
+# AIRLOCK_BASELINE=/path/to/an/older/airlock: that build's full session too, interleaved with
+# the others, and the ratio of this one to it (a change's own cost, side by side).
+baseline = os.environ.get("AIRLOCK_BASELINE")
+if baseline:
+    baseline_state = tempfile.mkdtemp(prefix="airlock-bench-state-")
+    commands["baseline run"] = [baseline, "run", "--workspace", workspace, "--state-dir", baseline_state, "--", "/bin/true"]
 
 if len(sys.argv) > 1 and sys.argv[1] == "trace":
     # Where the time goes: AIRLOCK_TRACE_STARTUP marks (CLOCK_MONOTONIC, the clock of
@@ -102,3 +108,6 @@ for name in commands:
 for name in ("airlock --no-broker", "airlock run"):
     ratio = statistics.median(samples[name]) / statistics.median(samples["bwrap"])
     print(f"ratio {name} / bwrap (median): {ratio:.2f}")
+if baseline:
+    ratio = statistics.median(samples["airlock run"]) / statistics.median(samples["baseline run"])
+    print(f"ratio airlock run / baseline run (median): {ratio:.3f}")
