@@ -56,10 +56,15 @@ public final class AWSGateway: @unchecked Sendable {
     let staging: StagedMultipart
     let log: BrokerLog
     let discovery = AWSEndpointDiscovery()
+    /// Effect previews at proposal time (docs/previews.md): off with a team gate, whose
+    /// previews are its own (a host's facts are the host's word).
+    let previews: Bool
+    let previewCache = AWSPreviewCache()
 
     public init(session: BrokerSession, catalog: AWSCatalogFiles, store: any ProposalIntake,
                 credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose,
-                environment: [String: String] = [:]) {
+                environment: [String: String] = [:], previews: Bool = true) {
+        self.previews = previews
         self.session = session
         self.mutationPolicy = mutationPolicy
         self.catalog = catalog
@@ -193,8 +198,42 @@ public final class AWSGateway: @unchecked Sendable {
                 return try propose(summary: stagedSummary, ruling: classification.ruling, payload: payload, wire: wire, requestID: requestID)
             case .notStaged:
                 return try propose(summary: summary, ruling: classification.ruling, payload: ProposalPayload.aws(pinned).bytes, wire: wire,
-                                   requestID: requestID)
+                                   requestID: requestID, preview: previews ? effectPreview(pinned) : nil)
             }
+        }
+    }
+
+    /// What `pinned` will do, read with the human's credentials before it is proposed.
+    func effectPreview(_ pinned: PinnedRequest) -> JSON {
+        let reader = AWSPreviewReader(send: .init(read: { [self] service, operation, request in
+            previewRead(service: service, operation: operation, request: request, region: pinned.region)
+        }), cache: previewCache)
+        let catalog = self.catalog
+        let preview = AWSPreviews.preview(pinned, reader: reader, service: { name in (try? catalog.service(name)) ?? nil })
+        log.write("aws preview of \(pinned.service):\(pinned.operation ?? "?"): \(reader.reads) reads")
+        return preview
+    }
+
+    /// One read of a preview: sent only if this session's own classifier calls it a read (not
+    /// a mutation, not a sensitive read), the operation the previewer meant, signed with the
+    /// human's credentials, 5 s at most.
+    func previewRead(service name: String, operation: String, request: AWSRequest, region: String) -> Result<ExecutionClient.Response, AirlockError> {
+        do {
+            guard let service = try catalog.service(name) else { return .failure(AirlockError("no catalog entry for \(name)")) }
+            let classification = try catalog.classifier().classify(request, service: service, servicePath: request.path)
+            guard classification.ruling.decision == .read, classification.operation == operation else {
+                return .failure(AirlockError("not read: Airlock classifies it as \(classification.ruling.decision.rawValue) (\(classification.operation ?? "unknown operation"))"))
+            }
+            let pinned = PinnedRequest(request: request, service: service, servicePath: request.path, region: region,
+                                       signingName: service.signingName, operation: operation)
+            let outbound = pinned.signed(for: upstream(for: service), service: service, credentials: try credentials.credentials())
+            log.write("aws preview read \(name):\(operation): read (\(classification.ruling.rule))")
+            switch ExecutionClient.exchange(outbound, timeoutSeconds: 5) {
+            case .answered(let response): return .success(response)
+            case .notSent(let why), .uncertain(let why): return .failure(AirlockError(why))
+            }
+        } catch {
+            return .failure(error)
         }
     }
 
@@ -232,9 +271,10 @@ public final class AWSGateway: @unchecked Sendable {
 
     /// A stored proposal is an answer like any other (403 `AirlockProposalPending`, naming it),
     /// returned, not thrown.
-    func propose(summary: String, ruling: Ruling, payload: [UInt8], wire: AWSProtocol, requestID: String) throws(AirlockError) -> GatewayReply {
+    func propose(summary: String, ruling: Ruling, payload: [UInt8], wire: AWSProtocol, requestID: String,
+                 preview: JSON? = nil) throws(AirlockError) -> GatewayReply {
         let proposal = try store.propose(ProposalDraft(sessionID: session.id, kind: .api, summary: summary, ruling: ruling,
-                                                       payload: payload, upstream: session.upstream.description))
+                                                       payload: payload, upstream: session.upstream.description, preview: preview))
         log.write("proposal \(proposal.id): \(summary) is pending approval")
         return render(.pending(proposal), wire: wire, requestID: requestID)
     }

@@ -36,7 +36,8 @@ enum ProposalDescription {
         }
         switch payload {
         case .aws(let pinned):
-            return ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (\(pinned.service), \(pinned.region))"]
+            return effectLines(preview)
+                + ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (\(pinned.service), \(pinned.region))"]
                 + parameterLines(pinned).map { "    " + $0 }
         case .command(let command):
             return commandLines(command, manifest: manifest, preview: preview)
@@ -82,6 +83,39 @@ enum ProposalDescription {
 
     /// A Kubernetes request: what approval sends, its body in full, and the server's own dry
     /// run of it as a diff against the live object.
+    /// An AWS proposal's effect preview (docs/previews.md): the risk labels first, in words,
+    /// then each resource the change touches and what it holds, then the preview's notes.
+    static func effectLines(_ preview: JSON?) -> [String] {
+        guard let preview, preview["type"]?.string == "aws-effect" else { return [] }
+        var lines: [String] = []
+        let labels = preview["labels"]?.array ?? []
+        if labels.isEmpty {
+            lines.append("  risk:      none of the labels applies")
+        } else {
+            for (index, risk) in labels.enumerated() {
+                lines.append((index == 0 ? "  risk:      " : "             ") + "\(risk["label"]?.string ?? "?"): \(risk["reason"]?.string ?? "")")
+            }
+        }
+        let resources = (preview["resources"]?.array ?? []).compactMap(PreviewResource.init(json:))
+        if !resources.isEmpty { lines.append("  effect:    \(resources.count) resource\(resources.count == 1 ? "" : "s") (read with your credentials when proposed)") }
+        for resource in resources {
+            var line = "    \(resource.type)  \(resource.name.map { "\($0)  " } ?? "")\(resource.name == resource.id ? "" : resource.id)"
+            var holds: [String] = []
+            if let objects = resource.objects { holds.append("\(objects) object\(objects == 1 ? "" : "s")") }
+            if let bytes = resource.bytes, bytes > 0 || resource.objects != nil { holds.append(ByteSize.human(bytes)) }
+            if let messages = resource.messages { holds.append("~\(messages) message\(messages == 1 ? "" : "s")") }
+            if let items = resource.items { holds.append("~\(items) item\(items == 1 ? "" : "s")") }
+            if !holds.isEmpty { line += "  holds " + holds.joined(separator: ", ") }
+            if resource.retained { line += "  (kept)" }
+            if resource.versioned { line += "  (versioned)" }
+            lines.append(line)
+            let details = resource.details.map { "\($0.key) \($0.value)" } + (resource.tags.isEmpty ? [] : ["tags " + resource.tags.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")])
+            if !details.isEmpty { lines.append("      " + details.joined(separator: "; ")) }
+        }
+        for note in preview["notes"]?.stringArray ?? [] { lines.append("  preview:   \(note)") }
+        return lines
+    }
+
     static func kubernetesLines(_ pinned: KubernetesPinnedRequest, preview: JSON?) -> [String] {
         var lines = ["  request:   \(pinned.method) \(pinned.path)\(pinned.query.isEmpty ? "" : "?" + pinned.query)  (context \(pinned.context), \(pinned.server))"]
         for header in pinned.headers { lines.append("    \(header.name): \(header.value)") }

@@ -265,7 +265,10 @@ public final class AgentSession: @unchecked Sendable {
         let gateway = AWSGateway(
             session: BrokerSession(id: id, agentCredentials: credentials, upstream: upstream, record: record),
             catalog: catalog, store: cache, credentials: hostCredentials,
-            stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy, environment: environment)
+            stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy, environment: environment,
+            // With a team gate, the gate previews with its own read credentials (a host's facts
+            // are the host's word); locally, the broker does (docs/previews.md).
+            previews: storeCache.gate == nil && execution == nil)
         let log = self.log
         let commands: (@Sendable (JSON) -> JSON)?
         var finished: (@Sendable (Proposal) -> Proposal)?

@@ -1,0 +1,123 @@
+import AirlockCore
+import AirlockPolicy
+import Glibc
+import Synchronization
+
+/// The reads an effect preview makes (docs/previews.md): each built here, classified by the
+/// same classifier as the agent's requests and sent only when it is a read (never a mutation,
+/// never a sensitive read), signed with the human's credentials, bounded in time, size and
+/// number, and logged. Answers are kept for a while per session (`AWSPreviewCache`): fifty
+/// proposals on one bucket make one round of reads.
+final class AWSPreviewReader {
+    struct Send: Sendable {
+        /// Classifies, signs and sends one read; nil and a note when it may not or did not work.
+        let read: @Sendable (_ service: String, _ operation: String, _ request: AWSRequest) -> Result<ExecutionClient.Response, AirlockError>
+    }
+
+    let send: Send
+    let cache: AWSPreviewCache
+    let deadline: Double
+    var remaining: Int
+    private(set) var notes: [String] = []
+    private(set) var reads = 0
+
+    static let maximumReads = 40
+    static let seconds = 10.0
+    static let maximumBody = 8 << 20
+
+    init(send: Send, cache: AWSPreviewCache, reads: Int = maximumReads, seconds: Double = seconds) {
+        self.send = send
+        self.cache = cache
+        deadline = Clock.monotonicSeconds() + seconds
+        remaining = reads
+    }
+
+    func note(_ text: String) {
+        if !notes.contains(text) { notes.append(text) }
+    }
+
+    /// One read; nil (with a note) when refused, over budget, out of time or answered with an error.
+    func call(_ service: String, _ operation: String, _ request: AWSRequest) -> ExecutionClient.Response? {
+        let key = "\(service) \(request.method) \(request.target)\n" + SigV4.hexSHA256(request.body)
+        if let kept = cache.answer(key) { return kept.status < 300 ? kept : nil }
+        guard remaining > 0 else {
+            note("stopped after \(Self.maximumReads) reads: the preview is incomplete")
+            return nil
+        }
+        guard Clock.monotonicSeconds() < deadline else {
+            note("stopped after \(Int(Self.seconds)) s: the preview is incomplete")
+            return nil
+        }
+        remaining -= 1
+        reads += 1
+        switch send.read(service, operation, request) {
+        case .failure(let error):
+            note("\(service):\(operation): \(error.message)")
+            return nil
+        case .success(let response):
+            guard response.body.count <= Self.maximumBody else {
+                note("\(service):\(operation): the answer is over \(ByteSize.human(Self.maximumBody)); not read")
+                return nil
+            }
+            cache.keep(key, response)
+            if response.status >= 300 {
+                let code = (try? XMLTree.parse(response.body)).flatMap { $0.descendants("Code").first?.text }
+                    ?? (try? JSON.parse(bytes: response.body))?["__type"]?.string ?? "HTTP \(response.status)"
+                note("\(service):\(operation): \(code)")
+                return nil
+            }
+            return response
+        }
+    }
+
+    // The protocols' request shapes, enough for the reads previews make.
+
+    /// Query and EC2 protocols: `Action=…&Version=…` in a form body.
+    func query(_ service: AWSService, _ action: String, _ parameters: [(String, String)]) -> XMLElement? {
+        let form = ([("Action", action), ("Version", service.apiVersion)] + parameters)
+            .map { "\(PercentEncoding.encode($0.0, keepSlash: false))=\(PercentEncoding.encode($0.1, keepSlash: false))" }.joined(separator: "&")
+        let request = AWSRequest(method: "POST", path: "/", query: "",
+                                 headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(form.utf8))
+        guard let response = call(service.name, action, request) else { return nil }
+        do { return try XMLTree.parse(response.body) } catch {
+            note("\(service.name):\(action): \(error)")
+            return nil
+        }
+    }
+
+    /// JSON protocol: `X-Amz-Target: Prefix.Action` and a JSON body.
+    func json(_ service: AWSService, _ action: String, _ body: JSON) -> JSON? {
+        guard let prefix = service.targetPrefix else { return nil }
+        let request = AWSRequest(method: "POST", path: "/", query: "",
+                                 headers: [("Content-Type", "application/x-amz-json-\(service.jsonVersion ?? "1.0")"),
+                                           ("X-Amz-Target", "\(prefix).\(action)")], body: Array(body.serialized().utf8))
+        guard let response = call(service.name, action, request) else { return nil }
+        return try? JSON.parse(bytes: response.body)
+    }
+
+    /// REST (S3): a GET or HEAD of a path and query.
+    func rest(_ service: AWSService, _ operation: String, method: String = "GET", path: String, query: String = "") -> ExecutionClient.Response? {
+        call(service.name, operation, AWSRequest(method: method, path: path, query: query, headers: [], body: []))
+    }
+}
+
+/// Preview answers kept per session for 30 s, at most 500: a burst of proposals on one target
+/// reads it once; a later proposal reads it fresh.
+final class AWSPreviewCache: Sendable {
+    let entries = Mutex<[String: (at: Double, response: ExecutionClient.Response)]>([:])
+    static let seconds = 30.0
+
+    func answer(_ key: String) -> ExecutionClient.Response? {
+        entries.withLock { entries in
+            guard let entry = entries[key], Clock.monotonicSeconds() - entry.at < Self.seconds else { return nil }
+            return entry.response
+        }
+    }
+
+    func keep(_ key: String, _ response: ExecutionClient.Response) {
+        entries.withLock { entries in
+            if entries.count >= 500 { entries = entries.filter { Clock.monotonicSeconds() - $0.value.at < Self.seconds } }
+            if entries.count < 500 { entries[key] = (Clock.monotonicSeconds(), response) }
+        }
+    }
+}

@@ -1,0 +1,326 @@
+import AirlockCore
+import AirlockPolicy
+
+/// What an AWS API proposal will do, read before anyone decides (docs/previews.md): the
+/// resources it touches and what they hold, then risk labels over those facts. Reads only,
+/// through `AWSPreviewReader`; an operation without a previewer says so. The record is kept
+/// beside the proposal, outside its digest.
+enum AWSPreviews {
+    /// The preview record of `pinned`.
+    static func preview(_ pinned: PinnedRequest, reader: AWSPreviewReader, service lookup: (String) -> AWSService?) -> JSON {
+        let operation = pinned.operation ?? ""
+        let parameters = Self.parameters(pinned, wire: lookup(pinned.service)?.wireProtocol)
+        var resources: [PreviewResource] = []
+        var previewed = true
+        switch (pinned.service, operation) {
+        case ("cloudformation", "DeleteStack"), ("cloudformation", "UpdateStack"), ("cloudformation", "ExecuteChangeSet"):
+            resources = cloudFormation(operation, parameters, reader: reader, lookup: lookup)
+        case ("ec2", "TerminateInstances"), ("ec2", "StopInstances"):
+            resources = instances(parameters, terminating: operation == "TerminateInstances", reader: reader, lookup: lookup)
+        case ("ec2", "DeleteVolume"):
+            resources = volumes(parameters, reader: reader, lookup: lookup)
+        case ("ec2", "DeleteSnapshot"):
+            resources = snapshots(parameters, reader: reader, lookup: lookup)
+        case ("s3", "DeleteObject"), ("s3", "DeleteObjects"), ("s3", "DeleteBucket"):
+            resources = s3(operation, pinned, reader: reader, lookup: lookup)
+        default:
+            previewed = false
+        }
+        let risks = RiskLabels.assess(service: pinned.service, operation: operation, parameters: parameters, resources: resources)
+        var fields: [(String, JSON)] = [("type", .string("aws-effect")), ("operation", .string("\(pinned.service):\(operation)"))]
+        fields.append(("labels", .array(risks.map(\.json))))
+        fields.append(("resources", .array(resources.map(\.json))))
+        var notes = reader.notes
+        if !previewed { notes.insert("no preview for this operation: the request above is all there is to review", at: 0) }
+        fields.append(("notes", .array(notes.map(JSON.string))))
+        fields.append(("reads", .number(Double(reader.reads))))
+        return .object(fields)
+    }
+
+    /// The request's parameters, flattened: form fields (query, EC2), JSON members with dotted
+    /// paths, REST query items and `x-amz-*` headers.
+    static func parameters(_ pinned: PinnedRequest, wire: AWSProtocol?) -> [(key: String, value: String)] {
+        var out: [(key: String, value: String)] = []
+        switch wire {
+        case .query?, .ec2?:
+            let request = AWSRequest(method: pinned.method, path: pinned.path, query: pinned.query,
+                                     headers: pinned.headers.map { ($0.name, $0.value) }, body: pinned.body)
+            out = request.formParameters.map { ($0.key, $0.value ?? "") }
+        case .json?, .restJSON?:
+            if let json = try? JSON.parse(bytes: pinned.body) { flatten(json, prefix: "", into: &out) }
+            fallthrough
+        default:
+            out += AWSRequest.parseForm(pinned.query).map { ($0.key, $0.value ?? "") }
+            out += pinned.headers.filter { $0.name.lowercased().hasPrefix("x-amz-") }.map { ($0.name.lowercased(), $0.value) }
+            if wire == .restXML, pinned.method == "PUT", pinned.query.hasPrefix("policy") {
+                out.append(("policy", String(decoding: pinned.body.prefix(65536), as: UTF8.self)))
+            }
+            if wire == .restXML, let xml = try? XMLTree.parse(pinned.body), xml.localName == "PublicAccessBlockConfiguration" {
+                out += xml.children.map { ($0.localName, $0.text.lowercased()) }
+            }
+        }
+        return out
+    }
+
+    static func flatten(_ json: JSON, prefix: String, into out: inout [(key: String, value: String)]) {
+        switch json {
+        case .object(let pairs):
+            for (key, value) in pairs { flatten(value, prefix: prefix.isEmpty ? key : prefix + "." + key, into: &out) }
+        case .array(let items):
+            for (index, item) in items.enumerated() { flatten(item, prefix: prefix + ".\(index + 1)", into: &out) }
+        case .string(let text): out.append((prefix, text))
+        case .number(let number): out.append((prefix, number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number)))
+        case .bool(let flag): out.append((prefix, flag ? "true" : "false"))
+        case .null: break
+        }
+    }
+
+    static func value(_ parameters: [(key: String, value: String)], _ key: String) -> String? {
+        parameters.first { $0.key == key }?.value
+    }
+
+    static func values(_ parameters: [(key: String, value: String)], prefix: String) -> [String] {
+        parameters.filter { $0.key.hasPrefix(prefix + ".") || $0.key == prefix }.map(\.value)
+    }
+
+    static func tags(_ element: XMLElement?, item: String = "member", key: String = "Key", value: String = "Value") -> [(key: String, value: String)] {
+        (element?.all(item) ?? []).compactMap { tag in tag[key].map { ($0, tag[value] ?? "") } }
+    }
+
+    // MARK: CloudFormation
+
+    /// The stack, each of its resources with its deletion policy, and what the data-holding
+    /// ones hold (objects and bytes in a bucket, messages in a queue, items in a table).
+    static func cloudFormation(_ operation: String, _ parameters: [(key: String, value: String)], reader: AWSPreviewReader,
+                               lookup: (String) -> AWSService?) -> [PreviewResource] {
+        guard let cfn = lookup("cloudformation"), let stackName = value(parameters, "StackName") else {
+            reader.note("the request names no stack")
+            return []
+        }
+        var resources: [PreviewResource] = []
+        if let stack = reader.query(cfn, "DescribeStacks", [("StackName", stackName)])?.descendants("Stacks").first?.child("member") {
+            var details: [(key: String, value: String)] = [("status", stack["StackStatus"] ?? "")]
+            if stack["EnableTerminationProtection"] == "true" { details.append(("termination protection", "on: the delete will fail")) }
+            resources.append(PreviewResource(type: "AWS::CloudFormation::Stack", id: stack["StackId"] ?? stackName, name: stack["StackName"],
+                                             tags: tags(stack.child("Tags")), details: details))
+        }
+        var changes: [String: (action: String, replacement: String?)]?
+        if operation == "ExecuteChangeSet", let changeSet = value(parameters, "ChangeSetName") {
+            let described = reader.query(cfn, "DescribeChangeSet", [("StackName", stackName), ("ChangeSetName", changeSet)])
+            var found: [String: (action: String, replacement: String?)] = [:]
+            for change in described?.descendants("ResourceChange") ?? [] {
+                if let logical = change["LogicalResourceId"] { found[logical] = (change["Action"] ?? "", change["Replacement"]) }
+            }
+            changes = found
+        } else if operation == "UpdateStack" {
+            reader.note("an update's changes are known only from a change set: the stack's resources now are listed; "
+                        + "propose `aws cloudformation create-change-set` and `execute-change-set` to see each change")
+        }
+        // Deletion policies are in the template (Retain and Snapshot keep the resource).
+        var policies: [String: String] = [:]
+        if let body = reader.query(cfn, "GetTemplate", [("StackName", stackName)])?.descendants("TemplateBody").first?.text {
+            if let json = try? JSON.parse(body), case .object(let pairs)? = json["Resources"] {
+                for (logical, resource) in pairs { if let policy = resource["DeletionPolicy"]?.string { policies[logical] = policy } }
+            } else {
+                for (logical, policy) in yamlDeletionPolicies(body) { policies[logical] = policy }
+            }
+        }
+        let listed = reader.query(cfn, "DescribeStackResources", [("StackName", stackName)])?.descendants("StackResources").first?.all("member") ?? []
+        var lookups = 0
+        for member in listed {
+            let logical = member["LogicalResourceId"] ?? ""
+            let type = member["ResourceType"] ?? "?"
+            let physical = member["PhysicalResourceId"] ?? logical
+            var resource = PreviewResource(type: type, id: physical, name: logical, details: [("status", member["ResourceStatus"] ?? "")])
+            if let policy = policies[logical] {
+                resource.details.append(("DeletionPolicy", policy))
+                resource.retained = ["Retain", "RetainExceptOnCreate", "Snapshot"].contains(policy)
+            }
+            if let changes {
+                guard let change = changes[logical] else { continue }  // unchanged by the change set
+                resource.details.append(("change", change.action + (change.replacement.map { $0 == "True" ? " (replacement)" : $0 == "Conditional" ? " (may replace)" : "" } ?? "")))
+                if change.action == "Add" || (change.action == "Modify" && change.replacement == "False") { resource.retained = true }
+            } else if operation == "UpdateStack" {
+                resource.retained = true  // not known to go; listed for context
+            }
+            if lookups < 20 {
+                lookups += 1
+                contents(of: &resource, reader: reader, lookup: lookup)
+            }
+            resources.append(resource)
+        }
+        return resources
+    }
+
+    /// `DeletionPolicy: Retain` lines under `Resources:` in a YAML template (short-form
+    /// intrinsic tags such as `!Ref` make a full reading pointless here).
+    static func yamlDeletionPolicies(_ body: String) -> [(String, String)] {
+        var found: [(String, String)] = []
+        var inResources = false
+        var current: String?
+        for raw in body.split(separator: "\n") {
+            let line = String(raw)
+            let indent = line.prefix { $0 == " " }.count
+            let text = line.trimmingWhitespace()
+            if indent == 0 { inResources = text.hasPrefix("Resources:"); current = nil; continue }
+            guard inResources, !text.isEmpty, !text.hasPrefix("#") else { continue }
+            if indent == 2, text.hasSuffix(":") { current = String(text.dropLast()); continue }
+            if let current, text.hasPrefix("DeletionPolicy:") {
+                found.append((current, String(text.dropFirst("DeletionPolicy:".count)).trimmingWhitespace().filter { $0 != "\"" && $0 != "'" }))
+            }
+        }
+        return found
+    }
+
+    /// What a data-holding resource holds, read from its own service.
+    static func contents(of resource: inout PreviewResource, reader: AWSPreviewReader, lookup: (String) -> AWSService?) {
+        switch resource.type {
+        case "AWS::S3::Bucket":
+            guard let s3 = lookup("s3") else { return }
+            let (objects, bytes, complete) = bucketContents(resource.id, s3: s3, reader: reader)
+            resource.objects = objects
+            resource.bytes = bytes
+            if !complete { resource.details.append(("contents", "at least (listing stopped)")) }
+            resource.versioned = bucketVersioned(resource.id, s3: s3, reader: reader)
+        case "AWS::SQS::Queue":
+            guard let sqs = lookup("sqs") else { return }
+            let names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+            let answer = reader.json(sqs, "GetQueueAttributes", .object([("QueueUrl", .string(resource.id)),
+                                                                          ("AttributeNames", .array(names.map(JSON.string)))]))
+            if let attributes = answer?["Attributes"] {
+                resource.messages = names.compactMap { attributes[$0]?.string.flatMap { Int($0) } }.reduce(0, +)
+            }
+        case "AWS::DynamoDB::Table":
+            guard let dynamodb = lookup("dynamodb") else { return }
+            if let table = reader.json(dynamodb, "DescribeTable", .object([("TableName", .string(resource.id))]))?["Table"] {
+                resource.items = table["ItemCount"]?.int
+                resource.bytes = table["TableSizeBytes"]?.int
+            }
+        default:
+            break
+        }
+    }
+
+    /// Objects and bytes in a bucket, from at most 5 pages of ListObjectsV2.
+    static func bucketContents(_ bucket: String, s3: AWSService, reader: AWSPreviewReader) -> (Int?, Int?, Bool) {
+        var objects = 0
+        var bytes = 0
+        var token: String?
+        for _ in 0..<5 {
+            var query = "list-type=2"
+            if let token { query += "&continuation-token=" + PercentEncoding.encode(token) }
+            guard let response = reader.rest(s3, "ListObjectsV2", path: "/" + bucket, query: query),
+                  let listing = try? XMLTree.parse(response.body) else { return (nil, nil, false) }
+            for object in listing.all("Contents") {
+                objects += 1
+                bytes += Int(object["Size"] ?? "") ?? 0
+            }
+            guard listing["IsTruncated"] == "true", let next = listing["NextContinuationToken"] else { return (objects, bytes, true) }
+            token = next
+        }
+        return (objects, bytes, false)
+    }
+
+    static func bucketVersioned(_ bucket: String, s3: AWSService, reader: AWSPreviewReader) -> Bool {
+        guard let response = reader.rest(s3, "GetBucketVersioning", path: "/" + bucket, query: "versioning"),
+              let xml = try? XMLTree.parse(response.body) else { return false }
+        return xml["Status"] == "Enabled"
+    }
+
+    // MARK: EC2
+
+    static func instances(_ parameters: [(key: String, value: String)], terminating: Bool, reader: AWSPreviewReader,
+                          lookup: (String) -> AWSService?) -> [PreviewResource] {
+        guard let ec2 = lookup("ec2") else { return [] }
+        let ids = values(parameters, prefix: "InstanceId")
+        guard !ids.isEmpty else { return [] }
+        let described = reader.query(ec2, "DescribeInstances", ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) })
+        var resources: [PreviewResource] = []
+        for item in described?.descendants("instancesSet").flatMap({ $0.all("item") }) ?? [] {
+            let id = item["instanceId"] ?? "?"
+            let tagList = tags(item.child("tagSet"), item: "item", key: "key", value: "value")
+            var details: [(key: String, value: String)] = [("state", item["instanceState/name"] ?? ""), ("type", item["instanceType"] ?? "")]
+            let protection = reader.query(ec2, "DescribeInstanceAttribute", [("InstanceId", id), ("Attribute", "disableApiTermination")])
+            if let value = protection?["disableApiTermination/value"] {
+                details.append(("termination protection", value == "true" ? (terminating ? "on: the terminate will fail" : "on") : "off"))
+            }
+            var lostVolumes: [PreviewResource] = []
+            for mapping in item.child("blockDeviceMapping")?.all("item") ?? [] {
+                guard let volume = mapping["ebs/volumeId"] else { continue }
+                let deleted = mapping["ebs/deleteOnTermination"] == "true"
+                details.append(("volume " + volume, (mapping["deviceName"] ?? "") + (terminating ? (deleted ? ", deleted with the instance" : ", kept") : "")))
+                if terminating {
+                    lostVolumes.append(PreviewResource(type: "AWS::EC2::Volume", id: volume, retained: !deleted,
+                                                       details: [("attached to", id), ("device", mapping["deviceName"] ?? "")]))
+                }
+            }
+            resources.append(PreviewResource(type: "AWS::EC2::Instance", id: id, name: tagList.first { $0.key == "Name" }?.value,
+                                             tags: tagList, retained: !terminating, details: details))
+            resources += lostVolumes
+        }
+        return resources
+    }
+
+    static func volumes(_ parameters: [(key: String, value: String)], reader: AWSPreviewReader, lookup: (String) -> AWSService?) -> [PreviewResource] {
+        guard let ec2 = lookup("ec2"), let id = value(parameters, "VolumeId") else { return [] }
+        guard let item = reader.query(ec2, "DescribeVolumes", [("VolumeId.1", id)])?.descendants("volumeSet").first?.child("item") else { return [] }
+        let tagList = tags(item.child("tagSet"), item: "item", key: "key", value: "value")
+        let size = Int(item["size"] ?? "")
+        var details: [(key: String, value: String)] = [("state", item["status"] ?? ""), ("size", size.map { "\($0) GiB" } ?? "?")]
+        if let attached = item.child("attachmentSet")?.child("item")?["instanceId"] { details.append(("attached to", attached)) }
+        return [PreviewResource(type: "AWS::EC2::Volume", id: id, name: tagList.first { $0.key == "Name" }?.value, tags: tagList,
+                                bytes: size.map { $0 << 30 }, details: details)]
+    }
+
+    static func snapshots(_ parameters: [(key: String, value: String)], reader: AWSPreviewReader, lookup: (String) -> AWSService?) -> [PreviewResource] {
+        guard let ec2 = lookup("ec2"), let id = value(parameters, "SnapshotId") else { return [] }
+        guard let item = reader.query(ec2, "DescribeSnapshots", [("SnapshotId.1", id)])?.descendants("snapshotSet").first?.child("item") else { return [] }
+        let tagList = tags(item.child("tagSet"), item: "item", key: "key", value: "value")
+        let size = Int(item["volumeSize"] ?? "")
+        return [PreviewResource(type: "AWS::EC2::Snapshot", id: id, name: tagList.first { $0.key == "Name" }?.value, tags: tagList,
+                                bytes: size.map { $0 << 30 },
+                                details: [("of volume", item["volumeId"] ?? ""), ("description", item["description"] ?? ""),
+                                          ("size", size.map { "\($0) GiB" } ?? "?")])]
+    }
+
+    // MARK: S3
+
+    static func s3(_ operation: String, _ pinned: PinnedRequest, reader: AWSPreviewReader, lookup: (String) -> AWSService?) -> [PreviewResource] {
+        guard let s3 = lookup("s3") else { return [] }
+        let parts = pinned.path.dropFirst().split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let bucket = parts.first, !bucket.isEmpty else { return [] }
+        let versioned = bucketVersioned(bucket, s3: s3, reader: reader)
+        func object(_ key: String) -> PreviewResource {
+            var resource = PreviewResource(type: "AWS::S3::Object", id: "s3://\(bucket)/\(key)", objects: 1, versioned: versioned)
+            let path = "/" + bucket + "/" + key.split(separator: "/", omittingEmptySubsequences: false).map { PercentEncoding.encode(String($0)) }.joined(separator: "/")
+            if let head = reader.rest(s3, "HeadObject", method: "HEAD", path: path) {
+                resource.bytes = head.header("content-length").flatMap { Int($0) }
+                if let etag = head.header("etag") { resource.details.append(("ETag", etag)) }
+                if let modified = head.header("last-modified") { resource.details.append(("last modified", modified)) }
+            } else {
+                resource.objects = 0
+                resource.details.append(("state", "not found or not readable"))
+            }
+            if versioned { resource.details.append(("versioning", "Enabled: earlier versions stay")) }
+            return resource
+        }
+        switch operation {
+        case "DeleteObject":
+            guard parts.count == 2 else { return [] }
+            return [object(PercentEncoding.decode(parts[1]))]
+        case "DeleteObjects":
+            let keys = ((try? XMLTree.parse(pinned.body))?.all("Object") ?? []).compactMap { $0["Key"] }
+            if keys.count > 20 { reader.note("\(keys.count) keys: the first 20 are read") }
+            return keys.prefix(20).map(object)
+        default:  // DeleteBucket
+            let (objects, bytes, complete) = bucketContents(bucket, s3: s3, reader: reader)
+            var resource = PreviewResource(type: "AWS::S3::Bucket", id: bucket, name: bucket, objects: objects, bytes: bytes, versioned: versioned)
+            if let response = reader.rest(s3, "GetBucketTagging", path: "/" + bucket, query: "tagging"), let xml = try? XMLTree.parse(response.body) {
+                resource.tags = tags(xml.child("TagSet"), item: "Tag")
+            }
+            if !complete { resource.details.append(("contents", "at least (listing stopped)")) }
+            if (objects ?? 0) > 0 { resource.details.append(("note", "S3 refuses to delete a bucket that is not empty")) }
+            return [resource]
+        }
+    }
+}

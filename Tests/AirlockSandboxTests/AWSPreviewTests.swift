@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+
+/// Effect previews of AWS API proposals (docs/previews.md), against moto (real resources,
+/// signatures checked): the agent proposes a change through the aws CLI inside `airlock run`;
+/// `airlock show` (text and JSON) says what the change would touch and what that holds, with
+/// risk labels first; the preview changed nothing (moto's state before and after) and the
+/// session log shows only reads.
+@Suite struct AWSPreviewTests {
+    static let template = """
+        {"Resources":{
+          "Data":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"customer-data"}},
+          "Jobs":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"jobs"}},
+          "Ledger":{"Type":"AWS::DynamoDB::Table","DeletionPolicy":"Retain","Properties":{"TableName":"ledger",
+            "AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}],
+            "BillingMode":"PAY_PER_REQUEST"}}
+        }}
+        """
+
+    func setUp() throws -> (Scene, Moto)? {
+        guard Launch.anyAvailable(), PythonTools.available() else { return nil }
+        return (Scene(getuid() == 0 ? .root : .unprivileged), try Moto())
+    }
+
+    func proposalID(_ text: String) -> String? { Scene.proposalIDs(in: text).first }
+
+    func showJSON(_ scene: Scene, _ id: String) -> [String: Any] {
+        let out = scene.airlock(["show", id, "--json"])
+        return (try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    func labels(_ shown: [String: Any]) -> [String] {
+        ((shown["preview"] as? [String: Any])?["labels"] as? [[String: Any]] ?? []).compactMap { $0["label"] as? String }
+    }
+
+    func resources(_ shown: [String: Any]) -> [[String: Any]] {
+        (shown["preview"] as? [String: Any])?["resources"] as? [[String: Any]] ?? []
+    }
+
+    /// The session logs' preview reads and every proposal they made: reads only.
+    func expectOnlyReads(_ scene: Scene, sourceLocation: SourceLocation = #_sourceLocation) {
+        let logs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?.filter { $0.hasSuffix(".log") }
+            .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
+        let reads = logs.split(separator: "\n").filter { $0.contains("aws preview read ") }
+        #expect(!reads.isEmpty, "no preview read was logged:\n\(logs.suffix(3000))", sourceLocation: sourceLocation)
+        #expect(reads.allSatisfy { $0.contains(": read (") }, "\(reads)", sourceLocation: sourceLocation)
+        #expect(!logs.contains("sent as part of approved proposal"), sourceLocation: sourceLocation)
+    }
+
+    @Test func deleteStackShowsWhatTheStackHolds() throws {
+        guard let (scene, moto) = try setUp() else { return }
+        _ = moto.aws(["cloudformation", "create-stack", "--stack-name", "prod", "--template-body", Self.template, "--tags", "Key=env,Value=prod"])
+        for (index, size) in [100, 2000, 30000].enumerated() {
+            scene.write(scene.root + "/object\(index)", String(repeating: "x", count: size))
+            _ = moto.aws(["s3", "cp", scene.root + "/object\(index)", "s3://customer-data/orders/\(index).json"])
+        }
+        let queueURL = moto.aws(["sqs", "get-queue-url", "--queue-name", "jobs", "--query", "QueueUrl", "--output", "text"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        for index in 0..<2 { _ = moto.aws(["sqs", "send-message", "--queue-url", queueURL, "--message-body", "job \(index)"]) }
+        for index in 0..<4 { _ = moto.aws(["dynamodb", "put-item", "--table-name", "ledger", "--item", #"{"id":{"S":"\#(index)"}}"#]) }
+        let before = state(moto, queueURL)
+
+        let out = scene.agent("aws cloudformation delete-stack --stack-name prod", moto: moto)
+        let id = try #require(proposalID(out.stderr + out.stdout), "\(out)")
+        let shown = showJSON(scene, id)
+        let listed = resources(shown)
+        func resource(_ type: String) -> [String: Any]? { listed.first { $0["type"] as? String == type } }
+        #expect(resource("AWS::CloudFormation::Stack")?["name"] as? String == "prod")
+        let bucket = try #require(resource("AWS::S3::Bucket"), "\(listed)")
+        #expect(bucket["id"] as? String == "customer-data" && bucket["objects"] as? Int == 3 && bucket["bytes"] as? Int == 32100, "\(bucket)")
+        #expect(resource("AWS::SQS::Queue")?["messages"] as? Int == 2, "\(listed)")
+        let table = try #require(resource("AWS::DynamoDB::Table"), "\(listed)")
+        #expect(table["items"] as? Int == 4 && table["retained"] as? Bool == true, "\(table)")
+        #expect(labels(shown) == ["destructive", "irreversible", "data-loss", "production"], "\(labels(shown))")
+        // The text shows the labels first, then the resources.
+        let text = scene.airlock(["show", id]).stdout
+        #expect(text.contains("risk:      destructive") && text.contains("data-loss: Data (AWS::S3::Bucket) holds 3 objects, 31 KiB; Jobs (AWS::SQS::Queue) holds about 2 messages"), "\(text)")
+        #expect(text.contains("AWS::DynamoDB::Table  Ledger  ledger  holds ~4 items") && text.contains("(kept)"), "\(text)")
+        #expect(text.range(of: "risk:")!.lowerBound < text.range(of: "request:")!.lowerBound)
+        // Nothing changed; only reads were made.
+        #expect(state(moto, queueURL) == before)
+        expectOnlyReads(scene)
+    }
+
+    /// What the preview could read of the world: the stack, the objects, messages and items.
+    func state(_ moto: Moto, _ queueURL: String) -> [String] {
+        [moto.aws(["cloudformation", "describe-stack-resources", "--stack-name", "prod", "--query", "StackResources[].ResourceStatus"]).stdout,
+         moto.aws(["s3api", "list-objects-v2", "--bucket", "customer-data", "--query", "Contents[].[Key,Size]"]).stdout,
+         moto.aws(["sqs", "get-queue-attributes", "--queue-url", queueURL, "--attribute-names", "ApproximateNumberOfMessages"]).stdout,
+         moto.aws(["dynamodb", "scan", "--table-name", "ledger", "--select", "COUNT"]).stdout]
+    }
+
+    @Test func terminateInstancesShowsNamesStateVolumesAndProtection() throws {
+        guard let (scene, moto) = try setUp() else { return }
+        let run = moto.aws(["ec2", "run-instances", "--image-id", "ami-12c6146b", "--count", "1", "--instance-type", "t3.micro",
+                            "--tag-specifications", "ResourceType=instance,Tags=[{Key=Name,Value=web-1},{Key=env,Value=production}]",
+                            "--query", "Instances[0].InstanceId", "--output", "text"])
+        let instance = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(instance.hasPrefix("i-"), "\(run)")
+        _ = moto.aws(["ec2", "modify-instance-attribute", "--instance-id", instance, "--disable-api-termination"])
+        let out = scene.agent("aws ec2 terminate-instances --instance-ids \(instance)", moto: moto)
+        let id = try #require(proposalID(out.stderr + out.stdout), "\(out)")
+        let shown = showJSON(scene, id)
+        let listed = resources(shown)
+        let described = try #require(listed.first { $0["type"] as? String == "AWS::EC2::Instance" }, "\(listed)")
+        let details = described["details"] as? [String: String] ?? [:]
+        #expect(described["name"] as? String == "web-1" && details["state"] == "running" && details["type"] == "t3.micro", "\(described)")
+        #expect(details["termination protection"] == "on: the terminate will fail", "\(details)")
+        #expect(listed.contains { $0["type"] as? String == "AWS::EC2::Volume" }, "the root volume, deleted with the instance: \(listed)")
+        #expect(labels(shown).contains("production") && labels(shown).contains("destructive"), "\(labels(shown))")
+        let state = moto.aws(["ec2", "describe-instances", "--instance-ids", instance, "--query", "Reservations[0].Instances[0].State.Name", "--output", "text"])
+        #expect(state.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "running")
+        expectOnlyReads(scene)
+    }
+
+    @Test func s3DeletionsShowSizesAndVersioning() throws {
+        guard let (scene, moto) = try setUp() else { return }
+        for bucket in ["plain", "kept"] { _ = moto.aws(["s3", "mb", "s3://\(bucket)"]) }
+        _ = moto.aws(["s3api", "put-bucket-versioning", "--bucket", "kept", "--versioning-configuration", "Status=Enabled"])
+        scene.write(scene.root + "/report", String(repeating: "r", count: 1234))
+        for bucket in ["plain", "kept"] { _ = moto.aws(["s3", "cp", scene.root + "/report", "s3://\(bucket)/reports/q1.csv"]) }
+        let out = scene.agent("""
+            aws s3api delete-object --bucket plain --key reports/q1.csv 2>&1
+            aws s3api delete-object --bucket kept --key reports/q1.csv 2>&1
+            aws s3api delete-bucket --bucket plain 2>&1
+            aws sns create-topic --name alerts 2>&1
+            aws cloudformation delete-stack --stack-name no-such-stack 2>&1
+            """, moto: moto)
+        let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
+        #expect(ids.count == 5, "\(out)")
+        guard ids.count == 5 else { return }
+        let plain = showJSON(scene, ids[0])
+        let object = try #require(resources(plain).first, "\(plain)")
+        #expect(object["bytes"] as? Int == 1234 && (object["details"] as? [String: String])?["ETag"] != nil, "\(object)")
+        #expect(labels(plain) == ["destructive", "irreversible", "data-loss"], "\(labels(plain))")
+        let kept = showJSON(scene, ids[1])
+        #expect(resources(kept).first?["versioned"] as? Bool == true && labels(kept) == ["destructive"], "\(kept)")
+        let bucket = showJSON(scene, ids[2])
+        #expect(resources(bucket).first?["objects"] as? Int == 1, "\(bucket)")
+        // No previewer: said so. A previewer whose reads fail: said so, and the proposal stands.
+        let topic = showJSON(scene, ids[3])
+        #expect(((topic["preview"] as? [String: Any])?["notes"] as? [String])?.first?.hasPrefix("no preview for this operation") == true, "\(topic)")
+        let missing = showJSON(scene, ids[4])
+        let notes = (missing["preview"] as? [String: Any])?["notes"] as? [String] ?? []
+        #expect(notes.contains { $0.contains("cloudformation:DescribeStacks") }, "\(notes)")
+        #expect(missing["state"] as? String == "pending")
+        // Nothing deleted.
+        for bucket in ["plain", "kept"] {
+            #expect(moto.aws(["s3", "ls", "s3://\(bucket)/reports/"]).stdout.contains("q1.csv"))
+        }
+        expectOnlyReads(scene)
+    }
+}
