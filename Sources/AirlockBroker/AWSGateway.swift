@@ -205,36 +205,10 @@ public final class AWSGateway: @unchecked Sendable {
 
     /// What `pinned` will do, read with the human's credentials before it is proposed.
     func effectPreview(_ pinned: PinnedRequest) -> JSON {
-        let reader = AWSPreviewReader(send: .init(read: { [self] service, operation, request in
-            previewRead(service: service, operation: operation, request: request, region: pinned.region)
-        }), cache: previewCache)
-        let catalog = self.catalog
-        let preview = AWSPreviews.preview(pinned, reader: reader, service: { name in (try? catalog.service(name)) ?? nil })
-        log.write("aws preview of \(pinned.service):\(pinned.operation ?? "?"): \(reader.reads) reads")
-        return preview
-    }
-
-    /// One read of a preview: sent only if this session's own classifier calls it a read (not
-    /// a mutation, not a sensitive read), the operation the previewer meant, signed with the
-    /// human's credentials, 5 s at most.
-    func previewRead(service name: String, operation: String, request: AWSRequest, region: String) -> Result<ExecutionClient.Response, AirlockError> {
-        do {
-            guard let service = try catalog.service(name) else { return .failure(AirlockError("no catalog entry for \(name)")) }
-            let classification = try catalog.classifier().classify(request, service: service, servicePath: request.path)
-            guard classification.ruling.decision == .read, classification.operation == operation else {
-                return .failure(AirlockError("not read: Airlock classifies it as \(classification.ruling.decision.rawValue) (\(classification.operation ?? "unknown operation"))"))
-            }
-            let pinned = PinnedRequest(request: request, service: service, servicePath: request.path, region: region,
-                                       signingName: service.signingName, operation: operation)
-            let outbound = pinned.signed(for: upstream(for: service), service: service, credentials: try credentials.credentials())
-            log.write("aws preview read \(name):\(operation): read (\(classification.ruling.rule))")
-            switch ExecutionClient.exchange(outbound, timeoutSeconds: 5) {
-            case .answered(let response): return .success(response)
-            case .notSent(let why), .uncertain(let why): return .failure(AirlockError(why))
-            }
-        } catch {
-            return .failure(error)
-        }
+        let log = self.log
+        let source = AWSPreviewSource(catalog: catalog, credentials: credentials, upstream: { [self] service in upstream(for: service) },
+                                      log: { log.write($0) })
+        return source.preview(pinned, cache: previewCache)
     }
 
     /// Where a service's calls go: the session's upstream, or on AWS itself the host its

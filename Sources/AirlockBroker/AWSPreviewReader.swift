@@ -19,6 +19,8 @@ final class AWSPreviewReader {
     let deadline: Double
     var remaining: Int
     private(set) var notes: [String] = []
+    /// Further fields of the preview record (a policy's diff).
+    var extra: [(String, JSON)] = []
     private(set) var reads = 0
 
     static let maximumReads = 40
@@ -103,7 +105,8 @@ final class AWSPreviewReader {
 
 /// Preview answers kept per session for 30 s, at most 500: a burst of proposals on one target
 /// reads it once; a later proposal reads it fresh.
-final class AWSPreviewCache: Sendable {
+public final class AWSPreviewCache: Sendable {
+    public init() {}
     let entries = Mutex<[String: (at: Double, response: ExecutionClient.Response)]>([:])
     static let seconds = 30.0
 
@@ -118,6 +121,58 @@ final class AWSPreviewCache: Sendable {
         entries.withLock { entries in
             if entries.count >= 500 { entries = entries.filter { Clock.monotonicSeconds() - $0.value.at < Self.seconds } }
             if entries.count < 500 { entries[key] = (Clock.monotonicSeconds(), response) }
+        }
+    }
+}
+
+/// Where a preview's reads go and with which keys: the session's upstream and the human's
+/// credentials at proposal time, the proposal's recorded upstream and the approver's
+/// credentials at approval (the drift re-check).
+public struct AWSPreviewSource: Sendable {
+    let catalog: AWSCatalogFiles
+    let credentials: HostCredentials
+    let upstream: @Sendable (AWSService) -> AWSUpstream
+    let log: @Sendable (String) -> Void
+
+    public init(catalog: AWSCatalogFiles, credentials: HostCredentials, upstream: @escaping @Sendable (AWSService) -> AWSUpstream,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.catalog = catalog
+        self.credentials = credentials
+        self.upstream = upstream
+        self.log = log
+    }
+
+    /// The effect preview of `pinned` (AWSPreviews), its reads answered from `cache` when fresh.
+    public func preview(_ pinned: PinnedRequest, cache: AWSPreviewCache = AWSPreviewCache()) -> JSON {
+        let reader = AWSPreviewReader(send: .init(read: { service, operation, request in
+            read(service: service, operation: operation, request: request, region: pinned.region)
+        }), cache: cache)
+        let catalog = self.catalog
+        let preview = AWSPreviews.preview(pinned, reader: reader, service: { name in (try? catalog.service(name)) ?? nil })
+        log("aws preview of \(pinned.service):\(pinned.operation ?? "?"): \(reader.reads) reads")
+        return preview
+    }
+
+    /// One read of a preview: sent only if Airlock's own classifier calls it a read (not a
+    /// mutation, not a sensitive read) of the operation the previewer meant, signed with the
+    /// human's credentials, 5 s at most.
+    func read(service name: String, operation: String, request: AWSRequest, region: String) -> Result<ExecutionClient.Response, AirlockError> {
+        do {
+            guard let service = try catalog.service(name) else { return .failure(AirlockError("no catalog entry for \(name)")) }
+            let classification = try catalog.classifier().classify(request, service: service, servicePath: request.path)
+            guard classification.ruling.decision == .read, classification.operation == operation else {
+                return .failure(AirlockError("not read: Airlock classifies it as \(classification.ruling.decision.rawValue) (\(classification.operation ?? "unknown operation"))"))
+            }
+            let pinned = PinnedRequest(request: request, service: service, servicePath: request.path, region: region,
+                                       signingName: service.signingName, operation: operation)
+            let outbound = pinned.signed(for: upstream(service), service: service, credentials: try credentials.credentials())
+            log("aws preview read \(name):\(operation): read (\(classification.ruling.rule))")
+            switch ExecutionClient.exchange(outbound, timeoutSeconds: 5) {
+            case .answered(let response): return .success(response)
+            case .notSent(let why), .uncertain(let why): return .failure(AirlockError(why))
+            }
+        } catch {
+            return .failure(error)
         }
     }
 }

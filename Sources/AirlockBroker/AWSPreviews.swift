@@ -5,7 +5,7 @@ import AirlockPolicy
 /// resources it touches and what they hold, then risk labels over those facts. Reads only,
 /// through `AWSPreviewReader`; an operation without a previewer says so. The record is kept
 /// beside the proposal, outside its digest.
-enum AWSPreviews {
+public enum AWSPreviews {
     /// The preview record of `pinned`.
     static func preview(_ pinned: PinnedRequest, reader: AWSPreviewReader, service lookup: (String) -> AWSService?) -> JSON {
         let operation = pinned.operation ?? ""
@@ -23,6 +23,28 @@ enum AWSPreviews {
             resources = snapshots(parameters, reader: reader, lookup: lookup)
         case ("s3", "DeleteObject"), ("s3", "DeleteObjects"), ("s3", "DeleteBucket"):
             resources = s3(operation, pinned, reader: reader, lookup: lookup)
+        case ("sqs", "DeleteQueue"), ("sqs", "PurgeQueue"):
+            if let url = value(parameters, "QueueUrl") {
+                var queue = PreviewResource(type: "AWS::SQS::Queue", id: url, name: url.split(separator: "/").last.map(String.init))
+                contents(of: &queue, reader: reader, lookup: lookup)
+                resources = [queue]
+            }
+        case ("dynamodb", "DeleteTable"):
+            if let name = value(parameters, "TableName") {
+                var table = PreviewResource(type: "AWS::DynamoDB::Table", id: name, name: name)
+                contents(of: &table, reader: reader, lookup: lookup)
+                resources = [table]
+            }
+        case ("logs", "DeleteLogGroup"):
+            if let name = value(parameters, "logGroupName"), let logs = lookup("logs") {
+                let groups = reader.json(logs, "DescribeLogGroups", .object([("logGroupNamePrefix", .string(name))]))?["logGroups"]?.array ?? []
+                if let group = groups.first(where: { $0["logGroupName"]?.string == name }) {
+                    resources = [PreviewResource(type: "AWS::Logs::LogGroup", id: name, name: name, bytes: group["storedBytes"]?.int,
+                                                 details: [("retention", group["retentionInDays"]?.int.map { "\($0) days" } ?? "never expires")])]
+                }
+            }
+        case ("iam", "PutRolePolicy"), ("iam", "PutUserPolicy"), ("iam", "PutGroupPolicy"), ("iam", "UpdateAssumeRolePolicy"):
+            policyDiff(operation, parameters, reader: reader, lookup: lookup)
         default:
             previewed = false
         }
@@ -34,12 +56,16 @@ enum AWSPreviews {
         if !previewed { notes.insert("no preview for this operation: the request above is all there is to review", at: 0) }
         fields.append(("notes", .array(notes.map(JSON.string))))
         fields.append(("reads", .number(Double(reader.reads))))
+        fields += reader.extra
         return .object(fields)
     }
 
     /// The request's parameters, flattened: form fields (query, EC2), JSON members with dotted
     /// paths, REST query items and `x-amz-*` headers.
-    static func parameters(_ pinned: PinnedRequest, wire: AWSProtocol?) -> [(key: String, value: String)] {
+    public static func parameters(_ pinned: PinnedRequest, wire known: AWSProtocol?) -> [(key: String, value: String)] {
+        // Without the catalog at hand (`airlock show`), the body's type says the protocol.
+        let type = pinned.header("content-type") ?? ""
+        let wire = known ?? (type.hasPrefix("application/x-www-form-urlencoded") ? .query : type.hasPrefix("application/x-amz-json") ? .json : nil)
         var out: [(key: String, value: String)] = []
         switch wire {
         case .query?, .ec2?:
@@ -225,6 +251,41 @@ enum AWSPreviews {
         guard let response = reader.rest(s3, "GetBucketVersioning", path: "/" + bucket, query: "versioning"),
               let xml = try? XMLTree.parse(response.body) else { return false }
         return xml["Status"] == "Enabled"
+    }
+
+    // MARK: IAM
+
+    /// The policy document against the current one, as a diff, with wildcards flagged (in the
+    /// preview's notes: `Action "*"` and `Resource "*"` grant everything).
+    static func policyDiff(_ operation: String, _ parameters: [(key: String, value: String)], reader: AWSPreviewReader,
+                           lookup: (String) -> AWSService?) {
+        guard let iam = lookup("iam"), let document = value(parameters, "PolicyDocument") else { return }
+        var current: String?
+        switch operation {
+        case "UpdateAssumeRolePolicy":
+            if let role = value(parameters, "RoleName") {
+                current = reader.query(iam, "GetRole", [("RoleName", role)])?.descendants("AssumeRolePolicyDocument").first?.text
+            }
+        default:
+            let (holder, key, action) = operation == "PutRolePolicy" ? ("RoleName", "RoleName", "GetRolePolicy")
+                : operation == "PutUserPolicy" ? ("UserName", "UserName", "GetUserPolicy") : ("GroupName", "GroupName", "GetGroupPolicy")
+            if let name = value(parameters, holder), let policy = value(parameters, "PolicyName") {
+                current = reader.query(iam, action, [(key, name), ("PolicyName", policy)])?.descendants("PolicyDocument").first?.text
+            }
+        }
+        func pretty(_ text: String) -> String {
+            let decoded = text.hasPrefix("%") ? PercentEncoding.decode(text) : text
+            return (try? JSON.parse(decoded))?.pretty() ?? decoded
+        }
+        let new = pretty(document)
+        let old = current.map(pretty) ?? ""
+        reader.extra.append(("diff", .string(LineDiff.unified(old: old, new: new, oldName: current == nil ? "none" : "current", newName: "proposed"))))
+        let compact = new.filter { !$0.isWhitespace }
+        for (what, pattern) in [("every action", "\"Action\":\"*\""), ("every action", "\"Action\":[\"*\""), ("every resource", "\"Resource\":\"*\""),
+                                ("every resource", "\"Resource\":[\"*\""), ("anyone", "\"Principal\":\"*\""), ("anyone", "\"AWS\":\"*\"")]
+        where compact.contains(pattern) {
+            reader.note("wildcard: the document grants \(what) (\(pattern))")
+        }
     }
 
     // MARK: EC2

@@ -38,6 +38,22 @@ public struct AWSRunner: PayloadRunner {
         return nil
     }
 
+    /// The preview read again with these credentials, at the proposal's upstream, compared with
+    /// the one the approver read (PreviewDrift): only for a proposal whose preview listed what
+    /// it touches. A re-read that fails is no drift found (the preview's own notes say so).
+    public func drift(_ payload: ProposalPayload, of proposal: Proposal, shown: JSON?) -> PreviewDriftFound? {
+        guard case .aws(let pinned) = payload, let before = PreviewDrift.resources(shown), !before.isEmpty,
+              let upstream = try? AWSUpstream(parsing: proposal.upstream) else { return nil }
+        let source = AWSPreviewSource(catalog: catalog, credentials: credentials, upstream: { _ in upstream })
+        let now = source.preview(pinned)
+        guard let after = PreviewDrift.resources(now), !after.isEmpty || (now["notes"]?.array ?? []).isEmpty else { return nil }
+        let changes = PreviewDrift.changes(shown: before, now: after)
+        guard !changes.isEmpty else { return nil }
+        guard case .object(var fields) = now else { return nil }
+        fields.append(("drift", .array(changes.map(JSON.string))))
+        return PreviewDriftFound(preview: .object(fields), changes: changes)
+    }
+
     public func run(_ payload: ProposalPayload, of proposal: Proposal, send: SendCheck) throws(RunFailure) -> ExecutionResult {
         let upstream: AWSUpstream
         do { upstream = try AWSUpstream(parsing: proposal.upstream) } catch { throw .notSent(error.message) }

@@ -40,10 +40,21 @@ public protocol PayloadRunner: Sendable {
     /// blob store), nil when it has everything. Asked before approving and before claiming, so
     /// a missing artifact leaves the proposal as it was, never a final failure.
     func missing(_ payload: ProposalPayload) -> String?
+    /// What changed in the target since `shown` (the preview the approver read), read again
+    /// now; nil when nothing did or the runner cannot tell (docs/previews.md).
+    func drift(_ payload: ProposalPayload, of proposal: Proposal, shown: JSON?) -> PreviewDriftFound?
 }
 
 extension PayloadRunner {
     public func missing(_ payload: ProposalPayload) -> String? { nil }
+    public func drift(_ payload: ProposalPayload, of proposal: Proposal, shown: JSON?) -> PreviewDriftFound? { nil }
+}
+
+/// A target that changed since its preview: the new preview (stored in place of the old) and
+/// what changed, in words.
+public struct PreviewDriftFound: Sendable {
+    public var preview: JSON
+    public var changes: [String]
 }
 
 /// The runner for each kind this executor can run here (nil: not here, and the proposal
@@ -108,6 +119,11 @@ public struct Executor: Sendable {
     public func missing(_ proposal: Proposal) -> String? {
         guard let payload = try? ProposalPayload(bytes: proposal.payload), case .success(let runner) = runners.runner(for: payload) else { return nil }
         return runner.missing(payload)
+    }
+
+    public func drift(_ proposal: Proposal, shown: JSON?) -> PreviewDriftFound? {
+        guard let payload = try? ProposalPayload(bytes: proposal.payload), case .success(let runner) = runners.runner(for: payload) else { return nil }
+        return runner.drift(payload, of: proposal, shown: shown)
     }
 
     /// `note`: recorded on the claim's audit entry (why this actor starts it).

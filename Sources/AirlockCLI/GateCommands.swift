@@ -137,10 +137,15 @@ struct Show: ParsableCommand {
             let manifest = artifact.flatMap { try? readTextFile($0.manifest, limit: 64 << 20) }.flatMap(SnapshotManifest.parse)
             let session = try store.session(id: proposal.sessionID)
             let preview = try store.preview(of: proposal)
+            let related = ProposalDescription.related(proposal, among: (try? store.proposals(states: nil, session: proposal.sessionID)) ?? [])
             if json {
                 guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
                 fields.append(("request", ProposalDescription.json(proposal)))
                 fields.append(("preview", preview ?? .null))
+                fields.append(("related", .array(related.map { other in
+                    .object([("id", .string(other.id)), ("relation", .string("recreate")), ("summary", .string(other.summary)),
+                             ("state", .string(other.state.rawValue))])
+                })))
                 if let manifest {
                     fields.append(("snapshot_files", .array(manifest.entries.map { entry in
                         switch entry.kind {
@@ -155,7 +160,7 @@ struct Show: ParsableCommand {
                 }
                 printJSON(JSON.object(fields))
             } else {
-                print(ProposalDescription.text(proposal, session: session, manifest: manifest, preview: preview))
+                print(ProposalDescription.text(proposal, session: session, manifest: manifest, preview: preview, related: related))
             }
         } catch {
             throw fail(error)

@@ -7,7 +7,8 @@ import AirlockStore
 /// operation, its parameters decoded (form fields, JSON, or method/path/query/body).
 enum ProposalDescription {
     /// `preview`: the proposal's preview record (ProposalStore.preview(of:)).
-    static func text(_ proposal: Proposal, session: Session?, manifest: SnapshotManifest? = nil, preview: JSON? = nil) -> String {
+    static func text(_ proposal: Proposal, session: Session?, manifest: SnapshotManifest? = nil, preview: JSON? = nil,
+                     related: [Proposal] = []) -> String {
         var lines = ["proposal \(proposal.id)  \(proposal.state.rawValue)"]
         lines.append("  summary:   \(proposal.summary)")
         lines.append("  gated:     \(proposal.decision.rawValue): \(proposal.rule)")
@@ -19,6 +20,10 @@ enum ProposalDescription {
         lines.append("  digest:    sha256:\(proposal.digest)")
         if let decidedBy = proposal.decidedBy {
             lines.append("  decided:   by \(decidedBy)\(proposal.decisionNote.map { ": \($0)" } ?? "")")
+        }
+        for (index, other) in related.enumerated() {
+            lines.append((index == 0 ? "  RECREATE:  " : "             ")
+                         + "with proposal \(other.id) (\(other.summary), \(other.state.rawValue)): together they delete this resource and create it again")
         }
         lines += requestLines(proposal, manifest: manifest, preview: preview)
         if let result = proposal.result {
@@ -83,11 +88,28 @@ enum ProposalDescription {
 
     /// A Kubernetes request: what approval sends, its body in full, and the server's own dry
     /// run of it as a diff against the live object.
+    /// The session's other AWS proposals that, with this one, delete a resource and create it
+    /// again (ChangeSets, docs/previews.md).
+    static func related(_ proposal: Proposal, among sessionProposals: [Proposal]) -> [Proposal] {
+        func member(_ candidate: Proposal) -> ChangeSets.Member? {
+            guard candidate.kind == .api, case .aws(let pinned)? = try? ProposalPayload(bytes: candidate.payload), let operation = pinned.operation else { return nil }
+            return ChangeSets.Member(id: candidate.id, service: pinned.service, operation: operation,
+                                     parameters: AWSPreviews.parameters(pinned, wire: nil))
+        }
+        guard let mine = member(proposal) else { return [] }
+        let members = sessionProposals.compactMap(member)
+        let ids = Set(ChangeSets.recreates(mine, among: members).map(\.id))
+        return sessionProposals.filter { ids.contains($0.id) }
+    }
+
     /// An AWS proposal's effect preview (docs/previews.md): the risk labels first, in words,
     /// then each resource the change touches and what it holds, then the preview's notes.
     static func effectLines(_ preview: JSON?) -> [String] {
         guard let preview, preview["type"]?.string == "aws-effect" else { return [] }
         var lines: [String] = []
+        for (index, change) in (preview["drift"]?.stringArray ?? []).enumerated() {
+            lines.append((index == 0 ? "  DRIFT:     changed since the preview an approval was refused on: " : "             ") + change)
+        }
         let labels = preview["labels"]?.array ?? []
         if labels.isEmpty {
             lines.append("  risk:      none of the labels applies")
@@ -113,6 +135,10 @@ enum ProposalDescription {
             if !details.isEmpty { lines.append("      " + details.joined(separator: "; ")) }
         }
         for note in preview["notes"]?.stringArray ?? [] { lines.append("  preview:   \(note)") }
+        if let diff = preview["diff"]?.string {
+            lines.append("  preview:   the document against the current one:")
+            lines += diff.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }
+        }
         return lines
     }
 

@@ -108,3 +108,45 @@ import Testing
         }
     }
 }
+
+@Suite struct ChangeSetAndDriftTests {
+    static func member(_ id: String, _ service: String, _ operation: String, _ parameters: [(String, String)]) -> ChangeSets.Member {
+        ChangeSets.Member(id: id, service: service, operation: operation, parameters: parameters.map { (key: $0.0, value: $0.1) })
+    }
+
+    @Test func recreatesPairADeleteWithACreateOfTheSameResource() {
+        let delete = Self.member("d1", "cloudformation", "DeleteStack", [("StackName", "prod")])
+        let create = Self.member("c1", "cloudformation", "CreateStack", [("StackName", "prod"), ("TemplateBody", "{}")])
+        let other = Self.member("c2", "cloudformation", "CreateStack", [("StackName", "staging")])
+        let update = Self.member("u1", "cloudformation", "UpdateStack", [("StackName", "prod")])
+        #expect(ChangeSets.recreates(delete, among: [delete, create, other, update]).map(\.id) == ["c1"])
+        #expect(ChangeSets.recreates(create, among: [delete, create, other]).map(\.id) == ["d1"])
+        #expect(ChangeSets.recreates(other, among: [delete, create, other]).isEmpty)
+        // A queue deleted by URL and created by name; another service's "prod" is another resource.
+        let deleteQueue = Self.member("q1", "sqs", "DeleteQueue", [("QueueUrl", "https://sqs.us-east-1.amazonaws.com/123/jobs")])
+        let createQueue = Self.member("q2", "sqs", "CreateQueue", [("QueueName", "jobs")])
+        let bucket = Self.member("b1", "s3", "CreateBucket", [("Bucket", "prod")])
+        #expect(ChangeSets.recreates(deleteQueue, among: [createQueue, bucket]).map(\.id) == ["q2"])
+        #expect(ChangeSets.recreates(bucket, among: [delete]).isEmpty)
+    }
+
+    @Test func driftIsTheResourcesAndTheirIdentityNotApproximateCounts() {
+        let object = PreviewResource(type: "AWS::S3::Object", id: "s3://b/k", objects: 1, bytes: 12, details: [("ETag", "\"a\"")])
+        let queue = PreviewResource(type: "AWS::SQS::Queue", id: "q", messages: 5)
+        #expect(PreviewDrift.changes(shown: [object, queue], now: [object, queue]).isEmpty)
+        var busier = queue
+        busier.messages = 500
+        #expect(PreviewDrift.changes(shown: [queue], now: [busier]).isEmpty, "a live queue's count moves on its own")
+        var rewritten = object
+        rewritten.bytes = 20
+        rewritten.details = [("ETag", "\"b\"")]
+        #expect(PreviewDrift.changes(shown: [object], now: [rewritten]) == ["AWS::S3::Object s3://b/k: bytes 12 → 20", "AWS::S3::Object s3://b/k: ETag \"a\" → \"b\""])
+        let added = PreviewResource(type: "AWS::SQS::Queue", id: "q2")
+        #expect(PreviewDrift.changes(shown: [queue], now: [queue, added]) == ["added: AWS::SQS::Queue q2"])
+        #expect(PreviewDrift.changes(shown: [queue, added], now: [queue]) == ["gone: AWS::SQS::Queue q2"])
+        var unprotected = PreviewResource(type: "AWS::EC2::Instance", id: "i-1", details: [("termination protection", "on")])
+        let protected = unprotected
+        unprotected.details = [("termination protection", "off")]
+        #expect(PreviewDrift.changes(shown: [protected], now: [unprotected]).count == 1)
+    }
+}

@@ -60,8 +60,14 @@ import Testing
         for index in 0..<4 { _ = moto.aws(["dynamodb", "put-item", "--table-name", "ledger", "--item", #"{"id":{"S":"\#(index)"}}"#]) }
         let before = state(moto, queueURL)
 
-        let out = scene.agent("aws cloudformation delete-stack --stack-name prod", moto: moto)
-        let id = try #require(proposalID(out.stderr + out.stdout), "\(out)")
+        scene.write(scene.workspace + "/stack.json", Self.template)
+        let out = scene.agent("""
+            aws cloudformation delete-stack --stack-name prod 2>&1
+            aws cloudformation create-stack --stack-name prod --template-body file://stack.json 2>&1
+            """, moto: moto)
+        let ids = Scene.proposalIDs(in: out.stderr + out.stdout)
+        #expect(ids.count == 2, "\(out)")
+        let id = try #require(ids.first, "\(out)")
         let shown = showJSON(scene, id)
         let listed = resources(shown)
         func resource(_ type: String) -> [String: Any]? { listed.first { $0["type"] as? String == type } }
@@ -77,6 +83,10 @@ import Testing
         #expect(text.contains("risk:      destructive") && text.contains("data-loss: Data (AWS::S3::Bucket) holds 3 objects, 31 KiB; Jobs (AWS::SQS::Queue) holds about 2 messages"), "\(text)")
         #expect(text.contains("AWS::DynamoDB::Table  Ledger  ledger  holds ~4 items") && text.contains("(kept)"), "\(text)")
         #expect(text.range(of: "risk:")!.lowerBound < text.range(of: "request:")!.lowerBound)
+        // Delete and create of one stack in one session: shown together, as a recreate.
+        let related = shown["related"] as? [[String: Any]] ?? []
+        #expect(related.count == 1 && related.first?["id"] as? String == ids.last && related.first?["relation"] as? String == "recreate", "\(related)")
+        #expect(text.contains("RECREATE:  with proposal \(ids[1]) (cloudformation:CreateStack"), "\(text)")
         // Nothing changed; only reads were made.
         #expect(state(moto, queueURL) == before)
         expectOnlyReads(scene)
@@ -148,6 +158,92 @@ import Testing
         for bucket in ["plain", "kept"] {
             #expect(moto.aws(["s3", "ls", "s3://\(bucket)/reports/"]).stdout.contains("q1.csv"))
         }
+        expectOnlyReads(scene)
+    }
+
+    /// No execution on a drifted target: a resource added to the stack after the preview, an
+    /// object rewritten after its DeleteObject preview. The approval is refused, nothing runs,
+    /// the proposal stays pending with the new preview; approved again, it runs once.
+    @Test func aDriftedTargetIsNotExecuted() throws {
+        guard let (scene, moto) = try setUp() else { return }
+        let small = #"{"Resources":{"A":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"drift-a"}},"B":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"drift-b"}}}}"#
+        let larger = #"{"Resources":{"A":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"drift-a"}},"B":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"drift-b"}},"C":{"Type":"AWS::SQS::Queue","Properties":{"QueueName":"drift-c"}}}}"#
+        _ = moto.aws(["cloudformation", "create-stack", "--stack-name", "app", "--template-body", small])
+        _ = moto.aws(["s3", "mb", "s3://reports"])
+        scene.write(scene.root + "/v1", "version one\n")
+        scene.write(scene.root + "/v2", "version two, longer\n")
+        _ = moto.aws(["s3", "cp", scene.root + "/v1", "s3://reports/q1.csv"])
+        let out = scene.agent("""
+            aws cloudformation delete-stack --stack-name app 2>&1
+            aws s3api delete-object --bucket reports --key q1.csv 2>&1
+            """, moto: moto)
+        let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
+        guard ids.count == 2 else { Issue.record("\(out)"); return }
+        #expect(resources(showJSON(scene, ids[0])).filter { $0["type"] as? String == "AWS::SQS::Queue" }.count == 2)
+        // The world moves on before anyone approves.
+        _ = moto.aws(["cloudformation", "update-stack", "--stack-name", "app", "--template-body", larger])
+        _ = moto.aws(["s3", "cp", scene.root + "/v2", "s3://reports/q1.csv"])
+        for id in ids {
+            let refused = scene.airlock(["approve", id])
+            #expect(refused.status != 0 && refused.stderr.contains("changed since it was previewed"), "\(refused)")
+            let shown = showJSON(scene, id)
+            #expect(shown["state"] as? String == "pending", "\(shown)")
+            let drift = (shown["preview"] as? [String: Any])?["drift"] as? [String] ?? []
+            #expect(!drift.isEmpty, "\(shown)")
+        }
+        #expect(scene.airlock(["show", ids[0]]).stdout.contains("DRIFT:"), "the drift is shown first")
+        #expect(resources(showJSON(scene, ids[0])).filter { $0["type"] as? String == "AWS::SQS::Queue" }.count == 3, "the new preview lists the third queue")
+        #expect(moto.aws(["s3", "ls", "s3://reports/"]).stdout.contains("q1.csv"), "the object was not deleted")
+        #expect(moto.aws(["cloudformation", "describe-stacks", "--stack-name", "app"]).status == 0, "the stack was not deleted")
+        // Decided again on the new preview: executed, once.
+        for id in ids {
+            let approved = scene.airlock(["approve", id])
+            #expect(approved.status == 0, "\(approved)")
+        }
+        #expect(!moto.aws(["s3", "ls", "s3://reports/"]).stdout.contains("q1.csv"))
+    }
+
+    /// Queues, tables, log groups: what is lost; an IAM policy: the document against the
+    /// current one, wildcards flagged.
+    @Test func queuesTablesAndPoliciesShowWhatTheyLoseOrGrant() throws {
+        guard let (scene, moto) = try setUp() else { return }
+        let queueURL = moto.aws(["sqs", "create-queue", "--queue-name", "orders", "--query", "QueueUrl", "--output", "text"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        for index in 0..<3 { _ = moto.aws(["sqs", "send-message", "--queue-url", queueURL, "--message-body", "order \(index)"]) }
+        _ = moto.aws(["dynamodb", "create-table", "--table-name", "sessions", "--attribute-definitions", "AttributeName=id,AttributeType=S",
+                      "--key-schema", "AttributeName=id,KeyType=HASH", "--billing-mode", "PAY_PER_REQUEST"])
+        for index in 0..<5 { _ = moto.aws(["dynamodb", "put-item", "--table-name", "sessions", "--item", #"{"id":{"S":"\#(index)"}}"#]) }
+        _ = moto.aws(["iam", "create-role", "--role-name", "deployer", "--assume-role-policy-document",
+                      #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#])
+        _ = moto.aws(["iam", "put-role-policy", "--role-name", "deployer", "--policy-name", "deploy", "--policy-document",
+                      #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}]}"#])
+        let wide = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
+        scene.write(scene.workspace + "/wide.json", wide)
+        let out = scene.agent("""
+            aws sqs purge-queue --queue-url \(queueURL) 2>&1
+            aws dynamodb delete-table --table-name sessions 2>&1
+            aws iam put-role-policy --role-name deployer --policy-name deploy --policy-document file://wide.json 2>&1
+            """, moto: moto)
+        let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
+        guard ids.count == 3 else { Issue.record("\(out)"); return }
+        let purge = showJSON(scene, ids[0])
+        #expect(resources(purge).first?["messages"] as? Int == 3 && labels(purge).contains("data-loss"), "\(purge)")
+        let table = showJSON(scene, ids[1])
+        #expect(resources(table).first?["items"] as? Int == 5 && labels(table).contains("data-loss"), "\(table)")
+        let policy = showJSON(scene, ids[2])
+        let preview = policy["preview"] as? [String: Any] ?? [:]
+        let diff = preview["diff"] as? String ?? ""
+        #expect(diff.contains("-") && diff.contains("s3:GetObject") && diff.contains("+") && diff.contains("\"Action\": \"*\""), "\(diff)")
+        let notes = preview["notes"] as? [String] ?? []
+        #expect(notes.contains { $0.contains("every action") }, "\(preview)")
+        let permission = (preview["labels"] as? [[String: Any]] ?? []).first { $0["label"] as? String == "permissions" }
+        let reason = permission?["reason"] as? String ?? ""
+        #expect(reason.contains("granting every action on every resource"), "\(preview)")
+        let text = scene.airlock(["show", ids[2]]).stdout
+        #expect(text.contains("the document against the current one:"), "\(text)")
+        // Nothing changed.
+        #expect(moto.aws(["dynamodb", "describe-table", "--table-name", "sessions"]).status == 0)
+        #expect(moto.aws(["iam", "get-role-policy", "--role-name", "deployer", "--policy-name", "deploy"]).stdout.contains("s3:GetObject"))
         expectOnlyReads(scene)
     }
 }

@@ -122,7 +122,7 @@ public enum RiskLabels {
         if let production = productionReason(parameters: parameters, resources: resources, account: account, accounts: productionAccounts) {
             risks.append(Risk(.production, production))
         }
-        if let permissions = permissionsReason(service: service, operation: operation) {
+        if let permissions = permissionsReason(service: service, operation: operation, parameters: parameters) {
             risks.append(Risk(.permissions, permissions))
         }
         if let exposure = exposureReason(service: service, operation: operation, parameters: parameters) {
@@ -166,12 +166,16 @@ public enum RiskLabels {
         return nil
     }
 
-    static func permissionsReason(service: String, operation: String) -> String? {
+    static func permissionsReason(service: String, operation: String, parameters: [(key: String, value: String)] = []) -> String? {
         guard service == "iam" || service == "sts" || service == "kms" || service == "organizations" else { return nil }
         let granting = ["Put", "Attach", "CreateAccessKey", "UpdateAssumeRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion",
                         "AddUserToGroup", "AddRoleToInstanceProfile", "CreateLoginProfile", "UpdateLoginProfile", "CreateGrant", "PutKeyPolicy"]
         guard granting.contains(where: { operation.hasPrefix($0) }) else { return nil }
-        return "\(service):\(operation) changes who may do what"
+        // A document naming every action or every resource says so.
+        let document = parameters.first { $0.key == "PolicyDocument" }?.value.filter { !$0.isWhitespace } ?? ""
+        let wildcards = [("every action", ["\"Action\":\"*\"", "\"Action\":[\"*\""]), ("every resource", ["\"Resource\":\"*\"", "\"Resource\":[\"*\""])]
+            .filter { _, patterns in patterns.contains { document.contains($0) } }.map(\.0)
+        return "\(service):\(operation) changes who may do what" + (wildcards.isEmpty ? "" : ", granting " + wildcards.joined(separator: " on "))
     }
 
     static func exposureReason(service: String, operation: String, parameters: [(key: String, value: String)]) -> String? {
