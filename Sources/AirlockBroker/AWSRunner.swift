@@ -15,6 +15,8 @@ public struct AWSRunner: PayloadRunner {
     /// its session named `airlock-<proposal id>` and its SourceIdentity the proposal id, so
     /// CloudTrail ties each change to its proposal (docs/gate.md, "Role per execution").
     public var assumeRole: String?
+    /// What drift re-checks read with (a gate's `aws.preview_profile`); nil: `credentials`.
+    public var previewCredentials: HostCredentials?
 
     public init(catalog: AWSCatalogFiles, credentials: HostCredentials, blobs: any BlobStore, assumeRole: String? = nil) {
         self.catalog = catalog
@@ -44,7 +46,7 @@ public struct AWSRunner: PayloadRunner {
     public func drift(_ payload: ProposalPayload, of proposal: Proposal, shown: JSON?) -> PreviewDriftFound? {
         guard case .aws(let pinned) = payload, let before = PreviewDrift.resources(shown), !before.isEmpty,
               let upstream = try? AWSUpstream(parsing: proposal.upstream) else { return nil }
-        let source = AWSPreviewSource(catalog: catalog, credentials: credentials, upstream: { _ in upstream })
+        let source = AWSPreviewSource(catalog: catalog, credentials: previewCredentials ?? credentials, upstream: { _ in upstream })
         let now = source.preview(pinned)
         guard let after = PreviewDrift.resources(now), !after.isEmpty || (now["notes"]?.array ?? []).isEmpty else { return nil }
         let changes = PreviewDrift.changes(shown: before, now: after)

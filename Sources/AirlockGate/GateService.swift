@@ -29,6 +29,10 @@ public final class GateService: Sendable {
     let waits = Mutex<[String: Int]>([:])
     let catalog: AWSCatalogFiles
     let credentials: HostCredentials
+    /// What AWS effect previews and drift re-checks read with (`aws.preview_profile`), the
+    /// execution credentials when unset (GateSetup).
+    let previewCredentials: HostCredentials?
+    let previewCache = AWSPreviewCache()
     /// This replica's claim on each execution it runs (docs/gate.md, "Replicas").
     public let lease: ExecutionLease
     public let logger: Logger
@@ -68,7 +72,8 @@ public final class GateService: Sendable {
 
     public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, blobs: any BlobStore, credentials: HostCredentials,
                 signer: AuditSigner? = nil, commands: CommandSetup? = nil, kubernetes: KubernetesSetup? = nil, github: GitHubCredentials? = nil,
-                logger: Logger = Logger(label: "airlock.gate")) {
+                previewCredentials: HostCredentials? = nil, logger: Logger = Logger(label: "airlock.gate")) {
+        self.previewCredentials = previewCredentials
         self.blobs = blobs
         self.kubernetes = kubernetes
         self.github = github
@@ -166,8 +171,17 @@ public final class GateService: Sendable {
             }
             throw AirlockError("\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.", code: .denied)
         }
+        // The gate's own preview, with its read credentials at its upstream: a host's facts
+        // are the host's word and are never read (docs/previews.md).
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
-                                       payload: ProposalPayload.aws(pinned).bytes, upstream: config.awsUpstream), host: identity)
+                                       payload: ProposalPayload.aws(pinned).bytes, upstream: config.awsUpstream,
+                                       preview: awsPreview(pinned)), host: identity)
+    }
+
+    func awsPreview(_ pinned: PinnedRequest) -> JSON? {
+        guard let upstream = try? AWSUpstream(parsing: config.awsUpstream) else { return nil }
+        return AWSPreviewSource(catalog: catalog, credentials: previewCredentials ?? credentials, upstream: { _ in upstream })
+            .preview(pinned, cache: previewCache)
     }
 
     /// `{"summary", "rule"}`: a request the host's broker refused (its own decision, made
@@ -518,7 +532,9 @@ public final class GateService: Sendable {
     /// The one executor, with this gate's runners: its AWS keys (or role), and its command
     /// sandboxes when it runs commands.
     func executor() -> Executor {
-        var runners = Runners(aws: AWSRunner(catalog: catalog, credentials: credentials, blobs: blobs, assumeRole: config.awsAssumeRole))
+        var aws = AWSRunner(catalog: catalog, credentials: credentials, blobs: blobs, assumeRole: config.awsAssumeRole)
+        aws.previewCredentials = previewCredentials
+        var runners = Runners(aws: aws)
         if let kubernetes { runners.kubernetes = KubernetesRunner(clusters: kubernetes.clusters) }
         if let github { runners.github = GitHubRunner(credentials: github) }
         if let commands {

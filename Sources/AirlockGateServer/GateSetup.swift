@@ -48,7 +48,8 @@ enum GateSetup {
         return GateService(store: store, config: config, catalog: catalog, blobs: blobs,
                            credentials: HostCredentials(environment: environment, profile: config.awsProfile),
                            signer: try signer(config), commands: commandSetup(config, configPath: configPath, environment: environment),
-                           kubernetes: try kubernetes(config, environment: environment), github: try github(config, environment: environment))
+                           kubernetes: try kubernetes(config, environment: environment), github: try github(config, environment: environment),
+                           previewCredentials: config.awsPreviewProfile.map { HostCredentials(environment: environment, profile: $0) })
     }
 
     /// The gate's kubeconfig, each mapped context checked to be in it (docs/gate.md,

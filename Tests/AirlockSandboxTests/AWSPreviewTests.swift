@@ -246,4 +246,61 @@ import Testing
         #expect(moto.aws(["iam", "get-role-policy", "--role-name", "deployer", "--policy-name", "deploy"]).stdout.contains("s3:GetObject"))
         expectOnlyReads(scene)
     }
+
+    /// With a team gate the gate previews with its own credentials at its own upstream (the
+    /// host makes none, and a preview a host sends is not read), and the gate's approve path
+    /// refuses a drifted target.
+    @Test func theGatePreviewsWithItsOwnCredentialsAndRefusesDrift() throws {
+        guard let (scene, moto) = try setUp() else { return }
+        _ = moto.aws(["cloudformation", "create-stack", "--stack-name", "prod", "--template-body", Self.template, "--tags", "Key=env,Value=prod"])
+        for index in 0..<2 {
+            scene.write(scene.root + "/o\(index)", String(repeating: "o", count: 500))
+            _ = moto.aws(["s3", "cp", scene.root + "/o\(index)", "s3://customer-data/o\(index)"])
+        }
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url, keys: Moto.keys)
+        let host = gate.enrol("host", "builder")
+        let alice = gate.enrol("user", "alice")
+        scene.write(scene.root + "/host.token", host + "\n", mode: 0o600)
+        scene.chownTree()
+        let out = scene.agent("""
+            aws cloudformation delete-stack --stack-name prod 2>&1
+            aws s3api delete-object --bucket customer-data --key o1 2>&1
+            """, moto: moto, options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token"])
+        let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
+        guard ids.count == 2 else { Issue.record("\(out)"); return }
+        let stack = gate.call("GET", "/v1/proposals/\(ids[0])", token: alice).json
+        let listed = (stack["preview"] as? [String: Any])?["resources"] as? [[String: Any]] ?? []
+        let bucket = listed.first { $0["type"] as? String == "AWS::S3::Bucket" }
+        #expect(bucket?["objects"] as? Int == 2 && bucket?["bytes"] as? Int == 1000, "the gate's preview: \(stack)")
+        let labels = ((stack["preview"] as? [String: Any])?["labels"] as? [[String: Any]] ?? []).compactMap { $0["label"] as? String }
+        #expect(labels.contains("production") && labels.contains("data-loss"), "\(labels)")
+        // The host made no preview of its own.
+        let hostLogs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?.filter { $0.hasSuffix(".log") }
+            .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
+        #expect(!hostLogs.contains("aws preview read"), "\(hostLogs.suffix(2000))")
+        // A preview a host sends along is not read: the gate's own is stored.
+        let session = stack["session"] as? String ?? ""
+        let form = Data("Action=DeleteStack&Version=2010-05-15&StackName=prod".utf8).base64EncodedString()
+        let pinned: [String: Any] = ["type": "aws-request", "service": "cloudformation", "signing_name": "cloudformation", "region": "us-east-1",
+                                     "operation": "DeleteStack", "method": "POST", "path": "/", "query": "",
+                                     "headers": [["Content-Type", "application/x-www-form-urlencoded; charset=utf-8"]], "body_base64": form]
+        let payload = try JSONSerialization.data(withJSONObject: pinned).base64EncodedString()
+        let claimed: [String: Any] = ["type": "aws-effect", "labels": [], "resources": [["type": "AWS::S3::Bucket", "id": "customer-data", "objects": 0]]]
+        let forged = gate.call("POST", "/v1/proposals", token: host, body: ["session_id": session, "payload_base64": payload, "preview": claimed])
+        let forgedID = forged.json["id"] as? String ?? ""
+        #expect(forged.status == 201 || forged.status == 200, "\(forged)")
+        let kept = gate.call("GET", "/v1/proposals/\(forgedID)", token: alice).json
+        let keptBucket = ((kept["preview"] as? [String: Any])?["resources"] as? [[String: Any]] ?? []).first { $0["type"] as? String == "AWS::S3::Bucket" }
+        #expect(keptBucket?["objects"] as? Int == 2, "the gate's own facts, not the host's claim: \(kept)")
+        // Drift on the gate: the object rewritten after its preview; approving refuses.
+        scene.write(scene.root + "/o1-new", String(repeating: "n", count: 900))
+        _ = moto.aws(["s3", "cp", scene.root + "/o1-new", "s3://customer-data/o1"])
+        let refused = gate.call("POST", "/v1/proposals/\(ids[1])/approve", token: alice, body: ["reason": "cleanup"])
+        #expect(refused.status == 409 && "\(refused.json)".contains("changed since it was previewed"), "\(refused)")
+        let after = gate.call("GET", "/v1/proposals/\(ids[1])", token: alice).json
+        #expect(after["state"] as? String == "pending" && ((after["preview"] as? [String: Any])?["drift"] as? [String])?.isEmpty == false, "\(after)")
+        #expect(moto.aws(["s3", "ls", "s3://customer-data/"]).stdout.contains("o1"), "not deleted")
+        let approved = gate.call("POST", "/v1/proposals/\(ids[1])/approve", token: alice, body: ["reason": "read the new preview"])
+        #expect(approved.status == 200 && approved.json["state"] as? String == "succeeded", "\(approved)")
+    }
 }

@@ -10,6 +10,7 @@ import AirlockCore
 /// store: {postgres: "postgres://airlock@db.internal/airlock"}   # or {sqlite: /var/lib/airlock-gate}
 /// state_dir: /var/lib/airlock-gate       # blobs and artifacts of executions
 /// aws: {profile: deploy, upstream: aws,   # the write credentials; where executions go
+///       preview_profile: readonly,         # what previews and drift re-checks read with
 ///       assume_role: "arn:aws:iam::123456789012:role/airlock-deploy"}   # assumed per execution
 /// replica: gate-a                        # this process's name in execution leases (default host-pid)
 /// executions: {lease_seconds: 30, shutdown_grace_seconds: 60}
@@ -71,6 +72,10 @@ public struct GateConfig: Sendable, Equatable {
     public var awsUpstream: String
     /// A role each execution assumes (session `airlock-<id>`, SourceIdentity the proposal id).
     public var awsAssumeRole: String?
+    /// The AWS profile effect previews and drift re-checks read with (docs/previews.md): a
+    /// read-only one, so the reads cannot be anything else; nil: the execution credentials,
+    /// whose preview reads are still only what Airlock classifies as reads.
+    public var awsPreviewProfile: String?
     /// The name this replica claims executions under; nil: `<hostname>-<pid>`.
     public var replica: String?
     /// How long a claim holds without renewal: a killed replica's execution becomes
@@ -206,9 +211,11 @@ public struct GateConfig: Sendable, Equatable {
 
         var profile: String?
         var role: String?
+        var previewProfile: String?
         var upstream = "aws"
         if let aws = top["aws"] {
-            let fields = try mapping(aws, "aws", ["profile", "upstream", "assume_role"])
+            let fields = try mapping(aws, "aws", ["profile", "upstream", "assume_role", "preview_profile"])
+            if fields["preview_profile"] != nil { previewProfile = try string(fields["preview_profile"], "aws.preview_profile", line: aws.line) }
             if fields["assume_role"] != nil {
                 let arn = try string(fields["assume_role"], "aws.assume_role", line: aws.line)
                 let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
@@ -227,6 +234,7 @@ public struct GateConfig: Sendable, Equatable {
         var config = GateConfig(host: host, port: port, tlsCertificate: certificate, tlsKey: key, store: store, stateDir: stateDir,
                                 awsProfile: profile, awsUpstream: upstream, awsAssumeRole: role)
         if let schema { config.postgresSchema = schema }
+        config.awsPreviewProfile = previewProfile
         if top["replica"] != nil {
             let name = try string(top["replica"], "replica", line: root.line)
             guard (1...64).contains(name.utf8.count),
