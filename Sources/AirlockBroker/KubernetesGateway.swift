@@ -221,7 +221,13 @@ public final class KubernetesGateway: @unchecked Sendable {
                                                headers: [("Accept", "application/json")], body: [])
             if let response = try? ExecutionClient.send(live.outbound(target), timeoutSeconds: 30) {
                 fields.append(("live_status", .number(Double(response.status))))
-                if response.status == 200 { liveText = Self.comparable(response.body) }
+                if response.status == 200 {
+                    liveText = Self.comparable(response.body)
+                    // What the approval re-checks (docs/previews.md, drift): the object's version.
+                    let metadata = (try? JSON.parse(bytes: response.body))?["metadata"]
+                    if let version = metadata?["resourceVersion"]?.string { fields.append(("live_resource_version", .string(version))) }
+                    if let uid = metadata?["uid"]?.string { fields.append(("live_uid", .string(uid))) }
+                }
             }
         }
         if after.status >= 300 {

@@ -151,6 +151,9 @@ enum ProposalDescription {
             lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }
         }
         guard let preview else { return lines }
+        for (index, change) in (preview["drift"]?.stringArray ?? []).enumerated() {
+            lines.append((index == 0 ? "  DRIFT:     changed since the preview an approval was refused on: " : "             ") + change)
+        }
         if let note = preview["note"]?.string { lines.append("  preview:   \(note)") }
         if let status = preview["dry_run_status"]?.int {
             lines.append("  preview:   the API server's dry run of this request (dryRun=All): HTTP \(status)")

@@ -304,3 +304,48 @@ import Testing
         #expect(approved.status == 200 && approved.json["state"] as? String == "succeeded", "\(approved)")
     }
 }
+
+/// Drift for Kubernetes (docs/previews.md): a delete previewed (the server's dry run, the live
+/// object's resourceVersion kept), the object changed before approval → the approval is
+/// refused and nothing but reads and dry runs reach the API server (the stand-in records
+/// every request); approved again on the new preview, the delete is sent once.
+@Suite struct KubernetesDriftTests {
+    @Test func aChangedObjectIsNotDeleted() throws {
+        guard Launch.anyAvailable() else { return }
+        guard KubernetesEndpointTests.kubectl != nil else {
+            Issue.record("kubectl is not installed (it is on this project's machine image): the Kubernetes drift test needs it")
+            return
+        }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let kube = try KubeStandIn(directory: scene.root, environment: ["KUBE_STANDIN_SEED": "1"])
+        let config = scene.root + "/human-kubeconfig"
+        scene.write(config, KubernetesEndpointTests.humanConfig(port: kube.port, caData: kube.caData, plugin: "/bin/false"), mode: 0o600)
+        let human = scene.environment.merging(["KUBECONFIG": config]) { $1 }
+        // The real binary (the shim bypassed): the delete is one API proposal.
+        let out = scene.run(["/bin/sh", "-c", "/run/airlock/tools/kubectl delete configmap settings 2>&1"], timeout: 120,
+                            extraEnvironment: ["KUBECONFIG": config])
+        let id = try #require(Scene.proposalIDs(in: out.stdout + out.stderr).first, "\(out)")
+        let shown = runProcess(Stage.airlock, ["show", id, "--json", "--state-dir", scene.stateDir], environment: human, directory: scene.workspace)
+        #expect(shown.stdout.contains("live_resource_version"), "\(shown)")
+        // Someone changes the object before the approval.
+        let patch = runProcess("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", scene.root + "/tls/ca.pem",
+                                                 "--resolve", "kube.test:\(kube.port):127.0.0.1", "-X", "PATCH",
+                                                 "-H", "Authorization: Bearer host-secret-token", "-H", "Content-Type: application/merge-patch+json",
+                                                 "-d", #"{"data":{"mode":"green"}}"#,
+                                                 "https://kube.test:\(kube.port)/api/v1/namespaces/default/configmaps/settings"],
+                               environment: ["PATH": "/usr/bin:/bin"], directory: scene.root)
+        #expect(patch.stdout == "200", "\(patch)")
+        let refused = runProcess(Stage.airlock, ["approve", id, "--state-dir", scene.stateDir], environment: human, directory: scene.workspace, timeout: 120)
+        #expect(refused.status != 0 && refused.stderr.contains("changed since it was previewed") && refused.stderr.contains("resourceVersion"), "\(refused)")
+        func deletes() -> [[String: String]] {
+            kube.requests.filter { $0["method"] == "DELETE" && ($0["path"] ?? "").contains("/configmaps/settings") && !($0["path"] ?? "").contains("dryRun")
+                && !($0["query"] ?? "").contains("dryRun") && !($0["body"] ?? "").contains("dryRun") }
+        }
+        #expect(deletes().isEmpty, "a DELETE reached the API server: \(deletes())")
+        let again = runProcess(Stage.airlock, ["show", id, "--state-dir", scene.stateDir], environment: human, directory: scene.workspace)
+        #expect(again.stdout.contains("DRIFT:"), "\(again)")
+        let approved = runProcess(Stage.airlock, ["approve", id, "--state-dir", scene.stateDir], environment: human, directory: scene.workspace, timeout: 120)
+        #expect(approved.status == 0, "\(approved)")
+        #expect(deletes().count == 1, "\(deletes())")
+    }
+}
