@@ -68,8 +68,9 @@ struct Proposals: ParsableCommand {
             } else {
                 list = try openStore(state).proposals(states: all ? nil : [.pending])
             }
+            let groups = ProposalGroups.groups(ProposalGroupCommands.candidates(list))
             if json {
-                printJSON(JSON.object([("proposals", .array(list.map(ProposalJSON.humanView)))]))
+                printJSON(JSON.object([("proposals", .array(list.map(ProposalJSON.humanView))), ("groups", .array(groups.map(ProposalGroupCommands.json)))]))
                 return
             }
             guard !list.isEmpty else {
@@ -79,6 +80,10 @@ struct Proposals: ParsableCommand {
             print("ID        STATE      CREATED               GATED      SUMMARY")
             for p in list {
                 print("\(p.id)  \(p.state.rawValue.padded(9))  \(age(p.createdAt).padded(20))  \(p.decision.rawValue.padded(9))  \(p.summary)")
+            }
+            if !groups.isEmpty {
+                print("\nGroups (one decision for each; airlock show G):")
+                for group in groups { print("\(group.id)  \(ProposalGroupCommands.summary(group))") }
             }
         } catch {
             throw fail(error)
@@ -123,6 +128,11 @@ struct Show: ParsableCommand {
                 return
             }
             let store = try openStore(state)
+            if ProposalGroupCommands.isGroupID(id) {
+                let group = try ProposalGroupCommands.find(id, store)
+                if json { printJSON(ProposalGroupCommands.json(group)) } else { print(ProposalGroupCommands.text(group)) }
+                return
+            }
             guard let proposal = try store.proposal(id: id) else {
                 throw AirlockError("no proposal \(id)", hint: "`airlock proposals --all` lists them", code: .refused)
             }
@@ -222,15 +232,18 @@ struct Approve: ParsableCommand {
             dies while executing, the proposal becomes `unknown` and is never run again.
             """)
 
-    @Argument(help: "The proposal id.") var id: String
+    @Argument(help: "The proposal id, or a group's (gXXXXXXXX, from airlock proposals).") var id: String
     @Option(help: "Why (recorded in the audit log).") var reason: String?
     @Option(name: .customLong("aws-profile"), help: ArgumentHelp("The AWS profile to execute with.", valueName: "NAME"))
     var awsProfile: String?
+    @Option(help: ArgumentHelp("For a group: the digest of the members you were shown (airlock show G); only those are approved.", valueName: "DIGEST"))
+    var members: String?
     @Flag(help: "Print one JSON document.") var json = false
     @OptionGroup var state: StateOptions
     @OptionGroup var remote: GateOptions
 
     func run() throws {
+        if ProposalGroupCommands.isGroupID(id) { return try approveGroup() }
         let outcome: Proposal
         do throws(AirlockError) {
             if let gate = try remote.client() {
@@ -248,6 +261,34 @@ struct Approve: ParsableCommand {
 
     func approveLocally() throws(AirlockError) -> Proposal {
         try Self.approveLocally(id, reason: reason, awsProfile: awsProfile, state: state)
+    }
+
+    /// Each member the digest covers, through the one approve path, in the order proposed;
+    /// one that fails is said and the rest go on (each is its own proposal, executed once).
+    func approveGroup() throws {
+        var failed = 0
+        do throws(AirlockError) {
+            guard remote.gate == nil else { throw AirlockError("group decisions are local for now; approve each proposal on the gate", code: .notYet) }
+            let covered = try ProposalGroupCommands.covered(id, digest: members, try openStore(state))
+            var results: [JSON] = []
+            for member in covered {
+                do throws(AirlockError) {
+                    let outcome = try Self.approveLocally(member.id, reason: reason.map { "\($0) (group \(id))" } ?? "group \(id)", awsProfile: awsProfile, state: state)
+                    if outcome.state != .succeeded { failed += 1 }
+                    results.append(ProposalJSON.humanView(outcome))
+                    if !json { print("approved \(outcome.id) (\(outcome.summary)); \(outcome.state.rawValue)") }
+                } catch {
+                    failed += 1
+                    results.append(.object([("id", .string(member.id)), ("error", .string(error.message))]))
+                    if !json { writeError("airlock: \(member.id): \(error.message)\n") }
+                }
+            }
+            if json { printJSON(.object([("group", .string(id)), ("approved", .array(results))])) }
+            else { print("group \(id): \(covered.count - failed) of \(covered.count) approved and succeeded") }
+        } catch {
+            throw fail(error)
+        }
+        if failed > 0 { throw ExitCode(1) }
     }
 
     /// The one approve path on the local store, with your credentials for the proposal's kind
@@ -295,13 +336,26 @@ struct Deny: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deny", abstract: "Deny a proposal: nothing is executed; the agent is told why.")
 
-    @Argument(help: "The proposal id.") var id: String
+    @Argument(help: "The proposal id, or a group's (gXXXXXXXX, from airlock proposals).") var id: String
     @Option(help: "Why (the agent sees it; recorded in the audit log).") var reason: String?
+    @Option(help: ArgumentHelp("For a group: the digest of the members you were shown (airlock show G); only those are denied.", valueName: "DIGEST"))
+    var members: String?
     @OptionGroup var state: StateOptions
     @OptionGroup var remote: GateOptions
 
     func run() throws {
         do throws(AirlockError) {
+            if ProposalGroupCommands.isGroupID(id) {
+                guard remote.gate == nil else { throw AirlockError("group decisions are local for now; deny each proposal on the gate", code: .notYet) }
+                let store = try openStore(state)
+                let covered = try ProposalGroupCommands.covered(id, digest: members, store)
+                for member in covered {
+                    let proposal = try store.apply(.deny, to: member.id, actor: Actor.currentUser(), note: reason.map { "\($0) (group \(id))" } ?? "group \(id)")
+                    print("denied \(proposal.id) (\(proposal.summary))")
+                }
+                print("group \(id): \(covered.count) denied")
+                return
+            }
             if let gate = try remote.client() {
                 let proposal = try GateOptions.proposal(try gate.call("POST", "/v1/proposals/\(id)/deny",
                                                                      body: .object([("reason", reason.map(JSON.string) ?? .null)])))

@@ -349,3 +349,67 @@ import Testing
         #expect(deletes().count == 1, "\(deletes())")
     }
 }
+
+/// Groups (docs/previews.md): fifty `PutObject` calls from the agent's own aws CLI (a venv the
+/// shim does not see) are one group decided with one decision covering exactly the members
+/// shown: each executed once; a 51st made after the approver opened the group stays pending;
+/// a denied group executes nothing.
+@Suite struct ProposalGroupTests {
+    func groups(_ scene: Scene) -> [[String: Any]] {
+        let out = scene.airlock(["proposals", "--json"])
+        return ((try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])?["groups"] as? [[String: Any]]) ?? []
+    }
+
+    @Test func aBurstIsOneGroupDecidedOnce() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let moto = try Moto()
+        _ = moto.aws(["s3", "mb", "s3://site"])
+        for index in 0..<50 { scene.write(scene.workspace + "/site/page\(index).html", "<p>\(index)</p>\n") }
+        scene.write(scene.workspace + "/late.html", "<p>late</p>\n")
+        var shown: [String: Any] = [:]
+        var approved = Outcome(status: -1, stdout: "", stderr: "")
+        var listedBefore: [[String: Any]] = []
+        let out = scene.agent("""
+            aws s3 cp --recursive site s3://site/pages > cp.out 2>&1; echo $? > cp.rc
+            touch fifty
+            while [ ! -e opened ]; do sleep 0.1; done
+            aws s3 cp late.html s3://site/pages/late.html > late.out 2>&1
+            touch done
+            """, moto: moto, timeout: 400) { _ in
+            guard scene.waitForFile("fifty", timeout: 300) else { return }
+            listedBefore = groups(scene)
+            let id = listedBefore.first?["group"] as? String ?? ""
+            let text = scene.airlock(["show", id, "--json"]).stdout
+            shown = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+            scene.write(scene.workspace + "/opened", "")
+            guard scene.waitForFile("done", timeout: 120) else { return }
+            approved = scene.airlock(["approve", id, "--members", shown["members_digest"] as? String ?? "", "--reason", "site upload"], timeout: 300)
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(listedBefore.count == 1 && listedBefore.first?["count"] as? Int == 50, "one group of 50: \(listedBefore)")
+        #expect(shown["count"] as? Int == 50 && (shown["bytes"] as? Int ?? 0) > 0 && (shown["first"] as? String ?? "").contains("/site/pages/"), "\(shown)")
+        #expect(approved.status == 0 && approved.stdout.contains("50 of 50 approved"), "\(approved)")
+        // Each member ran once; the late one is not covered and waits.
+        let listing = moto.aws(["s3", "ls", "s3://site/pages/"]).stdout
+        #expect(listing.split(separator: "\n").count == 50 && !listing.contains("late.html"), "\(listing)")
+        let pending = scene.airlock(["proposals", "--json"]).stdout
+        #expect(pending.contains("late.html") || pending.contains("s3:PutObject"), "the 51st is still pending: \(pending)")
+        let again = scene.airlock(["approve", listedBefore.first?["group"] as? String ?? "", "--members", shown["members_digest"] as? String ?? ""])
+        #expect(again.status != 0, "a decided group is not decided again: \(again)")
+
+        // Another burst, denied: none runs.
+        let second = scene.agent("aws s3 cp --recursive site s3://site/denied > cp2.out 2>&1; true", moto: moto, timeout: 300)
+        #expect(second.status == 0, "\(second)")
+        guard let group = groups(scene).first(where: { ($0["count"] as? Int) == 50 }), let id = group["group"] as? String,
+              let digest = group["members_digest"] as? String else {
+            Issue.record("no second group: \(groups(scene))")
+            return
+        }
+        let wrong = scene.airlock(["deny", id, "--members", String(repeating: "0", count: 64)])
+        #expect(wrong.status != 0 && wrong.stderr.contains("nothing was decided"), "\(wrong)")
+        let denied = scene.airlock(["deny", id, "--members", digest, "--reason", "not now"])
+        #expect(denied.status == 0 && denied.stdout.contains("group \(id): 50 denied"), "\(denied)")
+        #expect(!moto.aws(["s3", "ls", "s3://site/"]).stdout.contains("denied"), "a denied member ran")
+    }
+}
