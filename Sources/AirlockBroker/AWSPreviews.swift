@@ -45,6 +45,44 @@ public enum AWSPreviews {
             }
         case ("iam", "PutRolePolicy"), ("iam", "PutUserPolicy"), ("iam", "PutGroupPolicy"), ("iam", "UpdateAssumeRolePolicy"):
             policyDiff(operation, parameters, reader: reader, lookup: lookup)
+        case ("iam", "AttachRolePolicy"), ("iam", "AttachUserPolicy"), ("iam", "AttachGroupPolicy"):
+            managedPolicy(parameters, reader: reader, lookup: lookup)
+        case ("iam", "CreateAccessKey"):
+            if let iam = lookup("iam") {
+                let user = value(parameters, "UserName")
+                let keys = reader.query(iam, "ListAccessKeys", user.map { [("UserName", $0)] } ?? [])?.descendants("AccessKeyMetadata").first?.all("member") ?? []
+                resources = [PreviewResource(type: "AWS::IAM::User", id: user ?? "(the caller)", name: user,
+                                             details: [("access keys now", "\(keys.count)" + (keys.isEmpty ? "" : ": " + keys.compactMap { key in key["AccessKeyId"].map { "\($0) (\(key["Status"] ?? "?"))" } }.joined(separator: ", "))),
+                                                       ("new key", "a long-lived secret that works outside Airlock once handed over")])]
+            }
+        case ("ec2", "AuthorizeSecurityGroupIngress"):
+            resources = securityGroup(parameters, reader: reader, lookup: lookup)
+        case ("rds", "DeleteDBInstance"), ("rds", "ModifyDBInstance"), ("rds", "DeleteDBCluster"):
+            resources = database(operation, parameters, reader: reader, lookup: lookup)
+        case ("kms", "ScheduleKeyDeletion"):
+            if let kms = lookup("kms"), let key = value(parameters, "KeyId"),
+               let metadata = reader.json(kms, "DescribeKey", .object([("KeyId", .string(key))]))?["KeyMetadata"] {
+                resources = [PreviewResource(type: "AWS::KMS::Key", id: metadata["KeyId"]?.string ?? key, name: metadata["Description"]?.string,
+                                             details: [("state", metadata["KeyState"]?.string ?? ""), ("usage", metadata["KeyUsage"]?.string ?? ""),
+                                                       ("deleted after", "\(value(parameters, "PendingWindowInDays") ?? "30") days; whatever it encrypted cannot be decrypted after that")])]
+            }
+        case ("lambda", "DeleteFunction"), ("lambda", "UpdateFunctionCode"):
+            if let lambda = lookup("lambda") {
+                let name = pinned.path.split(separator: "/").dropFirst(2).first.map { PercentEncoding.decode(String($0)) } ?? ""
+                if let response = reader.rest(lambda, "GetFunctionConfiguration", path: "/2015-03-31/functions/\(PercentEncoding.encode(name))/configuration"),
+                   let configuration = try? JSON.parse(bytes: response.body) {
+                    var details: [(key: String, value: String)] = [("runtime", configuration["Runtime"]?.string ?? ""),
+                                                                    ("code sha256", configuration["CodeSha256"]?.string ?? ""),
+                                                                    ("last modified", configuration["LastModified"]?.string ?? "")]
+                    if operation == "UpdateFunctionCode" { details.append(("new code", "\(ByteSize.human(pinned.body.count)) of request body")) }
+                    resources = [PreviewResource(type: "AWS::Lambda::Function", id: configuration["FunctionArn"]?.string ?? name, name: name,
+                                                 bytes: configuration["CodeSize"]?.int, retained: operation != "DeleteFunction", details: details)]
+                }
+            }
+        case ("route53", "ChangeResourceRecordSets"):
+            recordSets(pinned, reader: reader, lookup: lookup)
+        case ("s3", "PutBucketPolicy"), ("s3", "PutBucketAcl"), ("s3", "PutPublicAccessBlock"):
+            bucketSetting(operation, pinned, reader: reader, lookup: lookup)
         default:
             previewed = false
         }
@@ -280,12 +318,117 @@ public enum AWSPreviews {
         let new = pretty(document)
         let old = current.map(pretty) ?? ""
         reader.extra.append(("diff", .string(LineDiff.unified(old: old, new: new, oldName: current == nil ? "none" : "current", newName: "proposed"))))
-        let compact = new.filter { !$0.isWhitespace }
+        flagWildcards(new, reader: reader)
+    }
+
+    /// A managed policy's document (its default version), wildcards flagged.
+    static func managedPolicy(_ parameters: [(key: String, value: String)], reader: AWSPreviewReader, lookup: (String) -> AWSService?) {
+        guard let iam = lookup("iam"), let arn = value(parameters, "PolicyArn"),
+              let version = reader.query(iam, "GetPolicy", [("PolicyArn", arn)])?.descendants("DefaultVersionId").first?.text,
+              let document = reader.query(iam, "GetPolicyVersion", [("PolicyArn", arn), ("VersionId", version)])?.descendants("Document").first?.text else { return }
+        let decoded = document.hasPrefix("%") ? PercentEncoding.decode(document) : document
+        let pretty = (try? JSON.parse(decoded))?.pretty() ?? decoded
+        reader.extra.append(("diff", .string(LineDiff.unified(old: "", new: pretty, oldName: "not attached", newName: arn))))
+        flagWildcards(pretty, reader: reader)
+    }
+
+    static func flagWildcards(_ document: String, reader: AWSPreviewReader) {
+        let compact = document.filter { !$0.isWhitespace }
         for (what, pattern) in [("every action", "\"Action\":\"*\""), ("every action", "\"Action\":[\"*\""), ("every resource", "\"Resource\":\"*\""),
                                 ("every resource", "\"Resource\":[\"*\""), ("anyone", "\"Principal\":\"*\""), ("anyone", "\"AWS\":\"*\"")]
         where compact.contains(pattern) {
             reader.note("wildcard: the document grants \(what) (\(pattern))")
         }
+    }
+
+    /// A security group's rules now, beside the ones the request adds.
+    static func securityGroup(_ parameters: [(key: String, value: String)], reader: AWSPreviewReader, lookup: (String) -> AWSService?) -> [PreviewResource] {
+        guard let ec2 = lookup("ec2"), let id = value(parameters, "GroupId") else { return [] }
+        guard let item = reader.query(ec2, "DescribeSecurityGroups", [("GroupId.1", id)])?.descendants("securityGroupInfo").first?.child("item") else { return [] }
+        let rules = (item.child("ipPermissions")?.all("item") ?? []).map { rule -> String in
+            let ranges = (rule.child("ipRanges")?.all("item") ?? []).compactMap { $0["cidrIp"] } + (rule.child("ipv6Ranges")?.all("item") ?? []).compactMap { $0["cidrIpv6"] }
+            let ports = rule["fromPort"].map { from in from == rule["toPort"] ? from : "\(from)-\(rule["toPort"] ?? "")" } ?? "all"
+            return "\(rule["ipProtocol"] ?? "?") \(ports) from \(ranges.isEmpty ? "groups" : ranges.joined(separator: ", "))"
+        }
+        return [PreviewResource(type: "AWS::EC2::SecurityGroup", id: id, name: item["groupName"],
+                                tags: tags(item.child("tagSet"), item: "item", key: "key", value: "value"), retained: true,
+                                details: [("ingress now", rules.isEmpty ? "none" : rules.joined(separator: "; "))])]
+    }
+
+    /// A database: deletion protection, the final snapshot (or none), backups, size.
+    static func database(_ operation: String, _ parameters: [(key: String, value: String)], reader: AWSPreviewReader,
+                         lookup: (String) -> AWSService?) -> [PreviewResource] {
+        guard let rds = lookup("rds") else { return [] }
+        let cluster = operation == "DeleteDBCluster"
+        guard let id = value(parameters, cluster ? "DBClusterIdentifier" : "DBInstanceIdentifier") else { return [] }
+        guard let db = reader.query(rds, cluster ? "DescribeDBClusters" : "DescribeDBInstances",
+                                    [(cluster ? "DBClusterIdentifier" : "DBInstanceIdentifier", id)])?
+            .descendants(cluster ? "DBCluster" : "DBInstance").first else { return [] }
+        let skip = value(parameters, "SkipFinalSnapshot") == "true"
+        var details: [(key: String, value: String)] = [("status", db[cluster ? "Status" : "DBInstanceStatus"] ?? ""),
+                                                        ("engine", db["Engine"] ?? ""),
+                                                        ("deletion protection", db["DeletionProtection"] == "true" ? "on: the delete will fail" : "off"),
+                                                        ("backups kept", "\(db["BackupRetentionPeriod"] ?? "?") days")]
+        if operation != "ModifyDBInstance" {
+            details.append(("final snapshot", skip ? "none (SkipFinalSnapshot)" : value(parameters, "FinalDBSnapshotIdentifier") ?? "required and not named"))
+        }
+        if let storage = db["AllocatedStorage"].flatMap({ Int($0) }) { details.append(("storage", "\(storage) GiB")) }
+        return [PreviewResource(type: cluster ? "AWS::RDS::DBCluster" : "AWS::RDS::DBInstance", id: id, name: id,
+                                bytes: db["AllocatedStorage"].flatMap { Int($0) }.map { $0 << 30 },
+                                retained: operation == "ModifyDBInstance" || !skip, details: details)]
+    }
+
+    /// Route 53: each changed record set now, against what the change makes it.
+    static func recordSets(_ pinned: PinnedRequest, reader: AWSPreviewReader, lookup: (String) -> AWSService?) {
+        guard let route53 = lookup("route53"), let batch = try? XMLTree.parse(pinned.body) else { return }
+        let zonePath = pinned.path.hasSuffix("/rrset") ? String(pinned.path.dropLast("/rrset".count)) : pinned.path.replacingOccurrences(of: "/rrset/", with: "")
+        var old: [String] = []
+        var new: [String] = []
+        func line(_ set: XMLElement) -> String {
+            let values = set.descendants("Value").map(\.text) + set.descendants("DNSName").map { "alias " + $0.text }
+            return "\(withoutDot(set["Name"] ?? "")) \(set["Type"] ?? "") \(set["TTL"].map { "ttl \($0) " } ?? "")\(values.joined(separator: ", "))"
+        }
+        for change in batch.descendants("Change").prefix(20) {
+            guard let set = change.child("ResourceRecordSet"), let name = set["Name"], let type = set["Type"] else { continue }
+            if let response = reader.rest(route53, "ListResourceRecordSets", path: zonePath + "/rrset",
+                                          query: "maxitems=1&name=\(PercentEncoding.encode(name))&type=\(PercentEncoding.encode(type))"),
+               let listing = try? XMLTree.parse(response.body),
+               let current = listing.descendants("ResourceRecordSet").first(where: { Self.withoutDot($0["Name"] ?? "") == Self.withoutDot(name) && $0["Type"] == type }) {
+                old.append(line(current))
+            }
+            switch change["Action"] {
+            case "DELETE": break
+            default: new.append(line(set))
+            }
+        }
+        reader.extra.append(("diff", .string(LineDiff.unified(old: old.joined(separator: "\n") + (old.isEmpty ? "" : "\n"),
+                                                              new: new.joined(separator: "\n") + (new.isEmpty ? "" : "\n"),
+                                                              oldName: "records now", newName: "after the change"))))
+    }
+
+    static func withoutDot(_ name: String) -> String { name.hasSuffix(".") ? String(name.dropLast()) : name }
+
+    /// A bucket's policy, ACL or public access block now, against the request's.
+    static func bucketSetting(_ operation: String, _ pinned: PinnedRequest, reader: AWSPreviewReader, lookup: (String) -> AWSService?) {
+        guard let s3 = lookup("s3"), let bucket = pinned.path.dropFirst().split(separator: "/").first.map(String.init) else { return }
+        let (query, read) = operation == "PutBucketPolicy" ? ("policy", "GetBucketPolicy")
+            : operation == "PutBucketAcl" ? ("acl", "GetBucketAcl") : ("publicAccessBlock", "GetPublicAccessBlock")
+        let now = reader.rest(s3, read, path: "/" + bucket, query: query).map { String(decoding: $0.body, as: UTF8.self) } ?? ""
+        func pretty(_ text: String) -> String {
+            if let json = try? JSON.parse(text) { return json.pretty() }
+            guard let xml = try? XMLTree.parse(Array(text.utf8)) else { return text }
+            func lines(_ element: XMLElement, _ depth: Int) -> [String] {
+                let pad = String(repeating: "  ", count: depth)
+                return element.children.isEmpty ? [pad + element.localName + ": " + element.text]
+                    : [pad + element.localName + ":"] + element.children.flatMap { lines($0, depth + 1) }
+            }
+            return lines(xml, 0).joined(separator: "\n")
+        }
+        var proposed = pretty(String(decoding: pinned.body, as: UTF8.self))
+        if let acl = pinned.header("x-amz-acl") { proposed = "canned ACL: \(acl)" }
+        reader.extra.append(("diff", .string(LineDiff.unified(old: now.isEmpty ? "" : pretty(now) + "\n", new: proposed + "\n",
+                                                              oldName: "\(query) now", newName: "proposed"))))
+        if operation == "PutBucketPolicy" { flagWildcards(proposed, reader: reader) }
     }
 
     // MARK: EC2

@@ -305,6 +305,75 @@ import Testing
     }
 }
 
+/// The other operation families, each on real moto resources: security group ingress (the
+/// rules now, 0.0.0.0/0 flagged), an RDS delete without a final snapshot, a KMS key's deletion,
+/// a Route 53 change as a diff, a bucket policy as a diff, a
+/// managed policy attached (its document), an access key created (the keys there are).
+@Suite struct AWSPreviewFamilyTests {
+    @Test func eachFamilyShowsItsFacts() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let moto = try Moto()
+        func text(_ outcome: Outcome) -> String { outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let group = text(moto.aws(["ec2", "create-security-group", "--group-name", "web", "--description", "web", "--query", "GroupId", "--output", "text"]))
+        _ = moto.aws(["ec2", "authorize-security-group-ingress", "--group-id", group, "--protocol", "tcp", "--port", "443", "--cidr", "10.0.0.0/8"])
+        _ = moto.aws(["rds", "create-db-instance", "--db-instance-identifier", "orders-db", "--db-instance-class", "db.t3.micro", "--engine", "postgres",
+                      "--allocated-storage", "20", "--master-username", "admin", "--master-user-password", "password123", "--backup-retention-period", "7"])
+        let key = text(moto.aws(["kms", "create-key", "--description", "ledger key", "--query", "KeyMetadata.KeyId", "--output", "text"]))
+        let zone = text(moto.aws(["route53", "create-hosted-zone", "--name", "example.com", "--caller-reference", "r1", "--query", "HostedZone.Id", "--output", "text"]))
+        let record = #"{"Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"api.example.com","Type":"A","TTL":300,"ResourceRecords":[{"Value":"10.0.0.1"}]}}]}"#
+        _ = moto.aws(["route53", "change-resource-record-sets", "--hosted-zone-id", zone, "--change-batch", record])
+        _ = moto.aws(["s3", "mb", "s3://assets"])
+        _ = moto.aws(["s3api", "put-bucket-policy", "--bucket", "assets", "--policy",
+                      #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::assets/*"}]}"#])
+        _ = moto.aws(["iam", "create-user", "--user-name", "ci"])
+        _ = moto.aws(["iam", "create-access-key", "--user-name", "ci"])
+        _ = moto.aws(["iam", "create-role", "--role-name", "app", "--assume-role-policy-document", #"{"Version":"2012-10-17","Statement":[]}"#])
+        let managed = text(moto.aws(["iam", "create-policy", "--policy-name", "everything", "--query", "Policy.Arn", "--output", "text", "--policy-document",
+                                      #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#]))
+        scene.write(scene.workspace + "/change.json", #"{"Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"api.example.com","Type":"A","TTL":60,"ResourceRecords":[{"Value":"10.0.0.2"}]}}]}"#)
+        scene.write(scene.workspace + "/policy.json", #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::assets/*"}]}"#)
+        let out = scene.agent("""
+            aws ec2 authorize-security-group-ingress --group-id \(group) --protocol tcp --port 22 --cidr 0.0.0.0/0 2>&1
+            aws rds delete-db-instance --db-instance-identifier orders-db --skip-final-snapshot 2>&1
+            aws kms schedule-key-deletion --key-id \(key) --pending-window-in-days 7 2>&1
+            aws route53 change-resource-record-sets --hosted-zone-id \(zone) --change-batch file://change.json 2>&1
+            aws s3api put-bucket-policy --bucket assets --policy file://policy.json 2>&1
+            aws iam attach-role-policy --role-name app --policy-arn \(managed) 2>&1
+            aws iam create-access-key --user-name ci 2>&1
+            """, moto: moto, timeout: 300)
+        let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
+        guard ids.count == 7 else { Issue.record("\(ids.count) proposals: \(out)"); return }
+        func shown(_ index: Int) -> (preview: [String: Any], text: String) {
+            let json = scene.airlock(["show", ids[index], "--json"]).stdout
+            let preview = ((try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["preview"] as? [String: Any]) ?? [:]
+            return (preview, scene.airlock(["show", ids[index]]).stdout)
+        }
+        let ingress = shown(0)
+        #expect(ingress.text.contains("ingress now tcp 443 from 10.0.0.0/8") && ingress.text.contains("public-exposure: opens port 22 to 0.0.0.0/0"), "\(ingress.text)")
+        let database = shown(1)
+        #expect(database.text.contains("final snapshot none (SkipFinalSnapshot)") && database.text.contains("backups kept 7 days")
+                && database.text.contains("irreversible"), "\(database.text)")
+        let kms = shown(2)
+        #expect(kms.text.contains("ledger key") && kms.text.contains("deleted after 7 days"), "\(kms.text)")
+        let dns = shown(3)
+        #expect((dns.preview["diff"] as? String ?? "").contains("-api.example.com A ttl 300 10.0.0.1") && (dns.preview["diff"] as? String ?? "").contains("+api.example.com A ttl 60 10.0.0.2"),
+                "\(dns.preview)")
+        let policy = shown(4)
+        let policyNotes = policy.preview["notes"] as? [String] ?? []
+        #expect((policy.preview["diff"] as? String ?? "").contains("arn:aws:iam::123456789012:root") && policyNotes.contains { $0.contains("anyone") }, "\(policy.preview)")
+        #expect(policy.text.contains("public-exposure"), "\(policy.text)")
+        let attach = shown(5)
+        let attachNotes = attach.preview["notes"] as? [String] ?? []
+        #expect(attachNotes.contains { $0.contains("every action") } && (attach.preview["diff"] as? String ?? "").contains("\"Action\": \"*\""), "\(attach.preview)")
+        let accessKey = shown(6)
+        #expect(accessKey.text.contains("access keys now 1: AKIA"), "\(accessKey.text)")
+        // Nothing changed.
+        #expect(moto.aws(["rds", "describe-db-instances", "--db-instance-identifier", "orders-db"]).status == 0)
+        #expect(text(moto.aws(["iam", "list-attached-role-policies", "--role-name", "app", "--query", "length(AttachedPolicies)"])) == "0")
+    }
+}
+
 /// Drift for Kubernetes (docs/previews.md): a delete previewed (the server's dry run, the live
 /// object's resourceVersion kept), the object changed before approval → the approval is
 /// refused and nothing but reads and dry runs reach the API server (the stand-in records
