@@ -62,13 +62,15 @@ struct Proposals: ParsableCommand {
     func run() throws {
         do throws(AirlockError) {
             let list: [Proposal]
+            var groups: [ProposalGroups.Group]
             if let gate = try remote.client() {
                 let answer = try gate.call("GET", "/v1/proposals" + (all ? "" : "?state=pending"))
                 list = (answer["proposals"]?.array ?? []).compactMap { GateHTTP.proposal($0) }
+                groups = ((try? gate.call("GET", "/v1/groups"))?["groups"]?.array ?? []).compactMap(ProposalGroups.Group.init(json:))
             } else {
                 list = try openStore(state).proposals(states: all ? nil : [.pending])
+                groups = ProposalGroups.groups(ProposalGroups.candidates(list))
             }
-            let groups = ProposalGroups.groups(ProposalGroupCommands.candidates(list))
             if json {
                 printJSON(JSON.object([("proposals", .array(list.map(ProposalJSON.humanView))), ("groups", .array(groups.map(ProposalGroupCommands.json)))]))
                 return
@@ -113,6 +115,11 @@ struct Show: ParsableCommand {
     func run() throws {
         do throws(AirlockError) {
             if let gate = try remote.client() {
+                if ProposalGroupCommands.isGroupID(id) {
+                    let answer = try gate.call("GET", "/v1/groups/\(id)")
+                    if json { printJSON(answer) } else { print(ProposalGroupCommands.text(gate: answer)) }
+                    return
+                }
                 // On a team gate: API proposals (command proposals stay local for now).
                 let answer = try gate.call("GET", "/v1/proposals/\(id)")
                 let proposal = try GateOptions.proposal(answer)
@@ -268,7 +275,18 @@ struct Approve: ParsableCommand {
     func approveGroup() throws {
         var failed = 0
         do throws(AirlockError) {
-            guard remote.gate == nil else { throw AirlockError("group decisions are local for now; approve each proposal on the gate", code: .notYet) }
+            if let gate = try remote.client() {
+                let answer = try gate.call("POST", "/v1/groups/\(id)/approve", body: .object([("members", members.map(JSON.string) ?? .null),
+                                                                                            ("reason", reason.map(JSON.string) ?? .null)]), timeoutSeconds: 1800)
+                let results = answer["approved"]?.array ?? []
+                failed = results.filter { $0["state"]?.string != "succeeded" }.count
+                if json { printJSON(answer) } else {
+                    for result in results {
+                        print(result["error"].map { "\(result["id"]?.string ?? "?"): \($0.string ?? "")" } ?? "approved \(result["id"]?.string ?? "?") (\(result["summary"]?.string ?? "")); \(result["state"]?.string ?? "")")
+                    }
+                    print("group \(id): \(results.count - failed) of \(results.count) approved and succeeded")
+                }
+            } else {
             let covered = try ProposalGroupCommands.covered(id, digest: members, try openStore(state))
             var results: [JSON] = []
             for member in covered {
@@ -285,6 +303,7 @@ struct Approve: ParsableCommand {
             }
             if json { printJSON(.object([("group", .string(id)), ("approved", .array(results))])) }
             else { print("group \(id): \(covered.count - failed) of \(covered.count) approved and succeeded") }
+            }
         } catch {
             throw fail(error)
         }
@@ -346,7 +365,14 @@ struct Deny: ParsableCommand {
     func run() throws {
         do throws(AirlockError) {
             if ProposalGroupCommands.isGroupID(id) {
-                guard remote.gate == nil else { throw AirlockError("group decisions are local for now; deny each proposal on the gate", code: .notYet) }
+                if let gate = try remote.client() {
+                    let answer = try gate.call("POST", "/v1/groups/\(id)/deny", body: .object([("members", members.map(JSON.string) ?? .null),
+                                                                                             ("reason", reason.map(JSON.string) ?? .null)]))
+                    let results = answer["denied"]?.array ?? []
+                    for result in results { print("denied \(result["id"]?.string ?? "?") (\(result["summary"]?.string ?? ""))") }
+                    print("group \(id): \(results.count) denied")
+                    return
+                }
                 let store = try openStore(state)
                 let covered = try ProposalGroupCommands.covered(id, digest: members, store)
                 for member in covered {

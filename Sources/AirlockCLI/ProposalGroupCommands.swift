@@ -12,19 +12,8 @@ enum ProposalGroupCommands {
         id.count == 9 && id.hasPrefix("g") && id.dropFirst().allSatisfy(\.isHexDigit)
     }
 
-    static func candidates(_ proposals: [Proposal]) -> [ProposalGroups.Candidate] {
-        proposals.compactMap { proposal in
-            guard proposal.state == .pending, proposal.kind == .api, case .aws(let pinned)? = try? ProposalPayload(bytes: proposal.payload),
-                  let created = Clock.epochMilliseconds(parsing: proposal.createdAt) else { return nil }
-            var key = "\(pinned.service):\(pinned.operation ?? pinned.method)"
-            if pinned.service == "s3", let bucket = pinned.path.dropFirst().split(separator: "/").first { key += " in " + bucket }
-            return ProposalGroups.Candidate(id: proposal.id, session: proposal.sessionID, createdAtMilliseconds: created, key: key,
-                                            digest: proposal.digest, bytes: pinned.body.count, target: pinned.path)
-        }
-    }
-
     static func groups(_ store: any ProposalStore) throws(AirlockError) -> [ProposalGroups.Group] {
-        ProposalGroups.groups(candidates(try store.proposals(states: [.pending], session: nil)))
+        ProposalGroups.groups(ProposalGroups.candidates(try store.proposals(states: [.pending], session: nil)))
     }
 
     static func find(_ id: String, _ store: any ProposalStore) throws(AirlockError) -> ProposalGroups.Group {
@@ -52,12 +41,13 @@ enum ProposalGroupCommands {
         return lines.joined(separator: "\n")
     }
 
-    static func json(_ group: ProposalGroups.Group) -> JSON {
-        .object([("group", .string(group.id)), ("key", .string(group.key)), ("count", .number(Double(group.members.count))),
-                 ("bytes", .number(Double(group.bytes))), ("first", .string(group.members.first?.target ?? "")),
-                 ("last", .string(group.members.last?.target ?? "")), ("members_digest", .string(group.digest)),
-                 ("members", .array(group.members.map { .object([("id", .string($0.id)), ("target", .string($0.target)),
-                                                                 ("bytes", .number(Double($0.bytes)))]) }))])
+    static func json(_ group: ProposalGroups.Group) -> JSON { group.json }
+
+    /// A gate's group (GET /v1/groups/G), shown like a local one.
+    static func text(gate json: JSON) -> String {
+        guard let group = ProposalGroups.Group(json: json) else { return json.pretty() }
+        let digest = json["members_digest"]?.string ?? ""
+        return text(group).replacingOccurrences(of: group.digest, with: digest)
     }
 
     /// The members `digest` covers, or why none: the decision is refused and nothing changes.
@@ -65,11 +55,6 @@ enum ProposalGroupCommands {
         guard let digest else {
             throw AirlockError("a group decision names the members it covers", hint: "airlock show \(id) prints them and the --members digest", code: .usage)
         }
-        let group = try find(id, store)
-        guard let members = ProposalGroups.covered(by: digest.hasPrefix("sha256:") ? String(digest.dropFirst(7)) : digest, in: group) else {
-            throw AirlockError("group \(id) is not the set of members that digest names (one was decided on its own since); nothing was decided",
-                               hint: "airlock show \(id) shows it now", code: .conflict)
-        }
-        return members
+        return try ProposalGroups.decided(try find(id, store), digest: digest)
     }
 }

@@ -558,6 +558,45 @@ public final class GateService: Sendable {
         return executor
     }
 
+    // MARK: Groups (docs/previews.md, "Groups")
+
+    func currentGroups() throws(AirlockError) -> [ProposalGroups.Group] {
+        do {
+            return ProposalGroups.groups(ProposalGroups.candidates(try store.proposals(states: [.pending], session: nil)))
+        } catch {
+            throw AirlockError(error.message, code: .storeUnavailable)
+        }
+    }
+
+    public func groups(_ identity: GateIdentity) throws(AirlockError) -> JSON {
+        .object([("groups", .array(try currentGroups().map(\.json)))])
+    }
+
+    public func group(_ identity: GateIdentity, _ id: String) throws(AirlockError) -> ProposalGroups.Group {
+        guard let group = try currentGroups().first(where: { $0.id == id }) else {
+            throw AirlockError("no group \(id) of pending proposals", code: .notFound)
+        }
+        return group
+    }
+
+    /// Each member the digest covers, approved (through the one approve path, once each) or
+    /// denied; a member that fails is reported and the rest go on.
+    public func decideGroup(_ identity: GateIdentity, _ id: String, approve: Bool, members digest: String?, note: String?) throws(AirlockError) -> JSON {
+        guard let digest else { throw AirlockError("a group decision names the members it covers (\"members\": the digest GET /v1/groups/\(id) shows)", code: .badRequest) }
+        let covered = try ProposalGroups.decided(try group(identity, id), digest: digest)
+        var results: [JSON] = []
+        for member in covered {
+            let memberNote = (note.map { "\($0) " } ?? "") + "(group \(id))"
+            do throws(AirlockError) {
+                let outcome = approve ? try self.approve(identity, member.id, note: memberNote) : try deny(identity, member.id, note: memberNote)
+                results.append(ProposalJSON.humanView(outcome))
+            } catch {
+                results.append(.object([("id", .string(member.id)), ("error", .string(error.message))]))
+            }
+        }
+        return .object([("group", .string(id)), (approve ? "approved" : "denied", .array(results))])
+    }
+
     public func deny(_ identity: GateIdentity, _ id: String, note: String?) throws(AirlockError) -> Proposal {
         _ = try proposal(identity, id)
         let denied = try store.apply(.deny, to: id, actor: identity.actor, note: note)

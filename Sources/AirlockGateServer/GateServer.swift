@@ -30,6 +30,8 @@ import ServiceLifecycle
 ///     GET  /v1/proposals/ID                  both (a host: its own sessions' only)
 ///     GET  /v1/proposals/ID/wait?timeout=S   both
 ///     POST /v1/proposals/ID/approve|deny     approver {"reason"}
+///     GET  /v1/groups, /v1/groups/G          approver  (bursts decided at once: docs/previews.md)
+///     POST /v1/groups/G/approve|deny         approver {"members": DIGEST, "reason"}
 ///     POST /v1/freeze {"reason"}, /v1/thaw   approver  (kill switch: no execution starts)
 ///     POST /v1/sessions/ID/revoke            approver  (and deny all its pending) {"reason"}
 ///     POST /v1/hosts/NAME/revoke, /v1/users/NAME/revoke  approver
@@ -208,6 +210,24 @@ enum GateServer {
                     let note = (try? body.get())?["reason"]?.string
                     let outcome = decision == "approve" ? try service.approve(identity, id, note: note) : try service.deny(identity, id, note: note)
                     return ProposalJSON.humanView(outcome)
+                }
+            }
+        }
+
+        router.get("v1/groups") { request, _ -> Response in
+            await answer(request, .list, service) { identity throws(AirlockError) in try service.groups(identity) }
+        }
+        router.get("v1/groups/:id") { request, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            return await answer(request, .list, service) { identity throws(AirlockError) in try service.group(identity, id).json }
+        }
+        for decision in ["approve", "deny"] {
+            router.post("v1/groups/:id/\(decision)") { request, context -> Response in
+                let id = context.parameters.get("id") ?? ""
+                return try await answerWithBody(request, decision == "approve" ? .approve : .deny, service) { identity, body throws(AirlockError) in
+                    let fields = try? body.get()
+                    return try service.decideGroup(identity, id, approve: decision == "approve", members: fields?["members"]?.string,
+                                                   note: fields?["reason"]?.string)
                 }
             }
         }

@@ -305,6 +305,40 @@ import Testing
     }
 }
 
+extension ProposalGroupTests {
+    /// The same on a team gate: the gate groups what hosts proposed, `airlock show G --gate`
+    /// and `airlock approve G --members D --gate` decide exactly the members shown.
+    @Test func aBurstOnTheGateIsOneGroup() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let moto = try Moto()
+        _ = moto.aws(["s3", "mb", "s3://site"])
+        for index in 0..<6 { scene.write(scene.workspace + "/site/page\(index).html", "<p>\(index)</p>\n") }
+        let gate = try TeamGate(store: "sqlite", upstream: moto.url, keys: Moto.keys)
+        let host = gate.enrol("host", "builder")
+        let alice = gate.enrol("user", "alice")
+        scene.write(scene.root + "/host.token", host + "\n", mode: 0o600)
+        scene.write(scene.root + "/alice.token", alice + "\n", mode: 0o600)
+        scene.chownTree()
+        let out = scene.agent("aws s3 cp --recursive site s3://site/pages > cp.out 2>&1; true", moto: moto,
+                              options: ["--gate", gate.url, "--gate-token-file", scene.root + "/host.token"], timeout: 300)
+        #expect(out.status == 0, "\(out)")
+        let asAlice = ["--gate", gate.url, "--gate-token-file", scene.root + "/alice.token"]
+        let listed = scene.airlock(["proposals"] + asAlice)
+        #expect(listed.stdout.contains("Groups") && listed.stdout.contains("6 × s3:PutObject in site"), "\(listed)")
+        let groups = gate.call("GET", "/v1/groups", token: alice).json["groups"] as? [[String: Any]] ?? []
+        guard let id = groups.first?["group"] as? String, let digest = groups.first?["members_digest"] as? String else {
+            Issue.record("no group on the gate: \(groups)")
+            return
+        }
+        let shown = scene.airlock(["show", id] + asAlice)
+        #expect(shown.stdout.contains("count:     6") && shown.stdout.contains(digest), "\(shown)")
+        let approved = scene.airlock(["approve", id, "--members", digest, "--reason", "site"] + asAlice, timeout: 300)
+        #expect(approved.status == 0 && approved.stdout.contains("6 of 6 approved"), "\(approved)")
+        #expect(moto.aws(["s3", "ls", "s3://site/pages/"]).stdout.split(separator: "\n").count == 6)
+    }
+}
+
 /// The other operation families, each on real moto resources: security group ingress (the
 /// rules now, 0.0.0.0/0 flagged), an RDS delete without a final snapshot, a KMS key's deletion,
 /// a Route 53 change as a diff, a bucket policy as a diff, a

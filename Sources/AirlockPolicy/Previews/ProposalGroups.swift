@@ -33,6 +33,12 @@ public enum ProposalGroups {
         public var id: String
         public var key: String
         public var members: [Candidate]
+
+        public init(id: String, key: String, members: [Candidate]) {
+            self.id = id
+            self.key = key
+            self.members = members
+        }
         public var bytes: Int { members.reduce(0) { $0 + $1.bytes } }
         public var digest: String { ProposalGroups.digest(members) }
     }
@@ -76,5 +82,15 @@ public enum ProposalGroups {
             return Array(group.members.prefix(count))
         }
         return nil
+    }
+
+    /// The members a decision naming `digest` (with or without `sha256:`) covers, or the
+    /// refusal that decides nothing.
+    public static func decided(_ group: Group, digest: String) throws(AirlockError) -> [Candidate] {
+        guard let members = covered(by: digest.hasPrefix("sha256:") ? String(digest.dropFirst(7)) : digest, in: group) else {
+            throw AirlockError("group \(group.id) is not the set of members that digest names (one was decided on its own since); nothing was decided",
+                               hint: "airlock show \(group.id) shows it now", code: .conflict)
+        }
+        return members
     }
 }
