@@ -17,6 +17,7 @@ final class AWSPreviewReader {
     let send: Send
     let cache: AWSPreviewCache
     let deadline: Double
+    let seconds: Double
     var remaining: Int
     private(set) var notes: [String] = []
     /// Further fields of the preview record (a policy's diff).
@@ -31,6 +32,7 @@ final class AWSPreviewReader {
         self.send = send
         self.cache = cache
         deadline = Clock.monotonicSeconds() + seconds
+        self.seconds = seconds
         remaining = reads
     }
 
@@ -43,11 +45,11 @@ final class AWSPreviewReader {
         let key = "\(service) \(request.method) \(request.target)\n" + SigV4.hexSHA256(request.body)
         if let kept = cache.answer(key) { return kept.status < 300 ? kept : nil }
         guard remaining > 0 else {
-            note("stopped after \(Self.maximumReads) reads: the preview is incomplete")
+            note("stopped after \(reads) reads: the preview is incomplete")
             return nil
         }
         guard Clock.monotonicSeconds() < deadline else {
-            note("stopped after \(Int(Self.seconds)) s: the preview is incomplete")
+            note("stopped after \(seconds < 1 ? "\(Int(seconds * 1000)) ms" : "\(Int(seconds)) s"): the preview is incomplete")
             return nil
         }
         remaining -= 1

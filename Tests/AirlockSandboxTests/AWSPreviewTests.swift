@@ -408,6 +408,44 @@ extension ProposalGroupTests {
     }
 }
 
+extension AWSPreviewFamilyTests {
+    /// EC2 volumes and snapshots, a log group, a Lambda function: sizes and what goes with them.
+    @Test func volumesSnapshotsLogGroupsAndFunctions() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let moto = try Moto()
+        func text(_ outcome: Outcome) -> String { outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let volume = text(moto.aws(["ec2", "create-volume", "--size", "40", "--availability-zone", "us-east-1a", "--query", "VolumeId", "--output", "text",
+                                    "--tag-specifications", "ResourceType=volume,Tags=[{Key=Name,Value=db-data}]"]))
+        let snapshot = text(moto.aws(["ec2", "create-snapshot", "--volume-id", volume, "--description", "nightly", "--query", "SnapshotId", "--output", "text"]))
+        _ = moto.aws(["logs", "create-log-group", "--log-group-name", "/app/audit"])
+        _ = moto.aws(["logs", "put-retention-policy", "--log-group-name", "/app/audit", "--retention-in-days", "30"])
+        let role = text(moto.aws(["iam", "create-role", "--role-name", "fn", "--query", "Role.Arn", "--output", "text", "--assume-role-policy-document",
+                                  #"{"Version":"2012-10-17","Statement":[]}"#]))
+        let zip = scene.root + "/fn.zip"
+        let zipped = runProcess("/usr/bin/python3", ["-c", "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w'); z.writestr('app.py','def handler(e,c): return 1'); z.close()", zip],
+                                environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp")
+        #expect(zipped.status == 0, "\(zipped)")
+        let created = moto.aws(["lambda", "create-function", "--function-name", "resize", "--runtime", "python3.11", "--role", role,
+                                "--handler", "app.handler", "--zip-file", "fileb://" + zip])
+        #expect(created.status == 0, "\(created)")
+        let out = scene.agent("""
+            aws ec2 delete-volume --volume-id \(volume) 2>&1
+            aws ec2 delete-snapshot --snapshot-id \(snapshot) 2>&1
+            aws logs delete-log-group --log-group-name /app/audit 2>&1
+            aws lambda delete-function --function-name resize 2>&1
+            """, moto: moto, timeout: 300)
+        let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
+        guard ids.count == 4 else { Issue.record("\(ids.count) proposals: \(out)"); return }
+        func shown(_ index: Int) -> String { scene.airlock(["show", ids[index]]).stdout }
+        #expect(shown(0).contains("AWS::EC2::Volume  db-data") && shown(0).contains("size 40 GiB"), "\(shown(0))")
+        #expect(shown(1).contains("AWS::EC2::Snapshot") && shown(1).contains("description nightly") && shown(1).contains("of volume \(volume)"), "\(shown(1))")
+        #expect(shown(2).contains("AWS::Logs::LogGroup") && shown(2).contains("retention 30 days"), "\(shown(2))")
+        #expect(shown(3).contains("AWS::Lambda::Function  resize") && shown(3).contains("runtime python3.11") && shown(3).contains("destructive"), "\(shown(3))")
+        #expect(moto.aws(["lambda", "get-function", "--function-name", "resize"]).status == 0, "the function is still there")
+    }
+}
+
 /// Drift for Kubernetes (docs/previews.md): a delete previewed (the server's dry run, the live
 /// object's resourceVersion kept), the object changed before approval → the approval is
 /// refused and nothing but reads and dry runs reach the API server (the stand-in records
