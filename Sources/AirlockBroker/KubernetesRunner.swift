@@ -8,9 +8,36 @@ import AirlockStore
 /// or the payload names another server than the proposal's upstream (a store edited underneath).
 public struct KubernetesRunner: PayloadRunner {
     public let clusters: KubernetesClusters
+    /// The preview record a proposal's approver read (the store's), for the delete's
+    /// preconditions; nil sends the pinned request as it is.
+    public var previews: (@Sendable (Proposal) -> JSON?)?
 
-    public init(clusters: KubernetesClusters) {
+    public init(clusters: KubernetesClusters, previews: (@Sendable (Proposal) -> JSON?)? = nil) {
         self.clusters = clusters
+        self.previews = previews
+    }
+
+    /// A DELETE of one object, sent with the previewed object's resourceVersion and uid as
+    /// preconditions (docs/previews.md, drift): the API server refuses it (409) when the object
+    /// changed after the approval's re-check. Stricter than the pinned request, never wider:
+    /// only preconditions are added, to options that name none; anything else is sent as pinned.
+    public static func preconditioned(_ pinned: KubernetesPinnedRequest, preview: JSON?) -> KubernetesPinnedRequest {
+        guard pinned.method == "DELETE", let version = preview?["live_resource_version"]?.string,
+              case .resource(let request) = KubernetesRequest.read(method: pinned.method, path: pinned.path, query: pinned.query),
+              request.name != nil else { return pinned }
+        var pairs: [(String, JSON)] = []
+        if !pinned.body.isEmpty {
+            guard case .object(let existing)? = try? JSON.parseStrict(bytes: pinned.body) else { return pinned }
+            pairs = existing
+        }
+        guard !pairs.contains(where: { $0.0 == "preconditions" }) else { return pinned }
+        var conditions: [(String, JSON)] = [("resourceVersion", .string(version))]
+        if let uid = preview?["live_uid"]?.string { conditions.append(("uid", .string(uid))) }
+        pairs.append(("preconditions", .object(conditions)))
+        var sent = pinned
+        sent.body = Array(JSON.object(pairs).serialized().utf8)
+        sent.headers = pinned.headers.filter { !["content-type", "content-length"].contains($0.name.lowercased()) } + [("Content-Type", "application/json")]
+        return sent
     }
 
     /// The previewed object read again (docs/previews.md, drift): when its resourceVersion or
@@ -52,7 +79,8 @@ public struct KubernetesRunner: PayloadRunner {
         let target: KubernetesClusters.Target
         do { target = try clusters.target(context) } catch { throw .notSent(error.message) }
         try send.check()
-        let response = try ExecutionClient.exchange(pinned.outbound(target)).answer()
+        let sent = Self.preconditioned(pinned, preview: previews?(proposal))
+        let response = try ExecutionClient.exchange(sent.outbound(target)).answer()
         return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
     }
 }

@@ -330,7 +330,9 @@ struct Approve: ParsableCommand {
             runners.aws = AWSRunner(catalog: catalog, credentials: HostCredentials(environment: environment, profile: awsProfile),
                                     blobs: DirectoryBlobStore(directory: store.stateDir + "/blobs"))
         case .kubernetes?:
-            if let clusters = (try? KubernetesClusters.load(environment: environment)) ?? nil { runners.kubernetes = KubernetesRunner(clusters: clusters) }
+            if let clusters = (try? KubernetesClusters.load(environment: environment)) ?? nil {
+                runners.kubernetes = KubernetesRunner(clusters: clusters, previews: { proposal in (try? store.preview(of: proposal)) ?? nil })
+            }
         case .github?, .gitPush?:
             runners.github = GitHubRunner(credentials: GitHubCredentials(environment: environment))
         case nil:

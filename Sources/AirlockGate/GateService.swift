@@ -535,7 +535,10 @@ public final class GateService: Sendable {
         var aws = AWSRunner(catalog: catalog, credentials: credentials, blobs: blobs, assumeRole: config.awsAssumeRole)
         aws.previewCredentials = previewCredentials
         var runners = Runners(aws: aws)
-        if let kubernetes { runners.kubernetes = KubernetesRunner(clusters: kubernetes.clusters) }
+        if let kubernetes {
+            let store = self.store
+            runners.kubernetes = KubernetesRunner(clusters: kubernetes.clusters, previews: { proposal in (try? store.preview(of: proposal)) ?? nil })
+        }
         if let github { runners.github = GitHubRunner(credentials: github) }
         if let commands {
             var command = CommandRunner(store: store, stateDir: config.stateDir, environment: commands.environment, awsProfile: config.awsProfile)

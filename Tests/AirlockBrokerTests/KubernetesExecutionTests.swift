@@ -41,6 +41,32 @@ import Testing
         return KubernetesClusters(config: config, sources: [], environment: [:])
     }
 
+    /// A delete is sent with the previewed object's version as preconditions: stricter than
+    /// pinned, never wider (docs/previews.md).
+    @Test func aDeleteCarriesThePreviewedVersionAsPreconditions() throws {
+        let preview = JSON.object([("live_resource_version", .string("41")), ("live_uid", .string("u-1"))])
+        let bare = KubernetesRunner.preconditioned(Self.pinned, preview: preview)
+        let options = try JSON.parse(bytes: bare.body)
+        #expect(options["preconditions"]?["resourceVersion"]?.string == "41" && options["preconditions"]?["uid"]?.string == "u-1")
+        let type = bare.headers.first(where: { $0.name.lowercased() == "content-type" })?.value
+        #expect(type == "application/json")
+        var withOptions = Self.pinned
+        withOptions.body = Array(#"{"propagationPolicy":"Foreground"}"#.utf8)
+        let kept = try JSON.parse(bytes: KubernetesRunner.preconditioned(withOptions, preview: preview).body)
+        #expect(kept["propagationPolicy"]?.string == "Foreground" && kept["preconditions"]?["resourceVersion"]?.string == "41")
+        // Its own preconditions, no preview, not a delete of one object, unreadable options: as pinned.
+        var own = Self.pinned
+        own.body = Array(#"{"preconditions":{"uid":"x"}}"#.utf8)
+        #expect(KubernetesRunner.preconditioned(own, preview: preview).body == own.body)
+        #expect(KubernetesRunner.preconditioned(Self.pinned, preview: nil).body.isEmpty)
+        var collection = Self.pinned
+        collection.path = "/apis/apps/v1/namespaces/default/deployments"
+        #expect(KubernetesRunner.preconditioned(collection, preview: preview).body.isEmpty)
+        var garbled = Self.pinned
+        garbled.body = Array("not json".utf8)
+        #expect(KubernetesRunner.preconditioned(garbled, preview: preview).body == garbled.body)
+    }
+
     @Test func aContextThatNowNamesAnotherServerIsNotSentTo() throws {
         let store = InMemoryProposalStore()
         let id = try Self.approved(store, payload: Self.pinned.json, upstream: Self.pinned.server)
