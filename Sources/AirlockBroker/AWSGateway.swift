@@ -60,11 +60,14 @@ public final class AWSGateway: @unchecked Sendable {
     /// previews are its own (a host's facts are the host's word).
     let previews: Bool
     let previewCache = AWSPreviewCache()
+    /// The accounts the session's profiles name as production (labels, docs/previews.md).
+    let productionAccounts: Set<String>
 
     public init(session: BrokerSession, catalog: AWSCatalogFiles, store: any ProposalIntake,
                 credentials: HostCredentials, stagingDirectory: String, log: BrokerLog, mutationPolicy: MutationPolicy = .propose,
-                environment: [String: String] = [:], previews: Bool = true) {
+                environment: [String: String] = [:], previews: Bool = true, productionAccounts: Set<String> = []) {
         self.previews = previews
+        self.productionAccounts = productionAccounts
         self.session = session
         self.mutationPolicy = mutationPolicy
         self.catalog = catalog
@@ -206,8 +209,9 @@ public final class AWSGateway: @unchecked Sendable {
     /// What `pinned` will do, read with the human's credentials before it is proposed.
     func effectPreview(_ pinned: PinnedRequest) -> JSON {
         let log = self.log
-        let source = AWSPreviewSource(catalog: catalog, credentials: credentials, upstream: { [self] service in upstream(for: service) },
+        var source = AWSPreviewSource(catalog: catalog, credentials: credentials, upstream: { [self] service in upstream(for: service) },
                                       log: { log.write($0) })
+        source.productionAccounts = productionAccounts
         return source.preview(pinned, cache: previewCache)
     }
 

@@ -135,6 +135,8 @@ public struct AWSPreviewSource: Sendable {
     let credentials: HostCredentials
     let upstream: @Sendable (AWSService) -> AWSUpstream
     let log: @Sendable (String) -> Void
+    /// The accounts a profile names as production (docs/previews.md).
+    public var productionAccounts: Set<String> = []
 
     public init(catalog: AWSCatalogFiles, credentials: HostCredentials, upstream: @escaping @Sendable (AWSService) -> AWSUpstream,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -150,7 +152,8 @@ public struct AWSPreviewSource: Sendable {
             read(service: service, operation: operation, request: request, region: pinned.region)
         }), cache: cache)
         let catalog = self.catalog
-        let preview = AWSPreviews.preview(pinned, reader: reader, service: { name in (try? catalog.service(name)) ?? nil })
+        let preview = AWSPreviews.preview(pinned, reader: reader, service: { name in (try? catalog.service(name)) ?? nil },
+                                          productionAccounts: productionAccounts)
         log("aws preview of \(pinned.service):\(pinned.operation ?? "?"): \(reader.reads) reads")
         return preview
     }

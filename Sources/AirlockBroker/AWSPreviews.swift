@@ -7,7 +7,8 @@ import AirlockPolicy
 /// beside the proposal, outside its digest.
 public enum AWSPreviews {
     /// The preview record of `pinned`.
-    static func preview(_ pinned: PinnedRequest, reader: AWSPreviewReader, service lookup: (String) -> AWSService?) -> JSON {
+    static func preview(_ pinned: PinnedRequest, reader: AWSPreviewReader, service lookup: (String) -> AWSService?,
+                        productionAccounts: Set<String> = []) -> JSON {
         let operation = pinned.operation ?? ""
         let parameters = Self.parameters(pinned, wire: lookup(pinned.service)?.wireProtocol)
         var resources: [PreviewResource] = []
@@ -86,7 +87,14 @@ public enum AWSPreviews {
         default:
             previewed = false
         }
-        let risks = RiskLabels.assess(service: pinned.service, operation: operation, parameters: parameters, resources: resources)
+        // The account the change lands in: from an ARN the preview read, else (only when a
+        // profile names production accounts) the caller's, asked of STS.
+        var account = (resources.map(\.id) + parameters.map(\.value)).lazy.compactMap(Self.account(inARN:)).first
+        if account == nil, !productionAccounts.isEmpty, let sts = lookup("sts") {
+            account = reader.query(sts, "GetCallerIdentity", [])?.descendants("Account").first?.text
+        }
+        let risks = RiskLabels.assess(service: pinned.service, operation: operation, parameters: parameters, resources: resources,
+                                      account: account, productionAccounts: productionAccounts)
         var fields: [(String, JSON)] = [("type", .string("aws-effect")), ("operation", .string("\(pinned.service):\(operation)"))]
         fields.append(("labels", .array(risks.map(\.json))))
         fields.append(("resources", .array(resources.map(\.json))))
@@ -96,6 +104,14 @@ public enum AWSPreviews {
         fields.append(("reads", .number(Double(reader.reads))))
         fields += reader.extra
         return .object(fields)
+    }
+
+    /// `arn:aws:SERVICE:REGION:ACCOUNT:…` → ACCOUNT.
+    static func account(inARN text: String) -> String? {
+        guard text.hasPrefix("arn:") else { return nil }
+        let parts = text.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[4].count == 12, parts[4].allSatisfy(\.isNumber) else { return nil }
+        return String(parts[4])
     }
 
     /// The request's parameters, flattened: form fields (query, EC2), JSON members with dotted

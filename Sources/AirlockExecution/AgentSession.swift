@@ -66,6 +66,8 @@ public final class AgentSession: @unchecked Sendable {
     let kubernetesReadNamespaces: Set<String>?
     let kubernetesAllow: Set<String>
     let kubernetesSensitive: Set<String>
+    /// The accounts the profiles name as production (preview labels, docs/previews.md).
+    let productionAccounts: Set<String>
     /// What the agent can write (the workspace, the profiles' read-write paths, real paths too):
     /// credential configuration there is never trusted by the broker.
     let writableRoots: WritableRoots
@@ -127,6 +129,7 @@ public final class AgentSession: @unchecked Sendable {
         kubernetesReadNamespaces = stack.kubernetesReadNamespaces
         kubernetesAllow = stack.kubernetesAllow
         kubernetesSensitive = stack.kubernetesSensitive
+        productionAccounts = stack.productionAccounts
         githubRepoScopes = stack.githubRepoScopes
         if execution == nil || execution?.spec.kubernetesEndpoint == true {
             do {
@@ -268,7 +271,7 @@ public final class AgentSession: @unchecked Sendable {
             stagingDirectory: stateDir + "/blobs", log: log, mutationPolicy: mutationPolicy, environment: environment,
             // With a team gate, the gate previews with its own read credentials (a host's facts
             // are the host's word); locally, the broker does (docs/previews.md).
-            previews: storeCache.gate == nil && execution == nil)
+            previews: storeCache.gate == nil && execution == nil, productionAccounts: productionAccounts)
         let log = self.log
         let commands: (@Sendable (JSON) -> JSON)?
         var finished: (@Sendable (Proposal) -> Proposal)?

@@ -27,6 +27,13 @@ public struct Profile: Sendable, Equatable {
     /// GitHub through the broker (docs/github.md, "Profiles"): `owner/repo` patterns reads are
     /// scoped to (nil: any).
     public var github = GitHub()
+    /// AWS (docs/previews.md): the accounts whose changes are labelled production.
+    public var aws = AWS()
+
+    public struct AWS: Sendable, Equatable {
+        public var productionAccounts: [String] = []
+        public init() {}
+    }
 
     public struct Kubernetes: Sendable, Equatable {
         public var readNamespaces: [String]?
@@ -145,6 +152,8 @@ public struct ProfileStack: Sendable, Equatable {
     public var kubernetesAllow: Set<String> { Set(layers.flatMap(\.kubernetes.allow)) }
     /// Every layer's sensitive resources: a layer can only add to them.
     public var kubernetesSensitive: Set<String> { Set(layers.flatMap(\.kubernetes.sensitive)) }
+    /// Every layer's production accounts: a layer can only add to them.
+    public var productionAccounts: Set<String> { Set(layers.flatMap(\.aws.productionAccounts)) }
     /// Each layer's repository patterns: a repository must match one of every layer's.
     public var githubRepoScopes: [[Glob]] { layers.compactMap(\.github.repos).map { $0.map { Glob($0.lowercased()) } } }
 

@@ -20,7 +20,8 @@ public enum ProfileParser {
     public static let maximumSize = 256 * 1024
 
     static let topLevelKeys = ["description", "extends", "filesystem", "environment", "network", "rlimits", "tools", "snapshot", "home_files", "limits",
-                               "kubernetes", "github"]
+                               "kubernetes", "github", "aws"]
+    static let awsKeys = ["production_accounts"]
     static let kubernetesKeys = ["read_namespaces", "allow", "sensitive"]
     static let githubKeys = ["repos"]
     static let limitKeys = ["memory", "cpus", "pids"]
@@ -127,6 +128,14 @@ public enum ProfileParser {
                         }
                         profile.kubernetes.readNamespaces = items
                     }
+                }
+            case "aws":
+                for (_, entryValue) in try reader.mapping(value, at: key, keys: awsKeys) {
+                    let items = try reader.stringOrList(entryValue, at: "aws.production_accounts")
+                    for item in items where item.count != 12 || !item.allSatisfy(\.isNumber) {
+                        throw reader.error(entryValue, "aws.production_accounts: '\(item)' is not a 12-digit AWS account id (quote it: \"012345678901\")")
+                    }
+                    profile.aws.productionAccounts = items
                 }
             case "github":
                 for (_, entryValue) in try reader.mapping(value, at: key, keys: githubKeys) {

@@ -69,6 +69,18 @@ import Testing
         }
     }
 
+    /// `aws.production_accounts`: 12-digit ids, merged across layers (a layer only adds).
+    @Test func productionAccounts() throws {
+        let profile = try parse("aws:\n  production_accounts: [\"111122223333\", \"444455556666\"]\n")
+        #expect(profile.aws.productionAccounts == ["111122223333", "444455556666"])
+        #expect(throws: ProfileError.self) { try parse("aws:\n  production_accounts: [prod]\n") }
+        #expect(throws: ProfileError.self) { try parse("aws:\n  production_accounts: [\"1234\"]\n") }
+        #expect(throws: ProfileError.self) { try parse("aws:\n  accounts: [\"111122223333\"]\n") }
+        var other = try parse("aws:\n  production_accounts: \"777788889999\"\n")
+        other.name = "other"
+        #expect(ProfileStack([profile, other]).productionAccounts == ["111122223333", "444455556666", "777788889999"])
+    }
+
     @Test func hugeProfileIsRefused() {
         let text = "description: " + String(repeating: "x", count: ProfileParser.maximumSize)
         #expect(throws: ProfileError.self) { try parse(text) }

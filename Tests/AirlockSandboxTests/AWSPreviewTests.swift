@@ -446,6 +446,23 @@ extension AWSPreviewFamilyTests {
     }
 }
 
+extension AWSPreviewFamilyTests {
+    /// A profile's production accounts: a change in one is labelled production, whatever its
+    /// names and tags say (the account asked of STS, a read).
+    @Test func productionAccountsFromTheProfile() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let moto = try Moto()
+        let url = moto.aws(["sqs", "create-queue", "--queue-name", "jobs", "--query", "QueueUrl", "--output", "text"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let profile = scene.egressProfile("aws:\n  production_accounts: [\"123456789012\"]\n", name: "prod-accounts.yaml")
+        let out = scene.agent("aws sqs delete-queue --queue-url \(url) 2>&1", moto: moto, options: ["--profile", profile])
+        let id = try #require(Scene.proposalIDs(in: out.stdout + out.stderr).first, "\(out)")
+        let text = scene.airlock(["show", id]).stdout
+        #expect(text.contains("production: account 123456789012 is listed as production"), "\(text)")
+    }
+}
+
 /// Drift for Kubernetes (docs/previews.md): a delete previewed (the server's dry run, the live
 /// object's resourceVersion kept), the object changed before approval → the approval is
 /// refused and nothing but reads and dry runs reach the API server (the stand-in records
