@@ -37,8 +37,22 @@ import Testing
         (shown["preview"] as? [String: Any])?["resources"] as? [[String: Any]] ?? []
     }
 
-    /// The session logs' preview reads and every proposal they made: reads only.
     func expectOnlyReads(_ scene: Scene, sourceLocation: SourceLocation = #_sourceLocation) {
+        scene.expectOnlyPreviewReads(sourceLocation: sourceLocation)
+    }
+}
+
+extension Moto {
+    /// moto's whole state (its `/moto-api/data.json`): what the previews must leave as it was.
+    var wholeState: String {
+        runProcess("/usr/bin/curl", ["-s", url + "/moto-api/data.json"], environment: ["PATH": "/usr/bin:/bin"], directory: "/tmp").stdout
+    }
+}
+
+extension Scene {
+    /// The session logs' preview reads and every proposal they made: reads only.
+    func expectOnlyPreviewReads(sourceLocation: SourceLocation = #_sourceLocation) {
+        let scene = self
         let logs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?.filter { $0.hasSuffix(".log") }
             .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
         let reads = logs.split(separator: "\n").filter { $0.contains("aws preview read ") }
@@ -46,6 +60,9 @@ import Testing
         #expect(reads.allSatisfy { $0.contains(": read (") }, "\(reads)", sourceLocation: sourceLocation)
         #expect(!logs.contains("sent as part of approved proposal"), sourceLocation: sourceLocation)
     }
+}
+
+extension AWSPreviewTests {
 
     @Test func deleteStackShowsWhatTheStackHolds() throws {
         guard let (scene, moto) = try setUp() else { return }
@@ -59,6 +76,7 @@ import Testing
         for index in 0..<2 { _ = moto.aws(["sqs", "send-message", "--queue-url", queueURL, "--message-body", "job \(index)"]) }
         for index in 0..<4 { _ = moto.aws(["dynamodb", "put-item", "--table-name", "ledger", "--item", #"{"id":{"S":"\#(index)"}}"#]) }
         let before = state(moto, queueURL)
+        let wholeBefore = moto.wholeState
 
         scene.write(scene.workspace + "/stack.json", Self.template)
         let out = scene.agent("""
@@ -66,6 +84,9 @@ import Testing
             aws cloudformation create-stack --stack-name prod --template-body file://stack.json 2>&1
             """, moto: moto)
         let ids = Scene.proposalIDs(in: out.stderr + out.stdout)
+        // moto's whole state, before anything else reads it (its dump counts live model
+        // objects, which the test's own scans would add).
+        let wholeAfter = moto.wholeState
         #expect(ids.count == 2, "\(out)")
         let id = try #require(ids.first, "\(out)")
         let shown = showJSON(scene, id)
@@ -89,6 +110,9 @@ import Testing
         #expect(text.contains("RECREATE:  with proposal \(ids[1]) (cloudformation:CreateStack"), "\(text)")
         // Nothing changed; only reads were made.
         #expect(state(moto, queueURL) == before)
+        let differ = zip(wholeBefore, wholeAfter).prefix { $0 == $1 }.count
+        #expect(!wholeBefore.isEmpty && wholeAfter == wholeBefore,
+                "moto's state changed while the preview read it: \(wholeBefore.count) → \(wholeAfter.count) bytes; at \(differ): \(wholeBefore.dropFirst(max(0, differ - 300)).prefix(600)) ≠ \(wholeAfter.dropFirst(max(0, differ - 300)).prefix(600))")
         expectOnlyReads(scene)
     }
 
@@ -367,6 +391,7 @@ extension ProposalGroupTests {
                                       #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#]))
         scene.write(scene.workspace + "/change.json", #"{"Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"api.example.com","Type":"A","TTL":60,"ResourceRecords":[{"Value":"10.0.0.2"}]}}]}"#)
         scene.write(scene.workspace + "/policy.json", #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::assets/*"}]}"#)
+        let wholeBefore = moto.wholeState
         let out = scene.agent("""
             aws ec2 authorize-security-group-ingress --group-id \(group) --protocol tcp --port 22 --cidr 0.0.0.0/0 2>&1
             aws rds delete-db-instance --db-instance-identifier orders-db --skip-final-snapshot 2>&1
@@ -376,6 +401,7 @@ extension ProposalGroupTests {
             aws iam attach-role-policy --role-name app --policy-arn \(managed) 2>&1
             aws iam create-access-key --user-name ci 2>&1
             """, moto: moto, timeout: 300)
+        let wholeAfter = moto.wholeState
         let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
         guard ids.count == 7 else { Issue.record("\(ids.count) proposals: \(out)"); return }
         func shown(_ index: Int) -> (preview: [String: Any], text: String) {
@@ -405,6 +431,8 @@ extension ProposalGroupTests {
         // Nothing changed.
         #expect(moto.aws(["rds", "describe-db-instances", "--db-instance-identifier", "orders-db"]).status == 0)
         #expect(text(moto.aws(["iam", "list-attached-role-policies", "--role-name", "app", "--query", "length(AttachedPolicies)"])) == "0")
+        #expect(wholeAfter == wholeBefore, "moto's state changed while the previews read it")
+        scene.expectOnlyPreviewReads()
     }
 }
 
@@ -429,12 +457,14 @@ extension AWSPreviewFamilyTests {
         let created = moto.aws(["lambda", "create-function", "--function-name", "resize", "--runtime", "python3.11", "--role", role,
                                 "--handler", "app.handler", "--zip-file", "fileb://" + zip])
         #expect(created.status == 0, "\(created)")
+        let wholeBefore = moto.wholeState
         let out = scene.agent("""
             aws ec2 delete-volume --volume-id \(volume) 2>&1
             aws ec2 delete-snapshot --snapshot-id \(snapshot) 2>&1
             aws logs delete-log-group --log-group-name /app/audit 2>&1
             aws lambda delete-function --function-name resize 2>&1
             """, moto: moto, timeout: 300)
+        let wholeAfter = moto.wholeState
         let ids = Scene.proposalIDs(in: out.stdout + out.stderr)
         guard ids.count == 4 else { Issue.record("\(ids.count) proposals: \(out)"); return }
         func shown(_ index: Int) -> String { scene.airlock(["show", ids[index]]).stdout }
@@ -443,6 +473,8 @@ extension AWSPreviewFamilyTests {
         #expect(shown(2).contains("AWS::Logs::LogGroup") && shown(2).contains("retention 30 days"), "\(shown(2))")
         #expect(shown(3).contains("AWS::Lambda::Function  resize") && shown(3).contains("runtime python3.11") && shown(3).contains("destructive"), "\(shown(3))")
         #expect(moto.aws(["lambda", "get-function", "--function-name", "resize"]).status == 0, "the function is still there")
+        #expect(wholeAfter == wholeBefore, "moto's state changed while the previews read it")
+        scene.expectOnlyPreviewReads()
     }
 }
 
