@@ -28,8 +28,13 @@ final class AWSPreviewReader {
     static let seconds = 10.0
     static let maximumBody = 8 << 20
 
-    init(send: Send, cache: AWSPreviewCache, reads: Int = maximumReads, seconds: Double = seconds) {
+    /// What else decides an answer: the region (it picks the host); the upstream and the
+    /// credentials are one per cache (a session's, a gate's).
+    let scope: String
+
+    init(send: Send, cache: AWSPreviewCache, reads: Int = maximumReads, seconds: Double = seconds, scope: String = "") {
         self.send = send
+        self.scope = scope
         self.cache = cache
         deadline = Clock.monotonicSeconds() + seconds
         self.seconds = seconds
@@ -42,8 +47,8 @@ final class AWSPreviewReader {
 
     /// One read; nil (with a note) when refused, over budget, out of time or answered with an error.
     func call(_ service: String, _ operation: String, _ request: AWSRequest) -> ExecutionClient.Response? {
-        let key = "\(service) \(request.method) \(request.target)\n" + SigV4.hexSHA256(request.body)
-        if let kept = cache.answer(key) { return kept.status < 300 ? kept : nil }
+        let key = "\(scope) \(service) \(request.method) \(request.target)\n" + SigV4.hexSHA256(request.body)
+        if let kept = cache.answer(key) { return kept }
         guard remaining > 0 else {
             note("stopped after \(reads) reads: the preview is incomplete")
             return nil
@@ -63,7 +68,7 @@ final class AWSPreviewReader {
                 note("\(service):\(operation): the answer is over \(ByteSize.human(Self.maximumBody)); not read")
                 return nil
             }
-            cache.keep(key, response)
+            if response.status < 300 { cache.keep(key, response) }  // an error is asked again, and noted each time
             if response.status >= 300 {
                 let code = (try? XMLTree.parse(response.body)).flatMap { $0.descendants("Code").first?.text }
                     ?? (try? JSON.parse(bytes: response.body))?["__type"]?.string ?? "HTTP \(response.status)"
@@ -150,7 +155,7 @@ public struct AWSPreviewSource: Sendable {
     public func preview(_ pinned: PinnedRequest, cache: AWSPreviewCache = AWSPreviewCache()) -> JSON {
         let reader = AWSPreviewReader(send: .init(read: { service, operation, request in
             read(service: service, operation: operation, request: request, region: pinned.region)
-        }), cache: cache)
+        }), cache: cache, scope: pinned.region)
         let catalog = self.catalog
         let preview = AWSPreviews.preview(pinned, reader: reader, service: { name in (try? catalog.service(name)) ?? nil },
                                           productionAccounts: productionAccounts)

@@ -48,8 +48,13 @@ public struct AWSRunner: PayloadRunner {
               let upstream = try? AWSUpstream(parsing: proposal.upstream) else { return nil }
         let source = AWSPreviewSource(catalog: catalog, credentials: previewCredentials ?? credentials, upstream: { _ in upstream })
         let now = source.preview(pinned)
-        guard let after = PreviewDrift.resources(now), !after.isEmpty || (now["notes"]?.array ?? []).isEmpty else { return nil }
-        let changes = PreviewDrift.changes(shown: before, now: after)
+        guard let after = PreviewDrift.resources(now) else { return nil }
+        // Nothing read back where the approver was shown resources: not known to be the same,
+        // so not approved (fails closed; the new preview's notes say why).
+        var changes = PreviewDrift.changes(shown: before, now: after)
+        if after.isEmpty, let notes = now["notes"]?.stringArray, !notes.isEmpty {
+            changes = ["the previewed resources could not be read again (\(notes.prefix(2).joined(separator: "; ")))"]
+        }
         guard !changes.isEmpty else { return nil }
         guard case .object(var fields) = now else { return nil }
         fields.append(("drift", .array(changes.map(JSON.string))))

@@ -25,6 +25,9 @@ public struct KubernetesRunner: PayloadRunner {
         guard pinned.method == "DELETE", let version = preview?["live_resource_version"]?.string,
               case .resource(let request) = KubernetesRequest.read(method: pinned.method, path: pinned.path, query: pinned.query),
               request.name != nil else { return pinned }
+        // Options in the query (propagationPolicy, gracePeriodSeconds…) would be ignored once a
+        // body is sent: such a request goes as pinned.
+        if pinned.body.isEmpty && !pinned.query.isEmpty { return pinned }
         var pairs: [(String, JSON)] = []
         if !pinned.body.isEmpty {
             guard case .object(let existing)? = try? JSON.parseStrict(bytes: pinned.body) else { return pinned }

@@ -38,8 +38,10 @@ public enum NestedSandbox {
     /// What `bwrap ARGS…` does inside: the help, or the refusal (exit 1, as bubblewrap's own
     /// failures).
     public static func run(_ arguments: [String]) -> Int32 {
-        if arguments.contains("--help") || arguments.contains("--version") {
-            writeStandardOutput(arguments.contains("--help") ? help : "bwrap (Airlock): nested sandboxes are refused\n")
+        // Only bwrap's own options: a `--help` of the command after `--` is the command's.
+        let own = arguments.prefix { $0 != "--" }
+        if own.first == "--help" || own.first == "--version" {
+            writeStandardOutput(own.first == "--help" ? help : "bwrap (Airlock): nested sandboxes are refused\n")
             return 0
         }
         writeStandardError(explanation)

@@ -196,6 +196,10 @@ public struct ToolResolver: Sendable {
     /// holding it, not a credential path or inside one, and holding none.
     func checked(_ tool: String, _ resolution: ToolResolution) -> Outcome {
         let credentials = CredentialRules.paths(home: home)
+        var resolution = resolution
+        // Checked and mounted by its real path: a link in the path (`h -> ../../home`) must
+        // not carry the mount somewhere the check did not look.
+        resolution.runtime = resolution.runtime.map { HostInspectionPaths.realPath($0) ?? $0 }
         for directory in resolution.runtime {
             if HostPath.depth(directory) < 2 || HostPath.isWithin(home, directory) {
                 return fail(tool, resolution.found, "it needs \(directory), which holds your whole home",
@@ -252,7 +256,8 @@ public struct ToolResolver: Sendable {
             var dir = start
             while true {
                 let path = (dir == "/" ? "" : dir) + "/" + name
-                if access(path, R_OK) == 0 { return path }
+                var info = stat()
+                if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(path, R_OK) == 0 { return path }
                 if dir == "/" { break }
                 dir = HostPath.parent(of: dir)
             }

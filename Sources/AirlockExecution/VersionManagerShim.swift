@@ -111,7 +111,7 @@ struct VersionManagerShim: Sendable {
 
     /// Words of a version file: whitespace-separated, `#` comments skipped.
     static func words(_ path: String) -> [String] {
-        guard let text = try? readTextFile(path, limit: 64 << 10) else { return [] }
+        guard let text = regularFileText(path) else { return [] }
         return text.split(separator: "\n").filter { !String($0).trimmingWhitespace.hasPrefix("#") }
             .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }) }.map(String.init)
     }
@@ -138,7 +138,7 @@ struct VersionManagerShim: Sendable {
         for name in names {
             if name == "system" { return .success(.system) }
             guard Self.isVersionName(name) else {
-                return .failure(Refusal(why: "pyenv's version \"\(name)\" (from \(source)) is not a version name", fix: "fix \(source)"))
+                return .failure(Refusal(why: "pyenv's version in \(source) is not a version name", fix: "fix \(source)"))
             }
             let version = access(root + "/versions/" + name, F_OK) == 0 ? name : Self.newest(in: root + "/versions", prefixedBy: name + ".")
             guard let version else { tried.append(name); continue }
@@ -171,7 +171,7 @@ struct VersionManagerShim: Sendable {
         }
         let version = value.hasPrefix("v") ? String(value.dropFirst()) : value
         guard Self.isVersionName(version), version.first?.isNumber == true else {
-            return .failure(Refusal(why: "tfenv's version \"\(value)\" (from \(source)) is chosen anew at every run",
+            return .failure(Refusal(why: "tfenv's version\(Self.isVersionName(value) ? " \"\(value)\"" : "") (from \(source)) is chosen anew at every run",
                                     fix: "pin an installed version in \(source) (say `tfenv use 1.5.7`)"))
         }
         let directory = config + "/versions/" + version
@@ -191,9 +191,11 @@ struct VersionManagerShim: Sendable {
                 versions = value.split(separator: " ").map(String.init)
             } else {
                 for file in Self.toolVersionFiles(fileName, resolver: resolver) {
-                    let lines = ((try? readTextFile(file, limit: 64 << 10)) ?? "").split(separator: "\n")
+                    let text: String = Self.regularFileText(file) ?? ""
+                    let lines = text.split(separator: "\n")
                     if let line = lines.first(where: { $0.split(separator: " ").first.map(String.init) == plugin }) {
-                        versions = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().map(String.init).prefix { !$0.hasPrefix("#") }.map { $0 }
+                        let words: [String] = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().map(String.init)
+                        versions = Array(words.prefix { !$0.hasPrefix("#") })
                         source = file
                         break
                     }
@@ -202,11 +204,12 @@ struct VersionManagerShim: Sendable {
             for version in versions {
                 if version == "system" { return .success(.system) }
                 if version.hasPrefix("path:") {
-                    let directory = HostPath.normalize(String(version.dropFirst(5)))
-                    return .success(.program(path: directory + "/bin/" + tool, version: version, versionDirectory: directory))
+                    // A directory named in a file the agent may have written: never mounted.
+                    return .failure(Refusal(why: "asdf's version of \(plugin) (from \(source)) is a path:, which names any directory",
+                                            fix: "install a version (`asdf install \(plugin) VERSION`) and name it"))
                 }
                 guard Self.isVersionName(version) else {
-                    return .failure(Refusal(why: "asdf's version \"\(version)\" of \(plugin) (from \(source)) is not an installed version's name",
+                    return .failure(Refusal(why: "asdf's version of \(plugin) (from \(source)) is not an installed version's name",
                                             fix: "pin an installed version in \(source)"))
                 }
                 let directory = data + "/installs/" + plugin + "/" + version
@@ -235,6 +238,21 @@ struct VersionManagerShim: Sendable {
             }
         }
         return files
+    }
+
+    /// A version file's text: a regular file only, opened without following a link at its
+    /// last component and without blocking (a FIFO planted as `.python-version` must not hang
+    /// the next `airlock run`).
+    static func regularFileText(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 64 << 10)
+        let count = read(fd, &bytes, bytes.count)
+        guard count >= 0 else { return nil }
+        return String(decoding: bytes.prefix(count), as: UTF8.self)
     }
 
     /// The newest installed version in `directory` whose name starts with `prefix`, by

@@ -172,7 +172,9 @@ public final class GateService: Sendable {
             throw AirlockError("\(summary) is not allowed: \(classification.ruling.rule). No proposal was made.", code: .denied)
         }
         // The gate's own preview, with its read credentials at its upstream: a host's facts
-        // are the host's word and are never read (docs/previews.md).
+        // are the host's word and are never read (docs/previews.md). A host at its pending
+        // bound is refused before the gate reads anything for it.
+        try checkHostPending(identity)
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
                                        payload: ProposalPayload.aws(pinned).bytes, upstream: config.awsUpstream,
                                        preview: awsPreview(pinned)), host: identity)

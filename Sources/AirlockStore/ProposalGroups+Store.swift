@@ -2,11 +2,19 @@ import AirlockCore
 import AirlockPolicy
 
 extension ProposalGroups {
-    /// The pending AWS API proposals among `proposals`, as group candidates (docs/previews.md,
-    /// "Groups"): the key is the operation, with S3's bucket.
+    /// Operations whose members a table (count, bytes, each key) shows fully: an upload of
+    /// an object says what it does by its key and size. Anything else (a `TerminateInstances`,
+    /// a `PutRolePolicy`, whose path is `/` and whose effect is in parameters and a preview) is
+    /// decided one by one: a group must never approve what the approver could not see.
+    public static let groupable: Set<String> = ["s3:PutObject"]
+
+    /// The pending AWS API proposals among `proposals` that may form groups (docs/previews.md,
+    /// "Groups"): uploads with no ACL or grant header; the key is the operation and bucket.
     public static func candidates(_ proposals: [Proposal]) -> [Candidate] {
         proposals.compactMap { proposal in
             guard proposal.state == .pending, proposal.kind == .api, case .aws(let pinned)? = try? ProposalPayload(bytes: proposal.payload),
+                  groupable.contains("\(pinned.service):\(pinned.operation ?? "")"),
+                  !pinned.headers.contains(where: { $0.name.lowercased() == "x-amz-acl" || $0.name.lowercased().hasPrefix("x-amz-grant-") }),
                   let created = Clock.epochMilliseconds(parsing: proposal.createdAt) else { return nil }
             var key = "\(pinned.service):\(pinned.operation ?? pinned.method)"
             if pinned.service == "s3", let bucket = pinned.path.dropFirst().split(separator: "/").first { key += " in " + bucket }

@@ -1,6 +1,7 @@
 @testable import AirlockBroker
 import AirlockCore
 import AirlockPolicy
+import AirlockStore
 import Glibc
 import Testing
 
@@ -32,6 +33,19 @@ import Testing
         let next = AWSPreviewReader(send: send, cache: cache, reads: 3)
         for index in 0..<3 { #expect(next.call("s", "Op", AWSRequest(method: "GET", path: "/\(index)", query: "", headers: [], body: [])) != nil) }
         #expect(calls.value == 3 && next.reads == 0)
+        // An error answer is not kept (asked again, noted again); another region is another answer.
+        let errors = Counter()
+        let notFound = AWSPreviewReader.Send(read: { _, _, _ in errors.add(); return .success(ExecutionClient.Response(status: 404, headers: [], body: [])) })
+        let errorCache = AWSPreviewCache()
+        for _ in 0..<2 {
+            let reader = AWSPreviewReader(send: notFound, cache: errorCache, scope: "us-east-1")
+            #expect(reader.call("s3", "HeadObject", AWSRequest(method: "HEAD", path: "/b/k", query: "", headers: [], body: [])) == nil)
+            #expect(reader.notes == ["s3:HeadObject: HTTP 404"])
+        }
+        #expect(errors.value == 2)
+        let west = AWSPreviewReader(send: send, cache: cache, reads: 3, scope: "us-west-2")
+        _ = west.call("s", "Op", AWSRequest(method: "GET", path: "/0", query: "", headers: [], body: []))
+        #expect(calls.value == 4, "another region's answer is read, not taken from the cache")
         // A failed read is a note, not a failure of the proposal.
         let failing = AWSPreviewReader(send: .init(read: { _, _, _ in .failure(AirlockError("connection refused")) }), cache: AWSPreviewCache())
         #expect(failing.call("cloudformation", "DescribeStacks", AWSRequest(method: "POST", path: "/", query: "", headers: [], body: [])) == nil)
@@ -44,5 +58,33 @@ import Testing
         init() { pthread_mutex_init(&lock, nil) }
         func add() { pthread_mutex_lock(&lock); count += 1; pthread_mutex_unlock(&lock) }
         var value: Int { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return count }
+    }
+}
+
+/// Groups form only over uploads a table shows fully (docs/previews.md, "Groups"): never over
+/// operations whose effect is in parameters or a preview, nor uploads carrying an ACL.
+@Suite struct ProposalGroupCandidateTests {
+    @Test func onlyPlainUploadsGroup() throws {
+        let store = InMemoryProposalStore()
+        try store.recordSession(Session(id: "s-1", startedAt: Clock.now(), user: "user:person", workspace: "/w", profiles: "",
+                                        awsUpstream: "aws", awsAccessKeyID: "AKIDDUMMYSESSIONKEY"))
+        func propose(_ service: String, _ operation: String, path: String, headers: [(String, String)] = [], body: String = "") throws {
+            let pinned: JSON = .object([("type", .string("aws-request")), ("service", .string(service)), ("signing_name", .string(service)),
+                                        ("region", .string("us-east-1")), ("operation", .string(operation)), ("method", .string("POST")),
+                                        ("path", .string(path)), ("query", .string("")),
+                                        ("headers", .array(headers.map { .array([.string($0.0), .string($0.1)]) })),
+                                        ("body_base64", .string(Base64.encode(Array(body.utf8))))])
+            _ = try store.propose(ProposalDraft(sessionID: "s-1", kind: .api, summary: "\(service):\(operation)", ruling: Ruling(.mutation, "test"),
+                                                payload: Array(pinned.serialized().utf8), upstream: "aws"))
+        }
+        for index in 0..<3 {
+            try propose("ec2", "TerminateInstances", path: "/", body: "Action=TerminateInstances&InstanceId.1=i-\(index)")
+            try propose("iam", "PutRolePolicy", path: "/", body: "Action=PutRolePolicy&RoleName=r\(index)")
+            try propose("s3", "PutObject", path: "/site/public\(index).html", headers: [("x-amz-acl", "public-read")], body: "x")
+            try propose("s3", "PutObject", path: "/site/page\(index).html", body: "<p>\(index)</p>")
+        }
+        let groups = ProposalGroups.groups(ProposalGroups.candidates(try store.proposals(states: [.pending], session: nil)))
+        #expect(groups.count == 1 && groups.first?.key == "s3:PutObject in site" && groups.first?.members.count == 3, "\(groups)")
+        #expect(groups.first?.members.allSatisfy { $0.target.contains("/page") } == true)
     }
 }

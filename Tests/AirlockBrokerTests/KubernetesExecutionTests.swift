@@ -62,6 +62,10 @@ import Testing
         var collection = Self.pinned
         collection.path = "/apis/apps/v1/namespaces/default/deployments"
         #expect(KubernetesRunner.preconditioned(collection, preview: preview).body.isEmpty)
+        // Options in the query would be ignored once a body is sent: as pinned.
+        var queried = Self.pinned
+        queried.query = "propagationPolicy=Orphan"
+        #expect(KubernetesRunner.preconditioned(queried, preview: preview).body.isEmpty)
         var garbled = Self.pinned
         garbled.body = Array("not json".utf8)
         #expect(KubernetesRunner.preconditioned(garbled, preview: preview).body == garbled.body)

@@ -117,6 +117,11 @@ import Testing
         #expect(resolved(h.resolver(path: path, ["PYENV_VERSION": "3.12.1:3.10.4"]).resolve("aws"))?.via == "pyenv 3.10.4")
         let missing = failure(h.resolver(path: path, ["PYENV_VERSION": "3.12.1"]).resolve("aws"))
         #expect(missing?.why.contains("3.12.1") == true && missing?.why.contains("has no aws") == true, "\(String(describing: missing))")
+        // A FIFO planted as .python-version does not hang the resolution (it is no version file).
+        try? FileManager.default.removeItem(atPath: h.home + "/src/.python-version")
+        #expect(mkfifo(h.workspace + "/.python-version", 0o644) == 0)
+        #expect(resolved(h.resolver(path: path).resolve("aws"))?.via == "pyenv 3.11.7")
+        unlink(h.workspace + "/.python-version")
         // A name that is a path is no version.
         let climbing = failure(h.resolver(path: path, ["PYENV_VERSION": "../../../usr"]).resolve("aws"))
         #expect(climbing?.why.contains("not a version name") == true)
@@ -176,6 +181,9 @@ import Testing
         #expect(resolved(h.resolver(path: path, ["ASDF_TERRAFORM_VERSION": "1.6.0"]).resolve("terraform"))?.via == "asdf terraform 1.6.0")
         try write(h.workspace + "/.tool-versions", "terraform 2.0.0\n")
         #expect(failure(h.resolver(path: path).resolve("terraform"))?.fix == "run `asdf install`")
+        // `path:DIR` names any directory, from a file the agent may have written: refused.
+        try write(h.workspace + "/.tool-versions", "terraform path:\(h.home)\n")
+        #expect(failure(h.resolver(path: path).resolve("terraform"))?.why.contains("path:") == true)
     }
 
     @Test func miseShimsAreRefusedWithWhatToDo() throws {
