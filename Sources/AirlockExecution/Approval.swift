@@ -81,9 +81,10 @@ public struct Approval: Sendable {
             throw Executor.notReady(id, missing, approved: current.state == .approved)
         }
         // No execution on a drifted target (docs/previews.md): what the approver read is read
-        // again before the approval commits; changed, nothing is approved, the new preview
-        // replaces the old, and the approver decides again on it.
-        if current.state == .pending, let drift = executor.drift(current, shown: try? store.preview(of: current)) {
+        // again before the approval commits (or, for an abandoned approval, before it is run);
+        // changed, nothing is approved or run, the new preview replaces the old, and the
+        // approver decides again on it.
+        if current.state == .pending || current.state == .approved, let drift = executor.drift(current, shown: try? store.preview(of: current)) {
             try store.setPreview(drift.preview, of: id)
             throw AirlockError("the target changed since it was previewed (\(drift.changes.prefix(5).joined(separator: "; "))\(drift.changes.count > 5 ? "; …" : "")); nothing was approved or executed",
                                hint: "the proposal stays pending with the new preview: read it (airlock show \(id)) and decide again", code: .conflict)

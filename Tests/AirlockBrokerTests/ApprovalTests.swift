@@ -17,7 +17,17 @@ import Testing
         let sends = Mutex(0)
         /// Run before the send check (a test steals the lease here).
         let before: (@Sendable (Proposal) -> Void)?
-        init(before: (@Sendable (Proposal) -> Void)? = nil) { self.before = before }
+        /// What the target's re-read finds changed (the drift cases).
+        let drifted: [String]
+        init(before: (@Sendable (Proposal) -> Void)? = nil, drifted: [String] = []) {
+            self.before = before
+            self.drifted = drifted
+        }
+
+        func drift(_ payload: ProposalPayload, of proposal: Proposal, shown: JSON?) -> PreviewDriftFound? {
+            drifted.isEmpty ? nil : PreviewDriftFound(preview: .object([("type", .string("aws-effect")), ("drift", .array(drifted.map(JSON.string)))]),
+                                                      changes: drifted)
+        }
 
         func run(_ payload: ProposalPayload, of proposal: Proposal, send: SendCheck) throws(RunFailure) -> ExecutionResult {
             before?(proposal)
@@ -35,6 +45,10 @@ import Testing
         case approvalAbandoned
         /// Pending past the gate's deadline: expired, not approved, even before a sweep.
         case pastItsDeadline
+        /// The target changed since its preview: not approved, the new preview stored.
+        case driftedTarget
+        /// Approved long ago, never claimed, and the target changed since: not run.
+        case abandonedAndDrifted
         var testDescription: String { rawValue }
     }
 
@@ -57,6 +71,8 @@ import Testing
         case .approvedMomentsAgo: return (.conflict, .approved, 0)
         case .approvalAbandoned: return (nil, .succeeded, 1)
         case .pastItsDeadline: return (.conflict, .expired, 0)
+        case .driftedTarget: return (.conflict, .pending, 0)
+        case .abandonedAndDrifted: return (.conflict, .approved, 0)
         }
     }
 
@@ -73,12 +89,12 @@ import Testing
             // Another replica's recovery found this lease lapsed and marked the proposal unknown.
             steal = { claimed in _ = try? other.loseLapsedExecution(claimed.id, before: Int64.max, note: "lapsed") }
         }
-        let runner = CountingRunner(before: steal)
+        let runner = CountingRunner(before: steal, drifted: [.driftedTarget, .abandonedAndDrifted].contains(row) ? ["added: AWS::SQS::Queue q2"] : [])
         var approval = Approval(store: store, executor: Executor(store: store, lease: lease, runners: Runners(aws: runner)))
         let later = Clock.epochMilliseconds() + Int64(Approval.abandonedAfterSeconds * 1000) + 60_000
         switch row {
         case .approvedMomentsAgo: try other.apply(.approve, to: proposal.id, actor: "user:bob", note: "ship it")
-        case .approvalAbandoned:
+        case .approvalAbandoned, .abandonedAndDrifted:
             try other.apply(.approve, to: proposal.id, actor: "user:bob", note: "ship it")
             approval.now = { later }
         case .pastItsDeadline:
@@ -119,6 +135,10 @@ import Testing
         proposal = try #require(try store.proposal(id: proposal.id))
         #expect(proposal.state == want.state, "\(driver) \(row): \(proposal.state)")
         #expect(runner.sends.withLock { $0 } == want.sends, "\(driver) \(row): sent \(runner.sends.withLock { $0 }) times")
+        if row == .driftedTarget || row == .abandonedAndDrifted {
+            // The drift is kept where the approver reads next.
+            #expect(try store.preview(of: proposal)?["drift"]?.stringArray == ["added: AWS::SQS::Queue q2"], "\(driver) \(row)")
+        }
         if row == .approvalAbandoned {
             // Who ran it, and why, is in the log: the claim names the second approver and their note.
             let claim = try store.auditEntries().last { $0.proposalID == proposal.id && $0.event == "executing" }
