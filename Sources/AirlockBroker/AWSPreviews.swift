@@ -349,12 +349,7 @@ public enum AWSPreviews {
     }
 
     static func flagWildcards(_ document: String, reader: AWSPreviewReader) {
-        let compact = document.filter { !$0.isWhitespace }
-        for (what, pattern) in [("every action", "\"Action\":\"*\""), ("every action", "\"Action\":[\"*\""), ("every resource", "\"Resource\":\"*\""),
-                                ("every resource", "\"Resource\":[\"*\""), ("anyone", "\"Principal\":\"*\""), ("anyone", "\"AWS\":\"*\"")]
-        where compact.contains(pattern) {
-            reader.note("wildcard: the document grants \(what) (\(pattern))")
-        }
+        for (what, pattern) in RiskLabels.wildcards(in: document) { reader.note("wildcard: the document grants \(what) (\(pattern))") }
     }
 
     /// A security group's rules now, beside the ones the request adds.

@@ -287,11 +287,12 @@ struct Approve: ParsableCommand {
                     print("group \(id): \(results.count - failed) of \(results.count) approved and succeeded")
                 }
             } else {
-            let covered = try ProposalGroupCommands.covered(id, digest: members, try openStore(state))
+            let store = try openStore(state)
+            let covered = try ProposalGroupCommands.covered(id, digest: members, store)
             var results: [JSON] = []
             for member in covered {
                 do throws(AirlockError) {
-                    let outcome = try Self.approveLocally(member.id, reason: reason.map { "\($0) (group \(id))" } ?? "group \(id)", awsProfile: awsProfile, state: state)
+                    let outcome = try Self.approveLocally(member.id, reason: reason.map { "\($0) (group \(id))" } ?? "group \(id)", awsProfile: awsProfile, store: store)
                     if outcome.state != .succeeded { failed += 1 }
                     results.append(ProposalJSON.humanView(outcome))
                     if !json { print("approved \(outcome.id) (\(outcome.summary)); \(outcome.state.rawValue)") }
@@ -313,7 +314,11 @@ struct Approve: ParsableCommand {
     /// The one approve path on the local store, with your credentials for the proposal's kind
     /// (`airlock approve`, `airlock review`).
     static func approveLocally(_ id: String, reason: String?, awsProfile: String?, state: StateOptions) throws(AirlockError) -> Proposal {
-        let store = try openStore(state)
+        try approveLocally(id, reason: reason, awsProfile: awsProfile, store: try openStore(state))
+    }
+
+    /// The same on an open store (a group's members: one open, whose recovery runs once).
+    static func approveLocally(_ id: String, reason: String?, awsProfile: String?, store: SQLiteProposalStore) throws(AirlockError) -> Proposal {
         guard let proposal = try store.proposal(id: id) else {
             throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", code: .refused)
         }

@@ -1,5 +1,6 @@
 import AirlockCore
 import AirlockPolicy
+import AirlockSandbox
 import Glibc
 
 /// Agents that bring their own sandbox (Codex's bubblewrap, Claude Code's) cannot make it
@@ -57,7 +58,7 @@ public enum NestedSandbox {
         layout.addReadOnlyBind(source: airlockBinary, target: SandboxLayout.runDirectory + "/bin/" + program, directory: false)
         var covered = Set<String>()
         for path in systemPaths where access(path, X_OK) == 0 {
-            guard let real = HostInspectionPaths.realPath(path), SandboxLayout.isSystemPath(real), covered.insert(real).inserted else { continue }
+            guard let real = HostInspection.realPath(path), SandboxLayout.isSystemPath(real), covered.insert(real).inserted else { continue }
             layout.addReadOnlyBind(source: airlockBinary, target: real, directory: false)
         }
     }

@@ -1,5 +1,6 @@
 import AirlockCore
 import AirlockPolicy
+import AirlockSandbox
 import Glibc
 
 /// What the human's shell would run for a tool, resolved outside the sandbox at session start
@@ -85,7 +86,7 @@ public struct ToolResolver: Sendable {
     /// `found` is an executable file; what runs when the shell runs it.
     func resolve(_ tool: String, found: String, depth: Int) -> Outcome {
         guard depth < 4 else { return fail(tool, found, "its shims lead to more shims", "put the real program first in PATH") }
-        guard let real = HostInspectionPaths.realPath(found) else { return .notInstalled }
+        guard let real = HostInspection.realPath(found) else { return .notInstalled }
         // Airlock itself (the shim of an enclosing session) is never the tool.
         if real.hasSuffix("/airlock") { return .notInstalled }
         let head = (try? readFile(real, limit: 4096)) ?? []
@@ -153,7 +154,7 @@ public struct ToolResolver: Sendable {
                 return fail(tool, found, "its first line runs env without a program", "reinstall \(tool)")
             }
             let hit = pathEntries().map { $0 + "/" + name }.first(where: isProgram)
-            guard let hit, let resolved = HostInspectionPaths.realPath(hit), SandboxLayout.isSystemPath(resolved),
+            guard let hit, let resolved = HostInspection.realPath(hit), SandboxLayout.isSystemPath(resolved),
                   SandboxLayout.isSystemPath(hit) || hit.hasPrefix("/usr/local/") else {
                 return fail(tool, found, "it starts with `#!/usr/bin/env \(name)`, and your PATH's \(name) is not the system's, which is what env finds inside the sandbox",
                             "install \(tool) with an absolute interpreter (pipx install, or pip into a venv)")
@@ -161,7 +162,7 @@ public struct ToolResolver: Sendable {
             interpreter = resolved
         }
         var runtime: [String] = []
-        if !SandboxLayout.isSystemPath(interpreter) || !(HostInspectionPaths.realPath(interpreter).map(SandboxLayout.isSystemPath) ?? false) {
+        if !SandboxLayout.isSystemPath(interpreter) || !(HostInspection.realPath(interpreter).map(SandboxLayout.isSystemPath) ?? false) {
             switch installation(of: interpreter) {
             case .success(let directories): runtime = directories
             case .failure(let why): return fail(tool, found, why.text, "install \(tool) with pipx or into a Python installed under /usr or /opt")
@@ -180,7 +181,7 @@ public struct ToolResolver: Sendable {
         if access(prefix + "/pyvenv.cfg", R_OK) == 0 {
             directories.append(prefix)
         }
-        guard let real = HostInspectionPaths.realPath(interpreter) else { return .failure(Why("its interpreter \(interpreter) does not exist")) }
+        guard let real = HostInspection.realPath(interpreter) else { return .failure(Why("its interpreter \(interpreter) does not exist")) }
         if !SandboxLayout.isSystemPath(real) {
             let realBin = HostPath.parent(of: real)
             let base = HostPath.parent(of: realBin)
@@ -199,7 +200,7 @@ public struct ToolResolver: Sendable {
         var resolution = resolution
         // Checked and mounted by its real path: a link in the path (`h -> ../../home`) must
         // not carry the mount somewhere the check did not look.
-        resolution.runtime = resolution.runtime.map { HostInspectionPaths.realPath($0) ?? $0 }
+        resolution.runtime = resolution.runtime.map { HostInspection.realPath($0) ?? $0 }
         for directory in resolution.runtime {
             if HostPath.depth(directory) < 2 || HostPath.isWithin(home, directory) {
                 return fail(tool, resolution.found, "it needs \(directory), which holds your whole home",
@@ -245,39 +246,33 @@ public struct ToolResolver: Sendable {
 
     /// The version manager whose shim or wrapper `path` is, if any.
     func shimAt(_ path: String) -> VersionManagerShim? {
-        guard let real = HostInspectionPaths.realPath(path), let head = try? readFile(real, limit: 4096), head.starts(with: [0x23, 0x21]) else { return nil }
+        guard let real = HostInspection.realPath(path), let head = try? readFile(real, limit: 4096), head.starts(with: [0x23, 0x21]) else { return nil }
         return VersionManagerShim.recognize(String(decoding: head, as: UTF8.self), path: path, realPath: real, home: home, environment: environment)
     }
 
-    /// The first version file named `name` in the directory or its parents, then (when
-    /// `thenHome`) in the home or its parents, as the managers search.
-    func versionFile(_ name: String, thenHome: Bool) -> String? {
+    /// Version files named `name` in the directory or its parents, then (when `thenHome`) in
+    /// the home or its parents, nearest first, as the managers search: regular files only.
+    func versionFiles(_ name: String, thenHome: Bool) -> [String] {
+        var found: [String] = []
         for start in thenHome ? [directory, home] : [directory] {
             var dir = start
             while true {
                 let path = (dir == "/" ? "" : dir) + "/" + name
                 var info = stat()
-                if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(path, R_OK) == 0 { return path }
+                if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, !found.contains(path) { found.append(path) }
                 if dir == "/" { break }
                 dir = HostPath.parent(of: dir)
             }
         }
-        return nil
+        return found
     }
+
+    func versionFile(_ name: String, thenHome: Bool) -> String? { versionFiles(name, thenHome: thenHome).first }
 }
 
 struct Why: Error {
     let text: String
     init(_ text: String) { self.text = text }
-}
-
-/// Path helpers that touch the file system (kept here so the resolver needs no sandbox module).
-enum HostInspectionPaths {
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
 }
 
 /// The dynamic loader an ELF program names (PT_INTERP), if it is one and names any.

@@ -1,4 +1,5 @@
 import AirlockCore
+import AirlockSandbox
 import Glibc
 
 /// A version manager's shim or wrapper, and the version it would select, read the way the
@@ -42,9 +43,8 @@ struct VersionManagerShim: Sendable {
         guard text.hasPrefix("#!") else { return nil }
         // Most scripts are no shim (a venv's aws): a byte search for the managers' marks
         // first, the line-by-line reading only for a shim (start-up time, docs/tools.md).
-        let bytes = Array(text.utf8)
         let marks = ["/libexec/pyenv\" exec", "exec pyenv exec", "# asdf-plugin: ", "tfenv"]
-        guard marks.contains(where: { Self.contains(bytes, Array($0.utf8)) }) else { return nil }
+        guard marks.contains(where: { text.range(ofText: $0) != nil }) else { return nil }
         let lines = text.split(separator: "\n").map { String($0).trimmingWhitespace }
         let shimDirectory = HostPath.parent(of: HostPath.normalize(realPath))
         // pyenv: `exec "/home/me/.pyenv/libexec/pyenv" exec "$program" "$@"`.
@@ -74,17 +74,6 @@ struct VersionManagerShim: Sendable {
             return VersionManagerShim(kind: .tfenv(configDirectory: HostPath.normalize(config)), shimDirectory: shimDirectory)
         }
         return nil
-    }
-
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, needle.count <= haystack.count else { return false }
-        var index = 0
-        let last = haystack.count - needle.count
-        while index <= last {
-            if haystack[index] == first, haystack[index..<(index + needle.count)].elementsEqual(needle) { return true }
-            index += 1
-        }
-        return false
     }
 
     /// A version name read from a file or variable: a name, never a path.
@@ -142,7 +131,7 @@ struct VersionManagerShim: Sendable {
             }
             let version = access(root + "/versions/" + name, F_OK) == 0 ? name : Self.newest(in: root + "/versions", prefixedBy: name + ".")
             guard let version else { tried.append(name); continue }
-            let directory = HostInspectionPaths.realPath(root + "/versions/" + version) ?? root + "/versions/" + version
+            let directory = HostInspection.realPath(root + "/versions/" + version) ?? root + "/versions/" + version
             let candidate = root + "/versions/" + version + "/bin/" + tool
             if resolver.isProgram(candidate) { return .success(.program(path: candidate, version: version, versionDirectory: directory)) }
             tried.append(version)
@@ -190,7 +179,7 @@ struct VersionManagerShim: Sendable {
             if let value = resolver.environment[variable], !value.isEmpty {
                 versions = value.split(separator: " ").map(String.init)
             } else {
-                for file in Self.toolVersionFiles(fileName, resolver: resolver) {
+                for file in resolver.versionFiles(fileName, thenHome: true) {
                     let text: String = Self.regularFileText(file) ?? ""
                     let lines = text.split(separator: "\n")
                     if let line = lines.first(where: { $0.split(separator: " ").first.map(String.init) == plugin }) {
@@ -224,20 +213,6 @@ struct VersionManagerShim: Sendable {
                                     fix: "add a line to .tool-versions (`asdf set` or `asdf local`)"))
         }
         return .failure(Refusal(why: "asdf selects \(tried.joined(separator: ", ")), which is not installed", fix: "run `asdf install`"))
-    }
-
-    static func toolVersionFiles(_ name: String, resolver: ToolResolver) -> [String] {
-        var files: [String] = []
-        for start in [resolver.directory, resolver.home] {
-            var dir = start
-            while true {
-                let path = (dir == "/" ? "" : dir) + "/" + name
-                if access(path, R_OK) == 0, !files.contains(path) { files.append(path) }
-                if dir == "/" { break }
-                dir = HostPath.parent(of: dir)
-            }
-        }
-        return files
     }
 
     /// A version file's text: a regular file only, opened without following a link at its

@@ -88,3 +88,62 @@ import Testing
         #expect(groups.first?.members.allSatisfy { $0.target.contains("/page") } == true)
     }
 }
+
+/// Previews read, and only read, whatever the agent put in its request (docs/previews.md):
+/// a read the classifier calls anything else is never sent, nor one that is not the operation
+/// the previewer meant; a stack name carrying `&Action=DeleteStack` stays one parameter's value.
+@Suite struct AWSPreviewReadOnlyTests {
+    static let catalog = try? AWSCatalogFiles(directory: Stage.repoRoot + "/profiles/aws")
+
+    /// Nothing listens on port 9 here: a read that got past the checks fails to connect.
+    static func source() throws -> AWSPreviewSource {
+        AWSPreviewSource(catalog: try #require(catalog), credentials: HostCredentials(environment: ["AWS_ACCESS_KEY_ID": "AKIDDUMMYPREVIEW",
+                                                                                                     "AWS_SECRET_ACCESS_KEY": "dummy"], profile: nil),
+                         upstream: { _ in .endpoint(scheme: "http", host: "127.0.0.1", port: 9, basePath: "") })
+    }
+
+    @Test func anythingButTheMeantReadIsNotSent() throws {
+        let source = try Self.source()
+        let delete = AWSRequest(method: "DELETE", path: "/bucket/key", query: "", headers: [], body: [])
+        for (operation, request) in [("DeleteObject", delete), ("HeadObject", delete),
+                                     ("ListObjectsV2", AWSRequest(method: "PUT", path: "/bucket", query: "list-type=2", headers: [], body: []))] {
+            guard case .failure(let error) = source.read(service: "s3", operation: operation, request: request, region: "us-east-1") else {
+                Issue.record("\(operation) was sent")
+                continue
+            }
+            #expect(error.message.hasPrefix("not read: Airlock classifies it as"), "\(operation): \(error.message)")
+        }
+        // A real read gets as far as the network (and fails there: nothing listens).
+        let list = AWSRequest(method: "GET", path: "/bucket", query: "list-type=2", headers: [], body: [])
+        guard case .failure(let error) = source.read(service: "s3", operation: "ListObjectsV2", request: list, region: "us-east-1") else { return }
+        #expect(!error.message.hasPrefix("not read"), "\(error.message)")
+    }
+
+    @Test func agentValuesStayValues() throws {
+        let sent = RequestLog()
+        let reader = AWSPreviewReader(send: .init(read: { _, _, request in sent.add(request); return .failure(AirlockError("not sent in this test")) }),
+                                      cache: AWSPreviewCache())
+        let catalog = try #require(Self.catalog)
+        let form = "Action=DeleteStack&Version=2010-05-15&StackName=" + PercentEncoding.encode("prod&Action=DeleteStack&StackName=other")
+        let pinned = PinnedRequest(request: AWSRequest(method: "POST", path: "/", query: "",
+                                                       headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array(form.utf8)),
+                                   service: try #require(try catalog.service("cloudformation")), servicePath: "/", region: "us-east-1",
+                                   signingName: "cloudformation", operation: "DeleteStack")
+        _ = AWSPreviews.preview(pinned, reader: reader, service: { (try? catalog.service($0)) ?? nil })
+        #expect(!sent.requests.isEmpty)
+        for request in sent.requests {
+            let actions = request.formParameters.filter { $0.key == "Action" }.compactMap(\.value)
+            let names = request.formParameters.filter { $0.key == "StackName" }.compactMap(\.value)
+            #expect(actions.count == 1 && !actions[0].hasPrefix("Delete"), "\(actions)")
+            #expect(names == ["prod&Action=DeleteStack&StackName=other"], "\(names)")
+        }
+    }
+
+    final class RequestLog: @unchecked Sendable {
+        private var list: [AWSRequest] = []
+        private var lock = pthread_mutex_t()
+        init() { pthread_mutex_init(&lock, nil) }
+        func add(_ request: AWSRequest) { pthread_mutex_lock(&lock); list.append(request); pthread_mutex_unlock(&lock) }
+        var requests: [AWSRequest] { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return list }
+    }
+}

@@ -53,8 +53,7 @@ extension Scene {
     /// The session logs' preview reads and every proposal they made: reads only.
     func expectOnlyPreviewReads(sourceLocation: SourceLocation = #_sourceLocation) {
         let scene = self
-        let logs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?.filter { $0.hasSuffix(".log") }
-            .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
+        let logs = scene.allSessionLogs
         let reads = logs.split(separator: "\n").filter { $0.contains("aws preview read ") }
         #expect(!reads.isEmpty, "no preview read was logged:\n\(logs.suffix(3000))", sourceLocation: sourceLocation)
         #expect(reads.allSatisfy { $0.contains(": read (") }, "\(reads)", sourceLocation: sourceLocation)
@@ -299,8 +298,7 @@ extension AWSPreviewTests {
         let labels = ((stack["preview"] as? [String: Any])?["labels"] as? [[String: Any]] ?? []).compactMap { $0["label"] as? String }
         #expect(labels.contains("production") && labels.contains("data-loss"), "\(labels)")
         // The host made no preview of its own.
-        let hostLogs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?.filter { $0.hasSuffix(".log") }
-            .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
+        let hostLogs = scene.allSessionLogs
         #expect(!hostLogs.contains("aws preview read"), "\(hostLogs.suffix(2000))")
         // A preview a host sends along is not read: the gate's own is stored.
         let session = stack["session"] as? String ?? ""

@@ -102,6 +102,13 @@ extension Scene {
         return path
     }
 
+    /// Every session's log, one after another.
+    var allSessionLogs: String {
+        let directory = stateDir + "/sessions"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".log") }
+            .compactMap { try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8) }.joined()
+    }
+
     /// The session log of the newest session.
     var latestSessionLog: String {
         let directory = stateDir + "/sessions"

@@ -128,6 +128,15 @@ struct HumanHome {
 
     // MARK: tfenv
 
+    /// A terraform 1.0.0 that says it is the decoy and leaves a mark where it ran.
+    static let decoy = """
+        #!/bin/sh
+        echo "Terraform v1.0.0 (the decoy: not the pinned terraform)"
+        touch "$PWD/DECOY-TERRAFORM-RAN" 2>/dev/null
+        exit 1
+
+        """
+
     var tfenvRoot: String { home + "/.tfenv" }
 
     /// `~/.tfenv/bin/terraform` (the wrapper), `libexec/tfenv-exec`, the machine's terraform as
@@ -135,13 +144,7 @@ struct HumanHome {
     func layOutTfenv() {
         guard let terraform = Terraform.binary else { return }
         copy(terraform, tfenvRoot + "/versions/" + Self.terraformVersion + "/terraform")
-        write(tfenvRoot + "/versions/1.0.0/terraform", """
-            #!/bin/sh
-            echo "Terraform v1.0.0 (the decoy: not the pinned terraform)"
-            touch "$PWD/DECOY-TERRAFORM-RAN" 2>/dev/null
-            exit 1
-
-            """, mode: 0o755)
+        write(tfenvRoot + "/versions/1.0.0/terraform", Self.decoy, mode: 0o755)
         write(tfenvRoot + "/bin/terraform", """
             #!/usr/bin/env bash
             set -uo pipefail
@@ -197,13 +200,7 @@ struct HumanHome {
         guard let terraform = Terraform.binary else { return }
         let version = Self.terraformVersion
         copy(terraform, asdfData + "/installs/terraform/\(version)/bin/terraform")
-        write(asdfData + "/installs/terraform/1.0.0/bin/terraform", """
-            #!/bin/sh
-            echo "Terraform v1.0.0 (the decoy: not the pinned terraform)"
-            touch "$PWD/DECOY-TERRAFORM-RAN" 2>/dev/null
-            exit 1
-
-            """, mode: 0o755)
+        write(asdfData + "/installs/terraform/1.0.0/bin/terraform", Self.decoy, mode: 0o755)
         write(asdfData + "/shims/terraform", """
             #!/usr/bin/env bash
             # asdf-plugin: terraform \(version)

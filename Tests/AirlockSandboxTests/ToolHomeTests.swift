@@ -129,8 +129,7 @@ import Testing
                                   directory: scene.workspace, timeout: 60)
         #expect(humanNow.stdout.contains("decoy"), "the human's shell in the workspace now selects the decoy: \(humanNow)")
         // The session log and `airlock doctor` say what each tool is and how it was found.
-        let logs = (try? FileManager.default.contentsOfDirectory(atPath: scene.stateDir + "/sessions"))?.filter { $0.hasSuffix(".log") }
-            .compactMap { try? String(contentsOfFile: scene.stateDir + "/sessions/" + $0, encoding: .utf8) }.joined() ?? ""
+        let logs = scene.allSessionLogs
         #expect(logs.contains("tool aws: \(awsBinary) sha256:"), "\(logs.prefix(2000))")
         // Each execution sandbox (the dry run and the copy, the plan and the apply) logs the
         // program it was given, pinned by the session: never what PATH finds when it starts.

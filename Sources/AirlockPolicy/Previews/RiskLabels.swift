@@ -172,10 +172,19 @@ public enum RiskLabels {
                         "AddUserToGroup", "AddRoleToInstanceProfile", "CreateLoginProfile", "UpdateLoginProfile", "CreateGrant", "PutKeyPolicy"]
         guard granting.contains(where: { operation.hasPrefix($0) }) else { return nil }
         // A document naming every action or every resource says so.
-        let document = parameters.first { $0.key == "PolicyDocument" }?.value.filter { !$0.isWhitespace } ?? ""
-        let wildcards = [("every action", ["\"Action\":\"*\"", "\"Action\":[\"*\""]), ("every resource", ["\"Resource\":\"*\"", "\"Resource\":[\"*\""])]
-            .filter { _, patterns in patterns.contains { document.contains($0) } }.map(\.0)
-        return "\(service):\(operation) changes who may do what" + (wildcards.isEmpty ? "" : ", granting " + wildcards.joined(separator: " on "))
+        let granted = wildcards(in: parameters.first { $0.key == "PolicyDocument" }?.value ?? "").map(\.what).filter { $0 != "anyone" }
+        var unique: [String] = []
+        for what in granted where !unique.contains(what) { unique.append(what) }
+        return "\(service):\(operation) changes who may do what" + (unique.isEmpty ? "" : ", granting " + unique.joined(separator: " on "))
+    }
+
+    /// The wildcards a policy document grants (`Action "*"`, `Resource "*"`, a `Principal`
+    /// of `"*"`), with the text that says so; whitespace is ignored.
+    public static func wildcards(in document: String) -> [(what: String, pattern: String)] {
+        let compact = document.filter { !$0.isWhitespace }
+        return [("every action", "\"Action\":\"*\""), ("every action", "\"Action\":[\"*\""), ("every resource", "\"Resource\":\"*\""),
+                ("every resource", "\"Resource\":[\"*\""), ("anyone", "\"Principal\":\"*\""), ("anyone", "\"AWS\":\"*\"")]
+            .filter { compact.range(ofText: $0.1) != nil }.map { (what: $0.0, pattern: $0.1) }
     }
 
     static func exposureReason(service: String, operation: String, parameters: [(key: String, value: String)]) -> String? {
@@ -199,8 +208,7 @@ public enum RiskLabels {
                 return "turns part of the public access block off"
             }
         case ("s3", "PutBucketPolicy"):
-            if parameters.contains(where: { $0.key == "policy" && ($0.value.contains("\"Principal\":\"*\"") || $0.value.contains("\"Principal\": \"*\"")
-                                                                  || $0.value.contains("\"AWS\":\"*\"") || $0.value.contains("\"AWS\": \"*\"")) }) {
+            if parameters.contains(where: { $0.key == "policy" && wildcards(in: $0.value).contains { $0.what == "anyone" } }) {
                 return "the policy names Principal \"*\""
             }
         default:
