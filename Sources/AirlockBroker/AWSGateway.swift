@@ -92,6 +92,12 @@ public final class AWSGateway: @unchecked Sendable {
         } catch let error as AirlockError {
             // A problem on the broker's side (no host credentials, an unreadable catalog):
             // a 4xx so SDKs do not retry it, with the fix for whoever reads it.
+            if error.code == .denied {
+                // A policy forbids it (docs/policy.md): refused like a denied operation.
+                log.write("aws \(request.method) \(request.path): \(error.message)")
+                return render(AWSErrorResponse(status: 403, code: .denied, message: "Airlock: \(error.message)\(error.hint.map { " (\($0))" } ?? "")"),
+                              wire: try? route(request).0.wireProtocol, requestID: requestID)
+            }
             log.write("aws \(request.method) \(request.path): broker error: \(error)")
             return render(AWSErrorResponse(status: 400, code: error.code ?? .brokerError,
                                            message: "Airlock broker: \(error.message)\(error.hint.map { " (\($0))" } ?? "")"),
@@ -253,6 +259,14 @@ public final class AWSGateway: @unchecked Sendable {
                  preview: JSON? = nil) throws(AirlockError) -> GatewayReply {
         let proposal = try store.propose(ProposalDraft(sessionID: session.id, kind: .api, summary: summary, ruling: ruling,
                                                        payload: payload, upstream: session.upstream.description, preview: preview))
+        // A policy's @airlock_allow ran it already (docs/policy.md): the agent gets AWS's own
+        // answer, as if it had passed, with the proposal named in a header.
+        if proposal.state.isFinal, let result = proposal.result, let status = result.httpStatus {
+            log.write("proposal \(proposal.id): \(summary) was allowed by policy and executed: HTTP \(status)")
+            var headers: [(String, String)] = [("x-airlock-proposal", proposal.id), ("x-amz-request-id", requestID)]
+            if let type = result.contentType { headers.append(("content-type", type)) }
+            return .respond(status: status, headers: headers, body: result.output)
+        }
         log.write("proposal \(proposal.id): \(summary) is pending approval")
         return render(.pending(proposal), wire: wire, requestID: requestID)
     }

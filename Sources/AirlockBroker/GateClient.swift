@@ -28,11 +28,18 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
         return name
     }
 
+    /// The human who launches sessions on this host presents their own approver token here
+    /// (docs/policy.md, "Who may approve"): the gate records whose it is, and that person never
+    /// counts as an approver of the session's proposals.
+    public var launcherToken: String?
+
     public func recordSession(_ session: Session) throws(AirlockError) {
-        _ = try http.call("POST", "/v1/sessions", body: .object([
+        var body: [(String, JSON)] = [
             ("id", .string(session.id)), ("workspace", .string(session.workspace)), ("profiles", .string(session.profiles)),
             ("aws_access_key_id", .string(session.awsAccessKeyID)),
-        ]))
+        ]
+        if let launcherToken { body.append(("launcher_token", .string(launcherToken))) }
+        _ = try http.call("POST", "/v1/sessions", body: .object(body))
     }
 
     public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
@@ -49,9 +56,9 @@ public final class GateClient: ProposalIntake, @unchecked Sendable {
         case .command:
             throw AirlockError("a command goes to the gate with its snapshot (POST /v1/sessions/ID/commands); nothing was proposed", code: .notYet)
         }
-        let answer = try http.call("POST", "/v1/proposals", body: .object([
-            ("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload))),
-        ]))
+        var body: [(String, JSON)] = [("session_id", .string(draft.sessionID)), ("payload_base64", .string(Base64.encode(draft.payload)))]
+        if let asks = draft.hostAsks { body.append(("host_requirement", asks.json)) }
+        let answer = try http.call("POST", "/v1/proposals", body: .object(body))
         guard let proposal = GateHTTP.proposal(answer, session: draft.sessionID) else {
             throw AirlockError("the gate's answer is not a proposal")
         }

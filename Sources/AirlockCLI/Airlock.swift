@@ -25,7 +25,7 @@ struct Airlock: ParsableCommand {
             """,
         subcommands: [
             Run.self, Proposals.self, Show.self, Approve.self, Deny.self, Review.self, Wait.self, Status.self, Audit.self,
-            Freeze.self, Thaw.self, Revoke.self, ProfileCommand.self, DoctorCommand.self, GateCommand.self,
+            Freeze.self, Thaw.self, Revoke.self, ProfileCommand.self, PolicyCommand.self, DoctorCommand.self, GateCommand.self,
         ])
 
     static func main() {

@@ -17,6 +17,9 @@ func openStore(_ state: StateOptions) throws(AirlockError) -> SQLiteProposalStor
     }
     let store = try SQLiteProposalStore(stateDir: dir)
     try store.recoverInterruptedExecutions()
+    // Locally no daemon runs: a proposal past its deadline (its rules' @expires) is expired
+    // whenever proposals are listed, shown, waited on or decided (docs/policy.md).
+    try store.expireOverdue()
     return store
 }
 
@@ -319,34 +322,17 @@ struct Approve: ParsableCommand {
 
     /// The same on an open store (a group's members: one open, whose recovery runs once).
     static func approveLocally(_ id: String, reason: String?, awsProfile: String?, store: SQLiteProposalStore) throws(AirlockError) -> Proposal {
-        guard let proposal = try store.proposal(id: id) else {
-            throw AirlockError("no proposal \(id)", hint: "`airlock proposals` lists the pending ones", code: .refused)
-        }
-        let environment = currentEnvironment()
-        // Only the runner this proposal's kind needs: your credentials for it, read here.
-        var runners = Runners()
-        switch try? ProposalPayload(bytes: proposal.payload) {
-        case .command?:
-            // terraform apply (or kubectl …) of what was pinned, in an execution sandbox.
-            runners.command = CommandRunner(store: store, stateDir: store.stateDir, environment: environment, awsProfile: awsProfile)
-        case .aws?, .s3Multipart?:
-            let library = ProfileLibrary(environment: environment, home: environment["HOME"] ?? "/")
-            let catalog = try AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath)
-            runners.aws = AWSRunner(catalog: catalog, credentials: HostCredentials(environment: environment, profile: awsProfile),
-                                    blobs: DirectoryBlobStore(directory: store.stateDir + "/blobs"))
-        case .kubernetes?:
-            if let clusters = (try? KubernetesClusters.load(environment: environment)) ?? nil {
-                runners.kubernetes = KubernetesRunner(clusters: clusters, previews: { proposal in (try? store.preview(of: proposal)) ?? nil })
-            }
-        case .github?, .gitPush?:
-            runners.github = GitHubRunner(credentials: GitHubCredentials(environment: environment))
-        case nil:
-            break  // the executor records why it cannot be read
-        }
-        return try Approval(store: store, executor: Executor(store: store, runners: runners)).approve(id, by: Actor.currentUser(), note: reason)
+        try LocalApproval.approve(id, by: Actor.currentUser(), reason: reason, awsProfile: awsProfile, store: store, environment: currentEnvironment())
     }
 
     func report(_ outcome: Proposal) throws {
+        if outcome.state == .pending {
+            // Counted; the rules ask for more distinct approvers (docs/policy.md).
+            if json { printJSON(ProposalJSON.humanView(outcome)) } else {
+                print("approval counted for \(outcome.id) (\(outcome.summary)); it still needs another distinct approver before it runs")
+            }
+            return
+        }
         if json {
             printJSON(ProposalJSON.humanView(outcome))
         } else {
@@ -559,6 +545,8 @@ enum ProposalQuery {
         let store = try openStore(state)
         let deadline = Clock.monotonicSeconds() + Double(timeout ?? 86_400)
         while true {
+            // No daemon expires anything locally: waiting past a deadline expires it here.
+            try store.expireOverdue()
             guard let proposal = try store.proposal(id: id) else { throw AirlockError("no proposal \(id)", code: .usage) }
             if op == "status" || proposal.state.isFinal || Clock.monotonicSeconds() >= deadline {
                 return ProposalJSON.humanView(proposal)
@@ -577,6 +565,9 @@ enum ProposalQuery {
         let state = proposal["state"]?.string ?? "?"
         printText("proposal \(id): \(state) (\(proposal["summary"]?.string ?? ""))")
         if let note = proposal["note"]?.string { printText("  note: \(note)") }
+        if state == "expired" {
+            writeError("AirlockExpired: proposal \(id) expired before it was decided or run (\(proposal["note"]?.string ?? "its deadline passed")); nothing ran\n")
+        }
         if let result = proposal["result"].flatMap(ExecutionResult.init(json:)) {
             printText(ProposalDescription.resultText(result))
         } else if state == "pending" {

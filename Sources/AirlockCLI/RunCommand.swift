@@ -83,6 +83,16 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("gate-ca"), help: ArgumentHelp("PEM roots that sign the gate's certificate (a private CA).", valueName: "FILE"))
     var gateCA: String?
 
+    @Option(name: .customLong("policy"), help: ArgumentHelp(
+        "The Cedar policy that decides this session's changes (default ~/.config/airlock/policy.cedar when it exists; docs/policy.md). Read before the agent starts; never mounted inside.",
+        valueName: "FILE"))
+    var policy: String?
+
+    @Option(name: .customLong("approver-token-file"), help: ArgumentHelp(
+        "With --gate: your own approver token (default ~/.config/airlock/gate-token when it exists). The gate records you as the session's launcher, and you never count as an approver of its proposals.",
+        valueName: "FILE"))
+    var approverTokenFile: String?
+
     @Flag(name: .customLong("no-broker"), help: ArgumentHelp(
         "Run the sandbox alone: no broker, no network, no AWS endpoint, no intercepted tools."))
     var noBroker = false
@@ -101,7 +111,8 @@ struct Run: ParsableCommand {
         if argv.first == "--" { argv.removeFirst() }
         let request = RunArguments(profiles: profiles, workspace: workspace, stateDir: state.stateDir,
                                    awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, command: argv,
-                                   execution: execution, noBroker: noBroker, gate: gate, gateTokenFile: gateTokenFile, gateCA: gateCA)
+                                   execution: execution, noBroker: noBroker, gate: gate, gateTokenFile: gateTokenFile, gateCA: gateCA,
+                                   policy: policy, approverTokenFile: approverTokenFile)
         throw request.perform()
     }
 }
@@ -121,6 +132,9 @@ struct RunArguments {
     var gate: String?
     var gateTokenFile: String?
     var gateCA: String?
+    /// The session's policy file (docs/policy.md) and, with a gate, the launcher's own token.
+    var policy: String?
+    var approverTokenFile: String?
 
     static let defaultGateTokenFile = "/etc/airlock/gate-token"
 
@@ -161,6 +175,8 @@ struct RunArguments {
             case "--gate" where result.gate == nil: result.gate = value
             case "--gate-token-file" where result.gateTokenFile == nil: result.gateTokenFile = value
             case "--gate-ca" where result.gateCA == nil: result.gateCA = value
+            case "--policy" where result.policy == nil: result.policy = value
+            case "--approver-token-file" where result.approverTokenFile == nil: result.approverTokenFile = value
             default: return nil
             }
             index += 1
@@ -264,12 +280,24 @@ struct RunArguments {
                     throw AirlockError("the team gate at \(url) cannot be used: \(error.message)",
                                        hint: error.hint ?? "check --gate, --gate-ca and the token in \(file)")
                 }
-                return GateTarget(url: url, token: token, caFile: gateCA)
+                // The launching human's own approver token, when they have one: the gate
+                // records who launched the session (never a name this host claims).
+                let approverFile = approverTokenFile ?? home + "/.config/airlock/gate-token"
+                var launcherToken: String?
+                if approverTokenFile != nil || access(approverFile, R_OK) == 0 {
+                    launcherToken = try GateHTTP.readToken(approverFile, role: .approver)
+                }
+                return GateTarget(url: url, token: token, caFile: gateCA, launcherToken: launcherToken)
             }
+            // The human's rules, read here, outside the sandbox, before the agent starts.
+            let rules = executionRequest == nil
+                ? try SessionRules.load(explicit: policy.map { $0.hasPrefix("/") ? $0 : currentDirectoryPath() + "/" + $0 }, home: home,
+                                        catalog: try? AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath))
+                : nil
             let session = try AgentSession(
                 facts: facts, stack: stack, library: library, environment: environment,
                 awsEndpoint: awsEndpoint, awsProfile: awsProfile, allowDomains: allowDomains, execution: executionRequest,
-                tools: agentTools, authority: authority ?? AgentSession.startAuthority(), gate: gateTarget)
+                tools: agentTools, authority: authority ?? AgentSession.startAuthority(), gate: gateTarget, rules: rules)
             StartupTrace.mark("session")
             if let executionRequest {
                 try executionRequest.validate(intake: session.intake)

@@ -67,6 +67,8 @@ public struct AirlockError: Error, CustomStringConvertible, Sendable, Equatable 
         public static let leaseLost = Code(rawValue: "AirlockLeaseLost")
         public static let proposalLimit = Code(rawValue: "AirlockProposalLimit")
         public static let proposalPending = Code(rawValue: "AirlockProposalPending")
+        /// Its deadline passed before it was decided or run (docs/policy.md): nothing ran.
+        public static let expired = Code(rawValue: "AirlockExpired")
         public static let quotaExceeded = Code(rawValue: "AirlockQuotaExceeded")
         public static let busy = Code(rawValue: "AirlockBusy")
         /// A check or a step said no (exit 1): a failed verification, a run that failed.

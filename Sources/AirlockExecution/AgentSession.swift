@@ -83,7 +83,7 @@ public final class AgentSession: @unchecked Sendable {
     public init(facts: HostFacts, stack: ProfileStack, library: ProfileLibrary, environment: [String: String],
          awsEndpoint: String?, awsProfile: String?, allowDomains: [String], execution: ExecutionRequest? = nil,
          tools agentTools: [InterceptedTool], authority: Background<Result<SessionTrust, AirlockError>> = startAuthority(),
-         gate: GateTarget? = nil) throws(AirlockError) {
+         gate: GateTarget? = nil, rules: AirlockRules? = nil) throws(AirlockError) {
         self.authority = authority
         self.environment = environment
         self.execution = execution
@@ -113,9 +113,18 @@ public final class AgentSession: @unchecked Sendable {
         log = BrokerLog(path: facts.stateDir + "/sessions/\(facts.sessionID).log")
         record = Session(id: id, startedAt: Clock.now(), user: Actor.currentUser(), workspace: facts.workspace,
                          profiles: stack.names.joined(separator: ","), awsUpstream: upstream.description,
-                         awsAccessKeyID: credentials.accessKeyID)
+                         awsAccessKeyID: credentials.accessKeyID, launcher: gate == nil ? Actor.currentUser() : nil)
         storeCache = StoreCache(stateDir: facts.stateDir, session: record, gate: gate,
                                 spool: execution.flatMap { $0.spec.spool ? $0.spec.spoolPath : nil })
+        if execution == nil {
+            // Every proposal is decided by the human's rules (an empty set asks one approver,
+            // within a day); an execution sandbox proposes nothing.
+            storeCache.rules = SessionRules(rules: rules ?? AirlockRules(), session: SessionFacts(
+                id: id, host: Self.hostName(), user: record.user, profiles: stack.names, address: gate == nil ? "127.0.0.1" : nil))
+            storeCache.approvalEnvironment = environment
+            storeCache.awsProfile = awsProfile
+            storeCache.log = log
+        }
         if execution == nil { Self.writeHomeFiles(stack, facts: facts, environment: environment) }
         for domain in allowDomains where EgressRule.parse(domain, source: "--allow-domain") == nil {
             throw AirlockError("--allow-domain \(domain) is not a host, *.domain or IP, with an optional :port")
@@ -373,6 +382,14 @@ public final class AgentSession: @unchecked Sendable {
     /// The session's intake (StoreCache).
     public var intake: any ProposalIntake { storeCache }
 
+    /// This machine's name (the `Host` a local session's rules see).
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
+
     /// After the agent ended: tell the human what waits for them. (The process exits next:
     /// the broker's threads and sockets go with it, no graceful shutdown needed.)
     public func finish() {
@@ -434,6 +451,7 @@ public final class StoreCache: ProposalIntake, @unchecked Sendable {
             made = .spool(ExecutionSpool(path: spool))
         } else if let gate {
             let client = try GateClient(url: gate.url, token: gate.token, caFile: gate.caFile, blobDirectory: stateDir + "/blobs")
+            client.launcherToken = gate.launcherToken
             try client.recordSession(session)
             made = .gate(client)
         } else {
@@ -471,13 +489,62 @@ public final class StoreCache: ProposalIntake, @unchecked Sendable {
     /// The session is recorded when the store is first opened.
     public func recordSession(_ session: Session) throws(AirlockError) { _ = try open() }
 
+    /// The session's rules (docs/policy.md), asked before each proposal is stored; nil in an
+    /// execution sandbox (what it runs was approved already).
+    public var rules: SessionRules?
+    /// For a policy's `@airlock_allow` locally: the credentials the one approve path runs with.
+    public var approvalEnvironment: [String: String] = [:]
+    public var awsProfile: String?
+    public var log: BrokerLog?
+
     public func propose(_ draft: ProposalDraft, pendingLimit: Int) throws(AirlockError) -> Proposal {
-        try intake().propose(draft, pendingLimit: pendingLimit)
+        var draft = draft
+        var outcome: RuleOutcome?
+        if let rules, spool == nil {
+            let decided = rules.decide(draft).outcome
+            outcome = decided
+            rules.note(decided)
+            switch decided {
+            case .deny(let policies):
+                // Audited like any refusal; the agent is told which policy.
+                try? record(.refusal(sessionID: draft.sessionID, summary: draft.summary, rule: "forbidden by policy \(policies.joined(separator: ", "))"))
+                log?.write("\(draft.summary): forbidden by policy \(policies.joined(separator: ", ")); nothing was proposed")
+                throw SessionRules.forbidden(draft.summary, policies)
+            case .allow, .ask:
+                // Locally the rules decide; a host's rules only tighten the gate's.
+                if gate == nil { draft.requirement = decided.requirement } else { draft.hostAsks = HostRequirement(decided) }
+            }
+        }
+        let proposal = try intake().propose(draft, pendingLimit: pendingLimit)
+        if case .allow(let policy)? = outcome, gate == nil, case .local(let store) = try open() {
+            // Executed without a human, through the one approve path (freeze, revocation,
+            // tamper, drift, expiry), audited as policy:ID. If that path refuses, the proposal
+            // stays pending for a human.
+            do {
+                let ran = try LocalApproval.approveByPolicy(proposal, awsProfile: awsProfile, store: store, environment: approvalEnvironment)
+                log?.write("proposal \(proposal.id): \(draft.summary) allowed by policy \(policy): \(ran.state.rawValue)")
+                return ran
+            } catch {
+                log?.write("proposal \(proposal.id): policy \(policy) allows it, but the approve path refused: \(error.message); it waits for a human")
+            }
+        }
+        return proposal
     }
 
     public func proposal(id: String) throws(AirlockError) -> Proposal? { try intake().proposal(id: id) }
 
-    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? { try intake().wait(id: id, timeout: timeout) }
+    public func wait(id: String, timeout: Double) throws(AirlockError) -> Proposal? {
+        guard case .local(let store) = try open() else { return try intake().wait(id: id, timeout: timeout) }
+        // No daemon expires anything locally: a wait past a proposal's deadline expires it
+        // (docs/policy.md), checked every second of the wait.
+        let end = Clock.monotonicSeconds() + timeout
+        while true {
+            try store.expireOverdue()
+            let remaining = end - Clock.monotonicSeconds()
+            let found = try store.wait(id: id, timeout: max(0, min(remaining, 1)))
+            guard let found, !found.state.isFinal, remaining > 1 else { return found }
+        }
+    }
 
     public func record(_ call: RecordedCall) throws(AirlockError) {
         switch try open() {
@@ -494,10 +561,13 @@ public struct GateTarget: Sendable {
     /// This host's enrollment token (read by the launcher; its file is masked in the sandbox).
     public var token: String
     public var caFile: String?
+    /// The launching human's own approver token, when they have one (docs/policy.md).
+    public var launcherToken: String?
 
-    public init(url: String, token: String, caFile: String?) {
+    public init(url: String, token: String, caFile: String?, launcherToken: String? = nil) {
         self.url = url
         self.token = token
         self.caFile = caFile
+        self.launcherToken = launcherToken
     }
 }

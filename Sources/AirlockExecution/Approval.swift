@@ -25,6 +25,11 @@ public struct Approval: Sendable {
     public var deadlines = ProposalDeadlines()
     /// The clock (epoch milliseconds), injected by tests.
     public var now: @Sendable () -> Int64 = { Clock.epochMilliseconds() }
+    /// Where approvers decide (docs/policy.md, "Who may approve"): locally the launching
+    /// human is the only human and counts; on a team gate they never count.
+    public var place: ApprovalTally.Place = .local
+    /// Called when an approval was counted and more are needed (a gate announces it).
+    public var counted: (@Sendable (Proposal, [String]) -> Void)?
     /// How long an approval may stand unclaimed before it counts as abandoned (its approver's
     /// process or replica died between approval and claim, which a local approve and a gate's
     /// request do within milliseconds): only then does approving it again run it.
@@ -70,7 +75,13 @@ public struct Approval: Sendable {
         let now = self.now()
         let created = Clock.epochMilliseconds(parsing: current.createdAt) ?? now
         let updated = Clock.epochMilliseconds(parsing: current.updatedAt) ?? now
-        if let why = deadlines.expiry(state: current.state, created: Double(created) / 1000, updated: Double(updated) / 1000, now: Double(now) / 1000) {
+        // What the rules asked when it was proposed (its proposed audit entry): approvers,
+        // its own deadline, or a policy that runs it without a human.
+        let requirement = try store.requirement(of: id)
+        if actor.hasPrefix(Self.policyActorPrefix) && requirement.allowedBy.map({ Self.policyActorPrefix + $0 }) != actor {
+            throw AirlockError("proposal \(id) is not allowed without a human (\(requirement.summary)); nothing was approved", code: .forbidden)
+        }
+        if let why = deadlines.tightened(by: requirement).expiry(state: current.state, created: Double(created) / 1000, updated: Double(updated) / 1000, now: Double(now) / 1000) {
             do { try store.apply(.expire, to: id, actor: "airlock", note: why) } catch where error.code == .conflict {}
             throw AirlockError("proposal \(id) cannot be approved: it expired (\(why))", code: .conflict)
         }
@@ -86,6 +97,8 @@ public struct Approval: Sendable {
         // approver decides again on it.
         if current.state == .pending || current.state == .approved, let drift = executor.drift(current, shown: try? store.preview(of: current)) {
             try store.setPreview(drift.preview, of: id)
+            // Approvals counted so far approved the old preview: they no longer count.
+            try store.voidApprovals(id, reason: "the target changed since it was previewed: \(drift.changes.prefix(3).joined(separator: "; "))")
             throw AirlockError("the target changed since it was previewed (\(drift.changes.prefix(5).joined(separator: "; "))\(drift.changes.count > 5 ? "; …" : "")); nothing was approved or executed",
                                hint: "the proposal stays pending with the new preview: read it (airlock show \(id)) and decide again", code: .conflict)
         }
@@ -101,9 +114,57 @@ public struct Approval: Sendable {
             let claimNote = "approved again by \(actor): the approval of \(current.updatedAt) was never executed" + (note.map { ": \($0)" } ?? "")
             return try execute(id, by: actor, note: claimNote)
         }
+        // Who may approve, and how many must (docs/policy.md): one identity counts once; on a
+        // gate the human who launched the session never counts; more than one approver is
+        // counted approval by approval (audited), and it runs on the last one.
+        if requirement.allowedBy == nil || !actor.hasPrefix(Self.policyActorPrefix) {
+            let launcher = try store.session(id: current.sessionID)?.launcher
+            let before = requirement.approvals > 1 ? try store.countedApprovals(id) : []
+            switch ApprovalTally.verdict(requirement: requirement, approver: actor, counted: before, launcher: launcher, place: place,
+                                         proposedAt: Double(created) / 1000, now: Double(now) / 1000) {
+            case .refused(let why):
+                throw AirlockError("proposal \(id) was not approved: \(why)", hint: requirement.approvals > 1 ? "another approver approves it (\(requirement.summary))" : nil,
+                                   code: .forbidden)
+            case .expired:
+                throw AirlockError("proposal \(id) cannot be approved: it expired", code: .conflict)
+            case .needsMore, .approved:
+                if requirement.approvals > 1 {
+                    let all = try store.countApproval(id, actor: actor, note: note)
+                    let distinct = Set(all.filter { place == .local || $0 != launcher }).count
+                    if distinct < requirement.approvals {
+                        let pending = try store.proposal(id: id) ?? current
+                        counted?(pending, all)
+                        return pending
+                    }
+                }
+            }
+        }
         let decided = try store.apply(.approve, to: id, actor: actor, note: note)
         approved?(decided)
         return try execute(id, by: actor, note: nil)
+    }
+
+    /// The actor an `@airlock_allow` policy approves as: `policy:ID` (never a person's name:
+    /// enrolment and Unix names cannot hold a colon).
+    public static let policyActorPrefix = "policy:"
+
+    /// Runs a proposal its rules allowed without a human (docs/policy.md, "Outcomes"), through
+    /// the same checks as a human's approval (freeze, revocation, tamper, drift, expiry),
+    /// audited with the policy's id. Refused for any proposal whose rules did not allow it.
+    public func approveByPolicy(_ id: String) throws(AirlockError) -> Proposal {
+        guard let policy = try store.requirement(of: id).allowedBy else {
+            throw AirlockError("proposal \(id) needs a human: no policy allowed it; nothing was approved", code: .forbidden)
+        }
+        return try approve(id, by: Self.policyActorPrefix + policy, note: "allowed without a human by policy \(policy)")
+    }
+
+    /// What a pending proposal still needs: the approvers counted and how many more.
+    public static func status(of id: String, in store: any ProposalStore, place: ApprovalTally.Place) throws(AirlockError) -> (requirement: PolicyRequirement, counted: [String], more: Int) {
+        let requirement = try store.requirement(of: id)
+        let counted = requirement.approvals > 1 ? try store.countedApprovals(id) : []
+        let launcher = place == .gate ? try store.session(id: (try store.proposal(id: id))?.sessionID ?? "")?.launcher : nil
+        let valid = Set(counted.filter { $0 != launcher }).count
+        return (requirement, counted, max(0, max(1, requirement.approvals) - valid))
     }
 
     /// The Executor's run; a claim another approval won first is refused in the approve's words.

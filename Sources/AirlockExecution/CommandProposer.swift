@@ -45,6 +45,9 @@ public final class CommandProposer: @unchecked Sendable {
     /// records go (ExecutionRunner).
     public var launcher: String?
     public var spoolInto: (store: any CallRecorder, sessionID: String)?
+    /// A team gate's rules on the draft before it is stored (docs/policy.md): throws for a
+    /// forbidden change, sets what an allowed or asked one needs.
+    public var decide: (@Sendable (ProposalDraft) throws(AirlockError) -> ProposalDraft)?
     /// A team gate's blob store: the artifact is kept there too (its listing pinned as
     /// `artifact`), so any replica can apply it (ArtifactBlobs).
     public var artifactBlobs: (any BlobStore)?
@@ -344,11 +347,13 @@ public final class CommandProposer: @unchecked Sendable {
         if let preview { previewFields.append(("preview", .string(preview))) }
         if !shown.isEmpty { previewFields.append(("files", .object(shown))) }
         do {
-            let proposal = try store.propose(ProposalDraft(
+            var draft = ProposalDraft(
                 sessionID: sessionID, kind: .command, summary: summary,
                 ruling: Ruling(ruling.decision, ruling.decision == .sensitive ? "\(ruling.rule): \(ruling.reason)" : ruling.rule),
                 payload: ProposalPayload.command(payload).bytes, upstream: upstream,
-                preview: previewFields.isEmpty ? nil : .object(previewFields)))
+                preview: previewFields.isEmpty ? nil : .object(previewFields))
+            if let decide { draft = try decide(draft) }
+            let proposal = try store.propose(draft)
             keep = true
             PinnedFiles.remove(artifact.steps)
             log.write("proposal \(proposal.id): \(summary) is pending approval (snapshot sha256:\(manifest.digest))")

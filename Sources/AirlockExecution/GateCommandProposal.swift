@@ -144,7 +144,8 @@ public struct GateCommandIntake: Sendable {
     }
 
     /// The answer the host's shim reports (`CommandProposer.propose`'s).
-    public func propose(_ archive: [UInt8], sessionID: String, store: any ProposalStore) throws(AirlockError) -> JSON {
+    public func propose(_ archive: [UInt8], sessionID: String, store: any ProposalStore,
+                        decide: (@Sendable (ProposalDraft) throws(AirlockError) -> ProposalDraft)? = nil) throws(AirlockError) -> JSON {
         let upload = stateDir + "/uploads/" + RandomID.make(16)
         do {
             try PinnedFiles.makeParents(of: upload + "/x")
@@ -196,6 +197,7 @@ public struct GateCommandIntake: Sendable {
         proposer.launcher = launcher
         proposer.spoolInto = (store, sessionID)
         proposer.artifactBlobs = blobs
+        proposer.decide = decide
         return proposer.propose(.object([("tool", .string(name)), ("argv", request["argv"] ?? .null), ("cwd", request["cwd"] ?? .null)]))
     }
 }

@@ -41,7 +41,7 @@ extension GateService {
         throw AirlockError("\(summary) is not allowed: \(why). No proposal was made.", code: .denied)
     }
 
-    func proposeKubernetes(_ identity: GateIdentity, sessionID: String, _ proposed: KubernetesPinnedRequest) throws(AirlockError) -> JSON {
+    func proposeKubernetes(_ identity: GateIdentity, sessionID: String, _ proposed: KubernetesPinnedRequest, asked: HostRequirement? = nil) throws(AirlockError) -> JSON {
         let described = KubernetesGateway.describe(method: proposed.method, path: proposed.path, query: proposed.query)
         guard let kubernetes, let (entry, context) = kubernetes.target(for: proposed.server) else {
             try refuse(sessionID, summary: "kubernetes:\(described)",
@@ -63,10 +63,10 @@ extension GateService {
         let preview = ruling.decision == .mutation ? KubernetesGateway.preview(pinned, context: context, clusters: kubernetes.clusters) : nil
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                       payload: ProposalPayload.kubernetes(pinned).bytes, upstream: context.cluster.server, preview: preview),
-                        host: identity)
+                        host: identity, asked: asked)
     }
 
-    func proposeGitHub(_ identity: GateIdentity, sessionID: String, _ proposed: GitHubPinnedRequest) throws(AirlockError) -> JSON {
+    func proposeGitHub(_ identity: GateIdentity, sessionID: String, _ proposed: GitHubPinnedRequest, asked: HostRequirement? = nil) throws(AirlockError) -> JSON {
         let host = proposed.host.lowercased()
         guard let github, github.covers(host) else {
             try refuse(sessionID, summary: "github:\(proposed.method) \(proposed.path.prefix(200)) on \(host.prefix(100))",
@@ -86,10 +86,10 @@ extension GateService {
         case .mutation, .sensitive: break
         }
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
-                                      payload: ProposalPayload.github(pinned).bytes, upstream: "https://\(host)"), host: identity)
+                                      payload: ProposalPayload.github(pinned).bytes, upstream: "https://\(host)"), host: identity, asked: asked)
     }
 
-    func proposeGitPush(_ identity: GateIdentity, sessionID: String, _ proposed: GitPushPayload) throws(AirlockError) -> JSON {
+    func proposeGitPush(_ identity: GateIdentity, sessionID: String, _ proposed: GitPushPayload, asked: HostRequirement? = nil) throws(AirlockError) -> JSON {
         let host = proposed.host.lowercased()
         let path = proposed.repository + "/git-receive-pack"
         guard let github, github.covers(host) else {
@@ -115,6 +115,6 @@ extension GateService {
         }
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: reading.summary, ruling: ruling,
                                       payload: ProposalPayload.gitPush(reading.payload).bytes, upstream: "https://\(host)",
-                                      preview: reading.preview), host: identity)
+                                      preview: reading.preview), host: identity, asked: asked)
     }
 }

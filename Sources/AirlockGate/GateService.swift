@@ -54,6 +54,9 @@ public final class GateService: Sendable {
     let refusalWindows = Mutex<[String: (start: Double, count: Int)]>([:])
 
     public static let preparationLimit = 4
+    /// The gate's own rules (gate.yaml `policy`, docs/policy.md): the only ones that allow a
+    /// change without a human or lower the number of approvers.
+    public let rules: AirlockRules
 
     /// Command proposals on the gate (docs/gate.md, "Command proposals on the gate").
     public struct CommandSetup: Sendable {
@@ -72,8 +75,9 @@ public final class GateService: Sendable {
 
     public init(store: any ProposalStore, config: GateConfig, catalog: AWSCatalogFiles, blobs: any BlobStore, credentials: HostCredentials,
                 signer: AuditSigner? = nil, commands: CommandSetup? = nil, kubernetes: KubernetesSetup? = nil, github: GitHubCredentials? = nil,
-                previewCredentials: HostCredentials? = nil, logger: Logger = Logger(label: "airlock.gate")) {
+                previewCredentials: HostCredentials? = nil, rules: AirlockRules = AirlockRules(), logger: Logger = Logger(label: "airlock.gate")) {
         self.previewCredentials = previewCredentials
+        self.rules = rules
         self.blobs = blobs
         self.kubernetes = kubernetes
         self.github = github
@@ -134,9 +138,22 @@ public final class GateService: Sendable {
               id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }) else {
             throw AirlockError("a session needs an id of 8–64 letters and digits", code: .badRequest)
         }
+        // The human who launched it, by the approver token they presented (docs/policy.md,
+        // "Who may approve"): a token that is not an enrolled approver's is refused, never
+        // taken as a name.
+        var launcher: String?
+        if let token = body["launcher_token"]?.string {
+            let found: GateIdentity?
+            do { found = try store.identity(tokenHash: GateToken.hash(token)) } catch { throw AirlockError(error.message, code: .storeUnavailable) }
+            guard let found, found.role == .approver, GateToken.claimedRole(token) == .approver else {
+                throw AirlockError("launcher_token is not an enrolled approver's token on this gate (or it was revoked); no session was recorded",
+                                   hint: "pass your own approver token (airlock run --approver-token-file), or none", code: .unauthenticated)
+            }
+            launcher = found.actor
+        }
         let session = Session(id: id, startedAt: Clock.now(), user: identity.actor, workspace: body["workspace"]?.string ?? "",
                               profiles: body["profiles"]?.string ?? "", awsUpstream: config.awsUpstream,
-                              awsAccessKeyID: body["aws_access_key_id"]?.string ?? "")
+                              awsAccessKeyID: body["aws_access_key_id"]?.string ?? "", launcher: launcher)
         do { try store.recordSession(session) } catch { throw AirlockError(error.message, code: .sessionExists) }
         return .object([("id", .string(id)), ("host", .string(identity.name))])
     }
@@ -154,13 +171,21 @@ public final class GateService: Sendable {
         do throws(ProposalPayload.Problem) { payload = try ProposalPayload(bytes: bytes) } catch {
             throw AirlockError("\(wanted): \(error.description)", code: .badRequest)
         }
+        // What the host's own policy asks beyond the gate's: it can only tighten (RuleOutcome).
+        var asked: HostRequirement?
+        if let requirement = body["host_requirement"] {
+            guard let parsed = HostRequirement(json: requirement) else {
+                throw AirlockError("host_requirement must be {approvals: 1–\(RuleAnnotations.maximumApprovals), expires_after_seconds: 60–2592000, policies: [...]}", code: .badRequest)
+            }
+            asked = parsed
+        }
         let pinned: PinnedRequest
         switch payload {
         case .aws(let request): pinned = request
-        case .s3Multipart(let manifest): return try proposeMultipart(identity, sessionID: sessionID, manifest)
-        case .kubernetes(let request): return try proposeKubernetes(identity, sessionID: sessionID, request)
-        case .github(let request): return try proposeGitHub(identity, sessionID: sessionID, request)
-        case .gitPush(let push): return try proposeGitPush(identity, sessionID: sessionID, push)
+        case .s3Multipart(let manifest): return try proposeMultipart(identity, sessionID: sessionID, manifest, asked: asked)
+        case .kubernetes(let request): return try proposeKubernetes(identity, sessionID: sessionID, request, asked: asked)
+        case .github(let request): return try proposeGitHub(identity, sessionID: sessionID, request, asked: asked)
+        case .gitPush(let push): return try proposeGitPush(identity, sessionID: sessionID, push, asked: asked)
         case .command: throw AirlockError("\(wanted), not \(payload.type) (commands go to POST /v1/sessions/ID/commands)", code: .badRequest)
         }
         let classification = try classify(pinned)
@@ -177,7 +202,7 @@ public final class GateService: Sendable {
         try checkHostPending(identity)
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: classification.ruling,
                                        payload: ProposalPayload.aws(pinned).bytes, upstream: config.awsUpstream,
-                                       preview: awsPreview(pinned)), host: identity)
+                                       preview: awsPreview(pinned)), host: identity, asked: asked)
     }
 
     func awsPreview(_ pinned: PinnedRequest) -> JSON? {
@@ -308,7 +333,7 @@ public final class GateService: Sendable {
     /// the gate reads every request itself (create, each part with its bytes from the gate's
     /// blob store, complete), requires the operations and the object to be the ones a
     /// multipart upload has, and writes the summary the approver sees.
-    func proposeMultipart(_ identity: GateIdentity, sessionID: String, _ manifest: MultipartManifest) throws(AirlockError) -> JSON {
+    func proposeMultipart(_ identity: GateIdentity, sessionID: String, _ manifest: MultipartManifest, asked: HostRequirement? = nil) throws(AirlockError) -> JSON {
         func bad(_ why: String) -> AirlockError { AirlockError("the multipart upload \(why); nothing was stored", code: .badRequest) }
         let create = manifest.create, complete = manifest.complete, staged = manifest.stagedUploadID, parts = manifest.parts
         guard staged.hasPrefix(StagedMultipart.idPrefix), (1...10_000).contains(parts.count) else {
@@ -360,7 +385,7 @@ public final class GateService: Sendable {
         let megabytes = Double(total) / 1_000_000
         let summary = "s3:PutObject \(bucket)/\(key) via multipart upload (\(parts.count) parts, \(Int(megabytes.rounded())) MB)"
         return try keep(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: created.ruling,
-                                       payload: ProposalPayload.s3Multipart(manifest).bytes, upstream: config.awsUpstream), host: identity)
+                                       payload: ProposalPayload.s3Multipart(manifest).bytes, upstream: config.awsUpstream), host: identity, asked: asked)
     }
 
     /// A command an agent host's shim gated, with the workspace snapshot (`SnapshotArchive`).
@@ -387,12 +412,27 @@ public final class GateService: Sendable {
             upstream: config.awsUpstream, launcher: commands.launcher, blobs: blobs)
         let answer: JSON
         do {
-            answer = try intake.propose(archive, sessionID: sessionID, store: store)
+            answer = try intake.propose(archive, sessionID: sessionID, store: store, decide: { [self] (draft) throws(AirlockError) -> ProposalDraft in
+                var draft = draft
+                switch decide(draft, host: identity) {
+                case .deny(let policies):
+                    try? store.recordRefusal(sessionID: draft.sessionID, summary: draft.summary, rule: "forbidden by policy \(policies.joined(separator: ", "))")
+                    throw AirlockError("\(draft.summary) is forbidden by policy \(policies.joined(separator: ", ")); no proposal was made", code: .denied)
+                case let outcome:
+                    draft.requirement = outcome.requirement
+                    return draft
+                }
+            })
         } catch {
             throw AirlockError(error.message, hint: error.hint, code: error.code ?? .refused)
         }
         if let id = answer["proposal"]?["id"]?.string {
             changes.bump(id)
+            if (try? store.requirement(of: id))?.allowedBy != nil {
+                do { _ = try approveByPolicy(id) } catch {
+                    logger.warning("a policy allows it, but the approve path refused", metadata: ["proposal": "\(id)", "error": "\(error.message)"])
+                }
+            }
             Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", Proposal.Kind.command.rawValue)]).increment()
             logger.info("proposed", metadata: ["proposal": "\(id)", "session": "\(sessionID)", "host": "\(identity.name)",
                                                "summary": "\(answer["proposal"]?["summary"]?.string ?? "")"])
@@ -425,12 +465,33 @@ public final class GateService: Sendable {
     }
 
     /// Stores a proposal the gate wrote from a host's request; the host's answer.
-    func keep(_ draft: ProposalDraft, host identity: GateIdentity) throws(AirlockError) -> JSON {
+    func keep(_ draft: ProposalDraft, host identity: GateIdentity, asked: HostRequirement? = nil) throws(AirlockError) -> JSON {
         try checkHostPending(identity)
-        let proposal = try store.propose(draft)
+        // The gate's rules decide (docs/policy.md), tightened by what the host's own asked.
+        var draft = draft
+        let outcome = decide(draft, host: identity).tightened(by: asked)
+        switch outcome {
+        case .deny(let policies):
+            do { try store.recordRefusal(sessionID: draft.sessionID, summary: draft.summary, rule: "forbidden by policy \(policies.joined(separator: ", "))") } catch {
+                logger.error("refusal not recorded in the audit log", metadata: ["session": "\(draft.sessionID)", "error": "\(error.message)"])
+            }
+            Counter(label: "airlock_gate_refused_total", dimensions: [("bound", "policy")]).increment()
+            throw AirlockError("\(draft.summary) is forbidden by policy \(policies.joined(separator: ", ")); no proposal was made",
+                               hint: "the gate's policy denies this change outright", code: .denied)
+        case .allow, .ask:
+            draft.requirement = outcome.requirement
+        }
+        var proposal = try store.propose(draft)
         Counter(label: "airlock_gate_proposals_created_total", dimensions: [("kind", proposal.kind.rawValue)]).increment()
         logger.info("proposed", metadata: ["proposal": "\(proposal.id)", "session": "\(draft.sessionID)", "host": "\(identity.name)",
-                                           "summary": "\(draft.summary)"])
+                                           "summary": "\(draft.summary)", "requirement": "\(draft.requirement?.summary ?? "")"])
+        if case .allow(let policy) = outcome {
+            // Executed without a human through the one approve path, audited as policy:ID;
+            // refused there (a freeze), it waits for a human.
+            do { proposal = try approveByPolicy(proposal.id) } catch {
+                logger.warning("a policy allows it, but the approve path refused", metadata: ["proposal": "\(proposal.id)", "policy": "\(policy)", "error": "\(error.message)"])
+            }
+        }
         guard case .object(var fields) = ProposalJSON.agentView(proposal) else { return .null }
         fields.append(("session", .string(draft.sessionID)))
         return .object(fields)
@@ -503,6 +564,35 @@ public final class GateService: Sendable {
         }
     }
 
+    /// The gate's rules on a draft, with the session's facts as the gate knows them: its host
+    /// is the enrolled host, its human the launcher it recorded.
+    func decide(_ draft: ProposalDraft, host identity: GateIdentity) -> RuleOutcome {
+        guard !rules.isEmpty, let payload = try? ProposalPayload(bytes: draft.payload) else { return .defaultAsk }
+        let facts = ProposalFacts.of(payload: payload, decision: draft.ruling.decision, preview: draft.preview)
+        let recorded = (try? store.session(id: draft.sessionID)) ?? nil
+        var session = SessionFacts(id: draft.sessionID, host: identity.name, user: recorded?.launcher ?? "unknown",
+                                   profiles: (recorded?.profiles ?? "").split(separator: ",").map(String.init))
+        if let mine = try? store.proposals(states: nil, session: draft.sessionID) {
+            session.proposals = mine.count
+            session.approved = mine.filter { [.approved, .executing, .succeeded, .failed, .unknown].contains($0.state) }.count
+            session.denied = mine.filter { $0.state == .denied }.count
+        }
+        return rules.decide(facts, session: session, now: Clock.epochMilliseconds() / 1000).outcome
+    }
+
+    /// Runs a proposal the gate's policy allowed without a human (the one approve path).
+    func approveByPolicy(_ id: String) throws(AirlockError) -> Proposal {
+        var approval = Approval(store: store, executor: executor())
+        approval.deadlines = config.deadlines
+        approval.place = .gate
+        approval.approved = { [self] _ in changes.bump(id) }
+        let started = Clock.monotonicSeconds()
+        let outcome = try approval.approveByPolicy(id)
+        changes.bump(id)
+        recordExecution(outcome, seconds: Clock.monotonicSeconds() - started)
+        return outcome
+    }
+
     /// Approves and executes with the gate's credentials, at the gate's upstream, once,
     /// under this replica's lease, through the one approve path (Approval: freeze, revoked
     /// session, row against its audit entry). A freeze set after the approval still stops the
@@ -511,6 +601,11 @@ public final class GateService: Sendable {
         _ = try proposal(identity, id)
         var approval = Approval(store: store, executor: executor())
         approval.deadlines = config.deadlines
+        approval.place = .gate
+        approval.counted = { [self] pending, counted in
+            changes.bump(id)
+            logger.info("approval counted", metadata: ["proposal": "\(pending.id)", "by": "\(identity.actor)", "counted": "\(counted.joined(separator: ","))"])
+        }
         approval.tampered = { [logger] _, mismatch in
             Counter(label: "airlock_gate_audit_tampering_total").increment()
             logger.critical("proposal row does not match its audit entry", metadata: ["proposal": "\(id)", "why": "\(mismatch)"])
@@ -668,11 +763,11 @@ public final class GateService: Sendable {
     /// Marks `unknown` every execution whose lease ran out (a replica died mid-call); run
     /// periodically by every replica. Never re-runs anything.
     @discardableResult
-    public func recoverExpiredExecutions() -> [String] {
+    public func recoverExpiredExecutions(now: Int64 = Clock.epochMilliseconds()) -> [String] {
         // Waiting past the deadlines gate.yaml sets: expired (a deny), announced like any
         // decision. Apart from the lease recovery, which a failure here must not hold up.
         do {
-            for id in try store.expireOverdue(config.deadlines) {
+            for id in try store.expireOverdue(config.deadlines, now: now) {
                 changes.bump(id)
                 logger.notice("proposal expired", metadata: ["proposal": "\(id)"])
             }

@@ -1,5 +1,6 @@
 import AirlockBroker
 import AirlockCore
+import AirlockExecution
 import AirlockGate
 import AirlockPolicy
 import AirlockSandbox
@@ -49,7 +50,19 @@ enum GateSetup {
                            credentials: HostCredentials(environment: environment, profile: config.awsProfile),
                            signer: try signer(config), commands: commandSetup(config, configPath: configPath, environment: environment),
                            kubernetes: try kubernetes(config, environment: environment), github: try github(config, environment: environment),
-                           previewCredentials: config.awsPreviewProfile.map { HostCredentials(environment: environment, profile: $0) })
+                           previewCredentials: config.awsPreviewProfile.map { HostCredentials(environment: environment, profile: $0) },
+                           rules: try rules(config, catalog: catalog))
+    }
+
+    /// The gate's own policy (gate.yaml `policy`), checked whole before the gate serves: a
+    /// policy that does not parse or validate stops the start with every problem listed.
+    static func rules(_ config: GateConfig, catalog: AWSCatalogFiles) throws(AirlockError) -> AirlockRules {
+        guard let path = config.policyFile else { return AirlockRules() }
+        let text: String
+        do { text = try readTextFile(path, limit: 1 << 20) } catch {
+            throw AirlockError("cannot read the gate's policy \(path) (gate.yaml policy): \(error.message)")
+        }
+        return try AirlockRules([AirlockRules.Source(label: path, text: text)], lookup: SessionRules.lookup(catalog))
     }
 
     /// The gate's kubeconfig, each mapped context checked to be in it (docs/gate.md,

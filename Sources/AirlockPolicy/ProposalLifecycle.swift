@@ -72,6 +72,13 @@ public struct ProposalDeadlines: Sendable, Equatable {
         }
     }
 
+    /// These deadlines with a proposal's own (its rules' `@expires`): the earlier wins.
+    public func tightened(by requirement: PolicyRequirement) -> ProposalDeadlines {
+        guard requirement.expiresAfter.isFinite else { return self }
+        return ProposalDeadlines(pending: min(pending ?? .infinity, requirement.expiresAfter),
+                                 approved: min(approved ?? .infinity, requirement.expiresAfter))
+    }
+
     static func spell(_ seconds: Double) -> String {
         seconds >= 3600 && seconds.truncatingRemainder(dividingBy: 3600) == 0 ? "\(Int(seconds / 3600)) h"
             : seconds >= 60 && seconds.truncatingRemainder(dividingBy: 60) == 0 ? "\(Int(seconds / 60)) min" : "\(Int(seconds)) s"

@@ -51,7 +51,7 @@ public final class InMemoryProposalStore: ProposalStoreDriver, @unchecked Sendab
             while rows.contains(where: { $0.id == id }) { id = RandomID.make(8) }
             let proposal = ProposalRecords.newProposal(draft, id: id, now: Clock.now())
             rows.append(proposal)
-            append(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal))
+            append(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal, requirement: draft.requirement))
             if let preview = draft.preview { previews[id] = preview }
             return proposal
         }
@@ -91,6 +91,32 @@ public final class InMemoryProposalStore: ProposalStoreDriver, @unchecked Sendab
             if let leaseUntil { leases[id] = leaseUntil }
             append(event: step.updated.state.rawValue, proposalID: id, actor: actor, detail: step.detail)
             return step.updated
+        }
+    }
+
+    public func countedApprovals(_ id: String) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in counted(id) }
+    }
+
+    private func counted(_ id: String) -> [String] {
+        ProposalRecords.counted(audit.filter { $0.proposalID == id }.map { ($0.event, $0.actor) })
+    }
+
+    public func countApproval(_ id: String, actor: String, note: String?) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in
+            guard let row = rows.first(where: { $0.id == id }) else { throw ProposalRecords.noSuchProposal(id) }
+            guard row.state == .pending else { throw ProposalRecords.notPendingForCount(id, row.state) }
+            let before = counted(id)
+            guard !before.contains(actor) else { throw ProposalRecords.alreadyCounted(id, actor) }
+            append(event: ProposalRecords.approvalCounted, proposalID: id, actor: actor, detail: ProposalRecords.countedDetail(note: note))
+            return before + [actor]
+        }
+    }
+
+    public func voidApprovals(_ id: String, reason: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            guard !counted(id).isEmpty else { return }
+            append(event: ProposalRecords.approvalsVoid, proposalID: id, actor: "airlock", detail: ProposalRecords.voidDetail(reason: reason))
         }
     }
 

@@ -141,9 +141,15 @@ public struct ProposalDraft: Sendable {
     /// What the approver is shown of it (a dry run's diff, a push's log, a plan's text): a
     /// record beside the proposal, outside its digest, stored with it (ProposalPreview).
     public var preview: JSON?
+    /// What the rules ask of it (docs/policy.md): approvers, deadline, deciding policies.
+    /// Recorded in its `proposed` audit entry; nil is one approver and no deadline of its own.
+    public var requirement: PolicyRequirement?
+    /// With a team gate: what the agent host's own policy asks beyond the gate's (it can only
+    /// tighten; the gate decides the rest).
+    public var hostAsks: HostRequirement?
 
     public init(sessionID: String, kind: Proposal.Kind, summary: String, ruling: Ruling, payload: [UInt8], upstream: String,
-                preview: JSON? = nil) {
+                preview: JSON? = nil, requirement: PolicyRequirement? = nil) {
         self.sessionID = sessionID
         self.kind = kind
         self.summary = summary
@@ -151,6 +157,7 @@ public struct ProposalDraft: Sendable {
         self.payload = payload
         self.upstream = upstream
         self.preview = preview
+        self.requirement = requirement
     }
 }
 
@@ -163,9 +170,13 @@ public struct Session: Sendable, Equatable {
     public var profiles: String
     public var awsUpstream: String
     public var awsAccessKeyID: String
+    /// The human who launched it, as the deciding side knows them: locally their Unix user;
+    /// on a team gate the approver whose token `airlock run --gate` presented (never a name the
+    /// host claims). On a gate that human never counts as an approver of its proposals.
+    public var launcher: String?
 
     public init(id: String, startedAt: String, user: String, workspace: String, profiles: String,
-                awsUpstream: String, awsAccessKeyID: String) {
+                awsUpstream: String, awsAccessKeyID: String, launcher: String? = nil) {
         self.id = id
         self.startedAt = startedAt
         self.user = user
@@ -173,5 +184,6 @@ public struct Session: Sendable, Equatable {
         self.profiles = profiles
         self.awsUpstream = awsUpstream
         self.awsAccessKeyID = awsAccessKeyID
+        self.launcher = launcher
     }
 }

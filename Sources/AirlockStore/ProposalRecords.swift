@@ -10,20 +10,54 @@ public enum ProposalRecords {
                  digest: SigV4.hexSHA256(draft.payload), payload: draft.payload, upstream: draft.upstream)
     }
 
-    public static func proposedDetail(_ proposal: Proposal) -> JSON {
-        .object([
+    public static func proposedDetail(_ proposal: Proposal, requirement: PolicyRequirement? = nil) -> JSON {
+        var fields: [(String, JSON)] = [
             ("state", .string("pending")), ("kind", .string(proposal.kind.rawValue)),
             ("summary", .string(proposal.summary)), ("decision", .string(proposal.decision.rawValue)),
             ("rule", .string(proposal.rule)), ("digest", .string(proposal.digest)),
             ("upstream", .string(proposal.upstream)),
-        ])
+        ]
+        if let requirement { fields.append(("requirement", requirement.json)) }
+        return .object(fields)
+    }
+
+    /// An approval counted toward a proposal that needs several (docs/policy.md): its own
+    /// audit entry, the proposal still pending.
+    public static let approvalCounted = "approval-counted"
+    /// The approvals counted so far no longer count (its target drifted).
+    public static let approvalsVoid = "approvals-void"
+
+    public static func countedDetail(note: String?) -> JSON {
+        .object([("state", .string("pending")), ("note", note.map(JSON.string) ?? .null)])
+    }
+
+    public static func voidDetail(reason: String) -> JSON {
+        .object([("state", .string("pending")), ("reason", .string(reason))])
+    }
+
+    /// The approvers counted, in order, from a proposal's audit entries (event, actor): those
+    /// after its last `approvals-void`.
+    public static func counted(_ entries: [(event: String, actor: String)]) -> [String] {
+        var out: [String] = []
+        for entry in entries {
+            if entry.event == approvalsVoid { out = [] } else if entry.event == approvalCounted, !out.contains(entry.actor) { out.append(entry.actor) }
+        }
+        return out
+    }
+
+    public static func alreadyCounted(_ id: String, _ actor: String) -> AirlockError {
+        AirlockError("\(actor) already approved \(id); one person's approval counts once", code: conflictCode)
+    }
+
+    public static func notPendingForCount(_ id: String, _ state: ProposalState) -> AirlockError {
+        AirlockError("proposal \(id) cannot be approved: \(ProposalLifecycle.refusal(state, on: .approve))", code: conflictCode)
     }
 
     public static func sessionDetail(_ session: Session) -> JSON {
         .object([
             ("session", .string(session.id)), ("workspace", .string(session.workspace)),
             ("profiles", .string(session.profiles)), ("aws_upstream", .string(session.awsUpstream)),
-        ])
+        ] + (session.launcher.map { [("launcher", JSON.string($0))] } ?? []))
     }
 
     public static func identityDetail(_ identity: GateIdentity) -> JSON {

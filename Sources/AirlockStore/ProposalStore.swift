@@ -67,6 +67,18 @@ public protocol DecisionStore: AnyObject, Sendable {
     /// Stores a new preview for a proposal (the newest is the one shown).
     func setPreview(_ preview: JSON, of id: String) throws(AirlockError)
 
+    /// The approvers counted toward a pending proposal that needs several (docs/policy.md,
+    /// "Who may approve"), in order: its `approval-counted` audit entries after its last
+    /// `approvals-void`.
+    func countedApprovals(_ id: String) throws(AirlockError) -> [String]
+    /// Counts `actor`'s approval of a pending proposal (an audit entry), re-reading its state
+    /// and the approvals counted under the write lock: refused when it is not pending or
+    /// `actor` was counted already. Returns every approver counted, this one last.
+    func countApproval(_ id: String, actor: String, note: String?) throws(AirlockError) -> [String]
+    /// Voids the approvals counted so far (its target drifted: they approved something else);
+    /// audited when there were any.
+    func voidApprovals(_ id: String, reason: String) throws(AirlockError)
+
     /// Applies a lifecycle event atomically (the state is re-read under the write lock).
     /// Returns the updated proposal, or throws with why the event cannot apply. `executor`
     /// names who claims an execution; `leaseUntil` (epoch ms), when given, is how long the
@@ -196,29 +208,6 @@ extension DecisionStore {
         return marked
     }
 
-    /// Expires what waited past its deadline (ProposalDeadlines): `pending → expired`,
-    /// `approved → expired`, each a transition and an audit entry by `airlock`. `now` is epoch
-    /// milliseconds (the caller's clock, injected in tests). Returns the ids expired; one
-    /// another process decided meanwhile is left as it became.
-    @discardableResult
-    public func expireOverdue(_ deadlines: ProposalDeadlines, now: Int64 = Clock.epochMilliseconds()) throws(AirlockError) -> [String] {
-        guard deadlines.pending != nil || deadlines.approved != nil else { return [] }
-        var expired: [String] = []
-        for proposal in try proposals(states: [.pending, .approved], session: nil) {
-            guard let created = Clock.epochMilliseconds(parsing: proposal.createdAt),
-                  let updated = Clock.epochMilliseconds(parsing: proposal.updatedAt),
-                  let why = deadlines.expiry(state: proposal.state, created: Double(created) / 1000, updated: Double(updated) / 1000,
-                                             now: Double(now) / 1000) else { continue }
-            do {
-                try apply(.expire, to: proposal.id, actor: "airlock", note: why)
-                expired.append(proposal.id)
-            } catch where error.code == .conflict {
-                continue  // decided or claimed meanwhile
-            }
-        }
-        return expired
-    }
-
     /// What the approver is shown of a proposal: its newest preview record, else the preview an
     /// earlier release wrote inside the payload (ProposalPayload.legacyPreview).
     public func preview(of proposal: Proposal) throws(AirlockError) -> JSON? {
@@ -299,7 +288,42 @@ extension AuditLog {
     }
 }
 
+extension DecisionStore where Self: AuditLog {
+    /// What the rules asked of a proposal when it was proposed (its `proposed` audit entry);
+    /// one approver and no deadline of its own for a proposal made before rules.
+    public func requirement(of id: String) throws(AirlockError) -> PolicyRequirement {
+        guard let entry = try proposedEntry(id), let detail = try? JSON.parse(entry.detail),
+              let requirement = detail["requirement"].flatMap(PolicyRequirement.init(json:)) else { return .legacy }
+        return requirement
+    }
+}
+
 extension ProposalStore {
+    /// Expires what waited past its deadline (ProposalDeadlines): `pending → expired`,
+    /// `approved → expired`, each a transition and an audit entry by `airlock`. `now` is epoch
+    /// milliseconds (the caller's clock, injected in tests). Returns the ids expired; one
+    /// another process decided meanwhile is left as it became.
+    @discardableResult
+    public func expireOverdue(_ deadlines: ProposalDeadlines = ProposalDeadlines(), now: Int64 = Clock.epochMilliseconds()) throws(AirlockError) -> [String] {
+        var expired: [String] = []
+        for proposal in try proposals(states: [.pending, .approved], session: nil) {
+            // Each proposal's own deadline (its rules' @expires, in its proposed entry) too.
+            let own = deadlines.tightened(by: try requirement(of: proposal.id))
+            guard own.pending != nil || own.approved != nil,
+                  let created = Clock.epochMilliseconds(parsing: proposal.createdAt),
+                  let updated = Clock.epochMilliseconds(parsing: proposal.updatedAt),
+                  let why = own.expiry(state: proposal.state, created: Double(created) / 1000, updated: Double(updated) / 1000,
+                                       now: Double(now) / 1000) else { continue }
+            do {
+                try apply(.expire, to: proposal.id, actor: "airlock", note: why)
+                expired.append(proposal.id)
+            } catch where error.code == .conflict {
+                continue  // decided or claimed meanwhile
+            }
+        }
+        return expired
+    }
+
     /// Why a proposal's row no longer matches what its `proposed` audit entry recorded (its
     /// digest, summary, upstream, kind), if it does not: the row was rewritten in the
     /// database after the proposal. Nil when they match.

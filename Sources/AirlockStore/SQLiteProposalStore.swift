@@ -29,12 +29,17 @@ public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable
         if !columns.contains("lease_until") {
             try db.execute("ALTER TABLE proposals ADD COLUMN lease_until INTEGER")
         }
+        // Stores made before rules: who launched a session (NULL: not recorded).
+        let sessionColumns = try db.prepare("PRAGMA table_info(sessions)").rows().compactMap { $0.text("name") }
+        if !sessionColumns.contains("launcher") {
+            try db.execute("ALTER TABLE sessions ADD COLUMN launcher TEXT")
+        }
     }
 
     static let schema = """
         CREATE TABLE IF NOT EXISTS sessions (
           id TEXT PRIMARY KEY, started_at TEXT NOT NULL, user TEXT NOT NULL, workspace TEXT NOT NULL,
-          profiles TEXT NOT NULL, aws_upstream TEXT NOT NULL, aws_access_key_id TEXT NOT NULL);
+          profiles TEXT NOT NULL, aws_upstream TEXT NOT NULL, aws_access_key_id TEXT NOT NULL, launcher TEXT);
         CREATE TABLE IF NOT EXISTS proposals (
           id TEXT PRIMARY KEY, session_id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
           summary TEXT NOT NULL, decision TEXT NOT NULL, rule TEXT NOT NULL,
@@ -70,9 +75,9 @@ public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable
     public func recordSession(_ session: Session) throws(AirlockError) {
         try locked { () throws(AirlockError) in
             try db.transaction { () throws(AirlockError) in
-                try db.prepare("INSERT INTO sessions VALUES (?,?,?,?,?,?,?)").run([
+                try db.prepare("INSERT INTO sessions (id, started_at, user, workspace, profiles, aws_upstream, aws_access_key_id, launcher) VALUES (?,?,?,?,?,?,?,?)").run([
                     .text(session.id), .text(session.startedAt), .text(session.user), .text(session.workspace),
-                    .text(session.profiles), .text(session.awsUpstream), .text(session.awsAccessKeyID),
+                    .text(session.profiles), .text(session.awsUpstream), .text(session.awsAccessKeyID), session.launcher.map { .text($0) } ?? .null,
                 ])
                 try appendAudit(event: "session", proposalID: nil, actor: session.user, detail: ProposalRecords.sessionDetail(session))
             }
@@ -98,7 +103,8 @@ public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable
             try db.prepare("SELECT * FROM sessions WHERE id = ?").rows([.text(id)]).first.map { row in
                 Session(id: row.text("id") ?? "", startedAt: row.text("started_at") ?? "", user: row.text("user") ?? "",
                         workspace: row.text("workspace") ?? "", profiles: row.text("profiles") ?? "",
-                        awsUpstream: row.text("aws_upstream") ?? "", awsAccessKeyID: row.text("aws_access_key_id") ?? "")
+                        awsUpstream: row.text("aws_upstream") ?? "", awsAccessKeyID: row.text("aws_access_key_id") ?? "",
+                        launcher: row.text("launcher"))
             }
         }
     }
@@ -126,7 +132,7 @@ public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable
                         .text(proposal.summary), .text(proposal.decision.rawValue), .text(proposal.rule), .text(now),
                         .text(now), .text(proposal.digest), .blob(proposal.payload), .text(proposal.upstream),
                     ])
-                try appendAudit(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal))
+                try appendAudit(event: "proposed", proposalID: id, actor: "session:\(draft.sessionID)", detail: ProposalRecords.proposedDetail(proposal, requirement: draft.requirement))
                 if let preview = draft.preview {
                     try db.prepare("INSERT INTO previews VALUES (?,?,?)").run([.text(id), .text(now), .text(preview.serialized())])
                 }
@@ -182,6 +188,40 @@ public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable
         try locked { () throws(AirlockError) in
             try db.transaction { () throws(AirlockError) in
                 try applyInTransaction(event, to: id, actor: actor, note: note, result: result, executor: executor, leaseUntil: leaseUntil)
+            }
+        }
+    }
+
+    public func countedApprovals(_ id: String) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in try counted(id) }
+    }
+
+    func counted(_ id: String) throws(AirlockError) -> [String] {
+        let rows = try db.prepare("SELECT event, actor FROM audit WHERE proposal_id = ? AND event IN (?, ?) ORDER BY seq")
+            .rows([.text(id), .text(ProposalRecords.approvalCounted), .text(ProposalRecords.approvalsVoid)])
+        return ProposalRecords.counted(rows.map { ($0.text("event") ?? "", $0.text("actor") ?? "") })
+    }
+
+    public func countApproval(_ id: String, actor: String, note: String?) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                guard let state = try db.prepare("SELECT state FROM proposals WHERE id = ?").rows([.text(id)]).first?.text("state") else {
+                    throw ProposalRecords.noSuchProposal(id)
+                }
+                guard state == ProposalState.pending.rawValue else { throw ProposalRecords.notPendingForCount(id, ProposalState(rawValue: state) ?? .pending) }
+                let before = try counted(id)
+                guard !before.contains(actor) else { throw ProposalRecords.alreadyCounted(id, actor) }
+                try appendAudit(event: ProposalRecords.approvalCounted, proposalID: id, actor: actor, detail: ProposalRecords.countedDetail(note: note))
+                return before + [actor]
+            }
+        }
+    }
+
+    public func voidApprovals(_ id: String, reason: String) throws(AirlockError) {
+        try locked { () throws(AirlockError) in
+            try db.transaction { () throws(AirlockError) in
+                guard try !counted(id).isEmpty else { return }
+                try appendAudit(event: ProposalRecords.approvalsVoid, proposalID: id, actor: "airlock", detail: ProposalRecords.voidDetail(reason: reason))
             }
         }
     }

@@ -324,6 +324,9 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
             "CREATE INDEX blobs_stored ON blobs(stored_ms)",
             "CREATE INDEX blobs_owner ON blobs(owner, created_ms)",
         ]),
+        // Rules (docs/policy.md): the approver who launched a session never counts as one of
+        // its approvers on the gate.
+        (10, ["ALTER TABLE sessions ADD COLUMN launcher TEXT"]),
 
     ]
 
@@ -359,9 +362,9 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
             guard try run("SELECT 1 FROM sessions WHERE id = $1", [.text(session.id)]).rows.isEmpty else {
                 throw AirlockError("session \(session.id) is already recorded")
             }
-            try run("INSERT INTO sessions VALUES ($1,$2,$3,$4,$5,$6,$7)", [
+            try run("INSERT INTO sessions (id, started_at, \"user\", workspace, profiles, aws_upstream, aws_access_key_id, launcher) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", [
                 .text(session.id), .text(session.startedAt), .text(session.user), .text(session.workspace),
-                .text(session.profiles), .text(session.awsUpstream), .text(session.awsAccessKeyID),
+                .text(session.profiles), .text(session.awsUpstream), .text(session.awsAccessKeyID), session.launcher.map { .text($0) } ?? .null,
             ])
             try appendAudit(event: "session", proposalID: nil, actor: session.user, detail: ProposalRecords.sessionDetail(session))
         }
@@ -383,12 +386,13 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
 
     public func session(id: String) throws(AirlockError) -> Session? {
         try locked { () throws(AirlockError) in
-            try run("SELECT id, started_at, \"user\", workspace, profiles, aws_upstream, aws_access_key_id FROM sessions WHERE id = $1",
+            try run("SELECT id, started_at, \"user\", workspace, profiles, aws_upstream, aws_access_key_id, launcher FROM sessions WHERE id = $1",
                     [.text(id)]).rows.first.map { row throws(AirlockError) in
                 let r = row.makeRandomAccess()
                 return Session(id: try text(r, "id"), startedAt: try text(r, "started_at"), user: try text(r, "user"),
                                workspace: try text(r, "workspace"), profiles: try text(r, "profiles"),
-                               awsUpstream: try text(r, "aws_upstream"), awsAccessKeyID: try text(r, "aws_access_key_id"))
+                               awsUpstream: try text(r, "aws_upstream"), awsAccessKeyID: try text(r, "aws_access_key_id"),
+                               launcher: try optionalText(r, "launcher"))
             }
         }
     }
@@ -405,7 +409,7 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
                     .text(proposal.id), .text(proposal.sessionID), .text(proposal.kind.rawValue), .text(proposal.summary),
                     .text(proposal.decision.rawValue), .text(proposal.rule), .text(proposal.createdAt), .text(proposal.digest),
                     .bytes(proposal.payload), .text(proposal.upstream), .integer(Int64(pendingLimit)),
-                    .text(GateControl.session(draft.sessionID)), .text(ProposalRecords.proposedDetail(proposal).serialized()),
+                    .text(GateControl.session(draft.sessionID)), .text(ProposalRecords.proposedDetail(proposal, requirement: draft.requirement).serialized()),
                     .integer(Self.chainLock), draft.preview.map { .text($0.serialized()) } ?? .null,
                 ]).rows.first.flatMap { try? $0.decode(String.self) } ?? ""
             }
@@ -464,6 +468,42 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
                       result: ExecutionResult?, executor: String?, leaseUntil: Int64?) throws(AirlockError) -> Proposal {
         try transaction { () throws(AirlockError) in
             try applyInTransaction(event, to: id, actor: actor, note: note, result: result, executor: executor, leaseUntil: leaseUntil)
+        }
+    }
+
+    public func countedApprovals(_ id: String) throws(AirlockError) -> [String] {
+        try locked { () throws(AirlockError) in try counted(id) }
+    }
+
+    func counted(_ id: String) throws(AirlockError) -> [String] {
+        let rows = try run("SELECT event, actor FROM audit WHERE proposal_id = $1 AND event IN ($2, $3) ORDER BY seq",
+                           [.text(id), .text(ProposalRecords.approvalCounted), .text(ProposalRecords.approvalsVoid)]).rows
+        var entries: [(event: String, actor: String)] = []
+        for row in rows {
+            let r = row.makeRandomAccess()
+            entries.append((try text(r, "event"), try text(r, "actor")))
+        }
+        return ProposalRecords.counted(entries)
+    }
+
+    public func countApproval(_ id: String, actor: String, note: String?) throws(AirlockError) -> [String] {
+        try transaction { () throws(AirlockError) in
+            guard let row = try run("SELECT state FROM proposals WHERE id = $1 FOR UPDATE", [.text(id)]).rows.first else {
+                throw ProposalRecords.noSuchProposal(id)
+            }
+            let state = try text(row.makeRandomAccess(), "state")
+            guard state == ProposalState.pending.rawValue else { throw ProposalRecords.notPendingForCount(id, ProposalState(rawValue: state) ?? .pending) }
+            let before = try counted(id)
+            guard !before.contains(actor) else { throw ProposalRecords.alreadyCounted(id, actor) }
+            try appendAudit(event: ProposalRecords.approvalCounted, proposalID: id, actor: actor, detail: ProposalRecords.countedDetail(note: note))
+            return before + [actor]
+        }
+    }
+
+    public func voidApprovals(_ id: String, reason: String) throws(AirlockError) {
+        try transaction { () throws(AirlockError) in
+            guard try !counted(id).isEmpty else { return }
+            try appendAudit(event: ProposalRecords.approvalsVoid, proposalID: id, actor: "airlock", detail: ProposalRecords.voidDetail(reason: reason))
         }
     }
 

@@ -1,3 +1,5 @@
+import AirlockCore
+
 /// A type in a Cedar schema, and in the validator's reasoning (docs/policy.md): `bool` carries
 /// what is known of its value (`true`/`false` singletons let `&&` and `if` skip what cannot run,
 /// as the reference's typechecker does).
@@ -209,5 +211,57 @@ public struct CedarSchema: Sendable {
             }
         }
         self.init(entityTypes: types, actions: actions)
+    }
+}
+
+extension CedarSchema {
+    /// The schema in Cedar's JSON schema format (empty namespace): what `airlock policy schema
+    /// --json` prints for the `cedar` CLI and editors.
+    public var json: JSON {
+        func render(_ type: CedarType) -> JSON {
+            switch type {
+            case .never, .anyEntity: return .object([("type", .string("Entity")), ("name", .string("Host"))])
+            case .bool: return .object([("type", .string("Boolean"))])
+            case .long: return .object([("type", .string("Long"))])
+            case .string: return .object([("type", .string("String"))])
+            case .entity(let names): return .object([("type", .string("Entity")), ("name", .string(names.sorted().first ?? ""))])
+            case .action(let name): return .object([("type", .string("Entity")), ("name", .string(name))])
+            case .set(let element): return .object([("type", .string("Set")), ("element", element.map(render) ?? .object([("type", .string("String"))]))])
+            case .record(let attributes, let open):
+                var fields: [(String, JSON)] = [("type", .string("Record")), ("attributes", self.attributes(attributes, render))]
+                if open { fields.append(("additionalAttributes", .bool(true))) }
+                return .object(fields)
+            case .ext(let name): return .object([("type", .string("Extension")), ("name", .string(name))])
+            }
+        }
+        let entities: [(String, JSON)] = entityTypes.keys.sorted().map { name in
+            let entity = entityTypes[name]!
+            var fields: [(String, JSON)] = []
+            if !entity.memberOf.isEmpty { fields.append(("memberOfTypes", .array(entity.memberOf.map(JSON.string)))) }
+            if !entity.attributes.isEmpty { fields.append(("shape", .object([("type", .string("Record")), ("attributes", attributes(entity.attributes, render))]))) }
+            return (name, .object(fields))
+        }
+        let actionList: [(String, JSON)] = actions.keys.sorted().map { uid in
+            let action = actions[uid]!
+            var fields: [(String, JSON)] = []
+            if !action.memberOf.isEmpty { fields.append(("memberOf", .array(action.memberOf.map { .object([("id", .string($0.id))]) }))) }
+            if let principals = action.principals {
+                fields.append(("appliesTo", .object([
+                    ("principalTypes", .array(principals.map(JSON.string))), ("resourceTypes", .array(action.resources.map(JSON.string))),
+                    ("context", .object([("type", .string("Record")), ("attributes", attributes(action.context, render))])),
+                ])))
+            }
+            return (uid.id, .object(fields))
+        }
+        return .object([("", .object([("entityTypes", .object(entities)), ("actions", .object(actionList))]))])
+    }
+
+    func attributes(_ attributes: [String: CedarAttributeType], _ render: (CedarType) -> JSON) -> JSON {
+        .object(attributes.keys.sorted().map { key in
+            let attribute = attributes[key]!
+            guard case .object(var fields) = render(attribute.type) else { return (key, .null) }
+            if !attribute.required { fields.append(("required", .bool(false))) }
+            return (key, .object(fields))
+        })
     }
 }

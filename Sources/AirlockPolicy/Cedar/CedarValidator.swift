@@ -22,7 +22,8 @@ public enum CedarValidator {
     public static func validate(_ policy: CedarPolicy, schema: CedarSchema) -> [CedarValidationError] {
         var errors: [CedarValidationError] = []
         func fail(_ message: String, _ location: CedarLocation? = nil) {
-            errors.append(CedarValidationError(policy: policy.id, location: location ?? policy.location, message: message))
+            let error = CedarValidationError(policy: policy.id, location: location ?? policy.location, message: message)
+            if !errors.contains(error) { errors.append(error) }
         }
         // Entity types and action ids named anywhere in the policy.
         var names = Set<String>(), actionIDs: [CedarEntityUID] = []
@@ -72,20 +73,47 @@ public enum CedarValidator {
                         checker.problem("the policy's condition is \(type), not a boolean", condition.location)
                     }
                     for problem in checker.problems {
-                        fail("\(problem.message) (for \(action.uid), principal \(principal), resource \(resource))", problem.location)
+                        // Once per place and message, as the reference reports it (not once
+                        // per request environment).
+                        fail(problem.message, problem.location)
                     }
                     if errors.count > 20 { return errors }
                 }
             }
         }
-        return errors.reduce(into: []) { unique, error in if !unique.contains(error) { unique.append(error) } }
+        return errors
+    }
+
+    /// `principal`, `context.preview`, `resource["tags"]` as written; nil for anything else.
+    static func describe(_ expr: CedarExpr) -> String? {
+        switch expr.kind {
+        case .variable(let variable): return variable.rawValue
+        case .attribute(let target, let name): return describe(target).map { "\($0).\(name)" }
+        default: return nil
+        }
     }
 
     static func isActionType(_ name: String) -> Bool { name == "Action" || name.hasSuffix("::Action") }
 
     static func suggestion(_ name: String, _ known: [String]) -> String {
-        let close = known.filter { $0.lowercased() == name.lowercased() || $0.lowercased().hasPrefix(name.lowercased().prefix(4)) }.sorted()
-        return close.isEmpty ? "" : " (did you mean `\(close[0])`?)"
+        let scored = known.map { ($0, distance(name.lowercased(), $0.lowercased())) }.filter { $0.1 <= max(2, name.count / 4) }
+        guard let best = scored.min(by: { ($0.1, $0.0) < ($1.1, $1.0) }) else { return "" }
+        return " (did you mean `\(best.0)`?)"
+    }
+
+    /// Levenshtein distance, for suggestions.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        if x.isEmpty || y.isEmpty { return max(x.count, y.count) }
+        var previous = Array(0...y.count), current = [Int](repeating: 0, count: y.count + 1)
+        for i in 1...x.count {
+            current[0] = i
+            for j in 1...y.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[y.count]
     }
 
     static func visit(_ expr: CedarExpr, _ body: (CedarExpr) -> Void) {
@@ -397,12 +425,13 @@ public enum CedarValidator {
                 let t = expect(target, [.anyEntity, .record([:], open: true)], capabilities)
                 guard let type = t.type else { return Answer(type: nil) }
                 let (found, _) = attribute(type, name)
+                let owner = CedarValidator.describe(target) ?? type.description
                 guard let found else {
-                    problem("attribute `\(name)` not found on \(type)", expr.location)
+                    problem("\(owner) has no attribute `\(name)`", expr.location)
                     return Answer(type: nil)
                 }
                 guard found.required || capabilities.contains(Capability(target: target, attribute: name)) else {
-                    problem("attribute `\(name)` of \(type) may be missing: test it first (`… has \(name) && …`)", expr.location)
+                    problem("\(owner).\(name) may be missing: test it first (`\(owner) has \(name) && …`)", expr.location)
                     return Answer(type: nil)
                 }
                 return Answer(type: found.type)
@@ -461,7 +490,9 @@ public enum CedarValidator {
                     problem("`\(op.rawValue)` compares \(lt) with \(rt), which are never equal", expr.location)
                     return Answer(type: nil)
                 }
-                guard l.type != nil, r.type != nil else { return Answer(type: nil) }
+                // A literal comparison is decided even when a side's type is unknown (an
+                // undeclared action, reported once elsewhere), as the reference does.
+                guard (l.type != nil && r.type != nil) || type != .boolean else { return Answer(type: nil) }
                 if op == .notEqual {
                     if case .bool(let truth) = type, truth != .unknown { return Answer(type: .bool(truth == .alwaysTrue ? .alwaysFalse : .alwaysTrue)) }
                 }

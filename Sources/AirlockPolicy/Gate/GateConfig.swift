@@ -19,6 +19,8 @@ import AirlockCore
 /// kubernetes: {kubeconfig: /etc/airlock/gate-kubeconfig,     # the gate's own credentials
 ///              clusters: [{server: "https://kube.internal:6443", context: prod-deployer}]}
 /// github: [{host: github.com, token_file: /etc/airlock/github-token}]
+/// policy: /etc/airlock/gate-policy.cedar   # the gate's rules (docs/policy.md): only they allow
+///                                         # without a human or lower the number of approvers
 /// limits: {connections: 4096, connections_per_peer: 0, header_timeout_seconds: 10,
 ///          idle_timeout_seconds: 75, waits_per_host: 200, pending_per_host: 1000,
 ///          blob_bytes_per_host: 16GiB}
@@ -87,6 +89,8 @@ public struct GateConfig: Sendable, Equatable {
     /// `executions.expire_approved_seconds`): none unless set (a later rules issue gives
     /// policies their own deadlines).
     public var deadlines = ProposalDeadlines()
+    /// The gate's own Cedar policy (docs/policy.md); none: every change asks one approver.
+    public var policyFile: String?
     public var jsonLogs: Bool = true
     /// The Ed25519 key (PEM) that signs a checkpoint of the audit chain at every decision.
     public var auditSigningKey: String?
@@ -167,7 +171,7 @@ public struct GateConfig: Sendable, Equatable {
             return value
         }
         let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit", "limits",
-                                                    "kubernetes", "github"])
+                                                    "kubernetes", "github", "policy"])
         let listen = try string(top["listen"], "listen", line: root.line)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
@@ -235,6 +239,11 @@ public struct GateConfig: Sendable, Equatable {
                                 awsProfile: profile, awsUpstream: upstream, awsAssumeRole: role)
         if let schema { config.postgresSchema = schema }
         config.awsPreviewProfile = previewProfile
+        if top["policy"] != nil {
+            let path = try string(top["policy"], "policy", line: root.line)
+            guard path.hasPrefix("/") else { throw fail(top["policy"]?.line ?? 1, "policy must be an absolute path to a Cedar file") }
+            config.policyFile = path
+        }
         if top["replica"] != nil {
             let name = try string(top["replica"], "replica", line: root.line)
             guard (1...64).contains(name.utf8.count),

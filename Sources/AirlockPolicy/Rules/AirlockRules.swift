@@ -1,0 +1,84 @@
+import AirlockCore
+
+/// A loaded policy set (docs/policy.md): Cedar policies read whole from their files, parsed,
+/// checked against Airlock's schema and their annotations, ready to decide proposals. A file
+/// that does not parse or validate is refused whole, with every problem and its line: a rule
+/// half-read is worse than none.
+public struct AirlockRules: Sendable {
+    public struct Source: Sendable {
+        /// What the policies are called after: the file's path.
+        public var label: String
+        public var text: String
+
+        public init(label: String, text: String) {
+            self.label = label
+            self.text = text
+        }
+    }
+
+    public let policies: [CedarPolicy]
+    public let annotations: [String: RuleAnnotations]
+    public let sources: [String]
+
+    /// An empty set: every mutation asks one approver.
+    public init() {
+        policies = []
+        annotations = [:]
+        sources = []
+    }
+
+    /// Parses and validates `sources`; throws with every problem found (parse errors with
+    /// line and column, validation errors with the policy and what is wrong).
+    public init(_ sources: [Source], lookup: @escaping AirlockCedar.ActionLookup = AirlockCedar.shapeLookup) throws(AirlockError) {
+        var all: [CedarPolicy] = [], problems: [String] = []
+        for source in sources {
+            do {
+                let parsed = try CedarParser.parse(source.text)
+                all += parsed.map { policy in
+                    var named = policy
+                    named.id = Self.name(policy, in: source.label)
+                    return named
+                }
+            } catch {
+                problems.append("\(source.label): \(error.description)")
+            }
+        }
+        if problems.isEmpty {
+            let schema = AirlockCedar.schema(for: all, lookup: lookup)
+            for error in CedarValidator.validate(all, schema: schema) {
+                problems.append("\(error.policy) (line \(error.location.line), column \(error.location.column)): \(error.message)")
+            }
+        }
+        var annotations: [String: RuleAnnotations] = [:]
+        var seen = Set<String>()
+        for policy in all {
+            if !seen.insert(policy.id).inserted { problems.append("two policies are named \(policy.id): an @id names one policy") }
+            do { annotations[policy.id] = try RuleAnnotations(policy) } catch { problems.append(error.message) }
+        }
+        guard problems.isEmpty else {
+            throw AirlockError("the policy is not valid, so nothing was loaded:\n  " + problems.prefix(20).joined(separator: "\n  ")
+                               + (problems.count > 20 ? "\n  … and \(problems.count - 20) more" : ""),
+                               hint: "fix it and check it with `airlock policy check FILE`; docs/policy.md has the schema and examples", code: .badRequest)
+        }
+        self.policies = all
+        self.annotations = annotations
+        self.sources = sources.map(\.label)
+    }
+
+    /// `@id("name")` when the policy has one, else `FILE#N` (its position in the file, from 0,
+    /// as the reference numbers policies).
+    static func name(_ policy: CedarPolicy, in label: String) -> String {
+        if let id = policy.annotation("id"), !id.isEmpty { return id }
+        let base = label.split(separator: "/").last.map(String.init) ?? label
+        return "\(base)#\(policy.id.dropFirst("policy".count))"
+    }
+
+    public var isEmpty: Bool { policies.isEmpty }
+
+    /// The decision for one proposal, with the reference-shaped response behind it.
+    public func decide(_ facts: ProposalFacts, session: SessionFacts, now epochSeconds: Int64) -> (outcome: RuleOutcome, response: CedarResponse) {
+        let (request, entities) = AirlockCedar.request(facts, session: session, now: epochSeconds)
+        let response = CedarAuthorizer.authorize(policies, request, entities)
+        return (RuleOutcome.of(response, annotations: { annotations[$0] ?? RuleAnnotations() }), response)
+    }
+}
