@@ -265,6 +265,7 @@ public final class AWSGateway: @unchecked Sendable {
             log.write("proposal \(proposal.id): \(summary) was allowed by policy and executed: HTTP \(status)")
             var headers: [(String, String)] = [("x-airlock-proposal", proposal.id), ("x-amz-request-id", requestID)]
             if let type = result.contentType { headers.append(("content-type", type)) }
+            headers += result.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             return .respond(status: status, headers: headers, body: result.output)
         }
         log.write("proposal \(proposal.id): \(summary) is pending approval")

@@ -71,7 +71,9 @@ public struct AWSRunner: PayloadRunner {
                 keys = try assumedKeys(assumeRole, proposalID: proposal.id, region: pinned.region, upstream: upstream, send: send)
             }
             let response = try self.send(pinned, upstream: upstream, check: send, keys: keys)
-            return ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
+            var result = ExecutionResult(httpStatus: response.status, contentType: response.header("content-type"), output: response.body)
+            result.headers = ExecutionResult.replayedHeaders(response.headers)
+            return result
         case .s3Multipart(let manifest):
             if let assumeRole {
                 keys = try assumedKeys(assumeRole, proposalID: proposal.id, region: manifest.create.region, upstream: upstream, send: send)

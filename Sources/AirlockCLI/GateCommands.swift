@@ -133,7 +133,11 @@ struct Show: ParsableCommand {
                     fields.append(("preview", preview ?? .null))
                     printJSON(JSON.object(fields))
                 } else {
-                    print(ProposalDescription.text(proposal, session: nil, manifest: nil, preview: preview))
+                    print(ProposalDescription.text(proposal, session: nil, manifest: nil, preview: preview,
+                                                   rules: answer["requirement"].flatMap(PolicyRequirement.init(json:)).map {
+                                                       $0.statusLine(counted: answer["approvals_counted"]?.stringArray ?? [], more: answer["approvals_needed"]?.int ?? 0,
+                                                                     proposedAt: proposal.createdAt, pending: proposal.state == .pending)
+                                                   }))
                 }
                 return
             }
@@ -158,8 +162,15 @@ struct Show: ParsableCommand {
             let session = try store.session(id: proposal.sessionID)
             let preview = try store.preview(of: proposal)
             let related = ProposalDescription.related(proposal, among: (try? store.proposals(states: nil, session: proposal.sessionID)) ?? [])
+            // What the rules ask of it and who has approved (docs/policy.md).
+            let status = try Approval.status(of: proposal.id, in: store, place: .local)
+            let rules = status.requirement.statusLine(counted: status.counted, more: status.more, proposedAt: proposal.createdAt,
+                                                      pending: proposal.state == .pending)
             if json {
                 guard case .object(var fields) = ProposalJSON.humanView(proposal) else { return }
+                if case .object(let extra) = status.requirement.status(counted: status.counted, more: status.more, proposedAt: proposal.createdAt) {
+                    fields += extra
+                }
                 fields.append(("request", ProposalDescription.json(proposal)))
                 fields.append(("preview", preview ?? .null))
                 fields.append(("related", .array(related.map { other in
@@ -180,7 +191,7 @@ struct Show: ParsableCommand {
                 }
                 printJSON(JSON.object(fields))
             } else {
-                print(ProposalDescription.text(proposal, session: session, manifest: manifest, preview: preview, related: related))
+                print(ProposalDescription.text(proposal, session: session, manifest: manifest, preview: preview, related: related, rules: rules))
             }
         } catch {
             throw fail(error)

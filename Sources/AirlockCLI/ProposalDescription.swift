@@ -8,7 +8,7 @@ import AirlockStore
 enum ProposalDescription {
     /// `preview`: the proposal's preview record (ProposalStore.preview(of:)).
     static func text(_ proposal: Proposal, session: Session?, manifest: SnapshotManifest? = nil, preview: JSON? = nil,
-                     related: [Proposal] = []) -> String {
+                     related: [Proposal] = [], rules: String? = nil) -> String {
         var lines = ["proposal \(proposal.id)  \(proposal.state.rawValue)"]
         lines.append("  summary:   \(proposal.summary)")
         lines.append("  gated:     \(proposal.decision.rawValue): \(proposal.rule)")
@@ -18,6 +18,7 @@ enum ProposalDescription {
         lines.append("  created:   \(age(proposal.createdAt))")
         lines.append("  upstream:  \(proposal.upstream) (approval sends it there and nowhere else)")
         lines.append("  digest:    sha256:\(proposal.digest)")
+        if let rules { lines.append("  rules:     \(rules)") }
         if let decidedBy = proposal.decidedBy {
             lines.append("  decided:   by \(decidedBy)\(proposal.decisionNote.map { ": \($0)" } ?? "")")
         }

@@ -1,5 +1,6 @@
 import AirlockBroker
 import AirlockCore
+import AirlockExecution
 import AirlockGate
 import AirlockPolicy
 import AirlockStore
@@ -164,7 +165,15 @@ enum GateServer {
             let id = context.parameters.get("id") ?? ""
             return await answer(request, .show, service, hostAction: .waitOwn) { identity throws(AirlockError) in
                 let proposal = try service.proposal(identity, id)
-                return view(proposal, for: identity, preview: identity.role == .host ? nil : try service.preview(proposal))
+                var shown = view(proposal, for: identity, preview: identity.role == .host ? nil : try service.preview(proposal))
+                // An approver sees what the rules ask and who has approved (docs/policy.md).
+                if identity.role != .host, case .object(var fields) = shown,
+                   let status = try? Approval.status(of: proposal.id, in: service.store, place: .gate),
+                   case .object(let extra) = status.requirement.status(counted: status.counted, more: status.more, proposedAt: proposal.createdAt) {
+                    fields += extra
+                    shown = .object(fields)
+                }
+                return shown
             }
         }
         router.get("v1/proposals/:id/wait") { request, context -> Response in

@@ -58,6 +58,10 @@ public struct ExecutionResult: Sendable, Equatable {
     public var output: [UInt8]
     public var truncated: Bool
     public var error: String?
+    /// The upstream's response headers an SDK reads its answer from (S3's ETag and version id
+    /// are headers, not body): replayed when a policy ran the call without a human, so the
+    /// agent's SDK reads AWS's answer. Only `ExecutionResult.replayedHeaders`.
+    public var headers: [String: String] = [:]
     /// Files a command's execution wrote (terraform's new state), kept in the proposal's
     /// artifact and, when safe, copied into the workspace (docs/commands.md).
     public var outputs: [Output] = []
@@ -76,6 +80,20 @@ public struct ExecutionResult: Sendable, Equatable {
             self.savedAt = savedAt
             self.copiedToWorkspace = copiedToWorkspace
         }
+    }
+
+    /// Response headers worth keeping for the agent: what SDKs read an answer from, never a
+    /// cookie or anything that names the execution's credentials.
+    public static func replayedHeaders(_ headers: [(name: String, value: String)]) -> [String: String] {
+        var kept: [String: String] = [:]
+        for header in headers {
+            let name = header.name.lowercased()
+            if ["etag", "x-amz-version-id", "location", "last-modified", "x-amz-delete-marker", "x-amz-expiration"].contains(name)
+                || name.hasPrefix("x-amz-server-side-encryption") || name.hasPrefix("x-amz-checksum-") {
+                kept[name] = String(header.value.prefix(1024))
+            }
+        }
+        return kept
     }
 
     /// Stored output is capped (documented in docs/gate.md).
@@ -105,6 +123,7 @@ public struct ExecutionResult: Sendable, Equatable {
         fields.append(("output", .string(String(decoding: output, as: UTF8.self))))
         if truncated { fields.append(("truncated", .bool(true))) }
         if let error { fields.append(("error", .string(error))) }
+        if !headers.isEmpty { fields.append(("headers", .object(headers.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))) }
         if !outputs.isEmpty {
             fields.append(("outputs", .array(outputs.map {
                 .object([("path", .string($0.path)), ("sha256", .string($0.sha256)), ("size", .number(Double($0.size))),
@@ -122,6 +141,7 @@ public struct ExecutionResult: Sendable, Equatable {
         self.output = Array(output.utf8)
         truncated = json["truncated"]?.bool ?? false
         error = json["error"]?.string
+        headers = Self.replayedHeaders((json["headers"]?.objectPairs ?? []).compactMap { name, value in value.string.map { (name, $0) } })
         outputs = (json["outputs"]?.array ?? []).compactMap { item in
             guard let path = item["path"]?.string, let sha = item["sha256"]?.string, let size = item["size"]?.int,
                   let saved = item["saved_at"]?.string else { return nil }

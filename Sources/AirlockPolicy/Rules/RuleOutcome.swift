@@ -201,3 +201,27 @@ public struct RuleAnnotations: Sendable, Equatable {
         return any && digits.isEmpty ? total : nil
     }
 }
+
+extension PolicyRequirement {
+    /// What an approver is shown: the requirement, who has approved so far, how many more.
+    public func status(counted: [String], more: Int, proposedAt: String?) -> JSON {
+        var fields: [(String, JSON)] = [("requirement", json), ("approvals_counted", .array(counted.map(JSON.string))),
+                                        ("approvals_needed", .number(Double(more)))]
+        if expiresAfter.isFinite, let proposedAt, let created = Clock.epochMilliseconds(parsing: proposedAt) {
+            fields.append(("expires_at", .string(Clock.format(seconds: Int((created + Int64(expiresAfter * 1000)) / 1000), milliseconds: 0))))
+        }
+        return .object(fields)
+    }
+
+    /// One line for `airlock show`: "needs 2 distinct approvers (policy prod); approved so far
+    /// by alice; 1 more; expires 2026-12-06T14:00:00Z".
+    public func statusLine(counted: [String], more: Int, proposedAt: String?, pending: Bool) -> String {
+        var text = summary
+        if !counted.isEmpty { text += "; approved so far by \(counted.joined(separator: ", "))" }
+        if pending && allowedBy == nil { text += more == 1 ? "; 1 more approver needed" : "; \(more) more approvers needed" }
+        if pending, expiresAfter.isFinite, let proposedAt, let created = Clock.epochMilliseconds(parsing: proposedAt) {
+            text += "; expires \(Clock.format(seconds: Int((created + Int64(expiresAfter * 1000)) / 1000), milliseconds: 0))"
+        }
+        return text
+    }
+}
