@@ -18,12 +18,16 @@ if arguments.count >= 2, arguments[1] == "gate-load" {
     gateLoad(Array(arguments.dropFirst(2)))
     exit(0)
 }
+if arguments.count == 2, arguments[1] == "policy" {
+    measurePolicy()
+    exit(0)
+}
 if arguments.count >= 3, arguments[1] == "parse" {
     measureParsing(Array(arguments.dropFirst(2)))
     exit(0)
 }
 guard arguments.count == 4, arguments[1] == "classify" else {
-    fail("usage: airlock-bench classify CORPUS CATALOG_DIR | airlock-bench parse TOOL_PROFILE...")
+    fail("usage: airlock-bench classify CORPUS CATALOG_DIR | airlock-bench parse TOOL_PROFILE... | airlock-bench policy")
 }
 let corpusPath = arguments[2], catalogDir = arguments[3]
 

@@ -57,13 +57,22 @@ import Testing
                 if referenceValid { validated += 1 }
             }
             let entities = CedarEntities(try CedarJSONFormat.entities(try #require(item["entities"])))
+            let policySet = CedarPolicySet(policies)
             for request in item["requests"]?.array ?? [] {
                 pairs += 1
                 let cedarRequest = CedarRequest(principal: try #require(Self.uid(request["principal"])),
                                                 action: try #require(Self.uid(request["action"])),
                                                 resource: try #require(Self.uid(request["resource"])),
                                                 context: try CedarJSONFormat.record(request["context"] ?? .object([])))
+                // The plain evaluator and the folded, indexed set Airlock decides with: both
+                // must answer as the reference does.
                 let response = CedarAuthorizer.authorize(policies, cedarRequest, entities)
+                let indexed = policySet.authorize(cedarRequest, entities)
+                if indexed.allowed != response.allowed || indexed.determining.sorted() != response.determining.sorted()
+                    || indexed.errors.map(\.policy).sorted() != response.errors.map(\.policy).sorted() {
+                    divergences.append(Divergence(what: "folded and indexed set", policies: text,
+                                                  detail: "plain: \(response); folded and indexed: \(indexed)"))
+                }
                 let decision = request["decision"]?.string == "Allow"
                 let reasons = (request["reasons"]?.array ?? []).compactMap(\.string).sorted()
                 let errors = (request["errors"]?.array ?? []).compactMap(\.string).sorted()

@@ -104,6 +104,31 @@ import Testing
         #expect(verified.status == 0, "\(verified)")
     }
 
+    /// A deadline is a deny: the agent waiting on a proposal past its `@expires` is told
+    /// `AirlockExpired`, and nothing runs (about a minute: @expires is at least 1m).
+    @Test func anAgentWaitingPastTheDeadlineIsToldItExpired() throws {
+        guard let (scene, moto) = try world() else { return }
+        scene.write(scene.home + "/.config/airlock/policy.cedar", """
+            @id("queues-quickly")
+            @expires("1m")
+            permit (principal, action == Action::"aws:sqs:CreateQueue", resource);
+            """, mode: 0o600)
+        let out = scene.agent("""
+            aws sqs create-queue --queue-name late > made.out 2>&1
+            id=$(grep -oE 'Proposal [0-9a-f]{8}' made.out | cut -d' ' -f2)
+            echo "proposal=$id"
+            airlock wait "$id" --timeout 120; echo "wait=$?"
+            """, moto: moto, timeout: 200)
+        let text = out.stdout + out.stderr
+        #expect(text.contains("AirlockExpired") && text.contains("wait=1") && text.contains("expired"), "\(text)")
+        let id = try #require(text.components(separatedBy: "proposal=").dropFirst().first?.prefix(8).description, "\(text)")
+        let shown = scene.airlock(["show", id, "--json"]).stdout
+        #expect(shown.contains("\"state\": \"expired\"") || shown.contains("\"state\":\"expired\""), "\(shown)")
+        let approve = scene.airlock(["approve", id])
+        #expect(approve.status != 0 && approve.stderr.contains("expired"), "\(approve)")
+        #expect(!moto.aws(["sqs", "list-queues"]).stdout.contains("late"), "nothing ran")
+    }
+
     @Test func theGatesRulesDecideAndAHostOnlyTightens() throws {
         guard let (scene, moto) = try world() else { return }
         let folder = makeTemporaryDirectory(prefix: "airlock-gate-policy")

@@ -11,18 +11,35 @@ public struct CedarEntity: Sendable {
     }
 }
 
-/// The entities a request is decided against, with each one's ancestors (the transitive
-/// closure of `parents`, through the entities the store holds) computed once.
+/// The entities a request is decided against. Ancestors (the transitive closure of
+/// `parents`, through the entities the store holds) are followed when asked, with an early
+/// exit: computing every entity's closure up front cost more than a decision's evaluation
+/// (scripts/bench policy).
 public struct CedarEntities: Sendable {
     public private(set) var entities: [CedarEntityUID: CedarEntity] = [:]
-    private var ancestorSets: [CedarEntityUID: Set<CedarEntityUID>] = [:]
 
     public init(_ list: [CedarEntity] = []) {
+        entities.reserveCapacity(list.count)
         for entity in list { entities[entity.uid] = entity }
-        for uid in entities.keys { ancestorSets[uid] = closure(of: uid) }
     }
 
-    private func closure(of uid: CedarEntityUID) -> Set<CedarEntityUID> {
+    public subscript(uid: CedarEntityUID) -> CedarEntity? { entities[uid] }
+
+    /// Whether `uid` is `other` or one of its descendants.
+    public func isIn(_ uid: CedarEntityUID, _ other: CedarEntityUID) -> Bool {
+        if uid == other { return true }
+        guard let start = entities[uid]?.parents, !start.isEmpty else { return false }
+        var stack = start
+        var seen = Set<CedarEntityUID>()
+        while let next = stack.popLast() {
+            if next == other { return true }
+            guard seen.insert(next).inserted else { continue }
+            stack.append(contentsOf: entities[next]?.parents ?? [])
+        }
+        return false
+    }
+
+    public func ancestors(of uid: CedarEntityUID) -> Set<CedarEntityUID> {
         var seen = Set<CedarEntityUID>()
         var stack = entities[uid]?.parents ?? []
         while let next = stack.popLast() {
@@ -31,15 +48,6 @@ public struct CedarEntities: Sendable {
         }
         return seen
     }
-
-    public subscript(uid: CedarEntityUID) -> CedarEntity? { entities[uid] }
-
-    /// Whether `uid` is `other` or one of its descendants.
-    public func isIn(_ uid: CedarEntityUID, _ other: CedarEntityUID) -> Bool {
-        uid == other || (ancestorSets[uid]?.contains(other) ?? false)
-    }
-
-    public func ancestors(of uid: CedarEntityUID) -> Set<CedarEntityUID> { ancestorSets[uid] ?? [] }
 }
 
 /// One authorization question.

@@ -13,6 +13,8 @@ public struct CedarEvaluationError: Error, Sendable, Equatable, CustomStringConv
 public struct CedarEvaluator: Sendable {
     public let request: CedarRequest
     public let entities: CedarEntities
+    /// What a policy set's `.slot`s read, once per request (CedarPolicySet).
+    var slots: [CedarValue?] = []
 
     public init(request: CedarRequest, entities: CedarEntities) {
         self.request = request
@@ -23,6 +25,17 @@ public struct CedarEvaluator: Sendable {
 
     func typeError(_ expected: String, _ value: CedarValue) -> Failure {
         Failure("type error: expected \(expected), got \(value.typeName)")
+    }
+
+    /// A record's or entity's attribute by name, compared by bytes as the reference does (the
+    /// dictionary finds by canonical equivalence, under which "K" and the Kelvin sign are one;
+    /// the key found is checked byte for byte). A linear scan of small records measured slower
+    /// than the hash (scripts/bench policy).
+    @inline(__always)
+    static func field(_ fields: [String: CedarValue], _ name: String) -> CedarValue? {
+        guard let index = fields.index(forKey: name) else { return nil }
+        let (key, value) = fields[index]
+        return CedarText.sameBytes(key, name) ? value : nil
     }
 
     func bool(_ expr: CedarExpr) throws(Failure) -> Bool {
@@ -77,19 +90,24 @@ public struct CedarEvaluator: Sendable {
         case .has(let target, let name):
             let value = try evaluate(target)
             switch value {
-            case .record(let fields): return .bool(fields[name] != nil)
-            case .entity(let uid): return .bool(entities[uid]?.attributes[name] != nil)
+            case .record(let fields): return .bool(Self.field(fields, name) != nil)
+            case .entity(let uid): return .bool(entities[uid].flatMap { Self.field($0.attributes, name) } != nil)
             default: throw typeError("entity or record", value)
             }
         case .attribute(let target, let name):
+            // `context.x`: read in place, not through a copy of the context record.
+            if case .variable(.context) = target.kind {
+                guard let field = Self.field(request.context, name) else { throw Failure("record does not have the attribute `\(name)`") }
+                return field
+            }
             let value = try evaluate(target)
             switch value {
             case .record(let fields):
-                guard let field = fields[name] else { throw Failure("record does not have the attribute `\(name)`") }
+                guard let field = Self.field(fields, name) else { throw Failure("record does not have the attribute `\(name)`") }
                 return field
             case .entity(let uid):
                 guard let found = entities[uid] else { throw Failure("entity `\(uid)` does not exist") }
-                guard let field = found.attributes[name] else { throw Failure("`\(uid)` does not have the attribute `\(name)`") }
+                guard let field = Self.field(found.attributes, name) else { throw Failure("`\(uid)` does not have the attribute `\(name)`") }
                 return field
             default:
                 throw typeError("entity or record", value)
@@ -102,6 +120,11 @@ public struct CedarEvaluator: Sendable {
             return .bool(try entity(try evaluate(target)).type == type)
         case .method(let target, let name, let arguments):
             let receiver = try evaluate(target)
+            // `contains`, the commonest: no argument array.
+            if arguments.count == 1, name == "contains" {
+                let argument = try evaluate(arguments[0])
+                return .bool(try set(receiver).contains(argument))
+            }
             var values: [CedarValue] = []
             for argument in arguments { values.append(try evaluate(argument)) }
             return try method(name, receiver, values)
@@ -127,6 +150,9 @@ public struct CedarEvaluator: Sendable {
             var values: [String: CedarValue] = [:]
             for field in fields { values[field.key] = try evaluate(field.value) }
             return .record(values)
+        case .slot(let index, let original):
+            if index < slots.count, let value = slots[index] { return value }
+            return try evaluate(original)
         }
     }
 
@@ -221,6 +247,20 @@ public struct CedarPolicyError: Sendable, Equatable {
     public var message: String
 }
 
+/// The request's action with its ancestors, looked up once per request rather than once per
+/// policy (scripts/bench policy).
+struct CedarScope {
+    let request: CedarRequest
+    let entities: CedarEntities
+    let actionAncestors: Set<CedarEntityUID>
+
+    init(_ request: CedarRequest, _ entities: CedarEntities) {
+        self.request = request
+        self.entities = entities
+        actionAncestors = entities.ancestors(of: request.action)
+    }
+}
+
 extension CedarPolicy {
     func matches(_ constraint: EntityConstraint, _ uid: CedarEntityUID, _ entities: CedarEntities) -> Bool {
         switch constraint {
@@ -232,21 +272,26 @@ extension CedarPolicy {
         }
     }
 
-    func scopeMatches(_ request: CedarRequest, _ entities: CedarEntities) -> Bool {
-        guard matches(principal, request.principal, entities) else { return false }
-        switch action {
+    func scopeMatches(_ scope: CedarScope) -> Bool {
+        let action = scope.request.action
+        switch self.action {
         case .any: break
-        case .equals(let uid): guard request.action == uid else { return false }
-        case .isInOne(let group): guard entities.isIn(request.action, group) else { return false }
-        case .isIn(let list): guard list.contains(where: { entities.isIn(request.action, $0) }) else { return false }
+        case .equals(let uid): guard action == uid else { return false }
+        case .isInOne(let group): guard action == group || scope.actionAncestors.contains(group) else { return false }
+        case .isIn(let list): guard list.contains(where: { action == $0 || scope.actionAncestors.contains($0) }) else { return false }
         }
-        return matches(resource, request.resource, entities)
+        return matches(principal, scope.request.principal, scope.entities)
+            && matches(resource, scope.request.resource, scope.entities)
     }
 
     /// Whether the policy applies to the request: its scope matches and every `when` holds
     /// and no `unless` does, evaluated in order and only as far as needed.
     public func isSatisfied(by evaluator: CedarEvaluator) throws(CedarEvaluationError) -> Bool {
-        guard scopeMatches(evaluator.request, evaluator.entities) else { return false }
+        try isSatisfied(by: evaluator, scope: CedarScope(evaluator.request, evaluator.entities))
+    }
+
+    func isSatisfied(by evaluator: CedarEvaluator, scope: CedarScope) throws(CedarEvaluationError) -> Bool {
+        guard scopeMatches(scope) else { return false }
         for condition in conditions {
             guard try evaluator.bool(condition.body) == condition.isWhen else { return false }
         }
@@ -258,13 +303,17 @@ public enum CedarAuthorizer {
     /// Forbid wins; a permit allows; nothing satisfied denies. An erroring policy is skipped.
     public static func authorize(_ policies: [CedarPolicy], _ request: CedarRequest, _ entities: CedarEntities) -> CedarResponse {
         let evaluator = CedarEvaluator(request: request, entities: entities)
+        let scope = CedarScope(request, entities)
         var permits: [String] = [], forbids: [String] = [], errors: [CedarPolicyError] = []
-        for policy in policies {
-            do {
-                guard try policy.isSatisfied(by: evaluator) else { continue }
-                if policy.effect == .forbid { forbids.append(policy.id) } else { permits.append(policy.id) }
-            } catch {
-                errors.append(CedarPolicyError(policy: policy.id, message: error.message))
+        // Read in place: `for policy in policies` copied each policy (a retain per field).
+        policies.withUnsafeBufferPointer { buffer in
+            for index in buffer.indices {
+                do throws(CedarEvaluationError) {
+                    guard try buffer[index].isSatisfied(by: evaluator, scope: scope) else { continue }
+                    if buffer[index].effect == .forbid { forbids.append(buffer[index].id) } else { permits.append(buffer[index].id) }
+                } catch {
+                    errors.append(CedarPolicyError(policy: buffer[index].id, message: error.message))
+                }
             }
         }
         if !forbids.isEmpty { return CedarResponse(allowed: false, determining: forbids, errors: errors) }

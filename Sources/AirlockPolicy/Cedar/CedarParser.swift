@@ -560,7 +560,7 @@ public enum CedarParser {
                             if CedarParser.reserved.contains(key) { throw error("`\(key)` is reserved: write it as a string", at: keyLocation) }
                         }
                         try expect(":", "after the record key")
-                        if fields.contains(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
+                        if fields.contains(where: { CedarText.sameBytes($0.key, key) }) {
                             throw error("duplicate key \(CedarEntityUID.quote(key)) in a record", at: keyLocation)
                         }
                         fields.append(CedarRecordField(key: key, value: try expression()))

@@ -126,6 +126,7 @@ public enum CedarValidator {
         case .method(let a, _, let args): visit(a, body); args.forEach { visit($0, body) }
         case .call(_, let args), .set(let args): args.forEach { visit($0, body) }
         case .record(let fields): fields.forEach { visit($0.value, body) }
+        case .slot(_, let original): visit(original, body)
         }
     }
 
@@ -472,6 +473,8 @@ public enum CedarValidator {
                 return call(name, [target] + arguments, expr, capabilities, isMethod: true)
             case .call(let name, let arguments):
                 return call(name, arguments, expr, capabilities, isMethod: false)
+            case .slot(_, let original):
+                return check(original, capabilities)
             }
         }
 

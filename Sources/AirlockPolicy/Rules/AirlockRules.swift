@@ -17,12 +17,15 @@ public struct AirlockRules: Sendable {
     }
 
     public let policies: [CedarPolicy]
+    /// The same, folded and indexed for deciding.
+    let set: CedarPolicySet
     public let annotations: [String: RuleAnnotations]
     public let sources: [String]
 
     /// An empty set: every mutation asks one approver.
     public init() {
         policies = []
+        set = CedarPolicySet([])
         annotations = [:]
         sources = []
     }
@@ -61,6 +64,7 @@ public struct AirlockRules: Sendable {
                                hint: "fix it and check it with `airlock policy check FILE`; docs/policy.md has the schema and examples", code: .badRequest)
         }
         self.policies = all
+        self.set = CedarPolicySet(all)
         self.annotations = annotations
         self.sources = sources.map(\.label)
     }
@@ -75,10 +79,13 @@ public struct AirlockRules: Sendable {
 
     public var isEmpty: Bool { policies.isEmpty }
 
+    /// The response for a request already built (benchmarks, replays).
+    public func authorize(_ request: CedarRequest, _ entities: CedarEntities) -> CedarResponse { set.authorize(request, entities) }
+
     /// The decision for one proposal, with the reference-shaped response behind it.
     public func decide(_ facts: ProposalFacts, session: SessionFacts, now epochSeconds: Int64) -> (outcome: RuleOutcome, response: CedarResponse) {
         let (request, entities) = AirlockCedar.request(facts, session: session, now: epochSeconds)
-        let response = CedarAuthorizer.authorize(policies, request, entities)
+        let response = set.authorize(request, entities)
         return (RuleOutcome.of(response, annotations: { annotations[$0] ?? RuleAnnotations() }), response)
     }
 }

@@ -166,7 +166,9 @@ public struct SessionFacts: Sendable, Equatable {
     public var profiles: [String]
     public var labels: [String]
     /// The agent host's address, when known (the gate sees its peer).
-    public var address: String?
+    public var address: String? { didSet { ip = address.flatMap(CedarIP.parse) } }
+    /// `address` parsed once per session, not once per decision.
+    var ip: CedarIP?
     public var proposals: Int
     public var approved: Int
     public var denied: Int
@@ -179,6 +181,7 @@ public struct SessionFacts: Sendable, Equatable {
         self.profiles = profiles
         self.labels = labels
         self.address = address
+        self.ip = address.flatMap(CedarIP.parse)
         self.proposals = proposals
         self.approved = approved
         self.denied = denied
