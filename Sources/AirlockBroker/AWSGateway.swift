@@ -30,6 +30,16 @@ public struct BrokerSession: Sendable {
 public enum GatewayReply: Sendable {
     case respond(status: Int, headers: [(String, String)], body: [UInt8])
     case forward(OutboundRequest)
+
+    /// The upstream's own answer to a proposal a policy ran without a human (docs/policy.md),
+    /// so the agent does not retry what already happened; nil while it waits for people.
+    static func executed(_ proposal: Proposal, extraHeaders: [(String, String)] = []) -> GatewayReply? {
+        guard proposal.state.isFinal, let result = proposal.result, let status = result.httpStatus else { return nil }
+        var headers: [(String, String)] = [("x-airlock-proposal", proposal.id)] + extraHeaders
+        if let type = result.contentType { headers.append(("content-type", type)) }
+        headers += result.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return .respond(status: status, headers: headers, body: result.output)
+    }
 }
 
 /// The broker's AWS decision path (docs/design.md §4.2): verify the agent's signature, identify and
@@ -261,12 +271,9 @@ public final class AWSGateway: @unchecked Sendable {
                                                        payload: payload, upstream: session.upstream.description, preview: preview))
         // A policy's @airlock_allow ran it already (docs/policy.md): the agent gets AWS's own
         // answer, as if it had passed, with the proposal named in a header.
-        if proposal.state.isFinal, let result = proposal.result, let status = result.httpStatus {
-            log.write("proposal \(proposal.id): \(summary) was allowed by policy and executed: HTTP \(status)")
-            var headers: [(String, String)] = [("x-airlock-proposal", proposal.id), ("x-amz-request-id", requestID)]
-            if let type = result.contentType { headers.append(("content-type", type)) }
-            headers += result.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            return .respond(status: status, headers: headers, body: result.output)
+        if let executed = GatewayReply.executed(proposal, extraHeaders: [("x-amz-request-id", requestID)]) {
+            log.write("proposal \(proposal.id): \(summary) was allowed by policy and executed: HTTP \(proposal.result?.httpStatus ?? 0)")
+            return executed
         }
         log.write("proposal \(proposal.id): \(summary) is pending approval")
         return render(.pending(proposal), wire: wire, requestID: requestID)

@@ -200,6 +200,10 @@ public final class GitHubGateway: @unchecked Sendable {
                                              body: request.body)
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                                              payload: ProposalPayload.github(pinned).bytes, upstream: "https://\(host)"))
+            if let executed = GatewayReply.executed(proposal) {
+                log.write("proposal \(proposal.id): \(summary) was allowed by policy and executed: HTTP \(proposal.result?.httpStatus ?? 0)")
+                return executed
+            }
             log.write("proposal \(proposal.id): \(summary) is pending approval")
             // A stored proposal is an answer like any other: returned, not thrown.
             return Self.refusal(403, Self.pendingText(summary, ruling: ruling, id: proposal.id), api: api)

@@ -134,6 +134,10 @@ public final class KubernetesGateway: @unchecked Sendable {
             let proposal = try store.propose(ProposalDraft(sessionID: sessionID, kind: .api, summary: summary, ruling: ruling,
                                                              payload: ProposalPayload.kubernetes(pinned).bytes, upstream: context.cluster.server,
                                                              preview: ruling.decision == .mutation && previews ? preview(pinned, context: context) : nil))
+            if let executed = GatewayReply.executed(proposal) {
+                log.write("proposal \(proposal.id): \(summary) was allowed by policy and executed: HTTP \(proposal.result?.httpStatus ?? 0)")
+                return executed
+            }
             log.write("proposal \(proposal.id): \(summary) is pending approval")
             // A stored proposal is an answer like any other: returned, not thrown.
             return Self.status(403, reason: "Forbidden", message: """

@@ -340,7 +340,7 @@ struct Approve: ParsableCommand {
         if outcome.state == .pending {
             // Counted; the rules ask for more distinct approvers (docs/policy.md).
             if json { printJSON(ProposalJSON.humanView(outcome)) } else {
-                print("approval counted for \(outcome.id) (\(outcome.summary)); it still needs another distinct approver before it runs")
+                print("approval counted for \(outcome.id) (\(outcome.summary)); it needs more distinct approvers before it runs (`airlock show \(outcome.id)` says how many)")
             }
             return
         }

@@ -289,9 +289,15 @@ struct RunArguments {
                 }
                 return GateTarget(url: url, token: token, caFile: gateCA, launcherToken: launcherToken)
             }
-            // The human's rules, read here, outside the sandbox, before the agent starts.
+            // The human's rules, read here, outside the sandbox, before the agent starts; never
+            // from where the agent writes (it would write its own rules for the next session).
+            let policyPath = policy.map { resolvedHostPath($0.hasPrefix("/") ? $0 : currentDirectoryPath() + "/" + $0) }
+            if let policyPath, [facts.workspace, facts.stateDir].contains(where: { PathResolution.isInside(policyPath, resolvedHostPath($0)) }) {
+                throw AirlockError("--policy \(policyPath) is inside the workspace or the state directory, where the agent writes: it could write its own rules",
+                                   hint: "keep the policy outside, e.g. ~/.config/airlock/policy.cedar (the default)")
+            }
             let rules = executionRequest == nil
-                ? try SessionRules.load(explicit: policy.map { $0.hasPrefix("/") ? $0 : currentDirectoryPath() + "/" + $0 }, home: home,
+                ? try SessionRules.load(explicit: policyPath, home: home,
                                         catalog: try? AWSCatalogFiles.locate(environment: environment, profileSearchPath: library.searchPath))
                 : nil
             let session = try AgentSession(

@@ -53,10 +53,10 @@ public final class SessionRules: Sendable {
     /// The outcome for a draft, and the facts it was decided by.
     public func decide(_ draft: ProposalDraft, now: Int64 = Clock.epochMilliseconds() / 1000) -> (outcome: RuleOutcome, facts: ProposalFacts?) {
         guard let payload = try? ProposalPayload(bytes: draft.payload) else { return (.defaultAsk, nil) }
-        let facts = ProposalFacts.of(payload: payload, decision: draft.ruling.decision, preview: draft.preview)
+        let parts = ProposalFacts.parts(of: payload, decision: draft.ruling.decision, preview: draft.preview)
         var session = self.session
         (session.proposals, session.approved, session.denied) = counts.withLock { $0 }
-        return (rules.decide(facts, session: session, now: now).outcome, facts)
+        return (rules.decide(parts: parts, session: session, now: now), parts.first)
     }
 
     func note(_ outcome: RuleOutcome) {

@@ -568,7 +568,7 @@ public final class GateService: Sendable {
     /// is the enrolled host, its human the launcher it recorded.
     func decide(_ draft: ProposalDraft, host identity: GateIdentity) -> RuleOutcome {
         guard !rules.isEmpty, let payload = try? ProposalPayload(bytes: draft.payload) else { return .defaultAsk }
-        let facts = ProposalFacts.of(payload: payload, decision: draft.ruling.decision, preview: draft.preview)
+        let parts = ProposalFacts.parts(of: payload, decision: draft.ruling.decision, preview: draft.preview)
         let recorded = (try? store.session(id: draft.sessionID)) ?? nil
         var session = SessionFacts(id: draft.sessionID, host: identity.name, user: recorded?.launcher ?? "unknown",
                                    profiles: (recorded?.profiles ?? "").split(separator: ",").map(String.init))
@@ -577,7 +577,7 @@ public final class GateService: Sendable {
             session.approved = mine.filter { [.approved, .executing, .succeeded, .failed, .unknown].contains($0.state) }.count
             session.denied = mine.filter { $0.state == .denied }.count
         }
-        return rules.decide(facts, session: session, now: Clock.epochMilliseconds() / 1000).outcome
+        return rules.decide(parts: parts, session: session, now: Clock.epochMilliseconds() / 1000)
     }
 
     /// Runs a proposal the gate's policy allowed without a human (the one approve path).

@@ -223,4 +223,64 @@ import Testing
         #expect(CommandFacts.name("apply:x\"") == "apply_x_" && CommandFacts.name("") == "_")
         #expect(AirlockCedar.serviceGroups(of: "command:terraform:apply") == ["command:terraform", "command"])
     }
+
+    /// Found by review (each a way around a plausible policy), kept as rows.
+    @Test func whatAReviewFoundAroundThePolicies() throws {
+        let rules = try AirlockRules([.init(label: "p.cedar", text: """
+            @id("agent-branches") @airlock_allow
+            permit (principal, action == Action::"github:push", resource) when { resource has ref && resource.ref like "refs/heads/agent-*" };
+            @id("no-main") forbid (principal, action == Action::"github:push", resource) when { resource has ref && resource.ref == "refs/heads/main" };
+            @id("dev-only") @airlock_allow
+            permit (principal, action == Action::"aws:ec2:TerminateInstances", resource) when { resource.tags.contains("env=dev") };
+            @id("no-sensitive-writes") forbid (principal, action in Action::"mutation", resource) when { context.labels.contains("permissions") };
+            @id("big") @approvals("3") permit (principal, action, resource) when { context.preview.bytes * 4611686018427387904 > 1 };
+            @id("scratch") @airlock_allow permit (principal, action == Action::"aws:s3:PutObject", resource) when { resource.name like "arn:aws:s3:::scratch-*" };
+            """)], lookup: { id in id == "aws:iam:CreateAccessKey" ? "mutation" : AirlockCedar.shapeLookup(id) })
+        let session = SessionFacts(id: "s", host: "h", user: "u")
+        // A push of an agent branch and main: each ref is decided; main is forbidden whatever
+        // the order the agent wrote them in.
+        let push = ProposalPayload.gitPush(GitPushPayload(host: "github.com", repository: "/Acme/App.git", body: [], updates: [
+            .init(ref: "refs/heads/agent-x", old: String(repeating: "0", count: 40), new: String(repeating: "1", count: 40)),
+            .init(ref: "refs/heads/main", old: String(repeating: "2", count: 40), new: String(repeating: "3", count: 40)),
+        ]))
+        let parts = ProposalFacts.parts(of: push, decision: .mutation, preview: nil)
+        #expect(parts.map(\.target.ref) == ["refs/heads/agent-x", "refs/heads/main"] && parts.allSatisfy { $0.target.repository == "acme/app" })
+        #expect(rules.decide(parts: parts, session: session, now: 0) == .deny(policies: ["no-main"]))
+        #expect(rules.decide(parts: Array(parts.prefix(1)), session: session, now: 0) == .allow(policy: "agent-branches"))
+        // Terminating a dev and a prod instance: each resource is decided; not allowed.
+        let terminate = PinnedRequest(json: .object([
+            ("type", .string("aws-request")), ("service", .string("ec2")), ("signing_name", .string("ec2")), ("region", .string("us-east-1")),
+            ("operation", .string("TerminateInstances")), ("method", .string("POST")), ("path", .string("/")), ("query", .string("")),
+            ("headers", .array([])), ("body_base64", .string("")),
+        ]))!
+        func instance(_ id: String, _ env: String) -> JSON {
+            .object([("type", .string("AWS::EC2::Instance")), ("id", .string("arn:aws:ec2:us-east-1:123456789012:instance/\(id)")),
+                     ("tags", .object([("env", .string(env))]))])
+        }
+        let two: JSON = .object([("type", .string("aws-effect")), ("labels", .array([])), ("resources", .array([instance("i-1", "dev"), instance("i-2", "prod")])), ("notes", .array([]))])
+        let both = rules.decide(parts: ProposalFacts.parts(of: .aws(terminate), decision: .mutation, preview: two), session: session, now: 0)
+        #expect(both == .ask(approvals: 1, expiresAfter: RuleAnnotations.defaultExpiry, policies: []), "\(both)")
+        let devOnly: JSON = .object([("type", .string("aws-effect")), ("labels", .array([])), ("resources", .array([instance("i-1", "dev"), instance("i-3", "dev")])), ("notes", .array([]))])
+        #expect(rules.decide(parts: ProposalFacts.parts(of: .aws(terminate), decision: .mutation, preview: devOnly), session: session, now: 0) == .allow(policy: "dev-only"))
+        // A sensitive write (ruled sensitive by the classifier) is in `mutation` too.
+        var key = ProposalFacts(action: "aws:iam:CreateAccessKey", serviceGroups: ["aws:iam", "aws"], group: "sensitive-read",
+                                target: .init(kind: "aws", name: "bob"), labels: ["permissions"])
+        #expect(rules.decide(key, session: session, now: 0).outcome == .deny(policies: ["no-sensitive-writes"]))
+        // A policy that errors (an overflow) never leaves an allow standing: the scratch upload
+        // with bytes that overflow `big`'s arithmetic asks, with big's 3 approvers.
+        var upload = ProposalFacts(action: "aws:s3:PutObject", serviceGroups: ["aws:s3", "aws"], group: "mutation",
+                                   target: .init(kind: "aws", name: "arn:aws:s3:::scratch-1/k"), bytes: 4)
+        let (outcome, response) = rules.decide(upload, session: session, now: 0)
+        #expect(response.errors.map(\.policy) == ["big"] && outcome == .ask(approvals: 3, expiresAfter: RuleAnnotations.defaultExpiry, policies: ["scratch", "big"]), "\(outcome)")
+        upload.bytes = 0
+        #expect(rules.decide(upload, session: session, now: 0).outcome == .allow(policy: "scratch"))
+        key.labels = []
+        // terraform apply -destroy is a destroy.
+        let destroy = CommandPayload(tool: "terraform", binary: "/usr/bin/terraform", command: ["terraform", "apply", "-destroy"],
+                                     apply: ["terraform", "apply", "-destroy", "plan"], workspace: "/w", directory: "", artifact: "a",
+                                     pins: [], reason: "", snapshotFiles: 0, snapshotBytes: 0, snapshotDigest: "", outputs: [])
+        #expect(ProposalFacts.of(payload: .command(destroy), decision: .mutation, preview: nil).action == "command:terraform:destroy")
+        #expect(RuleOutcome.combined([.allow(policy: "a"), .allow(policy: "b")]) == .allow(policy: "a+b"))
+        #expect(RuleOutcome.combined([.allow(policy: "a"), .deny(policies: ["x"]), .ask(approvals: 2, expiresAfter: 60, policies: ["y"])]) == .deny(policies: ["x"]))
+    }
 }

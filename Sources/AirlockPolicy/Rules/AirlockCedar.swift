@@ -160,7 +160,8 @@ public enum AirlockCedar {
         ]
         let actionUID = CedarEntityUID("Action", facts.action)
         let groups = facts.serviceGroups
-        entities.append(CedarEntity(actionUID, parents: [CedarEntityUID("Action", facts.group)] + groups.prefix(1).map { CedarEntityUID("Action", $0) }))
+        entities.append(CedarEntity(actionUID, parents: ([facts.group] + facts.otherGroups).map { CedarEntityUID("Action", $0) }
+                                    + groups.prefix(1).map { CedarEntityUID("Action", $0) }))
         for (index, group) in groups.enumerated() {
             entities.append(CedarEntity(CedarEntityUID("Action", group), parents: groups.dropFirst(index + 1).prefix(1).map { CedarEntityUID("Action", $0) }))
         }

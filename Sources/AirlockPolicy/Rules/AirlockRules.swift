@@ -21,6 +21,9 @@ public struct AirlockRules: Sendable {
     let set: CedarPolicySet
     public let annotations: [String: RuleAnnotations]
     public let sources: [String]
+    /// Which group the catalog puts an action in (as the schema does when validating).
+    let lookup: AirlockCedar.ActionLookup
+    let forbids: Set<String>
 
     /// An empty set: every mutation asks one approver.
     public init() {
@@ -28,6 +31,8 @@ public struct AirlockRules: Sendable {
         set = CedarPolicySet([])
         annotations = [:]
         sources = []
+        lookup = AirlockCedar.shapeLookup
+        forbids = []
     }
 
     /// Parses and validates `sources`; throws with every problem found (parse errors with
@@ -67,6 +72,8 @@ public struct AirlockRules: Sendable {
         self.set = CedarPolicySet(all)
         self.annotations = annotations
         self.sources = sources.map(\.label)
+        self.lookup = lookup
+        self.forbids = Set(all.filter { $0.effect == .forbid }.map(\.id))
     }
 
     /// `@id("name")` when the policy has one, else `FILE#N` (its position in the file, from 0,
@@ -84,8 +91,17 @@ public struct AirlockRules: Sendable {
 
     /// The decision for one proposal, with the reference-shaped response behind it.
     public func decide(_ facts: ProposalFacts, session: SessionFacts, now epochSeconds: Int64) -> (outcome: RuleOutcome, response: CedarResponse) {
+        var facts = facts
+        // The catalog's group too, so a rule on `mutation` sees a sensitive write.
+        if let group = lookup(facts.action), group != facts.group, !facts.otherGroups.contains(group) { facts.otherGroups.append(group) }
         let (request, entities) = AirlockCedar.request(facts, session: session, now: epochSeconds)
         let response = set.authorize(request, entities)
-        return (RuleOutcome.of(response, annotations: { annotations[$0] ?? RuleAnnotations() }), response)
+        return (RuleOutcome.of(response, annotations: { annotations[$0] ?? RuleAnnotations() }, isForbid: { forbids.contains($0) }), response)
+    }
+
+    /// The decision for a proposal of several parts (ProposalFacts.parts): each part decided,
+    /// then combined (any deny denies; all must allow to run without a human).
+    public func decide(parts: [ProposalFacts], session: SessionFacts, now epochSeconds: Int64) -> RuleOutcome {
+        RuleOutcome.combined(parts.map { decide($0, session: session, now: epochSeconds).outcome })
     }
 }

@@ -37,8 +37,11 @@ public struct ProposalFacts: Sendable, Equatable {
     public var action: String
     /// The groups it is in, most specific first: `aws:s3`, then `aws`.
     public var serviceGroups: [String]
-    /// `mutation` or `sensitive-read`.
+    /// `mutation` or `sensitive-read`: what the classifier ruled.
     public var group: String
+    /// The kind group the catalog puts the operation in, when it differs from the ruling (a
+    /// sensitive write such as iam:CreateAccessKey is in both), so a rule on either matches.
+    public var otherGroups: [String] = []
     public var target: Target
     /// Risk labels (docs/previews.md): destructive, irreversible, production, data-loss, …
     public var labels: [String]
@@ -90,16 +93,19 @@ public struct ProposalFacts: Sendable, Equatable {
                                                  namespace: request?.namespace))
         case .github(let pinned):
             let parts = pinned.path.split(separator: "/").map(String.init)
-            let repository = parts.count >= 3 && parts[0] == "repos" ? parts[1] + "/" + parts[2] : nil
+            let repository = parts.count >= 3 && parts[0] == "repos" ? repository(parts[1] + "/" + parts[2]) : nil
             facts = ProposalFacts(action: "github:\(pinned.method.lowercased())", serviceGroups: ["github"], group: group,
                                   target: Target(kind: "github", name: pinned.path, service: pinned.host, repository: repository))
         case .gitPush(let push):
             let ref = push.updates.first?.ref
+            let repository = repository(push.repository)
             facts = ProposalFacts(action: "github:push", serviceGroups: ["github"], group: group,
-                                  target: Target(kind: "github", name: push.repository + (ref.map { ":" + $0 } ?? ""), service: push.host,
-                                                 repository: push.repository, ref: ref))
+                                  target: Target(kind: "github", name: repository + (ref.map { ":" + $0 } ?? ""), service: push.host,
+                                                 repository: repository, ref: ref))
         case .command(let command):
-            let subcommand = command.command.dropFirst().first { !$0.hasPrefix("-") } ?? ""
+            // The first word that is not a flag; `terraform apply -destroy` is a destroy.
+            var subcommand = command.command.dropFirst().first { !$0.hasPrefix("-") } ?? ""
+            if subcommand == "apply", command.command.contains("-destroy") || command.apply.contains("-destroy") { subcommand = "destroy" }
             let tool = CommandFacts.name(command.tool)
             facts = ProposalFacts(action: "command:\(tool):\(CommandFacts.name(subcommand))", serviceGroups: ["command:\(tool)", "command"],
                                   group: group, target: Target(kind: "command", name: command.workspace + (command.directory.isEmpty ? "" : "/" + command.directory),
@@ -122,6 +128,40 @@ public struct ProposalFacts: Sendable, Equatable {
             }
         }
         return facts
+    }
+
+    /// The facts of each part a proposal's rules must each allow (docs/policy.md): one per ref
+    /// a push updates, one per resource a preview found when it found several (the agent
+    /// orders refs and resources; a rule must not see only the first).
+    public static func parts(of payload: ProposalPayload, decision: Decision, preview: JSON?) -> [ProposalFacts] {
+        let whole = of(payload: payload, decision: decision, preview: preview)
+        if case .gitPush(let push) = payload, push.updates.count > 1 {
+            return push.updates.map { update in
+                var part = whole
+                part.target.ref = update.ref
+                part.target.name = (part.target.repository ?? push.repository) + ":" + update.ref
+                return part
+            }
+        }
+        let resources = (preview?["resources"]?.array ?? []).compactMap(PreviewResource.init(json:))
+        guard whole.target.kind == "aws", resources.count > 1 else { return [whole] }
+        return resources.map { resource in
+            var part = whole
+            part.target.tags = resource.tags.map { "\($0.key)=\($0.value)" }
+            if resource.id.hasPrefix("arn:") {
+                part.target.name = resource.id
+                part.target.account = ARNParts.account(resource.id) ?? whole.target.account
+            }
+            return part
+        }
+    }
+
+    /// `/owner/repo.git`, `Owner/Repo` → `owner/repo` (GitHub matches repositories without
+    /// regard to case).
+    static func repository(_ path: String) -> String {
+        var name = path.hasPrefix("/") ? String(path.dropFirst()) : path
+        if name.hasSuffix(".git") { name = String(name.dropLast(4)) }
+        return name.lowercased()
     }
 
     static func aws(_ pinned: PinnedRequest, group: String) -> ProposalFacts {

@@ -15,16 +15,61 @@ public enum RuleOutcome: Sendable, Equatable {
     /// The outcome of a response: forbid wins; a permit decides by its annotations, the
     /// strictest of the determining permits winning (one asking two approvers outweighs
     /// another allowing); nothing satisfied asks one approver.
-    public static func of(_ response: CedarResponse, annotations: (String) -> RuleAnnotations) -> RuleOutcome {
+    ///
+    /// A policy whose condition errored (an overflow) is skipped, as the reference skips it;
+    /// but it may have been the one that forbids or asks more, so with any error nothing runs
+    /// without a human: an allow becomes an ask, and an erroring policy's own demands still
+    /// count (`effects` says whether each id is a forbid).
+    public static func of(_ response: CedarResponse, annotations: (String) -> RuleAnnotations,
+                          isForbid: (String) -> Bool = { _ in false }) -> RuleOutcome {
+        let erred = response.errors.map(\.policy)
+        var outcome: RuleOutcome
         if !response.allowed {
-            return response.determining.isEmpty ? defaultAsk : .deny(policies: response.determining)
+            guard !response.determining.isEmpty else {
+                return erred.isEmpty ? defaultAsk : .ask(approvals: erred.map { annotations($0).approvals }.max() ?? 1,
+                                                         expiresAfter: RuleAnnotations.defaultExpiry, policies: erred)
+            }
+            return .deny(policies: response.determining)
         }
         let permits = response.determining.map { ($0, annotations($0)) }
         let asking = permits.filter { !$0.1.allow }
-        guard !asking.isEmpty else { return .allow(policy: permits[0].0) }
-        return .ask(approvals: asking.map(\.1.approvals).max() ?? 1,
-                    expiresAfter: asking.map(\.1.expiresAfter).min() ?? RuleAnnotations.defaultExpiry,
-                    policies: asking.map(\.0))
+        if asking.isEmpty {
+            outcome = .allow(policy: permits[0].0)
+        } else {
+            outcome = .ask(approvals: asking.map(\.1.approvals).max() ?? 1,
+                           expiresAfter: asking.map(\.1.expiresAfter).min() ?? RuleAnnotations.defaultExpiry,
+                           policies: asking.map(\.0))
+        }
+        guard !erred.isEmpty else { return outcome }
+        let demanded = erred.filter { !isForbid($0) }.map { annotations($0).approvals }.max() ?? 1
+        switch outcome {
+        case .allow(let policy):
+            return .ask(approvals: demanded, expiresAfter: RuleAnnotations.defaultExpiry, policies: [policy] + erred)
+        case .ask(let approvals, let expiresAfter, let policies):
+            return .ask(approvals: max(approvals, demanded), expiresAfter: expiresAfter, policies: policies + erred)
+        case .deny:
+            return outcome
+        }
+    }
+
+    /// The outcome of several decisions one proposal needs (each ref of a push, each resource
+    /// an operation touches): any deny denies; it runs without a human only if every part
+    /// would; otherwise the most approvers and the shortest deadline asked.
+    public static func combined(_ outcomes: [RuleOutcome]) -> RuleOutcome {
+        guard let first = outcomes.first else { return defaultAsk }
+        var denied: [String] = [], allowed: [String] = [], asks: [(Int, Double, [String])] = []
+        for outcome in outcomes {
+            switch outcome {
+            case .deny(let policies): denied += policies.filter { !denied.contains($0) }
+            case .allow(let policy): if !allowed.contains(policy) { allowed.append(policy) }
+            case .ask(let approvals, let expiresAfter, let policies): asks.append((approvals, expiresAfter, policies))
+            }
+        }
+        if !denied.isEmpty { return .deny(policies: denied) }
+        if asks.isEmpty { return outcomes.count == 1 ? first : .allow(policy: allowed.joined(separator: "+")) }
+        var policies: [String] = []
+        for ask in asks { policies += ask.2.filter { !policies.contains($0) } }
+        return .ask(approvals: asks.map(\.0).max() ?? 1, expiresAfter: asks.map(\.1).min() ?? RuleAnnotations.defaultExpiry, policies: policies)
     }
 
     /// A team gate's outcome with what the agent host's own policy asked (docs/policy.md,
@@ -216,9 +261,14 @@ extension PolicyRequirement {
     /// One line for `airlock show`: "needs 2 distinct approvers (policy prod); approved so far
     /// by alice; 1 more; expires 2026-12-06T14:00:00Z".
     public func statusLine(counted: [String], more: Int, proposedAt: String?, pending: Bool) -> String {
+        if let allowedBy, pending {
+            // A policy allowed it, but the approve path refused to run it then (a freeze, a
+            // drift): it waits for a person like any other.
+            return "allowed by policy \(allowedBy), but not run (see the audit log); it waits for 1 approver"
+        }
         var text = summary
         if !counted.isEmpty { text += "; approved so far by \(counted.joined(separator: ", "))" }
-        if pending && allowedBy == nil { text += more == 1 ? "; 1 more approver needed" : "; \(more) more approvers needed" }
+        if pending { text += more == 1 ? "; 1 more approver needed" : "; \(more) more approvers needed" }
         if pending, expiresAfter.isFinite, let proposedAt, let created = Clock.epochMilliseconds(parsing: proposedAt) {
             text += "; expires \(Clock.format(seconds: Int((created + Int64(expiresAfter * 1000)) / 1000), milliseconds: 0))"
         }
