@@ -88,6 +88,19 @@ import Testing
         print("cedar differential: \(cases.count) policy sets (\(parsed) parsed, \(validated) valid), \(pairs) (policy set, request) pairs, \(allowed) allowed, \(errored) with an erroring policy, \(divergences.count) divergences")
         if case .object(let stats)? = document["stats"] {
             print("cedar differential, constructs generated: " + stats.map { "\($0.0)=\($0.1.compactText)" }.joined(separator: " "))
+            // Every construct the issue lists, often enough to mean something; errors and
+            // forbid-wins decisions a real share.
+            func count(_ name: String) -> Int64 { if case .integer(let n)? = document["stats"]?[name] { return n } else { return 0 } }
+            for construct in ["permit", "forbid", "scope_eq", "scope_in", "scope_is", "action_list", "action_eq", "action_in_group", "when",
+                              "unless", "hierarchy_in", "record_literal", "set_literal", "attribute_access", "has", "like", "comparison",
+                              "equality", "and", "or", "not", "if_then_else", "contains", "containsAll", "containsAny", "ip", "isInRange",
+                              "decimal", "decimal_compare", "annotation", "arithmetic", "is_in_condition"] {
+                #expect(count(construct) >= 500, "\(construct) occurred \(count(construct)) times; the generator must make it at least 500")
+            }
+            #expect(count("erroring_policies") * 100 >= count("policies"), "erroring policies: \(count("erroring_policies")) of \(count("policies"))")
+            #expect(count("forbid_wins") * 100 >= count("pairs"), "forbid-wins decisions: \(count("forbid_wins")) of \(count("pairs"))")
+        } else {
+            Issue.record("the cases carry no construct counts")
         }
         #expect(pairs >= 20_000, "the issue asks for at least 20,000 pairs in CI")
         for divergence in divergences.prefix(8) { Issue.record("\(divergence)") }
