@@ -72,8 +72,8 @@ struct PolicyCommand: ParsableCommand {
             if policy.effect == .forbid { return "forbid: denies at once" }
             if annotations.allow { return "permit: runs without a human (@airlock_allow)" }
             let who = annotations.approvals == 1 ? "1 approver" : "\(annotations.approvals) distinct approvers"
-            let hours = annotations.expiresAfter / 3600
-            let within = hours >= 1 && hours == hours.rounded() ? "\(Int(hours)) h" : "\(Int(annotations.expiresAfter / 60)) min"
+            let seconds = Int(annotations.expiresAfter)
+            let within = seconds % 3600 == 0 ? "\(seconds / 3600) h" : seconds % 60 == 0 ? "\(seconds / 60) min" : "\(seconds) s"
             return "permit: asks \(who), expires after \(within)"
         }
     }

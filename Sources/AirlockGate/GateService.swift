@@ -150,6 +150,10 @@ public final class GateService: Sendable {
                                    hint: "pass your own approver token (airlock run --approver-token-file), or none", code: .unauthenticated)
             }
             launcher = found.actor
+        } else if config.requireLauncher {
+            throw AirlockError("this gate requires every session to name the human who launches it (require_launcher in gate.yaml); no session was recorded",
+                               hint: "the launcher passes their own approver token: airlock run --gate URL --approver-token-file FILE (default ~/.config/airlock/gate-token)",
+                               code: .unauthenticated)
         }
         let session = Session(id: id, startedAt: Clock.now(), user: identity.actor, workspace: body["workspace"]?.string ?? "",
                               profiles: body["profiles"]?.string ?? "", awsUpstream: config.awsUpstream,

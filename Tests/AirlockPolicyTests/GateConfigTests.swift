@@ -25,6 +25,15 @@ import Testing
         let role = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\n"
             + "aws: {assume_role: 'arn:aws:iam::123456789012:role/airlock-deploy'}\n", source: "gate.yaml")
         #expect(role.awsAssumeRole == "arn:aws:iam::123456789012:role/airlock-deploy" && local.awsAssumeRole == nil)
+        // Rules (docs/policy.md): the gate's policy file and whether every session names its launcher.
+        let ruled = try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\n"
+            + "policy: /etc/airlock/gate-policy.cedar\nrequire_launcher: true\n", source: "gate.yaml")
+        #expect(ruled.policyFile == "/etc/airlock/gate-policy.cedar" && ruled.requireLauncher && !local.requireLauncher && local.policyFile == nil)
+        for bad in ["policy: relative.cedar\n", "require_launcher: yes\n"] {
+            #expect(throws: AirlockError.self, "\(bad)") {
+                try GateConfig.parse("listen: 127.0.0.1:9000\nstore: {sqlite: /tmp/g}\nstate_dir: /tmp/g\n" + bad, source: "gate.yaml")
+            }
+        }
     }
 
     /// `kubernetes` and `github` (docs/gate.md, "Kubernetes and GitHub on the gate"): the API

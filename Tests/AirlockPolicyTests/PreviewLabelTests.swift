@@ -58,6 +58,13 @@ import Testing
 
     static let rows: [Row] = [
         Row(name: "a read-like create labels nothing", service: "sns", operation: "CreateTopic", parameters: [("Name", "alerts")], labels: []),
+        Row(name: "an upload granting another account", service: "s3", operation: "PutObject",
+            parameters: [("x-amz-grant-read", "id=79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be")], labels: [.permissions]),
+        Row(name: "an upload encrypted with a named KMS key", service: "s3", operation: "PutObject",
+            parameters: [("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:us-east-1:999999999999:key/x")], labels: [.permissions]),
+        Row(name: "an upload locked in compliance mode", service: "s3", operation: "PutObject",
+            parameters: [("x-amz-object-lock-mode", "COMPLIANCE")], labels: [.irreversible]),
+        Row(name: "a plain upload labels nothing", service: "s3", operation: "PutObject", parameters: [("x-amz-object-lock-mode", "GOVERNANCE")], labels: []),
         Row(name: "delete with nothing read: destructive only", service: "sqs", operation: "DeleteQueue", labels: [.destructive]),
         Row(name: "a stack holding data", service: "cloudformation", operation: "DeleteStack", parameters: [("StackName", "app")],
             resources: [bucket, emptyQueue], labels: [.destructive, .irreversible, .dataLoss], reason: "data (AWS::S3::Bucket) holds 3 objects, 2.9 KiB"),

@@ -187,4 +187,15 @@ import Testing
         let forged = gate.call("POST", "/v1/sessions", token: host, body: ["id": "forged-session-1", "launcher_token": host])
         #expect(forged.status == 401, "\(forged)")
     }
+
+    /// `require_launcher: true` in gate.yaml: a session that does not name its launcher by
+    /// their approver token is refused; one that does is recorded with them.
+    @Test func aGateCanRequireTheLauncher() throws {
+        let gate = try TeamGate(store: "sqlite", upstream: "http://127.0.0.1:9", extra: "require_launcher: true\n")
+        let host = gate.enrol("host", "builder"), alice = gate.enrol("user", "alice")
+        let without = gate.call("POST", "/v1/sessions", token: host, body: ["id": "session-without-1"])
+        #expect(without.status == 401 && "\(without.json)".contains("require_launcher"), "\(without)")
+        let with = gate.call("POST", "/v1/sessions", token: host, body: ["id": "session-with-1", "launcher_token": alice])
+        #expect(with.status == 200 || with.status == 201, "\(with)")
+    }
 }

@@ -21,6 +21,7 @@ import AirlockCore
 /// github: [{host: github.com, token_file: /etc/airlock/github-token}]
 /// policy: /etc/airlock/gate-policy.cedar   # the gate's rules (docs/policy.md): only they allow
 ///                                         # without a human or lower the number of approvers
+/// require_launcher: true                  # every session names its launcher (their approver token)
 /// limits: {connections: 4096, connections_per_peer: 0, header_timeout_seconds: 10,
 ///          idle_timeout_seconds: 75, waits_per_host: 200, pending_per_host: 1000,
 ///          blob_bytes_per_host: 16GiB}
@@ -91,6 +92,9 @@ public struct GateConfig: Sendable, Equatable {
     public var deadlines = ProposalDeadlines()
     /// The gate's own Cedar policy (docs/policy.md); none: every change asks one approver.
     public var policyFile: String?
+    /// Every session must name its launcher by their approver token (docs/policy.md, "Who may
+    /// approve"); otherwise a session without one lets its launcher's approval count.
+    public var requireLauncher = false
     public var jsonLogs: Bool = true
     /// The Ed25519 key (PEM) that signs a checkpoint of the audit chain at every decision.
     public var auditSigningKey: String?
@@ -171,7 +175,7 @@ public struct GateConfig: Sendable, Equatable {
             return value
         }
         let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit", "limits",
-                                                    "kubernetes", "github", "policy"])
+                                                    "kubernetes", "github", "policy", "require_launcher"])
         let listen = try string(top["listen"], "listen", line: root.line)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
@@ -239,6 +243,11 @@ public struct GateConfig: Sendable, Equatable {
                                 awsProfile: profile, awsUpstream: upstream, awsAssumeRole: role)
         if let schema { config.postgresSchema = schema }
         config.awsPreviewProfile = previewProfile
+        if top["require_launcher"] != nil {
+            let value = try string(top["require_launcher"], "require_launcher", line: root.line)
+            guard value == "true" || value == "false" else { throw fail(top["require_launcher"]?.line ?? 1, "require_launcher must be true or false") }
+            config.requireLauncher = value == "true"
+        }
         if top["policy"] != nil {
             let path = try string(top["policy"], "policy", line: root.line)
             guard path.hasPrefix("/") else { throw fail(top["policy"]?.line ?? 1, "policy must be an absolute path to a Cedar file") }

@@ -105,6 +105,10 @@ public enum RiskLabels {
                               resources: [PreviewResource], account: String? = nil, productionAccounts: Set<String> = []) -> [Risk] {
         let operation = operation ?? ""
         var risks: [Risk] = []
+        // An object locked in compliance mode cannot be deleted by anyone until its date.
+        if service == "s3", parameters.contains(where: { $0.key.lowercased() == "x-amz-object-lock-mode" && $0.value.uppercased() == "COMPLIANCE" }) {
+            risks.append(Risk(.irreversible, "\(operation) locks the object in COMPLIANCE mode: nobody can delete it before its retention date"))
+        }
         let destructive = isDestructive(operation)
         if destructive {
             risks.append(Risk(.destructive, "\(service):\(operation) removes or ends what it names"))
@@ -167,6 +171,16 @@ public enum RiskLabels {
     }
 
     static func permissionsReason(service: String, operation: String, parameters: [(key: String, value: String)] = []) -> String? {
+        // An object written or copied with grants, or encrypted with a key named in the
+        // request (another account's, perhaps), decides who else reads it.
+        if service == "s3", ["PutObject", "CopyObject", "CreateMultipartUpload", "PutObjectAcl"].contains(operation) {
+            if let grant = parameters.first(where: { $0.key.lowercased().hasPrefix("x-amz-grant-") }) {
+                return "\(operation) grants access (\(grant.key.lowercased()): \(grant.value.prefix(120)))"
+            }
+            if let key = parameters.first(where: { $0.key.lowercased() == "x-amz-server-side-encryption-aws-kms-key-id" }) {
+                return "\(operation) encrypts with the KMS key \(key.value.prefix(120)), whose owner decides who can read it"
+            }
+        }
         guard service == "iam" || service == "sts" || service == "kms" || service == "organizations" else { return nil }
         let granting = ["Put", "Attach", "CreateAccessKey", "UpdateAssumeRolePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion",
                         "AddUserToGroup", "AddRoleToInstanceProfile", "CreateLoginProfile", "UpdateLoginProfile", "CreateGrant", "PutKeyPolicy"]
