@@ -309,7 +309,10 @@ struct Approve: ParsableCommand {
                     let outcome = try Self.approveLocally(member.id, reason: reason.map { "\($0) (group \(id))" } ?? "group \(id)", awsProfile: awsProfile, store: store)
                     if outcome.state != .succeeded { failed += 1 }
                     results.append(ProposalJSON.humanView(outcome))
-                    if !json { print("approved \(outcome.id) (\(outcome.summary)); \(outcome.state.rawValue)") }
+                    if !json {
+                        print(outcome.state == .pending ? "approval counted for \(outcome.id) (\(outcome.summary)); it needs more distinct approvers"
+                                                        : "approved \(outcome.id) (\(outcome.summary)); \(outcome.state.rawValue)")
+                    }
                 } catch {
                     failed += 1
                     results.append(.object([("id", .string(member.id)), ("error", .string(error.message))]))

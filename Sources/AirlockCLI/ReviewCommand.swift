@@ -113,6 +113,9 @@ final class ReviewQueue {
 
     /// One line saying how an action ended.
     static func outcome(_ proposal: Proposal, verb: String) -> String {
+        if verb == "approved", proposal.state == .pending {
+            return "approval counted for \(proposal.id) (\(proposal.summary)): it needs more distinct approvers (docs/policy.md)"
+        }
         var line = "\(verb) \(proposal.id) (\(proposal.summary)): \(proposal.state.rawValue)"
         if let status = proposal.result?.httpStatus { line += ", HTTP \(status)" }
         if let code = proposal.result?.exitCode { line += ", exit \(code)" }

@@ -129,8 +129,15 @@ public struct Approval: Sendable {
                 throw AirlockError("proposal \(id) cannot be approved: it expired", code: .conflict)
             case .needsMore, .approved:
                 if requirement.approvals > 1 {
-                    let all = try store.countApproval(id, actor: actor, note: note)
-                    let distinct = Set(all.filter { place == .local || $0 != launcher }).count
+                    var all = try store.countApproval(id, actor: actor, note: note)
+                    var distinct = Set(all.filter { place == .local || $0 != launcher }).count
+                    if distinct >= requirement.approvals {
+                        // Read again just before approving: another approver's drift check may
+                        // have voided the approvals counted meanwhile (counting and approving
+                        // are two transactions; this narrows the gap to the next statement).
+                        all = try store.countedApprovals(id)
+                        distinct = Set(all.filter { place == .local || $0 != launcher }).count
+                    }
                     if distinct < requirement.approvals {
                         let pending = try store.proposal(id: id) ?? current
                         counted?(pending, all)
