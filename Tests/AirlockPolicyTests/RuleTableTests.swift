@@ -280,6 +280,15 @@ import Testing
                                      apply: ["terraform", "apply", "-destroy", "plan"], workspace: "/w", directory: "", artifact: "a",
                                      pins: [], reason: "", snapshotFiles: 0, snapshotBytes: 0, snapshotDigest: "", outputs: [])
         #expect(ProposalFacts.of(payload: .command(destroy), decision: .mutation, preview: nil).action == "command:terraform:destroy")
+        // Kubernetes: deleting a namespace is in that namespace; a subresource is named.
+        func kube(_ method: String, _ path: String) -> ProposalFacts {
+            ProposalFacts.of(payload: .kubernetes(KubernetesPinnedRequest(context: "c", server: "https://k", method: method, path: path, query: "",
+                                                                         headers: [], body: [])), decision: .mutation, preview: nil)
+        }
+        let namespace = kube("DELETE", "/api/v1/namespaces/prod")
+        #expect(namespace.action == "kubernetes:delete" && namespace.target.namespace == "prod", "\(namespace)")
+        let exec = kube("POST", "/api/v1/namespaces/prod/pods/web/exec")
+        #expect(exec.target.service == "pods/exec" && exec.target.namespace == "prod", "\(exec)")
         #expect(RuleOutcome.combined([.allow(policy: "a"), .allow(policy: "b")]) == .allow(policy: "a+b"))
         #expect(RuleOutcome.combined([.allow(policy: "a"), .deny(policies: ["x"]), .ask(approvals: 2, expiresAfter: 60, policies: ["y"])]) == .deny(policies: ["x"]))
     }

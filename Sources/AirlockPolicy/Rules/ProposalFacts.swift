@@ -86,11 +86,15 @@ public struct ProposalFacts: Sendable, Equatable {
             let request: KubernetesRequest?
             if case .resource(let read) = KubernetesRequest.read(method: pinned.method, path: pinned.path, query: pinned.query) { request = read } else { request = nil }
             let verb = request?.verb.rawValue ?? pinned.method.lowercased()
-            let resource = request.map { $0.resource + ($0.group.isEmpty ? "" : "." + $0.group) } ?? ""
-            let name = [request?.namespace ?? "", resource, request?.name ?? ""].joined(separator: "/")
+            // The subresource is part of what is done (`pods/exec`, `serviceaccounts/token`).
+            let resource = request.map { $0.qualifiedResource + ($0.group.isEmpty ? "" : "." + $0.group) } ?? ""
+            // A namespace's own name is its namespace: `forbid … resource.namespace == "prod"`
+            // covers deleting the namespace itself.
+            let namespace = request?.namespace ?? (request?.resource == "namespaces" && request?.group == "" ? request?.name : nil)
+            let name = [namespace ?? "", resource, request?.name ?? ""].joined(separator: "/")
             facts = ProposalFacts(action: "kubernetes:\(verb)", serviceGroups: ["kubernetes"], group: group,
                                   target: Target(kind: "kubernetes", name: name, service: resource.isEmpty ? nil : resource,
-                                                 namespace: request?.namespace))
+                                                 namespace: namespace))
         case .github(let pinned):
             let parts = pinned.path.split(separator: "/").map(String.init)
             let repository = parts.count >= 3 && parts[0] == "repos" ? repository(parts[1] + "/" + parts[2]) : nil
