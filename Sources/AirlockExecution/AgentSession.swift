@@ -507,8 +507,13 @@ public final class StoreCache: ProposalIntake, @unchecked Sendable {
             switch decided {
             case .deny(let policies):
                 // Audited like any refusal; the agent is told which policy.
-                try? record(.refusal(sessionID: draft.sessionID, summary: draft.summary, rule: "forbidden by policy \(policies.joined(separator: ", "))"))
                 log?.write("\(draft.summary): forbidden by policy \(policies.joined(separator: ", ")); nothing was proposed")
+                do {
+                    try record(.refusal(sessionID: draft.sessionID, summary: draft.summary, rule: "forbidden by policy \(policies.joined(separator: ", "))"))
+                } catch {
+                    // Still refused; the session log keeps it when the store cannot.
+                    log?.write("the refusal above is not in the audit log: \(error.message)")
+                }
                 throw SessionRules.forbidden(draft.summary, policies)
             case .allow, .ask:
                 // Locally the rules decide; a host's rules only tighten the gate's.

@@ -420,7 +420,9 @@ public final class GateService: Sendable {
                 var draft = draft
                 switch decide(draft, host: identity) {
                 case .deny(let policies):
-                    try? store.recordRefusal(sessionID: draft.sessionID, summary: draft.summary, rule: "forbidden by policy \(policies.joined(separator: ", "))")
+                    do throws(AirlockError) { try store.recordRefusal(sessionID: draft.sessionID, summary: draft.summary, rule: "forbidden by policy \(policies.joined(separator: ", "))") } catch {
+                        logger.error("refusal not recorded in the audit log", metadata: ["session": "\(draft.sessionID)", "error": "\(error.message)"])
+                    }
                     throw AirlockError("\(draft.summary) is forbidden by policy \(policies.joined(separator: ", ")); no proposal was made", code: .denied)
                 case let outcome:
                     draft.requirement = outcome.requirement
@@ -576,7 +578,9 @@ public final class GateService: Sendable {
         let recorded = (try? store.session(id: draft.sessionID)) ?? nil
         var session = SessionFacts(id: draft.sessionID, host: identity.name, user: recorded?.launcher ?? "unknown",
                                    profiles: (recorded?.profiles ?? "").split(separator: ",").map(String.init))
-        if let mine = try? store.proposals(states: nil, session: draft.sessionID) {
+        // The session's counts only when a policy reads them: they load every proposal of the
+        // session (payloads included) for each new one.
+        if rules.readsSessionCounts, let mine = try? store.proposals(states: nil, session: draft.sessionID) {
             session.proposals = mine.count
             session.approved = mine.filter { [.approved, .executing, .succeeded, .failed, .unknown].contains($0.state) }.count
             session.denied = mine.filter { $0.state == .denied }.count

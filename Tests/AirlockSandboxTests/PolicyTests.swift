@@ -198,4 +198,21 @@ import Testing
         let with = gate.call("POST", "/v1/sessions", token: host, body: ["id": "session-with-1", "launcher_token": alice])
         #expect(with.status == 200 || with.status == 201, "\(with)")
     }
+
+    /// The agent writes its workspace: a policy there would be the agent's own rules for the
+    /// next session. `--policy` inside the workspace or the state directory is refused before
+    /// anything runs; a policy that does not validate stops the launch too.
+    @Test func aPolicyTheAgentCouldWriteIsRefused() throws {
+        guard Launch.anyAvailable() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        scene.write(scene.workspace + "/policy.cedar", "@airlock_allow permit (principal, action, resource);\n")
+        scene.write(scene.stateDir + "/policy.cedar", "@airlock_allow permit (principal, action, resource);\n")
+        for path in [scene.workspace + "/policy.cedar", scene.stateDir + "/policy.cedar", scene.workspace + "/../workspace/policy.cedar"] {
+            let out = scene.run(["/bin/sh", "-c", "echo ran"], options: ["--policy", path])
+            #expect(out.status == 125 && out.stderr.contains("where the agent writes") && !out.stdout.contains("ran"), "\(path): \(out)")
+        }
+        scene.write(scene.root + "/bad.cedar", "permit (principal, action == Action::\"aws:s3:PutObjet\", resource);\n")
+        let bad = scene.run(["/bin/sh", "-c", "echo ran"], options: ["--policy", scene.root + "/bad.cedar"])
+        #expect(bad.status == 125 && bad.stderr.contains("PutObject") && !bad.stdout.contains("ran"), "\(bad)")
+    }
 }

@@ -302,12 +302,18 @@ extension CedarPolicy {
 public enum CedarAuthorizer {
     /// Forbid wins; a permit allows; nothing satisfied denies. An erroring policy is skipped.
     public static func authorize(_ policies: [CedarPolicy], _ request: CedarRequest, _ entities: CedarEntities) -> CedarResponse {
-        let evaluator = CedarEvaluator(request: request, entities: entities)
-        let scope = CedarScope(request, entities)
+        respond(policies, candidates: policies.indices, evaluator: CedarEvaluator(request: request, entities: entities),
+                scope: CedarScope(request, entities))
+    }
+
+    /// The reference's answer over `candidates` (ascending policy indices; the others cannot
+    /// apply): each evaluated once, in place (`for policy in policies` copied each policy, a
+    /// retain per field).
+    static func respond(_ policies: [CedarPolicy], candidates: some Sequence<Int>, evaluator: CedarEvaluator,
+                        scope: CedarScope) -> CedarResponse {
         var permits: [String] = [], forbids: [String] = [], errors: [CedarPolicyError] = []
-        // Read in place: `for policy in policies` copied each policy (a retain per field).
         policies.withUnsafeBufferPointer { buffer in
-            for index in buffer.indices {
+            for index in candidates {
                 do throws(CedarEvaluationError) {
                     guard try buffer[index].isSatisfied(by: evaluator, scope: scope) else { continue }
                     if buffer[index].effect == .forbid { forbids.append(buffer[index].id) } else { permits.append(buffer[index].id) }

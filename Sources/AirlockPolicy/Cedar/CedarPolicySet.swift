@@ -52,21 +52,10 @@ public struct CedarPolicySet: Sendable {
             case .action: return nil
             }
         }
-        var permits: [String] = [], forbids: [String] = [], errors: [CedarPolicyError] = []
-        var previous = -1
-        policies.withUnsafeBufferPointer { buffer in
-            for index in candidates where index != previous {
-                previous = index
-                do throws(CedarEvaluationError) {
-                    guard try buffer[index].isSatisfied(by: evaluator, scope: scope) else { continue }
-                    if buffer[index].effect == .forbid { forbids.append(buffer[index].id) } else { permits.append(buffer[index].id) }
-                } catch {
-                    errors.append(CedarPolicyError(policy: buffer[index].id, message: error.message))
-                }
-            }
-        }
-        if !forbids.isEmpty { return CedarResponse(allowed: false, determining: forbids, errors: errors) }
-        return CedarResponse(allowed: !permits.isEmpty, determining: permits, errors: errors)
+        // Sorted and without repeats: a policy named under two of the action's groups once.
+        var unique: [Int] = []
+        for index in candidates where unique.last != index { unique.append(index) }
+        return CedarAuthorizer.respond(policies, candidates: unique, evaluator: evaluator, scope: scope)
     }
 }
 

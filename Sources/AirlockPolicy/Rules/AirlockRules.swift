@@ -86,6 +86,20 @@ public struct AirlockRules: Sendable {
 
     public var isEmpty: Bool { policies.isEmpty }
 
+    /// Whether any policy reads `context.session` (the session's counts cost a read of its
+    /// proposals on a gate; nothing else needs them).
+    public var readsSessionCounts: Bool {
+        policies.contains { policy in
+            var reads = false
+            for condition in policy.conditions {
+                CedarValidator.visit(condition.body) { expr in
+                    if case .attribute(let target, "session") = expr.kind, case .variable(.context) = target.kind { reads = true }
+                }
+            }
+            return reads
+        }
+    }
+
     /// The response for a request already built (benchmarks, replays).
     public func authorize(_ request: CedarRequest, _ entities: CedarEntities) -> CedarResponse { set.authorize(request, entities) }
 
