@@ -31,6 +31,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -91,13 +94,31 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]),
+        // The approvers' web page (docs/web.md): the gate's and `airlock ui`'s, server-rendered
+        // with swift-mustache, sign-in with OpenID Connect (ID tokens verified by jwt-kit), a
+        // trusted proxy's header or a one-time link. Only `airlock-gate` links it.
+        .target(
+            name: "AirlockWeb",
+            dependencies: [
+                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockBroker", "AirlockGate", "AirlockExecution",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]),
         // `airlock-gate`: the team gate's HTTPS server (Hummingbird) and its admin commands.
         // Its own executable, so `airlock run` never loads Hummingbird or postgres-nio;
         // `airlock gate …` runs it.
         .executableTarget(
             name: "AirlockGateServer",
             dependencies: [
-                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockStorePostgres", "AirlockBroker", "AirlockGate", "AirlockSandbox", "AirlockExecution",
+                "AirlockCore", "AirlockPolicy", "AirlockStore", "AirlockStorePostgres", "AirlockBroker", "AirlockGate", "AirlockSandbox", "AirlockExecution", "AirlockWeb",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -145,8 +166,9 @@ let package = Package(
             dependencies: ["AirlockSandbox", "AirlockPolicy", "AirlockCore"]),
         .testTarget(
             name: "AirlockBrokerTests",
-            dependencies: ["AirlockBroker", "AirlockExecution", "AirlockStore", "AirlockStorePostgres", "AirlockGate", "AirlockPolicy", "AirlockCore",
-                           .product(name: "PostgresNIO", package: "postgres-nio")]),
+            dependencies: ["AirlockBroker", "AirlockExecution", "AirlockStore", "AirlockStorePostgres", "AirlockGate", "AirlockWeb", "AirlockPolicy", "AirlockCore",
+                           .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "JWTKit", package: "jwt-kit")]),
     ],
     swiftLanguageModes: [.v6]
 )

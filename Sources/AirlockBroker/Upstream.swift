@@ -88,6 +88,19 @@ public struct OutboundRequest: Sendable {
     public var trust: NIOSSLContext? = nil
     public var serverName: String? = nil
 
+    public init(scheme: String, host: String, port: Int, method: String, target: String, headers: [(name: String, value: String)],
+                body: [UInt8], trust: NIOSSLContext? = nil, serverName: String? = nil) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.trust = trust
+        self.serverName = serverName
+    }
+
     var hostHeader: String {
         let defaultPort = scheme == "https" ? 443 : 80
         return port == defaultPort ? host : "\(host):\(port)"

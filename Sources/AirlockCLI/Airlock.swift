@@ -25,7 +25,7 @@ struct Airlock: ParsableCommand {
             """,
         subcommands: [
             Run.self, Proposals.self, Show.self, Approve.self, Deny.self, Review.self, Wait.self, Status.self, Audit.self,
-            Freeze.self, Thaw.self, Revoke.self, ProfileCommand.self, PolicyCommand.self, DoctorCommand.self, GateCommand.self,
+            Freeze.self, Thaw.self, Revoke.self, ProfileCommand.self, PolicyCommand.self, DoctorCommand.self, GateCommand.self, UICommand.self,
         ])
 
     static func main() {
@@ -42,6 +42,10 @@ struct Airlock: ParsableCommand {
         // `airlock gate …` is airlock-gate's, --help included.
         if CommandLine.arguments.dropFirst().first == "gate" {
             Glibc.exit(GateCommand.exec(Array(CommandLine.arguments.dropFirst(2))))
+        }
+        // `airlock ui` is airlock-gate's too (the web page needs Hummingbird).
+        if CommandLine.arguments.dropFirst().first == "ui" {
+            Glibc.exit(GateCommand.exec(["ui"] + Array(CommandLine.arguments.dropFirst(2))))
         }
         if let run = RunArguments.fastParse(Array(CommandLine.arguments.dropFirst())) {
             let code = run.perform().rawValue

@@ -35,3 +35,17 @@ struct GateCommand: ParsableCommand {
         return 125
     }
 }
+
+/// `airlock ui`: the approvers' web page for your own store, on loopback (docs/web.md); it
+/// is `airlock-gate ui`, found as `airlock gate` finds it.
+struct UICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ui",
+        abstract: "Review and decide proposals in a browser: serves your store's page on 127.0.0.1 and prints a one-time link.")
+
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+
+    func run() throws {
+        throw ExitCode(GateCommand.exec(["ui"] + arguments))
+    }
+}

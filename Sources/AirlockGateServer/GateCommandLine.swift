@@ -2,6 +2,7 @@ import AirlockCore
 import AirlockGate
 import AirlockPolicy
 import AirlockStore
+import AirlockWeb
 import ArgumentParser
 import Glibc
 import Logging
@@ -20,6 +21,8 @@ struct AirlockGateCommand: AsyncParsableCommand {
               airlock gate serve --config gate.yaml
               airlock gate host add NAME      enrol an agent host; prints its token once
               airlock gate user add NAME      enrol an approver; prints their token once
+                  --login-link                    and a one-time link to the web page
+              airlock gate user link NAME     a new one-time link to the web page
               airlock gate host revoke NAME   (user revoke NAME likewise)
               airlock gate hosts|users [--json]
               airlock gate freeze [REASON]    no execution starts on any replica
@@ -28,11 +31,13 @@ struct AirlockGateCommand: AsyncParsableCommand {
               airlock gate audit-key new FILE make an Ed25519 audit signing key
               airlock gate audit-key public   the public key verifiers pin
               airlock gate audit export       the log and its signed checkpoints
+              airlock gate ui                 the web page for your own store, on loopback
+                                              (what `airlock ui` runs; no gate.yaml)
 
             The gate holds the proposal store (SQLite or PostgreSQL), the execution credentials (an AWS profile with write rights) and the executor. Agent hosts propose with their token; approvers decide with theirs; a host's token is refused for every decision.
             """,
         subcommands: [Serve.self, Freeze.self, Thaw.self, SessionCommands.self, AuditKey.self, Audit.self, Identities.self,
-                      Hosts.self, Users.self])
+                      Hosts.self, Users.self, LocalUI.self])
 }
 
 /// `--config` (or AIRLOCK_GATE_CONFIG) and `--json`, for every subcommand that reads gate.yaml.
@@ -192,8 +197,10 @@ struct Audit: AsyncParsableCommand {
 struct Identities: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "host", abstract: "Enrol or revoke an agent host (`user …` for approvers).",
                                                     aliases: ["user"])
-    @Argument(help: "add or revoke") var action: String
-    @Argument(help: "The host's or approver's name: letters, digits, '.', '_' or '-'.") var name: String
+    @Argument(help: "add, revoke, or (user) link: a new one-time link to the web page") var action: String
+    @Argument(help: "The host's or approver's name: letters, digits, '.', '_', '-' or '@'.") var name: String
+    @Flag(help: "user add: also print a one-time link that signs them in to the web page (docs/web.md).") var loginLink = false
+    @Option(help: ArgumentHelp("How long a login link works.", valueName: "hours")) var linkHours = 24
     @OptionGroup var options: GateOptions
 
     func run() async throws {
@@ -206,19 +213,84 @@ struct Identities: AsyncParsableCommand {
                 guard GateIdentity.isValidName(name) else {
                     throw AirlockError("\(role == .host ? "host" : "user") add needs one NAME of letters, digits, '.', '_' or '-'", code: .usage)
                 }
+                guard !loginLink || role == .approver else { throw AirlockError("--login-link is for people: user add NAME --login-link", code: .usage) }
                 let token = GateToken.make(role)
                 try store.addIdentity(GateIdentity(name: name, role: role, tokenHash: GateToken.hash(token), createdAt: Clock.now()), by: Actor.currentUser())
+                let link = loginLink ? try Self.issueLink(name, store: store, config: try options.load().config, hours: linkHours) : nil
                 if options.json {
-                    print(JSON.object([("name", .string(name)), ("role", .string(role.rawValue)), ("token", .string(token))]).serialized())
+                    var fields: [(String, JSON)] = [("name", .string(name)), ("role", .string(role.rawValue)), ("token", .string(token))]
+                    if let link { fields.append(("login_link", .string(link))) }
+                    print(JSON.object(fields).serialized())
                 } else {
                     print(token)
+                    if let link { print(link) }
                     writeStandardError("airlock gate: enrolled \(role == .host ? "host" : "user") \(name); the token above is shown once (the gate keeps only its hash)\n")
+                    if link != nil { writeStandardError("airlock gate: the link below it signs \(name) in to the web page once, within \(linkHours) h\n") }
+                }
+            case "link":
+                guard role == .approver else { throw AirlockError("links are for people: airlock gate user link NAME", code: .usage) }
+                guard try store.identities().contains(where: { $0.name == name && $0.role == .approver && $0.revokedAt == nil }) else {
+                    throw AirlockError("user:\(name) is not an active approver on this gate", hint: "airlock gate user add \(name) --login-link", code: .noSuchIdentity)
+                }
+                let link = try Self.issueLink(name, store: store, config: try options.load().config, hours: linkHours)
+                if options.json { print(JSON.object([("name", .string(name)), ("login_link", .string(link))]).serialized()) } else {
+                    print(link)
+                    writeStandardError("airlock gate: the link signs \(name) in to the web page once, within \(linkHours) h\n")
                 }
             case "revoke":
                 let (revoked, denied) = try store.revokeIdentityAndWork(name: name, role: role, by: Actor.currentUser())
                 print("revoked \(revoked.actor) (its token is refused from now on)" + (denied.isEmpty ? "" : "; denied its \(denied.count) pending proposal\(denied.count == 1 ? "" : "s")"))
             default:
-                throw AirlockError("\(role == .host ? "host" : "user") takes add or revoke, not \(action)", code: .usage)
+                throw AirlockError("\(role == .host ? "host" : "user") takes add or revoke\(role == .host ? "" : " or link"), not \(action)", code: .usage)
+            }
+        }
+    }
+}
+
+extension Identities {
+    /// A one-time link to the web page (docs/web.md): the store keeps its hash.
+    static func issueLink(_ name: String, store: any ProposalStore, config: GateConfig, hours: Int) throws(AirlockError) -> String {
+        guard (1...720).contains(hours) else { throw AirlockError("--link-hours must be 1-720", code: .usage) }
+        guard let signIns = store as? any WebSignInStore else { throw AirlockError("this store keeps no web sign-ins") }
+        let token = WebCookies.token()
+        try signIns.addLoginLink(hash: WebCookies.hash(token), name: name, expiresAt: Clock.epochMilliseconds() + Int64(hours) * 3_600_000,
+                                 by: Actor.currentUser())
+        return config.webURL + "/ui/login/" + token
+    }
+}
+
+/// `airlock gate ui` (`airlock ui`): the page for the human's own store, on loopback.
+struct LocalUI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ui",
+        abstract: "Serve the approvers' page for your own store on 127.0.0.1 and print a one-time link to it.",
+        discussion: """
+            The same page as the team gate's (docs/web.md): the live queue, each proposal with its \
+            preview, approve and deny. Only 127.0.0.1 listens; the link signs one browser in once \
+            (within 15 minutes). Approving here runs the change as `airlock approve` does, with your \
+            credentials. Stop it with Ctrl-C.
+            """)
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("The state directory of the runs to review.", valueName: "DIR")) var stateDir: String?
+    @Option(help: "The port (default: any free one).") var port = 0
+    @Option(name: .customLong("aws-profile"), help: ArgumentHelp("The AWS profile approved AWS calls run with.", valueName: "NAME")) var awsProfile: String?
+
+    func run() async throws {
+        try await perform { () async throws(AirlockError) in
+            let environment = GateSetup.environment()
+            let dir = StateDirectory.resolve(explicit: stateDir, environment: environment, home: environment["HOME"] ?? "/")
+            guard access(SQLiteProposalStore.databasePath(stateDir: dir), F_OK) == 0 else {
+                throw AirlockError("no proposals have been made with state directory \(dir)",
+                                   hint: "proposals appear when an agent in `airlock run` tries a change; pass --state-dir if that run used another", code: .refused)
+            }
+            guard (0...65535).contains(port) else { throw AirlockError("--port must be 0-65535", code: .usage) }
+            let store = try SQLiteProposalStore(stateDir: dir)
+            try store.recoverInterruptedExecutions()
+            _ = try store.expireOverdue()
+            let backend = LocalWebBackend(store: store, user: Actor.currentUser(), awsProfile: awsProfile, environment: environment)
+            try await LocalWebServer.serve(backend: backend, port: port) { link in
+                print(link)
+                fflush(nil)
+                writeStandardError("airlock ui: open the link above (it works once, for 15 minutes); only 127.0.0.1 listens; Ctrl-C stops\n")
             }
         }
     }

@@ -4,6 +4,7 @@ import AirlockExecution
 import AirlockGate
 import AirlockPolicy
 import AirlockStore
+import AirlockWeb
 import Glibc
 import Hummingbird
 import HummingbirdCore
@@ -39,6 +40,7 @@ import ServiceLifecycle
 ///     GET  /v1/controls                      approver
 ///     GET  /v1/audit                         approver  (the log, signed checkpoints, public key)
 ///     GET  /metrics                          Prometheus text (counts only; no auth)
+///     /ui/…                                  the approvers' web page (AirlockWeb, docs/web.md)
 enum GateServer {
     static let bodyLimit = 17 << 20
     /// A command proposal's snapshot (WorkspaceSnapshot's limit) and its header line.
@@ -48,7 +50,9 @@ enum GateServer {
 
     static func serve(_ service: GateService, registry: PrometheusCollectorRegistry) async throws(AirlockError) {
         let logger = service.logger
-        let router = Router()
+        // The peer's address in every request's context: the web page believes a sign-in
+        // proxy's header only from a configured proxy (docs/web.md).
+        let router = Router(context: WebContext.self)
         router.middlewares.add(MetricsMiddleware())
         router.get("healthz") { _, _ in "ok\n" }
         router.get("metrics") { _, _ -> Response in
@@ -271,6 +275,10 @@ enum GateServer {
         }
 
         let config = service.config
+        // The approvers' web page under /ui/ (docs/web.md).
+        let webBackend = try GateWebBackend(service: service)
+        let web = try WebApp(backend: webBackend, config: config.web, baseURL: config.webURL, logger: logger)
+        web.register(on: router)
         // Bounds and timeouts (docs/gate.md, "Bounds and timeouts"): the descriptor limit
         // raised first, connections bounded below it, logged as they are in force.
         let descriptors = DescriptorLimit.raise()
@@ -312,7 +320,8 @@ enum GateServer {
         // SIGTERM/SIGINT: stop accepting, let in-flight requests (executions) finish for up
         // to the grace period; whatever is still executing then is marked `unknown` below.
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: app), .init(service: RecoveryService(service: service))],
+            services: [.init(service: app), .init(service: RecoveryService(service: service)),
+                       .init(service: WebWatch(backend: webBackend, interval: .seconds(2)))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
         let group = ServiceGroup(configuration: groupConfiguration)

@@ -8,10 +8,21 @@ import Synchronization
 /// the process lives).
 public final class ProposalChanges: Sendable {
     private let counters = Mutex<[String: UInt64]>([:])
+    /// Moves with every bump: the web page's live queue watches it (docs/web.md).
+    private let everything = Atomic<UInt64>(0)
 
     public init() {}
 
-    public func bump(_ id: String) { counters.withLock { $0[id, default: 0] &+= 1 } }
+    public func bump(_ id: String) {
+        counters.withLock { $0[id, default: 0] &+= 1 }
+        everything.add(1, ordering: .releasing)
+    }
+
+    /// Bumped for no proposal in particular: something else changed (the audit head moved).
+    public func bumpAll() { everything.add(1, ordering: .releasing) }
+
+    /// How many changes this process has seen, of any proposal.
+    public var generation: UInt64 { everything.load(ordering: .acquiring) }
 
     public func generation(_ id: String) -> UInt64 { counters.withLock { $0[id] ?? 0 } }
 

@@ -62,6 +62,14 @@ public final class SQLiteProposalStore: ProposalStoreDriver, @unchecked Sendable
         CREATE TABLE IF NOT EXISTS previews (
           proposal_id TEXT NOT NULL, made_at TEXT NOT NULL, body TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS previews_proposal ON previews(proposal_id);
+        CREATE TABLE IF NOT EXISTS web_sessions (
+          hash TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, source TEXT NOT NULL, csrf TEXT NOT NULL,
+          expires_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS login_links (
+          hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires_ms INTEGER NOT NULL, used_ms INTEGER);
+        CREATE TABLE IF NOT EXISTS identity_subjects (
+          kind TEXT NOT NULL, subject TEXT NOT NULL, name TEXT NOT NULL, bound_at TEXT NOT NULL,
+          PRIMARY KEY (kind, subject), UNIQUE (kind, name));
         """
 
     func locked<T>(_ body: () throws(AirlockError) -> T) throws(AirlockError) -> T {

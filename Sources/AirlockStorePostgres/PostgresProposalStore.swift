@@ -327,6 +327,19 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
         // Rules (docs/policy.md): the approver who launched a session never counts as one of
         // its approvers on the gate.
         (10, ["ALTER TABLE sessions ADD COLUMN launcher TEXT"]),
+        // The approvers' web page (docs/web.md): sessions by their cookie's hash, one-time
+        // login links by theirs, and which identity provider subject is which person.
+        (11, [
+            """
+            CREATE TABLE web_sessions (hash TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, source TEXT NOT NULL,
+              csrf TEXT NOT NULL, expires_ms BIGINT NOT NULL)
+            """,
+            "CREATE TABLE login_links (hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires_ms BIGINT NOT NULL, used_ms BIGINT)",
+            """
+            CREATE TABLE identity_subjects (kind TEXT NOT NULL, subject TEXT NOT NULL, name TEXT NOT NULL, bound_at TEXT NOT NULL,
+              PRIMARY KEY (kind, subject), UNIQUE (kind, name))
+            """,
+        ]),
 
     ]
 
@@ -414,7 +427,11 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
                 ]).rows.first.flatMap { try? $0.decode(String.self) } ?? ""
             }
             switch status {
-            case "ok": return proposal
+            case "ok":
+                // Every replica's live queue learns of it now (docs/web.md); a lost notice is
+                // caught by their audit-head poll.
+                _ = try? locked { () throws(AirlockError) in try run("SELECT pg_notify($1, $2)", [.text(channel), .text(proposal.id)]) }
+                return proposal
             case "revoked": throw ProposalRecords.sessionRevoked(draft.sessionID)
             case "taken": continue
             case let limit where limit.hasPrefix("limit "): throw ProposalRecords.pendingLimitReached(Int(limit.dropFirst(6)) ?? pendingLimit)
@@ -496,6 +513,7 @@ public final class PostgresProposalStore: ProposalStoreDriver, @unchecked Sendab
             let before = try counted(id)
             guard !before.contains(actor) else { throw ProposalRecords.alreadyCounted(id, actor) }
             try appendAudit(event: ProposalRecords.approvalCounted, proposalID: id, actor: actor, detail: ProposalRecords.countedDetail(note: note))
+            try run("SELECT pg_notify($1, $2)", [.text(channel), .text(id)])
             return before + [actor]
         }
     }

@@ -95,6 +95,8 @@ public struct GateConfig: Sendable, Equatable {
     /// Every session must name its launcher by their approver token (docs/policy.md, "Who may
     /// approve"); otherwise a session without one lets its launcher's approval count.
     public var requireLauncher = false
+    /// The approvers' web page: sign-in and roles (docs/web.md).
+    public var web = GateWebConfig()
     public var jsonLogs: Bool = true
     /// The Ed25519 key (PEM) that signs a checkpoint of the audit chain at every decision.
     public var auditSigningKey: String?
@@ -132,6 +134,11 @@ public struct GateConfig: Sendable, Equatable {
     public var limits = Limits()
 
     public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
+
+    /// What browsers reach: web.url, else the listen address.
+    public var webURL: String {
+        web.url ?? "\(tlsCertificate == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
 
     public static func parse(_ text: String, source: String) throws(AirlockError) -> GateConfig {
         func fail(_ line: Int, _ message: String) -> AirlockError {
@@ -175,7 +182,7 @@ public struct GateConfig: Sendable, Equatable {
             return value
         }
         let top = try mapping(root, "gate.yaml", ["listen", "tls", "store", "state_dir", "aws", "replica", "executions", "log", "audit", "limits",
-                                                    "kubernetes", "github", "policy", "require_launcher"])
+                                                    "kubernetes", "github", "policy", "require_launcher", "web"])
         let listen = try string(top["listen"], "listen", line: root.line)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw fail(top["listen"]?.line ?? 1, "listen must be HOST:PORT (e.g. 0.0.0.0:8443; port 0 picks a free one and prints it)")
@@ -341,6 +348,7 @@ public struct GateConfig: Sendable, Equatable {
             guard path.hasPrefix("/") else { throw fail(fields["signing_key"]?.line ?? audit.line, "audit.signing_key must be an absolute path") }
             config.auditSigningKey = path
         }
+        if let web = top["web"] { config.web = try GateWebConfig.parse(web, fail: fail) }
         return config
     }
 }
