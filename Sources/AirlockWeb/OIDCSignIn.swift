@@ -75,9 +75,11 @@ public final class OIDCSignIn: Sendable {
 
         public static func make() -> Pending {
             Pending(state: WebCookies.token(), nonce: WebCookies.token(),
-                    verifier: RandomID.make(64, alphabet: "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-._~"))
+                    verifier: RandomID.make(64, alphabet: "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"))
         }
 
+        /// The three joined by "." (none of them holds one: the verifier's alphabet leaves
+        /// RFC 7636's "." and "~" out).
         public var cookie: String { "\(state).\(nonce).\(verifier)" }
 
         public init(state: String, nonce: String, verifier: String) {

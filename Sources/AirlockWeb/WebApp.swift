@@ -53,6 +53,7 @@ public struct WebApp: Sendable {
     public func register<Context: WebRequestContext>(on router: Router<Context>) {
         let app = self
         router.get("/") { _, _ in app.redirect("/ui/") }
+        router.get("favicon.ico") { _, _ in Response(status: .noContent) }
         router.get("ui/static/app.js") { _, _ in app.asset(WebAssets.script, type: "text/javascript; charset=utf-8") }
         router.get("ui/static/app.css") { _, _ in app.asset(WebAssets.style, type: "text/css; charset=utf-8") }
         router.get("ui/") { request, context in
@@ -240,10 +241,19 @@ public struct WebApp: Sendable {
                                    code: .conflict)
             }
             let reason = form["reason"].map { String($0.prefix(2000)) }.flatMap { $0.isEmpty ? nil : $0 }
-            let decided = decision == "approve" ? try backend.approve(session, id, note: reason) : try backend.deny(session, id, note: reason)
-            logger.notice("web decision", metadata: ["user": "\(session.name)", "proposal": "\(id)", "decision": "\(decision)",
-                                                     "state": "\(decided.state.rawValue)"])
-            return redirect("/ui/proposals/\(id)?done=\(decision)")
+            do throws(AirlockError) {
+                let decided = decision == "approve" ? try backend.approve(session, id, note: reason) : try backend.deny(session, id, note: reason)
+                logger.notice("web decision", metadata: ["user": "\(session.name)", "proposal": "\(id)", "decision": "\(decision)",
+                                                         "state": "\(decided.state.rawValue)"])
+                return redirect("/ui/proposals/\(id)?done=\(decision)")
+            } catch {
+                // Refused by the approve path (already counted, frozen, drifted, decided by
+                // someone else meanwhile): the proposal as it is now, with why.
+                let now = try backend.store.proposal(id: id) ?? proposal
+                return page(title: now.summary, page: "proposal", session: session,
+                            body: try WebViews.proposal(backend, session, now, flash: nil, error: error.message + (error.hint.map { " (\($0))" } ?? "")),
+                            status: HTTPResponse.Status(code: error.httpStatus))
+            }
         }
     }
 
@@ -291,7 +301,9 @@ public struct WebApp: Sendable {
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
         headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
-        headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        // same-origin, not no-referrer: with no-referrer a form post's Origin is "null", which the
+        // same-origin check refuses; a login link still never leaves in a Referer to another site.
+        headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
         headers[HTTPField.Name("Cross-Origin-Opener-Policy")!] = "same-origin"
         headers[.cacheControl] = "no-store"
         if baseURL.hasPrefix("https://") { headers[HTTPField.Name("Strict-Transport-Security")!] = "max-age=31536000" }

@@ -28,15 +28,20 @@ enum WebAssets {
               })
               .catch(function () {});
           }
+          var source = null;
           function listen() {
-            if (!window.EventSource || !document.getElementById("queue")) return;
-            var source = new EventSource("/ui/events");
+            if (source || !window.EventSource || !document.getElementById("queue")) return;
+            source = new EventSource("/ui/events");
             source.onmessage = refresh;
-            source.onopen = refresh;
             var status = document.getElementById("live");
             source.onerror = function () { if (status) status.textContent = "reconnecting…"; };
-            source.addEventListener("open", function () { if (status) status.textContent = "live"; });
+            source.onopen = function () { if (status) status.textContent = "live"; refresh(); };
           }
+          // A page left for another stays in the browser's back/forward cache with its
+          // stream open; browsers allow six connections per host over HTTP/1.1, so a few
+          // such pages would stall every later page load. Closed on leaving, opened on return.
+          window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+          window.addEventListener("pageshow", function (event) { if (event.persisted) listen(); });
           document.addEventListener("DOMContentLoaded", listen);
         })();
         """

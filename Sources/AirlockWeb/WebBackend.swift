@@ -26,6 +26,8 @@ public protocol WebBackend: Sendable {
     func setFrozen(_ session: WebSession, _ frozen: Bool, reason: String?) throws(AirlockError)
     /// Before reading: what is overdue expires (locally nothing else does it).
     func expireOverdue()
+    /// Who a signed-in person is in the audit log (their counted approvals are theirs).
+    func actor(_ session: WebSession) -> String
 }
 
 /// The team gate: people are its approver identities; decisions go through GateService.
@@ -85,6 +87,8 @@ public struct GateWebBackend: WebBackend {
     }
 
     public func expireOverdue() {}
+
+    public func actor(_ session: WebSession) -> String { session.actor }
 }
 
 /// `airlock ui`: the human's own store; the one person is the Unix user running it, who
@@ -129,4 +133,6 @@ public struct LocalWebBackend: WebBackend {
     }
 
     public func expireOverdue() { _ = try? local.expireOverdue() }
+
+    public func actor(_ session: WebSession) -> String { Actor.currentUser() }
 }

@@ -11,7 +11,7 @@ enum WebTemplates {
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="referrer" content="no-referrer">
+        <meta name="referrer" content="same-origin">
         {{#refresh}}<meta http-equiv="refresh" content="0;url={{.}}">{{/refresh}}
         <title>{{title}} · Airlock</title>
         <link rel="stylesheet" href="/ui/static/app.css">
@@ -71,10 +71,12 @@ enum WebTemplates {
 
     static let proposal = pragma + """
         {{#flash}}<p id="flash">{{.}}</p>{{/flash}}
+        {{#error}}<p id="error">{{.}}</p>{{/error}}
         <h1 id="summary">{{summary}}</h1>
         <p>State: <span id="state" class="state-{{state}}">{{state}}</span>{{#decidedBy}} · decided by {{.}}{{/decidedBy}}{{#note}} · “{{.}}”{{/note}}</p>
         <p id="rules">{{rules}}</p>
         <ul id="approvers">{{#approvers}}<li>{{.}}</li>{{/approvers}}</ul>
+        {{#waiting}}<p id="waiting">{{.}}</p>{{/waiting}}
         {{#canDecide}}
         <form id="decide" method="post" action="/ui/proposals/{{id}}/decide">
         <input type="hidden" name="csrf" value="{{csrf}}">

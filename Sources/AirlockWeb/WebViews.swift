@@ -50,11 +50,13 @@ enum WebViews {
         return WebTemplates.render("queue", context)
     }
 
-    static func proposal(_ backend: any WebBackend, _ session: WebSession, _ proposal: Proposal, flash: String?) throws(AirlockError) -> String {
+    static func proposal(_ backend: any WebBackend, _ session: WebSession, _ proposal: Proposal, flash: String?,
+                         error: String? = nil) throws(AirlockError) -> String {
         var context: [String: Any] = ["id": proposal.id, "summary": proposal.summary, "state": proposal.state.rawValue,
                                       "digest": proposal.digest, "csrf": session.csrf, "session": proposal.sessionID,
                                       "rule": proposal.rule, "created": shortTime(proposal.createdAt)]
         if let flash { context["flash"] = flash }
+        if let error { context["error"] = error }
         if let decidedBy = proposal.decidedBy { context["decidedBy"] = decidedBy }
         if let note = proposal.decisionNote, !note.isEmpty { context["note"] = note }
         if let session = try backend.store.session(id: proposal.sessionID) {
@@ -75,7 +77,12 @@ enum WebViews {
         }
         context["rules"] = rules
         context["approvers"] = status.counted
-        context["canDecide"] = proposal.state == .pending && session.role.mayDecide
+        // One person counts once: who has approved is not asked again.
+        let approvedAlready = status.counted.contains(backend.actor(session))
+        context["canDecide"] = proposal.state == .pending && session.role.mayDecide && !approvedAlready
+        if proposal.state == .pending && approvedAlready {
+            context["waiting"] = "You approved this; it waits for \(status.more) more distinct approver\(status.more == 1 ? "" : "s")."
+        }
         // The preview: risk labels, a plan or diff, and the whole record.
         if let preview = try backend.store.preview(of: proposal) {
             let labels = preview["labels"]?.array?.map { ["label": $0["label"]?.string ?? "", "reason": $0["reason"]?.string ?? ""] } ?? []

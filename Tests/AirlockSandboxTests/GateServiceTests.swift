@@ -42,9 +42,9 @@ final class TeamGate: @unchecked Sendable {
     /// `descriptorLimit`: the gate runs under this RLIMIT_NOFILE, soft and hard (systemd's
     /// default for services is 1024).
     init(store: String, upstream: String, tls: Bool = false, extra: String = "", keys: [String: String] = [:],
-         assumeRole: String? = nil, folder: String? = nil, postgres: String? = nil, descriptorLimit: Int? = nil) throws {
+         assumeRole: String? = nil, folder: String? = nil, postgres: String? = nil, descriptorLimit: Int? = nil, port: Int? = nil) throws {
         directory = folder ?? makeTemporaryDirectory(prefix: "airlock-gate")
-        port = Moto.freePort()
+        self.port = port ?? Moto.freePort()
         var tlsLine = ""
         if tls {
             // A test CA and a certificate for localhost, made with openssl.
@@ -72,7 +72,7 @@ final class TeamGate: @unchecked Sendable {
             storeLine = "store: {sqlite: \(directory)/store}"
         }
         config = directory + "/gate.yaml"
-        try "listen: 127.0.0.1:\(port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"\(assumeRole.map { ", assume_role: \"\($0)\"" } ?? "")}\n\(extra)"
+        try "listen: 127.0.0.1:\(self.port)\n\(tlsLine)\(storeLine)\nstate_dir: \(directory)/state\naws: {upstream: \"\(upstream)\"\(assumeRole.map { ", assume_role: \"\($0)\"" } ?? "")}\n\(extra)"
             .write(toFile: config, atomically: true, encoding: .utf8)
         log = directory + "/gate.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)

@@ -73,7 +73,6 @@ import http.server
 import json
 import re
 import secrets
-import sys
 import threading
 import time
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
