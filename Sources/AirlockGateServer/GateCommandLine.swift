@@ -23,6 +23,9 @@ struct AirlockGateCommand: AsyncParsableCommand {
               airlock gate user add NAME      enrol an approver; prints their token once
                   --login-link                    and a one-time link to the web page
               airlock gate user link NAME     a new one-time link to the web page
+              airlock gate user bind NAME --subject SUB | --proxy
+                                              this identity provider account (its sub) or
+                                              the proxy's NAME is the person NAME
               airlock gate host revoke NAME   (user revoke NAME likewise)
               airlock gate hosts|users [--json]
               airlock gate freeze [REASON]    no execution starts on any replica
@@ -197,10 +200,13 @@ struct Audit: AsyncParsableCommand {
 struct Identities: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "host", abstract: "Enrol or revoke an agent host (`user …` for approvers).",
                                                     aliases: ["user"])
-    @Argument(help: "add, revoke, or (user) link: a new one-time link to the web page") var action: String
+    @Argument(help: "add, revoke, or for people: link (a new one-time link to the web page), bind (an account is this person)") var action: String
     @Argument(help: "The host's or approver's name: letters, digits, '.', '_', '-' or '@'.") var name: String
     @Flag(help: "user add: also print a one-time link that signs them in to the web page (docs/web.md).") var loginLink = false
     @Option(help: ArgumentHelp("How long a login link works.", valueName: "hours")) var linkHours = 24
+    @Option(help: ArgumentHelp("user bind: the identity provider's subject (sub) of the person's account; the refused sign-in page names it.",
+                               valueName: "SUB")) var subject: String?
+    @Flag(help: "user bind: the sign-in proxy's name NAME is this person.") var proxy = false
     @OptionGroup var options: GateOptions
 
     func run() async throws {
@@ -227,6 +233,38 @@ struct Identities: AsyncParsableCommand {
                     writeStandardError("airlock gate: enrolled \(role == .host ? "host" : "user") \(name); the token above is shown once (the gate keeps only its hash)\n")
                     if link != nil { writeStandardError("airlock gate: the link below it signs \(name) in to the web page once, within \(linkHours) h\n") }
                 }
+            case "bind":
+                // One identity per person (docs/web.md): an account of the provider, or a name
+                // the proxy sends, becomes this person; created as an approver if new here.
+                guard role == .approver else { throw AirlockError("accounts are bound to people: airlock gate user bind NAME …", code: .usage) }
+                guard GateIdentity.isValidName(name) else { throw AirlockError("user bind needs one NAME of letters, digits, '.', '_', '-' or '@'", code: .usage) }
+                let config = try options.load().config
+                let kind: String, bound: String
+                switch (subject, proxy) {
+                case (let subject?, false):
+                    guard let issuer = config.web.oidc?.issuer else {
+                        throw AirlockError("gate.yaml names no identity provider (web.oidc)", code: .usage)
+                    }
+                    guard !subject.isEmpty, subject.utf8.count <= 255 else { throw AirlockError("--subject must be 1-255 bytes", code: .usage) }
+                    (kind, bound) = (issuer, subject)
+                case (nil, true):
+                    guard config.web.proxy != nil else { throw AirlockError("gate.yaml names no sign-in proxy (web.proxy)", code: .usage) }
+                    (kind, bound) = ("proxy", name)
+                default:
+                    throw AirlockError("user bind takes --subject SUB (an identity provider account) or --proxy (the proxy's name), one of them", code: .usage)
+                }
+                guard let signIns = store as? any WebSignInStore else { throw AirlockError("this store keeps no web sign-ins") }
+                if let other = try signIns.boundName(kind: kind, subject: bound), other != name {
+                    throw AirlockError("that account is bound to user:\(other) already; one account is one person", code: .refused)
+                }
+                if let existing = try store.identities().first(where: { $0.name == name && $0.role == .approver }) {
+                    guard existing.revokedAt == nil else { throw AirlockError("user:\(name) was revoked; revoked names stay revoked", code: .refused) }
+                } else {
+                    try store.addIdentity(GateIdentity(name: name, role: .approver, tokenHash: GateToken.hash(GateToken.make(.approver)), createdAt: Clock.now()),
+                                          by: Actor.currentUser())
+                }
+                try signIns.bindSubject(kind: kind, subject: bound, name: name, by: Actor.currentUser())
+                print("bound \(kind == "proxy" ? "the proxy's \(name)" : "\(kind) subject \(bound)") to user:\(name)")
             case "link":
                 guard role == .approver else { throw AirlockError("links are for people: airlock gate user link NAME", code: .usage) }
                 guard try store.identities().contains(where: { $0.name == name && $0.role == .approver && $0.revokedAt == nil }) else {

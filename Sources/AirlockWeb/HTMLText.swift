@@ -17,7 +17,25 @@ public enum HTMLText {
             case "\"": out += "&quot;"
             case "'": out += "&#39;"
             case "\u{0}": out += "\u{FFFD}"
+            // Characters that reorder or hide text (bidi overrides and isolates, zero-width
+            // marks): an agent's key could show one name and be another. Shown, not obeyed.
+            case "\u{200B}"..."\u{200F}", "\u{202A}"..."\u{202E}", "\u{2060}"..."\u{2064}", "\u{2066}"..."\u{2069}", "\u{FEFF}":
+                out += "⟦U+" + String(scalar.value, radix: 16, uppercase: true) + "⟧"
             default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A decoded value on one line: control characters (a newline that would forge a line
+    /// of the page's own notes) written as escapes.
+    public static func oneLine(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value) {
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
             }
         }
         return out

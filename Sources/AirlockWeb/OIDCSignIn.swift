@@ -110,11 +110,19 @@ public final class OIDCSignIn: Sendable {
 
     /// The code → the verified identity. Blocking (HTTP to the provider).
     public func redeem(code: String, pending: Pending) async throws(AirlockError) -> Identity {
-        let endpoint = try discovery().token
+        let found = await WebBlocking.run { () -> Result<Discovery, AirlockError> in
+            do throws(AirlockError) { return .success(try self.discovery()) } catch { return .failure(error) }
+        }
+        let endpoint = try found.get().token
         let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI), ("client_id", config.clientID),
                     ("client_secret", secret), ("code_verifier", pending.verifier)]
             .map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
-        let answer = try call("POST", endpoint, body: Array(form.utf8), contentType: "application/x-www-form-urlencoded")
+        let sent = await WebBlocking.run { () -> Result<ExecutionClient.Response, AirlockError> in
+            do throws(AirlockError) {
+                return .success(try self.call("POST", endpoint, body: Array(form.utf8), contentType: "application/x-www-form-urlencoded"))
+            } catch { return .failure(error) }
+        }
+        let answer = try sent.get()
         let json = (try? JSON.parseStrict(bytes: answer.body)) ?? .null
         guard answer.status == 200, let token = json["id_token"]?.string else {
             let why = json["error_description"]?.string ?? json["error"]?.string ?? "HTTP \(answer.status)"
@@ -153,7 +161,11 @@ public final class OIDCSignIn: Sendable {
             throw refuse("its algorithm \(header["alg"]?.string ?? "(none)") is not accepted (web.oidc.algorithms: \(config.algorithms.joined(separator: ", ")))")
         }
         guard let kid = header["kid"]?.string, !kid.isEmpty else { throw refuse("it names no key id (kid)") }
-        guard let key = try key(kid) else { throw refuse("its key id \(kid) is not in the provider's JWKS") }
+        // The JWKS is fetched on the blocking pool, never on the cooperative threads.
+        let looked = await WebBlocking.run { () -> Result<JSON?, AirlockError> in
+            do throws(AirlockError) { return .success(try self.key(kid)) } catch { return .failure(error) }
+        }
+        guard let key = try looked.get() else { throw refuse("its key id \(kid) is not in the provider's JWKS") }
         if let keyAlgorithm = key["alg"]?.string, keyAlgorithm != algorithm {
             throw refuse("it is signed with \(algorithm), but key \(kid) is for \(keyAlgorithm)")
         }
@@ -188,7 +200,8 @@ public final class OIDCSignIn: Sendable {
 
     func discovery() throws(AirlockError) -> Discovery {
         if let known = cached.withLock({ $0.discovery }) { return known }
-        let url = config.issuer + "/.well-known/openid-configuration"
+        // OpenID Connect Discovery §4: the issuer without a trailing "/", then the path.
+        let url = (config.issuer.hasSuffix("/") ? String(config.issuer.dropLast()) : config.issuer) + "/.well-known/openid-configuration"
         let answer = try call("GET", url)
         guard answer.status == 200, let json = try? JSON.parseStrict(bytes: answer.body) else {
             throw AirlockError("the identity provider's discovery document (\(url)) answered HTTP \(answer.status)", code: .gateError)
@@ -207,8 +220,9 @@ public final class OIDCSignIn: Sendable {
     func key(_ kid: String) throws(AirlockError) -> JSON? {
         let now = Clock.monotonicSeconds()
         let (known, fetchedAt) = cached.withLock { ($0.keys[kid], $0.fetchedAt) }
-        if let known { return known }
-        guard now - fetchedAt >= 30 else { return nil }
+        // Kept an hour: a key the provider removed stops being trusted within one.
+        if let known, now - fetchedAt < 3600 { return known }
+        guard known != nil || now - fetchedAt >= 30 else { return nil }
         let url = try discovery().jwks
         let answer = try call("GET", url)
         guard answer.status == 200, let json = try? JSON.parseStrict(bytes: answer.body), let keys = json["keys"]?.array else {

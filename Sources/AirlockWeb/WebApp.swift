@@ -127,23 +127,28 @@ public struct WebApp: Sendable {
     /// only), else the session cookie. A session whose person was revoked is no session.
     func session<Context: WebRequestContext>(_ request: Request, _ context: Context) async -> (WebSession?, setCookie: String?, refusal: String?) {
         let backend = self.backend, config = self.config
-        if config.isProxy(context.peerAddress), let proxy = config.proxy,
-           let user = request.headers[HTTPField.Name(proxy.userHeader)!], !user.isEmpty {
-            let groups = (request.headers[HTTPField.Name(proxy.groupsHeader)!] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if config.isProxy(context.peerAddress), let proxy = config.proxy, let userField = HTTPField.Name(proxy.userHeader),
+           let groupsField = HTTPField.Name(proxy.groupsHeader), let user = request.headers[userField], !user.isEmpty {
+            // One of each: a proxy that appends to a client's own header instead of
+            // replacing it would otherwise let the client add groups (or a second name).
+            guard request.headers[values: userField].count == 1, request.headers[values: groupsField].count <= 1 else {
+                return (nil, nil, "the sign-in proxy sent \(proxy.userHeader) or \(proxy.groupsHeader) more than once; it must replace a client's own")
+            }
+            let groups = (request.headers[groupsField] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let cookie = WebCookies.parse(request.headers[.cookie])[WebCookies.session]
             return await WebBlocking.run { () -> (WebSession?, String?, String?) in
                 do throws(AirlockError) {
                     guard GateIdentity.isValidName(user) else { return (nil, nil, "the proxy's user \(user) is not a usable name") }
                     guard let role = config.role(groups: groups) else { return (nil, nil, "none of \(user)'s groups maps to a role (web.roles)") }
                     if let cookie, let existing = try backend.signIns.webSession(hash: WebCookies.hash(cookie), now: Clock.epochMilliseconds()),
-                       existing.name == user, existing.role == role, try backend.personActive(user) {
+                       existing.source == "proxy", existing.name == user, existing.role == role, try backend.personActive(user) {
                         return (existing, nil, nil)
                     }
-                    try backend.admitPerson(user, by: "proxy:\(context.peerAddress ?? "")")
-                    let (value, session) = try self.newSession(name: user, role: role, source: "proxy")
+                    let name = try self.admit(kind: "proxy", subject: user, name: user)
+                    let (value, session) = try self.newSession(name: name, role: role, source: "proxy")
                     return (session, WebCookies.sessionCookie(value, maxAge: config.sessionHours * 3600), nil)
                 } catch {
-                    return (nil, nil, error.message)
+                    return (nil, nil, error.message + (error.hint.map { " (\($0))" } ?? ""))
                 }
             }
         }
@@ -199,7 +204,7 @@ public struct WebApp: Sendable {
         }
         // Browsers say where a request comes from: a cross-site one is refused outright
         // (SameSite=Strict already kept the cookie from it; this is the second lock).
-        if request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" || !sameOrigin(request) {
+        if crossSite(request) {
             return message(.forbidden, "Refused", error: "This form was posted from another site; nothing was decided.", session: found)
         }
         let form: [String: String]
@@ -216,6 +221,11 @@ public struct WebApp: Sendable {
         return await WebBlocking.run { () -> Response in
             do throws(AirlockError) { return try body(found, form) } catch { return self.failure(error, session: found) }
         }
+    }
+
+    /// Posted from another site: `Sec-Fetch-Site: cross-site`, or an Origin that is not this host.
+    func crossSite(_ request: Request) -> Bool {
+        request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" || !sameOrigin(request)
     }
 
     /// Origin (when sent) names the host this request was sent to.
@@ -238,6 +248,13 @@ public struct WebApp: Sendable {
             // one the form carries is not decided (docs/web.md, "Decisions").
             guard let digest = form["digest"], WebCookies.same(digest, proposal.digest) else {
                 throw AirlockError("the proposal's digest is not the one on the page you decided on; nothing was decided. Reload it and look again.",
+                                   code: .conflict)
+            }
+            // The payload never changes under one id; what does is the preview (a drift
+            // re-check stores a new one and voids the approvals counted): the decision is
+            // for the preview the page showed.
+            guard let shown = form["preview"], WebCookies.same(shown, WebViews.previewDigest(try backend.store.preview(of: proposal))) else {
+                throw AirlockError("the preview changed since the page was shown (the target changed); nothing was decided. Reload it and look again.",
                                    code: .conflict)
             }
             let reason = form["reason"].map { String($0.prefix(2000)) }.flatMap { $0.isEmpty ? nil : $0 }
@@ -265,8 +282,17 @@ public struct WebApp: Sendable {
     /// hour (EventSource reconnects by itself) or when the person is signed out or revoked.
     func events<Context: WebRequestContext>(_ request: Request, _ context: Context) async -> Response {
         let (found, _, refusal) = await session(request, context)
-        guard found != nil else { return message(.unauthorized, "Not signed in", error: refusal ?? "Sign in first.") }
-        let changes = backend.changes
+        guard let found else { return message(.unauthorized, "Not signed in", error: refusal ?? "Sign in first.") }
+        let changes = backend.changes, backend = self.backend
+        let cookie = WebCookies.parse(request.headers[.cookie])[WebCookies.session]
+        // Signed out or revoked meanwhile: the stream ends (checked every 30 s).
+        let stillSignedIn: @Sendable () async -> Bool = {
+            await WebBlocking.run { () -> Bool in
+                guard let cookie else { return found.source == "proxy" && ((try? backend.personActive(found.name)) ?? false) }
+                guard let now = try? backend.signIns.webSession(hash: WebCookies.hash(cookie), now: Clock.epochMilliseconds()) else { return false }
+                return (try? backend.personActive(now.name)) ?? false
+            }
+        }
         var headers = securityHeaders()
         headers[.contentType] = "text/event-stream; charset=utf-8"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
@@ -276,7 +302,12 @@ public struct WebApp: Sendable {
             let clock = ContinuousClock()
             let ends = clock.now + .seconds(3600)
             var quiet = clock.now
+            var checked = clock.now
             while clock.now < ends && !Task.isCancelled {
+                if clock.now - checked > .seconds(30) {
+                    checked = clock.now
+                    guard await stillSignedIn() else { break }
+                }
                 try await Task.sleep(for: .milliseconds(250))
                 let now = changes.generation
                 if now != seen {
@@ -360,6 +391,20 @@ public struct WebApp: Sendable {
         return fields
     }
 
+    /// Two hex digits (no sign, no space) as a byte.
+    static func hex(_ high: UInt8, _ low: UInt8) -> UInt8? {
+        func value(_ digit: UInt8) -> UInt8? {
+            switch digit {
+            case 0x30...0x39: digit - 0x30
+            case 0x41...0x46: digit - 0x37
+            case 0x61...0x66: digit - 0x57
+            default: nil
+            }
+        }
+        guard let h = value(high), let l = value(low) else { return nil }
+        return h << 4 | l
+    }
+
     static func decodeComponent(_ text: String) -> String {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
@@ -368,7 +413,7 @@ public struct WebApp: Sendable {
             case 0x2B: bytes.append(0x20)
             case 0x25:
                 let high = iterator.next(), low = iterator.next()
-                if let high, let low, let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) { bytes.append(value) }
+                if let high, let low, let value = hex(high, low) { bytes.append(value) }
                 else { bytes.append(0x25); if let high { bytes.append(high) }; if let low { bytes.append(low) } }
             default: bytes.append(byte)
             }

@@ -17,6 +17,9 @@ public protocol WebBackend: Sendable {
     /// Whether `name` is a person who may sign in: enrolled (or new, for an identity
     /// provider's or a proxy's people) and not revoked.
     func personActive(_ name: String) throws(AirlockError) -> Bool
+    /// Whether any person (revoked ones too) is enrolled under this name, ignoring case:
+    /// `Alice` is not a new person where `alice` is one.
+    func personKnown(_ name: String) throws(AirlockError) -> Bool
     /// Enrols a person the identity provider or proxy vouches for the first time (as an
     /// approver identity without a usable token: `airlock gate user revoke` ends them too).
     /// A revoked name is refused: revoking a person is for good.
@@ -54,6 +57,10 @@ public struct GateWebBackend: WebBackend {
 
     public func personActive(_ name: String) throws(AirlockError) -> Bool {
         try service.store.identities().contains { $0.name == name && $0.role == .approver && $0.revokedAt == nil }
+    }
+
+    public func personKnown(_ name: String) throws(AirlockError) -> Bool {
+        try service.store.identities().contains { $0.role == .approver && $0.name.lowercased() == name.lowercased() }
     }
 
     public func admitPerson(_ name: String, by actor: String) throws(AirlockError) {
@@ -113,6 +120,8 @@ public struct LocalWebBackend: WebBackend {
     public var placeName: String { "local" }
 
     public func personActive(_ name: String) throws(AirlockError) -> Bool { name == user }
+
+    public func personKnown(_ name: String) throws(AirlockError) -> Bool { name.lowercased() == user.lowercased() }
 
     public func admitPerson(_ name: String, by actor: String) throws(AirlockError) {
         guard name == user else { throw AirlockError("only \(user) signs in to this store's page", code: .unauthenticated) }

@@ -61,6 +61,11 @@ extension WebApp {
         }
 
         router.post("ui/login") { request, _ in
+            // Login CSRF: another site posting its own link's token would sign this browser
+            // in as someone else, whose name the decisions would then carry.
+            if app.crossSite(request) {
+                return app.message(.forbidden, "Refused", error: "This sign-in was posted from another site.")
+            }
             var request = request
             let form = WebApp.formFields(String(buffer: (try? await request.collectBody(upTo: 4096)) ?? ByteBuffer()))
             let token = form["token"] ?? ""
@@ -86,9 +91,6 @@ extension WebApp {
     func oidcCallback(_ request: Request) async -> Response {
         guard let oidc else { return message(.notFound, "Not configured", error: "This gate has no identity provider (web.oidc in gate.yaml).") }
         let query = request.uri.queryParameters
-        if let error = query.get("error") {
-            return message(.unauthorized, "Sign-in refused", error: "The identity provider said: \(error) \(query.get("error_description") ?? "")")
-        }
         guard let cookie = WebCookies.parse(request.headers[.cookie])[WebCookies.oidc], let pending = OIDCSignIn.Pending(cookie: cookie) else {
             return message(.badRequest, "Sign-in refused", error: "No sign-in was started in this browser (or it took over 10 minutes); start again.",
                            next: ("/ui/signin", "Sign in"))
@@ -96,6 +98,11 @@ extension WebApp {
         guard let state = query.get("state"), WebCookies.same(state, pending.state) else {
             return message(.badRequest, "Sign-in refused", error: "The sign-in's state does not match this browser's; start again.",
                            next: ("/ui/signin", "Sign in"))
+        }
+        // The provider's own refusal, shown only for this browser's sign-in (else anyone
+        // could put words on the gate's page by a link).
+        if let error = query.get("error") {
+            return message(.unauthorized, "Sign-in refused", error: "The identity provider said: \(error) \(query.get("error_description") ?? "")")
         }
         guard let code = query.get("code"), !code.isEmpty, code.count <= 4096 else {
             return message(.badRequest, "Sign-in refused", error: "The identity provider sent no code.")
@@ -107,29 +114,52 @@ extension WebApp {
             logger.warning("web sign-in refused", metadata: ["why": "\(error.message)"])
             return message(.unauthorized, "Sign-in refused", error: error.message, next: ("/ui/signin", "Try again"))
         }
-        let config = self.config, backend = self.backend, issuer = oidc.config.issuer
+        let config = self.config, issuer = oidc.config.issuer
         let outcome = await WebBlocking.run { () -> Result<(String, WebSession), AirlockError> in
             do throws(AirlockError) {
-                guard let name = identity.username, GateIdentity.isValidName(name) else {
+                guard let claimed = identity.username, GateIdentity.isValidName(claimed) else {
                     throw AirlockError("the provider's \(oidc.config.usernameClaim) claim (\(identity.username ?? "missing")) is not a usable name: letters, digits, . _ - @",
                                        code: .unauthenticated)
                 }
                 guard let role = config.role(groups: identity.groups) else {
-                    throw AirlockError("none of \(name)'s groups (\(identity.groups.joined(separator: ", "))) maps to a role on this gate (web.roles)",
+                    throw AirlockError("none of \(claimed)'s groups (\(identity.groups.joined(separator: ", "))) maps to a role on this gate (web.roles)",
                                        code: .forbidden)
                 }
-                // One identity per person: this subject is this name, for good.
-                if let bound = try backend.signIns.boundName(kind: issuer, subject: identity.subject), bound != name {
-                    throw AirlockError("this account is bound to user:\(bound), not \(name); one account is one person", code: .forbidden)
-                }
-                try backend.admitPerson(name, by: "oidc:" + issuer)
-                try backend.signIns.bindSubject(kind: issuer, subject: identity.subject, name: name, by: "oidc:" + issuer)
+                let name = try self.admit(kind: issuer, subject: identity.subject, name: claimed)
                 return .success(try self.newSession(name: name, role: role, source: "oidc"))
             } catch {
                 return .failure(error)
             }
         }
         return signedInResponse(outcome)
+    }
+
+    /// One identity per person (docs/web.md, "Sign-in"): an account of the provider (`kind`
+    /// is its issuer, `subject` its `sub`) or a name the proxy sends (`kind` "proxy") is the
+    /// person it is bound to, whatever name it claims today. Unbound, it is refused, unless
+    /// `web.enrol` is `provider` and the name is new here (no enrolled person of that name,
+    /// ignoring case): an account never becomes an approver enrolled by a token or another
+    /// sign-in just by claiming their name. An admin binds: `airlock gate user bind`.
+    func admit(kind: String, subject: String, name: String) throws(AirlockError) -> String {
+        let how = kind == "proxy" ? "--proxy" : "--subject \(subject)"
+        if let bound = try backend.signIns.boundName(kind: kind, subject: subject) {
+            guard try backend.personActive(bound) else {
+                throw AirlockError("user:\(bound) was revoked on this gate; nobody signs in as them again", code: .unauthenticated)
+            }
+            return bound
+        }
+        guard config.enrol == .provider else {
+            throw AirlockError("this \(kind == "proxy" ? "proxy user" : "account") (\(name)) is not bound to a person on this gate",
+                               hint: "an admin runs: airlock gate user bind \(name) \(how)", code: .forbidden)
+        }
+        guard try !backend.personKnown(name) else {
+            throw AirlockError("user:\(name) is already enrolled on this gate (by a token, a link or another sign-in); an account does not become them by claiming the name",
+                               hint: "if this account is theirs, an admin runs: airlock gate user bind \(name) \(how)", code: .forbidden)
+        }
+        let actor = kind == "proxy" ? "proxy" : "oidc:" + kind
+        try backend.admitPerson(name, by: actor)
+        try backend.signIns.bindSubject(kind: kind, subject: subject, name: name, by: actor)
+        return name
     }
 
     /// A new session: its cookie and a page that moves on to the queue. The move is a
@@ -139,8 +169,8 @@ extension WebApp {
         switch outcome {
         case .failure(let error):
             logger.warning("web sign-in refused", metadata: ["why": "\(error.message)"])
-            return message(HTTPResponse.Status(code: error.code == .forbidden ? 403 : 401), "Sign-in refused", error: error.message,
-                           next: ("/ui/signin", "Sign in"))
+            return message(HTTPResponse.Status(code: error.code == .forbidden ? 403 : 401), "Sign-in refused",
+                           error: error.message + (error.hint.map { " (\($0))" } ?? ""), next: ("/ui/signin", "Sign in"))
         case .success(let (cookie, session)):
             var response = message(.ok, "Signed in", text: "Signed in as \(session.name) (\(session.role.rawValue)).", next: ("/ui/", "Go to the queue"),
                                    refresh: "/ui/")

@@ -81,6 +81,7 @@ enum WebTemplates {
         <form id="decide" method="post" action="/ui/proposals/{{id}}/decide">
         <input type="hidden" name="csrf" value="{{csrf}}">
         <input type="hidden" name="digest" value="{{digest}}">
+        <input type="hidden" name="preview" value="{{previewDigest}}">
         <label for="reason">Reason (recorded in the audit log)</label>
         <textarea id="reason" name="reason" maxlength="2000"></textarea>
         <div><button id="approve" name="decision" value="approve" type="submit">Approve and run</button>
@@ -93,7 +94,8 @@ enum WebTemplates {
         {{#previewText}}<pre id="preview-text">{{.}}</pre>{{/previewText}}
         {{^previewText}}<p class="muted">No preview for this change: the request below is all there is to review.</p>{{/previewText}}
         </section>
-        <section><h2>The request, exactly as it will run</h2><pre id="request">{{request}}</pre></section>
+        <section><h2>The request, exactly as it will run</h2><pre id="request">{{request}}</pre>
+        {{#decoded}}<h3>Decoded, to read</h3><pre id="request-decoded">{{.}}</pre>{{/decoded}}</section>
         {{#result}}<section><h2>Result</h2><pre id="result">{{.}}</pre></section>{{/result}}
         <section><h2>Where it comes from</h2>
         <dl id="origin"><dt>Proposal</dt><dd>{{id}}</dd><dt>Session</dt><dd>{{session}}</dd><dt>Host</dt><dd>{{host}}</dd>
@@ -117,7 +119,7 @@ enum WebTemplates {
         <p class="muted">{{shown}} of {{matching}} matching entries, newest first{{#head}}; chain head #{{seq}} {{hash}}{{/head}}.</p>
         <table id="audit"><thead><tr><th>#</th><th>When</th><th>Event</th><th>Proposal</th><th>Who</th><th>Detail</th></tr></thead><tbody>
         {{#entries}}<tr class="entry"><td>{{seq}}</td><td>{{at}}</td><td class="event">{{event}}</td>
-        <td>{{#proposal}}<a href="/ui/proposals/{{.}}">{{.}}</a>{{/proposal}}</td><td>{{actor}}</td><td>{{detail}}</td></tr>{{/entries}}
+        <td>{{#proposalID}}<a href="/ui/proposals/{{.}}">{{.}}</a>{{/proposalID}}</td><td>{{actor}}</td><td>{{detail}}</td></tr>{{/entries}}
         </tbody></table>
         """
 

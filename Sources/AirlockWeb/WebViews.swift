@@ -84,7 +84,9 @@ enum WebViews {
             context["waiting"] = "You approved this; it waits for \(status.more) more distinct approver\(status.more == 1 ? "" : "s")."
         }
         // The preview: risk labels, a plan or diff, and the whole record.
-        if let preview = try backend.store.preview(of: proposal) {
+        let preview = try backend.store.preview(of: proposal)
+        context["previewDigest"] = previewDigest(preview)
+        if let preview {
             let labels = preview["labels"]?.array?.map { ["label": $0["label"]?.string ?? "", "reason": $0["reason"]?.string ?? ""] } ?? []
             context["labels"] = labels
             context["hasLabels"] = !labels.isEmpty
@@ -93,7 +95,9 @@ enum WebViews {
             }
             context["previewText"] = preview.pretty()
         }
-        context["request"] = requestText(proposal.payload)
+        let request = request(proposal.payload)
+        context["request"] = request.text
+        if !request.decoded.isEmpty { context["decoded"] = request.decoded }
         if let result = proposal.result {
             var text = result.httpStatus.map { "HTTP \($0)\n" } ?? ""
             if let code = result.exitCode { text += "exit \(code)\n" }
@@ -126,10 +130,15 @@ enum WebViews {
         return WebTemplates.render("audit", context)
     }
 
+    /// What the decision form carries of the preview it showed: its SHA-256, or "none".
+    static func previewDigest(_ preview: JSON?) -> String {
+        preview.map { SigV4.hexSHA256(Array($0.serialized().utf8)) } ?? "none"
+    }
+
     static func entry(_ entry: AuditEntry) -> [String: Any] {
         var row: [String: Any] = ["seq": entry.seq, "at": shortTime(entry.at), "event": entry.event, "actor": entry.actor,
                                   "detail": entry.detail.count > 600 ? String(entry.detail.prefix(600)) + "…" : entry.detail]
-        if let id = entry.proposalID { row["proposal"] = id }
+        if let id = entry.proposalID { row["proposalID"] = id }
         return row
     }
 
@@ -140,48 +149,51 @@ enum WebViews {
     }
 
     /// The pinned request as it will be sent: an HTTP request's line, headers and body
-    /// (bodies decoded from base64 when they are text), anything else as indented JSON.
-    static func requestText(_ payload: [UInt8]) -> String {
+    /// (bodies decoded from base64 when they are text), with every other field of the payload
+    /// (which cluster context, which signing name) on the first lines; anything else as
+    /// indented JSON. And, apart (`decoded`), what a person reads more easily: form parameters
+    /// and a percent-encoded path decoded, each on one line (a newline in a value is shown
+    /// as an escape, so a value cannot forge a line of its own).
+    static func requestText(_ payload: [UInt8]) -> String { request(payload).text }
+
+    static func request(_ payload: [UInt8]) -> (text: String, decoded: String) {
         guard let json = try? JSON.parseStrict(bytes: payload), case .object(let fields) = json else {
-            return String(decoding: payload.prefix(256 << 10), as: UTF8.self)
+            return (String(decoding: payload.prefix(256 << 10), as: UTF8.self), "")
         }
         func text(_ base64: String?) -> String {
             guard let base64, let bytes = Base64.decode(base64) else { return "" }
             if let decoded = String(validating: bytes, as: UTF8.self) { return decoded.count > 256 << 10 ? String(decoded.prefix(256 << 10)) + "\n…" : decoded }
             return "(\(bytes.count) bytes, not text)"
         }
-        if let method = json["method"]?.string, let path = json["path"]?.string {
-            var out = ""
-            if let type = json["type"]?.string { out += "# \(type)" }
-            for key in ["service", "operation", "region", "server", "host", "repository"] {
-                if let value = json[key]?.string { out += " \(key)=\(value)" }
-            }
-            let query = json["query"]?.string ?? ""
-            out += "\n\(method) \(path)\(query.isEmpty ? "" : "?" + query)\n"
-            var readable = ""
-            if path.contains("%") { readable += "# path, decoded: \(WebApp.decodeComponent(path.replacingOccurrences(of: "+", with: "%2B")))\n" }
-            for header in json["headers"]?.array ?? [] {
-                if let pair = header.array, pair.count == 2 { out += "\(pair[0].string ?? ""): \(pair[1].string ?? "")\n" }
-                else if let name = header["name"]?.string { out += "\(name): \(header["value"]?.string ?? "")\n" }
-            }
-            let body = text(json["body_base64"]?.string)
-            if !body.isEmpty { out += "\n" + body }
-            // A form body (the query protocol's parameters), decoded one per line: what a
-            // person reads, beside what is sent.
-            let form = (json["headers"]?.array ?? []).contains { ($0.array?.last?.string ?? "").lowercased().hasPrefix("application/x-www-form-urlencoded") }
-            if form, !body.isEmpty {
-                readable += "# parameters, decoded:\n"
-                for pair in body.split(separator: "&") {
-                    let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                    readable += "#   \(WebApp.decodeComponent(String(parts[0]))) = \(parts.count > 1 ? WebApp.decodeComponent(String(parts[1])) : "")\n"
-                }
-            }
-            if !readable.isEmpty { out += (body.isEmpty || body.hasSuffix("\n") ? "" : "\n") + "\n" + readable }
-            return out
+        guard let method = json["method"]?.string, let path = json["path"]?.string else {
+            // Other payloads (commands, pushes, multipart uploads): every field, base64 decoded.
+            return (JSON.object(fields.map { key, value in
+                key.hasSuffix("_base64") ? (String(key.dropLast(7)), JSON.string(text(value.string))) : (key, value)
+            }).pretty(), "")
         }
-        // Other payloads (commands, pushes, multipart uploads): every field, base64 decoded.
-        return JSON.object(fields.map { key, value in
-            key.hasSuffix("_base64") ? (String(key.dropLast(7)), JSON.string(text(value.string))) : (key, value)
-        }).pretty()
+        var out = ""
+        let shown: Set<String> = ["method", "path", "query", "headers", "body_base64"]
+        for (key, value) in fields where !shown.contains(key) {
+            out += "# \(key): " + HTMLText.oneLine(value.string ?? value.serialized()) + "\n"
+        }
+        let query = json["query"]?.string ?? ""
+        out += "\(method) \(path)\(query.isEmpty ? "" : "?" + query)\n"
+        for header in json["headers"]?.array ?? [] {
+            if let pair = header.array, pair.count == 2 { out += "\(pair[0].string ?? ""): \(HTMLText.oneLine(pair[1].string ?? ""))\n" }
+            else if let name = header["name"]?.string { out += "\(name): \(HTMLText.oneLine(header["value"]?.string ?? ""))\n" }
+        }
+        let body = text(json["body_base64"]?.string)
+        if !body.isEmpty { out += "\n" + body }
+        var decoded = ""
+        if path.contains("%") { decoded += "path: \(HTMLText.oneLine(WebApp.decodeComponent(path.replacingOccurrences(of: "+", with: "%2B"))))\n" }
+        let form = (json["headers"]?.array ?? []).contains { ($0.array?.last?.string ?? "").lowercased().hasPrefix("application/x-www-form-urlencoded") }
+        if form, !body.isEmpty {
+            for pair in body.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                decoded += "\(HTMLText.oneLine(WebApp.decodeComponent(String(parts[0])))) = "
+                    + "\(parts.count > 1 ? HTMLText.oneLine(WebApp.decodeComponent(String(parts[1]))) : "")\n"
+            }
+        }
+        return (out, decoded)
     }
 }

@@ -3,6 +3,7 @@ import AirlockPolicy
 import AirlockStore
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Moves the live queue when the store changed in a way this process was not told of (docs/
@@ -42,8 +43,12 @@ public enum LocalWebServer {
         let logger = Logger(label: "airlock.ui")
         let web: WebApp
         // The origin is known once the port is: a placeholder until then (only HSTS reads it).
-        web = try WebApp(backend: backend, config: GateWebConfig(), baseURL: "http://127.0.0.1", logger: logger)
+        // A local sign-in lasts 2 hours: other accounts on this machine can reach 127.0.0.1.
+        var config = GateWebConfig()
+        config.sessionHours = 2
+        web = try WebApp(backend: backend, config: config, baseURL: "http://127.0.0.1", logger: logger)
         let router = Router(context: WebContext.self)
+        router.middlewares.add(LoopbackHostMiddleware())
         web.register(on: router)
         let token = WebCookies.token()
         try backend.signIns.addLoginLink(hash: WebCookies.hash(token), name: backend.user,
@@ -64,5 +69,20 @@ public enum LocalWebServer {
         } catch {
             throw AirlockError("the page stopped: \(error)")
         }
+    }
+}
+
+/// `airlock ui` answers only requests addressed to 127.0.0.1 or localhost: a web page whose
+/// own name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name as Host and is
+/// refused before any route (it would carry no session cookie either; this is the second lock).
+struct LoopbackHostMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let authority = request.head.authority ?? ""
+        let host = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
+        guard host == "127.0.0.1" || host == "localhost" || host == "[::1]" else {
+            return Response(status: .misdirectedRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "airlock ui answers requests for 127.0.0.1 only\n")))
+        }
+        return try await next(request, context)
     }
 }

@@ -60,10 +60,11 @@ import Testing
         }
     }
 
-    static func webConfig(port: Int, provider: Provider, proxy: Bool) -> String {
+    static func webConfig(port: Int, provider: Provider, proxy: Bool, enrol: String) -> String {
         """
         web:
           url: http://127.0.0.1:\(port)
+          enrol: \(enrol)
           oidc: {issuer: "\(provider.issuer)", client_id: airlock, client_secret_file: \(provider.secretFile)}
         \(proxy ? "  proxy: {addresses: [\"127.0.0.2\"]}\n" : "")  roles: {admin: [airlock-admins], approver: [airlock-approvers], viewer: [engineering]}
 
@@ -102,10 +103,10 @@ import Testing
         try Self.policy.write(toFile: directory + "/policy.cedar", atomically: true, encoding: .utf8)
         let database = try TeamGate.freshPostgres()
         let a = try TeamGate(store: "postgres", upstream: moto.url,
-                             extra: "replica: web-a\npolicy: \(directory)/policy.cedar\n" + Self.webConfig(port: portA, provider: provider, proxy: true),
+                             extra: "replica: web-a\npolicy: \(directory)/policy.cedar\n" + Self.webConfig(port: portA, provider: provider, proxy: true, enrol: "admin"),
                              postgres: database, port: portA)
         let b = try TeamGate(store: "postgres", upstream: moto.url,
-                             extra: "replica: web-b\npolicy: \(directory)/policy.cedar\n" + Self.webConfig(port: portB, provider: provider, proxy: false),
+                             extra: "replica: web-b\npolicy: \(directory)/policy.cedar\n" + Self.webConfig(port: portB, provider: provider, proxy: false, enrol: "provider"),
                              postgres: database, port: portB)
         let host = a.enrol("host", "web-host")
         let bob = b.admin(["user", "add", "bob", "--login-link"])
@@ -135,13 +136,20 @@ import Testing
             return try #require(made.stdout.split(separator: "\n").last.map(String.init))
         }
         let used = try link("dana"), revoked = try link("carol")
+        // Replica A enrols people by an admin's binding only (web.enrol: admin): dave's
+        // provider account (the stand-in's subject is sub-NAME) and mallory behind the proxy.
+        for binding in [["dave", "--subject", "sub-dave"], ["mallory", "--proxy"]] {
+            let bound = a.admin(["user", "bind"] + binding)
+            #expect(bound.status == 0, "user bind \(binding): \(bound)")
+        }
         let revoke = try String(decoding: JSONSerialization.data(withJSONObject: [TeamGate.binary, "user", "revoke", "carol", "--config", a.config]), as: UTF8.self)
         Self.run(["signin-failures", "--gate", a.url, "--idp", provider.issuer, "--host-token", host, "--pending", pendingID,
-                  "--link", used, "--used-link", used, "--revoked-link", revoked, "--revoke-command", revoke, "--proxy-user", "mallory"],
+                  "--link", used, "--used-link", used, "--revoked-link", revoked, "--revoke-command", revoke, "--proxy-user", "mallory",
+                  "--provider-gate", b.url, "--token-user", "bob"],
                  expecting: ["oidc-good", "oidc-es256", "oidc-wrong_iss-refused", "oidc-wrong_aud-refused", "oidc-expired-refused", "oidc-alg_none-refused",
                              "oidc-unknown_kid-refused", "oidc-bad_nonce-refused", "oidc-bad_signature-refused", "oidc-hs256-refused",
                              "oidc-state-mismatch", "oidc-pkce-mismatch", "oidc-code-reuse", "no-groups-refused", "proxy-from-elsewhere",
-                             "proxy-from-proxy", "link-reused", "link-unknown", "revoked-cookie", "nothing-decided"])
+                             "proxy-from-proxy", "proxy-repeated-header", "oidc-unbound-refused", "oidc-takeover-refused", "link-reused", "link-unknown", "revoked-cookie", "nothing-decided"])
         #expect(a.call("GET", "/v1/proposals/\(pendingID)", token: host).json["state"] as? String == "pending")
         // One person, one identity: dave signed in by the provider is user:dave, whose
         // binding is in the audit log; the audit chain is intact after all of it.
@@ -187,7 +195,7 @@ import Testing
             let link = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(link.hasPrefix("http://127.0.0.1:") && link.contains("/ui/login/"), "airlock ui printed: \(link) \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
             Self.run(["local-ui", "--link", link, "--pid", String(ui.processIdentifier), "--artifacts", artifacts, "--summary", "sqs:CreateQueue"],
-                     expecting: ["local-queue", "local-approve", "local-link-reused", "loopback-only"])
+                     expecting: ["local-queue", "local-approve", "local-link-reused", "loopback-only", "local-host-checked"])
             checked = true
         }
         #expect(checked)

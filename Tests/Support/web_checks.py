@@ -574,6 +574,37 @@ def signin_failures(args):
             return "signed in, but no airlock_session cookie was set"
         return None
 
+    def unbound_refused():
+        # This gate enrols people by an admin's binding only (web.enrol: admin): an account
+        # of the provider nobody bound is refused, and the page says what the admin runs.
+        set_mode(idp, "ok")
+        web, _, _, answer = oidc_flow(gate, idp, username="erin")
+        note = expect_refused(web, answer)
+        node = answer.doc.by_id("error")
+        text = node.text() if node is not None else ""
+        if "airlock gate user bind erin --subject sub-erin" not in text:
+            raise Fail("the refusal does not say how to bind: " + short(text, 300))
+        return note
+
+    def takeover_refused():
+        # A provider account claiming the name of an approver enrolled with a token (and
+        # never bound to it) does not become them, on a gate that trusts the provider's names.
+        set_mode(idp, "ok")
+        web, _, _, answer = oidc_flow(args.provider_gate.rstrip("/"), idp, username=args.token_user)
+        return expect_refused(web, answer)
+
+    def proxy_repeated_header():
+        # A second X-Forwarded-Groups (a proxy that appends instead of replacing) is refused.
+        command = ["curl", "-s", "-i", "--max-time", "20", "--noproxy", "*", "--interface", "127.0.0.2",
+                   "-H", "X-Forwarded-User: " + args.proxy_user, "-H", "X-Forwarded-Groups: engineering",
+                   "-H", "X-Forwarded-Groups: airlock-admins", gate + "/ui/"]
+        result = subprocess.run(command, capture_output=True, timeout=30)
+        raw = result.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
+        status_line = raw.split("\n", 1)[0]
+        if " 200 " in status_line + " " or "airlock_session=" in raw.partition("\n\n")[0].replace("airlock_session=;", ""):
+            raise Fail("two X-Forwarded-Groups headers from the proxy -> " + status_line)
+        return status_line
+
     def link_reused():
         web, token, _, first = link_sign_in(args.used_link)
         if first.status != 200 or not first.sets("airlock_session"):
@@ -635,6 +666,9 @@ def signin_failures(args):
     check("no-groups-refused", no_groups)
     check("proxy-from-elsewhere", proxy_elsewhere)
     check("proxy-from-proxy", proxy_from_proxy)
+    check("proxy-repeated-header", proxy_repeated_header)
+    check("oidc-unbound-refused", unbound_refused)
+    check("oidc-takeover-refused", takeover_refused)
     check("link-reused", link_reused)
     check("link-unknown", link_unknown)
     check("revoked-cookie", revoked_cookie)
@@ -1257,6 +1291,20 @@ def local_ui(args):
         else:
             not_run("local-link-reused", "the link's token was not read")
         check("loopback-only", loopback)
+
+        def rebinding():
+            # A page whose own name was re-pointed at 127.0.0.1 sends that name as Host.
+            origin = origin_of(args.link)
+            port = urlsplit(origin).port
+            answer = plain_session().get(origin + "/ui/signin", headers={"Host": "rebound.example:%d" % port},
+                                         allow_redirects=False, timeout=10)
+            if answer.status_code != 421:
+                raise Fail("Host rebound.example -> %d, not 421" % answer.status_code)
+            same = plain_session().get(origin + "/ui/signin", allow_redirects=False, timeout=10)
+            if same.status_code != 200:
+                raise Fail("Host 127.0.0.1 -> %d" % same.status_code)
+
+        check("local-host-checked", rebinding)
     finally:
         for driver in drivers:
             try:
@@ -1278,6 +1326,8 @@ def main():
     failures.add_argument("--revoked-link", required=True)
     failures.add_argument("--revoke-command", required=True, help="a JSON array: the command revoking carol")
     failures.add_argument("--proxy-user", required=True)
+    failures.add_argument("--provider-gate", required=True, help="a gate with web.enrol: provider")
+    failures.add_argument("--token-user", required=True, help="an approver enrolled there with a token, never bound")
     web = commands.add_parser("browser", help="the approver page in headless Chromium across two gates")
     web.add_argument("--gate-a", required=True)
     web.add_argument("--gate-b", required=True)

@@ -55,10 +55,20 @@ public struct GateWebConfig: Sendable, Equatable {
         public init(addresses: [String]) { self.addresses = addresses }
     }
 
+    /// Who becomes a person on this gate by signing in (docs/web.md, "Sign-in").
+    public enum Enrol: String, Sendable, Equatable {
+        /// Only accounts an admin bound (`airlock gate user bind`): the default.
+        case admin
+        /// Also any account of the provider or name of the proxy not seen before, under a
+        /// name no enrolled person has (ignoring case); it is bound to that name for good.
+        case provider
+    }
+
     public static let signatureAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
     public var url: String?
     public var sessionHours = 12
+    public var enrol = Enrol.admin
     public var oidc: OIDC?
     public var proxy: Proxy?
     public var roles: [Role: [String]] = [:]
@@ -108,7 +118,7 @@ extension GateWebConfig {
         func loopbackOrHTTPS(_ url: String) -> Bool {
             url.hasPrefix("https://") || url.hasPrefix("http://127.0.0.1") || url.hasPrefix("http://localhost") || url.hasPrefix("http://[::1]")
         }
-        let fields = try mapping(node, "web", ["url", "session_hours", "oidc", "proxy", "roles"])
+        let fields = try mapping(node, "web", ["url", "session_hours", "enrol", "oidc", "proxy", "roles"])
         var web = GateWebConfig()
         if fields["url"] != nil {
             var url = try string(fields["url"], "web.url", line: node.line)
@@ -125,10 +135,18 @@ extension GateWebConfig {
             }
             web.sessionHours = hours
         }
+        if fields["enrol"] != nil {
+            let text = try string(fields["enrol"], "web.enrol", line: node.line)
+            guard let enrol = Enrol(rawValue: text) else {
+                throw fail(fields["enrol"]?.line ?? node.line, "web.enrol must be admin (only accounts an admin bound sign in) or provider (new names enrol themselves)")
+            }
+            web.enrol = enrol
+        }
         if let oidc = fields["oidc"] {
             let entry = try mapping(oidc, "web.oidc", ["issuer", "client_id", "client_secret_file", "username_claim", "groups_claim", "algorithms", "ca"])
-            var issuer = try string(entry["issuer"], "web.oidc.issuer", line: oidc.line)
-            while issuer.hasSuffix("/") { issuer.removeLast() }
+            // Exactly as the provider names itself (a trailing "/" included): ID tokens' iss
+            // is compared with it byte for byte.
+            let issuer = try string(entry["issuer"], "web.oidc.issuer", line: oidc.line)
             guard loopbackOrHTTPS(issuer) else {
                 throw fail(entry["issuer"]?.line ?? oidc.line, "web.oidc.issuer must be the provider's https:// issuer URL (http only on loopback)")
             }
@@ -159,8 +177,16 @@ extension GateWebConfig {
                 throw fail(addresses.line, "web.proxy.addresses must list IP addresses (no names, no ranges)")
             }
             var config = Proxy(addresses: named)
-            if entry["user_header"] != nil { config.userHeader = try string(entry["user_header"], "web.proxy.user_header", line: proxy.line).lowercased() }
-            if entry["groups_header"] != nil { config.groupsHeader = try string(entry["groups_header"], "web.proxy.groups_header", line: proxy.line).lowercased() }
+            func header(_ key: String) throws(AirlockError) -> String? {
+                guard entry[key] != nil else { return nil }
+                let name = try string(entry[key], "web.proxy.\(key)", line: proxy.line).lowercased()
+                guard name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else {
+                    throw fail(entry[key]?.line ?? proxy.line, "web.proxy.\(key) must be a header name: letters, digits and '-'")
+                }
+                return name
+            }
+            config.userHeader = try header("user_header") ?? config.userHeader
+            config.groupsHeader = try header("groups_header") ?? config.groupsHeader
             web.proxy = config
         }
         if let roles = fields["roles"] {
