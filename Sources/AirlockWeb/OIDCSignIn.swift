@@ -234,11 +234,12 @@ public final class OIDCSignIn: Sendable {
         return byID[kid]
     }
 
-    /// For tests: what discovery and the JWKS would have answered.
-    func remember(authorization: String, token: String, jwks: String, keys: [JSON]) {
+    /// For tests: what discovery and the JWKS would have answered, fetched at `fetchedAt`
+    /// (monotonic seconds; later than now keeps them from being fetched again).
+    func remember(authorization: String, token: String, jwks: String, keys: [JSON], fetchedAt: Double = Clock.monotonicSeconds()) {
         var byID: [String: JSON] = [:]
         for key in keys { if let id = key["kid"]?.string { byID[id] = key } }
-        cached.withLock { $0 = (Discovery(authorization: authorization, token: token, jwks: jwks), byID, Clock.monotonicSeconds()) }
+        cached.withLock { $0 = (Discovery(authorization: authorization, token: token, jwks: jwks), byID, fetchedAt) }
     }
 
     func call(_ method: String, _ url: String, body: [UInt8] = [], contentType: String? = nil) throws(AirlockError) -> ExecutionClient.Response {
