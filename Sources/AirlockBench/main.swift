@@ -26,8 +26,13 @@ if arguments.count >= 3, arguments[1] == "parse" {
     measureParsing(Array(arguments.dropFirst(2)))
     exit(0)
 }
-guard arguments.count == 4, arguments[1] == "classify" else {
-    fail("usage: airlock-bench classify CORPUS CATALOG_DIR | airlock-bench parse TOOL_PROFILE... | airlock-bench policy")
+// `classify-count CORPUS CATALOG_DIR classify|verify ROUNDS`: the same work, untimed, for
+// `valgrind --tool=callgrind` (instructions are repeatable on this noisy machine; seconds are
+// not). scripts/bench runs it with 1 and 3 rounds: the difference over 2 × the corpus is the
+// instructions per request, without the loading both runs share.
+let counting = arguments.count == 6 && arguments[1] == "classify-count"
+guard (arguments.count == 4 && arguments[1] == "classify") || counting else {
+    fail("usage: airlock-bench classify CORPUS CATALOG_DIR | airlock-bench classify-count CORPUS CATALOG_DIR classify|verify ROUNDS | airlock-bench parse TOOL_PROFILE... | airlock-bench policy")
 }
 let corpusPath = arguments[2], catalogDir = arguments[3]
 
@@ -74,6 +79,22 @@ func measure(_ label: String, rounds: Int, _ body: (Item) -> Void) {
 }
 
 var sink = 0
+if counting {
+    let rounds = Int(arguments[5]) ?? 1
+    for _ in 0..<rounds {
+        for item in items {
+            if arguments[4] == "classify" {
+                sink &+= classifier.classify(item.request, service: item.service, servicePath: item.servicePath).ruling.decision.rawValue.count
+            } else if let signature = try? SigV4.parse(item.request),
+                      (try? SigV4.verify(item.request, signature: signature, secret: "airlock-corpus-dummy-secret",
+                                         uriEncodedTwice: !["s3", "s3control", "s3express"].contains(signature.service))) != nil {
+                sink &+= 1
+            }
+        }
+    }
+    print("counted \(items.count) requests × \(rounds) (\(sink))")
+    exit(0)
+}
 measure("classify (resolve operation + decide)", rounds: 5) { item in
     let result = classifier.classify(item.request, service: item.service, servicePath: item.servicePath)
     sink &+= result.ruling.decision.rawValue.count

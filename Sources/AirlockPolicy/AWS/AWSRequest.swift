@@ -30,8 +30,8 @@ public struct AWSRequest: Sendable {
 
     /// The first value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.first { $0.name.lowercased() == lower }?.value
+        // ASCII case folding, as AWS compares names (and no lowercased copy of each name).
+        headers.first { SigV4.asciiCaseInsensitiveEqual($0.name, name) }?.value
     }
 
     /// Decoded query parameters, in order; a key without `=` has a nil value.

@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 
 /// AWS Signature Version 4: verifying what the agent's SDK signed with its session's dummy
 /// key, and signing what the broker sends upstream with real credentials. Pure math.
@@ -59,11 +60,12 @@ public enum SigV4 {
                 if authorization.hasPrefix("Bearer ") { throw .unsupported("bearer tokens") }
                 throw .malformed("unknown algorithm")
             }
+            // By bytes: every byte this syntax cares about is ASCII, and Character-by-Character
+            // splitting was a third of a verification (BENCHMARKS.md).
             var fields: [String: String] = [:]
-            for part in authorization.dropFirst(algorithm.count + 1).split(separator: ",") {
-                let kv = part.split(separator: "=", maxSplits: 1)
-                guard kv.count == 2 else { throw .malformed("bad Authorization field") }
-                fields[String(kv[0]).trimmingSpaces()] = String(kv[1]).trimmingSpaces()
+            for part in authorization.utf8.dropFirst(algorithm.utf8.count + 1).split(separator: 0x2C) {
+                guard let equals = part.firstIndex(of: 0x3D), equals != part.startIndex else { throw .malformed("bad Authorization field") }
+                fields[asciiTrimmed(part[..<equals])] = asciiTrimmed(part[part.index(after: equals)...])
             }
             guard let credential = fields["Credential"], let signed = fields["SignedHeaders"],
                 let signature = fields["Signature"]
@@ -93,13 +95,13 @@ public enum SigV4 {
 
     static func make(credential: String, signedHeaders: String, signature: String, timestamp: String,
                      presigned: Bool) throws(Failure) -> Signature {
-        let scope = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard scope.count == 5, scope[4] == "aws4_request", scope[1].count == 8 else {
+        let scope = credential.utf8.split(separator: 0x2F, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        guard scope.count == 5, scope[4] == "aws4_request", scope[1].utf8.count == 8 else {
             throw .malformed("credential scope is not KEY/DATE/REGION/SERVICE/aws4_request")
         }
         return Signature(accessKeyID: scope[0], date: scope[1], region: scope[2], service: scope[3],
-                         signedHeaders: signedHeaders.split(separator: ";").map { $0.lowercased() },
-                         signature: signature.lowercased(), timestamp: timestamp, presigned: presigned)
+                         signedHeaders: signedHeaders.utf8.split(separator: 0x3B).map { asciiLowercased($0) },
+                         signature: asciiLowercased(signature.utf8[...]), timestamp: timestamp, presigned: presigned)
     }
 
     /// Checks the request's signature with `secret`. `uriEncodedTwice` is false for the S3
@@ -115,11 +117,11 @@ public enum SigV4 {
         } else {
             payloadHash = hexSHA256(request.body)
         }
-        let canonical = canonicalRequest(
+        let canonical = canonicalRequestBytes(
             method: request.method, path: request.path, query: request.query,
             headers: request.headers, signedHeaders: signature.signedHeaders, payloadHash: payloadHash,
             uriEncodedTwice: uriEncodedTwice, excludeQueryKey: signature.presigned ? "X-Amz-Signature" : nil)
-        let expected = sign(canonicalRequest: canonical, timestamp: signature.timestamp, scope: signature.scope,
+        let expected = sign(canonicalBytes: canonical, timestamp: signature.timestamp, scope: signature.scope,
                             key: signingKey(secret: secret, date: signature.date, region: signature.region,
                                             service: signature.service))
         guard constantTimeEquals(expected, signature.signature) else { throw .mismatch }
@@ -153,18 +155,85 @@ public enum SigV4 {
         method: String, path: String, query: String, headers: [(name: String, value: String)],
         signedHeaders: [String], payloadHash: String, uriEncodedTwice: Bool, excludeQueryKey: String?
     ) -> String {
-        var lines = [method.uppercased(), canonicalURI(path, encodeTwice: uriEncodedTwice),
-                     canonicalQuery(query, excluding: excludeQueryKey)]
+        String(decoding: canonicalRequestBytes(method: method, path: path, query: query, headers: headers, signedHeaders: signedHeaders,
+                                               payloadHash: payloadHash, uriEncodedTwice: uriEncodedTwice, excludeQueryKey: excludeQueryKey),
+               as: UTF8.self)
+    }
+
+    /// The canonical request written once into one buffer (measured: building it from an
+    /// array of lines, each header filtered by a lowercased copy of every header's name and
+    /// its value split and joined again, was most of a verification; BENCHMARKS.md).
+    static func canonicalRequestBytes(
+        method: String, path: String, query: String, headers: [(name: String, value: String)],
+        signedHeaders: [String], payloadHash: String, uriEncodedTwice: Bool, excludeQueryKey: String?
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + path.utf8.count + query.utf8.count + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 })
+        for byte in method.utf8 { out.append(byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte) }
+        out.append(0x0A)
+        out += canonicalURI(path, encodeTwice: uriEncodedTwice).utf8
+        out.append(0x0A)
+        out += canonicalQuery(query, excluding: excludeQueryKey).utf8
+        out.append(0x0A)
         for name in signedHeaders {
-            let values = headers.filter { $0.name.lowercased() == name }.map { value in
-                value.value.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+            out += name.utf8
+            out.append(0x3A)
+            var first = true
+            for header in headers where asciiCaseInsensitiveEqual(header.name, name) {
+                if !first { out.append(0x2C) }
+                first = false
+                // Leading and trailing space dropped, inner runs of spaces and tabs one space.
+                var pendingSpace = false, started = false
+                for byte in header.value.utf8 {
+                    if byte == 0x20 || byte == 0x09 {
+                        pendingSpace = started
+                    } else {
+                        if pendingSpace { out.append(0x20); pendingSpace = false }
+                        out.append(byte)
+                        started = true
+                    }
+                }
             }
-            lines.append("\(name):\(values.joined(separator: ","))")
+            out.append(0x0A)
         }
-        lines.append("")
-        lines.append(signedHeaders.joined(separator: ";"))
-        lines.append(payloadHash)
-        return lines.joined(separator: "\n")
+        out.append(0x0A)
+        var firstName = true
+        for name in signedHeaders {
+            if !firstName { out.append(0x3B) }
+            firstName = false
+            out += name.utf8
+        }
+        out.append(0x0A)
+        out += payloadHash.utf8
+        return out
+    }
+
+    /// Header names and hex are ASCII: folded as AWS folds them (no Unicode case mapping, which
+    /// would also fold the Kelvin sign into "k").
+    static func asciiLowercased(_ bytes: Substring.UTF8View) -> String {
+        String(decoding: bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
+    }
+
+    /// Spaces and tabs off both ends.
+    static func asciiTrimmed(_ bytes: Substring.UTF8View) -> String {
+        var slice = bytes[...]
+        while let first = slice.first, first == 0x20 || first == 0x09 { slice = slice.dropFirst() }
+        while let last = slice.last, last == 0x20 || last == 0x09 { slice = slice.dropLast() }
+        return String(decoding: slice, as: UTF8.self)
+    }
+
+    /// `a` equals `b` ignoring ASCII case, without lowercased copies.
+    static func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
+        var x = a.utf8.makeIterator(), y = b.utf8.makeIterator()
+        while true {
+            switch (x.next(), y.next()) {
+            case (nil, nil): return true
+            case (let p?, let q?):
+                if p == q { continue }
+                if p | 0x20 != q | 0x20 || !((p | 0x20) >= 0x61 && (p | 0x20) <= 0x7A) { return false }
+            default: return false
+            }
+        }
     }
 
     /// Non-S3 services: dot segments removed, then the (already encoded) path encoded again.
@@ -177,17 +246,25 @@ public enum SigV4 {
     /// As botocore does (RFC 3986 §5.2.4, and empty segments dropped): the path is what
     /// the SDK signed, so this must be its normalization exactly.
     static func removeDotSegments(_ path: String) -> String {
-        var output: [Substring] = []
-        for segment in path.split(separator: "/", omittingEmptySubsequences: true) where segment != "." {
-            if segment == ".." {
+        // By bytes ("/" and "." are ASCII): the Character version was a sixth of a verification.
+        let bytes = Array(path.utf8)
+        var output: [ArraySlice<UInt8>] = []
+        for segment in bytes.split(separator: 0x2F, omittingEmptySubsequences: true) where !(segment.count == 1 && segment.first == 0x2E) {
+            if segment.count == 2 && segment.first == 0x2E && segment.last == 0x2E {
                 if !output.isEmpty { output.removeLast() }
             } else {
                 output.append(segment)
             }
         }
-        let first = path.hasPrefix("/") ? "/" : ""
-        let last = path.hasSuffix("/") && !output.isEmpty ? "/" : ""
-        return first + output.joined(separator: "/") + last
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        if bytes.first == 0x2F { out.append(0x2F) }
+        for (index, segment) in output.enumerated() {
+            if index > 0 { out.append(0x2F) }
+            out += segment
+        }
+        if bytes.last == 0x2F && !output.isEmpty { out.append(0x2F) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Each key and value decoded, then encoded as SigV4 wants, sorted by key then value.
@@ -205,16 +282,39 @@ public enum SigV4 {
     }
 
     public static func signingKey(secret: String, date: String, region: String, service: String) -> SymmetricKey {
+        let name = "\(date)\n\(region)\n\(service)\n\(secret)"
+        if let known = keyCache.withLock({ $0[name] }) { return known }
         var key = SymmetricKey(data: Array(("AWS4" + secret).utf8))
         for part in [date, region, service, "aws4_request"] {
             key = SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
         }
+        keyCache.withLock { cache in
+            if cache.count >= 256 { cache.removeAll() }
+            cache[name] = key
+        }
         return key
     }
 
+    /// Derived keys by day, region, service and secret (AWS documents deriving one per day and
+    /// scope): four HMACs a request saved. Bounded: emptied at 256 scopes. The secrets are in
+    /// this process's memory anyway (the session's dummy key, the host's credentials).
+    static let keyCache = Mutex<[String: SymmetricKey]>([:])
+
     static func sign(canonicalRequest: String, timestamp: String, scope: String, key: SymmetricKey) -> String {
-        let stringToSign = [algorithm, timestamp, scope, hexSHA256(Array(canonicalRequest.utf8))].joined(separator: "\n")
-        return hex(Array(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key)))
+        sign(canonicalBytes: Array(canonicalRequest.utf8), timestamp: timestamp, scope: scope, key: key)
+    }
+
+    static func sign(canonicalBytes: [UInt8], timestamp: String, scope: String, key: SymmetricKey) -> String {
+        var toSign: [UInt8] = []
+        toSign.reserveCapacity(algorithm.utf8.count + timestamp.utf8.count + scope.utf8.count + 67)
+        toSign += algorithm.utf8
+        toSign.append(0x0A)
+        toSign += timestamp.utf8
+        toSign.append(0x0A)
+        toSign += scope.utf8
+        toSign.append(0x0A)
+        toSign += hexSHA256(canonicalBytes).utf8
+        return hex(Array(HMAC<SHA256>.authenticationCode(for: toSign, using: key)))
     }
 
     public static func hexSHA256(_ bytes: [UInt8]) -> String {
@@ -222,22 +322,26 @@ public enum SigV4 {
     }
 
     public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes { out += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
-        return String(decoding: out, as: UTF8.self)
+        // Written in place: appending a two-element array per byte allocated one each.
+        String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            for (index, byte) in bytes.enumerated() {
+                buffer[index * 2] = hexDigit(byte >> 4)
+                buffer[index * 2 + 1] = hexDigit(byte & 0xF)
+            }
+            return bytes.count * 2
+        }
     }
+
+    @inline(__always) static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
 
     static func isHexDigest(_ text: String) -> Bool {
         text.utf8.count == 64 && text.utf8.allSatisfy { PercentEncoding.hexValue($0) != nil }
     }
 
     static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
+        guard a.utf8.count == b.utf8.count else { return false }
         var difference: UInt8 = 0
-        for i in 0..<x.count { difference |= x[i] ^ y[i] }
+        for (x, y) in zip(a.utf8, b.utf8) { difference |= x ^ y }
         return difference == 0
     }
 }
