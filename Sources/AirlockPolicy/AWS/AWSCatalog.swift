@@ -35,6 +35,13 @@ public struct AWSOperation: Sendable {
     public let authType: String?
     let template: URITemplate
 
+    /// How it ranks among templates a request matches (docs/design.md §4.4).
+    var rank: URITemplate.Rank {
+        var rank = template.rank
+        rank.required = requiredQuery.count + requiredHeaders.count
+        return rank
+    }
+
     init(json: JSON) throws(AWSCatalogError) {
         guard let name = json["name"]?.string, let method = json["method"]?.string, let uri = json["uri"]?.string else {
             throw AWSCatalogError("operation without name, method or uri")
@@ -66,6 +73,10 @@ public struct AWSService: Sendable {
     /// Query parameters that pick a REST operation (template literals such as `uploads`,
     /// required members such as `uploadId`): each may appear once (docs/gate.md).
     public let routingQueryKeys: Set<String>
+    /// REST operations by method and the first path segment their template fixes (or "" when
+    /// it begins with a label), each list in rank order, best first (docs/design.md §4.4):
+    /// resolving a request looks at the operations its path can match, not at all of them.
+    let restIndex: [String: [Int]]
 
     public func operation(named name: String) -> AWSOperation? {
         byName[name].map { operations[$0] }
@@ -92,6 +103,37 @@ public struct AWSService: Sendable {
         self.operations = operations
         routingQueryKeys = Set(operations.flatMap { $0.requiredQuery + $0.template.queryLiterals.map(\.key) })
         byName = Dictionary(operations.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        restIndex = Self.restIndex(operations)
+    }
+
+    /// "METHOD segment" → the operations whose template starts with /segment/ (or is exactly
+    /// /segment) followed by those that start with a label ("METHOD " alone), merged in rank
+    /// order; "METHOD " → those that start with a label.
+    static func restIndex(_ operations: [AWSOperation]) -> [String: [Int]] {
+        var fixed: [String: [Int]] = [:], open: [String: [Int]] = [:]
+        for (index, operation) in operations.enumerated() {
+            if let segment = operation.template.firstSegment {
+                fixed[operation.method + " " + segment, default: []].append(index)
+            } else {
+                open[operation.method + " ", default: []].append(index)
+            }
+        }
+        func ranked(_ indices: [Int]) -> [Int] {
+            indices.sorted { operations[$0].rank > operations[$1].rank || (operations[$0].rank == operations[$1].rank && $0 < $1) }
+        }
+        var index: [String: [Int]] = [:]
+        for (key, indices) in open { index[key] = ranked(indices) }
+        for (key, indices) in fixed {
+            let method = String(key.prefix { $0 != " " })
+            index[key] = ranked(indices + (open[method + " "] ?? []))
+        }
+        return index
+    }
+
+    /// The operations a request with this method and first path segment can match, best
+    /// ranked first.
+    func restCandidates(method: String, firstSegment: String) -> [Int] {
+        restIndex[method + " " + firstSegment] ?? restIndex[method + " "] ?? []
     }
 }
 

@@ -54,6 +54,29 @@ struct URITemplate: Sendable {
         }
     }
 
+    /// The first path segment when the template fixes it: `/2015-03-31/functions/{Name}` →
+    /// "2015-03-31", `/tags` → "tags"; nil when a label begins it (`/{Bucket}`).
+    var firstSegment: String? {
+        guard case .literal(let bytes)? = tokens.first, bytes.first == 0x2F else { return nil }
+        let rest = bytes.dropFirst()
+        if let slash = rest.firstIndex(of: 0x2F) {
+            return rest.startIndex == slash ? nil : String(decoding: rest[..<slash], as: UTF8.self)
+        }
+        // The whole literal is the segment only if nothing follows it.
+        return tokens.count == 1 && !rest.isEmpty ? String(decoding: rest, as: UTF8.self) : nil
+    }
+
+    /// The ranking facts as one comparable value: more query literals, more required members
+    /// (added by the operation), more literal characters, fewer greedy labels.
+    var rank: Rank { Rank(queryLiterals: queryLiterals.count, required: 0, literal: literalLength, greedy: -greedyCount) }
+
+    struct Rank: Comparable, Sendable {
+        var queryLiterals: Int, required: Int, literal: Int, greedy: Int
+        static func < (a: Rank, b: Rank) -> Bool {
+            (a.queryLiterals, a.required, a.literal, a.greedy) < (b.queryLiterals, b.required, b.literal, b.greedy)
+        }
+    }
+
     /// The label values (still percent-encoded) if `path` matches, else nil.
     func match(_ path: [UInt8]) -> [String: String]? {
         var bindings: [String: String] = [:]
