@@ -34,6 +34,11 @@ public struct AWSOperation: Sendable {
     /// nil (signed as the service says), "none" (sent unsigned) or "v4-unsigned-body".
     public let authType: String?
     let template: URITemplate
+    /// "service:Operation", the overrides' key; its IAM access levels and actions as rulings
+    /// name them. Made once here, not per request.
+    let key: String
+    let levelsText: String
+    let actionsText: String
 
     /// How it ranks among templates a request matches (docs/design.md §4.4).
     var rank: URITemplate.Rank {
@@ -42,7 +47,7 @@ public struct AWSOperation: Sendable {
         return rank
     }
 
-    init(json: JSON) throws(AWSCatalogError) {
+    init(json: JSON, service: String) throws(AWSCatalogError) {
         guard let name = json["name"]?.string, let method = json["method"]?.string, let uri = json["uri"]?.string else {
             throw AWSCatalogError("operation without name, method or uri")
         }
@@ -55,6 +60,9 @@ public struct AWSOperation: Sendable {
         access = json["access"]?.stringArray ?? []
         authType = json["auth_type"]?.string
         template = URITemplate(uri)
+        key = service + ":" + name
+        levelsText = access.joined(separator: ", ")
+        actionsText = iamActions.joined(separator: ", ")
     }
 }
 
@@ -99,7 +107,7 @@ public struct AWSService: Sendable {
         jsonVersion = json["json_version"]?.string
         signatureVersion = json["signature_version"]?.string
         var operations: [AWSOperation] = []
-        for item in json["operations"]?.array ?? [] { operations.append(try AWSOperation(json: item)) }
+        for item in json["operations"]?.array ?? [] { operations.append(try AWSOperation(json: item, service: name)) }
         self.operations = operations
         routingQueryKeys = Set(operations.flatMap { $0.requiredQuery + $0.template.queryLiterals.map(\.key) })
         byName = Dictionary(operations.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })

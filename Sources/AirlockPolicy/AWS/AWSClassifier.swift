@@ -39,8 +39,8 @@ public struct AWSClassifier: Sendable {
     }
 
     public func decide(service: AWSService, operation: AWSOperation, request: AWSRequest, bindings: [String: String]) -> Ruling {
-        let key = "\(service.name):\(operation.name)"
-        if let entry = overrides.deny[key] ?? overrides.deny["\(service.name):*"] {
+        let key = operation.key  // "service:Operation", made when the catalog was read
+        if let entry = overrides.deny[key] ?? (overrides.deny.isEmpty ? nil : overrides.deny["\(service.name):*"]) {
             return Ruling(.deny, "denied (overrides.yaml, \(entry.operation)): \(entry.reason)")
         }
         for entry in overrides.sensitive[key] ?? [] {
@@ -54,15 +54,13 @@ public struct AWSClassifier: Sendable {
         if let entry = overrides.read[key] {
             return Ruling(.read, "read (overrides.yaml, \(key)): \(entry.reason)")
         }
-        let actions = operation.iamActions.joined(separator: ", ")
         guard !operation.access.isEmpty else {
             return Ruling(.mutation, "no IAM access level known for \(key): unknown means mutation")
         }
-        let levels = operation.access.joined(separator: ", ")
         if operation.access.allSatisfy({ $0 == "List" || $0 == "Read" }) {
-            return Ruling(.read, "IAM access level \(levels) (\(actions))")
+            return Ruling(.read, "IAM access level \(operation.levelsText) (\(operation.actionsText))")
         }
-        return Ruling(.mutation, "IAM access level \(levels) (\(actions))")
+        return Ruling(.mutation, "IAM access level \(operation.levelsText) (\(operation.actionsText))")
     }
 
     /// The query parameters a request of `service` is decided by: those that route it and

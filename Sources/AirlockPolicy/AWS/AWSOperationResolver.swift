@@ -18,8 +18,7 @@ public enum AWSOperationResolver {
     public static func resolve(_ request: AWSRequest, service: AWSService, servicePath: String) -> AWSResolution {
         switch service.wireProtocol {
         case .query, .ec2:
-            let params = request.formParameters
-            guard let action = params.first(where: { $0.key == "Action" })?.value, !action.isEmpty else {
+            guard let found = request.firstFormValue("Action"), let action = found, !action.isEmpty else {
                 return .unknown("no Action parameter")
             }
             return byName(action, service)
@@ -31,7 +30,7 @@ public enum AWSOperationResolver {
                 }
                 return byName(String(target.dropFirst(prefix.count + 1)), service)
             }
-            if let action = request.formParameters.first(where: { $0.key == "Action" })?.value {
+            if let found = request.firstFormValue("Action"), let action = found {
                 return byName(action, service)
             }
             return cborOrUnknown(servicePath, service, missing: "no X-Amz-Target header")

@@ -47,6 +47,34 @@ public struct AWSRequest: Sendable {
     }
 
     /// Form parameters of a query/ec2 request: the body for a form POST, else the query.
+    /// The first value of form parameter `key` (in the body, as formParameters reads it, then
+    /// the query), decoding only that one: `Action=` of a query-protocol request without
+    /// decoding its every parameter.
+    public func firstFormValue(_ key: String) -> String?? {
+        let contentType = header("content-type")?.lowercased() ?? ""
+        if method == "POST" && (contentType.hasPrefix("application/x-www-form-urlencoded") || contentType.isEmpty) && !body.isEmpty,
+           let found = Self.firstValue(key, in: body[...]) {
+            return found
+        }
+        return Self.firstValue(key, in: Array(query.utf8)[...])
+    }
+
+    /// Pairs split by "&" and "=" over bytes; a key is decoded only when it holds "%" or "+".
+    static func firstValue(_ key: String, in bytes: ArraySlice<UInt8>) -> String?? {
+        let wanted = Array(key.utf8)
+        for pair in bytes.split(separator: 0x26, omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: 0x3D)
+            let rawKey = pair[..<(equals ?? pair.endIndex)]
+            let matches = rawKey.contains(0x25) || rawKey.contains(0x2B)
+                ? PercentEncoding.decode(String(decoding: rawKey, as: UTF8.self), plusIsSpace: true) == key
+                : rawKey.elementsEqual(wanted)
+            guard matches else { continue }
+            guard let equals else { return .some(nil) }
+            return .some(PercentEncoding.decode(String(decoding: pair[pair.index(after: equals)...], as: UTF8.self), plusIsSpace: true))
+        }
+        return nil
+    }
+
     public var formParameters: [(key: String, value: String?)] {
         let contentType = header("content-type")?.lowercased() ?? ""
         if method == "POST" && (contentType.hasPrefix("application/x-www-form-urlencoded") || contentType.isEmpty) && !body.isEmpty {
