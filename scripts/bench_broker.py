@@ -77,3 +77,4 @@ for name, s in [("direct to moto", samples), ("through the broker", through)]:
     print(f"{name:22} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f}")
 added = statistics.median(through) - statistics.median(samples)
 print(f"added at the median: {added:.2f} ms (ratio {statistics.median(through) / statistics.median(samples):.2f})")
+print(f"  goal ≤ +0.2 ms: {'met' if added <= 0.2 else 'NOT met'}")  # issue 27

@@ -105,9 +105,11 @@ print(f"{'':14} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'peak RSS':>10}")
 for name in commands:
     s = samples[name]
     print(f"{name:14} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f} {peaks[name] / 1024:8.1f}MB")
+goals = {"airlock --no-broker": 1.0, "airlock run": 1.3}  # issue 27: the sandbox alone, the full session
 for name in ("airlock --no-broker", "airlock run"):
     ratio = statistics.median(samples[name]) / statistics.median(samples["bwrap"])
     print(f"ratio {name} / bwrap (median): {ratio:.2f}")
+    print(f"  goal ≤ {goals[name]:.1f}×: {'met' if ratio <= goals[name] else 'NOT met'}")
 if baseline:
     ratio = statistics.median(samples["airlock run"]) / statistics.median(samples["baseline run"])
     print(f"ratio airlock run / baseline run (median): {ratio:.3f}")

@@ -79,16 +79,21 @@ struct URITemplate: Sendable {
 
     /// The label values (still percent-encoded) if `path` matches, else nil.
     func match(_ path: [UInt8]) -> [String: String]? {
+        // Where each label matched, as ranges: strings are made once, for a match (trying
+        // each end of a label made a string per try; BENCHMARKS.md).
+        var spans: [(name: String, range: Range<Int>)] = []
+        guard matchFrom(0, path[...], &spans) else { return nil }
         var bindings: [String: String] = [:]
-        return matchFrom(0, path[...], &bindings) ? bindings : nil
+        for span in spans { bindings[span.name] = String(decoding: path[span.range], as: UTF8.self) }
+        return bindings
     }
 
-    private func matchFrom(_ index: Int, _ rest: ArraySlice<UInt8>, _ bindings: inout [String: String]) -> Bool {
+    private func matchFrom(_ index: Int, _ rest: ArraySlice<UInt8>, _ spans: inout [(name: String, range: Range<Int>)]) -> Bool {
         guard index < tokens.count else { return rest.isEmpty }
         switch tokens[index] {
         case .literal(let bytes):
             guard rest.starts(with: bytes) else { return false }
-            return matchFrom(index + 1, rest.dropFirst(bytes.count), &bindings)
+            return matchFrom(index + 1, rest.dropFirst(bytes.count), &spans)
         case .label(let name), .greedy(let name):
             let greedy: Bool
             if case .greedy = tokens[index] { greedy = true } else { greedy = false }
@@ -96,11 +101,11 @@ struct URITemplate: Sendable {
             var end = rest.startIndex
             while end < rest.endIndex && (greedy || rest[end] != UInt8(ascii: "/")) { end += 1 }
             while end > rest.startIndex {
-                bindings[name] = String(decoding: rest[rest.startIndex..<end], as: UTF8.self)
-                if matchFrom(index + 1, rest[end...], &bindings) { return true }
+                spans.append((name, rest.startIndex..<end))
+                if matchFrom(index + 1, rest[end...], &spans) { return true }
+                spans.removeLast()
                 end -= 1
             }
-            bindings[name] = nil
             return false
         }
     }
