@@ -37,8 +37,9 @@ public struct AWSOperation: Sendable {
     /// "service:Operation", the overrides' key; its IAM access levels and actions as rulings
     /// name them. Made once here, not per request.
     let key: String
-    let levelsText: String
-    let actionsText: String
+    /// What its IAM access level alone decides (read for List/Read only, else mutation):
+    /// the ruling of every request no override names, made once.
+    let iamRuling: Ruling
 
     /// How it ranks among templates a request matches (docs/design.md §4.4).
     var rank: URITemplate.Rank {
@@ -61,8 +62,14 @@ public struct AWSOperation: Sendable {
         authType = json["auth_type"]?.string
         template = URITemplate(uri)
         key = service + ":" + name
-        levelsText = access.joined(separator: ", ")
-        actionsText = iamActions.joined(separator: ", ")
+        let levels = access.joined(separator: ", "), actions = iamActions.joined(separator: ", ")
+        if access.isEmpty {
+            iamRuling = Ruling(.mutation, "no IAM access level known for \(service):\(name): unknown means mutation")
+        } else if access.allSatisfy({ $0 == "List" || $0 == "Read" }) {
+            iamRuling = Ruling(.read, "IAM access level \(levels) (\(actions))")
+        } else {
+            iamRuling = Ruling(.mutation, "IAM access level \(levels) (\(actions))")
+        }
     }
 }
 

@@ -54,13 +54,8 @@ public struct AWSClassifier: Sendable {
         if let entry = overrides.read[key] {
             return Ruling(.read, "read (overrides.yaml, \(key)): \(entry.reason)")
         }
-        guard !operation.access.isEmpty else {
-            return Ruling(.mutation, "no IAM access level known for \(key): unknown means mutation")
-        }
-        if operation.access.allSatisfy({ $0 == "List" || $0 == "Read" }) {
-            return Ruling(.read, "IAM access level \(operation.levelsText) (\(operation.actionsText))")
-        }
-        return Ruling(.mutation, "IAM access level \(operation.levelsText) (\(operation.actionsText))")
+        // No override names it: its IAM access level decides (the ruling made with the catalog).
+        return operation.iamRuling
     }
 
     /// The query parameters a request of `service` is decided by: those that route it and

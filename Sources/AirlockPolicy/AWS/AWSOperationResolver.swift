@@ -60,7 +60,14 @@ public enum AWSOperationResolver {
     /// literal path characters and fewer greedy labels win.
     static func matchTemplate(_ request: AWSRequest, service: AWSService, servicePath: String) -> AWSResolution {
         let path = Array(servicePath.utf8)
-        let query = request.queryItems
+        // The query decoded only if a candidate asks about it (most do not).
+        var decoded: [(key: String, value: String?)]?
+        func query() -> [(key: String, value: String?)] {
+            if let decoded { return decoded }
+            let items = request.query.isEmpty ? [] : request.queryItems
+            decoded = items
+            return items
+        }
         // Only the operations whose template can start like this path, best ranked first
         // (AWSService.restIndex): the first match's rank ends the search once a worse rank
         // comes up. (Measured: looking at every operation of the method, each with a set of
@@ -73,12 +80,12 @@ public enum AWSOperationResolver {
             let operation = service.operations[index]
             let rank = operation.rank
             if let bestRank, rank < bestRank { break }
-            guard operation.requiredQuery.allSatisfy({ key in query.contains { $0.key == key } }),
+            guard operation.requiredQuery.allSatisfy({ key in query().contains { $0.key == key } }),
                 operation.requiredHeaders.allSatisfy({ request.header($0) != nil })
             else { continue }
             let literalsPresent = operation.template.queryLiterals.allSatisfy { literal in
-                guard let value = literal.value else { return query.contains { $0.key == literal.key } }
-                return query.contains { $0.key == literal.key && $0.value == value }
+                guard let value = literal.value else { return query().contains { $0.key == literal.key } }
+                return query().contains { $0.key == literal.key && $0.value == value }
             }
             guard literalsPresent, let bindings = operation.template.match(path) else { continue }
             bestRank = rank
