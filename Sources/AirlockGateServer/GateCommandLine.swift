@@ -198,7 +198,7 @@ struct Audit: AsyncParsableCommand {
 
 /// `host add|revoke NAME` and `user add|revoke NAME`.
 struct Identities: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "host", abstract: "Enrol or revoke an agent host (`user …` for approvers).",
+    static let configuration = CommandConfiguration(commandName: "host", abstract: "Enrol or revoke an agent host; `user …` for approvers, who also get login links and bound accounts.",
                                                     aliases: ["user"])
     @Argument(help: "add, revoke, or for people: link (a new one-time link to the web page), bind (an account is this person)") var action: String
     @Argument(help: "The host's or approver's name: letters, digits, '.', '_', '-' or '@'.") var name: String
