@@ -104,7 +104,7 @@ public final class OIDCSignIn: Sendable {
         let query = [("response_type", "code"), ("client_id", config.clientID), ("redirect_uri", redirectURI),
                      ("scope", "openid profile email"), ("state", pending.state), ("nonce", pending.nonce),
                      ("code_challenge", pending.challenge), ("code_challenge_method", "S256")]
-            .map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
+            .map { "\($0.0)=\(PercentEncoding.encode($0.1))" }.joined(separator: "&")
         return endpoint + (endpoint.contains("?") ? "&" : "?") + query
     }
 
@@ -116,7 +116,7 @@ public final class OIDCSignIn: Sendable {
         let endpoint = try found.get().token
         let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI), ("client_id", config.clientID),
                     ("client_secret", secret), ("code_verifier", pending.verifier)]
-            .map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
+            .map { "\($0.0)=\(PercentEncoding.encode($0.1))" }.joined(separator: "&")
         let sent = await WebBlocking.run { () -> Result<ExecutionClient.Response, AirlockError> in
             do throws(AirlockError) {
                 return .success(try self.call("POST", endpoint, body: Array(form.utf8), contentType: "application/x-www-form-urlencoded"))
@@ -185,7 +185,7 @@ public final class OIDCSignIn: Sendable {
         guard claims.iss.value == config.issuer else { throw refuse("its issuer \(claims.iss.value) is not \(config.issuer)") }
         if claims.aud.value.count > 1, claims.azp != config.clientID { throw refuse("it has several audiences and azp is not \(config.clientID)") }
         if let issued = claims.iat?.value, issued.timeIntervalSince(now) > 300 { throw refuse("it was issued in the future") }
-        guard let claimed = claims.nonce, WebCookies.same(claimed, nonce) else { throw refuse("its nonce is not this sign-in's") }
+        guard let claimed = claims.nonce, SigV4.constantTimeEquals(claimed, nonce) else { throw refuse("its nonce is not this sign-in's") }
         guard !claims.sub.value.isEmpty else { throw refuse("it names no subject") }
         var groups: [String] = []
         switch payload[config.groupsClaim] {
@@ -277,18 +277,5 @@ public final class OIDCSignIn: Sendable {
         var standard = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
         while standard.utf8.count % 4 != 0 { standard += "=" }
         return Base64.decode(standard)
-    }
-
-    /// application/x-www-form-urlencoded (and query) encoding: unreserved characters kept.
-    public static func formEncode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            if (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 15, radix: 16, uppercase: true)
-            }
-        }
-        return out
     }
 }

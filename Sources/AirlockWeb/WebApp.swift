@@ -214,7 +214,7 @@ public struct WebApp: Sendable {
         } catch {
             return message(.contentTooLarge, "Refused", error: "The form is larger than 64 KiB; nothing was decided.", session: found)
         }
-        guard let csrf = form["csrf"], WebCookies.same(csrf, found.csrf) else {
+        guard let csrf = form["csrf"], SigV4.constantTimeEquals(csrf, found.csrf) else {
             return message(.forbidden, "Refused", error: "The form's CSRF token is missing or not this session's; nothing was decided. Reload the page and try again.",
                            session: found)
         }
@@ -246,14 +246,14 @@ public struct WebApp: Sendable {
             guard let proposal = try backend.store.proposal(id: id) else { throw AirlockError("there is no proposal \(id)", code: .noSuchProposal) }
             // The decision is for what the page showed: a proposal whose digest is not the
             // one the form carries is not decided (docs/web.md, "Decisions").
-            guard let digest = form["digest"], WebCookies.same(digest, proposal.digest) else {
+            guard let digest = form["digest"], SigV4.constantTimeEquals(digest, proposal.digest) else {
                 throw AirlockError("the proposal's digest is not the one on the page you decided on; nothing was decided. Reload it and look again.",
                                    code: .conflict)
             }
             // The payload never changes under one id; what does is the preview (a drift
             // re-check stores a new one and voids the approvals counted): the decision is
             // for the preview the page showed.
-            guard let shown = form["preview"], WebCookies.same(shown, WebViews.previewDigest(try backend.store.preview(of: proposal))) else {
+            guard let shown = form["preview"], SigV4.constantTimeEquals(shown, WebViews.previewDigest(try backend.store.preview(of: proposal))) else {
                 throw AirlockError("the preview changed since the page was shown (the target changed); nothing was decided. Reload it and look again.",
                                    code: .conflict)
             }
@@ -383,42 +383,8 @@ public struct WebApp: Sendable {
     /// application/x-www-form-urlencoded → fields (a name seen twice keeps its first value).
     static func formFields(_ body: String) -> [String: String] {
         var fields: [String: String] = [:]
-        for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = parts.first.map({ decodeComponent(String($0)) }), !name.isEmpty else { continue }
-            if fields[name] == nil { fields[name] = parts.count > 1 ? decodeComponent(String(parts[1])) : "" }
-        }
+        for (key, value) in AWSRequest.parseForm(body) where !key.isEmpty && fields[key] == nil { fields[key] = value ?? "" }
         return fields
-    }
-
-    /// Two hex digits (no sign, no space) as a byte.
-    static func hex(_ high: UInt8, _ low: UInt8) -> UInt8? {
-        func value(_ digit: UInt8) -> UInt8? {
-            switch digit {
-            case 0x30...0x39: digit - 0x30
-            case 0x41...0x46: digit - 0x37
-            case 0x61...0x66: digit - 0x57
-            default: nil
-            }
-        }
-        guard let h = value(high), let l = value(low) else { return nil }
-        return h << 4 | l
-    }
-
-    static func decodeComponent(_ text: String) -> String {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            switch byte {
-            case 0x2B: bytes.append(0x20)
-            case 0x25:
-                let high = iterator.next(), low = iterator.next()
-                if let high, let low, let value = hex(high, low) { bytes.append(value) }
-                else { bytes.append(0x25); if let high { bytes.append(high) }; if let low { bytes.append(low) } }
-            default: bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

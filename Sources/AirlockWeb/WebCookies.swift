@@ -40,15 +40,6 @@ public enum WebCookies {
     public static func token() -> String { RandomID.make(43, alphabet: "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") }
 
     public static func hash(_ token: String) -> String { SigV4.hexSHA256(Array(token.utf8)) }
-
-    /// Compares without leaking where two secrets first differ.
-    public static func same(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for index in x.indices { difference |= x[index] ^ y[index] }
-        return difference == 0
-    }
 }
 
 private extension Substring {

@@ -95,7 +95,7 @@ extension WebApp {
             return message(.badRequest, "Sign-in refused", error: "No sign-in was started in this browser (or it took over 10 minutes); start again.",
                            next: ("/ui/signin", "Sign in"))
         }
-        guard let state = query.get("state"), WebCookies.same(state, pending.state) else {
+        guard let state = query.get("state"), SigV4.constantTimeEquals(state, pending.state) else {
             return message(.badRequest, "Sign-in refused", error: "The sign-in's state does not match this browser's; start again.",
                            next: ("/ui/signin", "Sign in"))
         }

@@ -154,8 +154,6 @@ enum WebViews {
     /// indented JSON. And, apart (`decoded`), what a person reads more easily: form parameters
     /// and a percent-encoded path decoded, each on one line (a newline in a value is shown
     /// as an escape, so a value cannot forge a line of its own).
-    static func requestText(_ payload: [UInt8]) -> String { request(payload).text }
-
     static func request(_ payload: [UInt8]) -> (text: String, decoded: String) {
         guard let json = try? JSON.parseStrict(bytes: payload), case .object(let fields) = json else {
             return (String(decoding: payload.prefix(256 << 10), as: UTF8.self), "")
@@ -185,13 +183,13 @@ enum WebViews {
         let body = text(json["body_base64"]?.string)
         if !body.isEmpty { out += "\n" + body }
         var decoded = ""
-        if path.contains("%") { decoded += "path: \(HTMLText.oneLine(WebApp.decodeComponent(path.replacingOccurrences(of: "+", with: "%2B"))))\n" }
+        if path.contains("%") { decoded += "path: \(HTMLText.oneLine(PercentEncoding.decode(path)))\n" }
         let form = (json["headers"]?.array ?? []).contains { ($0.array?.last?.string ?? "").lowercased().hasPrefix("application/x-www-form-urlencoded") }
         if form, !body.isEmpty {
             for pair in body.split(separator: "&") {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                decoded += "\(HTMLText.oneLine(WebApp.decodeComponent(String(parts[0])))) = "
-                    + "\(parts.count > 1 ? HTMLText.oneLine(WebApp.decodeComponent(String(parts[1]))) : "")\n"
+                decoded += "\(HTMLText.oneLine(PercentEncoding.decode(String(parts[0]), plusIsSpace: true))) = "
+                    + "\(parts.count > 1 ? HTMLText.oneLine(PercentEncoding.decode(String(parts[1]), plusIsSpace: true)) : "")\n"
             }
         }
         return (out, decoded)

@@ -571,7 +571,7 @@ def signin_failures(args):
             raise Fail("from 127.0.0.2: %s, #whoami %r" % (status_line, whoami.text() if whoami else None))
         cookies = [parse_set_cookie(line.split(":", 1)[1]) for line in head.split("\n") if line.lower().startswith("set-cookie:")]
         if not any(c["name"] == "airlock_session" and not c["deleting"] for c in cookies):
-            return "signed in, but no airlock_session cookie was set"
+            raise Fail("signed in from the proxy, but no airlock_session cookie was set")
         return None
 
     def unbound_refused():
@@ -648,7 +648,7 @@ def signin_failures(args):
         if 200 <= decide.status < 300 or decide.status not in (401, 403, 303) or "done=" in (decide.location or ""):
             raise Fail("POST decide after revoking -> " + decide.describe())
         if not fields.get("csrf"):
-            return "carol's page had no csrf input; decide was posted without one (-> %d)" % decide.status
+            raise Fail("carol's page had no csrf input before the revocation (-> %d)" % decide.status)
         return "decide after revoking -> %d" % decide.status
 
     def nothing_decided():
@@ -814,9 +814,9 @@ def session_cookie(driver):
 
 
 def decide_fields(driver):
-    """csrf and digest from the page's #decide form."""
+    """csrf, digest and the preview's digest from the page's #decide form."""
     fields = {}
-    for name in ("csrf", "digest"):
+    for name in ("csrf", "digest", "preview"):
         found = by_css(driver, '#decide input[name="%s"]' % name)
         fields[name] = found[0].get_attribute("value") if found else None
     return fields
@@ -978,7 +978,7 @@ def browser(args):
         fields = decide_fields(driver)
         if not fields["csrf"] or not fields["digest"]:
             raise Fail("#decide lacks a csrf or digest input value: %s" % fields)
-        known["csrf"], known["digest"] = fields["csrf"], fields["digest"]
+        known["csrf"], known["digest"], known["preview"] = fields["csrf"], fields["digest"], fields["preview"]
         answer = decide_by_hand({"digest": fields["digest"], "reason": "no csrf", "decision": "approve"})
         if answer.status != 403:
             raise Fail("POST decide without csrf -> " + answer.describe())
@@ -997,6 +997,14 @@ def browser(args):
             raise Fail("POST decide with digest 0*64 -> " + answer.describe())
         if "digest" not in (answer.error_text() or "").lower():
             raise Fail("the 409 page's #error does not mention the digest: %r" % answer.error_text())
+        # The payload's digest right, the preview's not: a page showing another preview (the
+        # target changed since) decides nothing either.
+        if not known.get("preview"):
+            raise Fail("#decide has no preview digest input")
+        stale = decide_by_hand({"csrf": known["csrf"], "digest": known["digest"], "preview": "0" * 64,
+                                "reason": "stale preview", "decision": "approve"})
+        if stale.status != 409 or "preview" not in (stale.error_text() or "").lower():
+            raise Fail("POST decide with the preview digest 0*64 -> " + stale.describe())
         state = host_state(gate_a, args.host_token, known["create"])
         if state != "pending":
             raise Fail("the proposal is %r after the refused POSTs" % state)

@@ -338,7 +338,8 @@ public enum SigV4 {
         text.utf8.count == 64 && text.utf8.allSatisfy { PercentEncoding.hexValue($0) != nil }
     }
 
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    /// Compares without leaking where two secrets first differ.
+    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }
         var difference: UInt8 = 0
         for (x, y) in zip(a.utf8, b.utf8) { difference |= x ^ y }
