@@ -188,7 +188,8 @@ public final class AWSGateway: @unchecked Sendable {
         switch classification.ruling.decision {
         case .read:
             if let staged = try staging.answerRead(pinned) { return staged }
-            let outbound = pinned.signed(for: upstream(for: service), service: service, credentials: try credentials.credentials())
+            var outbound = pinned.signed(for: upstream(for: service), service: service, credentials: try credentials.credentials())
+            outbound.retrySafe = true
             if classification.operation == "DescribeEndpoints", service.wireProtocol == .json {
                 return try discoverEndpoints(outbound, service: service)
             }

@@ -167,9 +167,11 @@ public final class GitHubGateway: @unchecked Sendable {
             case .other, .ambiguous:
                 if api { authorization = credentials.apiToken(for: host).map { "token " + $0 } }
             }
-            return .forward(outbound(GitHubPinnedRequest(host: host, method: request.method, path: path, query: query,
-                                                         headers: request.headers.filter { !KubernetesGateway.isDropped($0.name) },
-                                                         body: request.body), authorization: authorization))
+            var read = outbound(GitHubPinnedRequest(host: host, method: request.method, path: path, query: query,
+                                                    headers: request.headers.filter { !KubernetesGateway.isDropped($0.name) },
+                                                    body: request.body), authorization: authorization)
+            read.retrySafe = true
+            return .forward(read)
         case .deny:
             try store.recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
             throw Refusal(status: 403, message: "Airlock: \(summary) is not allowed: \(ruling.rule). No proposal was made.", api: api)
@@ -296,6 +298,8 @@ extension GitHubPinnedRequest {
         request.serverName = host
         if let authorization { request.headers.append(("Authorization", authorization)) }
         if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { request.headers.append(("Content-Length", String(body.count))) }
+        // The token as sent (none is an identity too: anonymous): docs/design.md §4.5.
+        request.identity = "github " + host + " " + SigV4.hexSHA256(Array((authorization ?? "").utf8))
         return request
     }
 }

@@ -23,6 +23,9 @@ public final class KubernetesClusters: @unchecked Sendable {
         public var serverName: String?
         public var authorization: String?
         var expires: Int?
+        /// Who requests of this context speak as, for connection reuse: the context, and this
+        /// resolution of its credentials (new ones, from an exec plugin say, are a new identity).
+        var identity: String
         /// Where to connect: the server's host, or the address AIRLOCK_EGRESS_RESOLVE pins it
         /// to (names resolve here as for the egress proxy, docs/egress.md).
         var connectHost: String
@@ -148,7 +151,8 @@ public final class KubernetesClusters: @unchecked Sendable {
         }
         let pinned = EgressResolver(environment: environment).pinnedAddress(server.host)
         return Resolved(target: Target(server: server, trust: trust, serverName: context.cluster.tlsServerName ?? (pinned == nil ? nil : server.host),
-                                       authorization: authorization, expires: expires, connectHost: pinned?.description ?? server.host),
+                                       authorization: authorization, expires: expires,
+                                       identity: "kubernetes \(context.name) \(RandomID.make(16))", connectHost: pinned?.description ?? server.host),
                         tokenFile: tokenFile)
     }
 

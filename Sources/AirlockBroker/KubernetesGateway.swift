@@ -109,8 +109,10 @@ public final class KubernetesGateway: @unchecked Sendable {
         switch ruling.decision {
         case .read:
             let target = try clusterTarget(context)
-            return .forward(outbound(target, method: request.method, path: path, query: query,
-                                     headers: request.headers.filter { !Self.isDropped($0.name) }, body: request.body))
+            var read = outbound(target, method: request.method, path: path, query: query,
+                                headers: request.headers.filter { !Self.isDropped($0.name) }, body: request.body)
+            read.retrySafe = true
+            return .forward(read)
         case .deny:
             try store.recordRefusal(sessionID: sessionID, summary: summary, rule: ruling.rule)
             throw Refusal(status: 403, reason: "Forbidden", message: "Airlock: \(described) is not allowed: \(ruling.rule). No proposal was made.")
@@ -276,6 +278,9 @@ extension KubernetesPinnedRequest {
         request.headers = [("Host", target.server.port == defaultPort ? host : "\(host):\(target.server.port)")] + headers
         if let authorization = target.authorization { request.headers.append(("Authorization", authorization)) }
         if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { request.headers.append(("Content-Length", String(body.count))) }
+        // The context's resolved credentials (a client certificate is in `trust`), and the token
+        // as sent: a rotated token file is a new identity (docs/design.md §4.5).
+        request.identity = target.identity + " " + SigV4.hexSHA256(Array((target.authorization ?? "").utf8))
         return request
     }
 }

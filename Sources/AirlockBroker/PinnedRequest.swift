@@ -46,7 +46,10 @@ extension PinnedRequest {
             credentials: credentials, region: region, service: signingName, timestamp: timestamp,
             uriEncodedTwice: !isS3Family)
         signed.append(("Content-Length", String(body.count)))
-        return OutboundRequest(scheme: target.scheme, host: target.host, port: target.port, method: method,
-                               target: query.isEmpty ? path : path + "?" + query, headers: signed, body: body)
+        var outbound = OutboundRequest(scheme: target.scheme, host: target.host, port: target.port, method: method,
+                                       target: query.isEmpty ? path : path + "?" + query, headers: signed, body: body)
+        // The signing key names the principal (docs/design.md §4.5).
+        outbound.identity = "aws " + credentials.accessKeyID
+        return outbound
     }
 }

@@ -87,6 +87,14 @@ public struct OutboundRequest: Sendable {
     /// of the system's roots, and the name to verify when it is not `host`.
     public var trust: NIOSSLContext? = nil
     public var serverName: String? = nil
+    /// Who the request speaks as upstream (an AWS access key, a Kubernetes context's user and
+    /// credential, a GitHub token), for connection reuse (docs/design.md §4.5): a forwarded request may go on a kept-alive connection of the same endpoint
+    /// and identity, never of another. nil: a connection of its own, closed after.
+    public var identity: String? = nil
+    /// Sending it twice changes nothing (a read): it may go on a kept connection and be sent
+    /// again on a new one when the kept one turns out closed before any answer. A change
+    /// always gets a new connection (which may be kept after).
+    public var retrySafe = false
 
     public init(scheme: String, host: String, port: Int, method: String, target: String, headers: [(name: String, value: String)],
                 body: [UInt8], trust: NIOSSLContext? = nil, serverName: String? = nil) {

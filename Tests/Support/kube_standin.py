@@ -19,6 +19,12 @@ kubectl asks about a few kinds, keeps the objects in memory and records every re
         (the human's kubeconfig; KUBE_STANDIN_TOKEN names another), as a real cluster would
         refuse an agent without credentials. KUBE_STANDIN_READ_TOKENS=a,b: tokens that may
         read and nothing else (403 on any other method, dry runs included, as RBAC decides).
+    KUBE_STANDIN_CLIENT_CA=PEM: ask for a client certificate (optional) signed by it, as
+        kube-apiserver's --client-ca-file; KUBE_STANDIN_CERT_USERS=a,b: the common names that
+        may then read without a token (their credential is the TLS session's).
+    Each logged request also has connection (a number per TCP connection, in accept order) and
+    client_certificate (the common name the connection presented, or ""): what the pooling
+    tests read to see which credential each connection carried.
 
 Served: discovery (plain, not aggregated: kubectl falls back), and OpenAPI v3 without schemas
 saying PATCH takes fieldValidation, so kubectl create/apply -f leave validation to the server
@@ -30,7 +36,8 @@ real server mints one), apps/v1 deployments with /scale and /status (reading as 
 objects, which kubectl takes when it asks for a Table (it prints NAME and AGE). watch=1|true
 streams chunked {"type", "object"} lines from resourceVersion (none or 0: the current objects
 as ADDED), then each change as it is made, until the client goes away or timeoutSeconds.
-POST creates (JSON, or the protobuf of kubectl create configmap|secret|namespace|deployment),
+pods/NAME/log?limitBytes=N answers N bytes (of any pod name), written in 1 MiB blocks with a
+Content-Length: the large-body streaming tests. POST creates (JSON, or the protobuf of kubectl create configmap|secret|namespace|deployment),
 PUT updates (resourceVersion checked), PATCH merges (merge-patch; strategic-merge-patch also
 merges lists of objects by "name"; json-patch add/remove/replace/test; server-side apply,
 application/apply-patch+yaml, merges the applied object, creating it when absent), DELETE
@@ -63,6 +70,8 @@ TOKEN = "Bearer " + os.environ.get("KUBE_STANDIN_TOKEN", "host-secret-token")
 # write to RBAC, so it needs TOKEN like the real request.
 READ_TOKENS = {"Bearer " + t for t in os.environ.get("KUBE_STANDIN_READ_TOKENS", "").split(",") if t}
 READS_NEED_TOKEN = os.environ.get("KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS") == "1"
+CERT_USERS = {name for name in os.environ.get("KUBE_STANDIN_CERT_USERS", "").split(",") if name}
+CONNECTIONS = [0]
 LOCK = threading.Lock()
 STORE = {}      # (group, resource, namespace or "", name) -> object
 HISTORY = []    # (resourceVersion, key, event type, object), for watches from a resourceVersion
@@ -448,21 +457,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # Head and body go out in separate writes: without this, Nagle and delayed ACKs add
         # 40 ms to every kept-alive request (and would swamp what the benchmark measures).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with LOCK:
+            CONNECTIONS[0] += 1
+            self.connection_number = CONNECTIONS[0]
+
+    def client_name(self):
+        """The common name of the client certificate this connection presented (verified against
+        KUBE_STANDIN_CLIENT_CA), or ""."""
+        try:
+            certificate = self.connection.getpeercert() or {}
+        except (ValueError, AttributeError):
+            return ""
+        for part in certificate.get("subject", ()):
+            for key, value in part:
+                if key == "commonName":
+                    return value
+        return ""
 
     def do_GET(self):
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        client = self.client_name()
         with LOCK, open(LOG, "a") as log:
             log.write(json.dumps({"method": self.command, "path": self.path, "query": url.query, "decoded_path": unquote(url.path),
+                                  "connection": str(self.connection_number), "client_certificate": client,
                                   "authorization": self.headers.get("Authorization", ""),
                                   "content_type": self.headers.get("Content-Type", ""), "accept": self.headers.get("Accept", ""),
                                   "body": body.decode("utf-8", "replace")}) + "\n")
         try:
             presented = self.headers.get("Authorization", "")
-            if presented in READ_TOKENS and self.command != "GET":
+            # A certificate user may read, as a read token may; a token sent beside it wins.
+            reader = presented in READ_TOKENS or (not presented and client in CERT_USERS)
+            if reader and self.command != "GET":
                 raise Failure(403, "Forbidden", "the read-only credential may not " + self.command)
-            if presented != TOKEN and (self.command != "GET" or (READS_NEED_TOKEN and presented not in READ_TOKENS)):
+            if presented != TOKEN and (self.command != "GET" or (READS_NEED_TOKEN and not reader)):
                 raise Failure(401, "Unauthorized", "Unauthorized")
             answer = self.serve(unquote(url.path).rstrip("/") or "/", query, body)
             if answer is not None:  # None: a watch, already streamed
@@ -493,6 +522,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         method, dry = self.command, query.get("dryRun") == "All"
         if sub in REFUSED:
             raise Failure(403, "Forbidden", f"pods/{sub} is not served by the stand-in API server")
+        if method == "GET" and sub == "log" and query.get("limitBytes"):
+            return self.stream(int(query["limitBytes"]))
         if method == "GET" and name is None and query.get("watch") in ("1", "true"):
             return self.watch(group, resource, namespace, query)
         if method == "GET":
@@ -591,6 +622,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 WATCHERS.remove((in_scope, events))
             self.close_connection = True
 
+    def stream(self, size):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        block = (b"0123456789abcdef" * 65536)
+        try:
+            while size > 0:
+                self.wfile.write(block[:min(size, len(block))])
+                size -= len(block)
+        except OSError:  # the client went away mid-body
+            self.close_connection = True
+
     def log_message(self, *args):
         pass
 
@@ -626,6 +670,9 @@ if __name__ == "__main__":
     server = Server((host, int(port)), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(sys.argv[2], sys.argv[3])
+    if os.environ.get("KUBE_STANDIN_CLIENT_CA"):
+        context.load_verify_locations(os.environ["KUBE_STANDIN_CLIENT_CA"])
+        context.verify_mode = ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
     server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     print(json.dumps({"port": server.server_address[1]}), flush=True)

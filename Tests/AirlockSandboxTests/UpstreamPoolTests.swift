@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+
+/// Pooled upstream connections (docs/design.md §4.5) through a real `airlock run`: the broker
+/// keeps connections to an API server alive between forwarded reads, per kubeconfig user,
+/// and never lets one user's request ride another's connection. The API server is the stand-in
+/// (Tests/Support/kube_standin.py: no real one can run here); like kube-apiserver it takes a
+/// bearer token or a client certificate checked against its client CA, and it logs, for every
+/// request, the TCP connection it came on and the credential it carried.
+@Suite struct UpstreamPoolTests {
+    /// Three users of one server: two with tokens, one with a client certificate (whose
+    /// credential is the TLS session itself: the case where a shared connection would act as
+    /// the wrong user).
+    static func humanConfig(port: Int, caData: String, certificate: String, key: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: standin
+          cluster:
+            server: https://127.0.0.1:\(port)
+            certificate-authority-data: \(caData)
+            tls-server-name: kube.test
+        contexts:
+        - name: alice
+          context: {cluster: standin, user: alice, namespace: default}
+        - name: bob
+          context: {cluster: standin, user: bob, namespace: default}
+        - name: carol
+          context: {cluster: standin, user: carol, namespace: default}
+        current-context: alice
+        users:
+        - name: alice
+          user: {token: alice-token}
+        - name: bob
+          user: {token: bob-token}
+        - name: carol
+          user: {client-certificate: \(certificate), client-key: \(key)}
+
+        """
+    }
+
+    /// The agent: reads of the three users interleaved, each on a new connection to the broker
+    /// (as separate kubectl runs would be); a watch held open while its user reads on; 1 GiB
+    /// streamed and then a read on the same agent connection; a large body abandoned halfway.
+    static let agent = #"""
+        import http.client, json, os, re, ssl, time
+        token = re.search(r'token: "([^"]+)"', open(os.environ["KUBECONFIG"]).read()).group(1)
+        tls = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        bearer = {"Authorization": "Bearer " + token}
+        out = {}
+        def connect():
+            return http.client.HTTPSConnection("127.0.0.1", 6443, context=tls, timeout=120)
+        def get(index, path, conn=None):
+            c = conn or connect()
+            c.request("GET", f"/contexts/{index}{path}", headers=bearer)
+            response = c.getresponse()
+            body = response.read()
+            if conn is None:
+                c.close()
+            return response.status
+        lists = "/api/v1/namespaces/default/configmaps"
+        out["interleaved"] = [get(index, lists) for _ in range(6) for index in (0, 1, 2)]
+
+        watch = connect()
+        watch.request("GET", f"/contexts/0{lists}?watch=1", headers=bearer)
+        stream = watch.getresponse()
+        out["watch_status"] = stream.status
+        out["watch_first"] = json.loads(stream.readline())["object"]["metadata"]["name"]
+        out["during_watch"] = [get(0, lists) for _ in range(3)]
+        open("watching", "w").close()
+        live = ""
+        deadline = time.time() + 60
+        while time.time() < deadline and live != "live-cm":
+            live = json.loads(stream.readline())["object"]["metadata"]["name"]
+        out["watch_live"] = live
+        watch.sock.close()
+        watch.close()
+        out["after_watch"] = get(0, lists)
+
+        big = connect()
+        big.request("GET", "/contexts/0/api/v1/namespaces/default/pods/web/log?limitBytes=1073741824", headers=bearer)
+        response = big.getresponse()
+        block, count, intact = b"0123456789abcdef" * 65536, 0, True
+        while True:
+            chunk = response.read(1 << 20)  # whole MiBs, as the stand-in writes them
+            if not chunk:
+                break
+            intact = intact and chunk == block[:len(chunk)]
+            count += len(chunk)
+        out["gib_status"], out["gib_bytes"], out["gib_intact"] = response.status, count, intact
+        out["after_gib_same_agent_connection"] = get(0, lists, big)
+        big.close()
+
+        cut = connect()
+        cut.request("GET", "/contexts/1/api/v1/namespaces/default/pods/web/log?limitBytes=268435456", headers=bearer)
+        response = cut.getresponse()
+        response.read(1 << 20)
+        cut.sock.close()
+        cut.close()
+        time.sleep(0.5)
+        out["after_cut"] = [get(1, lists) for _ in range(2)]
+        json.dump(out, open("agent.json", "w"))
+        """#
+
+    @Test func connectionsAreReusedPerUserAndNeverAcrossUsers() throws {
+        guard Launch.anyAvailable() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let tls = scene.root + "/tls"
+        let kube = try KubeStandIn(directory: scene.root, environment: [
+            "KUBE_STANDIN_SEED": "1", "KUBE_STANDIN_REQUIRE_TOKEN_FOR_READS": "1", "KUBE_STANDIN_READ_TOKENS": "alice-token,bob-token",
+            "KUBE_STANDIN_CLIENT_CA": tls + "/ca.pem", "KUBE_STANDIN_CERT_USERS": "carol",
+        ])
+        // carol's client certificate, from the stand-in's test CA.
+        for step in [["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=carol", "-keyout", tls + "/carol.key", "-out", tls + "/carol.csr"],
+                     ["x509", "-req", "-in", tls + "/carol.csr", "-CA", tls + "/ca.pem", "-CAkey", tls + "/ca.key", "-CAcreateserial",
+                      "-days", "2", "-out", tls + "/carol.pem"]] {
+            let made = runProcess("/usr/bin/openssl", step, environment: ["PATH": "/usr/bin:/bin"], directory: scene.root)
+            #expect(made.status == 0, "\(made)")
+        }
+        let config = scene.root + "/human-kubeconfig"
+        scene.write(config, Self.humanConfig(port: kube.port, caData: kube.caData, certificate: tls + "/carol.pem", key: tls + "/carol.key"),
+                    mode: 0o600)
+        scene.write(scene.workspace + "/agent.py", Self.agent)
+        var created = Outcome(status: -1, stdout: "", stderr: "")
+        var peak = 0
+        let out = scene.run(["/usr/bin/python3", "agent.py"], timeout: 600, extraEnvironment: ["KUBECONFIG": config]) { pid in
+            guard scene.waitForFile("watching", timeout: 300) else { return }
+            // The human (or a controller) changes the cluster while the agent watches.
+            created = runProcess("/usr/bin/python3", ["-c", """
+                import http.client, ssl, sys
+                context = ssl.create_default_context(cafile=sys.argv[2]); context.check_hostname = False
+                conn = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=context, timeout=30)
+                conn.request("POST", "/api/v1/namespaces/default/configmaps", body=b'{"metadata":{"name":"live-cm"}}',
+                             headers={"Authorization": "Bearer host-secret-token", "Content-Type": "application/json"})
+                response = conn.getresponse(); print(response.status, response.read()[:200])
+                """, String(kube.port), tls + "/ca.pem"], environment: ["PATH": "/usr/bin:/bin"], directory: scene.root)
+            peak = BrokerProcess.peakResidentKiB(pid)
+        }
+        #expect(out.status == 0, "\(out)")
+        #expect(created.stdout.hasPrefix("201"), "\(created)")
+        let agent = (try? JSONSerialization.jsonObject(with: Data(scene.file("agent.json").utf8))) as? [String: Any] ?? [:]
+        #expect(agent["interleaved"] as? [Int] == Array(repeating: 200, count: 18), "\(agent)")
+
+        let requests = kube.requests
+        func user(_ request: [String: String]) -> String {
+            switch (request["authorization"] ?? "", request["client_certificate"] ?? "") {
+            case ("Bearer alice-token", ""): return "alice"
+            case ("Bearer bob-token", ""): return "bob"
+            case ("", "carol"): return "carol"
+            case ("Bearer host-secret-token", ""): return "the test's own change, sent directly"
+            case let (token, certificate): return "unexpected(\(token)|\(certificate))"
+            }
+        }
+        // Never across users: every connection carried one credential, and one only.
+        var users: [String: Set<String>] = [:]
+        for request in requests { users[request["connection"] ?? "?", default: []].insert(user(request)) }
+        #expect(!users.isEmpty && users.values.allSatisfy { $0.count == 1 && !$0.first!.hasPrefix("unexpected") },
+                "a connection carried more than one credential, or an unexpected one: \(users.filter { $0.value.count != 1 || $0.value.first!.hasPrefix("unexpected") })")
+        // Reused within a user: 6 reads each (on 6 agent connections) on one or two upstream ones.
+        let lists = requests.filter { $0["path"] == "/api/v1/namespaces/default/configmaps" }
+        for name in ["alice", "bob", "carol"] {
+            let first = lists.filter { user($0) == name }.prefix(6)
+            let connections = Set(first.compactMap { $0["connection"] })
+            #expect(first.count == 6 && connections.count <= 2, "\(name)'s 6 reads went on \(connections.count) connections: \(first)")
+        }
+        #expect(Set(requests.compactMap { $0["connection"] }).count < requests.count / 2,
+                "\(requests.count) requests on \(Set(requests.compactMap { $0["connection"] }).count) connections")
+
+        // The watch streamed live, on a connection of its own while alice read on.
+        #expect(agent["watch_status"] as? Int == 200 && agent["watch_first"] as? String == "settings", "\(agent)")
+        #expect(agent["during_watch"] as? [Int] == [200, 200, 200] && agent["after_watch"] as? Int == 200, "\(agent)")
+        #expect(agent["watch_live"] as? String == "live-cm", "the watch did not stream the change live: \(agent)")
+        /// Requests after the one at `index` on its connection.
+        func later(_ index: Int) -> [[String: String]] {
+            requests[(index + 1)...].filter { $0["connection"] == requests[index]["connection"] }
+        }
+        let watches = requests.indices.filter { requests[$0]["query"] == "watch=1" }
+        #expect(watches.count == 1)
+        if let watch = watches.first {
+            #expect(later(watch).isEmpty, "the watch's connection carried another request: it was pooled while the watch ran, or after the agent left it")
+        }
+
+        // 1 GiB streamed whole, the broker's memory flat, and the connection kept after it.
+        #expect(agent["gib_status"] as? Int == 200 && agent["gib_bytes"] as? Int == 1 << 30 && agent["gib_intact"] as? Bool == true, "\(agent)")
+        #expect(agent["after_gib_same_agent_connection"] as? Int == 200, "\(agent)")
+        print("broker peak resident memory with 1 GiB streamed: \(peak / 1024) MiB")
+        #expect(peak > 0 && peak < 256 * 1024, "the broker reached \(peak / 1024) MiB streaming 1 GiB")
+        if let index = requests.firstIndex(where: { $0["query"] == "limitBytes=1073741824" }), index + 1 < requests.count {
+            #expect(requests[index + 1]["connection"] == requests[index]["connection"] && user(requests[index + 1]) == "alice",
+                    "the read after the 1 GiB body did not reuse its connection: \(requests[index + 1])")
+        } else {
+            Issue.record("the 1 GiB request, or the read after it, did not reach the stand-in")
+        }
+        // A body the agent abandoned: that connection is closed, never handed on.
+        #expect(agent["after_cut"] as? [Int] == [200, 200], "\(agent)")
+        if let cut = requests.firstIndex(where: { $0["query"] == "limitBytes=268435456" }) {
+            #expect(later(cut).isEmpty, "the abandoned body's connection was reused: \(later(cut))")
+        } else {
+            Issue.record("the abandoned request did not reach the stand-in")
+        }
+    }
+}
