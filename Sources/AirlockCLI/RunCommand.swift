@@ -214,25 +214,11 @@ struct RunArguments {
         guard !command.isEmpty else {
             return fail(AirlockError("no command given", hint: "airlock run -- CMD [ARG...], e.g. airlock run -- bash"))
         }
-        var launcherEnvironment = currentEnvironment()
-        // The seccomp program from the state directory's cache; on a miss it compiles on the
-        // other core while profiles are read, and is cached for the next launch.
-        let seccompCache = SeccompCache(stateDir: StateDirectory.resolve(explicit: stateDir, environment: launcherEnvironment,
-                                                                         home: launcherEnvironment["HOME"] ?? "/"))
-        let seccomp: Background<Result<SeccompProgram, AirlockError>>
-        if let cached = seccompCache?.load() {
-            seccomp = Background(value: .success(cached))
-        } else {
-            seccomp = Background {
-                Result { () throws(AirlockError) in
-                    let built = try SeccompProgram.build()
-                    seccompCache?.remember(built)
-                    return built
-                }
-            }
-        }
-        let authority = noBroker ? nil : AgentSession.startAuthority(environment: launcherEnvironment)
+        // The seccomp filter compiles on the other core while profiles are read.
+        let seccomp = Background { Result { () throws(AirlockError) in try SeccompProgram.build() } }
+        let authority = noBroker ? nil : AgentSession.startAuthority(environment: currentEnvironment())
         StartupTrace.mark("threads")
+        var launcherEnvironment = currentEnvironment()
         // The host's team gate (/etc/airlock/config.yaml) unless the command line names one.
         let hostConfig: HostConfig
         do throws(AirlockError) {

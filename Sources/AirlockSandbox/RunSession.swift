@@ -117,12 +117,6 @@ public final class Background<T: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// A value already at hand: no thread.
-    public init(value: T) {
-        result = value
-        done.signal()
-    }
-
     /// Waits for the value.
     public var value: T {
         done.wait()

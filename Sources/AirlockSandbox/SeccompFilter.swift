@@ -146,19 +146,6 @@ public final class SeccompProgram: @unchecked Sendable {
         return SeccompProgram(instructions: instructions, count: count, unknown: unknown)
     }
 
-    /// A program from its instructions' bytes (SeccompCache): as `build` made them.
-    convenience init(bytes: [UInt8]) {
-        let count = bytes.count / MemoryLayout<sock_filter>.stride
-        let instructions = UnsafeMutablePointer<sock_filter>.allocate(capacity: count)
-        bytes.withUnsafeBytes { UnsafeMutableRawPointer(instructions).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-        self.init(instructions: instructions, count: count, unknown: [])
-    }
-
-    /// The instructions as bytes, to cache.
-    var bytes: [UInt8] {
-        Array(UnsafeRawBufferPointer(start: instructions, count: count * MemoryLayout<sock_filter>.stride))
-    }
-
     private init(instructions: UnsafeMutablePointer<sock_filter>, count: Int, unknown: [String]) {
         self.instructions = instructions
         self.count = count
