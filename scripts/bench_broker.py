@@ -80,7 +80,8 @@ json.dump(samples, open("agent.json", "w"))
                 time.sleep(0.0002)
         sandbox.wait(timeout=60)
         return samples, json.load(open(f"{work}/agent.json"))
-    runs = {pool: session(pool) for pool in ("on", "off")}
+    # BENCH_POOLS=on,off,on,off: more sessions, alternating, for a steadier comparison.
+    runs = [(pool, session(pool)) for pool in os.environ.get("BENCH_POOLS", "on,off").split(",")]
 finally:
     moto.kill()
 
@@ -90,7 +91,7 @@ def pct(values, p):
 print(f"broker: {CALLS} warm boto3 sqs ListQueues calls each, taking turns, against moto on loopback (kept alive, as AWS);")
 print("  the broker's upstream connections pooled (the default) and, in a second session, not (AIRLOCK_UPSTREAM_POOL=off)")
 print(f"{'':34} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8}")
-for pool, (samples, through) in runs.items():
+for pool, (samples, through) in runs:
     for name, s in [(f"direct to moto (pool {pool} run)", samples), (f"through the broker, pool {pool}", through)]:
         print(f"{name:34} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f}")
     added = statistics.median(through) - statistics.median(samples)
