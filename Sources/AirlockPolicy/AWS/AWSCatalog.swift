@@ -91,7 +91,8 @@ public struct AWSService: Sendable {
     /// REST operations by method and the first path segment their template fixes (or "" when
     /// it begins with a label), each list in rank order, best first (docs/design.md §4.4):
     /// resolving a request looks at the operations its path can match, not at all of them.
-    let restIndex: [String: [Int]]
+    /// Keyed by method, then segment: no key string is built per request.
+    let restIndex: [String: [String: [Int]]]
 
     public func operation(named name: String) -> AWSOperation? {
         byName[name].map { operations[$0] }
@@ -121,10 +122,10 @@ public struct AWSService: Sendable {
         restIndex = Self.restIndex(operations)
     }
 
-    /// "METHOD segment" → the operations whose template starts with /segment/ (or is exactly
-    /// /segment) followed by those that start with a label ("METHOD " alone), merged in rank
-    /// order; "METHOD " → those that start with a label.
-    static func restIndex(_ operations: [AWSOperation]) -> [String: [Int]] {
+    /// METHOD → segment → the operations whose template starts with /segment/ (or is exactly
+    /// /segment) followed by those that start with a label, merged in rank order; METHOD → ""
+    /// → those that start with a label.
+    static func restIndex(_ operations: [AWSOperation]) -> [String: [String: [Int]]] {
         var fixed: [String: [Int]] = [:], open: [String: [Int]] = [:]
         for (index, operation) in operations.enumerated() {
             if let segment = operation.template.firstSegment {
@@ -136,11 +137,11 @@ public struct AWSService: Sendable {
         func ranked(_ indices: [Int]) -> [Int] {
             indices.sorted { operations[$0].rank > operations[$1].rank || (operations[$0].rank == operations[$1].rank && $0 < $1) }
         }
-        var index: [String: [Int]] = [:]
-        for (key, indices) in open { index[key] = ranked(indices) }
+        var index: [String: [String: [Int]]] = [:]
+        for (key, indices) in open { index[String(key.dropLast()), default: [:]][""] = ranked(indices) }
         for (key, indices) in fixed {
             let method = String(key.prefix { $0 != " " })
-            index[key] = ranked(indices + (open[method + " "] ?? []))
+            index[method, default: [:]][String(key.dropFirst(method.count + 1))] = ranked(indices + (open[method + " "] ?? []))
         }
         return index
     }
@@ -148,7 +149,8 @@ public struct AWSService: Sendable {
     /// The operations a request with this method and first path segment can match, best
     /// ranked first.
     func restCandidates(method: String, firstSegment: String) -> [Int] {
-        restIndex[method + " " + firstSegment] ?? restIndex[method + " "] ?? []
+        guard let bySegment = restIndex[method] else { return [] }
+        return bySegment[firstSegment] ?? bySegment[""] ?? []
     }
 }
 

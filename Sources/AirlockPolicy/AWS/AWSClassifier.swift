@@ -6,9 +6,30 @@ import AirlockCore
 /// mutation; an ambiguous request gets its most privileged candidate's decision.
 public struct AWSClassifier: Sendable {
     public let overrides: AWSOverrides
+    /// What the overrides say of one "service:Operation", found with one lookup a request
+    /// (four lookups and a key built per request were a sixth of a classification), the
+    /// unconditional rulings' texts made here once.
+    struct Verdict: Sendable {
+        var deny: Ruling?
+        var sensitive: [AWSOverrides.Entry] = []
+        var read: Ruling?
+    }
+    let verdicts: [String: Verdict]
+    /// Service name → the ruling of its `service:*` deny.
+    let deniedServices: [String: Ruling]
 
     public init(overrides: AWSOverrides) {
         self.overrides = overrides
+        var verdicts: [String: Verdict] = [:]
+        var deniedServices: [String: Ruling] = [:]
+        for (key, entry) in overrides.deny {
+            let ruling = Ruling(.deny, "denied (overrides.yaml, \(entry.operation)): \(entry.reason)")
+            if key.hasSuffix(":*") { deniedServices[String(key.dropLast(2))] = ruling } else { verdicts[key, default: Verdict()].deny = ruling }
+        }
+        for (key, entries) in overrides.sensitive { verdicts[key, default: Verdict()].sensitive = entries }
+        for (key, entry) in overrides.read { verdicts[key, default: Verdict()].read = Ruling(.read, "read (overrides.yaml, \(key)): \(entry.reason)") }
+        self.verdicts = verdicts
+        self.deniedServices = deniedServices
     }
 
     public struct Classification: Sendable {
@@ -40,10 +61,9 @@ public struct AWSClassifier: Sendable {
 
     public func decide(service: AWSService, operation: AWSOperation, request: AWSRequest, bindings: [String: String]) -> Ruling {
         let key = operation.key  // "service:Operation", made when the catalog was read
-        if let entry = overrides.deny[key] ?? (overrides.deny.isEmpty ? nil : overrides.deny["\(service.name):*"]) {
-            return Ruling(.deny, "denied (overrides.yaml, \(entry.operation)): \(entry.reason)")
-        }
-        for entry in overrides.sensitive[key] ?? [] {
+        let verdict = verdicts[key]
+        if let ruling = verdict?.deny ?? (deniedServices.isEmpty ? nil : deniedServices[service.name]) { return ruling }
+        for entry in verdict?.sensitive ?? [] {
             guard let condition = entry.when else {
                 return Ruling(.sensitive, "sensitive (overrides.yaml, \(key)): \(entry.reason)")
             }
@@ -51,9 +71,7 @@ public struct AWSClassifier: Sendable {
                 return Ruling(.sensitive, "sensitive (overrides.yaml, \(key) with \(condition.member) set): \(entry.reason)")
             }
         }
-        if let entry = overrides.read[key] {
-            return Ruling(.read, "read (overrides.yaml, \(key)): \(entry.reason)")
-        }
+        if let ruling = verdict?.read { return ruling }
         // No override names it: its IAM access level decides (the ruling made with the catalog).
         return operation.iamRuling
     }

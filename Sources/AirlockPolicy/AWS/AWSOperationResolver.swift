@@ -25,10 +25,14 @@ public enum AWSOperationResolver {
         case .json:
             // sqs, cloudwatch and others also accept query-style requests (x-amzn-query-mode).
             if let target = request.header("x-amz-target") {
-                guard let prefix = service.targetPrefix, target.hasPrefix(prefix + ".") else {
+                // By bytes: Character counting and a concatenated prefix were most of a json
+                // request's resolution.
+                guard let prefix = service.targetPrefix, target.utf8.count > prefix.utf8.count,
+                      target.utf8.starts(with: prefix.utf8),
+                      target.utf8[target.utf8.index(target.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: ".") else {
                     return .unknown("X-Amz-Target \(target) is not for \(service.name)")
                 }
-                return byName(String(target.dropFirst(prefix.count + 1)), service)
+                return byName(String(Substring(target.utf8.dropFirst(prefix.utf8.count + 1))), service)
             }
             if let found = request.firstFormValue("Action"), let action = found {
                 return byName(action, service)
@@ -60,41 +64,79 @@ public enum AWSOperationResolver {
     /// literal path characters and fewer greedy labels win.
     static func matchTemplate(_ request: AWSRequest, service: AWSService, servicePath: String) -> AWSResolution {
         let path = Array(servicePath.utf8)
-        // The query decoded only if a candidate asks about it (most do not).
-        var decoded: [(key: String, value: String?)]?
-        func query() -> [(key: String, value: String?)] {
-            if let decoded { return decoded }
-            let items = request.query.isEmpty ? [] : request.queryItems
-            decoded = items
-            return items
-        }
+        var query = QueryLookup(request.query)
         // Only the operations whose template can start like this path, best ranked first
         // (AWSService.restIndex): the first match's rank ends the search once a worse rank
         // comes up. (Measured: looking at every operation of the method, each with a set of
         // the request's lowercased header names, was most of a classification; BENCHMARKS.md.)
         let rest = path.dropFirst(path.first == 0x2F ? 1 : 0)
         let first = String(decoding: rest.prefix { $0 != 0x2F }, as: UTF8.self)
-        var best: [(AWSOperation, [String: String])] = []
+        // Candidates are looked at in place and kept by index: copying an AWSOperation (a
+        // retain and a release for each of its fields) was a fifth of a REST resolution.
+        var best: [(index: Int, bindings: [String: String])] = []
         var bestRank: URITemplate.Rank?
+        var spans: [(name: String, range: Range<Int>)] = []
+        let operations = service.operations
         for index in service.restCandidates(method: request.method, firstSegment: first) {
-            let operation = service.operations[index]
-            let rank = operation.rank
+            let rank = operations[index].rank
             if let bestRank, rank < bestRank { break }
-            guard operation.requiredQuery.allSatisfy({ key in query().contains { $0.key == key } }),
-                operation.requiredHeaders.allSatisfy({ request.header($0) != nil })
+            guard operations[index].requiredQuery.allSatisfy({ key in query.has(key) }),
+                operations[index].requiredHeaders.allSatisfy({ request.header($0) != nil })
             else { continue }
-            let literalsPresent = operation.template.queryLiterals.allSatisfy { literal in
-                guard let value = literal.value else { return query().contains { $0.key == literal.key } }
-                return query().contains { $0.key == literal.key && $0.value == value }
+            let literalsPresent = operations[index].template.queryLiterals.allSatisfy { literal in
+                query.has(literal.key, value: literal.value)
             }
-            guard literalsPresent, let bindings = operation.template.match(path) else { continue }
+            guard literalsPresent, let bindings = operations[index].template.match(path, spans: &spans) else { continue }
             bestRank = rank
-            best.append((operation, bindings))
+            best.append((index, bindings))
         }
         switch best.count {
         case 0: return .unknown("no \(service.name) operation matches \(request.method) \(servicePath)")
-        case 1: return .exact(best[0].0, bindings: best[0].1)
-        default: return .ambiguous(best.map(\.0))
+        case 1: return .exact(operations[best[0].index], bindings: best[0].bindings)
+        default: return .ambiguous(best.map { operations[$0.index] })
         }
     }
 }
+
+/// A request's query asked by key, and value, as its decoded pairs read: without decoding it
+/// when it holds no escape (`%` or `+`), since every key and value is then its bytes as
+/// written (decoding the query was most of a REST resolution; BENCHMARKS.md). A key without
+/// `=` has no value.
+struct QueryLookup {
+    let raw: String
+    let plain: Bool
+    var decoded: [(key: String, value: String?)]?
+
+    init(_ raw: String) {
+        self.raw = raw
+        plain = !raw.utf8.contains { $0 == 0x25 || $0 == 0x2B }
+    }
+
+    /// `key` is present (with any value, or none).
+    mutating func has(_ key: String) -> Bool {
+        has(key, value: nil)
+    }
+
+    /// `key` is present, with exactly `value` when one is given.
+    mutating func has(_ key: String, value: String?) -> Bool {
+        guard !raw.isEmpty else { return false }
+        if plain {
+            let bytes = raw.utf8
+            var start = bytes.startIndex
+            while start < bytes.endIndex {
+                let end = bytes[start...].firstIndex(of: 0x26) ?? bytes.endIndex
+                defer { start = end == bytes.endIndex ? end : bytes.index(after: end) }
+                guard end > start else { continue }
+                let pair = bytes[start..<end]
+                let equals = pair.firstIndex(of: 0x3D)
+                guard pair[..<(equals ?? pair.endIndex)].elementsEqual(key.utf8) else { continue }
+                guard let value else { return true }
+                if let equals, pair[pair.index(after: equals)...].elementsEqual(value.utf8) { return true }
+            }
+            return false
+        }
+        if decoded == nil { decoded = AWSRequest.parseForm(raw) }
+        return decoded!.contains { $0.key == key && (value == nil || $0.value == value) }
+    }
+}
+

@@ -71,7 +71,7 @@ extension AWSRequest {
         var keys = queryItems.map(\.key)
         if !body.isEmpty {
             guard method == "POST" else { return "a \(method) request of the query protocol has a body" }
-            guard contentType.hasPrefix("application/x-www-form-urlencoded") else {
+            guard !contentType.isEmpty, Self.isFormContentType(contentType) else {
                 return "a query-protocol body must be application/x-www-form-urlencoded (this one: \(contentType.isEmpty ? "none" : contentType))"
             }
             if !query.isEmpty { return "parameters are in both the URL and the body" }

@@ -51,18 +51,33 @@ public struct AWSRequest: Sendable {
     /// the query), decoding only that one: `Action=` of a query-protocol request without
     /// decoding its every parameter.
     public func firstFormValue(_ key: String) -> String?? {
-        let contentType = header("content-type")?.lowercased() ?? ""
-        if method == "POST" && (contentType.hasPrefix("application/x-www-form-urlencoded") || contentType.isEmpty) && !body.isEmpty,
+        if method == "POST" && !body.isEmpty && Self.isFormContentType(header("content-type")),
            let found = Self.firstValue(key, in: body[...]) {
             return found
         }
         return Self.firstValue(key, in: Array(query.utf8)[...])
     }
 
-    /// Pairs split by "&" and "=" over bytes; a key is decoded only when it holds "%" or "+".
+    /// No Content-Type (or an empty one), or one starting `application/x-www-form-urlencoded`
+    /// in any ASCII case: the one test both firstFormValue and formParameters make, so the
+    /// classifier and everything after it read the same parameters.
+    static func isFormContentType(_ value: String?) -> Bool {
+        guard let value, !value.isEmpty else { return true }
+        let form = "application/x-www-form-urlencoded".utf8
+        guard value.utf8.count >= form.count else { return false }
+        return zip(value.utf8, form).allSatisfy { $0 == $1 || ($0 | 0x20 == $1 && $1 >= 0x61 && $1 <= 0x7A) }
+    }
+
+    /// Pairs split by "&" and "=" over bytes, walked in place (no array of pairs); a key is
+    /// decoded only when it holds "%" or "+".
     static func firstValue(_ key: String, in bytes: ArraySlice<UInt8>) -> String?? {
         let wanted = Array(key.utf8)
-        for pair in bytes.split(separator: 0x26, omittingEmptySubsequences: true) {
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: 0x26) ?? bytes.endIndex
+            defer { start = end + 1 }
+            guard end > start else { continue }
+            let pair = bytes[start..<end]
             let equals = pair.firstIndex(of: 0x3D)
             let rawKey = pair[..<(equals ?? pair.endIndex)]
             let matches = rawKey.contains(0x25) || rawKey.contains(0x2B)
@@ -76,8 +91,7 @@ public struct AWSRequest: Sendable {
     }
 
     public var formParameters: [(key: String, value: String?)] {
-        let contentType = header("content-type")?.lowercased() ?? ""
-        if method == "POST" && (contentType.hasPrefix("application/x-www-form-urlencoded") || contentType.isEmpty) && !body.isEmpty {
+        if method == "POST" && Self.isFormContentType(header("content-type")) && !body.isEmpty {
             return Self.parseForm(String(decoding: body, as: UTF8.self)) + queryItems
         }
         return queryItems

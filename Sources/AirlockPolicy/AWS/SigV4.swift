@@ -224,6 +224,8 @@ public enum SigV4 {
 
     /// `a` equals `b` ignoring ASCII case, without lowercased copies.
     static func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
+        // Lengths first (constant time for native strings): most header names differ in it.
+        guard a.utf8.count == b.utf8.count else { return false }
         var x = a.utf8.makeIterator(), y = b.utf8.makeIterator()
         while true {
             switch (x.next(), y.next()) {

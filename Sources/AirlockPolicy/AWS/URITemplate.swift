@@ -79,9 +79,15 @@ struct URITemplate: Sendable {
 
     /// The label values (still percent-encoded) if `path` matches, else nil.
     func match(_ path: [UInt8]) -> [String: String]? {
+        var spans: [(name: String, range: Range<Int>)] = []
+        return match(path, spans: &spans)
+    }
+
+    /// `spans`: a buffer the caller keeps across templates (one allocation, not one a try).
+    func match(_ path: [UInt8], spans: inout [(name: String, range: Range<Int>)]) -> [String: String]? {
         // Where each label matched, as ranges: strings are made once, for a match (trying
         // each end of a label made a string per try; BENCHMARKS.md).
-        var spans: [(name: String, range: Range<Int>)] = []
+        spans.removeAll(keepingCapacity: true)
         guard matchFrom(0, path[...], &spans) else { return nil }
         var bindings: [String: String] = [:]
         for span in spans { bindings[span.name] = String(decoding: path[span.range], as: UTF8.self) }
