@@ -7,7 +7,7 @@ either side and hand the turn over through a file in the workspace; each call is
 its own client). The sandboxed client runs twice, in two sessions: with the broker's upstream
 connections pooled (the default) and not (AIRLOCK_UPSTREAM_POOL=off).
 
-moto is served with kept-alive connections, as AWS endpoints answer (scripts/lib/moto_keepalive.py):
+moto is served with kept-alive connections, as AWS endpoints answer (Tests/Support/moto_keepalive.py):
 moto_server's werkzeug closes the connection after every response, which would make both
 the direct client and the broker open a new connection per call, so pooling could not show.
 Reported: medians and the added latency, for each session.
@@ -26,7 +26,7 @@ port = free_port()
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                   AWS_EC2_METADATA_DISABLED="true")
 env = dict(os.environ)
-moto = subprocess.Popen([f"{venv}/bin/python3", f"{here}/lib/moto_keepalive.py", "127.0.0.1", str(port)],
+moto = subprocess.Popen([f"{venv}/bin/python3", f"{os.path.dirname(here)}/Tests/Support/moto_keepalive.py", "127.0.0.1", str(port)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 try:
     for _ in range(200):

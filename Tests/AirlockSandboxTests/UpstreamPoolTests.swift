@@ -200,4 +200,64 @@ import Testing
             Issue.record("the abandoned request did not reach the stand-in")
         }
     }
+
+    /// AWS: the connection follows the signing key. The human's credential_process hands out
+    /// two keys in turn (each expiring at once, so every request asks again), and moto is
+    /// served with kept-alive connections as AWS is (Tests/Support/moto_keepalive.py), logging
+    /// which key signed each request on which connection.
+    @Test func awsConnectionsFollowTheSigningKey() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let port = Moto.freePort()
+        let log = scene.root + "/moto-requests.jsonl"
+        let moto = Process()
+        moto.executableURL = URL(fileURLWithPath: PythonTools.python)
+        moto.arguments = [Stage.repoRoot + "/Tests/Support/moto_keepalive.py", "127.0.0.1", String(port)]
+        moto.environment = ["PATH": "/usr/bin:/bin", "HOME": scene.root, "MOTO_KEEPALIVE_LOG": log]
+        moto.standardOutput = FileHandle.nullDevice
+        moto.standardError = FileHandle.nullDevice
+        try moto.run()
+        defer { kill(moto.processIdentifier, SIGKILL); moto.waitUntilExit() }
+        var listening = false
+        for _ in 0..<200 where !listening {
+            listening = Moto.accepts(port)
+            if !listening { usleep(50_000) }
+        }
+        #expect(listening, "moto_keepalive.py did not listen")
+        let helper = scene.root + "/rotating-keys.sh"
+        scene.write(helper, """
+            #!/bin/sh
+            n=$(cat \(scene.root)/rotations 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \(scene.root)/rotations
+            if [ $((n % 2)) -eq 1 ]; then key=ROTATINGKEYONE; else key=ROTATINGKEYTWO; fi
+            echo "{\\"Version\\": 1, \\"AccessKeyId\\": \\"$key\\", \\"SecretAccessKey\\": \\"secret-$key\\", \\"Expiration\\": \\"$(date -u -d '+1 minute' +%Y-%m-%dT%H:%M:%SZ)\\"}"
+
+            """, mode: 0o755)
+        let config = scene.root + "/aws-config"
+        scene.write(config, "[profile rotating]\ncredential_process = \(helper)\nregion = us-east-1\n")
+        scene.write(scene.workspace + "/agent.py", """
+            import boto3, json
+            sqs = boto3.client("sqs")
+            print(json.dumps([sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"] for _ in range(8)]))
+
+            """)
+        let out = scene.run([PythonTools.python, "agent.py"],
+                            options: ["--profile", PythonTools.profile(in: scene), "--aws-endpoint", "http://127.0.0.1:\(port)",
+                                      "--aws-profile", "rotating"],
+                            timeout: 180, extraEnvironment: ["AWS_CONFIG_FILE": config, "AWS_DEFAULT_REGION": "us-east-1"])
+        #expect(out.status == 0 && out.stdout.contains("[200, 200, 200, 200, 200, 200, 200, 200]"), "\(out)")
+        let requests = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
+        let keys = Set(requests.compactMap { $0["access_key"] })
+        #expect(keys == ["ROTATINGKEYONE", "ROTATINGKEYTWO"], "the broker signed with the rotating keys: \(keys)")
+        var byConnection: [String: Set<String>] = [:]
+        for request in requests { byConnection[request["connection"] ?? "?", default: []].insert(request["access_key"] ?? "") }
+        #expect(byConnection.values.allSatisfy { $0.count == 1 }, "a connection carried requests signed by two keys: \(byConnection)")
+        for key in keys {
+            let mine = requests.filter { $0["access_key"] == key }
+            let connections = Set(mine.compactMap { $0["connection"] })
+            #expect(mine.count >= 3 && connections.count <= 2, "\(key): \(mine.count) requests on \(connections.count) connections")
+        }
+    }
 }
+

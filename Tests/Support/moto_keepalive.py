@@ -11,11 +11,19 @@ ThreadingHTTPServer: HTTP/1.1, a connection kept until the client closes it or a
 it Nagle and delayed ACKs add 40 ms to a response written after its request), request bodies
 by Content-Length or chunked, responses buffered whole and framed by Content-Length.
 
-Only for scripts/bench (scripts/bench_broker.py); the tests use moto_server itself.
+Used by scripts/bench (scripts/bench_broker.py) and by the pooled-upstream tests
+(UpstreamPoolTests), which need a kept-alive AWS endpoint; the other tests use moto_server.
 Usage: python moto_keepalive.py HOST PORT
+    MOTO_KEEPALIVE_LOG=FILE: one JSON line a request: connection (a number per TCP
+    connection, in accept order), access_key (from the SigV4 Authorization's Credential=),
+    method, path.
 """
 import io
+import itertools
+import json
 import os
+import re
+import threading
 import socket
 import sys
 import traceback
@@ -28,6 +36,9 @@ from urllib.parse import unquote_to_bytes, urlsplit
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
               "te", "trailer", "trailers", "transfer-encoding", "upgrade"}
 MAX_LINE = 65536
+LOG = os.environ.get("MOTO_KEEPALIVE_LOG")
+LOG_LOCK = threading.Lock()
+CONNECTIONS = itertools.count(1)
 
 
 class BadRequest(Exception):
@@ -43,7 +54,20 @@ class Handler(BaseHTTPRequestHandler):
     def log_request(self, code="-", size="-"):
         pass  # one line a request on stderr costs the benchmark time; errors still go there
 
+    def setup(self):
+        super().setup()
+        self.connection_number = next(CONNECTIONS)
+
+    def record(self):
+        if not LOG:
+            return
+        found = re.search(r"Credential=([^/,\s]+)/", self.headers.get("Authorization", ""))
+        with LOG_LOCK, open(LOG, "a") as log:
+            log.write(json.dumps({"connection": str(self.connection_number), "access_key": found.group(1) if found else "",
+                                  "method": self.command, "path": self.path}) + "\n")
+
     def do_request(self):
+        self.record()
         try:
             body, length = self.read_body()
         except BadRequest as error:
