@@ -84,7 +84,8 @@ json.dump(samples, open("agent.json", "w"))
                 time.sleep(0.0002)
         sandbox.wait(timeout=60)
         return samples, json.load(open(f"{work}/workspace/agent.json"))
-    runs = {pool: session(pool) for pool in ("on", "off")}
+    # BENCH_POOLS=on,off,on,off: more sessions, alternating, for a steadier comparison.
+    runs = [(pool, session(pool)) for pool in os.environ.get("BENCH_POOLS", "on,off").split(",")]
 finally:
     server.kill()
 
@@ -94,7 +95,7 @@ def pct(values, p):
 print(f"kubernetes: {CALLS} kept-alive GETs of a ConfigMap list each, taking turns, against the stand-in API server on loopback;")
 print("  the broker's upstream connections pooled (the default) and, in a second session, not (AIRLOCK_UPSTREAM_POOL=off)")
 print(f"{'':44} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8}")
-for pool, (samples, through) in runs.items():
+for pool, (samples, through) in runs:
     for name, s in [(f"direct to the API server (pool {pool} run)", samples), (f"through the broker, pool {pool}", through)]:
         print(f"{name:44} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f}")
     added = statistics.median(through) - statistics.median(samples)

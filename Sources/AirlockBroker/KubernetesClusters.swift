@@ -111,6 +111,17 @@ public final class KubernetesClusters: @unchecked Sendable {
         return made.target
     }
 
+    /// The target `target(context)` would return without running or reading anything: nil
+    /// when it is not resolved yet, expires within 30 s, or reads a token file.
+    func cachedTarget(_ context: Kubeconfig.Context) -> Target? {
+        guard context.user.unsupported == nil else { return nil }
+        pthread_mutex_lock(&mutex)
+        let cached = resolved[context.name]
+        pthread_mutex_unlock(&mutex)
+        guard let cached, cached.tokenFile == nil, cached.target.expires.map({ $0 > Clock.epochSeconds() + 30 }) ?? true else { return nil }
+        return cached.target
+    }
+
     func resolve(_ context: Kubeconfig.Context) throws(AirlockError) -> Resolved {
         guard let server = Kubeconfig.server(context.cluster.server) else {
             throw AirlockError("context \(context.name): the server \(context.cluster.server) is not an http(s) URL")

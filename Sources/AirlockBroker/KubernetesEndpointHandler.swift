@@ -34,6 +34,8 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
     static let maximumBody = 8 << 20
 
     let decide: @Sendable (BrokerHTTPRequest) -> GatewayReply
+    /// A plain read decided on the event loop without blocking, or nil (then `decide`, on the pool).
+    let quickRead: (@Sendable (BrokerHTTPRequest) -> OutboundRequest?)?
     let tooLarge: @Sendable (String) -> GatewayReply
     let log: BrokerLog
     let pool: NIOThreadPool
@@ -44,6 +46,7 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
 
     init(gateway: KubernetesGateway, pool: NIOThreadPool, boundContext: Int? = nil) {
         decide = { request in gateway.handle(request, boundContext: boundContext) }
+        quickRead = { request in gateway.quickRead(request, boundContext: boundContext) }
         tooLarge = { message in KubernetesGateway.status(413, reason: "RequestEntityTooLarge", message: message) }
         log = gateway.log
         self.pool = pool
@@ -52,6 +55,7 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
 
     init(github: GitHubGateway, host: String, pool: NIOThreadPool) {
         decide = { request in github.handle(request, host: host) }
+        quickRead = nil
         tooLarge = { message in GitHubGateway.refusal(413, message, api: true) }
         log = github.log
         self.pool = pool
@@ -86,6 +90,10 @@ final class KubernetesEndpointHandler: ChannelInboundHandler, RemovableChannelHa
                                                     body: body.readBytes(length: body.readableBytes) ?? [])
             body.clear()
             let keepAlive = head.isKeepAlive
+            if let outbound = quickRead?(request) {
+                UpstreamRelay.start(outbound, downstream: context, version: head.version, keepAlive: keepAlive)
+                return
+            }
             let decide = self.decide
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             pool.runIfActive(eventLoop: context.eventLoop) { decide(request) }.whenComplete { result in

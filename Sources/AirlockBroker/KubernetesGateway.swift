@@ -84,7 +84,36 @@ public final class KubernetesGateway: @unchecked Sendable {
         return .respond(status: code, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
     }
 
-    func decide(_ request: Request, boundContext: Int?) throws -> GatewayReply {
+    /// How a request reads, with no side effect: what `decide` acts on and `quickRead` asks.
+    struct Reading {
+        var context: Kubeconfig.Context
+        var path: String
+        var query: String
+        var ruling: Ruling
+        var described: String
+    }
+
+    /// A plain read decided on the event loop, or nil: anything else, or anything that might
+    /// block (credentials not resolved yet or near their expiry, a token file to read). Then
+    /// the caller asks `handle` on the blocking pool, which reads the request again and alone
+    /// logs and records refusals. Both go through `reading`: one set of checks. (The hop to
+    /// the pool and back was 0.07–0.12 ms of a kept-alive read; BENCHMARKS.md.) The log line
+    /// is a short append to the session log, as on the pool.
+    public func quickRead(_ request: Request, boundContext: Int? = nil) -> OutboundRequest? {
+        guard let reading = try? reading(request, boundContext: boundContext), reading.ruling.decision == .read,
+              let target = clusters.cachedTarget(reading.context) else { return nil }
+        logDecision(request, reading)
+        var read = outbound(target, method: request.method, path: reading.path, query: reading.query,
+                            headers: request.headers.filter { !Self.isDropped($0.name) }, body: request.body)
+        read.retrySafe = true
+        return read
+    }
+
+    func logDecision(_ request: Request, _ reading: Reading) {
+        log.write("kubernetes \(request.method) \(reading.path)\(reading.query.isEmpty ? "" : "?" + reading.query) [\(reading.context.name)]: \(reading.ruling.decision.rawValue) (\(reading.ruling.rule))")
+    }
+
+    func reading(_ request: Request, boundContext: Int?) throws -> Reading {
         // The session's token, exactly once: anything else did not come from this sandbox's kubeconfig.
         let authorization = request.values("authorization")
         guard authorization.count == 1, Self.constantTimeEqual(authorization[0], "Bearer " + token) else {
@@ -103,9 +132,15 @@ public final class KubernetesGateway: @unchecked Sendable {
         }
         let ruling = KubernetesClassifier.classify(method: request.method, path: path, query: query, headers: request.headers,
                                                    body: request.body, allowed: allowed, readNamespaces: readNamespaces, sensitive: sensitive)
-        let described = Self.describe(method: request.method, path: path, query: query)
+        return Reading(context: context, path: path, query: query, ruling: ruling,
+                       described: Self.describe(method: request.method, path: path, query: query))
+    }
+
+    func decide(_ request: Request, boundContext: Int?) throws -> GatewayReply {
+        let reading = try reading(request, boundContext: boundContext)
+        let (context, path, query, ruling, described) = (reading.context, reading.path, reading.query, reading.ruling, reading.described)
         let summary = "kubernetes:\(described) (context \(context.name))"
-        log.write("kubernetes \(request.method) \(path)\(query.isEmpty ? "" : "?" + query) [\(context.name)]: \(ruling.decision.rawValue) (\(ruling.rule))")
+        logDecision(request, reading)
         switch ruling.decision {
         case .read:
             let target = try clusterTarget(context)
