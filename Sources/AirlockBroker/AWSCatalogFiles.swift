@@ -19,11 +19,16 @@ public final class AWSCatalogFiles: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
     }
 
-    /// The index, parsed on first use.
-    public func index() throws(AirlockError) -> AWSCatalogIndex {
+    /// Thrown by `warmOnly` reads of what is not loaded yet: the caller may not block.
+    static let notLoaded = AirlockError("the AWS catalog is not loaded yet")
+
+    /// The index, parsed on first use. `warmOnly`: never read a file (the event loop's
+    /// quick reads), throwing `notLoaded` instead.
+    public func index(warmOnly: Bool = false) throws(AirlockError) -> AWSCatalogIndex {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let loadedIndex { return loadedIndex }
+        if warmOnly { throw Self.notLoaded }
         do {
             let index = try AWSCatalogIndex(jsonText: try Self.read(directory + "/index.json"))
             loadedIndex = index
@@ -55,11 +60,12 @@ public final class AWSCatalogFiles: @unchecked Sendable {
     }
 
     /// The service by its broker path name, or nil when the catalog has none.
-    public func service(_ name: String) throws(AirlockError) -> AWSService? {
-        guard ProfileName.isValid(name), try index().entry(named: name) != nil else { return nil }
+    public func service(_ name: String, warmOnly: Bool = false) throws(AirlockError) -> AWSService? {
+        guard ProfileName.isValid(name), try index(warmOnly: warmOnly).entry(named: name) != nil else { return nil }
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let service = loadedServices[name] { return service }
+        if warmOnly { throw Self.notLoaded }
         do {
             let service = try AWSService(jsonText: try Self.read(directory + "/services/\(name).json"))
             loadedServices[name] = service
@@ -71,10 +77,11 @@ public final class AWSCatalogFiles: @unchecked Sendable {
         }
     }
 
-    public func classifier() throws(AirlockError) -> AWSClassifier {
+    public func classifier(warmOnly: Bool = false) throws(AirlockError) -> AWSClassifier {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         if let loadedClassifier { return loadedClassifier }
+        if warmOnly { throw Self.notLoaded }
         do {
             let overrides = try AWSOverrides(yamlText: try Self.read(directory + "/overrides.yaml"),
                                              source: directory + "/overrides.yaml")

@@ -106,8 +106,15 @@ final class AWSEndpointHandler: ChannelInboundHandler, RemovableChannelHandler {
             body.clear()
             let keepAlive = head.isKeepAlive
             let gateway = self.gateway
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let host = interceptedHost
+            // A plain read with everything at hand is decided here, without the hop to the
+            // pool and back; anything else is decided there (AWSGateway.quickRead).
+            if let outbound = gateway.quickRead(request, host: host) {
+                release()
+                UpstreamRelay.start(outbound, downstream: context, version: head.version, keepAlive: keepAlive)
+                return
+            }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             pool.runIfActive(eventLoop: context.eventLoop) { gateway.handle(request, host: host) }.whenComplete { result in
                 let (handler, context) = bound.value
                 handler.release()

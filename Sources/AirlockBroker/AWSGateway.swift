@@ -129,11 +129,24 @@ public final class AWSGateway: @unchecked Sendable {
         return .respond(status: error.status, headers: rendered.headers, body: rendered.body)
     }
 
-    func decide(_ request: AWSRequest, requestID: String, host: String?) throws -> GatewayReply {
-        let (service, servicePath) = try host.map { host in try route(request, host: host) } ?? route(request)
+    /// How a request reads: routed, its signature verified, refused if it has two readings or
+    /// is malformed, classified and pinned. What `decide` acts on and `quickRead` asks.
+    /// `quick`: nothing that can block (catalog files, the config file's region) and nothing
+    /// logged: any refusal or anything not at hand throws, and the caller goes to the pool.
+    struct Reading {
+        var service: AWSService
+        var servicePath: String
+        var classification: AWSClassifier.Classification
+        var pinned: PinnedRequest
+        var summary: String
+    }
+
+    func reading(_ request: AWSRequest, host: String?, quick: Bool = false) throws -> Reading {
+        let (service, servicePath) = try host.map { host in try route(request, host: host, warmOnly: quick) } ?? route(request, warmOnly: quick)
         let wire = service.wireProtocol
         let s3 = ["s3", "s3control"].contains(service.name)
-        let classifier = try catalog.classifier()
+        let classifier = try catalog.classifier(warmOnly: quick)
+        func note(_ line: String) { if !quick { log.write(line) } }
 
         // Who signed it: this session's dummy key, checked for real.
         var signature: SigV4.Signature?
@@ -159,20 +172,22 @@ public final class AWSGateway: @unchecked Sendable {
                 unsignedOK = false
             }
             if !unsignedOK {
-                log.write("aws \(service.name) \(request.method) \(servicePath): refused: \(failure)")
+                note("aws \(service.name) \(request.method) \(servicePath): refused: \(failure)")
                 throw GatewayFailure(error: AWSErrorResponse.signature(failure, s3: s3), wire: wire)
             }
         }
+        // Unsigned (an operation AWS serves unsigned): its region may come from the config file.
+        if quick && signature == nil { throw AWSCatalogFiles.notLoaded }
         // One reading or none (docs/gate.md): refused, never resolved by picking a reading.
         if let signature, !AWSRegion.isValidName(signature.region) {
-            throw ambiguous(service, servicePath, "the signing region \(signature.region) is not an AWS region name")
+            throw ambiguous(service, servicePath, "the signing region \(signature.region) is not an AWS region name", quiet: quick)
         }
         if let ambiguity = request.ambiguity(for: service, servicePath: servicePath,
                                              decidingQueryKeys: classifier.decidingQueryKeys(for: service)) {
-            throw ambiguous(service, servicePath, ambiguity)
+            throw ambiguous(service, servicePath, ambiguity, quiet: quick)
         }
         if let malformation = request.malformation(for: wire) {
-            log.write("aws \(service.name) \(request.method) \(servicePath): refused: \(malformation)")
+            note("aws \(service.name) \(request.method) \(servicePath): refused: \(malformation)")
             throw GatewayFailure(error: AWSErrorResponse(status: 400, code: .malformedRequest,
                 message: "Airlock: malformed request: \(malformation); nothing was forwarded or stored"), wire: wire)
         }
@@ -183,7 +198,35 @@ public final class AWSGateway: @unchecked Sendable {
         let summary = "\(service.name):\(classification.operation ?? "\(request.method) \(servicePath)")"
         let pinned = PinnedRequest(request: request, service: service, servicePath: servicePath, region: region,
                                    signingName: signingName, operation: classification.operation)
-        log.write("aws \(summary): \(classification.ruling.decision.rawValue) (\(classification.ruling.rule))")
+        return Reading(service: service, servicePath: servicePath, classification: classification, pinned: pinned, summary: summary)
+    }
+
+    /// A read decided on the event loop, or nil: anything but a plain read (a staged upload's
+    /// parts, endpoint discovery, a refusal) or anything that might block (the catalog not
+    /// loaded, credentials to resolve). Then the caller asks `handle` on the blocking pool,
+    /// which reads the request again and alone logs and records refusals; both go through
+    /// `reading`, one set of checks. (The hop to the pool and back: BENCHMARKS.md.)
+    public func quickRead(_ request: AWSRequest, host: String? = nil) -> OutboundRequest? {
+        guard let keys = credentials.cachedCredentials(),
+              let reading = try? reading(request, host: host, quick: true),
+              reading.classification.ruling.decision == .read,
+              !StagedMultipart.mayAnswerRead(reading.pinned),
+              !(reading.classification.operation == "DescribeEndpoints" && reading.service.wireProtocol == .json) else { return nil }
+        logDecision(reading)
+        var outbound = reading.pinned.signed(for: upstream(for: reading.service), service: reading.service, credentials: keys)
+        outbound.retrySafe = true
+        return outbound
+    }
+
+    func logDecision(_ reading: Reading) {
+        log.write("aws \(reading.summary): \(reading.classification.ruling.decision.rawValue) (\(reading.classification.ruling.rule))")
+    }
+
+    func decide(_ request: AWSRequest, requestID: String, host: String?) throws -> GatewayReply {
+        let reading = try reading(request, host: host)
+        let (service, classification, pinned, summary) = (reading.service, reading.classification, reading.pinned, reading.summary)
+        let wire = service.wireProtocol
+        logDecision(reading)
 
         switch classification.ruling.decision {
         case .read:
@@ -257,8 +300,8 @@ public final class AWSGateway: @unchecked Sendable {
         return .respond(status: 200, headers: headers, body: rewritten.body)
     }
 
-    func ambiguous(_ service: AWSService, _ servicePath: String, _ why: String) -> GatewayFailure {
-        log.write("aws \(service.name) \(servicePath): refused: \(why)")
+    func ambiguous(_ service: AWSService, _ servicePath: String, _ why: String, quiet: Bool = false) -> GatewayFailure {
+        if !quiet { log.write("aws \(service.name) \(servicePath): refused: \(why)") }
         return GatewayFailure(error: AWSErrorResponse(status: 400, code: .ambiguousRequest,
             message: "Airlock: \(why); a request must have exactly one reading, so nothing was forwarded or stored. SDKs never send this: check what made the request"),
             wire: service.wireProtocol)
@@ -283,12 +326,12 @@ public final class AWSGateway: @unchecked Sendable {
     /// A request to an AWS host name: the service from the signature's scope (and, where
     /// services share a signing name, the host and API version), S3's bucket from a
     /// virtual-hosted name (docs/gate.md).
-    func route(_ request: AWSRequest, host: String) throws -> (AWSService, String) {
+    func route(_ request: AWSRequest, host: String, warmOnly: Bool = false) throws -> (AWSService, String) {
         let signature = try? SigV4.parse(request)
         var candidates: [(name: String, endpointPrefix: String, apiVersion: String)] = []
         if let signing = signature?.service {
-            for entry in try catalog.index().services(signingAs: signing) {
-                candidates.append((entry.name, entry.endpointPrefix, try catalog.service(entry.name)?.apiVersion ?? ""))
+            for entry in try catalog.index(warmOnly: warmOnly).services(signingAs: signing) {
+                candidates.append((entry.name, entry.endpointPrefix, try catalog.service(entry.name, warmOnly: warmOnly)?.apiVersion ?? ""))
             }
         }
         let version = request.formParameters.first { $0.key == "Version" }?.value ?? nil
@@ -296,7 +339,7 @@ public final class AWSGateway: @unchecked Sendable {
         case .refused(let why):
             throw GatewayFailure(error: AWSErrorResponse(status: 400, code: .unknownService, message: "Airlock: \(why)"), wire: nil)
         case .service(let name, let path):
-            guard let service = try catalog.service(name) else {
+            guard let service = try catalog.service(name, warmOnly: warmOnly) else {
                 throw GatewayFailure(error: AWSErrorResponse(status: 400, code: .unknownService, message: "Airlock: no catalog entry for \(name)"), wire: nil)
             }
             return (service, path)
@@ -305,20 +348,20 @@ public final class AWSGateway: @unchecked Sendable {
 
     /// `/svc/<name>/…` → the service and the path below it. Without the prefix (a client using
     /// `AWS_ENDPOINT_URL` alone), the signing name picks the service when only one has it.
-    func route(_ request: AWSRequest) throws -> (AWSService, String) {
+    func route(_ request: AWSRequest, warmOnly: Bool = false) throws -> (AWSService, String) {
         if request.path.hasPrefix(Self.servicePrefix) {
             let rest = request.path.dropFirst(Self.servicePrefix.count)
             let name = String(rest.prefix { $0 != "/" })
             let below = String(rest.dropFirst(name.count))
-            guard let service = try catalog.service(name) else {
+            guard let service = try catalog.service(name, warmOnly: warmOnly) else {
                 throw GatewayFailure(error: AWSErrorResponse(status: 404, code: .unknownService,
                     message: "Airlock: no AWS service is served at /svc/\(name); the sandbox's AWS_CONFIG_FILE lists every endpoint"), wire: nil)
             }
             return (service, below.isEmpty ? "/" : below)
         }
         if let signature = try? SigV4.parse(request) {
-            let candidates = try catalog.index().services(signingAs: signature.service)
-            if candidates.count == 1, let service = try catalog.service(candidates[0].name) {
+            let candidates = try catalog.index(warmOnly: warmOnly).services(signingAs: signature.service)
+            if candidates.count == 1, let service = try catalog.service(candidates[0].name, warmOnly: warmOnly) {
                 return (service, request.path.isEmpty ? "/" : request.path)
             }
         }

@@ -43,6 +43,14 @@ public final class HostCredentials: @unchecked Sendable {
     var credentialsFile: String { CredentialSources.awsCredentialsFile(environment, home: home) }
     var configFile: String { CredentialSources.awsConfigFile(environment, home: home) }
 
+    /// The credentials `credentials()` would return without resolving anything, or nil.
+    func cachedCredentials() -> SigV4.Credentials? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if let cached, cached.expires.map({ $0 - 300 > Clock.epochSeconds() }) ?? true { return cached.credentials }
+        return nil
+    }
+
     public func credentials() throws(AirlockError) -> SigV4.Credentials {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }

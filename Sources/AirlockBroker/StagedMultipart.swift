@@ -175,6 +175,12 @@ public final class StagedMultipart: @unchecked Sendable {
     }
 
     /// ListParts of a staged upload is answered from what was staged.
+    /// Whether `answerRead` might answer `request` itself (a ListParts of an upload staged
+    /// here): the event loop's quick reads leave those to the pool.
+    static func mayAnswerRead(_ request: PinnedRequest) -> Bool {
+        request.service == "s3" && request.operation == "ListParts"
+    }
+
     func answerRead(_ request: PinnedRequest) throws -> GatewayReply? {
         guard request.service == "s3", request.operation == "ListParts", let id = uploadID(request), id.hasPrefix(Self.idPrefix) else {
             return nil

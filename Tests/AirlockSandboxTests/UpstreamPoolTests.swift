@@ -208,22 +208,8 @@ import Testing
     @Test func awsConnectionsFollowTheSigningKey() throws {
         guard Launch.anyAvailable(), PythonTools.available() else { return }
         let scene = Scene(getuid() == 0 ? .root : .unprivileged)
-        let port = Moto.freePort()
-        let log = scene.root + "/moto-requests.jsonl"
-        let moto = Process()
-        moto.executableURL = URL(fileURLWithPath: PythonTools.python)
-        moto.arguments = [Stage.repoRoot + "/Tests/Support/moto_keepalive.py", "127.0.0.1", String(port)]
-        moto.environment = ["PATH": "/usr/bin:/bin", "HOME": scene.root, "MOTO_KEEPALIVE_LOG": log]
-        moto.standardOutput = FileHandle.nullDevice
-        moto.standardError = FileHandle.nullDevice
-        try moto.run()
+        let (moto, port, log) = try Self.keptAliveMoto(scene)
         defer { kill(moto.processIdentifier, SIGKILL); moto.waitUntilExit() }
-        var listening = false
-        for _ in 0..<200 where !listening {
-            listening = Moto.accepts(port)
-            if !listening { usleep(50_000) }
-        }
-        #expect(listening, "moto_keepalive.py did not listen")
         let helper = scene.root + "/rotating-keys.sh"
         scene.write(helper, """
             #!/bin/sh
@@ -245,9 +231,7 @@ import Testing
                                       "--aws-profile", "rotating"],
                             timeout: 180, extraEnvironment: ["AWS_CONFIG_FILE": config, "AWS_DEFAULT_REGION": "us-east-1"])
         #expect(out.status == 0 && out.stdout.contains("[200, 200, 200, 200, 200, 200, 200, 200]"), "\(out)")
-        let requests = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
-        }
+        let requests = Self.logged(log)
         let keys = Set(requests.compactMap { $0["access_key"] })
         #expect(keys == ["ROTATINGKEYONE", "ROTATINGKEYTWO"], "the broker signed with the rotating keys: \(keys)")
         var byConnection: [String: Set<String>] = [:]
@@ -258,6 +242,98 @@ import Testing
             let connections = Set(mine.compactMap { $0["connection"] })
             #expect(mine.count >= 3 && connections.count <= 2, "\(key): \(mine.count) requests on \(connections.count) connections")
         }
+    }
+
+    /// moto served with kept-alive connections (Tests/Support/moto_keepalive.py), logging each
+    /// request: the process, its port and the log's path.
+    static func keptAliveMoto(_ scene: Scene) throws -> (Process, Int, String) {
+        let port = Moto.freePort()
+        let log = scene.root + "/moto-requests.jsonl"
+        let moto = Process()
+        moto.executableURL = URL(fileURLWithPath: PythonTools.python)
+        moto.arguments = [Stage.repoRoot + "/Tests/Support/moto_keepalive.py", "127.0.0.1", String(port)]
+        moto.environment = ["PATH": "/usr/bin:/bin", "HOME": scene.root, "MOTO_KEEPALIVE_LOG": log]
+        moto.standardOutput = FileHandle.nullDevice
+        moto.standardError = FileHandle.nullDevice
+        try moto.run()
+        for _ in 0..<200 {
+            if Moto.accepts(port) { return (moto, port, log) }
+            usleep(50_000)
+        }
+        kill(moto.processIdentifier, SIGKILL)
+        throw TestUpstreamError("moto_keepalive.py did not listen on \(port)")
+    }
+
+    static func logged(_ log: String) -> [[String: String]] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
+    }
+
+    /// Reads decided on the broker's event loop (AWSGateway.quickRead, once the catalog and
+    /// the credentials are at hand) are refused exactly as the pool's path refuses them: after
+    /// two warm reads, a request signed with the wrong secret or another key, a body changed
+    /// after signing, two X-Amz-Target headers and a change each get their refusal or proposal,
+    /// and nothing but the reads reaches the upstream.
+    static let forger = #"""
+        import boto3, http.client, json, urllib.parse
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        session = boto3.session.Session()
+        sqs = session.client("sqs")
+        out = {"warm": [sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"] for _ in range(2)]}
+        frozen = session.get_credentials().get_frozen_credentials()
+        def send(name, target, body=b"{}", key=None, secret=None, sent=None, extra=()):
+            request = AWSRequest(method="POST", url=sqs.meta.endpoint_url + "/", data=body,
+                                 headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target})
+            SigV4Auth(Credentials(key or frozen.access_key, secret or frozen.secret_key, frozen.token), "sqs",
+                      sqs.meta.region_name).add_auth(request)
+            prepared = request.prepare()
+            data = prepared.body if sent is None else sent
+            url = urllib.parse.urlsplit(prepared.url)
+            connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+            connection.putrequest("POST", url.path, skip_accept_encoding=True)
+            for header, value in list(prepared.headers.items()) + list(extra):
+                if header.lower() != "content-length":
+                    connection.putheader(header, value)
+            connection.putheader("Content-Length", str(len(data)))
+            connection.endheaders(data)
+            response = connection.getresponse()
+            out[name] = [response.status, response.read().decode("utf-8", "replace")[:400]]
+        send("wrong-secret", "AmazonSQS.ListQueues", secret="not-the-session-secret")
+        send("other-key", "AmazonSQS.ListQueues", key="OTHERSESSIONKEY")
+        send("body-changed", "AmazonSQS.ListQueues", sent=b'{"QueueNamePrefix": "x"}')
+        send("two-targets", "AmazonSQS.ListQueues", extra=[("X-Amz-Target", "AmazonSQS.DeleteQueue")])
+        send("change", "AmazonSQS.CreateQueue", body=b'{"QueueName": "made-by-the-agent"}')
+        out["after"] = sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"]
+        print(json.dumps(out))
+        """#
+
+    @Test func quickReadsRefuseWhatThePoolRefuses() throws {
+        guard Launch.anyAvailable(), PythonTools.available() else { return }
+        let scene = Scene(getuid() == 0 ? .root : .unprivileged)
+        let (moto, port, log) = try Self.keptAliveMoto(scene)
+        defer { kill(moto.processIdentifier, SIGKILL); moto.waitUntilExit() }
+        scene.write(scene.workspace + "/forger.py", Self.forger)
+        let out = scene.run([PythonTools.python, "forger.py"],
+                            options: ["--profile", PythonTools.profile(in: scene), "--aws-endpoint", "http://127.0.0.1:\(port)"],
+                            timeout: 180, extraEnvironment: Moto.keys.merging(["AWS_DEFAULT_REGION": "us-east-1"]) { $1 })
+        #expect(out.status == 0, "\(out)")
+        let result = (try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8))) as? [String: Any] ?? [:]
+        func status(_ name: String) -> Int { (result[name] as? [Any])?.first as? Int ?? -1 }
+        func body(_ name: String) -> String { (result[name] as? [Any])?.last as? String ?? "" }
+        #expect(result["warm"] as? [Int] == [200, 200] && result["after"] as? Int == 200, "\(out)")
+        for name in ["wrong-secret", "other-key", "body-changed"] {
+            #expect(status(name) == 403, "\(name): \(status(name)) \(body(name))")
+        }
+        #expect(body("other-key").contains("not this session"), "\(body("other-key"))")
+        // Two readings of one request: refused (the second target also breaks the signature).
+        #expect([400, 403].contains(status("two-targets")) && body("two-targets").contains("Airlock"), "\(status("two-targets")) \(body("two-targets"))")
+        #expect(status("change") == 403 && body("change").contains("Proposal"), "\(status("change")) \(body("change"))")
+        // Only the three reads reached moto.
+        let targets = Self.logged(log).map { $0["target"] ?? "" }.filter { !$0.isEmpty }
+        #expect(targets == Array(repeating: "AmazonSQS.ListQueues", count: 3), "\(targets)")
     }
 }
 

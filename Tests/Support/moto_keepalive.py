@@ -16,7 +16,7 @@ Used by scripts/bench (scripts/bench_broker.py) and by the pooled-upstream tests
 Usage: python moto_keepalive.py HOST PORT
     MOTO_KEEPALIVE_LOG=FILE: one JSON line a request: connection (a number per TCP
     connection, in accept order), access_key (from the SigV4 Authorization's Credential=),
-    method, path.
+    method, path, target (X-Amz-Target).
 """
 import io
 import itertools
@@ -64,7 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         found = re.search(r"Credential=([^/,\s]+)/", self.headers.get("Authorization", ""))
         with LOG_LOCK, open(LOG, "a") as log:
             log.write(json.dumps({"connection": str(self.connection_number), "access_key": found.group(1) if found else "",
-                                  "method": self.command, "path": self.path}) + "\n")
+                                  "method": self.command, "path": self.path,
+                                  "target": self.headers.get("X-Amz-Target", "")}) + "\n")
 
     def do_request(self):
         self.record()
