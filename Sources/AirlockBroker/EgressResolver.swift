@@ -1,13 +1,40 @@
 import AirlockCore
 import AirlockPolicy
 import Glibc
+import Synchronization
 
 /// Resolves names for the egress proxy, outside the sandbox (the sandbox has no DNS at all).
 /// `AIRLOCK_EGRESS_RESOLVE` (`host=addr[,addr];host2=addr`, like curl's --resolve) pins names
-/// to addresses: for tests and for names the host cannot resolve. Blocking: call off the
-/// event loop.
+/// to addresses: for tests and for names the host cannot resolve. `resolve` blocks: call it
+/// off the event loop; `resolvedWithoutBlocking` does not.
 public struct EgressResolver: Sendable {
     let pinned: [String: [IPAddress]]
+    /// Names resolved in the last 30 s (shared by copies of this resolver): a second
+    /// connection to a host needs no lookup and no hop off the event loop. The proxy checks
+    /// the addresses against the policy on every connection, cached or not; a name keeps its
+    /// first answer for the 30 s (a DNS rebinding within them gets nothing new).
+    let recent = RecentAnswers()
+
+    final class RecentAnswers: Sendable {
+        static let seconds = 30.0
+        static let limit = 1024
+        let answers = Mutex<[String: (addresses: [IPAddress], until: Double)]>([:])
+
+        func lookup(_ host: String, now: Double = Clock.monotonicSeconds()) -> [IPAddress]? {
+            answers.withLock { table in
+                guard let entry = table[host], entry.until > now else { return nil }
+                return entry.addresses
+            }
+        }
+
+        func store(_ host: String, _ addresses: [IPAddress], now: Double = Clock.monotonicSeconds()) {
+            answers.withLock { table in
+                if table.count >= Self.limit { table = table.filter { $0.value.until > now } }
+                if table.count >= Self.limit { table.removeAll() }
+                table[host] = (addresses, now + Self.seconds)
+            }
+        }
+    }
 
     public init(environment: [String: String]) {
         var pinned: [String: [IPAddress]] = [:]
@@ -23,10 +50,23 @@ public struct EgressResolver: Sendable {
     /// The address `AIRLOCK_EGRESS_RESOLVE` pins `host` to, if it does.
     public func pinnedAddress(_ host: String) -> IPAddress? { pinned[host.lowercased()]?.first }
 
-    public func resolve(_ host: String) -> [IPAddress] {
+    /// What `resolve` would answer, when it is known without a lookup (an address, a pinned
+    /// name, localhost, a name resolved in the last 30 s); nil otherwise.
+    public func resolvedWithoutBlocking(_ host: String) -> [IPAddress]? {
         if let address = IPAddress(host) { return [address] }
         if let addresses = pinned[host] { return addresses }
         if host == "localhost" { return [.v4(0x7F00_0001)] }
+        return recent.lookup(host)
+    }
+
+    public func resolve(_ host: String) -> [IPAddress] {
+        if let known = resolvedWithoutBlocking(host) { return known }
+        let addresses = lookUp(host)
+        if !addresses.isEmpty { recent.store(host, addresses) }
+        return addresses
+    }
+
+    func lookUp(_ host: String) -> [IPAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
