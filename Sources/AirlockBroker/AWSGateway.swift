@@ -207,7 +207,9 @@ public final class AWSGateway: @unchecked Sendable {
     /// which reads the request again and alone logs and records refusals; both go through
     /// `reading`, one set of checks. (The hop to the pool and back: BENCHMARKS.md.)
     public func quickRead(_ request: AWSRequest, host: String? = nil) -> OutboundRequest? {
-        guard let keys = credentials.cachedCredentials(),
+        // A large body (hashed to verify it) would hold the one event loop every endpoint of
+        // the session shares: those go to the pool.
+        guard request.body.count <= Self.quickBodyLimit, let keys = credentials.cachedCredentials(),
               let reading = try? reading(request, host: host, quick: true),
               reading.classification.ruling.decision == .read,
               !StagedMultipart.mayAnswerRead(reading.pinned),
@@ -217,6 +219,9 @@ public final class AWSGateway: @unchecked Sendable {
         outbound.retrySafe = true
         return outbound
     }
+
+    /// Bodies up to this size may be decided on the event loop (about 0.1 ms of hashing).
+    static let quickBodyLimit = 64 << 10
 
     func logDecision(_ reading: Reading) {
         log.write("aws \(reading.summary): \(reading.classification.ruling.decision.rawValue) (\(reading.classification.ruling.rule))")

@@ -100,7 +100,9 @@ public final class KubernetesGateway: @unchecked Sendable {
     /// the pool and back was 0.07–0.12 ms of a kept-alive read; BENCHMARKS.md.) The log line
     /// is a short append to the session log, as on the pool.
     public func quickRead(_ request: Request, boundContext: Int? = nil) -> OutboundRequest? {
-        guard let reading = try? reading(request, boundContext: boundContext), reading.ruling.decision == .read,
+        // A large body would hold the session's one event loop while it is read: the pool's.
+        guard request.body.count <= AWSGateway.quickBodyLimit,
+              let reading = try? reading(request, boundContext: boundContext), reading.ruling.decision == .read,
               let target = clusters.cachedTarget(reading.context) else { return nil }
         logDecision(request, reading)
         var read = outbound(target, method: request.method, path: reading.path, query: reading.query,
