@@ -561,23 +561,11 @@ final class ForwardRelay: ChannelInboundHandler {
         let downstream = self.downstream.value
         switch unwrapInboundIn(data) {
         case .head(let head):
-            var headers = HTTPHeaders()
-            for header in head.headers where !UpstreamConnector.hopByHop.contains(header.name.lowercased()) {
-                headers.add(name: header.name, value: header.value)
-            }
-            headers.replaceOrAdd(name: "Connection", value: "close")
-            downstream.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
+            downstream.write(NIOAny(HTTPServerResponsePart.head(UpstreamConnector.relayedHead(head, version: .http1_1, keepAlive: false))),
+                             promise: nil)
         case .body(let buffer):
             record.down += buffer.readableBytes
-            let write = downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))))
-            if !downstream.channel.isWritable {
-                let upstream = context.channel
-                upstream.setOption(.autoRead, value: false).whenComplete { _ in }
-                write.whenComplete { _ in
-                    upstream.setOption(.autoRead, value: true).whenComplete { _ in }
-                    upstream.read()
-                }
-            }
+            UpstreamConnector.relay(buffer, to: downstream, from: context.channel)
         case .end:
             let channel = downstream.channel
             downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }

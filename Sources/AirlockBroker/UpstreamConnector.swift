@@ -45,6 +45,30 @@ enum UpstreamConnector {
                                headers: headers)
     }
 
+    /// The upstream's response head as the agent gets it: its connection headers dropped,
+    /// `Connection` saying whether the agent's own connection stays open.
+    static func relayedHead(_ head: HTTPResponseHead, version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        for header in head.headers where !hopByHop.contains(header.name.lowercased()) {
+            headers.add(name: header.name, value: header.value)
+        }
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+    }
+
+    /// Writes a chunk of the upstream's body to the agent with back-pressure: while the agent's
+    /// connection is full, the upstream is not read (large bodies stay in bounded memory).
+    /// On the two channels' shared event loop.
+    static func relay(_ buffer: ByteBuffer, to downstream: ChannelHandlerContext, from upstream: Channel) {
+        let write = downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))))
+        guard !downstream.channel.isWritable else { return }
+        try? upstream.syncOptions?.setOption(.autoRead, value: false)
+        write.whenComplete { _ in
+            try? upstream.syncOptions?.setOption(.autoRead, value: true)
+            upstream.read()
+        }
+    }
+
     /// Response headers that describe the upstream connection, not the response.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
                                         "te", "trailer", "proxy-authenticate"]

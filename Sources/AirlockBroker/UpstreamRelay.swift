@@ -102,29 +102,15 @@ final class UpstreamRelay: ChannelInboundHandler, RemovableChannelHandler {
         let downstream = self.downstream.value
         switch unwrapInboundIn(data) {
         case .head(let head):
-            var headers = HTTPHeaders()
-            for header in head.headers where !UpstreamConnector.hopByHop.contains(header.name.lowercased()) {
-                headers.add(name: header.name, value: header.value)
-            }
-            headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
             sentHead = true
             request = nil
             // An informational answer (1xx) is not followed here as HTTP frames it: such a
             // connection is not kept.
             upstreamKeepAlive = head.isKeepAlive && head.status.code >= 200
-            downstream.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: head.status, headers: headers))),
+            downstream.write(NIOAny(HTTPServerResponsePart.head(UpstreamConnector.relayedHead(head, version: version, keepAlive: keepAlive))),
                              promise: nil)
         case .body(let buffer):
-            let write = downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))))
-            if !downstream.channel.isWritable {
-                // Back-pressure: stop reading upstream until the agent has taken this chunk.
-                let upstream = context.channel
-                try? upstream.syncOptions?.setOption(.autoRead, value: false)
-                write.whenComplete { _ in
-                    try? upstream.syncOptions?.setOption(.autoRead, value: true)
-                    upstream.read()
-                }
-            }
+            UpstreamConnector.relay(buffer, to: downstream, from: context.channel)
         case .end:
             finished = true
             upstream = nil
