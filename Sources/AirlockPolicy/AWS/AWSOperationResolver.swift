@@ -105,6 +105,7 @@ public enum AWSOperationResolver {
 struct QueryLookup {
     let raw: String
     let plain: Bool
+    var bytes: [UInt8]?
     var decoded: [(key: String, value: String?)]?
 
     init(_ raw: String) {
@@ -121,17 +122,10 @@ struct QueryLookup {
     mutating func has(_ key: String, value: String?) -> Bool {
         guard !raw.isEmpty else { return false }
         if plain {
-            let bytes = raw.utf8
-            var start = bytes.startIndex
-            while start < bytes.endIndex {
-                let end = bytes[start...].firstIndex(of: 0x26) ?? bytes.endIndex
-                defer { start = end == bytes.endIndex ? end : bytes.index(after: end) }
-                guard end > start else { continue }
-                let pair = bytes[start..<end]
-                let equals = pair.firstIndex(of: 0x3D)
-                guard pair[..<(equals ?? pair.endIndex)].elementsEqual(key.utf8) else { continue }
+            if bytes == nil { bytes = Array(raw.utf8) }
+            for (rawKey, rawValue) in FormPairs(bytes![...]) where rawKey.elementsEqual(key.utf8) {
                 guard let value else { return true }
-                if let equals, pair[pair.index(after: equals)...].elementsEqual(value.utf8) { return true }
+                if let rawValue, rawValue.elementsEqual(value.utf8) { return true }
             }
             return false
         }

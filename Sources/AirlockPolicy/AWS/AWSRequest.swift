@@ -72,20 +72,13 @@ public struct AWSRequest: Sendable {
     /// decoded only when it holds "%" or "+".
     static func firstValue(_ key: String, in bytes: ArraySlice<UInt8>) -> String?? {
         let wanted = Array(key.utf8)
-        var start = bytes.startIndex
-        while start < bytes.endIndex {
-            let end = bytes[start...].firstIndex(of: 0x26) ?? bytes.endIndex
-            defer { start = end + 1 }
-            guard end > start else { continue }
-            let pair = bytes[start..<end]
-            let equals = pair.firstIndex(of: 0x3D)
-            let rawKey = pair[..<(equals ?? pair.endIndex)]
+        for (rawKey, rawValue) in FormPairs(bytes) {
             let matches = rawKey.contains(0x25) || rawKey.contains(0x2B)
                 ? PercentEncoding.decode(String(decoding: rawKey, as: UTF8.self), plusIsSpace: true) == key
                 : rawKey.elementsEqual(wanted)
             guard matches else { continue }
-            guard let equals else { return .some(nil) }
-            return .some(PercentEncoding.decode(String(decoding: pair[pair.index(after: equals)...], as: UTF8.self), plusIsSpace: true))
+            guard let rawValue else { return .some(nil) }
+            return .some(PercentEncoding.decode(String(decoding: rawValue, as: UTF8.self), plusIsSpace: true))
         }
         return nil
     }
@@ -190,5 +183,30 @@ public enum PercentEncoding {
         case 0x61...0x66: return byte - 0x61 + 10
         default: return nil
         }
+    }
+}
+
+/// The `&`-separated pairs of a form or a query, walked over bytes in place: each key, and its
+/// value after the first `=` (nil without one), empty pairs skipped. The pairs parseForm
+/// decodes, undecoded (firstFormValue's Action=, the resolver's query literals).
+struct FormPairs: Sequence, IteratorProtocol {
+    let bytes: ArraySlice<UInt8>
+    var start: Int
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        start = bytes.startIndex
+    }
+
+    mutating func next() -> (key: ArraySlice<UInt8>, value: ArraySlice<UInt8>?)? {
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: 0x26) ?? bytes.endIndex
+            let pair = bytes[start..<end]
+            start = end == bytes.endIndex ? end : end + 1
+            guard !pair.isEmpty else { continue }
+            let equals = pair.firstIndex(of: 0x3D)
+            return (pair[..<(equals ?? pair.endIndex)], equals.map { pair[($0 + 1)...] })
+        }
+        return nil
     }
 }
