@@ -21,11 +21,19 @@ public final class KubernetesClusters: @unchecked Sendable {
         public var server: Kubeconfig.Server
         public var trust: NIOSSLContext?
         public var serverName: String?
-        public var authorization: String?
+        public private(set) var authorization: String?
         var expires: Int?
-        /// Who requests of this context speak as, for connection reuse: the context, and this
-        /// resolution of its credentials (new ones, from an exec plugin say, are a new identity).
-        var identity: String
+        /// Who requests of this context speak as, for connection reuse (docs/design.md §4.5):
+        /// the context, this resolution of its credentials (new ones, from an exec plugin say,
+        /// are a new identity; a client certificate is the resolution's), and a digest of the
+        /// token as sent (a rotated token file is a new identity). Made when the token is.
+        private(set) var identity = ""
+        var resolution: String
+
+        mutating func setAuthorization(_ value: String?) {
+            authorization = value
+            identity = resolution + " " + SigV4.hexSHA256(Array((value ?? "").utf8))
+        }
         /// Where to connect: the server's host, or the address AIRLOCK_EGRESS_RESOLVE pins it
         /// to (names resolve here as for the egress proxy, docs/egress.md).
         var connectHost: String
@@ -100,7 +108,7 @@ public final class KubernetesClusters: @unchecked Sendable {
         if var cached, cached.target.expires.map({ $0 > Clock.epochSeconds() + 30 }) ?? true {
             if let file = cached.tokenFile {
                 // Token files are rotated (projected service account tokens): read each time.
-                cached.target.authorization = "Bearer " + (try readTextFile(file, limit: 1 << 16)).trimmingWhitespace()
+                cached.target.setAuthorization("Bearer " + (try readTextFile(file, limit: 1 << 16)).trimmingWhitespace())
             }
             return cached.target
         }
@@ -161,10 +169,11 @@ public final class KubernetesClusters: @unchecked Sendable {
             }
         }
         let pinned = EgressResolver(environment: environment).pinnedAddress(server.host)
-        return Resolved(target: Target(server: server, trust: trust, serverName: context.cluster.tlsServerName ?? (pinned == nil ? nil : server.host),
-                                       authorization: authorization, expires: expires,
-                                       identity: "kubernetes \(context.name) \(RandomID.make(16))", connectHost: pinned?.description ?? server.host),
-                        tokenFile: tokenFile)
+        var target = Target(server: server, trust: trust, serverName: context.cluster.tlsServerName ?? (pinned == nil ? nil : server.host),
+                            authorization: nil, expires: expires, resolution: "kubernetes \(context.name) \(RandomID.make(16))",
+                            connectHost: pinned?.description ?? server.host)
+        target.setAuthorization(authorization)
+        return Resolved(target: target, tokenFile: tokenFile)
     }
 
     func bytes(_ data: [UInt8]?, _ file: String?, _ what: String) throws(AirlockError) -> [UInt8]? {

@@ -315,9 +315,7 @@ extension KubernetesPinnedRequest {
         request.headers = [("Host", target.server.port == defaultPort ? host : "\(host):\(target.server.port)")] + headers
         if let authorization = target.authorization { request.headers.append(("Authorization", authorization)) }
         if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { request.headers.append(("Content-Length", String(body.count))) }
-        // The context's resolved credentials (a client certificate is in `trust`), and the token
-        // as sent: a rotated token file is a new identity (docs/design.md §4.5).
-        request.identity = target.identity + " " + SigV4.hexSHA256(Array((target.authorization ?? "").utf8))
+        request.identity = target.identity
         return request
     }
 }
