@@ -12,7 +12,9 @@ moto_server's werkzeug closes the connection after every response, which would m
 the direct client and the broker open a new connection per call, so pooling could not show.
 Reported: medians and the added latency, for each session.
 """
-import json, os, socket, statistics, subprocess, sys, tempfile, time
+import json, os, socket, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from bench_sessions import report  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "200"))
 airlock = os.environ["AIRLOCK_BIN"]
@@ -85,17 +87,6 @@ json.dump(samples, open("agent.json", "w"))
 finally:
     moto.kill()
 
-def pct(values, p):
-    values = sorted(values); return values[min(len(values) - 1, int(len(values) * p))]
-
 print(f"broker: {CALLS} warm boto3 sqs ListQueues calls each, taking turns, against moto on loopback (kept alive, as AWS);")
 print("  the broker's upstream connections pooled (the default) and, in a second session, not (AIRLOCK_UPSTREAM_POOL=off)")
-print(f"{'':34} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8}")
-for pool, (samples, through) in runs:
-    for name, s in [(f"direct to moto (pool {pool} run)", samples), (f"through the broker, pool {pool}", through)]:
-        print(f"{name:34} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f}")
-    added = statistics.median(through) - statistics.median(samples)
-    print(f"  added at the median, pool {pool}: {added:.2f} ms (ratio {statistics.median(through) / statistics.median(samples):.2f})"
-          + ("" if pool == "on" else "; a new connection to moto per request"))
-    if pool == "on":
-        print(f"  goal ≤ +0.2 ms: {'met' if added <= 0.2 else 'NOT met'}")  # issue 27
+report(runs, "direct to moto", 0.2, "a new connection to moto per request")

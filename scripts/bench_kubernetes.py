@@ -7,8 +7,10 @@ by call; both keep their connection alive. The API server is the test stand-in
 (Tests/Support/kube_standin.py: no real one can run here), so absolute numbers are the
 stand-in's; the difference is the broker's. Reported: medians, p90 and the added latency.
 """
-import base64, json, os, socket, ssl, statistics, subprocess, sys, tempfile, time
+import base64, json, os, socket, ssl, subprocess, sys, tempfile, time
 import http.client
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from bench_sessions import report  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "200"))
 airlock = os.environ["AIRLOCK_BIN"]
@@ -89,17 +91,6 @@ json.dump(samples, open("agent.json", "w"))
 finally:
     server.kill()
 
-def pct(values, p):
-    values = sorted(values); return values[min(len(values) - 1, int(len(values) * p))]
-
 print(f"kubernetes: {CALLS} kept-alive GETs of a ConfigMap list each, taking turns, against the stand-in API server on loopback;")
 print("  the broker's upstream connections pooled (the default) and, in a second session, not (AIRLOCK_UPSTREAM_POOL=off)")
-print(f"{'':44} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8}")
-for pool, (samples, through) in runs:
-    for name, s in [(f"direct to the API server (pool {pool} run)", samples), (f"through the broker, pool {pool}", through)]:
-        print(f"{name:44} {statistics.median(s):10.2f} {pct(s, .1):8.2f} {pct(s, .9):8.2f}")
-    added = statistics.median(through) - statistics.median(samples)
-    print(f"  added at the median, pool {pool}: {added:.2f} ms (ratio {statistics.median(through) / statistics.median(samples):.2f})"
-          + ("" if pool == "on" else "; a new TLS connection to the API server per request"))
-    if pool == "on":
-        print(f"  goal ≤ +0.3 ms: {'met' if added <= 0.3 else 'NOT met'}")  # issue 27
+report(runs, "direct to the API server", 0.3, "a new TLS connection to the API server per request")

@@ -40,6 +40,14 @@ baseline = os.environ.get("AIRLOCK_BASELINE")
 if baseline:
     baseline_state = tempfile.mkdtemp(prefix="airlock-bench-state-")
     commands["baseline run"] = [baseline, "run", "--workspace", workspace, "--state-dir", baseline_state, "--", "/bin/true"]
+# AIRLOCK_AB_ENV="NAME=VALUE …": this build's full session with these variables too, and the
+# ratio to it without: a change switched inside one build (BENCHMARKS.md, start-up items).
+ab_variables = dict(item.split("=", 1) for item in os.environ.get("AIRLOCK_AB_ENV", "").split())
+environments = {name: os.environ for name in commands}
+if ab_variables:
+    ab_state = tempfile.mkdtemp(prefix="airlock-bench-state-")
+    commands["run with env"] = [airlock, "run", "--workspace", workspace, "--state-dir", ab_state, "--", "/bin/true"]
+    environments["run with env"] = {**os.environ, **ab_variables}
 
 if len(sys.argv) > 1 and sys.argv[1] == "trace":
     # Where the time goes: AIRLOCK_TRACE_STARTUP marks (CLOCK_MONOTONIC, the clock of
@@ -70,9 +78,9 @@ if len(sys.argv) > 1 and sys.argv[1] == "trace":
 
 devnull = os.open(os.devnull, os.O_RDWR)
 
-def once(cmd):
+def once(cmd, env=os.environ):
     start = time.perf_counter_ns()
-    pid = os.posix_spawnp(cmd[0], cmd, os.environ,
+    pid = os.posix_spawnp(cmd[0], cmd, env,
                           file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)])
     _, status, _ = os.wait4(pid, 0)
     elapsed = (time.perf_counter_ns() - start) / 1e6
@@ -80,20 +88,23 @@ def once(cmd):
         sys.exit(f"bench: {' '.join(cmd)} failed (status {status})")
     return elapsed
 
-def peak_rss_kb(cmd):
+def peak_rss_kb(cmd, env=os.environ):
     """Peak RSS of the command's process tree, through GNU time (a small parent: the kernel
     charges a child the parent's RSS at fork, so Python cannot measure this itself)."""
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdin=subprocess.DEVNULL,
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdin=subprocess.DEVNULL, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
     return int(out.stderr.strip().splitlines()[-1])
 
 samples = {name: [] for name in commands}
 for name, cmd in commands.items():  # warm caches
-    for _ in range(5): once(cmd)
-for _ in range(RUNS):
-    for name, cmd in commands.items():
-        samples[name].append(once(cmd))
-peaks = {name: max(peak_rss_kb(cmd) for _ in range(10)) for name, cmd in commands.items()}
+    for _ in range(5): once(cmd, environments[name])
+order = list(commands)
+for index in range(RUNS):
+    # The order reverses every round: a contender that always ran after another would pay
+    # (or gain) what that one left behind, a bias of a few percent between equal builds.
+    for name in order if index % 2 == 0 else order[::-1]:
+        samples[name].append(once(commands[name], environments[name]))
+peaks = {name: max(peak_rss_kb(cmd, environments[name]) for _ in range(10)) for name, cmd in commands.items()}
 
 def pct(values, p):
     values = sorted(values)
@@ -113,3 +124,6 @@ for name in ("airlock --no-broker", "airlock run"):
 if baseline:
     ratio = statistics.median(samples["airlock run"]) / statistics.median(samples["baseline run"])
     print(f"ratio airlock run / baseline run (median): {ratio:.3f}")
+if ab_variables:
+    ratio = statistics.median(samples["run with env"]) / statistics.median(samples["airlock run"])
+    print(f"ratio airlock run with {' '.join(ab_variables)} / without (median): {ratio:.3f}")

@@ -307,6 +307,11 @@ import Testing
         send("two-targets", "AmazonSQS.ListQueues", extra=[("X-Amz-Target", "AmazonSQS.DeleteQueue")])
         send("change", "AmazonSQS.CreateQueue", body=b'{"QueueName": "made-by-the-agent"}')
         out["after"] = sqs.list_queues()["ResponseMetadata"]["HTTPStatusCode"]
+        # HEAD answers with a Content-Length and no body: a kept connection that waited for
+        # those bytes would read the next GET's answer as them.
+        s3 = session.client("s3")
+        out["head-get"] = [[s3.head_object(Bucket="pool-bucket", Key="k")["ContentLength"],
+                            s3.get_object(Bucket="pool-bucket", Key="k")["Body"].read().decode()] for _ in range(3)]
         print(json.dumps(out))
         """#
 
@@ -316,6 +321,13 @@ import Testing
         let (moto, port, log) = try Self.keptAliveMoto(scene)
         defer { kill(moto.processIdentifier, SIGKILL); moto.waitUntilExit() }
         scene.write(scene.workspace + "/forger.py", Self.forger)
+        let seeded = runProcess(PythonTools.python, ["-c", """
+            import boto3, sys
+            s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+            s3.create_bucket(Bucket="pool-bucket"); s3.put_object(Bucket="pool-bucket", Key="k", Body=b"seventeen bytes!!")
+            """, "http://127.0.0.1:\(port)"], environment: Moto.keys.merging(["PATH": "/usr/bin:/bin", "HOME": scene.root]) { $1 },
+                                directory: scene.root, timeout: 60)
+        #expect(seeded.status == 0, "\(seeded)")
         let out = scene.run([PythonTools.python, "forger.py"],
                             options: ["--profile", PythonTools.profile(in: scene), "--aws-endpoint", "http://127.0.0.1:\(port)"],
                             timeout: 180, extraEnvironment: Moto.keys.merging(["AWS_DEFAULT_REGION": "us-east-1"]) { $1 })
@@ -332,8 +344,15 @@ import Testing
         #expect([400, 403].contains(status("two-targets")) && body("two-targets").contains("Airlock"), "\(status("two-targets")) \(body("two-targets"))")
         #expect(status("change") == 403 && body("change").contains("Proposal"), "\(status("change")) \(body("change"))")
         // Only the three reads reached moto.
-        let targets = Self.logged(log).map { $0["target"] ?? "" }.filter { !$0.isEmpty }
+        let requests = Self.logged(log)
+        let targets = requests.map { $0["target"] ?? "" }.filter { !$0.isEmpty }
         #expect(targets == Array(repeating: "AmazonSQS.ListQueues", count: 3), "\(targets)")
+        // HEAD and GET in turn on kept connections: every answer whole and in its place.
+        let pairs = result["head-get"] as? [[Any]] ?? []
+        #expect(pairs.count == 3 && pairs.allSatisfy { ($0.first as? Int) == 17 && ($0.last as? String) == "seventeen bytes!!" }, "\(out)")
+        let objectRequests = requests.filter { $0["path"]?.contains("pool-bucket/k") == true && $0["access_key"] == "testing" && $0["method"] != "PUT" }
+        let connections = Set(objectRequests.compactMap { $0["connection"] })
+        #expect(objectRequests.count == 6 && connections.count <= 2, "6 HEADs and GETs on \(connections.count) connections: \(objectRequests)")
     }
 }
 
