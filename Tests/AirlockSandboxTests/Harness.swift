@@ -94,8 +94,11 @@ enum Stage {
     }
 }
 
+/// A new folder under TMPDIR (scripts/test points it at one folder per run, removed at its end;
+/// docs/building.md), or /tmp.
 func makeTemporaryDirectory(prefix: String) -> String {
-    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
     let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     chmod(path, 0o755)
     return path
@@ -118,6 +121,12 @@ struct Scene {
         stateDir = root + "/state"
         for dir in [workspace, home, stateDir] { mkdir(dir, 0o755) }
         chownTree()
+    }
+
+    /// Removes the scene's folder: for a test whose home holds large copies (ToolHomeTests'
+    /// version managers), so a run's disk use stays low; the rest go with the run's folder.
+    func remove() {
+        _ = runProcess("/bin/rm", ["-rf", root], environment: ["PATH": "/usr/bin:/bin"], directory: "/", timeout: 120)
     }
 
     /// Writes a file (creating parents), owned by the launching identity.

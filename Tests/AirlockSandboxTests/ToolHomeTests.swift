@@ -47,6 +47,7 @@ import Testing
         let manager = which == Self.pyenvAndTfenv.name ? Self.pyenvAndTfenv : Self.pipxAndAsdf
         guard manager.launch.available(), PythonTools.available(), Terraform.available() else { return }
         let scene = Scene(manager.launch)
+        defer { scene.remove() }
         let human = HumanHome(scene: scene)
         manager.layOut(human)
         human.plantCanaries()

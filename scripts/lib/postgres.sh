@@ -10,7 +10,7 @@ airlock_postgres_start() {
     echo "airlock: PostgreSQL's server is needed for the store tests; on Debian/Ubuntu: apt-get install postgresql" >&2
     return 1
   fi
-  dir=$(mktemp -d /tmp/airlock-postgres.XXXXXX)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/airlock-postgres.XXXXXX")
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # initdb refuses to run as root: as root the server runs as the unprivileged test user.
   user=$(id -un)
