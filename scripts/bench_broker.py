@@ -12,9 +12,9 @@ moto_server's werkzeug closes the connection after every response, which would m
 the direct client and the broker open a new connection per call, so pooling could not show.
 Reported: medians and the added latency, for each session.
 """
-import json, os, socket, subprocess, sys, tempfile, time
+import os, socket, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bench_sessions import report  # noqa: E402
+from bench_sessions import report, take_turns  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "200"))
 airlock = os.environ["AIRLOCK_BIN"]
@@ -70,18 +70,7 @@ json.dump(samples, open("agent.json", "w"))
              "--profile", f"{work}/profile.yaml", "--", f"{venv}/bin/python3", "agent.py"],
             cwd=work, env={**env, "AIRLOCK_UPSTREAM_POOL": pool},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        samples = []
-        for i in range(CALLS):
-            start = time.perf_counter()
-            direct.list_queues()
-            samples.append((time.perf_counter() - start) * 1000)
-            open(f"{work}/turn-{i}", "w").close()
-            while not os.path.exists(f"{work}/done-{i}"):
-                if sandbox.poll() is not None:
-                    sys.exit("bench: the sandboxed client ended early: " + sandbox.stderr.read().decode())
-                time.sleep(0.0002)
-        sandbox.wait(timeout=60)
-        return samples, json.load(open(f"{work}/agent.json"))
+        return take_turns(sandbox, direct.list_queues, work, CALLS)
     # BENCH_POOLS=on,off,on,off: more sessions, alternating, for a steadier comparison.
     runs = [(pool, session(pool)) for pool in os.environ.get("BENCH_POOLS", "on,off").split(",")]
 finally:

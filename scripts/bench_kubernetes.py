@@ -7,10 +7,10 @@ by call; both keep their connection alive. The API server is the test stand-in
 (Tests/Support/kube_standin.py: no real one can run here), so absolute numbers are the
 stand-in's; the difference is the broker's. Reported: medians, p90 and the added latency.
 """
-import base64, json, os, socket, ssl, subprocess, sys, tempfile, time
+import base64, json, os, ssl, subprocess, sys, tempfile
 import http.client
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bench_sessions import report  # noqa: E402
+from bench_sessions import report, take_turns  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "200"))
 airlock = os.environ["AIRLOCK_BIN"]
@@ -76,16 +76,7 @@ json.dump(samples, open("agent.json", "w"))
                                    cwd=f"{work}/workspace", env={**os.environ, "KUBECONFIG": f"{work}/kubeconfig",
                                                                  "AIRLOCK_UPSTREAM_POOL": pool},
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        samples = []
-        for i in range(CALLS):
-            start = time.perf_counter(); get_direct(); samples.append((time.perf_counter() - start) * 1000)
-            open(f"{work}/workspace/turn-{i}", "w").close()
-            while not os.path.exists(f"{work}/workspace/done-{i}"):
-                if sandbox.poll() is not None:
-                    sys.exit("bench: the sandboxed client ended early: " + sandbox.stderr.read().decode())
-                time.sleep(0.0002)
-        sandbox.wait(timeout=60)
-        return samples, json.load(open(f"{work}/workspace/agent.json"))
+        return take_turns(sandbox, get_direct, f"{work}/workspace", CALLS)
     # BENCH_POOLS=on,off,on,off: more sessions, alternating, for a steadier comparison.
     runs = [(pool, session(pool)) for pool in os.environ.get("BENCH_POOLS", "on,off").split(",")]
 finally:

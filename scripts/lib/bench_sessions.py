@@ -1,7 +1,7 @@
 """The report of a broker benchmark whose sandboxed client ran in sessions with the broker's
 upstream pooling on or off (AIRLOCK_UPSTREAM_POOL), each taking turns with a direct client:
 shared by scripts/bench_broker.py and scripts/bench_kubernetes.py."""
-import statistics
+import json, os, statistics, sys, time
 
 
 def pct(values, p):
@@ -23,3 +23,21 @@ def report(runs, direct, goal_ms, unpooled):
               + ("" if pool == "on" else f"; {unpooled}"))
         if pool == "on":
             print(f"  goal ≤ +{goal_ms} ms: {'met' if added <= goal_ms else 'NOT met'}")  # issue 27
+
+
+def take_turns(sandbox, direct_call, folder, calls):
+    """Times `direct_call` `calls` times, each followed by the sandboxed client's turn: it waits
+    for folder/turn-I, makes its request and writes folder/done-I, and at the end its own
+    samples in folder/agent.json. Returns (direct samples, the client's samples), in ms."""
+    samples = []
+    for i in range(calls):
+        start = time.perf_counter()
+        direct_call()
+        samples.append((time.perf_counter() - start) * 1000)
+        open(f"{folder}/turn-{i}", "w").close()
+        while not os.path.exists(f"{folder}/done-{i}"):
+            if sandbox.poll() is not None:
+                sys.exit("bench: the sandboxed client ended early: " + sandbox.stderr.read().decode())
+            time.sleep(0.0002)
+    sandbox.wait(timeout=60)
+    return samples, json.load(open(f"{folder}/agent.json"))
